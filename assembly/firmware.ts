@@ -1,0 +1,230 @@
+// Firmware core: validates each framed event and dispatches it to its handler.
+// Checks run in a fixed order, documented in docs/mailbox.md, so that the host-side
+// reference decoder (board/mailbox-codec.ts) predicts every error the firmware reports.
+
+import {
+  MAILBOX_VERSION, MAX_SLOTS, TIMER_CHANNELS, Event, Counter, MailboxError, HelloStatus,
+  BootBody, TimeBody, SyncBody, TimerFiredBody, CardRole, ResetCause, LogLevel, errorCounter,
+} from "../board/map/mailbox";
+import * as rx from "./abi/rx";
+import * as tx from "./abi/tx";
+import * as clock from "./clock";
+import * as log from "./log";
+import * as timers from "./timers";
+import * as entropy from "./entropy";
+import { TimerId } from "./timers";
+import { count, get, clearAll } from "./counters";
+import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "./version";
+
+const HEARTBEAT_NS: u64 = 1_000_000_000;
+
+let booted = false;
+let role: i32 = 0;
+let serial: u32 = 0;
+let slots: i32 = 0;
+let syncSeen = false;
+let expectedSeq: u32 = 0;
+
+export function isBooted(): bool {
+  return booted;
+}
+
+export function cardRole(): i32 {
+  return role;
+}
+
+/** Back to power-on state (used by tests; the card itself resets by re-instantiation). */
+export function reset(): void {
+  booted = false;
+  role = 0;
+  serial = 0;
+  slots = 0;
+  syncSeen = false;
+  expectedSeq = 0;
+  rx.reset();
+  clock.reset();
+  timers.reset();
+  entropy.reset();
+  clearAll();
+  log.setLevel(LogLevel.Info);
+}
+
+/** Handles every whole message buffered by rx. */
+export function handleAll(): void {
+  while (rx.next()) dispatch();
+}
+
+/** Called at end of input: a partial message left behind is reported as truncated. */
+export function finish(): void {
+  if (rx.pending() > 0) reject(MailboxError.Truncated, rx.pending() as u32);
+}
+
+function reject(code: i32, detail: u32): void {
+  count(Counter.Errors);
+  count(errorCounter(code));
+  tx.error(code, rx.msgType, rx.msgLength, rx.msgOffset, detail);
+  log.warn();
+  log.str("mailbox: rejected type ");
+  log.hex(rx.msgType as u32, 2);
+  log.str(" at offset ");
+  log.dec(rx.msgOffset);
+  log.str(": error ");
+  log.dec(code);
+  log.str(" detail ");
+  log.dec(detail);
+  log.end();
+}
+
+function accept(): void {
+  count(Counter.EventsIn);
+}
+
+/** Offset of the first non-zero byte in a reserved field, or -1. */
+function nonZero(body: usize, offset: i32, length: i32): i32 {
+  for (let i = 0; i < length; i++) {
+    if (load<u8>(body + offset + i) != 0) return offset + i;
+  }
+  return -1;
+}
+
+function dispatch(): void {
+  if (rx.msgError != 0) {
+    reject(rx.msgError, 0);
+    return;
+  }
+  const body = rx.msgBody;
+  const type = rx.msgType;
+  if (type == Event.Time) onTime(body);
+  else if (type == Event.Sync) onSync(body);
+  else if (type == Event.Boot) onBoot(body);
+  else if (!booted) reject(MailboxError.OutOfOrder, 0);
+  else if (type == Event.TimerFired) onTimerFired(body);
+  else if (type == Event.Entropy) onEntropy(body, rx.msgLength);
+  else if (type == Event.CountersQuery) onCountersQuery();
+}
+
+function onTime(body: usize): void {
+  if (!clock.advanceTo(load<u64>(body, TimeBody.Now))) {
+    reject(MailboxError.OutOfOrder, 0);
+    return;
+  }
+  accept();
+}
+
+function onSync(body: usize): void {
+  const seq = load<u32>(body, SyncBody.Seq);
+  if (syncSeen && seq != expectedSeq) reject(MailboxError.OutOfOrder, expectedSeq);
+  else accept();
+  // A SYNC is always acknowledged, so the board never waits for a lost batch.
+  syncSeen = true;
+  expectedSeq = seq + 1;
+  timers.program();
+  count(Counter.Batches);
+  tx.syncAck(seq);
+}
+
+function onBoot(body: usize): void {
+  if (booted) {
+    reject(MailboxError.OutOfOrder, 0);
+    return;
+  }
+  const version = load<u16>(body, BootBody.MailboxVersion) as u32;
+  if (version != MAILBOX_VERSION) {
+    reject(MailboxError.Version, MAILBOX_VERSION);
+    tx.hello(HelloStatus.VersionMismatch, FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH);
+    log.error();
+    log.str("boot: board speaks mailbox v");
+    log.dec(version);
+    log.str(", firmware speaks v");
+    log.dec(MAILBOX_VERSION);
+    log.str("; not booting");
+    log.end();
+    return;
+  }
+  let bad = nonZero(body, BootBody.Reserved14, 2);
+  if (bad < 0) bad = nonZero(body, BootBody.Reserved22, 2);
+  if (bad >= 0) {
+    reject(MailboxError.Reserved, bad as u32);
+    return;
+  }
+  const newRole = load<u8>(body, BootBody.Role) as i32;
+  const cause = load<u8>(body, BootBody.ResetCause) as i32;
+  const level = load<u8>(body, BootBody.LogLevel) as i32;
+  const newSlots = load<u8>(body, BootBody.Slots) as i32;
+  if (newRole > CardRole.Chassis) bad = BootBody.Role;
+  else if (cause > ResetCause.Update) bad = BootBody.ResetCause;
+  else if (level > LogLevel.Debug) bad = BootBody.LogLevel;
+  else if (newSlots < 1 || newSlots > MAX_SLOTS) bad = BootBody.Slots;
+  if (bad >= 0) {
+    reject(MailboxError.BadField, bad as u32);
+    return;
+  }
+  accept();
+  booted = true;
+  role = newRole;
+  serial = load<u32>(body, BootBody.Serial);
+  slots = newSlots;
+  log.setLevel(level);
+  tx.hello(HelloStatus.Ok, FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH);
+  timers.start(TimerId.Heartbeat, HEARTBEAT_NS);
+  log.info();
+  log.str("boot: firmware ");
+  log.dec(FIRMWARE_MAJOR);
+  log.str(".");
+  log.dec(FIRMWARE_MINOR);
+  log.str(".");
+  log.dec(FIRMWARE_PATCH);
+  log.str(", mailbox v");
+  log.dec(MAILBOX_VERSION);
+  log.str(role == CardRole.Host ? ", host card" : ", chassis card");
+  log.str(", serial ");
+  log.hex(serial, 8);
+  log.str(", ");
+  log.dec(slots);
+  log.str(role == CardRole.Host ? " port(s), reset " : " slot(s), reset ");
+  log.str(cause == ResetCause.PowerOn ? "power-on" : cause == ResetCause.Watchdog ? "watchdog" : cause == ResetCause.Software ? "software" : "update");
+  log.end();
+}
+
+function onTimerFired(body: usize): void {
+  const bad = nonZero(body, TimerFiredBody.Reserved1, 3);
+  if (bad >= 0) {
+    reject(MailboxError.Reserved, bad as u32);
+    return;
+  }
+  if (load<u8>(body, TimerFiredBody.Channel) as i32 >= TIMER_CHANNELS) {
+    reject(MailboxError.BadField, TimerFiredBody.Channel);
+    return;
+  }
+  accept();
+  timers.hardwareFired();
+  for (let id = timers.nextExpired(); id >= 0; id = timers.nextExpired()) {
+    count(Counter.TimersFired);
+    onTimer(id);
+  }
+}
+
+function onTimer(id: i32): void {
+  if (id == TimerId.Heartbeat) {
+    timers.startAt(TimerId.Heartbeat, timers.deadline(TimerId.Heartbeat) + HEARTBEAT_NS);
+    log.info();
+    log.str("heartbeat: ");
+    log.dec(get(Counter.EventsIn));
+    log.str(" events, ");
+    log.dec(get(Counter.Batches));
+    log.str(" batches, ");
+    log.dec(get(Counter.Errors));
+    log.str(" errors");
+    log.end();
+  }
+}
+
+function onEntropy(body: usize, length: i32): void {
+  accept();
+  entropy.feed(body, length);
+}
+
+function onCountersQuery(): void {
+  accept();
+  tx.countersReport();
+}

@@ -1,0 +1,91 @@
+// Human-readable log on fd 2, one line per record:
+//   [    1.000000] I boot: role host serial 0x00000001
+// The timestamp is virtual time in seconds with microseconds; the letter is the level.
+// Records above the configured level cost one comparison and write nothing.
+
+import { LogLevel } from "../board/map/mailbox";
+import { writeAll, FD_LOG } from "./abi/wasi";
+import { now } from "./clock";
+
+const CAPACITY: i32 = 160;
+const line = memory.data(CAPACITY);
+let length: i32 = 0;
+let active = false;
+let threshold: i32 = LogLevel.Info;
+
+export function setLevel(level: i32): void {
+  threshold = level;
+}
+
+export function level(): i32 {
+  return threshold;
+}
+
+function put(c: i32): void {
+  // Keep the last byte for the newline; an over-long record is cut, never overflows.
+  if (length < CAPACITY - 1) store<u8>(line + length++, c as u8);
+}
+
+/** Starts a record; the appenders below write nothing unless it passes the level. */
+export function begin(lvl: i32): void {
+  active = lvl <= threshold;
+  if (!active) return;
+  length = 0;
+  put(0x5b); // [
+  const micros = now / 1000;
+  const seconds = micros / 1000000;
+  padded(seconds, 5, 0x20);
+  put(0x2e); // .
+  padded(micros % 1000000, 6, 0x30);
+  put(0x5d); // ]
+  put(0x20);
+  put(lvl == LogLevel.Error ? 0x45 : lvl == LogLevel.Warn ? 0x57 : lvl == LogLevel.Info ? 0x49 : 0x44);
+  put(0x20);
+}
+
+export function error(): void { begin(LogLevel.Error); }
+export function warn(): void { begin(LogLevel.Warn); }
+export function info(): void { begin(LogLevel.Info); }
+export function debug(): void { begin(LogLevel.Debug); }
+
+function padded(value: u64, width: i32, fill: i32): void {
+  const digits = memory.data(20);
+  let n = 0;
+  do {
+    store<u8>(digits + n++, (0x30 + (value % 10)) as u8);
+    value /= 10;
+  } while (value != 0);
+  for (let i = n; i < width; i++) put(fill);
+  while (n > 0) put(load<u8>(digits + --n));
+}
+
+/** Appends ASCII text (other characters become '?'). */
+export function str(text: string): void {
+  if (!active) return;
+  for (let i = 0, n = text.length; i < n; i++) {
+    const c = text.charCodeAt(i);
+    put(c >= 0x20 && c < 0x7f ? c : 0x3f);
+  }
+}
+
+export function dec(value: u64): void {
+  if (active) padded(value, 1, 0x30);
+}
+
+export function hex(value: u32, digits: i32): void {
+  if (!active) return;
+  put(0x30);
+  put(0x78);
+  for (let shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
+    const nibble = ((value >> shift) & 0xf) as i32;
+    put(nibble < 10 ? 0x30 + nibble : 0x57 + nibble);
+  }
+}
+
+/** Ends the record and writes it. */
+export function end(): void {
+  if (!active) return;
+  store<u8>(line + length++, 0x0a);
+  writeAll(FD_LOG, line, length);
+  active = false;
+}

@@ -1,0 +1,87 @@
+// Timer service: many logical timers multiplexed onto hardware timer channel 0.
+// Each logical timer has one owner, named in TimerId. The hardware channel is
+// re-armed for the earliest deadline at the end of every batch (program()).
+
+import * as clock from "./clock";
+import * as tx from "./abi/tx";
+
+export enum TimerId {
+  Heartbeat = 0,
+  Count = 1,
+}
+
+const CHANNEL: i32 = 0;
+const deadlines = memory.data(8 * TimerId.Count);
+let running: u32 = 0; // bit per TimerId
+let hardwareArmed = false;
+let hardwareDeadline: u64 = 0;
+
+export function reset(): void {
+  running = 0;
+  hardwareArmed = false;
+  hardwareDeadline = 0;
+}
+
+export function startAt(id: i32, deadline: u64): void {
+  store<u64>(deadlines + (id << 3), deadline);
+  running |= 1 << id;
+}
+
+export function start(id: i32, delay: u64): void {
+  startAt(id, clock.now + delay);
+}
+
+export function stop(id: i32): void {
+  running &= ~(1 << id);
+}
+
+export function isRunning(id: i32): bool {
+  return (running & (1 << id)) != 0;
+}
+
+export function deadline(id: i32): u64 {
+  return load<u64>(deadlines + (id << 3));
+}
+
+/** The hardware channel fired: it is one-shot, so it is no longer armed. */
+export function hardwareFired(): void {
+  hardwareArmed = false;
+}
+
+/**
+ * Stops and returns the expired timer with the earliest deadline (lowest id on ties),
+ * or -1 when none has expired. Callers loop until -1.
+ */
+export function nextExpired(): i32 {
+  let found = -1;
+  let earliest: u64 = clock.now;
+  for (let id = 0; id < TimerId.Count; id++) {
+    if (!isRunning(id)) continue;
+    const due = deadline(id);
+    if (due <= earliest && (found < 0 || due < earliest)) {
+      found = id;
+      earliest = due;
+    }
+  }
+  if (found >= 0) stop(found);
+  return found;
+}
+
+/** Arms, re-arms or disarms the hardware channel for the earliest running timer. */
+export function program(): void {
+  if (running == 0) {
+    if (hardwareArmed) {
+      tx.timerDisarm(CHANNEL);
+      hardwareArmed = false;
+    }
+    return;
+  }
+  let earliest: u64 = U64.MAX_VALUE;
+  for (let id = 0; id < TimerId.Count; id++) {
+    if (isRunning(id) && deadline(id) < earliest) earliest = deadline(id);
+  }
+  if (hardwareArmed && hardwareDeadline == earliest) return;
+  tx.timerArm(CHANNEL, earliest);
+  hardwareArmed = true;
+  hardwareDeadline = earliest;
+}

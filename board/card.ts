@@ -1,0 +1,221 @@
+// The card as the firmware sees it: the fabric side of the mailbox, the hardware timer
+// channel and the random number generator. The card batches events that fall due at
+// the same instant, runs them through the firmware in lockstep (TIME, events..., SYNC;
+// the firmware answers with commands and SYNC_ACK), and carries out the commands.
+
+import {
+  MAILBOX_VERSION, TIMER_CHANNELS, CardRole, ResetCause, LogLevel, HelloStatus,
+} from "./map/mailbox.ts";
+import {
+  encodeEvent, MessageReader, decodeCommand, describe, describeMessage, namedCounters, errorName, typeName,
+  type EventMessage, type CommandMessage,
+} from "./mailbox-codec.ts";
+import type { Scheduler } from "./scheduler.ts";
+import type { FirmwareSession } from "./softcore.ts";
+
+export interface CardConfig {
+  name: string;
+  role: CardRole;
+  boardId: number;
+  serial: number;
+  mac: Uint8Array;
+  /** Downstream ports (host card) or chassis slots (chassis card). */
+  slots: number;
+  logLevel: LogLevel;
+}
+
+/** Who watches the card: the timeline, trace recorders. All optional. */
+export interface CardObserver {
+  /** A board-side event worth a timeline line. */
+  note?(card: Card, text: string, level: "info" | "warn" | "error"): void;
+  /** A line of the firmware's fd 2 log. */
+  log?(card: Card, line: string): void;
+  /** Raw mailbox bytes: `events` written to fd 0, `commands` read from fd 1. */
+  mailbox?(card: Card, events: Uint8Array, commands: Uint8Array): void;
+  /** Every message, decoded (verbose timelines). */
+  message?(card: Card, direction: "events" | "commands", text: string): void;
+}
+
+export type CardState = "off" | "booting" | "running" | "halted" | "faulted";
+
+export interface CardStats {
+  batches: number;
+  eventsSent: number;
+  commandsReceived: number;
+  /** ERROR commands: the firmware rejected something the board sent. */
+  mailboxErrors: number;
+  /** Firmware traps or runner deaths. */
+  traps: number;
+}
+
+export type EntropySource = (bytes: number) => Uint8Array;
+
+const ENTROPY_AT_BOOT = 32;
+const RESET_CAUSES: Record<ResetCause, string> = {
+  [ResetCause.PowerOn]: "power-on", [ResetCause.Watchdog]: "watchdog", [ResetCause.Software]: "software", [ResetCause.Update]: "update",
+};
+
+export class Card {
+  state: CardState = "off";
+  firmwareVersion: string | null = null;
+  firmwareCounters: Record<string, number> | null = null;
+  readonly stats: CardStats = { batches: 0, eventsSent: 0, commandsReceived: 0, mailboxErrors: 0, traps: 0 };
+  private session: FirmwareSession | null = null;
+  private pending: EventMessage[] = [];
+  private flushScheduled = false;
+  private seq = 0;
+  private timers: (number | null)[] = new Array(TIMER_CHANNELS).fill(null);
+  private logLine = "";
+
+  constructor(
+    readonly config: CardConfig,
+    private readonly scheduler: Scheduler,
+    private readonly entropy: EntropySource,
+    private readonly observer: CardObserver = {},
+  ) {}
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** Receives the firmware's fd 2 text as the engine delivers it. */
+  onFirmwareLog = (text: string): void => {
+    const lines = (this.logLine + text).split("\n");
+    this.logLine = lines.pop()!;
+    for (const line of lines) this.observer.log?.(this, line);
+  };
+
+  /** Starts the firmware in `session` and posts BOOT and the first entropy. */
+  powerOn(session: FirmwareSession, cause: ResetCause = ResetCause.PowerOn): void {
+    this.session = session;
+    this.state = "booting";
+    this.seq = 0;
+    const { role, boardId, serial, logLevel, slots, mac } = this.config;
+    this.observer.note?.(this, `power on (reset cause: ${RESET_CAUSES[cause]})`, "info");
+    this.post({ kind: "boot", mailboxVersion: MAILBOX_VERSION, role, resetCause: cause, boardId, serial, logLevel, slots, mac });
+    this.post({ kind: "entropy", bytes: this.entropy(ENTROPY_AT_BOOT) });
+  }
+
+  /** Queues an event for the firmware; it goes out in this instant's batch. */
+  post(event: EventMessage): void {
+    if (this.state === "off" || this.state === "faulted") return;
+    this.pending.push(event);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      this.scheduler.at(this.scheduler.now, () => this.flush());
+    }
+  }
+
+  private async flush(): Promise<void> {
+    this.flushScheduled = false;
+    if (!this.session || this.state === "off" || this.state === "faulted") return;
+    const seq = this.seq;
+    this.seq = (this.seq + 1) >>> 0;
+    const batch: EventMessage[] = [{ kind: "time", now: BigInt(this.scheduler.now) }, ...this.pending, { kind: "sync", seq }];
+    this.pending = [];
+    const encoded = batch.map(encodeEvent);
+    const events = new Uint8Array(encoded.reduce((n, e) => n + e.length, 0));
+    let at = 0;
+    for (const e of encoded) {
+      events.set(e, at);
+      at += e.length;
+    }
+    if (this.observer.message) for (const e of batch) this.observer.message(this, "events", describeMessage(e));
+    let commands: Uint8Array;
+    try {
+      commands = await this.session.exchange(events, seq);
+    } catch (error) {
+      this.fault((error as Error).message);
+      return;
+    }
+    this.stats.batches++;
+    this.stats.eventsSent += batch.length;
+    this.observer.mailbox?.(this, events, commands);
+    const reader = new MessageReader("commands");
+    reader.push(commands);
+    for (const raw of reader.all()) {
+      this.stats.commandsReceived++;
+      if (raw.framing) {
+        this.observer.note?.(this, `malformed command from firmware: ${describe(raw, "commands")}`, "error");
+        continue;
+      }
+      const command = decodeCommand(raw);
+      this.observer.message?.(this, "commands", describeMessage(command));
+      this.apply(command);
+    }
+  }
+
+  private fault(reason: string): void {
+    this.state = "faulted";
+    this.stats.traps++;
+    this.cancelTimers();
+    this.observer.note?.(this, `firmware fault: ${reason}`, "error");
+  }
+
+  private cancelTimers(): void {
+    this.timers.forEach((handle, channel) => {
+      if (handle !== null) this.scheduler.cancel(handle);
+      this.timers[channel] = null;
+    });
+  }
+
+  private apply(command: CommandMessage): void {
+    switch (command.kind) {
+      case "hello": {
+        const version = command.firmware.join(".");
+        this.firmwareVersion = version;
+        if (command.status !== HelloStatus.Ok || command.mailboxVersion !== MAILBOX_VERSION) {
+          this.state = "halted";
+          this.cancelTimers();
+          this.observer.note?.(this, `firmware ${version} speaks mailbox v${command.mailboxVersion}, this board v${MAILBOX_VERSION}: card halted`, "error");
+        } else {
+          this.state = "running";
+          this.observer.note?.(this, `firmware ${version} running (mailbox v${command.mailboxVersion})`, "info");
+        }
+        break;
+      }
+      case "timerArm": {
+        const old = this.timers[command.channel];
+        if (old !== null) this.scheduler.cancel(old);
+        const when = Math.max(Number(command.deadline), this.scheduler.now);
+        this.timers[command.channel] = this.scheduler.at(when, () => {
+          this.timers[command.channel] = null;
+          this.post({ kind: "timerFired", channel: command.channel });
+        });
+        break;
+      }
+      case "timerDisarm": {
+        const old = this.timers[command.channel];
+        if (old !== null) this.scheduler.cancel(old);
+        this.timers[command.channel] = null;
+        break;
+      }
+      case "error":
+        this.stats.mailboxErrors++;
+        this.observer.note?.(this, `firmware rejected ${typeName(command.messageType)} at offset ${command.streamOffset}: ${errorName(command.code)}`, "warn");
+        break;
+      case "counters":
+        this.firmwareCounters = namedCounters(command.values);
+        break;
+      case "syncAck":
+        break;
+    }
+  }
+
+  /** Powers the card off: ends the firmware session (closing its fd 0). */
+  async powerOff(): Promise<void> {
+    this.cancelTimers();
+    const session = this.session;
+    this.session = null;
+    this.pending = [];
+    if (this.state !== "faulted") this.state = "off";
+    if (!session) return;
+    try {
+      const rest = await session.close();
+      if (rest.length) this.observer.mailbox?.(this, new Uint8Array(0), rest);
+    } catch (error) {
+      this.fault((error as Error).message);
+    }
+    if (this.logLine) this.onFirmwareLog("\n");
+  }
+}

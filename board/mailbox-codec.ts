@@ -1,0 +1,392 @@
+// Host side of the mailbox protocol: encoders, a streaming reader with the same framing
+// rules as the firmware (assembly/abi/rx.ts), typed decoders, and EventChecker, the
+// reference model of which events the firmware accepts and which it rejects and why.
+// Layouts come from board/map/mailbox.ts, shared with the firmware.
+
+import {
+  MAILBOX_VERSION, HEADER_SIZE, MAX_BODY, MAX_SLOTS, TIMER_CHANNELS, Header, Event, Command,
+  BootBody, TimeBody, SyncBody, TimerFiredBody, EntropyBody, HelloBody, SyncAckBody, TimerArmBody,
+  TimerDisarmBody, ErrorBody, CountersBody, CardRole, ResetCause, LogLevel, HelloStatus,
+  MailboxError, Counter, minBody, maxBody, isEvent, isCommand,
+} from "./map/mailbox.ts";
+
+export type EventMessage =
+  | {
+      kind: "boot"; mailboxVersion: number; role: CardRole; resetCause: ResetCause; boardId: number;
+      serial: number; logLevel: LogLevel; slots: number; mac: Uint8Array;
+    }
+  | { kind: "time"; now: bigint }
+  | { kind: "sync"; seq: number }
+  | { kind: "timerFired"; channel: number }
+  | { kind: "entropy"; bytes: Uint8Array }
+  | { kind: "countersQuery" };
+
+export type CommandMessage =
+  | { kind: "hello"; mailboxVersion: number; status: HelloStatus; firmware: [number, number, number] }
+  | { kind: "syncAck"; seq: number }
+  | { kind: "timerArm"; channel: number; deadline: bigint }
+  | { kind: "timerDisarm"; channel: number }
+  | { kind: "error"; code: MailboxError; messageType: number; bodyLength: number; streamOffset: number; detail: number }
+  | { kind: "counters"; values: number[] };
+
+/** One framed message. `framing` is non-zero when the header already condemns it; then `body` is null. */
+export interface RawMessage {
+  type: number;
+  flags: number;
+  length: number;
+  offset: number;
+  body: Uint8Array | null;
+  framing: MailboxError | 0;
+}
+
+export class MailboxFormatError extends Error {}
+
+function message(type: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HEADER_SIZE + body.length);
+  const view = new DataView(out.buffer);
+  view.setUint16(Header.BodyLength, body.length, true);
+  out[Header.Type] = type;
+  out.set(body, HEADER_SIZE);
+  return out;
+}
+
+function body(size: number): [Uint8Array, DataView] {
+  const bytes = new Uint8Array(size);
+  return [bytes, new DataView(bytes.buffer)];
+}
+
+export function encodeEvent(event: EventMessage): Uint8Array {
+  switch (event.kind) {
+    case "boot": {
+      const [b, v] = body(BootBody.Size);
+      v.setUint16(BootBody.MailboxVersion, event.mailboxVersion, true);
+      v.setUint8(BootBody.Role, event.role);
+      v.setUint8(BootBody.ResetCause, event.resetCause);
+      v.setUint32(BootBody.BoardId, event.boardId >>> 0, true);
+      v.setUint32(BootBody.Serial, event.serial >>> 0, true);
+      v.setUint8(BootBody.LogLevel, event.logLevel);
+      v.setUint8(BootBody.Slots, event.slots);
+      b.set(event.mac.subarray(0, 6), BootBody.Mac);
+      return message(Event.Boot, b);
+    }
+    case "time": {
+      const [b, v] = body(TimeBody.Size);
+      v.setBigUint64(TimeBody.Now, event.now, true);
+      return message(Event.Time, b);
+    }
+    case "sync": {
+      const [b, v] = body(SyncBody.Size);
+      v.setUint32(SyncBody.Seq, event.seq >>> 0, true);
+      return message(Event.Sync, b);
+    }
+    case "timerFired": {
+      const [b, v] = body(TimerFiredBody.Size);
+      v.setUint8(TimerFiredBody.Channel, event.channel);
+      return message(Event.TimerFired, b);
+    }
+    case "entropy":
+      if (event.bytes.length < EntropyBody.MinSize || event.bytes.length > EntropyBody.MaxSize) {
+        throw new MailboxFormatError(`entropy carries ${EntropyBody.MinSize}..${EntropyBody.MaxSize} bytes, not ${event.bytes.length}`);
+      }
+      return message(Event.Entropy, event.bytes);
+    case "countersQuery":
+      return message(Event.CountersQuery, new Uint8Array(0));
+  }
+}
+
+export function encodeCommand(command: CommandMessage): Uint8Array {
+  switch (command.kind) {
+    case "hello": {
+      const [b, v] = body(HelloBody.Size);
+      v.setUint16(HelloBody.MailboxVersion, command.mailboxVersion, true);
+      v.setUint8(HelloBody.Status, command.status);
+      v.setUint8(HelloBody.FirmwareMajor, command.firmware[0]);
+      v.setUint8(HelloBody.FirmwareMinor, command.firmware[1]);
+      v.setUint8(HelloBody.FirmwarePatch, command.firmware[2]);
+      return message(Command.Hello, b);
+    }
+    case "syncAck": {
+      const [b, v] = body(SyncAckBody.Size);
+      v.setUint32(SyncAckBody.Seq, command.seq >>> 0, true);
+      return message(Command.SyncAck, b);
+    }
+    case "timerArm": {
+      const [b, v] = body(TimerArmBody.Size);
+      v.setUint8(TimerArmBody.Channel, command.channel);
+      v.setBigUint64(TimerArmBody.Deadline, command.deadline, true);
+      return message(Command.TimerArm, b);
+    }
+    case "timerDisarm": {
+      const [b, v] = body(TimerDisarmBody.Size);
+      v.setUint8(TimerDisarmBody.Channel, command.channel);
+      return message(Command.TimerDisarm, b);
+    }
+    case "error": {
+      const [b, v] = body(ErrorBody.Size);
+      v.setUint8(ErrorBody.Code, command.code);
+      v.setUint8(ErrorBody.MessageType, command.messageType);
+      v.setUint16(ErrorBody.BodyLength, command.bodyLength, true);
+      v.setUint32(ErrorBody.StreamOffset, command.streamOffset >>> 0, true);
+      v.setUint32(ErrorBody.Detail, command.detail >>> 0, true);
+      return message(Command.Error, b);
+    }
+    case "counters": {
+      const [b, v] = body(CountersBody.Values + 4 * command.values.length);
+      v.setUint16(CountersBody.Count, command.values.length, true);
+      command.values.forEach((value, i) => v.setUint32(CountersBody.Values + 4 * i, value >>> 0, true));
+      return message(Command.Counters, b);
+    }
+  }
+}
+
+/**
+ * Frames a byte stream into messages, whatever the chunking, with the firmware's rules:
+ * oversize bodies are skipped (even across chunks), then flags, type and length are checked.
+ */
+export class MessageReader {
+  private buffer = new Uint8Array(0);
+  private skipping = 0;
+  private offset = 0;
+
+  constructor(private readonly direction: "events" | "commands") {}
+
+  push(chunk: Uint8Array): void {
+    const joined = new Uint8Array(this.buffer.length + chunk.length);
+    joined.set(this.buffer);
+    joined.set(chunk, this.buffer.length);
+    this.buffer = joined;
+  }
+
+  /** Bytes held that do not form a whole message yet. */
+  pending(): number {
+    return this.buffer.length + this.skipping;
+  }
+
+  private consume(count: number): void {
+    this.buffer = this.buffer.subarray(count);
+    this.offset += count;
+  }
+
+  next(): RawMessage | null {
+    if (this.skipping > 0) {
+      const drop = Math.min(this.skipping, this.buffer.length);
+      this.consume(drop);
+      this.skipping -= drop;
+      if (this.skipping > 0) return null;
+    }
+    if (this.buffer.length < HEADER_SIZE) return null;
+    const view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.length);
+    const length = view.getUint16(Header.BodyLength, true);
+    const type = this.buffer[Header.Type];
+    const flags = this.buffer[Header.Flags];
+    const offset = this.offset;
+    if (length > MAX_BODY) {
+      this.consume(HEADER_SIZE);
+      this.skipping = length;
+      const drop = Math.min(this.skipping, this.buffer.length);
+      this.consume(drop);
+      this.skipping -= drop;
+      return { type, flags, length, offset, body: null, framing: MailboxError.Oversize };
+    }
+    if (this.buffer.length < HEADER_SIZE + length) return null;
+    const bytes = this.buffer.slice(HEADER_SIZE, HEADER_SIZE + length);
+    this.consume(HEADER_SIZE + length);
+    const known = this.direction === "events" ? isEvent(type) : isCommand(type);
+    let framing: MailboxError | 0 = 0;
+    if (flags !== 0) framing = MailboxError.Reserved;
+    else if (!known) framing = MailboxError.UnknownType;
+    else if (length < minBody(type) || length > maxBody(type)) framing = MailboxError.BadLength;
+    return { type, flags, length, offset, body: framing ? null : bytes, framing };
+  }
+
+  *all(): Generator<RawMessage> {
+    for (let m = this.next(); m; m = this.next()) yield m;
+  }
+}
+
+function view(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+/** Decodes a well-framed event body (framing === 0). */
+export function decodeEvent(raw: RawMessage): EventMessage {
+  const b = raw.body;
+  if (!b || raw.framing) throw new MailboxFormatError(`event at offset ${raw.offset} is malformed (${errorName(raw.framing)})`);
+  const v = view(b);
+  switch (raw.type as Event) {
+    case Event.Boot:
+      return {
+        kind: "boot", mailboxVersion: v.getUint16(BootBody.MailboxVersion, true), role: b[BootBody.Role],
+        resetCause: b[BootBody.ResetCause], boardId: v.getUint32(BootBody.BoardId, true),
+        serial: v.getUint32(BootBody.Serial, true), logLevel: b[BootBody.LogLevel], slots: b[BootBody.Slots],
+        mac: b.slice(BootBody.Mac, BootBody.Mac + 6),
+      };
+    case Event.Time:
+      return { kind: "time", now: v.getBigUint64(TimeBody.Now, true) };
+    case Event.Sync:
+      return { kind: "sync", seq: v.getUint32(SyncBody.Seq, true) };
+    case Event.TimerFired:
+      return { kind: "timerFired", channel: b[TimerFiredBody.Channel] };
+    case Event.Entropy:
+      return { kind: "entropy", bytes: b };
+    case Event.CountersQuery:
+      return { kind: "countersQuery" };
+  }
+  throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not an event`);
+}
+
+/** Decodes a well-framed command body (framing === 0). */
+export function decodeCommand(raw: RawMessage): CommandMessage {
+  const b = raw.body;
+  if (!b || raw.framing) throw new MailboxFormatError(`command at offset ${raw.offset} is malformed (${errorName(raw.framing)})`);
+  const v = view(b);
+  switch (raw.type as Command) {
+    case Command.Hello:
+      return {
+        kind: "hello", mailboxVersion: v.getUint16(HelloBody.MailboxVersion, true), status: b[HelloBody.Status],
+        firmware: [b[HelloBody.FirmwareMajor], b[HelloBody.FirmwareMinor], b[HelloBody.FirmwarePatch]],
+      };
+    case Command.SyncAck:
+      return { kind: "syncAck", seq: v.getUint32(SyncAckBody.Seq, true) };
+    case Command.TimerArm:
+      return { kind: "timerArm", channel: b[TimerArmBody.Channel], deadline: v.getBigUint64(TimerArmBody.Deadline, true) };
+    case Command.TimerDisarm:
+      return { kind: "timerDisarm", channel: b[TimerDisarmBody.Channel] };
+    case Command.Error:
+      return {
+        kind: "error", code: b[ErrorBody.Code], messageType: b[ErrorBody.MessageType],
+        bodyLength: v.getUint16(ErrorBody.BodyLength, true), streamOffset: v.getUint32(ErrorBody.StreamOffset, true),
+        detail: v.getUint32(ErrorBody.Detail, true),
+      };
+    case Command.Counters: {
+      const count = v.getUint16(CountersBody.Count, true);
+      if (CountersBody.Values + 4 * count !== b.length) {
+        throw new MailboxFormatError(`COUNTERS at offset ${raw.offset} declares ${count} values in ${b.length} bytes`);
+      }
+      return { kind: "counters", values: Array.from({ length: count }, (_, i) => v.getUint32(CountersBody.Values + 4 * i, true)) };
+    }
+  }
+  throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not a command`);
+}
+
+export function errorName(code: number): string {
+  return MailboxError[code] ?? `error ${code}`;
+}
+
+export function typeName(type: number): string {
+  return (type < 0x80 ? Event[type] : Command[type]) ?? `0x${type.toString(16).padStart(2, "0")}`;
+}
+
+/** Firmware counters from a COUNTERS command, keyed by Counter name. */
+export function namedCounters(values: number[]): Record<string, number> {
+  const named: Record<string, number> = {};
+  values.forEach((value, i) => (named[Counter[i] ?? `counter${i}`] = value));
+  return named;
+}
+
+export interface Verdict {
+  error: MailboxError;
+  detail: number;
+}
+
+function firstNonZero(b: Uint8Array, offset: number, length: number): number {
+  for (let i = 0; i < length; i++) if (b[offset + i] !== 0) return offset + i;
+  return -1;
+}
+
+/**
+ * Reference model of the firmware's input validation (docs/mailbox.md, "Validation order").
+ * check() returns the error the firmware reports for a framed event, or null if it accepts it,
+ * and updates the model's state exactly as the firmware updates its own.
+ */
+export class EventChecker {
+  booted = false;
+  now = 0n;
+  private syncSeen = false;
+  private expectedSeq = 0;
+
+  check(raw: RawMessage): Verdict | null {
+    if (raw.framing) return { error: raw.framing, detail: 0 };
+    const b = raw.body!;
+    const v = view(b);
+    switch (raw.type as Event) {
+      case Event.Time: {
+        const now = v.getBigUint64(TimeBody.Now, true);
+        if (now < this.now) return { error: MailboxError.OutOfOrder, detail: 0 };
+        this.now = now;
+        return null;
+      }
+      case Event.Sync: {
+        const seq = v.getUint32(SyncBody.Seq, true);
+        const verdict = this.syncSeen && seq !== this.expectedSeq ? { error: MailboxError.OutOfOrder, detail: this.expectedSeq } : null;
+        this.syncSeen = true;
+        this.expectedSeq = (seq + 1) >>> 0;
+        return verdict;
+      }
+      case Event.Boot:
+        return this.checkBoot(b, v);
+    }
+    if (!this.booted) return { error: MailboxError.OutOfOrder, detail: 0 };
+    if (raw.type === Event.TimerFired) {
+      const bad = firstNonZero(b, TimerFiredBody.Reserved1, 3);
+      if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
+      if (b[TimerFiredBody.Channel] >= TIMER_CHANNELS) return { error: MailboxError.BadField, detail: TimerFiredBody.Channel };
+    }
+    return null;
+  }
+
+  private checkBoot(b: Uint8Array, v: DataView): Verdict | null {
+    if (this.booted) return { error: MailboxError.OutOfOrder, detail: 0 };
+    if (v.getUint16(BootBody.MailboxVersion, true) !== MAILBOX_VERSION) return { error: MailboxError.Version, detail: MAILBOX_VERSION };
+    let bad = firstNonZero(b, BootBody.Reserved14, 2);
+    if (bad < 0) bad = firstNonZero(b, BootBody.Reserved22, 2);
+    if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
+    if (b[BootBody.Role] > CardRole.Chassis) bad = BootBody.Role;
+    else if (b[BootBody.ResetCause] > ResetCause.Update) bad = BootBody.ResetCause;
+    else if (b[BootBody.LogLevel] > LogLevel.Debug) bad = BootBody.LogLevel;
+    else if (b[BootBody.Slots] < 1 || b[BootBody.Slots] > MAX_SLOTS) bad = BootBody.Slots;
+    if (bad >= 0) return { error: MailboxError.BadField, detail: bad };
+    this.booted = true;
+    return null;
+  }
+}
+
+/** One readable line for a message (trace decoding, timelines). */
+export function describe(raw: RawMessage, direction: "events" | "commands"): string {
+  if (raw.framing) {
+    return `${typeName(raw.type)} (type 0x${raw.type.toString(16).padStart(2, "0")}, flags 0x${raw.flags.toString(16)}, ${raw.length}-byte body): malformed, ${errorName(raw.framing)}`;
+  }
+  return describeMessage(direction === "events" ? decodeEvent(raw) : decodeCommand(raw));
+}
+
+const hex = (n: number, width = 8) => `0x${(n >>> 0).toString(16).padStart(width, "0")}`;
+export const seconds = (ns: bigint) => `${ns / 1_000_000_000n}.${(ns % 1_000_000_000n).toString().padStart(9, "0")}s`;
+
+export function describeMessage(m: EventMessage | CommandMessage): string {
+  switch (m.kind) {
+    case "boot":
+      return `BOOT mailbox v${m.mailboxVersion}, ${CardRole[m.role]?.toLowerCase() ?? `role ${m.role}`}, reset ${ResetCause[m.resetCause] ?? m.resetCause}, board ${hex(m.boardId)}, serial ${hex(m.serial)}, log ${LogLevel[m.logLevel] ?? m.logLevel}, ${m.slots} slot(s), mac ${Array.from(m.mac, (x) => x.toString(16).padStart(2, "0")).join(":")}`;
+    case "time":
+      return `TIME ${seconds(m.now)}`;
+    case "sync":
+      return `SYNC seq ${m.seq}`;
+    case "timerFired":
+      return `TIMER_FIRED channel ${m.channel}`;
+    case "entropy":
+      return `ENTROPY ${m.bytes.length} bytes`;
+    case "countersQuery":
+      return "COUNTERS_QUERY";
+    case "hello":
+      return `HELLO mailbox v${m.mailboxVersion}, ${m.status === HelloStatus.Ok ? "ok" : (HelloStatus[m.status] ?? `status ${m.status}`)}, firmware ${m.firmware.join(".")}`;
+    case "syncAck":
+      return `SYNC_ACK seq ${m.seq}`;
+    case "timerArm":
+      return `TIMER_ARM channel ${m.channel} at ${seconds(m.deadline)}`;
+    case "timerDisarm":
+      return `TIMER_DISARM channel ${m.channel}`;
+    case "error":
+      return `ERROR ${errorName(m.code)}: ${typeName(m.messageType)} (${m.bodyLength}-byte body) at offset ${m.streamOffset}, detail ${m.detail}`;
+    case "counters":
+      return `COUNTERS ${Object.entries(namedCounters(m.values)).filter(([, v]) => v !== 0).map(([k, v]) => `${k}=${v}`).join(" ")}`;
+  }
+}

@@ -1,0 +1,228 @@
+// Mailbox protocol v1: the message catalogue shared by the firmware (AssemblyScript)
+// and the host side (TypeScript). Both compilers accept this file, so it is the one
+// place where message types, body layouts, error codes and counter indices are defined.
+// Keep it to enums and integer functions over them: no strings, no allocation, no
+// 64-bit arithmetic (JavaScript numbers would not wrap as Wasm integers do).
+//
+// Stream format: little-endian messages, each a 4-byte header then `bodyLength` bytes.
+//   offset 0  u16  bodyLength  bytes after the header (0..MAX_BODY)
+//   offset 2  u8   type        Event (0x01-0x7f, fabric to firmware, fd 0)
+//                               Command (0x80-0xff, firmware to fabric, fd 1)
+//   offset 3  u8   flags       reserved, must be 0
+// docs/mailbox.md describes every message and field.
+
+export const MAILBOX_VERSION = 1;
+export const HEADER_SIZE = 4;
+export const MAX_BODY = 1536;
+
+export enum Header {
+  BodyLength = 0,
+  Type = 2,
+  Flags = 3,
+}
+
+/** Events: fabric (board) to firmware, read by the firmware on fd 0. */
+export enum Event {
+  Boot = 0x01,
+  Time = 0x02,
+  Sync = 0x03,
+  TimerFired = 0x04,
+  Entropy = 0x05,
+  CountersQuery = 0x06,
+}
+
+/** Commands: firmware to fabric, written by the firmware on fd 1. */
+export enum Command {
+  Hello = 0x81,
+  SyncAck = 0x82,
+  TimerArm = 0x83,
+  TimerDisarm = 0x84,
+  Error = 0x85,
+  Counters = 0x86,
+}
+
+// Body layouts: byte offsets of each field, and the body size as `Size`.
+// Fields named `Reserved*` must be zero; a non-zero reserved field is an error.
+
+export enum BootBody {
+  MailboxVersion = 0, // u16
+  Role = 2, //           u8  CardRole
+  ResetCause = 3, //     u8  ResetCause
+  BoardId = 4, //        u32
+  Serial = 8, //         u32
+  LogLevel = 12, //      u8  LogLevel: most verbose level written to fd 2
+  Slots = 13, //         u8  downstream ports (host) or chassis slots (chassis), 1..MAX_SLOTS
+  Reserved14 = 14, //    u16
+  Mac = 16, //           u8[6] the card's Ethernet address
+  Reserved22 = 22, //    u16
+  Size = 24,
+}
+
+export enum TimeBody {
+  Now = 0, // u64 virtual time in nanoseconds; never decreases
+  Size = 8,
+}
+
+export enum SyncBody {
+  Seq = 0, // u32 batch number; each SYNC is the previous one plus 1 (mod 2^32)
+  Size = 4,
+}
+
+export enum TimerFiredBody {
+  Channel = 0, //   u8 hardware timer channel, < TIMER_CHANNELS
+  Reserved1 = 1, // u8[3]
+  Size = 4,
+}
+
+export enum EntropyBody {
+  Bytes = 0, // u8[1..MAX_ENTROPY] from the board's random number generator
+  MinSize = 1,
+  MaxSize = 64,
+}
+
+export enum HelloBody {
+  MailboxVersion = 0, // u16 the version the firmware speaks
+  Status = 2, //         u8  HelloStatus
+  Reserved3 = 3, //      u8
+  FirmwareMajor = 4, //  u8
+  FirmwareMinor = 5, //  u8
+  FirmwarePatch = 6, //  u8
+  Reserved7 = 7, //      u8
+  Size = 8,
+}
+
+export enum SyncAckBody {
+  Seq = 0, // u32 the SYNC being acknowledged
+  Size = 4,
+}
+
+export enum TimerArmBody {
+  Channel = 0, //   u8
+  Reserved1 = 1, // u8[3]
+  Deadline = 4, //  u64 absolute virtual time in nanoseconds
+  Size = 12,
+}
+
+export enum TimerDisarmBody {
+  Channel = 0, //   u8
+  Reserved1 = 1, // u8[3]
+  Size = 4,
+}
+
+export enum ErrorBody {
+  Code = 0, //         u8  MailboxError
+  MessageType = 1, //  u8  type of the offending message
+  BodyLength = 2, //   u16 its declared body length
+  StreamOffset = 4, // u32 byte offset of its header in the fd 0 stream (mod 2^32)
+  Detail = 8, //       u32 code-specific: the expected value, or the offending field offset
+  Size = 12,
+}
+
+export enum CountersBody {
+  Count = 0, //      u16 number of u32 values that follow, Counter.Count
+  Reserved2 = 2, //  u16
+  Values = 4, //     u32[Count] indexed by Counter
+  MinSize = 4,
+}
+
+export enum CardRole {
+  Host = 0,
+  Chassis = 1,
+}
+
+export enum ResetCause {
+  PowerOn = 0,
+  Watchdog = 1,
+  Software = 2,
+  Update = 3,
+}
+
+export enum LogLevel {
+  Error = 0,
+  Warn = 1,
+  Info = 2,
+  Debug = 3,
+}
+
+export enum HelloStatus {
+  Ok = 0,
+  VersionMismatch = 1,
+}
+
+/** Why the firmware rejected an input message (the Code of an ERROR command). */
+export enum MailboxError {
+  UnknownType = 1, //  not an event type of this version: body skipped
+  BadLength = 2, //    body length not allowed for the type: body skipped
+  Oversize = 3, //     body length above MAX_BODY: body skipped
+  Reserved = 4, //     header flags or a reserved field not zero
+  BadField = 5, //     a field value out of range
+  OutOfOrder = 6, //   valid message at the wrong time (before BOOT, second BOOT, time going back, SYNC gap)
+  Version = 7, //      BOOT with a mailbox version this firmware does not speak
+  Truncated = 8, //    the stream ended inside a message
+}
+
+/** Firmware counters, reported in order by the COUNTERS command. */
+export enum Counter {
+  EventsIn = 0, //      well-formed events accepted
+  CommandsOut = 1,
+  BytesIn = 2,
+  BytesOut = 3,
+  Batches = 4, //       SYNCs acknowledged
+  TimersFired = 5, //   logical timer expiries
+  Errors = 6, //        all rejected messages; the next eight split them by MailboxError
+  ErrUnknownType = 7,
+  ErrBadLength = 8,
+  ErrOversize = 9,
+  ErrReserved = 10,
+  ErrBadField = 11,
+  ErrOutOfOrder = 12,
+  ErrVersion = 13,
+  ErrTruncated = 14,
+  Count = 15,
+}
+
+export const TIMER_CHANNELS = 1;
+export const MAX_SLOTS = 8;
+
+/** Counter index for a MailboxError code. */
+export function errorCounter(code: i32): i32 {
+  return Counter.Errors + code;
+}
+
+/** Smallest body length allowed for an event or command type, or -1 if the type is unknown. */
+export function minBody(type: i32): i32 {
+  switch (type) {
+    case Event.Boot: return BootBody.Size;
+    case Event.Time: return TimeBody.Size;
+    case Event.Sync: return SyncBody.Size;
+    case Event.TimerFired: return TimerFiredBody.Size;
+    case Event.Entropy: return EntropyBody.MinSize;
+    case Event.CountersQuery: return 0;
+    case Command.Hello: return HelloBody.Size;
+    case Command.SyncAck: return SyncAckBody.Size;
+    case Command.TimerArm: return TimerArmBody.Size;
+    case Command.TimerDisarm: return TimerDisarmBody.Size;
+    case Command.Error: return ErrorBody.Size;
+    case Command.Counters: return CountersBody.MinSize;
+    default: return -1;
+  }
+}
+
+/** Largest body length allowed for an event or command type, or -1 if the type is unknown. */
+export function maxBody(type: i32): i32 {
+  switch (type) {
+    case Event.Entropy: return EntropyBody.MaxSize;
+    case Command.Counters: return CountersBody.Values + 4 * Counter.Count;
+    default: return minBody(type);
+  }
+}
+
+/** True for types the fabric sends to the firmware. */
+export function isEvent(type: i32): bool {
+  return type < 0x80 && minBody(type) >= 0;
+}
+
+/** True for types the firmware sends to the fabric. */
+export function isCommand(type: i32): bool {
+  return type >= 0x80 && minBody(type) >= 0;
+}

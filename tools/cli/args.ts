@@ -1,0 +1,53 @@
+// Argument parsers shared by the subcommands: each throws commander's
+// InvalidArgumentError with a one-line reason.
+
+import { InvalidArgumentError } from "commander";
+import { existsSync } from "node:fs";
+import { ENGINE_KINDS, wasm3Path, type EngineKind, type EngineOptions } from "../engines/index.ts";
+import { FIRMWARE } from "../build/firmware.ts";
+
+/** A failure the user can act on: printed as `iov: message`, exit status 1. */
+export class CliError extends Error {}
+
+export function integer(min: number, max: number) {
+  return (text: string): number => {
+    if (!/^-?\d+$/.test(text.trim())) throw new InvalidArgumentError(`expected a whole number, got '${text}'`);
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < min || value > max) throw new InvalidArgumentError(`expected ${min}..${max}, got ${text}`);
+    return value;
+  };
+}
+
+const UNITS: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9 };
+
+/** "3s", "250ms", "10us", "500ns" to nanoseconds. */
+export function duration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ns|us|ms|s)$/.exec(text.trim());
+  if (!match) throw new InvalidArgumentError(`expected a duration such as 3s, 250ms, 10us or 500ns, got '${text}'`);
+  const ns = Math.round(Number(match[1]) * UNITS[match[2]]);
+  if (ns <= 0 || ns > 3600e9) throw new InvalidArgumentError(`expected a duration between 1ns and 3600s, got '${text}'`);
+  return ns;
+}
+
+export function engine(text: string): EngineKind {
+  if (!(ENGINE_KINDS as string[]).includes(text)) throw new InvalidArgumentError(`expected one of ${ENGINE_KINDS.join(", ")}, got '${text}'`);
+  return text as EngineKind;
+}
+
+export interface EngineFlags {
+  engine: EngineKind;
+  wasm3?: string;
+  firmware?: string;
+}
+
+/** Engine options from --engine/--wasm3/--firmware, with the checks a user needs. */
+export function engineOptions(flags: EngineFlags): Omit<EngineOptions, "onLog"> {
+  const firmware = flags.firmware ?? FIRMWARE;
+  if (!existsSync(firmware)) {
+    throw new CliError(flags.firmware ? `firmware not found: ${firmware}` : "build/firmware.wasm is missing: run `npm run build` first");
+  }
+  const wasm3 = wasm3Path(flags.wasm3);
+  if (flags.engine === "wasm3" && !wasm3) throw new CliError("engine wasm3 needs a wasm3 binary: pass --wasm3 PATH or set IOV_WASM3");
+  if (wasm3 && !existsSync(wasm3)) throw new CliError(`wasm3 binary not found: ${wasm3}`);
+  return { firmware, wasm3 };
+}

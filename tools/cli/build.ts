@@ -1,0 +1,12 @@
+import { buildFirmware, describeBuild, BuildError } from "../build/firmware.ts";
+import { CliError } from "./args.ts";
+
+export async function runBuild(options: { quiet?: boolean }): Promise<void> {
+  if (!options.quiet) process.stdout.write("compiling assembly/ (debug, then release with binaryen -O3)...\n");
+  try {
+    process.stdout.write(describeBuild(await buildFirmware()) + "\n");
+  } catch (error) {
+    if (error instanceof BuildError) throw new CliError(error.message);
+    throw error;
+  }
+}

@@ -1,0 +1,89 @@
+// iov: build, simulate, replay and decode traces, benchmark.
+
+import { Command, Option } from "commander";
+import { readFileSync } from "node:fs";
+import { ENGINE_KINDS } from "../engines/index.ts";
+import { CliError, duration, engine, integer } from "./args.ts";
+import { runBuild } from "./build.ts";
+import { runSim } from "./sim.ts";
+import { runReplay, runDecode } from "./trace.ts";
+import { runBench } from "./bench.ts";
+
+const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+
+const engineOption = () =>
+  new Option("--engine <kind>", `firmware engine: ${ENGINE_KINDS.join(", ")}`).argParser(engine).default("node");
+const wasm3Option = () => new Option("--wasm3 <path>", "wasm3 binary for --engine wasm3 (default: $IOV_WASM3)");
+const firmwareOption = () => new Option("--firmware <path>", "firmware.wasm to run (default: build/firmware.wasm)");
+
+export function program(): Command {
+  const iov = new Command("iov")
+    .description("IOV card: firmware build, simulator, traces and tools")
+    .version(version)
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`iov: ${text.replace(/^error: /, "")}`) });
+
+  iov.command("build")
+    .description("compile firmware.wasm (release and debug) and check it fits the card")
+    .option("--quiet", "print only the size line")
+    .action(runBuild);
+
+  iov.command("sim")
+    .description("run a simulation and print its timeline")
+    .option("--scenario <name>", "built-in scenario", "default")
+    .addOption(new Option("--seed <n>", "random seed").argParser(integer(0, 2 ** 32 - 1)).default(1))
+    .addOption(new Option("--duration <time>", "simulated time, e.g. 3s or 250ms (default: the scenario's)").argParser(duration))
+    .addOption(engineOption())
+    .addOption(wasm3Option())
+    .addOption(firmwareOption())
+    .option("--record <dir>", "write each card's raw mailbox traffic: DIR/CARD.in, CARD.out, CARD.log")
+    .option("--summary <file>", "write a JSON summary of the run")
+    .option("--verbose", "also show every mailbox message")
+    .option("--quiet", "no timeline, only the closing summary")
+    .action(runSim);
+
+  const trace = iov.command("trace").description("recorded mailbox traces");
+  trace.command("replay")
+    .description("feed a recorded fd 0 stream (NAME.in) to an engine and compare its fd 1 output with NAME.out")
+    .argument("<input>", "the events the firmware read (NAME.in)")
+    .option("--expect <file>", "the commands it must write (default: NAME.out beside the input)")
+    .addOption(engineOption())
+    .addOption(wasm3Option())
+    .addOption(firmwareOption())
+    .option("--write <file>", "also save the output produced")
+    .action(runReplay);
+  trace.command("decode")
+    .description("print a trace as one readable line per message")
+    .argument("<file>", "NAME.in (events) or NAME.out (commands)")
+    .addOption(new Option("--as <direction>", "how to read the file (default: from its extension)").choices(["events", "commands"]))
+    .action(runDecode);
+
+  iov.command("bench")
+    .description("run the benchmarks; write bench/results.json and print a table")
+    .option("--quick", "shorter runs (under a minute)")
+    .addOption(wasm3Option())
+    .action(runBench);
+
+  return iov;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: "user" });
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (error) {
+    const e = error as { code?: string; exitCode?: number; message: string };
+    if (typeof e.code === "string" && e.code.startsWith("commander.")) {
+      // Help and version exit 0; usage errors were already printed by commander.
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    if (error instanceof CliError) {
+      process.stderr.write(`iov: ${e.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

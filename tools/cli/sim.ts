@@ -1,0 +1,45 @@
+import { writeFileSync } from "node:fs";
+import { SCENARIOS } from "../sim/scenarios.ts";
+import { World } from "../sim/world.ts";
+import type { RunSummary } from "../sim/summary.ts";
+import { CliError, engineOptions, type EngineFlags } from "./args.ts";
+
+export interface SimFlags extends EngineFlags {
+  scenario: string;
+  seed: number;
+  duration?: number;
+  record?: string;
+  summary?: string;
+  verbose?: boolean;
+  quiet?: boolean;
+}
+
+export async function runSim(flags: SimFlags): Promise<void> {
+  const scenario = SCENARIOS[flags.scenario];
+  if (!scenario) throw new CliError(`unknown scenario '${flags.scenario}'; built-in: ${Object.keys(SCENARIOS).join(", ")}`);
+  const options = engineOptions(flags);
+  const print = flags.quiet ? null : (line: string) => process.stdout.write(line + "\n");
+  if (print) {
+    print(`scenario ${scenario.name}: ${scenario.description}`);
+    print(`seed ${flags.seed}, engine ${flags.engine}${flags.record ? `, recording to ${flags.record}/` : ""}\n`);
+    print(`    time (s)  card     source  event`);
+  }
+  const world = new World({
+    scenario, seed: flags.seed, engine: flags.engine, engineOptions: options, durationNs: flags.duration,
+    record: flags.record, print, verbose: flags.verbose,
+  });
+  const summary = await world.run();
+  process.stdout.write(`\n${formatSummary(summary)}\n`);
+  if (flags.summary) writeFileSync(flags.summary, JSON.stringify(summary, null, 2) + "\n");
+  if (summary.firmwareTraps > 0 || summary.cards.some((c) => c.state !== "running")) process.exitCode = 1;
+}
+
+export function formatSummary(s: RunSummary): string {
+  const rows = s.cards.map((c) => {
+    const fw = c.firmwareCounters ?? {};
+    return `  ${c.name.padEnd(8)} ${c.role.padEnd(8)} ${c.serial}  fw ${(c.firmware ?? "-").padEnd(6)} ${c.state.padEnd(8)} ` +
+      `batches ${String(c.stats.batches).padStart(5)}  events ${String(fw.EventsIn ?? 0).padStart(5)}  ` +
+      `commands ${String(fw.CommandsOut ?? 0).padStart(5)}  errors ${fw.Errors ?? 0}  traps ${c.stats.traps}`;
+  });
+  return [`summary: ${s.scenario}, seed ${s.seed}, ${s.simulatedNs / 1e9} s simulated on ${s.engine}`, ...rows].join("\n");
+}

@@ -1,0 +1,86 @@
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { EventChecker, MessageReader, describe, errorName } from "../../board/mailbox-codec.ts";
+import { replay } from "../engines/index.ts";
+import { CliError, engineOptions, type EngineFlags } from "./args.ts";
+
+function readTrace(path: string, what: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (error) {
+    throw new CliError(`cannot read ${what} '${path}': ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`);
+  }
+}
+
+/** Index and byte offset of the first message that differs, with both sides described. */
+export function firstDifference(expected: Uint8Array, actual: Uint8Array): string | null {
+  const a = new MessageReader("commands");
+  const b = new MessageReader("commands");
+  a.push(expected);
+  b.push(actual);
+  for (let index = 0; ; index++) {
+    const x = a.next();
+    const y = b.next();
+    if (!x && !y) break;
+    const same = x && y && x.type === y.type && x.flags === y.flags && x.length === y.length &&
+      Buffer.compare(Buffer.from(x.body ?? []), Buffer.from(y.body ?? [])) === 0;
+    if (!same) {
+      const where = x ?? y!;
+      return `command #${index} at byte ${where.offset}: expected ${x ? describe(x, "commands") : "end of output"}, got ${y ? describe(y, "commands") : "end of output"}`;
+    }
+  }
+  if (a.pending() !== b.pending() || Buffer.compare(Buffer.from(expected), Buffer.from(actual)) !== 0) {
+    return `trailing bytes differ: expected ${a.pending()} unframed byte(s), got ${b.pending()}`;
+  }
+  return null;
+}
+
+export interface ReplayFlags extends EngineFlags {
+  expect?: string;
+  write?: string;
+}
+
+export async function runReplay(input: string, flags: ReplayFlags): Promise<void> {
+  const events = readTrace(input, "trace");
+  const expectPath = flags.expect ?? input.replace(/\.in$/, "") + ".out";
+  if (!flags.expect && (expectPath === input || !existsSync(expectPath))) {
+    throw new CliError(`no expected output for '${input}': pass --expect FILE (looked for ${expectPath})`);
+  }
+  const expected = readTrace(expectPath, "expected output");
+  const result = await replay(flags.engine, engineOptions(flags), events);
+  if (flags.write) writeFileSync(flags.write, result.commands);
+  if (result.exitCode !== 0) {
+    throw new CliError(`firmware exited with status ${result.exitCode} under ${flags.engine}: ${result.log.trim().split("\n").pop() ?? ""}`);
+  }
+  const difference = firstDifference(expected, result.commands);
+  if (difference) throw new CliError(`${input}: output differs under ${flags.engine}: ${difference}`);
+  let count = 0;
+  const reader = new MessageReader("commands");
+  reader.push(result.commands);
+  for (const _ of reader.all()) count++;
+  process.stdout.write(`${input}: ${events.length} event bytes replayed on ${flags.engine}; output identical to ${expectPath} (${result.commands.length} bytes, ${count} commands)\n`);
+}
+
+export function decodeLines(bytes: Uint8Array, direction: "events" | "commands"): string[] {
+  const reader = new MessageReader(direction);
+  const checker = new EventChecker();
+  reader.push(bytes);
+  const lines: string[] = [];
+  let index = 0;
+  for (const raw of reader.all()) {
+    let line = `#${String(index++).padEnd(6)} @${String(raw.offset).padEnd(8)} ${describe(raw, direction)}`;
+    if (direction === "events" && !raw.framing) {
+      const verdict = checker.check(raw);
+      if (verdict) line += `  <- firmware rejects: ${errorName(verdict.error)} (detail ${verdict.detail})`;
+    }
+    lines.push(line);
+  }
+  if (reader.pending() > 0) lines.push(`(${reader.pending()} trailing byte(s) do not form a whole message: truncated)`);
+  return lines;
+}
+
+export async function runDecode(file: string, flags: { as?: "events" | "commands" }): Promise<void> {
+  const direction = flags.as ?? (file.endsWith(".in") ? "events" : file.endsWith(".out") ? "commands" : null);
+  if (!direction) throw new CliError(`cannot tell whether '${file}' holds events or commands: name it .in or .out, or pass --as`);
+  const bytes = readTrace(file, "trace");
+  process.stdout.write(decodeLines(bytes, direction).join("\n") + "\n");
+}
