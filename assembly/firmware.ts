@@ -56,7 +56,9 @@ export function handleAll(): void {
 
 /** Called at end of input: a partial message left behind is reported as truncated. */
 export function finish(): void {
-  if (rx.pending() > 0) reject(MailboxError.Truncated, rx.pending() as u32);
+  if (rx.pending() == 0) return;
+  rx.describePending();
+  reject(MailboxError.Truncated, rx.pending() as u32);
 }
 
 function reject(code: i32, detail: u32): void {
@@ -198,7 +200,11 @@ function onTimerFired(body: usize): void {
   }
   accept();
   timers.hardwareFired();
-  for (let id = timers.nextExpired(); id >= 0; id = timers.nextExpired()) {
+  // At most one expiry per logical timer per event: a timer its owner restarts already
+  // due runs at the next TIMER_FIRED, so no input can keep the firmware here.
+  for (let budget = 0; budget < TimerId.Count; budget++) {
+    const id = timers.nextExpired();
+    if (id < 0) break;
     count(Counter.TimersFired);
     onTimer(id);
   }
@@ -206,7 +212,7 @@ function onTimerFired(body: usize): void {
 
 function onTimer(id: i32): void {
   if (id == TimerId.Heartbeat) {
-    timers.startAt(TimerId.Heartbeat, timers.deadline(TimerId.Heartbeat) + HEARTBEAT_NS);
+    timers.restartPeriodic(TimerId.Heartbeat, HEARTBEAT_NS);
     log.info();
     log.str("heartbeat: ");
     log.dec(get(Counter.EventsIn));

@@ -5,8 +5,6 @@
 import * as rx from "./abi/rx";
 import * as tx from "./abi/tx";
 import { readEvents } from "./abi/wasi";
-import { Counter } from "../board/map/mailbox";
-import { add } from "./counters";
 import { handleAll, finish } from "./firmware";
 import "./abort";
 
@@ -16,7 +14,6 @@ export function step(): i32 {
   const count = readEvents(rx.writePointer(), room);
   if (count > 0) {
     rx.commit(count);
-    add(Counter.BytesIn, count);
     handleAll();
   }
   tx.flush();

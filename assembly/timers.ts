@@ -31,6 +31,18 @@ export function start(id: i32, delay: u64): void {
   startAt(id, clock.now + delay);
 }
 
+/**
+ * Restarts a periodic timer one period after its last deadline, skipping whole periods
+ * that already passed (keeping the phase), so a late expiry costs one run, not one per
+ * missed period. A deadline past the end of time parks the timer at U64.MAX_VALUE.
+ */
+export function restartPeriodic(id: i32, period: u64): void {
+  const last = deadline(id);
+  const periods: u64 = clock.now >= last ? (clock.now - last) / period + 1 : 1;
+  const room = (U64.MAX_VALUE - last) / period;
+  startAt(id, periods > room ? U64.MAX_VALUE : last + periods * period);
+}
+
 export function stop(id: i32): void {
   running &= ~(1 << id);
 }

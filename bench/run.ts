@@ -5,7 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { encodeEvent, type EventMessage } from "../board/mailbox-codec.ts";
 import { CardRole, LogLevel, MAILBOX_VERSION, ResetCause } from "../board/map/mailbox.ts";
-import { FIRMWARE } from "../tools/build/firmware.ts";
+import { FIRMWARE } from "../tools/paths.ts";
 import { memoryLimits } from "../tools/build/checks.ts";
 import { openSession, type EngineKind } from "../tools/engines/index.ts";
 import { concat } from "../tools/engines/engine.ts";

@@ -162,6 +162,19 @@ export class MessageReader {
     return this.buffer.length + this.skipping;
   }
 
+  /**
+   * How many more bytes complete the message (or the oversize skip) in progress, so that
+   * a sender can bring a damaged stream back to a message boundary; 0 when aligned.
+   * Meaningful once next() has returned null.
+   */
+  bytesToBoundary(): number {
+    if (this.skipping > 0) return this.skipping;
+    if (this.buffer.length === 0) return 0;
+    if (this.buffer.length < HEADER_SIZE) return HEADER_SIZE - this.buffer.length;
+    const length = this.buffer[Header.BodyLength] | (this.buffer[Header.BodyLength + 1] << 8);
+    return HEADER_SIZE + length - this.buffer.length;
+  }
+
   private consume(count: number): void {
     this.buffer = this.buffer.subarray(count);
     this.offset += count;

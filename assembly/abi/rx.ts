@@ -1,7 +1,8 @@
 // Event stream framing: turns the byte stream on fd 0 into whole messages, however the
 // runtime splits it across reads. Validation beyond the header is the dispatcher's job.
 
-import { HEADER_SIZE, MAX_BODY, Header, MailboxError, minBody, maxBody, isEvent } from "../../board/map/mailbox";
+import { HEADER_SIZE, MAX_BODY, Header, MailboxError, Counter, minBody, maxBody, isEvent } from "../../board/map/mailbox";
+import { add } from "../counters";
 
 const CAPACITY: i32 = 4096;
 const buffer = memory.data(CAPACITY);
@@ -25,6 +26,11 @@ export function reset(): void {
   cursor = 0;
   skipping = 0;
   streamOffset = 0;
+  msgType = 0;
+  msgBody = 0;
+  msgLength = 0;
+  msgOffset = 0;
+  msgError = 0;
 }
 
 /** Room for the next read, compacting the buffer first. */
@@ -47,6 +53,21 @@ export function pending(): i32 {
   return filled - cursor + skipping;
 }
 
+/**
+ * Makes the msg* fields describe the incomplete message at the end of the input: its
+ * offset, and its type and declared length if its header has arrived (else 0). During an
+ * oversize skip they keep describing the oversize message.
+ */
+export function describePending(): void {
+  if (skipping > 0) return;
+  const whole = filled - cursor >= HEADER_SIZE;
+  msgOffset = streamOffset;
+  msgType = whole ? load<u8>(buffer + cursor, Header.Type) as i32 : 0;
+  msgLength = whole ? load<u16>(buffer + cursor, Header.BodyLength) as i32 : 0;
+  msgBody = 0;
+  msgError = MailboxError.Truncated;
+}
+
 function compact(): void {
   if (cursor == 0) return;
   const rest = filled - cursor;
@@ -55,9 +76,12 @@ function compact(): void {
   cursor = 0;
 }
 
+// Bytes are counted as the parser consumes them, not as they are read, so the BytesIn
+// counter does not depend on how the runtime splits the stream into reads.
 function advance(count: i32): void {
   cursor += count;
   streamOffset += count as u32;
+  add(Counter.BytesIn, count);
 }
 
 /**

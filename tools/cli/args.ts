@@ -4,7 +4,7 @@
 import { InvalidArgumentError } from "commander";
 import { existsSync } from "node:fs";
 import { ENGINE_KINDS, wasm3Path, type EngineKind, type EngineOptions } from "../engines/index.ts";
-import { FIRMWARE } from "../build/firmware.ts";
+import { FIRMWARE } from "../paths.ts";
 
 /** A failure the user can act on: printed as `iov: message`, exit status 1. */
 export class CliError extends Error {}

@@ -1,0 +1,451 @@
+import * as firmware from "../../assembly/firmware";
+import * as rx from "../../assembly/abi/rx";
+import * as tx from "../../assembly/abi/tx";
+import * as clock from "../../assembly/clock";
+import * as counters from "../../assembly/counters";
+import * as entropy from "../../assembly/entropy";
+import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../../assembly/version";
+import {
+  MAILBOX_VERSION, HEADER_SIZE, MAX_BODY, MAX_SLOTS, TIMER_CHANNELS, Event, Command, Counter,
+  MailboxError, HelloStatus, CardRole, ResetCause, LogLevel, errorCounter,
+  BootBody, TimeBody, SyncBody, TimerFiredBody, HelloBody, SyncAckBody, TimerArmBody, ErrorBody,
+  CountersBody,
+} from "../../board/map/mailbox";
+import {
+  Sent, message, set8, set16, typeOf, bodyLengthOf, deliver, sent, sentTypes,
+  bootEvent, timeEvent, syncEvent, timerFiredEvent, entropyEvent, countersQueryEvent,
+} from "./helpers";
+
+const SECOND: u64 = 1_000_000_000;
+const BOOT_TIME: u64 = 5 * SECOND; // above 2^32 ns, so deadlines need both halves
+
+let streamed: u32 = 0; // stream offset of the next byte delivered
+
+function fresh(): void {
+  firmware.reset();
+  tx.discard();
+  streamed = 0;
+}
+
+/** Delivers `bytes` as one read and handles them; returns only the commands they caused. */
+function handle(bytes: u8[]): Sent[] {
+  tx.discard();
+  deliver(bytes);
+  streamed += bytes.length;
+  firmware.handleAll();
+  return sent();
+}
+
+/** TIME, a valid BOOT and the first SYNC, as the board starts a card. */
+function boot(): void {
+  handle(timeEvent(BOOT_TIME).concat(bootEvent()).concat(syncEvent(0)));
+  expect(firmware.isBooted()).toBe(true, "booted");
+  tx.discard();
+}
+
+function bootWith(offset: i32, value: u32): u8[] {
+  return set8(bootEvent(), offset, value);
+}
+
+function expectError(command: Sent, code: i32, type: i32, length: i32, offset: u32, detail: u32): void {
+  expect(command.type).toBe(Command.Error, "an ERROR");
+  expect(command.length).toBe(ErrorBody.Size, "ERROR body length");
+  expect(command.u8(ErrorBody.Code)).toBe(code, "error code");
+  expect(command.u8(ErrorBody.MessageType)).toBe(type, "offending type");
+  expect(command.u16(ErrorBody.BodyLength)).toBe(length, "declared body length");
+  expect(command.u32(ErrorBody.StreamOffset)).toBe(offset, "stream offset");
+  expect(command.u32(ErrorBody.Detail)).toBe(detail, "detail");
+}
+
+/** Handles `bytes`, one event, and expects exactly one ERROR for it. */
+function expectRejected(bytes: u8[], code: i32, detail: u32): void {
+  const at = streamed;
+  const out = handle(bytes);
+  expect(out.length).toBe(1, "only an ERROR");
+  expectError(out[0], code, typeOf(bytes), bodyLengthOf(bytes), at, detail);
+}
+
+function expectHello(command: Sent, status: i32): void {
+  expect(command.type).toBe(Command.Hello, "a HELLO");
+  expect(command.u16(HelloBody.MailboxVersion)).toBe(MAILBOX_VERSION, "mailbox version");
+  expect(command.u8(HelloBody.Status)).toBe(status, "status");
+  expect(command.u8(HelloBody.FirmwareMajor)).toBe(FIRMWARE_MAJOR, "major");
+  expect(command.u8(HelloBody.FirmwareMinor)).toBe(FIRMWARE_MINOR, "minor");
+  expect(command.u8(HelloBody.FirmwarePatch)).toBe(FIRMWARE_PATCH, "patch");
+}
+
+function expectSyncAck(command: Sent, seq: u32): void {
+  expect(command.type).toBe(Command.SyncAck, "a SYNC_ACK");
+  expect(command.u32(SyncAckBody.Seq)).toBe(seq, "acknowledged seq");
+}
+
+function expectTimerArm(command: Sent, deadline: u64): void {
+  expect(command.type).toBe(Command.TimerArm, "a TIMER_ARM");
+  expect(command.u8(TimerArmBody.Channel)).toBe(0, "channel");
+  expect(command.u64(TimerArmBody.Deadline)).toBe(deadline, "deadline");
+}
+
+/** Handles `bytes` and returns the types of the commands they caused. */
+function sentTypesOf(bytes: u8[]): i32[] {
+  handle(bytes);
+  return sentTypes();
+}
+
+/** Snapshot of the counters, to compare after handling one event. */
+function snapshot(): u32[] {
+  const values = new Array<u32>(Counter.Count);
+  for (let i = 0; i < Counter.Count; i++) values[i] = counters.get(i);
+  return values;
+}
+
+/** Handles `bytes`, rejected with `code`: Errors and that code's counter move by one, nothing else. */
+function expectCounted(bytes: u8[], code: i32): void {
+  const before = snapshot();
+  const out = handle(bytes);
+  expect(out.length).toBeGreaterThanOrEqual(1);
+  expect(out[0].u8(ErrorBody.Code)).toBe(code, "error code");
+  for (let i = Counter.Errors; i < Counter.Count; i++) {
+    const moved: u32 = i == Counter.Errors || i == errorCounter(code) ? 1 : 0;
+    expect(counters.get(i) - before[i]).toBe(moved, "counter " + i.toString() + " for error " + code.toString());
+  }
+  expect(counters.get(Counter.EventsIn)).toBe(before[Counter.EventsIn], "EventsIn for error " + code.toString());
+}
+
+/** A malformed message followed by a SYNC: ERROR for the first at offset 0, SYNC_ACK for the second. */
+function expectSkippedThenHandled(bad: u8[], code: i32): void {
+  const out = handle(bad.concat(syncEvent(77)));
+  expect(out.length).toBe(2);
+  expectError(out[0], code, typeOf(bad), bodyLengthOf(bad), 0, 0);
+  expectSyncAck(out[1], 77);
+}
+
+describe("BOOT", () => {
+  beforeEach(fresh);
+
+  it("answers a valid BOOT with HELLO Ok and the firmware version, and boots", () => {
+    const out = handle(bootEvent());
+    expect(out.length).toBe(1);
+    expectHello(out[0], HelloStatus.Ok);
+    expect(firmware.isBooted()).toBe(true);
+    expect(firmware.cardRole()).toBe(CardRole.Host);
+    expect(counters.get(Counter.EventsIn)).toBe(1);
+  });
+
+  it("accepts the largest valid value of each BOOT field", () => {
+    const event = bootWith(BootBody.Role, CardRole.Chassis);
+    set8(event, BootBody.ResetCause, ResetCause.Update);
+    set8(event, BootBody.LogLevel, LogLevel.Debug);
+    set8(event, BootBody.Slots, MAX_SLOTS);
+    const out = handle(event);
+    expect(out.length).toBe(1);
+    expectHello(out[0], HelloStatus.Ok);
+    expect(firmware.cardRole()).toBe(CardRole.Chassis);
+  });
+
+  it("answers another mailbox version with ERROR(Version) then HELLO(VersionMismatch) and stays unbooted", () => {
+    const out = handle(set16(bootEvent(), BootBody.MailboxVersion, MAILBOX_VERSION + 1));
+    expect(out.length).toBe(2);
+    expectError(out[0], MailboxError.Version, Event.Boot, BootBody.Size, 0, MAILBOX_VERSION);
+    expectHello(out[1], HelloStatus.VersionMismatch);
+    expect(firmware.isBooted()).toBe(false);
+    expectRejected(countersQueryEvent(), MailboxError.OutOfOrder, 0);
+  });
+
+  it("rejects a second BOOT as OutOfOrder without a HELLO", () => {
+    handle(bootEvent());
+    expectRejected(bootEvent(), MailboxError.OutOfOrder, 0);
+    expect(firmware.isBooted()).toBe(true);
+  });
+
+  it("rejects a non-zero reserved byte with Reserved and the byte's offset", () => {
+    const offsets: i32[] = [BootBody.Reserved14, BootBody.Reserved14 + 1, BootBody.Reserved22, BootBody.Reserved22 + 1];
+    for (let i = 0; i < offsets.length; i++) {
+      fresh();
+      expectRejected(bootWith(offsets[i], 0x01), MailboxError.Reserved, offsets[i]);
+      expect(firmware.isBooted()).toBe(false, "unbooted after reserved byte " + offsets[i].toString());
+    }
+  });
+
+  it("rejects out-of-range fields with BadField and the field's offset", () => {
+    const offsets: i32[] = [BootBody.Role, BootBody.ResetCause, BootBody.LogLevel, BootBody.Slots, BootBody.Slots];
+    const values: u32[] = [CardRole.Chassis + 1, ResetCause.Update + 1, LogLevel.Debug + 1, 0, MAX_SLOTS + 1];
+    for (let i = 0; i < offsets.length; i++) {
+      fresh();
+      expectRejected(bootWith(offsets[i], values[i]), MailboxError.BadField, offsets[i]);
+      expect(firmware.isBooted()).toBe(false, "unbooted after field " + offsets[i].toString() + " = " + values[i].toString());
+    }
+  });
+});
+
+describe("events before BOOT", () => {
+  beforeEach(fresh);
+
+  it("rejects TIMER_FIRED, ENTROPY and COUNTERS_QUERY as OutOfOrder", () => {
+    expectRejected(timerFiredEvent(0), MailboxError.OutOfOrder, 0);
+    expectRejected(entropyEvent(8), MailboxError.OutOfOrder, 0);
+    expectRejected(countersQueryEvent(), MailboxError.OutOfOrder, 0);
+    expect(entropy.bytesAvailable()).toBe(0, "entropy not fed");
+    expect(counters.get(Counter.EventsIn)).toBe(0, "nothing accepted");
+  });
+
+  it("accepts TIME and SYNC", () => {
+    const out = handle(timeEvent(BOOT_TIME).concat(syncEvent(0)));
+    expect(out.length).toBe(1);
+    expectSyncAck(out[0], 0);
+    expect(clock.now).toBe(BOOT_TIME);
+    expect(counters.get(Counter.EventsIn)).toBe(2);
+  });
+});
+
+describe("TIME", () => {
+  beforeEach(fresh);
+
+  it("moves the clock and emits nothing", () => {
+    expect(handle(timeEvent(BOOT_TIME)).length).toBe(0);
+    expect(clock.now).toBe(BOOT_TIME);
+  });
+
+  it("rejects time going backwards as OutOfOrder and keeps the clock", () => {
+    handle(timeEvent(BOOT_TIME));
+    expectRejected(timeEvent(BOOT_TIME - 1), MailboxError.OutOfOrder, 0);
+    expect(clock.now).toBe(BOOT_TIME);
+  });
+});
+
+describe("SYNC", () => {
+  beforeEach(fresh);
+
+  it("acknowledges a SYNC with its sequence number and counts the batch", () => {
+    const out = handle(syncEvent(0x12345678));
+    expect(out.length).toBe(1);
+    expectSyncAck(out[0], 0x12345678);
+    expect(counters.get(Counter.Batches)).toBe(1);
+  });
+
+  it("accepts any sequence number on the first SYNC, then expects its successor mod 2^32", () => {
+    expect(sentTypesOf(syncEvent(0xffffffff))).toStrictEqual([Command.SyncAck]);
+    expect(sentTypesOf(syncEvent(0))).toStrictEqual([Command.SyncAck]);
+    expect(counters.get(Counter.Errors)).toBe(0);
+  });
+
+  it("reports a gap as OutOfOrder with the expected seq, still acknowledges, and follows the received seq", () => {
+    handle(syncEvent(5));
+    const at = streamed;
+    const out = handle(syncEvent(9));
+    expect(out.length).toBe(2);
+    expectError(out[0], MailboxError.OutOfOrder, Event.Sync, SyncBody.Size, at, 6);
+    expectSyncAck(out[1], 9);
+    expect(sentTypesOf(syncEvent(10))).toStrictEqual([Command.SyncAck]);
+    expect(counters.get(Counter.Batches)).toBe(3, "every SYNC is a batch");
+  });
+
+  it("reports a repeated seq as OutOfOrder", () => {
+    handle(syncEvent(3));
+    const at = streamed;
+    const out = handle(syncEvent(3));
+    expect(out.length).toBe(2);
+    expectError(out[0], MailboxError.OutOfOrder, Event.Sync, SyncBody.Size, at, 4);
+    expectSyncAck(out[1], 3);
+  });
+});
+
+describe("TIMER_FIRED", () => {
+  beforeEach(() => {
+    fresh();
+    boot();
+  });
+
+  it("rejects a channel at or above TIMER_CHANNELS with BadField", () => {
+    expectRejected(timerFiredEvent(TIMER_CHANNELS), MailboxError.BadField, TimerFiredBody.Channel);
+    expectRejected(timerFiredEvent(0xff), MailboxError.BadField, TimerFiredBody.Channel);
+  });
+
+  it("rejects a non-zero reserved byte with Reserved and the byte's offset", () => {
+    for (let offset = TimerFiredBody.Reserved1; offset < TimerFiredBody.Size; offset++) {
+      expectRejected(set8(timerFiredEvent(0), offset, 0x80), MailboxError.Reserved, offset);
+    }
+  });
+
+  it("checks the reserved bytes before the channel", () => {
+    const event = set8(timerFiredEvent(TIMER_CHANNELS), TimerFiredBody.Reserved1 + 2, 1);
+    expectRejected(event, MailboxError.Reserved, TimerFiredBody.Reserved1 + 2);
+  });
+
+  it("counts nothing as fired when no timer is due", () => {
+    const out = handle(timeEvent(BOOT_TIME + SECOND - 1).concat(timerFiredEvent(0)));
+    expect(out.length).toBe(0);
+    expect(counters.get(Counter.TimersFired)).toBe(0);
+  });
+});
+
+describe("heartbeat", () => {
+  beforeEach(fresh);
+
+  it("is armed at the first SYNC after BOOT, one second after boot time", () => {
+    const out = handle(timeEvent(BOOT_TIME).concat(bootEvent()).concat(syncEvent(0)));
+    expect(out.length).toBe(3);
+    expectHello(out[0], HelloStatus.Ok);
+    expectTimerArm(out[1], BOOT_TIME + SECOND);
+    expectSyncAck(out[2], 0);
+  });
+
+  it("fires at its deadline, counts TimersFired and is re-armed one second later", () => {
+    boot();
+    const out = handle(timeEvent(BOOT_TIME + SECOND).concat(timerFiredEvent(0)).concat(syncEvent(1)));
+    expect(out.length).toBe(2);
+    expectTimerArm(out[0], BOOT_TIME + 2 * SECOND);
+    expectSyncAck(out[1], 1);
+    expect(counters.get(Counter.TimersFired)).toBe(1);
+  });
+
+  it("keeps its period when it fires late", () => {
+    boot();
+    const out = handle(timeEvent(BOOT_TIME + SECOND + SECOND / 4).concat(timerFiredEvent(0)).concat(syncEvent(1)));
+    expect(out.length).toBe(2);
+    expectTimerArm(out[0], BOOT_TIME + 2 * SECOND);
+    expect(counters.get(Counter.TimersFired)).toBe(1);
+  });
+
+  it("runs once, not once per missed period, when it fires long after its deadline", () => {
+    boot();
+    const late: u64 = BOOT_TIME + 1_000_000 * SECOND + SECOND / 2;
+    const out = handle(timeEvent(late).concat(timerFiredEvent(0)).concat(syncEvent(1)));
+    expectTimerArm(out[0], BOOT_TIME + 1_000_001 * SECOND);
+    expect(counters.get(Counter.TimersFired)).toBe(1);
+  });
+
+  it("parks at the end of time instead of wrapping when the clock is near 2^64", () => {
+    boot();
+    const out = handle(timeEvent(U64.MAX_VALUE - 1).concat(timerFiredEvent(0)).concat(syncEvent(1)));
+    expectTimerArm(out[0], U64.MAX_VALUE);
+    expect(counters.get(Counter.TimersFired)).toBe(1);
+  });
+
+  it("is re-armed for the same deadline when the hardware fired early", () => {
+    boot();
+    const out = handle(timeEvent(BOOT_TIME + SECOND - 1).concat(timerFiredEvent(0)).concat(syncEvent(1)));
+    expect(out.length).toBe(2);
+    expectTimerArm(out[0], BOOT_TIME + SECOND);
+    expect(counters.get(Counter.TimersFired)).toBe(0);
+  });
+
+  it("is not re-armed at a SYNC when its deadline is already armed", () => {
+    boot();
+    expect(sentTypesOf(syncEvent(1))).toStrictEqual([Command.SyncAck]);
+  });
+});
+
+describe("ENTROPY and COUNTERS_QUERY", () => {
+  beforeEach(() => {
+    fresh();
+    boot();
+  });
+
+  it("feeds ENTROPY bytes to the pool without answering", () => {
+    expect(handle(entropyEvent(16)).length).toBe(0);
+    expect(entropy.bytesAvailable()).toBe(16);
+  });
+
+  it("answers COUNTERS_QUERY with a COUNTERS report of every counter", () => {
+    handle(timeEvent(0)); // one error to report
+    const out = handle(countersQueryEvent());
+    expect(out.length).toBe(1);
+    const report = out[0];
+    expect(report.type).toBe(Command.Counters);
+    expect(report.length).toBe(CountersBody.Values + 4 * Counter.Count);
+    expect(report.u16(CountersBody.Count)).toBe(Counter.Count);
+    for (let i = 0; i < Counter.Count; i++) {
+      expect(report.u32(CountersBody.Values + 4 * i)).toBe(counters.get(i), "counter " + i.toString());
+    }
+    // TIME, BOOT, SYNC, COUNTERS_QUERY accepted; HELLO, TIMER_ARM, SYNC_ACK, COUNTERS sent.
+    expect(report.u32(CountersBody.Values + 4 * Counter.EventsIn)).toBe(4, "EventsIn");
+    expect(report.u32(CountersBody.Values + 4 * Counter.CommandsOut)).toBe(5, "CommandsOut, the ERROR included");
+    expect(report.u32(CountersBody.Values + 4 * Counter.Errors)).toBe(1, "Errors");
+  });
+});
+
+describe("errors", () => {
+  beforeEach(fresh);
+
+  it("carries the code, type, declared body length and stream offset of the offending message", () => {
+    const before = timeEvent(1).concat(syncEvent(0));
+    const bad = message(Event.Sync, SyncBody.Size - 1);
+    const out = handle(before.concat(bad));
+    expect(out.length).toBe(2);
+    expectSyncAck(out[0], 0);
+    expectError(out[1], MailboxError.BadLength, Event.Sync, SyncBody.Size - 1, before.length, 0);
+  });
+
+  it("counts every rejection in Errors and in its code's counter, and nothing in EventsIn", () => {
+    expectCounted(set16(bootEvent(), BootBody.MailboxVersion, 0), MailboxError.Version);
+    handle(bootEvent());
+    expectCounted(message(0x7e, 0), MailboxError.UnknownType);
+    expectCounted(message(Event.Time, TimeBody.Size + 1), MailboxError.BadLength);
+    expectCounted(message(Event.Entropy, MAX_BODY + 1), MailboxError.Oversize);
+    expectCounted(message(Event.CountersQuery, 0, 0x01), MailboxError.Reserved);
+    expectCounted(timerFiredEvent(TIMER_CHANNELS), MailboxError.BadField);
+    expectCounted(bootEvent(), MailboxError.OutOfOrder);
+    expect(counters.get(Counter.Errors)).toBe(7);
+    // Truncated is reported by finish(); see below.
+  });
+
+  it("reports an unknown type with UnknownType and handles the next message", () => {
+    expectSkippedThenHandled(message(0x7e, 3), MailboxError.UnknownType);
+  });
+
+  it("reports a body length the type does not allow with BadLength and handles the next message", () => {
+    expectSkippedThenHandled(message(Event.Time, TimeBody.Size - 1), MailboxError.BadLength);
+  });
+
+  it("reports non-zero header flags with Reserved and handles the next message", () => {
+    expectSkippedThenHandled(message(Event.Sync, SyncBody.Size, 0x40), MailboxError.Reserved);
+  });
+
+  it("reports an oversize body with Oversize and handles the next message", () => {
+    expectSkippedThenHandled(message(Event.Entropy, MAX_BODY + 1), MailboxError.Oversize);
+  });
+});
+
+describe("finish", () => {
+  beforeEach(fresh);
+
+  it("reports a partial message as Truncated: pending bytes in detail, its header's type, length and offset", () => {
+    const before = timeEvent(1);
+    const partial = syncEvent(1).slice(0, HEADER_SIZE + 1);
+    expect(handle(before.concat(partial)).length).toBe(0, "nothing before the end");
+    firmware.finish();
+    const out = sent();
+    expect(out.length).toBe(1);
+    expectError(out[0], MailboxError.Truncated, Event.Sync, SyncBody.Size, before.length, partial.length);
+    expect(counters.get(Counter.Errors)).toBe(1);
+    expect(counters.get(errorCounter(MailboxError.Truncated))).toBe(1);
+  });
+
+  it("reports a partial header with its offset and type and length 0", () => {
+    const before = timeEvent(1);
+    handle(before.concat(syncEvent(1).slice(0, 2)));
+    firmware.finish();
+    const out = sent();
+    expect(out.length).toBe(1);
+    expectError(out[0], MailboxError.Truncated, 0, 0, before.length, 2);
+  });
+
+  it("counts the rest of an oversize body as pending", () => {
+    const length = MAX_BODY + 10;
+    handle(message(Event.Entropy, length).slice(0, HEADER_SIZE + 4));
+    expect(rx.pending()).toBe(length - 4);
+    tx.discard();
+    firmware.finish();
+    const out = sent();
+    expect(out.length).toBe(1);
+    expectError(out[0], MailboxError.Truncated, Event.Entropy, length, 0, length - 4);
+  });
+
+  it("emits nothing when no message is pending", () => {
+    handle(timeEvent(1).concat(syncEvent(0)));
+    tx.discard();
+    firmware.finish();
+    expect(tx.bufferedLength()).toBe(0);
+    expect(counters.get(Counter.Errors)).toBe(0);
+  });
+});

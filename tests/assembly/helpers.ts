@@ -1,0 +1,163 @@
+// Shared by the firmware specs: building message bytes (events to feed rx, or the exact
+// bytes a command should have), delivering them to rx, and reading back the commands
+// buffered by tx. Layouts come from board/map/mailbox.ts, never from literal offsets.
+
+import * as rx from "../../assembly/abi/rx";
+import * as tx from "../../assembly/abi/tx";
+import {
+  MAILBOX_VERSION, HEADER_SIZE, Header, Event, BootBody, TimeBody, SyncBody, TimerFiredBody,
+  CardRole, ResetCause, LogLevel,
+} from "../../board/map/mailbox";
+
+// ---- Building messages -------------------------------------------------------------
+
+/** A whole message: the header for `bodySize` bytes of `type`, then a zeroed body. */
+export function message(type: i32, bodySize: i32, flags: i32 = 0): u8[] {
+  const bytes = new Array<u8>(HEADER_SIZE + bodySize);
+  setLE(bytes, Header.BodyLength, bodySize, 2);
+  bytes[Header.Type] = type as u8;
+  bytes[Header.Flags] = flags as u8;
+  return bytes;
+}
+
+function setLE(bytes: u8[], at: i32, value: u64, size: i32): void {
+  for (let i = 0; i < size; i++) bytes[at + i] = (value >> (8 * i)) as u8;
+}
+
+// Store a little-endian field at a body offset of a message built by message(); each
+// returns the message so that fields can be chained.
+export function set8(msg: u8[], offset: i32, value: u32): u8[] {
+  setLE(msg, HEADER_SIZE + offset, value, 1);
+  return msg;
+}
+
+export function set16(msg: u8[], offset: i32, value: u32): u8[] {
+  setLE(msg, HEADER_SIZE + offset, value, 2);
+  return msg;
+}
+
+export function set32(msg: u8[], offset: i32, value: u32): u8[] {
+  setLE(msg, HEADER_SIZE + offset, value, 4);
+  return msg;
+}
+
+export function set64(msg: u8[], offset: i32, value: u64): u8[] {
+  setLE(msg, HEADER_SIZE + offset, value, 8);
+  return msg;
+}
+
+export function typeOf(msg: u8[]): i32 {
+  return msg[Header.Type];
+}
+
+export function bodyLengthOf(msg: u8[]): i32 {
+  return (msg[Header.BodyLength] as i32) | ((msg[Header.BodyLength + 1] as i32) << 8);
+}
+
+// ---- Events ------------------------------------------------------------------------
+
+/** A valid BOOT: mailbox v1, host card, power-on reset, log level Info, one port. */
+export function bootEvent(): u8[] {
+  const msg = message(Event.Boot, BootBody.Size);
+  set16(msg, BootBody.MailboxVersion, MAILBOX_VERSION);
+  set8(msg, BootBody.Role, CardRole.Host);
+  set8(msg, BootBody.ResetCause, ResetCause.PowerOn);
+  set32(msg, BootBody.BoardId, 0x10f00a01);
+  set32(msg, BootBody.Serial, 0x10000001);
+  set8(msg, BootBody.LogLevel, LogLevel.Info);
+  set8(msg, BootBody.Slots, 1);
+  const mac: u8[] = [2, 0x10, 0x10, 0, 0, 1];
+  for (let i = 0; i < mac.length; i++) set8(msg, BootBody.Mac + i, mac[i]);
+  return msg;
+}
+
+export function timeEvent(now: u64): u8[] {
+  return set64(message(Event.Time, TimeBody.Size), TimeBody.Now, now);
+}
+
+export function syncEvent(seq: u32): u8[] {
+  return set32(message(Event.Sync, SyncBody.Size), SyncBody.Seq, seq);
+}
+
+export function timerFiredEvent(channel: i32): u8[] {
+  return set8(message(Event.TimerFired, TimerFiredBody.Size), TimerFiredBody.Channel, channel);
+}
+
+export function entropyEvent(length: i32): u8[] {
+  const msg = message(Event.Entropy, length);
+  for (let i = 0; i < length; i++) set8(msg, i, 0xa0 + i);
+  return msg;
+}
+
+export function countersQueryEvent(): u8[] {
+  return message(Event.CountersQuery, 0);
+}
+
+/** Hands `bytes` to rx as one read, the way assembly/index.ts step() does. */
+export function deliver(bytes: u8[]): void {
+  const room = rx.freeSpace(); // compacts, so it must precede writePointer()
+  assert(bytes.length <= room, "rx buffer full");
+  const at = rx.writePointer();
+  for (let i = 0; i < bytes.length; i++) store<u8>(at + i, bytes[i]);
+  rx.commit(bytes.length);
+}
+
+// ---- Commands ----------------------------------------------------------------------
+
+/** A copy of the bytes tx holds, not yet flushed. */
+export function txBytes(): u8[] {
+  const length = tx.bufferedLength();
+  const bytes = new Array<u8>(length);
+  for (let i = 0; i < length; i++) bytes[i] = load<u8>(tx.buffered() + i);
+  return bytes;
+}
+
+/** One command in the tx buffer; the field readers take body offsets. */
+export class Sent {
+  constructor(
+    public type: i32,
+    public flags: i32,
+    public length: i32,
+    public body: usize,
+  ) {}
+
+  u8(offset: i32): i32 {
+    return load<u8>(this.body + offset) as i32;
+  }
+
+  u16(offset: i32): i32 {
+    return load<u16>(this.body + offset) as i32;
+  }
+
+  u32(offset: i32): u32 {
+    return load<u32>(this.body + offset);
+  }
+
+  u64(offset: i32): u64 {
+    return load<u64>(this.body + offset);
+  }
+}
+
+/** The commands buffered by tx, in order; the buffer must end on a message boundary. */
+export function sent(): Sent[] {
+  const start = tx.buffered();
+  const end = tx.bufferedLength();
+  const out = new Array<Sent>();
+  let at = 0;
+  while (at + HEADER_SIZE <= end) {
+    const head = start + at;
+    const length = load<u16>(head, Header.BodyLength) as i32;
+    out.push(new Sent(load<u8>(head, Header.Type), load<u8>(head, Header.Flags), length, head + HEADER_SIZE));
+    at += HEADER_SIZE + length;
+  }
+  expect(at).toBe(end, "tx buffer ends on a message boundary");
+  return out;
+}
+
+/** The types of the buffered commands, in order. */
+export function sentTypes(): i32[] {
+  const commands = sent();
+  const types = new Array<i32>(commands.length);
+  for (let i = 0; i < commands.length; i++) types[i] = commands[i].type;
+  return types;
+}

@@ -1,0 +1,52 @@
+// Shared by the host tests: paths, event builders, command decoding, running `iov`.
+
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { encodeEvent, MessageReader, decodeCommand, type EventMessage, type CommandMessage } from "../../board/mailbox-codec.ts";
+import { CardRole, LogLevel, MAILBOX_VERSION, ResetCause } from "../../board/map/mailbox.ts";
+import { concat } from "../../tools/engines/engine.ts";
+import { FIRMWARE, ROOT } from "../../tools/paths.ts";
+
+export { FIRMWARE, ROOT };
+export const FIXTURES = `${ROOT}tests/fixtures/traces/`;
+
+/** The wasm3 binary from IOV_WASM3, or a skip reason for node:test. */
+export const WASM3 = process.env.IOV_WASM3;
+export const wasm3Skip = WASM3 && existsSync(WASM3) ? false : "no wasm3 binary: set IOV_WASM3=/path/to/wasm3 to run this under real wasm3";
+
+export function boot(overrides: Partial<Extract<EventMessage, { kind: "boot" }>> = {}): EventMessage {
+  return {
+    kind: "boot", mailboxVersion: MAILBOX_VERSION, role: CardRole.Host, resetCause: ResetCause.PowerOn,
+    boardId: 0x10f00a01, serial: 0x10000001, logLevel: LogLevel.Info, slots: 1,
+    mac: Uint8Array.of(2, 0x10, 0x10, 0, 0, 1), ...overrides,
+  };
+}
+
+export function encode(events: EventMessage[]): Uint8Array {
+  return concat(events.map(encodeEvent));
+}
+
+export function commands(bytes: Uint8Array): CommandMessage[] {
+  const reader = new MessageReader("commands");
+  reader.push(bytes);
+  const out = [...reader.all()].map(decodeCommand);
+  if (reader.pending()) throw new Error(`${reader.pending()} trailing bytes`);
+  return out;
+}
+
+/** A scripted session: boot, heartbeats, entropy, counter queries, and a few rejected events. */
+export function scriptedBatches(): Uint8Array[] {
+  const batches: EventMessage[][] = [
+    [{ kind: "time", now: 0n }, boot(), { kind: "entropy", bytes: new Uint8Array(32).fill(7) }],
+    [{ kind: "time", now: 1_000_000_000n }, { kind: "timerFired", channel: 0 }],
+    [{ kind: "time", now: 1_500_000_000n }, { kind: "timerFired", channel: 3 }, boot(), { kind: "countersQuery" }],
+    [{ kind: "time", now: 2_000_000_000n }, { kind: "timerFired", channel: 0 }, { kind: "time", now: 5n }],
+    [{ kind: "time", now: 2_100_000_000n }, { kind: "countersQuery" }],
+  ];
+  return batches.map((events, seq) => encode([...events, { kind: "sync", seq }]));
+}
+
+export function iov(args: string[], input?: string) {
+  const result = spawnSync(process.execPath, [`${ROOT}tools/iov.mjs`, ...args], { cwd: ROOT, encoding: "utf8", input, timeout: 120_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
