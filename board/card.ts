@@ -167,7 +167,7 @@ export class Card {
         if (command.status !== HelloStatus.Ok || command.mailboxVersion !== MAILBOX_VERSION) {
           this.state = "halted";
           this.cancelTimers();
-          this.observer.note?.(this, `firmware ${version} speaks mailbox v${command.mailboxVersion}, this board v${MAILBOX_VERSION}: card halted`, "error");
+          this.observer.note?.(this, `firmware ${version} refused to boot: it speaks mailbox v${command.mailboxVersion}, this board v${MAILBOX_VERSION}; card halted`, "error");
         } else {
           this.state = "running";
           this.observer.note?.(this, `firmware ${version} running (mailbox v${command.mailboxVersion})`, "info");

@@ -286,8 +286,10 @@ export function errorName(code: number): string {
   return MailboxError[code] ?? `error ${code}`;
 }
 
+/** The wire name of a message type (TIMER_FIRED, SYNC_ACK), or its hex code if unknown. */
 export function typeName(type: number): string {
-  return (type < 0x80 ? Event[type] : Command[type]) ?? `0x${type.toString(16).padStart(2, "0")}`;
+  const name = type < 0x80 ? Event[type] : Command[type];
+  return name ? name.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase() : `0x${type.toString(16).padStart(2, "0")}`;
 }
 
 /** Firmware counters from a COUNTERS command, keyed by Counter name. */

@@ -91,7 +91,7 @@ test("a mailbox version mismatch is reported by the firmware and halts the card"
   card.powerOn(session);
   await scheduler.run(1e9);
   assert.equal(card.state, "halted");
-  assert.ok(notes.some((n) => n.includes("firmware rejected Boot") && n.includes("Version")), notes.join("\n"));
+  assert.ok(notes.some((n) => n.includes("firmware rejected BOOT") && n.includes("Version")), notes.join("\n"));
   assert.ok(notes.some((n) => n.includes("card halted")), notes.join("\n"));
 });
 

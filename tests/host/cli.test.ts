@@ -1,0 +1,99 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FIXTURES, iov } from "./helpers.ts";
+import type { RunSummary } from "../../tools/sim/summary.ts";
+
+const temp = () => mkdtempSync(join(tmpdir(), "iov-cli-"));
+
+/** A failed command says why on exactly one line of stderr, prefixed `iov:`. */
+function assertOneLineError(result: { status: number | null; stderr: string }, status: number, pattern: RegExp): void {
+  assert.equal(result.status, status, result.stderr);
+  const lines = result.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, result.stderr);
+  assert.match(lines[0], /^iov: /);
+  assert.match(lines[0], pattern);
+}
+
+test("every command has --help", () => {
+  for (const args of [[], ["build"], ["sim"], ["trace"], ["trace", "replay"], ["trace", "decode"], ["bench"]]) {
+    const result = iov([...args, "--help"]);
+    assert.equal(result.status, 0, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stdout, /^Usage: iov/);
+  }
+});
+
+test("bad arguments get a one-line error and exit status 2", () => {
+  assertOneLineError(iov(["frobnicate"]), 2, /unknown command 'frobnicate'/);
+  assertOneLineError(iov(["sim", "--seed", "abc"]), 2, /option '--seed <n>' argument 'abc' is invalid. expected a whole number/);
+  assertOneLineError(iov(["sim", "--seed", "-1"]), 2, /expected 0\.\.4294967295/);
+  assertOneLineError(iov(["sim", "--engine", "qemu"]), 2, /expected one of node, node-wasi, wasm3, got 'qemu'/);
+  assertOneLineError(iov(["sim", "--duration", "5parsecs"]), 2, /expected a duration such as 3s/);
+  assertOneLineError(iov(["sim", "--bogus"]), 2, /unknown option '--bogus'/);
+  assertOneLineError(iov(["trace", "decode", "x.in", "--as", "sideways"]), 2, /Allowed choices are events, commands/);
+  assertOneLineError(iov(["trace", "replay"]), 2, /missing required argument 'input'/);
+});
+
+test("things that cannot be done get a one-line reason and exit status 1", () => {
+  assertOneLineError(iov(["sim", "--scenario", "moon"]), 1, /unknown scenario 'moon'; built-in: default/);
+  assertOneLineError(iov(["sim", "--firmware", "/nonexistent/fw.wasm"]), 1, /firmware not found: \/nonexistent\/fw.wasm/);
+  assertOneLineError(iov(["sim", "--engine", "wasm3", "--wasm3", "/nonexistent/wasm3"]), 1, /wasm3 binary not found/);
+  assertOneLineError(iov(["trace", "replay", "/nonexistent/a.in"]), 1, /cannot read trace '\/nonexistent\/a.in': no such file/);
+  assertOneLineError(iov(["trace", "decode", "/nonexistent/a.bin"]), 1, /cannot tell whether/);
+  const dir = temp();
+  writeFileSync(join(dir, "lonely.in"), new Uint8Array(4));
+  assertOneLineError(iov(["trace", "replay", join(dir, "lonely.in")]), 1, /no expected output for .*: pass --expect FILE/);
+});
+
+test("engine wasm3 with no binary anywhere names both ways to give one", () => {
+  const result = iov(["sim", "--engine", "wasm3"]);
+  if (process.env.IOV_WASM3) return; // a binary is configured; the message cannot appear
+  assertOneLineError(result, 1, /needs a wasm3 binary: pass --wasm3 PATH or set IOV_WASM3/);
+});
+
+test("trace replay fails with the first differing command when the output does not match", () => {
+  const dir = temp();
+  const wrong = new Uint8Array(readFileSync(`${FIXTURES}default-host.out`));
+  wrong[12 + 4 + 4] ^= 0xff; // the first TIMER_ARM deadline
+  writeFileSync(join(dir, "wrong.out"), wrong);
+  const result = iov(["trace", "replay", `${FIXTURES}default-host.in`, "--expect", join(dir, "wrong.out")]);
+  assertOneLineError(result, 1, /output differs under node: command #1 at byte 12: expected TIMER_ARM channel 0 at \d+\.\d+s, got TIMER_ARM channel 0 at 1\.000000000s/);
+});
+
+test("trace decode reads garbage without failing and says what it found", () => {
+  const dir = temp();
+  writeFileSync(join(dir, "noise.out"), Uint8Array.of(1, 0, 0x99, 0, 7, 2, 0));
+  const result = iov(["trace", "decode", join(dir, "noise.out")]);
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(result.stdout, "#0      @0        0x99 (type 0x99, flags 0x0, 1-byte body): malformed, UnknownType\n(2 trailing byte(s) do not form a whole message: truncated)\n");
+});
+
+test("iov sim prints a timeline and writes a summary that is the same for the same seed on every engine", () => {
+  const dir = temp();
+  const runs = ["node", "node-wasi", "node"].map((engine, i) => {
+    const file = join(dir, `summary-${i}.json`);
+    const result = iov(["sim", "--duration", "2500ms", "--seed", "77", "--engine", engine, "--summary", file]);
+    assert.equal(result.status, 0, result.stderr);
+    return { stdout: result.stdout, summary: JSON.parse(readFileSync(file, "utf8")) as RunSummary };
+  });
+  assert.match(runs[0].stdout, /0\.000000000  host     fw      I boot: firmware 0\.1\.0/);
+  assert.match(runs[0].stdout, /2\.000000000  host     fw      I heartbeat:/);
+  const { summary } = runs[0];
+  assert.equal(summary.scenario, "default");
+  assert.equal(summary.seed, 77);
+  assert.equal(summary.simulatedNs, 2.5e9);
+  assert.deepEqual(summary.cards.map((c) => [c.name, c.role, c.state, c.firmware]), [["host", "host", "running", "0.1.0"], ["chassis", "chassis", "running", "0.1.0"]]);
+  assert.deepEqual(summary.tlps, { sent: 0, delivered: 0, lost: 0, duplicated: 0, reordered: 0 });
+  assert.deepEqual(summary.hotplugEvents, { host: { removals: 0, insertions: 0 } });
+  assert.equal(summary.firmwareTraps, 0);
+  assert.equal(summary.mailboxErrors, 0);
+  assert.equal(summary.cards[0].firmwareCounters!.TimersFired, 2);
+  const { engine: _a, ...first } = runs[0].summary;
+  for (const run of runs.slice(1)) {
+    const { engine: _b, ...other } = run.summary;
+    assert.deepEqual(other, first);
+  }
+  assert.equal(runs[2].stdout, runs[0].stdout);
+});

@@ -1,0 +1,87 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { EventChecker, MessageReader, decodeCommand } from "../../board/mailbox-codec.ts";
+import { replay, type EngineKind } from "../../tools/engines/index.ts";
+import { decodeLines, firstDifference } from "../../tools/cli/trace.ts";
+import { FIXTURES, FIRMWARE, WASM3, wasm3Skip, iov } from "./helpers.ts";
+
+const goldens = readdirSync(FIXTURES).filter((f) => f.endsWith(".in")).map((f) => f.slice(0, -3)).sort();
+const read = (path: string) => new Uint8Array(readFileSync(path));
+
+test("the golden traces cover a whole session, every mailbox error, and a version mismatch", () => {
+  assert.deepEqual(goldens, ["default-chassis", "default-host", "malformed", "version-mismatch"]);
+});
+
+for (const engine of ["node", "node-wasi", "wasm3"] as EngineKind[]) {
+  test(`every golden trace replays byte-identically on ${engine}`, { skip: engine === "wasm3" && wasm3Skip }, async () => {
+    for (const name of goldens) {
+      const result = await replay(engine, { firmware: FIRMWARE, wasm3: WASM3 }, read(`${FIXTURES}${name}.in`));
+      assert.equal(result.exitCode, 0, `${name}: ${result.log}`);
+      assert.equal(firstDifference(read(`${FIXTURES}${name}.out`), result.commands), null, name);
+    }
+  });
+}
+
+test("every ERROR in the malformed golden trace is one the reference model predicts, in order", () => {
+  const events = new MessageReader("events");
+  events.push(read(`${FIXTURES}malformed.in`));
+  const checker = new EventChecker();
+  const predicted = [...events.all()].flatMap((raw) => {
+    const verdict = checker.check(raw);
+    return verdict ? [{ code: verdict.error, offset: raw.offset, detail: verdict.detail }] : [];
+  });
+  const commands = new MessageReader("commands");
+  commands.push(read(`${FIXTURES}malformed.out`));
+  const reported = [...commands.all()].map(decodeCommand).flatMap((c) => (c.kind === "error" ? [{ code: c.code, offset: c.streamOffset, detail: c.detail }] : []));
+  assert.deepEqual(reported.slice(0, -1), predicted, "all but the final Truncated");
+  assert.equal(reported.length, 10);
+});
+
+test("trace decode names every message and marks what the firmware rejects", () => {
+  const lines = decodeLines(read(`${FIXTURES}malformed.in`), "events");
+  assert.match(lines[1], /^#1\s+@12\s+COUNTERS_QUERY  <- firmware rejects: OutOfOrder \(detail 0\)$/);
+  assert.ok(lines.some((l) => /0x55 \(type 0x55, flags 0x0, 0-byte body\): malformed, UnknownType/.test(l)));
+  assert.match(lines[lines.length - 1], /6 trailing byte\(s\) do not form a whole message: truncated/);
+  const out = decodeLines(read(`${FIXTURES}version-mismatch.out`), "commands");
+  assert.deepEqual(out.map((l) => l.replace(/^#\d+\s+@\d+\s+/, "")), [
+    "ERROR Version: BOOT (24-byte body) at offset 12, detail 1",
+    "HELLO mailbox v1, VersionMismatch, firmware 0.1.0",
+    "SYNC_ACK seq 0",
+    "ERROR OutOfOrder: COUNTERS_QUERY (0-byte body) at offset 60, detail 0",
+    "SYNC_ACK seq 1",
+  ]);
+});
+
+test("firstDifference points at the first command that differs", () => {
+  const out = read(`${FIXTURES}default-host.out`);
+  const changed = out.slice();
+  changed[40] ^= 1; // the channel of the second TIMER_ARM (#3 at byte 36)
+  assert.equal(firstDifference(out, changed), "command #3 at byte 36: expected TIMER_ARM channel 0 at 2.000000000s, got TIMER_ARM channel 1 at 2.000000000s");
+  assert.match(firstDifference(out, out.subarray(0, 36))!, /^command #3 at byte 36: expected TIMER_ARM .*, got end of output$/);
+  assert.equal(firstDifference(out, out.slice()), null);
+});
+
+test("iov sim --record writes traces that replay to the recorded output, the same on every run", () => {
+  const runs = [0, 1].map(() => {
+    const dir = mkdtempSync(join(tmpdir(), "iov-record-"));
+    const result = iov(["sim", "--quiet", "--duration", "2s", "--seed", "9", "--record", dir]);
+    assert.equal(result.status, 0, result.stderr);
+    return dir;
+  });
+  for (const card of ["host", "chassis"]) {
+    for (const ext of ["in", "out", "log"]) {
+      assert.deepEqual(read(join(runs[0], `${card}.${ext}`)), read(join(runs[1], `${card}.${ext}`)), `${card}.${ext}`);
+    }
+    const replayed = iov(["trace", "replay", join(runs[0], `${card}.in`), "--engine", "node-wasi"]);
+    assert.equal(replayed.status, 0, replayed.stderr);
+    assert.match(replayed.stdout, /output identical to .* \(\d+ bytes, \d+ commands\)/);
+  }
+});
+
+test("iov trace replay under wasm3 reproduces a golden trace", { skip: wasm3Skip }, () => {
+  const result = iov(["trace", "replay", `${FIXTURES}malformed.in`, "--engine", "wasm3", "--wasm3", WASM3!]);
+  assert.equal(result.status, 0, result.stderr);
+});
