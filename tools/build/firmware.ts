@@ -1,0 +1,49 @@
+// `iov build`: compiles the firmware (release build/firmware.wasm, optimised by binaryen
+// through asc; debug build/firmware.debug.wasm with names and source map) and refuses
+// to produce a release that breaks the card's constraints (tools/build/checks.ts).
+
+import asc from "assemblyscript/asc";
+import { readFileSync, rmSync } from "node:fs";
+import { checkFirmware, allocatorFunctions, memoryLimits, SIZE_BUDGET } from "./checks.ts";
+import { ROOT, FIRMWARE, FIRMWARE_DEBUG } from "../paths.ts";
+
+export class BuildError extends Error {}
+
+async function compile(target: "release" | "debug"): Promise<void> {
+  const stdout = asc.createMemoryStream();
+  const stderr = asc.createMemoryStream();
+  const { error } = await asc.main(
+    ["assembly/index.ts", "--config", "asconfig.json", "--target", target, "--baseDir", ROOT],
+    { stdout, stderr },
+  );
+  if (error) throw new BuildError(`${target} build failed: ${error.message}\n${stderr.toString().trim()}`);
+}
+
+export interface BuildReport {
+  bytes: number;
+  pages: number;
+  imports: string[];
+}
+
+export async function buildFirmware(): Promise<BuildReport> {
+  await compile("debug");
+  await compile("release");
+  const release = new Uint8Array(readFileSync(FIRMWARE));
+  const problems = checkFirmware(release);
+  const allocators = allocatorFunctions(new Uint8Array(readFileSync(FIRMWARE_DEBUG)));
+  if (allocators.length) problems.push(`allocates on the heap (${allocators.join(", ")}); use static buffers (memory.data) instead`);
+  if (problems.length) {
+    rmSync(FIRMWARE, { force: true });
+    throw new BuildError(`firmware.wasm rejected: it ${problems.join("; it ")}`);
+  }
+  return {
+    bytes: release.length,
+    pages: memoryLimits(release)!.initial,
+    imports: WebAssembly.Module.imports(new WebAssembly.Module(release)).map((i) => i.name),
+  };
+}
+
+export function describeBuild(report: BuildReport): string {
+  const percent = ((100 * report.bytes) / SIZE_BUDGET).toFixed(1);
+  return `build/firmware.wasm: ${report.bytes} bytes (${percent}% of the ${SIZE_BUDGET}-byte budget), ${report.pages} page of memory, imports ${report.imports.join(", ")}`;
+}
