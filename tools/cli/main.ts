@@ -1,13 +1,10 @@
-// iov: build, simulate, replay and decode traces, benchmark.
+// iov: build, simulate, replay and decode traces, benchmark. Each command's module is
+// loaded only when it runs, so `iov sim` does not pay for the compiler.
 
 import { Command, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { ENGINE_KINDS } from "../engines/index.ts";
 import { CliError, duration, engine, integer } from "./args.ts";
-import { runBuild } from "./build.ts";
-import { runSim } from "./sim.ts";
-import { runReplay, runDecode } from "./trace.ts";
-import { runBench } from "./bench.ts";
 
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
 
@@ -27,7 +24,7 @@ export function program(): Command {
   iov.command("build")
     .description("compile firmware.wasm (release and debug) and check it fits the card")
     .option("--quiet", "print only the size line")
-    .action(runBuild);
+    .action(async (options) => (await import("./build.ts")).runBuild(options));
 
   iov.command("sim")
     .description("run a simulation and print its timeline")
@@ -41,7 +38,7 @@ export function program(): Command {
     .option("--summary <file>", "write a JSON summary of the run")
     .option("--verbose", "also show every mailbox message")
     .option("--quiet", "no timeline, only the closing summary")
-    .action(runSim);
+    .action(async (options) => (await import("./sim.ts")).runSim(options));
 
   const trace = iov.command("trace").description("recorded mailbox traces");
   trace.command("replay")
@@ -52,18 +49,18 @@ export function program(): Command {
     .addOption(wasm3Option())
     .addOption(firmwareOption())
     .option("--write <file>", "also save the output produced")
-    .action(runReplay);
+    .action(async (input, options) => (await import("./trace.ts")).runReplay(input, options));
   trace.command("decode")
     .description("print a trace as one readable line per message")
     .argument("<file>", "NAME.in (events) or NAME.out (commands)")
     .addOption(new Option("--as <direction>", "how to read the file (default: from its extension)").choices(["events", "commands"]))
-    .action(runDecode);
+    .action(async (file, options) => (await import("./trace.ts")).runDecode(file, options));
 
   iov.command("bench")
     .description("run the benchmarks; write bench/results.json and print a table")
     .option("--quick", "shorter runs (under a minute)")
     .addOption(wasm3Option())
-    .action(runBench);
+    .action(async (options) => (await import("./bench.ts")).runBench(options));
 
   return iov;
 }
@@ -85,5 +82,11 @@ export async function main(argv: string[]): Promise<number> {
     throw error;
   }
 }
+
+// Output piped into `head` and the like: stop quietly when the reader goes away.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+  process.exit(0);
+});
 
 process.exitCode = await main(process.argv.slice(2));

@@ -1,6 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { SCENARIOS } from "../sim/scenarios.ts";
 import { World } from "../sim/world.ts";
+import { TIMELINE_HEADER } from "../sim/timeline.ts";
 import type { RunSummary } from "../sim/summary.ts";
 import { CliError, engineOptions, type EngineFlags } from "./args.ts";
 
@@ -22,7 +23,7 @@ export async function runSim(flags: SimFlags): Promise<void> {
   if (print) {
     print(`scenario ${scenario.name}: ${scenario.description}`);
     print(`seed ${flags.seed}, engine ${flags.engine}${flags.record ? `, recording to ${flags.record}/` : ""}\n`);
-    print(`    time (s)  card     source  event`);
+    print(TIMELINE_HEADER);
   }
   const world = new World({
     scenario, seed: flags.seed, engine: flags.engine, engineOptions: options, durationNs: flags.duration,

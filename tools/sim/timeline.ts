@@ -18,6 +18,9 @@ export function formatTime(ns: number): string {
   return `${String(s).padStart(4)}.${String(ns - s * 1e9).padStart(9, "0")}`;
 }
 
+/** Column titles matching the lines add() prints. */
+export const TIMELINE_HEADER = `${"time (s)".padStart(14)}  ${"card".padEnd(8)} ${"source".padEnd(7)} event`;
+
 export class Timeline {
   readonly entries: TimelineEntry[] = [];
 
