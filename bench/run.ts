@@ -8,7 +8,7 @@ import { CardRole, LogLevel, MAILBOX_VERSION, ResetCause } from "../board/map/ma
 import { FIRMWARE } from "../tools/paths.ts";
 import { memoryLimits } from "../tools/build/checks.ts";
 import { openSession, type EngineKind } from "../tools/engines/index.ts";
-import { concat } from "../tools/engines/engine.ts";
+import { concat } from "../board/bytes.ts";
 
 export const RESULTS = fileURLToPath(new URL("./results.json", import.meta.url));
 

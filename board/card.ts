@@ -11,6 +11,7 @@ import {
   type EventMessage, type CommandMessage,
 } from "./mailbox-codec.ts";
 import type { Scheduler } from "./scheduler.ts";
+import { concat } from "./bytes.ts";
 import type { FirmwareSession } from "./softcore.ts";
 
 export interface CardConfig {
@@ -113,13 +114,7 @@ export class Card {
     this.seq = (this.seq + 1) >>> 0;
     const batch: EventMessage[] = [{ kind: "time", now: BigInt(this.scheduler.now) }, ...this.pending, { kind: "sync", seq }];
     this.pending = [];
-    const encoded = batch.map(encodeEvent);
-    const events = new Uint8Array(encoded.reduce((n, e) => n + e.length, 0));
-    let at = 0;
-    for (const e of encoded) {
-      events.set(e, at);
-      at += e.length;
-    }
+    const events = concat(batch.map(encodeEvent));
     if (this.observer.message) for (const e of batch) this.observer.message(this, "events", describeMessage(e));
     let commands: Uint8Array;
     try {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import binaryen from "binaryen";
 import { openSession, replay, FirmwareFault, type EngineKind } from "../../tools/engines/index.ts";
 import { InProcessFirmware } from "../../tools/engines/inprocess.ts";
-import { concat } from "../../tools/engines/engine.ts";
+import { concat } from "../../board/bytes.ts";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
 import { Card } from "../../board/card.ts";
 import { CardRole, HelloStatus, LogLevel, MailboxError } from "../../board/map/mailbox.ts";

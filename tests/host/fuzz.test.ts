@@ -11,7 +11,7 @@ import { encodeEvent, EventChecker, MessageReader, type EventMessage, type Comma
 import { Counter, HEADER_SIZE, MailboxError, MAX_BODY, errorCounter, LogLevel } from "../../board/map/mailbox.ts";
 import { InProcessFirmware } from "../../tools/engines/inprocess.ts";
 import { replay } from "../../tools/engines/index.ts";
-import { concat } from "../../tools/engines/engine.ts";
+import { concat } from "../../board/bytes.ts";
 import { FIRMWARE, WASM3, wasm3Skip, boot, commands } from "./helpers.ts";
 
 function generator(seed: number) {

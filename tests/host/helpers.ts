@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { encodeEvent, MessageReader, decodeCommand, type EventMessage, type CommandMessage } from "../../board/mailbox-codec.ts";
 import { CardRole, LogLevel, MAILBOX_VERSION, ResetCause } from "../../board/map/mailbox.ts";
-import { concat } from "../../tools/engines/engine.ts";
+import { concat } from "../../board/bytes.ts";
 import { FIRMWARE, ROOT } from "../../tools/paths.ts";
 
 export { FIRMWARE, ROOT };

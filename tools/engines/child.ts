@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { MessageReader, decodeCommand } from "../../board/mailbox-codec.ts";
 import { Command, HEADER_SIZE } from "../../board/map/mailbox.ts";
-import { concat, FirmwareFault, type EngineKind, type EngineOptions, type FirmwareSession, type ReplayResult } from "./engine.ts";
+import { concat } from "../../board/bytes.ts";
+import { FirmwareFault, type EngineKind, type EngineOptions, type FirmwareSession, type ReplayResult } from "./engine.ts";
 
 export const WASI_RUNNER = fileURLToPath(new URL("./wasi-runner.mjs", import.meta.url));
 

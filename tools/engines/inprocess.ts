@@ -3,7 +3,8 @@
 // left, which `_start` takes as end of input, so replay runs exactly as under wasm3.
 
 import { readFileSync } from "node:fs";
-import { concat, FirmwareFault, type EngineOptions, type FirmwareSession, type ReplayResult } from "./engine.ts";
+import { concat } from "../../board/bytes.ts";
+import { FirmwareFault, type EngineOptions, type FirmwareSession, type ReplayResult } from "./engine.ts";
 
 const ERRNO_SUCCESS = 0;
 const ERRNO_BADF = 8;
