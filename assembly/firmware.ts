@@ -4,8 +4,10 @@
 
 import {
   MAILBOX_VERSION, MAX_SLOTS, TIMER_CHANNELS, Event, Counter, MailboxError, HelloStatus,
-  BootBody, TimeBody, SyncBody, TimerFiredBody, CardRole, ResetCause, LogLevel, errorCounter,
+  BootBody, TimeBody, SyncBody, TimerFiredBody, RegValueBody, FabricEventBody, CardRole, ResetCause, LogLevel,
+  FABRIC_EVENT_LAST, MAX_TUNNELS, errorCounter,
 } from "../board/map/mailbox";
+import { FabricEventKind } from "../board/map/registers";
 import * as rx from "./abi/rx";
 import * as tx from "./abi/tx";
 import * as clock from "./clock";
@@ -103,6 +105,8 @@ function dispatch(): void {
   else if (type == Event.TimerFired) onTimerFired(body);
   else if (type == Event.Entropy) onEntropy(body, rx.msgLength);
   else if (type == Event.CountersQuery) onCountersQuery();
+  else if (type == Event.RegValue) onRegValue(body);
+  else if (type == Event.FabricEvent) onFabricEvent(body);
 }
 
 function onTime(body: usize): void {
@@ -233,4 +237,46 @@ function onEntropy(body: usize, length: i32): void {
 function onCountersQuery(): void {
   accept();
   tx.countersReport();
+}
+
+function onRegValue(body: usize): void {
+  accept();
+  log.debug();
+  log.str("fabric: register ");
+  log.hex(load<u32>(body, RegValueBody.Address), 4);
+  log.str(" = ");
+  log.hex(load<u32>(body, RegValueBody.Value), 8);
+  log.end();
+}
+
+function onFabricEvent(body: usize): void {
+  const bad = nonZero(body, FabricEventBody.Reserved2, 2);
+  if (bad >= 0) {
+    reject(MailboxError.Reserved, bad as u32);
+    return;
+  }
+  const tunnel = load<u8>(body, FabricEventBody.Tunnel) as i32;
+  const kind = load<u8>(body, FabricEventBody.Kind) as i32;
+  if (tunnel >= MAX_TUNNELS) {
+    reject(MailboxError.BadField, FabricEventBody.Tunnel);
+    return;
+  }
+  if (kind < 1 || kind > FABRIC_EVENT_LAST) {
+    reject(MailboxError.BadField, FabricEventBody.Kind);
+    return;
+  }
+  accept();
+  count(Counter.FabricEvents);
+  log.info();
+  log.str("fabric: tunnel ");
+  log.dec(tunnel);
+  log.str(
+    kind == FabricEventKind.PeerSilent ? " peer silent for " :
+    kind == FabricEventKind.PeerHeard ? " peer heard again " :
+    kind == FabricEventKind.RetransmitTimeout ? " retransmission timeout, in a row: " :
+    kind == FabricEventKind.RetryLimit ? " retry limit reached: " :
+    kind == FabricEventKind.CountersReady ? " counters ready " : " register write refused: ",
+  );
+  log.dec(load<u32>(body, FabricEventBody.Arg));
+  log.end();
 }

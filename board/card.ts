@@ -12,6 +12,7 @@ import {
 } from "./mailbox-codec.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { concat } from "./bytes.ts";
+import type { Fabric } from "./fabric.ts";
 import type { FirmwareSession } from "./softcore.ts";
 
 export interface CardConfig {
@@ -67,6 +68,8 @@ export class Card {
   private seq = 0;
   private timers: (number | null)[] = new Array(TIMER_CHANNELS).fill(null);
   private logLine = "";
+  /** The fabric behind REG_WRITE / REG_READ, when the card model has one. */
+  fabric: Pick<Fabric, "readRegister" | "writeRegister"> | null = null;
 
   constructor(
     readonly config: CardConfig,
@@ -191,6 +194,12 @@ export class Card {
         break;
       case "counters":
         this.firmwareCounters = namedCounters(command.values);
+        break;
+      case "regWrite":
+        this.fabric?.writeRegister(command.address, command.value);
+        break;
+      case "regRead":
+        this.post({ kind: "regValue", address: command.address, value: this.fabric?.readRegister(command.address) ?? 0 });
         break;
       case "syncAck":
         break;

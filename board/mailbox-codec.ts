@@ -6,9 +6,10 @@
 import {
   MAILBOX_VERSION, HEADER_SIZE, MAX_BODY, MAX_SLOTS, TIMER_CHANNELS, Header, Event, Command,
   BootBody, TimeBody, SyncBody, TimerFiredBody, EntropyBody, HelloBody, SyncAckBody, TimerArmBody,
-  TimerDisarmBody, ErrorBody, CountersBody, CardRole, ResetCause, LogLevel, HelloStatus,
-  MailboxError, Counter, minBody, maxBody, isEvent, isCommand,
+  TimerDisarmBody, ErrorBody, CountersBody, RegValueBody, FabricEventBody, RegWriteBody, RegReadBody, CardRole, ResetCause,
+  LogLevel, HelloStatus, MailboxError, Counter, FABRIC_EVENT_LAST, MAX_TUNNELS, minBody, maxBody, isEvent, isCommand,
 } from "./map/mailbox.ts";
+import { FabricEventKind } from "./map/registers.ts";
 
 export type EventMessage =
   | {
@@ -19,7 +20,9 @@ export type EventMessage =
   | { kind: "sync"; seq: number }
   | { kind: "timerFired"; channel: number }
   | { kind: "entropy"; bytes: Uint8Array }
-  | { kind: "countersQuery" };
+  | { kind: "countersQuery" }
+  | { kind: "regValue"; address: number; value: number }
+  | { kind: "fabricEvent"; tunnel: number; event: FabricEventKind; arg: number };
 
 export type CommandMessage =
   | { kind: "hello"; mailboxVersion: number; status: HelloStatus; firmware: [number, number, number] }
@@ -27,7 +30,9 @@ export type CommandMessage =
   | { kind: "timerArm"; channel: number; deadline: bigint }
   | { kind: "timerDisarm"; channel: number }
   | { kind: "error"; code: MailboxError; messageType: number; bodyLength: number; streamOffset: number; detail: number }
-  | { kind: "counters"; values: number[] };
+  | { kind: "counters"; values: number[] }
+  | { kind: "regWrite"; address: number; value: number }
+  | { kind: "regRead"; address: number };
 
 /** One framed message. `framing` is non-zero when the header already condemns it; then `body` is null. */
 export interface RawMessage {
@@ -91,6 +96,19 @@ export function encodeEvent(event: EventMessage): Uint8Array {
       return message(Event.Entropy, event.bytes);
     case "countersQuery":
       return message(Event.CountersQuery, new Uint8Array(0));
+    case "regValue": {
+      const [b, v] = body(RegValueBody.Size);
+      v.setUint32(RegValueBody.Address, event.address >>> 0, true);
+      v.setUint32(RegValueBody.Value, event.value >>> 0, true);
+      return message(Event.RegValue, b);
+    }
+    case "fabricEvent": {
+      const [b, v] = body(FabricEventBody.Size);
+      v.setUint8(FabricEventBody.Tunnel, event.tunnel);
+      v.setUint8(FabricEventBody.Kind, event.event);
+      v.setUint32(FabricEventBody.Arg, event.arg >>> 0, true);
+      return message(Event.FabricEvent, b);
+    }
   }
 }
 
@@ -135,6 +153,17 @@ export function encodeCommand(command: CommandMessage): Uint8Array {
       v.setUint16(CountersBody.Count, command.values.length, true);
       command.values.forEach((value, i) => v.setUint32(CountersBody.Values + 4 * i, value >>> 0, true));
       return message(Command.Counters, b);
+    }
+    case "regWrite": {
+      const [b, v] = body(RegWriteBody.Size);
+      v.setUint32(RegWriteBody.Address, command.address >>> 0, true);
+      v.setUint32(RegWriteBody.Value, command.value >>> 0, true);
+      return message(Command.RegWrite, b);
+    }
+    case "regRead": {
+      const [b, v] = body(RegReadBody.Size);
+      v.setUint32(RegReadBody.Address, command.address >>> 0, true);
+      return message(Command.RegRead, b);
     }
   }
 }
@@ -244,6 +273,10 @@ export function decodeEvent(raw: RawMessage): EventMessage {
       return { kind: "entropy", bytes: b };
     case Event.CountersQuery:
       return { kind: "countersQuery" };
+    case Event.RegValue:
+      return { kind: "regValue", address: v.getUint32(RegValueBody.Address, true), value: v.getUint32(RegValueBody.Value, true) };
+    case Event.FabricEvent:
+      return { kind: "fabricEvent", tunnel: b[FabricEventBody.Tunnel], event: b[FabricEventBody.Kind], arg: v.getUint32(FabricEventBody.Arg, true) };
   }
   throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not an event`);
 }
@@ -278,6 +311,10 @@ export function decodeCommand(raw: RawMessage): CommandMessage {
       }
       return { kind: "counters", values: Array.from({ length: count }, (_, i) => v.getUint32(CountersBody.Values + 4 * i, true)) };
     }
+    case Command.RegWrite:
+      return { kind: "regWrite", address: v.getUint32(RegWriteBody.Address, true), value: v.getUint32(RegWriteBody.Value, true) };
+    case Command.RegRead:
+      return { kind: "regRead", address: v.getUint32(RegReadBody.Address, true) };
   }
   throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not a command`);
 }
@@ -347,6 +384,13 @@ export class EventChecker {
       if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
       if (b[TimerFiredBody.Channel] >= TIMER_CHANNELS) return { error: MailboxError.BadField, detail: TimerFiredBody.Channel };
     }
+    if (raw.type === Event.FabricEvent) {
+      const bad = firstNonZero(b, FabricEventBody.Reserved2, 2);
+      if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
+      if (b[FabricEventBody.Tunnel] >= MAX_TUNNELS) return { error: MailboxError.BadField, detail: FabricEventBody.Tunnel };
+      const kind = b[FabricEventBody.Kind];
+      if (kind < 1 || kind > FABRIC_EVENT_LAST) return { error: MailboxError.BadField, detail: FabricEventBody.Kind };
+    }
     return null;
   }
 
@@ -391,6 +435,10 @@ export function describeMessage(m: EventMessage | CommandMessage): string {
       return `ENTROPY ${m.bytes.length} bytes`;
     case "countersQuery":
       return "COUNTERS_QUERY";
+    case "regValue":
+      return `REG_VALUE ${hex(m.address, 4)} = ${hex(m.value)}`;
+    case "fabricEvent":
+      return `FABRIC_EVENT tunnel ${m.tunnel} ${FabricEventKind[m.event] ?? `kind ${m.event}`} arg ${m.arg}`;
     case "hello":
       return `HELLO mailbox v${m.mailboxVersion}, ${m.status === HelloStatus.Ok ? "ok" : (HelloStatus[m.status] ?? `status ${m.status}`)}, firmware ${m.firmware.join(".")}`;
     case "syncAck":
@@ -401,6 +449,10 @@ export function describeMessage(m: EventMessage | CommandMessage): string {
       return `TIMER_DISARM channel ${m.channel}`;
     case "error":
       return `ERROR ${errorName(m.code)}: ${typeName(m.messageType)} (${m.bodyLength}-byte body) at offset ${m.streamOffset}, detail ${m.detail}`;
+    case "regWrite":
+      return `REG_WRITE ${hex(m.address, 4)} = ${hex(m.value)}`;
+    case "regRead":
+      return `REG_READ ${hex(m.address, 4)}`;
     case "counters":
       return `COUNTERS ${Object.entries(namedCounters(m.values)).filter(([, v]) => v !== 0).map(([k, v]) => `${k}=${v}`).join(" ")}`;
   }

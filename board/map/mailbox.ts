@@ -1,7 +1,8 @@
 // Mailbox protocol v1: the message catalogue shared by the firmware (AssemblyScript)
 // and the host side (TypeScript). Both compilers accept this file, so it is the one
 // place where message types, body layouts, error codes and counter indices are defined.
-// Keep it to enums and integer functions over them: no strings, no allocation, no
+// Keep it to enums and integer functions over them (and imports of the other shared map,
+// with their .ts extension, which both compilers resolve): no strings, no allocation, no
 // 64-bit arithmetic (JavaScript numbers would not wrap as Wasm integers do).
 //
 // Stream format: little-endian messages, each a 4-byte header then `bodyLength` bytes.
@@ -10,6 +11,10 @@
 //                               Command (0x80-0xff, firmware to fabric, fd 1)
 //   offset 3  u8   flags       reserved, must be 0
 // docs/mailbox.md describes every message and field.
+
+import { FABRIC_EVENT_LAST, MAX_TUNNELS } from "./registers.ts";
+
+export { FABRIC_EVENT_LAST, MAX_TUNNELS };
 
 export const MAILBOX_VERSION = 1;
 export const HEADER_SIZE = 4;
@@ -29,6 +34,8 @@ export enum Event {
   TimerFired = 0x04,
   Entropy = 0x05,
   CountersQuery = 0x06,
+  RegValue = 0x07,
+  FabricEvent = 0x08,
 }
 
 /** Commands: firmware to fabric, written by the firmware on fd 1. */
@@ -39,6 +46,8 @@ export enum Command {
   TimerDisarm = 0x84,
   Error = 0x85,
   Counters = 0x86,
+  RegWrite = 0x87,
+  RegRead = 0x88,
 }
 
 // Body layouts: byte offsets of each field, and the body size as `Size`.
@@ -80,6 +89,20 @@ export enum EntropyBody {
   MaxSize = 64,
 }
 
+export enum RegValueBody {
+  Address = 0, // u32 register address (board/map/registers.ts)
+  Value = 4, //   u32 its value, answering REG_READ
+  Size = 8,
+}
+
+export enum FabricEventBody {
+  Tunnel = 0, //    u8  tunnel index, < MAX_TUNNELS (0 for card-wide events such as RegisterRejected)
+  Kind = 1, //      u8  FabricEventKind (board/map/registers.ts)
+  Reserved2 = 2, // u16
+  Arg = 4, //       u32 kind-specific argument
+  Size = 8,
+}
+
 export enum HelloBody {
   MailboxVersion = 0, // u16 the version the firmware speaks
   Status = 2, //         u8  HelloStatus
@@ -116,6 +139,17 @@ export enum ErrorBody {
   StreamOffset = 4, // u32 byte offset of its header in the fd 0 stream (mod 2^32)
   Detail = 8, //       u32 code-specific: the expected value, or the offending field offset
   Size = 12,
+}
+
+export enum RegWriteBody {
+  Address = 0, // u32
+  Value = 4, //   u32
+  Size = 8,
+}
+
+export enum RegReadBody {
+  Address = 0, // u32; the board answers REG_VALUE in the next batch
+  Size = 4,
 }
 
 export enum CountersBody {
@@ -178,7 +212,8 @@ export enum Counter {
   ErrOutOfOrder = 12,
   ErrVersion = 13,
   ErrTruncated = 14,
-  Count = 15,
+  FabricEvents = 15, // FABRIC_EVENTs accepted
+  Count = 16,
 }
 
 export const TIMER_CHANNELS = 1;
@@ -198,12 +233,16 @@ export function minBody(type: i32): i32 {
     case Event.TimerFired: return TimerFiredBody.Size;
     case Event.Entropy: return EntropyBody.MinSize;
     case Event.CountersQuery: return 0;
+    case Event.RegValue: return RegValueBody.Size;
+    case Event.FabricEvent: return FabricEventBody.Size;
     case Command.Hello: return HelloBody.Size;
     case Command.SyncAck: return SyncAckBody.Size;
     case Command.TimerArm: return TimerArmBody.Size;
     case Command.TimerDisarm: return TimerDisarmBody.Size;
     case Command.Error: return ErrorBody.Size;
     case Command.Counters: return CountersBody.MinSize;
+    case Command.RegWrite: return RegWriteBody.Size;
+    case Command.RegRead: return RegReadBody.Size;
     default: return -1;
   }
 }

@@ -9,10 +9,10 @@ import {
   MAILBOX_VERSION, HEADER_SIZE, MAX_BODY, MAX_SLOTS, TIMER_CHANNELS, Event, Command, Counter,
   MailboxError, HelloStatus, CardRole, ResetCause, LogLevel, errorCounter,
   BootBody, TimeBody, SyncBody, TimerFiredBody, HelloBody, SyncAckBody, TimerArmBody, ErrorBody,
-  CountersBody,
+  CountersBody, FabricEventBody, RegValueBody, MAX_TUNNELS, FABRIC_EVENT_LAST,
 } from "../../board/map/mailbox";
 import {
-  Sent, message, set8, set16, typeOf, bodyLengthOf, deliver, sent, sentTypes,
+  Sent, message, set8, set16, set32, typeOf, bodyLengthOf, deliver, sent, sentTypes,
   bootEvent, timeEvent, syncEvent, timerFiredEvent, entropyEvent, countersQueryEvent,
 } from "./helpers";
 
@@ -275,6 +275,45 @@ describe("TIMER_FIRED", () => {
     const out = handle(timeEvent(BOOT_TIME + SECOND - 1).concat(timerFiredEvent(0)));
     expect(out.length).toBe(0);
     expect(counters.get(Counter.TimersFired)).toBe(0);
+  });
+});
+
+function fabricEvent(tunnel: u32, kind: u32, arg: u32): u8[] {
+  return set32(set8(set8(message(Event.FabricEvent, FabricEventBody.Size), FabricEventBody.Tunnel, tunnel), FabricEventBody.Kind, kind), FabricEventBody.Arg, arg);
+}
+
+describe("FABRIC_EVENT and REG_VALUE", () => {
+  beforeEach(() => {
+    fresh();
+    boot();
+  });
+
+  it("accepts every event kind for every tunnel and counts it", () => {
+    for (let tunnel = 0; tunnel < MAX_TUNNELS; tunnel++) {
+      for (let kind = 1; kind <= FABRIC_EVENT_LAST; kind++) {
+        expect(handle(fabricEvent(tunnel as u32, kind as u32, 1000)).length).toBe(0);
+      }
+    }
+    expect(counters.get(Counter.FabricEvents)).toBe(MAX_TUNNELS * FABRIC_EVENT_LAST);
+    expect(counters.get(Counter.Errors)).toBe(0);
+  });
+
+  it("rejects a tunnel index at or above MAX_TUNNELS, then a kind out of range, with BadField", () => {
+    expectRejected(fabricEvent(MAX_TUNNELS as u32, 1, 0), MailboxError.BadField, FabricEventBody.Tunnel);
+    expectRejected(fabricEvent(0, 0, 0), MailboxError.BadField, FabricEventBody.Kind);
+    expectRejected(fabricEvent(0, (FABRIC_EVENT_LAST + 1) as u32, 0), MailboxError.BadField, FabricEventBody.Kind);
+    expect(counters.get(Counter.FabricEvents)).toBe(0);
+  });
+
+  it("checks the reserved bytes first", () => {
+    expectRejected(set8(fabricEvent(MAX_TUNNELS as u32, 0, 0), FabricEventBody.Reserved2 + 1, 1), MailboxError.Reserved, FabricEventBody.Reserved2 + 1);
+  });
+
+  it("accepts a register value", () => {
+    const value = set32(set32(message(Event.RegValue, RegValueBody.Size), RegValueBody.Address, 0x118), RegValueBody.Value, 1500);
+    expect(handle(value).length).toBe(0);
+    expect(counters.get(Counter.EventsIn)).toBeGreaterThan(0);
+    expect(counters.get(Counter.Errors)).toBe(0);
   });
 });
 

@@ -26,6 +26,8 @@ const events: EventMessage[] = [
   { kind: "timerFired", channel: 0 },
   { kind: "entropy", bytes: Uint8Array.from({ length: 64 }, (_, i) => i) },
   { kind: "countersQuery" },
+  { kind: "regValue", address: 0x1018, value: 0xdeadbeef },
+  { kind: "fabricEvent", tunnel: 7, event: 6, arg: 0xffffffff },
 ];
 
 const commandList: CommandMessage[] = [
@@ -35,6 +37,8 @@ const commandList: CommandMessage[] = [
   { kind: "timerDisarm", channel: 0 },
   { kind: "error", code: MailboxError.OutOfOrder, messageType: 0x7e, bodyLength: 1536, streamOffset: 0xfffffff0, detail: 9 },
   { kind: "counters", values: [1, 2, 0xffffffff] },
+  { kind: "regWrite", address: 0x100, value: 1 },
+  { kind: "regRead", address: 0xfffc },
 ];
 
 test("every event kind survives encode, framing and decode unchanged", () => {

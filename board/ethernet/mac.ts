@@ -1,0 +1,142 @@
+// The card's Ethernet MAC: one port, shared by the card's tunnel engines. Receive checks
+// every frame as 802.3 requires (size, FCS), keeps only frames addressed to the card with
+// the tunnel EtherType, and hands each to the tunnel whose peer and VLAN it comes from;
+// tunnel control frames go to the firmware. Transmit arbitrates round-robin between the
+// tunnels, one frame at a time, whenever the port is idle.
+
+import {
+  ETHERTYPE_IOV, FCS_SIZE, MAC_SIZE, MIN_FRAME, fcsValid, isMulticast, isTagged, macKey, maxFrameSize, payloadOffset, vlanOf,
+} from "./frame.ts";
+import type { EthernetPort, PortDevice } from "./port.ts";
+import { FrameKind, TUNNEL_HEADER } from "../tunnel/wire.ts";
+
+/** A transmitter that shares the MAC: a tunnel engine, or the firmware's control path. */
+export interface FrameSource {
+  nextFrame(): Uint8Array | null;
+}
+
+/** A tunnel as the receive side sees it: which peer and VLAN it talks to. */
+export interface FrameSink extends FrameSource {
+  peerKey(): number;
+  vlan(): number;
+  receive(frame: Uint8Array, at: number, end: number): void;
+}
+
+export interface MacCounters {
+  rxFrames: number;
+  rxRunts: number;
+  rxOversize: number;
+  rxFcsErrors: number;
+  rxNotForUs: number;
+  rxOtherEtherType: number;
+  rxUnknownPeer: number;
+  rxControl: number;
+  txFrames: number;
+  txDropped: number;
+}
+
+export class CardMac implements PortDevice {
+  readonly counters: MacCounters = {
+    rxFrames: 0, rxRunts: 0, rxOversize: 0, rxFcsErrors: 0, rxNotForUs: 0, rxOtherEtherType: 0, rxUnknownPeer: 0, rxControl: 0,
+    txFrames: 0, txDropped: 0,
+  };
+  private port: EthernetPort | null = null;
+  private readonly sinks: FrameSink[] = [];
+  private readonly sources: FrameSource[] = [];
+  private turn = 0;
+  private readonly key: number;
+  /** Control frames (FrameKind.Control) for the firmware, with the tunnel they came through or null. */
+  onControl: ((frame: Uint8Array, tunnel: FrameSink | null) => void) | null = null;
+
+  constructor(readonly address: Uint8Array, readonly maxMtu = 9000) {
+    this.key = macKey(address);
+  }
+
+  connect(port: EthernetPort): void {
+    this.port = port;
+    port.attach(this);
+  }
+
+  addTunnel(tunnel: FrameSink): void {
+    this.sinks.push(tunnel);
+    this.sources.push(tunnel);
+  }
+
+  addSource(source: FrameSource): void {
+    this.sources.push(source);
+  }
+
+  /** Something has a frame to send: start at once if the port is idle. */
+  kick(): void {
+    if (this.port && !this.port.busy) this.pump();
+  }
+
+  transmitIdle(): void {
+    this.pump();
+  }
+
+  private pump(): void {
+    const port = this.port;
+    if (!port || !port.up) return;
+    const n = this.sources.length;
+    for (let i = 0; i < n; i++) {
+      const source = this.sources[(this.turn + i) % n];
+      const frame = source.nextFrame();
+      if (!frame) continue;
+      this.turn = (this.turn + i + 1) % n;
+      if (port.send(frame)) this.counters.txFrames++;
+      else this.counters.txDropped++;
+      return;
+    }
+  }
+
+  carrier(up: boolean): void {
+    if (up) this.kick();
+  }
+
+  receive(frame: Uint8Array): void {
+    const c = this.counters;
+    if (frame.length < MIN_FRAME) {
+      c.rxRunts++;
+      return;
+    }
+    if (frame.length > maxFrameSize(this.maxMtu, isTagged(frame))) {
+      c.rxOversize++;
+      return;
+    }
+    if (!fcsValid(frame)) {
+      c.rxFcsErrors++;
+      return;
+    }
+    if (macKey(frame, 0) !== this.key && !isMulticast(frame, 0)) {
+      c.rxNotForUs++;
+      return;
+    }
+    const at = payloadOffset(frame);
+    if (((frame[at - 2] << 8) | frame[at - 1]) !== ETHERTYPE_IOV) {
+      c.rxOtherEtherType++;
+      return;
+    }
+    c.rxFrames++;
+    const end = frame.length - FCS_SIZE;
+    const peer = macKey(frame, MAC_SIZE);
+    const vid = vlanOf(frame);
+    let sink: FrameSink | null = null;
+    for (const candidate of this.sinks) {
+      if (candidate.peerKey() === peer && candidate.vlan() === vid) {
+        sink = candidate;
+        break;
+      }
+    }
+    if (end - at >= TUNNEL_HEADER && frame[at + 1] === FrameKind.Control) {
+      c.rxControl++;
+      this.onControl?.(frame, sink);
+      return;
+    }
+    if (!sink) {
+      c.rxUnknownPeer++;
+      return;
+    }
+    sink.receive(frame, at, end);
+  }
+}

@@ -1,0 +1,790 @@
+// The tunnel engine: the fabric's per-TLP data path between one local PCIe port and one
+// peer card. It is the executable specification of the RTL block (docs/wire-format.md,
+// docs/registers.md, docs/tunnel.md). Everything it does per frame or per TLP is here;
+// everything per event (when to enable, what timeout to use, when the link is down) is
+// the firmware's, through the registers of its block.
+//
+// Transmit: TLPs queue per flow-control class. When the card's MAC asks for a frame
+// (the port is idle), the engine sends, in priority order, a due ACK or KEEPALIVE, a
+// retransmission, or a new DATA frame packed with as many TLPs as the MTU, the credits
+// and the window allow. A lone TLP therefore leaves at once when the port is idle, and
+// TLPs that arrive while a frame is on the wire ride in the next one.
+// Receive: frames are checked (session, sequence window, records), delivered in sequence
+// order exactly once, and acknowledged cumulatively with SACK blocks, coalesced.
+
+import { TunnelReg, TunnelControl, TunnelStatus, TunnelCounter, FabricEventKind, MTU_MIN, MTU_MAX } from "../map/registers.ts";
+import { ETHERTYPE_IOV, ETHERTYPE_VLAN, HEADER_SIZE, VLAN_TAG_SIZE, FCS_SIZE, MIN_PAYLOAD, writeFcs, payloadOffset } from "../ethernet/frame.ts";
+import { TlpClass, tlpClass, tlpBytes, dataBytes, dataCredits } from "../pcie/tlp.ts";
+import type { Scheduler } from "../scheduler.ts";
+import type { FrameSink } from "../ethernet/mac.ts";
+import { CreditGate, CreditPool, CLASSES } from "./credits.ts";
+import {
+  FrameKind, TUNNEL_HEADER, RECORD_HEADER, MAX_SACK, seqDiff, writeHeader, ackBodySize, writeAckBody,
+  readHeader, readAckBody, type SackBlock,
+} from "./wire.ts";
+
+/** What the engine needs from the card around it. */
+export interface TunnelHost {
+  readonly scheduler: Scheduler;
+  readonly mac: Uint8Array;
+  /** The engine has a frame to send: the MAC should call nextFrame() when the port is idle. */
+  transmitReady(): void;
+  /** A TLP received in order, for the local PCIe side. */
+  deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine): void;
+  /** An event for the firmware. */
+  event(kind: FabricEventKind, arg: number, tunnel: TunnelEngine): void;
+}
+
+/** Register defaults at reset (docs/registers.md explains each for a 10GbE link). */
+export const TUNNEL_DEFAULTS: Partial<Record<TunnelReg, number>> = {
+  [TunnelReg.Mtu]: 1500,
+  [TunnelReg.MaxPayload]: 256,
+  [TunnelReg.AckFrames]: 8,
+  [TunnelReg.AckDelayNs]: 4_000,
+  [TunnelReg.RtoNs]: 200_000,
+  [TunnelReg.RetryLimit]: 8,
+  [TunnelReg.KeepaliveNs]: 100_000,
+  [TunnelReg.SilenceNs]: 1_000_000,
+  [TunnelReg.ReplayBytes]: 262_144,
+  [TunnelReg.ReorderBytes]: 262_144,
+  [TunnelReg.WindowBytes]: 262_144,
+  [TunnelReg.CreditPh]: 128,
+  [TunnelReg.CreditPd]: 2048,
+  [TunnelReg.CreditNph]: 64,
+  [TunnelReg.CreditNpd]: 64,
+  [TunnelReg.CreditCplh]: 128,
+  [TunnelReg.CreditCpld]: 2048,
+};
+
+const REGISTER_WORDS = 0x100 / 4;
+const FAST_RETRANSMIT_THRESHOLD = 3; // frames received beyond a hole before it is resent
+const MAX_BACKOFF_SHIFT = 3;
+/** Sequence numbers further ahead than this are outside the window whatever the buffer. */
+const SEQ_WINDOW = 1 << 16;
+
+interface Sent {
+  seq: number;
+  frame: Uint8Array;
+  sentAt: number;
+  transmissions: number;
+  sacked: boolean;
+  /** Queued for retransmission and not yet resent. */
+  pending: boolean;
+}
+
+interface Held {
+  frame: Uint8Array;
+  body: number; // offset of the DATA body in `frame`
+  length: number;
+}
+
+/** One FIFO of TLPs of a class, with submission order numbers for the ordering rules. */
+class TlpQueue {
+  tlps: Uint8Array[] = [];
+  order: number[] = [];
+  head = 0;
+
+  get size(): number {
+    return this.tlps.length - this.head;
+  }
+
+  push(tlp: Uint8Array, order: number): void {
+    this.tlps.push(tlp);
+    this.order.push(order);
+  }
+
+  shift(): void {
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.tlps.length) {
+      this.tlps = this.tlps.slice(this.head);
+      this.order = this.order.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
+export class TunnelEngine implements FrameSink {
+  readonly counters = new Array<number>(TunnelCounter.Count).fill(0);
+  private readonly regs = new Uint32Array(REGISTER_WORDS);
+  private readonly queues = [new TlpQueue(), new TlpQueue(), new TlpQueue()];
+  private submitted = 0;
+  private readonly gate = new CreditGate();
+  private readonly pool = new CreditPool();
+  private stalled = [false, false, false];
+
+  // Transmit state.
+  private nextSeq = 0;
+  private sndUna = 0;
+  private readonly sent = new Map<number, Sent>();
+  private replayBytes = 0;
+  private readonly resend: number[] = [];
+  private consecutiveTimeouts = 0;
+  private duplicateAcks = 0;
+  private recoverSeq = 0;
+  private lastSentAt = 0;
+
+  // Receive state.
+  private rcvNext = 0;
+  private readonly held = new Map<number, Held>();
+  private heldBytes = 0;
+  private unacked = 0;
+  private ackDue = false;
+  private keepaliveDue = false;
+  private lastHeardAt = 0;
+
+  private rtoTimer: number | null = null;
+  private ackTimer: number | null = null;
+  private keepaliveTimer: number | null = null;
+  private silenceTimer: number | null = null;
+
+  constructor(readonly index: number, private readonly host: TunnelHost) {
+    for (const [reg, value] of Object.entries(TUNNEL_DEFAULTS)) this.regs[Number(reg) / 4] = value;
+  }
+
+  private reg(r: TunnelReg): number {
+    return this.regs[r / 4];
+  }
+
+  private get now(): number {
+    return this.host.scheduler.now;
+  }
+
+  get enabled(): boolean {
+    return (this.reg(TunnelReg.Status) & TunnelStatus.Enabled) !== 0;
+  }
+
+  private get goBackN(): boolean {
+    return (this.reg(TunnelReg.Control) & TunnelControl.GoBackN) !== 0;
+  }
+
+  private setStatus(bit: TunnelStatus, on: boolean): void {
+    const i = TunnelReg.Status / 4;
+    this.regs[i] = on ? this.regs[i] | bit : this.regs[i] & ~bit;
+  }
+
+  private status(bit: TunnelStatus): boolean {
+    return (this.reg(TunnelReg.Status) & bit) !== 0;
+  }
+
+  /** The peer's MAC as a number (see macKey), for the MAC's receive demultiplexing. */
+  peerKey(): number {
+    return (this.reg(TunnelReg.PeerMacHigh) & 0xffff) * 2 ** 32 + this.reg(TunnelReg.PeerMacLow);
+  }
+
+  /** The VLAN ID frames are tagged with (0: untagged). */
+  vlan(): number {
+    return this.reg(TunnelReg.Vlan) & 0xfff;
+  }
+
+  /** The peer's MAC from PeerMacHigh/PeerMacLow. */
+  peerMac(): Uint8Array {
+    const high = this.reg(TunnelReg.PeerMacHigh);
+    const low = this.reg(TunnelReg.PeerMacLow);
+    return Uint8Array.of(high >> 8 & 0xff, high & 0xff, low >>> 24, low >> 16 & 0xff, low >> 8 & 0xff, low & 0xff);
+  }
+
+  // ---- Registers -----------------------------------------------------------------
+
+  readRegister(offset: number): number {
+    if (offset < 0 || offset >= 0x100 || offset & 3) return 0;
+    return this.regs[offset / 4];
+  }
+
+  /** Writes a register; false (and no change) for read-only registers and out-of-range values. */
+  writeRegister(offset: number, value: number): boolean {
+    value >>>= 0;
+    if (offset < 0 || offset >= 0x100 || offset & 3) return false;
+    switch (offset) {
+      case TunnelReg.Control:
+        return this.writeControl(value);
+      case TunnelReg.Status:
+      case TunnelReg.RttNs:
+        return false;
+      case TunnelReg.Snapshot:
+        if (value & 1) this.snapshot();
+        return true;
+      case TunnelReg.Mtu:
+        if (value < MTU_MIN || value > MTU_MAX) return false;
+        break;
+      case TunnelReg.MaxPayload:
+        if (value < 128 || value > 4096 || (value & (value - 1)) !== 0) return false;
+        break;
+      case TunnelReg.AckFrames:
+      case TunnelReg.RetryLimit:
+        if (value < 1 || value > 255) return false;
+        break;
+      case TunnelReg.RtoNs:
+      case TunnelReg.KeepaliveNs:
+      case TunnelReg.SilenceNs:
+      case TunnelReg.AckDelayNs:
+        if (value < 1000) return false;
+        break;
+      case TunnelReg.Vlan:
+        if ((value & 0xfff) === 0xfff || value > 0xffff) return false;
+        break;
+      case TunnelReg.PeerMacHigh:
+        if (value > 0xffff) return false;
+        break;
+      case TunnelReg.CreditPh: case TunnelReg.CreditNph: case TunnelReg.CreditCplh:
+        if (value < 1 || value > 0x7fff) return false;
+        break;
+      case TunnelReg.CreditPd: case TunnelReg.CreditNpd: case TunnelReg.CreditCpld:
+        if (value < 1 || value > 0x7fff) return false;
+        break;
+      default:
+        if (offset >= TunnelReg.CountTxFrames) return false;
+    }
+    this.regs[offset / 4] = value;
+    return true;
+  }
+
+  private writeControl(value: number): boolean {
+    if (value & ~(TunnelControl.Enable | TunnelControl.GoBackN | TunnelControl.Reset)) return false;
+    const wasEnabled = this.enabled;
+    if (value & TunnelControl.Enable && !wasEnabled) {
+      const recordRoom = this.reg(TunnelReg.Mtu) - TUNNEL_HEADER - RECORD_HEADER;
+      if (this.reg(TunnelReg.MaxPayload) + 16 > recordRoom) return false; // a largest TLP must fit a frame
+    }
+    if (value & TunnelControl.Reset) this.resetSession();
+    this.regs[TunnelReg.Control / 4] = value & ~TunnelControl.Reset;
+    if (value & TunnelControl.Enable && !wasEnabled) this.start();
+    else if (!(value & TunnelControl.Enable) && wasEnabled) this.stop();
+    return true;
+  }
+
+  /** Clears sequence numbers, buffers and credits; TLPs waiting to be sent stay queued. */
+  private resetSession(): void {
+    this.nextSeq = this.sndUna = this.rcvNext = this.recoverSeq = 0;
+    this.sent.clear();
+    this.replayBytes = 0;
+    this.resend.length = 0;
+    this.held.clear();
+    this.heldBytes = 0;
+    this.unacked = 0;
+    this.consecutiveTimeouts = 0;
+    this.duplicateAcks = 0;
+    this.gate.reset();
+    this.pool.reset([TunnelReg.CreditPh, TunnelReg.CreditPd, TunnelReg.CreditNph, TunnelReg.CreditNpd, TunnelReg.CreditCplh, TunnelReg.CreditCpld].map((r) => this.reg(r)));
+    this.setStatus(TunnelStatus.PeerSeen, false);
+    this.setStatus(TunnelStatus.Silent, false);
+    this.setStatus(TunnelStatus.RetryExhausted, false);
+  }
+
+  private start(): void {
+    if (!this.gate.known && this.sent.size === 0 && this.nextSeq === 0) this.resetSession();
+    this.setStatus(TunnelStatus.Enabled, true);
+    this.setStatus(TunnelStatus.RetryExhausted, false);
+    this.consecutiveTimeouts = 0;
+    this.lastHeardAt = this.now;
+    this.keepaliveDue = true; // announce credits at once
+    this.armSilence();
+    this.armRto();
+    this.host.transmitReady();
+  }
+
+  private stop(): void {
+    this.setStatus(TunnelStatus.Enabled, false);
+    for (const timer of [this.rtoTimer, this.ackTimer, this.keepaliveTimer, this.silenceTimer]) {
+      if (timer !== null) this.host.scheduler.cancel(timer);
+    }
+    this.rtoTimer = this.ackTimer = this.keepaliveTimer = this.silenceTimer = null;
+  }
+
+  private snapshot(): void {
+    this.counters.forEach((value, i) => (this.regs[TunnelReg.CountTxFrames / 4 + i] = value >>> 0));
+    this.host.event(FabricEventKind.CountersReady, 0, this);
+  }
+
+  // ---- Transmit ------------------------------------------------------------------
+
+  /**
+   * Queues a TLP from the local PCIe side. Returns false, without queuing, for a TLP the
+   * tunnel cannot carry: unknown class, size not matching its header, or data beyond MaxPayload.
+   */
+  submit(tlp: Uint8Array): boolean {
+    const cls = tlpClass(tlp);
+    if (cls < 0 || tlp.length !== tlpBytes(tlp) || dataBytes(tlp) > this.reg(TunnelReg.MaxPayload)) return false;
+    this.queues[cls].push(tlp, this.submitted++);
+    if (this.enabled) this.host.transmitReady();
+    return true;
+  }
+
+  /** TLPs waiting to be sent, all classes. */
+  get queuedTlps(): number {
+    return this.queues[0].size + this.queues[1].size + this.queues[2].size;
+  }
+
+  /** Frames sent and not yet acknowledged. */
+  get inFlight(): number {
+    return seqDiff(this.nextSeq, this.sndUna);
+  }
+
+  /** The next frame to put on the wire, or null. Called by the MAC when its port is idle. */
+  nextFrame(): Uint8Array | null {
+    if (!this.enabled) return null;
+    if (this.ackDue) return this.ackFrame(FrameKind.Ack);
+    while (this.resend.length > 0) {
+      const entry = this.sent.get(this.resend.shift()!);
+      if (entry && entry.pending && !entry.sacked) return this.retransmit(entry);
+    }
+    const data = this.dataFrame();
+    if (data) return data;
+    if (this.keepaliveDue) return this.ackFrame(FrameKind.Keepalive);
+    return null;
+  }
+
+  private frameHead(payload: number): { frame: Uint8Array; view: DataView; at: number } {
+    const vlan = this.reg(TunnelReg.Vlan);
+    const tag = this.vlan() ? VLAN_TAG_SIZE : 0;
+    const head = HEADER_SIZE + tag;
+    const frame = new Uint8Array(head + Math.max(payload, MIN_PAYLOAD) + FCS_SIZE);
+    frame.set(this.peerMac(), 0);
+    frame.set(this.host.mac, 6);
+    if (tag) {
+      frame[12] = ETHERTYPE_VLAN >> 8;
+      frame[13] = ETHERTYPE_VLAN & 0xff;
+      frame[14] = (vlan >> 8) & 0xef; // PCP in 7-5, DEI 0, VID 11-8
+      frame[15] = vlan & 0xff;
+    }
+    frame[head - 2] = ETHERTYPE_IOV >> 8;
+    frame[head - 1] = ETHERTYPE_IOV & 0xff;
+    return { frame, view: new DataView(frame.buffer), at: head };
+  }
+
+  private ackFrame(kind: FrameKind.Ack | FrameKind.Keepalive): Uint8Array {
+    const sack = this.goBackN ? [] : this.sackBlocks();
+    const length = ackBodySize(sack.length);
+    const { frame, view, at } = this.frameHead(TUNNEL_HEADER + length);
+    writeHeader(view, at, kind, length, this.reg(TunnelReg.Session), this.nextSeq, this.rcvNext);
+    writeAckBody(view, at + TUNNEL_HEADER, { credits: this.pool.limit, sack });
+    writeFcs(frame);
+    this.count(TunnelCounter.TxFrames);
+    this.count(kind === FrameKind.Ack ? TunnelCounter.TxAckFrames : TunnelCounter.TxKeepalives);
+    this.ackSent();
+    return frame;
+  }
+
+  private ackSent(): void {
+    this.ackDue = false;
+    this.keepaliveDue = false;
+    this.unacked = 0;
+    if (this.ackTimer !== null) this.host.scheduler.cancel(this.ackTimer);
+    this.ackTimer = null;
+    this.sentSomething();
+  }
+
+  private sentSomething(): void {
+    this.lastSentAt = this.now;
+    if (this.keepaliveTimer === null) this.armKeepalive();
+  }
+
+  private sackBlocks(): SackBlock[] {
+    if (this.held.size === 0) return [];
+    const seqs = [...this.held.keys()].sort((a, b) => seqDiff(a, b));
+    const blocks: SackBlock[] = [];
+    for (const seq of seqs) {
+      const last = blocks[blocks.length - 1];
+      if (last && last.end === seq) last.end = (seq + 1) >>> 0;
+      else if (blocks.length === MAX_SACK) break;
+      else blocks.push({ first: seq, end: (seq + 1) >>> 0 });
+    }
+    return blocks;
+  }
+
+  private windowBytes(): number {
+    return Math.min(this.reg(TunnelReg.ReplayBytes), this.reg(TunnelReg.WindowBytes));
+  }
+
+  private windowAllows(frameBytes: number): boolean {
+    return this.replayBytes + frameBytes <= this.windowBytes() && this.inFlight < SEQ_WINDOW / 2;
+  }
+
+  /**
+   * The class whose head TLP may go next under the PCIe ordering rules, or -1: the oldest
+   * head that has credits, where non-posted requests and completions never pass an older
+   * posted request, and a posted request may pass anything that waits for credits.
+   */
+  private nextEligible(): TlpClass | -1 {
+    const posted = this.queues[TlpClass.Posted];
+    const postedOrder = posted.size ? posted.order[posted.head] : Infinity;
+    let best: TlpClass | -1 = -1;
+    let bestOrder = Infinity;
+    for (let cls = 0; cls < CLASSES; cls++) {
+      const queue = this.queues[cls];
+      if (!queue.size) continue;
+      const order = queue.order[queue.head];
+      if (cls !== TlpClass.Posted && order > postedOrder) continue;
+      const tlp = queue.tlps[queue.head];
+      if (!this.gate.canSend(cls, dataCredits(tlp))) {
+        if (!this.stalled[cls]) {
+          this.stalled[cls] = true;
+          this.count(TunnelCounter.CreditStalls);
+        }
+        continue;
+      }
+      this.stalled[cls] = false;
+      if (order < bestOrder) {
+        best = cls;
+        bestOrder = order;
+      }
+    }
+    return best;
+  }
+
+  private dataFrame(): Uint8Array | null {
+    const mtu = this.reg(TunnelReg.Mtu);
+    const overhead = HEADER_SIZE + (this.vlan() ? VLAN_TAG_SIZE : 0) + TUNNEL_HEADER + FCS_SIZE;
+    let room = mtu - TUNNEL_HEADER;
+    const picked: Uint8Array[] = [];
+    let bytes = 0;
+    for (;;) {
+      const cls = this.nextEligible();
+      if (cls === -1) break;
+      const queue = this.queues[cls];
+      const tlp = queue.tlps[queue.head];
+      if (RECORD_HEADER + tlp.length > room) break;
+      if (!this.windowAllows(overhead + bytes + RECORD_HEADER + tlp.length)) break;
+      queue.shift();
+      this.gate.consume(cls, dataCredits(tlp));
+      picked.push(tlp);
+      bytes += RECORD_HEADER + tlp.length;
+      room -= RECORD_HEADER + tlp.length;
+    }
+    if (picked.length === 0) return null;
+    const { frame, view, at } = this.frameHead(TUNNEL_HEADER + bytes);
+    const seq = this.nextSeq;
+    this.nextSeq = (this.nextSeq + 1) >>> 0;
+    writeHeader(view, at, FrameKind.Data, bytes, this.reg(TunnelReg.Session), seq, this.rcvNext);
+    let p = at + TUNNEL_HEADER;
+    let payload = 0;
+    for (const tlp of picked) {
+      view.setUint16(p, tlp.length);
+      frame.set(tlp, p + RECORD_HEADER);
+      p += RECORD_HEADER + tlp.length;
+      payload += dataBytes(tlp);
+    }
+    writeFcs(frame);
+    this.sent.set(seq, { seq, frame, sentAt: this.now, transmissions: 1, sacked: false, pending: false });
+    this.replayBytes += frame.length;
+    this.count(TunnelCounter.TxFrames);
+    this.count(TunnelCounter.TxDataFrames);
+    this.add(TunnelCounter.TxTlps, picked.length);
+    this.add(TunnelCounter.TxPayloadBytes, payload);
+    this.sentSomething();
+    if (this.rtoTimer === null) this.armRto();
+    return frame;
+  }
+
+  private retransmit(entry: Sent): Uint8Array {
+    // The first copy may still be on the wire: send a fresh copy with the current ack.
+    const frame = entry.frame.slice();
+    new DataView(frame.buffer).setUint32(payloadOffset(frame) + 12, this.rcvNext >>> 0);
+    writeFcs(frame);
+    entry.pending = false;
+    entry.sentAt = this.now;
+    entry.transmissions++;
+    this.count(TunnelCounter.TxFrames);
+    this.count(TunnelCounter.TxDataFrames);
+    this.count(TunnelCounter.Retransmits);
+    this.sentSomething();
+    if (this.rtoTimer === null) this.armRto();
+    return frame;
+  }
+
+  private queueResend(entry: Sent): void {
+    if (entry.pending || entry.sacked) return;
+    entry.pending = true;
+    this.resend.push(entry.seq);
+  }
+
+  // ---- Acknowledgements received ---------------------------------------------------
+
+  private onAck(ack: number): void {
+    const advance = seqDiff(ack, this.sndUna);
+    if (advance > 0 && seqDiff(ack, this.nextSeq) <= 0) {
+      for (let seq = this.sndUna; seqDiff(seq, ack) < 0; seq = (seq + 1) >>> 0) {
+        const entry = this.sent.get(seq);
+        if (!entry) continue;
+        if (entry.transmissions === 1) this.regs[TunnelReg.RttNs / 4] = Math.min(this.now - entry.sentAt, 0xffffffff);
+        this.replayBytes -= entry.frame.length;
+        this.sent.delete(seq);
+      }
+      this.sndUna = ack;
+      this.consecutiveTimeouts = 0;
+      this.duplicateAcks = 0;
+      if (this.rtoTimer !== null) this.host.scheduler.cancel(this.rtoTimer);
+      this.rtoTimer = null;
+      this.armRto();
+      this.host.transmitReady();
+    } else if (advance === 0 && this.inFlight > 0 && this.goBackN) {
+      // Go-back-N: three duplicate cumulative acks mean the frame at sndUna was lost.
+      if (++this.duplicateAcks === FAST_RETRANSMIT_THRESHOLD && seqDiff(this.sndUna, this.recoverSeq) >= 0) {
+        this.recoverSeq = this.nextSeq;
+        this.goBack();
+        this.count(TunnelCounter.FastRetransmits);
+      }
+    }
+  }
+
+  private onSack(blocks: SackBlock[]): void {
+    if (this.goBackN || blocks.length === 0) return;
+    let highest = this.sndUna;
+    for (const block of blocks) {
+      // Only sequence numbers actually in flight: a bogus block cannot make this loop long.
+      const first = seqDiff(block.first, this.sndUna) > 0 ? block.first : this.sndUna;
+      const end = seqDiff(block.end, this.nextSeq) < 0 ? block.end : this.nextSeq;
+      for (let seq = first; seqDiff(seq, end) < 0; seq = (seq + 1) >>> 0) {
+        const entry = this.sent.get(seq);
+        if (entry && !entry.sacked) {
+          entry.sacked = true;
+          entry.pending = false;
+        }
+      }
+      if (seqDiff(end, highest) > 0) highest = end;
+    }
+    // Fast retransmit: a hole with enough frames received beyond it was lost.
+    for (let seq = this.sndUna; seqDiff(seq, highest) < 0; seq = (seq + 1) >>> 0) {
+      const entry = this.sent.get(seq);
+      if (!entry || entry.sacked || entry.pending) continue;
+      if (seqDiff(highest, seq) > FAST_RETRANSMIT_THRESHOLD && this.now - entry.sentAt >= this.fastRetransmitGuard()) {
+        this.queueResend(entry);
+        this.count(TunnelCounter.FastRetransmits);
+      }
+    }
+    if (this.resend.length) this.host.transmitReady();
+  }
+
+  /** A frame is not fast-retransmitted twice within one round trip. */
+  private fastRetransmitGuard(): number {
+    return Math.max(this.reg(TunnelReg.RttNs), 1);
+  }
+
+  private goBack(): void {
+    for (let seq = this.sndUna; seqDiff(seq, this.nextSeq) < 0; seq = (seq + 1) >>> 0) {
+      const entry = this.sent.get(seq);
+      if (entry) this.queueResend(entry);
+    }
+    this.host.transmitReady();
+  }
+
+  // ---- Timers --------------------------------------------------------------------
+
+  private armRto(): void {
+    if (!this.enabled || this.rtoTimer !== null || this.inFlight === 0 || this.status(TunnelStatus.RetryExhausted)) return;
+    const oldest = this.sent.get(this.sndUna);
+    const base = oldest ? oldest.sentAt : this.now;
+    const rto = this.reg(TunnelReg.RtoNs) * 2 ** Math.min(this.consecutiveTimeouts, MAX_BACKOFF_SHIFT);
+    this.rtoTimer = this.host.scheduler.at(Math.max(base + rto, this.now), () => this.onRto());
+  }
+
+  private onRto(): void {
+    this.rtoTimer = null;
+    if (!this.enabled || this.inFlight === 0) return;
+    const oldest = this.sent.get(this.sndUna);
+    const rto = this.reg(TunnelReg.RtoNs) * 2 ** Math.min(this.consecutiveTimeouts, MAX_BACKOFF_SHIFT);
+    if (oldest && this.now - oldest.sentAt < rto) {
+      this.armRto();
+      return;
+    }
+    this.consecutiveTimeouts++;
+    this.count(TunnelCounter.Timeouts);
+    this.host.event(FabricEventKind.RetransmitTimeout, this.consecutiveTimeouts, this);
+    if (this.consecutiveTimeouts >= this.reg(TunnelReg.RetryLimit)) {
+      this.setStatus(TunnelStatus.RetryExhausted, true);
+      this.host.event(FabricEventKind.RetryLimit, this.reg(TunnelReg.RetryLimit), this);
+      return;
+    }
+    if (this.goBackN) this.goBack();
+    else {
+      for (let seq = this.sndUna; seqDiff(seq, this.nextSeq) < 0; seq = (seq + 1) >>> 0) {
+        const entry = this.sent.get(seq);
+        if (entry && this.now - entry.sentAt >= rto) this.queueResend(entry);
+      }
+      this.host.transmitReady();
+    }
+    this.armRto();
+  }
+
+  private armAckTimer(): void {
+    if (this.ackTimer !== null) return;
+    this.ackTimer = this.host.scheduler.at(this.now + this.reg(TunnelReg.AckDelayNs), () => {
+      this.ackTimer = null;
+      if (this.unacked > 0 && this.enabled) {
+        this.ackDue = true;
+        this.host.transmitReady();
+      }
+    });
+  }
+
+  private armKeepalive(): void {
+    this.keepaliveTimer = this.host.scheduler.at(this.lastSentAt + this.reg(TunnelReg.KeepaliveNs), () => {
+      this.keepaliveTimer = null;
+      if (!this.enabled) return;
+      if (this.now - this.lastSentAt >= this.reg(TunnelReg.KeepaliveNs)) {
+        this.keepaliveDue = true;
+        this.host.transmitReady();
+      } else this.armKeepalive();
+    });
+  }
+
+  /** Checks for silence at lastHeardAt + SilenceNs; once silent, heard() re-arms it. */
+  private armSilence(): void {
+    this.silenceTimer = this.host.scheduler.at(Math.max(this.lastHeardAt + this.reg(TunnelReg.SilenceNs), this.now), () => {
+      this.silenceTimer = null;
+      if (!this.enabled) return;
+      const quiet = this.now - this.lastHeardAt;
+      if (quiet < this.reg(TunnelReg.SilenceNs)) {
+        this.armSilence();
+        return;
+      }
+      this.setStatus(TunnelStatus.Silent, true);
+      this.host.event(FabricEventKind.PeerSilent, Math.min(quiet, 0xffffffff), this);
+    });
+  }
+
+  // ---- Receive -------------------------------------------------------------------
+
+  /**
+   * A frame from the peer (the MAC has checked FCS, destination, EtherType and VLAN);
+   * `at` is the offset of the tunnel header, `end` the end of the Ethernet payload.
+   */
+  receive(frame: Uint8Array, at: number, end: number): void {
+    if (!this.enabled) return;
+    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+    const header = readHeader(view, at, end - at);
+    if ("malformed" in header) {
+      this.count(TunnelCounter.RxMalformed);
+      return;
+    }
+    if (header.session !== this.reg(TunnelReg.Session)) {
+      this.count(TunnelCounter.RxWrongSession);
+      return;
+    }
+    if (header.kind === FrameKind.Control) return; // the firmware's, routed by the MAC
+    const body = at + TUNNEL_HEADER;
+    let ackBody = null;
+    if (header.kind !== FrameKind.Data) {
+      ackBody = readAckBody(view, body, header.length);
+      if ("malformed" in ackBody) {
+        this.count(TunnelCounter.RxMalformed);
+        return;
+      }
+    } else if (!this.recordsValid(view, body, header.length)) {
+      this.count(TunnelCounter.RxMalformed);
+      return;
+    }
+    this.count(TunnelCounter.RxFrames);
+    this.heard();
+    this.onAck(header.ack);
+    if (ackBody) {
+      this.gate.update(ackBody.credits);
+      this.onSack(ackBody.sack);
+      this.host.transmitReady();
+      return;
+    }
+    this.onData(header.seq, frame, body, header.length);
+  }
+
+  private heard(): void {
+    this.lastHeardAt = this.now;
+    this.setStatus(TunnelStatus.PeerSeen, true);
+    if (this.status(TunnelStatus.Silent)) {
+      this.setStatus(TunnelStatus.Silent, false);
+      this.host.event(FabricEventKind.PeerHeard, 0, this);
+    }
+    if (this.silenceTimer === null) this.armSilence();
+  }
+
+  private recordsValid(view: DataView, at: number, length: number): boolean {
+    if (length === 0) return false;
+    const end = at + length;
+    const maxPayload = this.reg(TunnelReg.MaxPayload);
+    const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+    for (let p = at; p < end; ) {
+      if (p + RECORD_HEADER > end) return false;
+      const size = view.getUint16(p);
+      const tlp = bytes.subarray(p + RECORD_HEADER, p + RECORD_HEADER + size);
+      if (size < 12 || p + RECORD_HEADER + size > end || tlpClass(tlp) < 0 || tlpBytes(tlp) !== size || dataBytes(tlp) > maxPayload) return false;
+      p += RECORD_HEADER + size;
+    }
+    return true;
+  }
+
+  private onData(seq: number, frame: Uint8Array, body: number, length: number): void {
+    const ahead = seqDiff(seq, this.rcvNext);
+    if (ahead < 0) {
+      this.count(TunnelCounter.RxDuplicates);
+      this.requestAck(true); // our ack was probably lost
+      return;
+    }
+    if (ahead > 0) {
+      if (this.goBackN) {
+        this.count(TunnelCounter.RxOutOfOrder);
+        this.requestAck(true);
+        return;
+      }
+      if (this.held.has(seq)) {
+        this.count(TunnelCounter.RxDuplicates);
+      } else if (ahead >= SEQ_WINDOW || this.heldBytes + frame.length > this.reg(TunnelReg.ReorderBytes)) {
+        this.count(TunnelCounter.RxOutsideWindow);
+      } else {
+        this.held.set(seq, { frame, body, length });
+        this.heldBytes += frame.length;
+        this.count(TunnelCounter.RxOutOfOrder);
+      }
+      this.requestAck(true); // tell the sender about the hole now
+      return;
+    }
+    this.deliverRecords(frame, body, length);
+    this.rcvNext = (this.rcvNext + 1) >>> 0;
+    for (let next = this.held.get(this.rcvNext); next; next = this.held.get(this.rcvNext)) {
+      this.held.delete(this.rcvNext);
+      this.heldBytes -= next.frame.length;
+      this.deliverRecords(next.frame, next.body, next.length);
+      this.rcvNext = (this.rcvNext + 1) >>> 0;
+    }
+    this.unacked++;
+    this.requestAck(this.unacked >= this.reg(TunnelReg.AckFrames));
+  }
+
+  private requestAck(now: boolean): void {
+    if (now) {
+      this.ackDue = true;
+      this.host.transmitReady();
+    } else this.armAckTimer();
+  }
+
+  private deliverRecords(frame: Uint8Array, at: number, length: number): void {
+    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+    const end = at + length;
+    for (let p = at; p < end; ) {
+      const size = view.getUint16(p);
+      const tlp = frame.subarray(p + RECORD_HEADER, p + RECORD_HEADER + size);
+      const cls = tlpClass(tlp) as TlpClass;
+      this.pool.take(cls, dataCredits(tlp));
+      this.count(TunnelCounter.RxTlps);
+      this.host.deliver(tlp, cls, this);
+      p += RECORD_HEADER + size;
+    }
+  }
+
+  /** The local PCIe side has consumed a delivered TLP: its buffer space returns to the peer. */
+  release(cls: TlpClass, tlp: Uint8Array): void {
+    this.pool.release(cls, dataCredits(tlp));
+  }
+
+  // ---- Counters ------------------------------------------------------------------
+
+  private count(counter: TunnelCounter): void {
+    this.counters[counter]++;
+  }
+
+  private add(counter: TunnelCounter, amount: number): void {
+    this.counters[counter] += amount;
+  }
+
+  /** Credits the peer currently allows us, and what we have used (for tests and traces). */
+  creditState(): { limit: number[]; consumed: number[]; held: number[] } {
+    return { limit: [...this.gate.limit], consumed: [...this.gate.consumed], held: [...this.pool.held] };
+  }
+}

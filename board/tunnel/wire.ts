@@ -1,0 +1,108 @@
+// The tunnel's frame format: the payload of an Ethernet frame with EtherType 0x88B5.
+// docs/wire-format.md has the byte layout. All fields are big-endian (network order).
+//
+//   0  u8   version (TUNNEL_VERSION)
+//   1  u8   kind (FrameKind)
+//   2  u16  length: bytes after this 16-byte header (Ethernet may pad beyond it)
+//   4  u32  session ID
+//   8  u32  seq: DATA: this frame's sequence number; ACK/KEEPALIVE: the next one the sender will use
+//  12  u32  ack: the next sequence number the sender expects from the peer (cumulative)
+//  16  ...  body
+//
+// DATA body: TLP records, each u16 record length then the TLP bytes.
+// ACK / KEEPALIVE body: six u16 credit limits (PH, PD, NPH, NPD, CPLH, CPLD; cumulative
+// counts mod 2^16), u8 SACK block count (0..MAX_SACK), u8 reserved, then per block
+// u32 first, u32 end (exclusive) of a run of sequence numbers received beyond `ack`.
+
+export const TUNNEL_VERSION = 1;
+export const TUNNEL_HEADER = 16;
+export const RECORD_HEADER = 2;
+export const CREDIT_FIELDS = 6;
+export const ACK_BODY_FIXED = 2 * CREDIT_FIELDS + 2;
+export const SACK_BLOCK = 8;
+export const MAX_SACK = 4;
+
+export enum FrameKind {
+  Data = 1,
+  Ack = 2,
+  Keepalive = 3,
+  /** Link training, pairing and health frames of the firmware (docs/wire-format.md). */
+  Control = 0x10,
+}
+
+export interface TunnelHeader {
+  kind: FrameKind;
+  length: number;
+  session: number;
+  seq: number;
+  ack: number;
+}
+
+export interface SackBlock {
+  first: number;
+  end: number;
+}
+
+export interface AckBody {
+  credits: number[]; // CREDIT_FIELDS limits
+  sack: SackBlock[];
+}
+
+/** Sequence arithmetic mod 2^32: a - b as a signed distance. */
+export function seqDiff(a: number, b: number): number {
+  return (a - b) | 0;
+}
+
+export function writeHeader(view: DataView, at: number, kind: FrameKind, length: number, session: number, seq: number, ack: number): void {
+  view.setUint8(at, TUNNEL_VERSION);
+  view.setUint8(at + 1, kind);
+  view.setUint16(at + 2, length);
+  view.setUint32(at + 4, session >>> 0);
+  view.setUint32(at + 8, seq >>> 0);
+  view.setUint32(at + 12, ack >>> 0);
+}
+
+export function ackBodySize(sackBlocks: number): number {
+  return ACK_BODY_FIXED + SACK_BLOCK * sackBlocks;
+}
+
+export function writeAckBody(view: DataView, at: number, body: AckBody): void {
+  for (let i = 0; i < CREDIT_FIELDS; i++) view.setUint16(at + 2 * i, body.credits[i] & 0xffff);
+  view.setUint8(at + 2 * CREDIT_FIELDS, body.sack.length);
+  view.setUint8(at + 2 * CREDIT_FIELDS + 1, 0);
+  body.sack.forEach((block, i) => {
+    view.setUint32(at + ACK_BODY_FIXED + SACK_BLOCK * i, block.first >>> 0);
+    view.setUint32(at + ACK_BODY_FIXED + SACK_BLOCK * i + 4, block.end >>> 0);
+  });
+}
+
+export type Malformed = { malformed: string };
+
+/** Reads and checks the tunnel header of an Ethernet payload. */
+export function readHeader(view: DataView, at: number, available: number): TunnelHeader | Malformed {
+  if (available < TUNNEL_HEADER) return { malformed: `payload of ${available} bytes is shorter than the tunnel header` };
+  const version = view.getUint8(at);
+  if (version !== TUNNEL_VERSION) return { malformed: `tunnel version ${version}` };
+  const kind = view.getUint8(at + 1);
+  if (kind !== FrameKind.Data && kind !== FrameKind.Ack && kind !== FrameKind.Keepalive && kind !== FrameKind.Control) {
+    return { malformed: `frame kind ${kind}` };
+  }
+  const length = view.getUint16(at + 2);
+  if (TUNNEL_HEADER + length > available) return { malformed: `length ${length} exceeds the ${available - TUNNEL_HEADER} bytes present` };
+  return { kind, length, session: view.getUint32(at + 4), seq: view.getUint32(at + 8), ack: view.getUint32(at + 12) };
+}
+
+export function readAckBody(view: DataView, at: number, length: number): AckBody | Malformed {
+  if (length < ACK_BODY_FIXED) return { malformed: `ack body of ${length} bytes` };
+  const credits = Array.from({ length: CREDIT_FIELDS }, (_, i) => view.getUint16(at + 2 * i));
+  const count = view.getUint8(at + 2 * CREDIT_FIELDS);
+  if (count > MAX_SACK || length !== ackBodySize(count)) return { malformed: `${count} SACK blocks in ${length} bytes` };
+  const sack: SackBlock[] = [];
+  for (let i = 0; i < count; i++) {
+    const first = view.getUint32(at + ACK_BODY_FIXED + SACK_BLOCK * i);
+    const end = view.getUint32(at + ACK_BODY_FIXED + SACK_BLOCK * i + 4);
+    if (seqDiff(end, first) <= 0) return { malformed: `empty SACK block ${first}..${end}` };
+    sack.push({ first, end });
+  }
+  return { credits, sack };
+}
