@@ -17,6 +17,7 @@ export interface EthernetPort {
   /**
    * Queues a whole frame (FCS included) for transmission. Returns false when the frame
    * is dropped: egress buffer full (tail drop) or link down. Counted by the port.
+   * The port keeps a reference to the bytes: the sender must not change them afterwards.
    */
   send(frame: Uint8Array): boolean;
   /** Attaches the device that receives this port's frames and notifications. */
@@ -24,7 +25,10 @@ export interface EthernetPort {
 }
 
 export interface PortDevice {
-  /** A frame has been received in full. Its FCS is not checked yet: that is the receiver's job. */
+  /**
+   * A frame has been received in full. Its FCS is not checked yet: that is the receiver's
+   * job. The bytes may be shared (duplicates, flooded copies): treat them as read-only.
+   */
   receive(frame: Uint8Array, port: EthernetPort): void;
   /** The egress queue has just drained: a device that paces itself may send again. */
   transmitIdle?(port: EthernetPort): void;

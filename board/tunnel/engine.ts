@@ -176,13 +176,6 @@ export class TunnelEngine implements FrameSink {
     return this.reg(TunnelReg.Vlan) & 0xfff;
   }
 
-  /** The peer's MAC from PeerMacHigh/PeerMacLow. */
-  peerMac(): Uint8Array {
-    const high = this.reg(TunnelReg.PeerMacHigh);
-    const low = this.reg(TunnelReg.PeerMacLow);
-    return Uint8Array.of(high >> 8 & 0xff, high & 0xff, low >>> 24, low >> 16 & 0xff, low >> 8 & 0xff, low & 0xff);
-  }
-
   // ---- Registers -----------------------------------------------------------------
 
   readRegister(offset: number): number {
@@ -338,7 +331,14 @@ export class TunnelEngine implements FrameSink {
     const tag = this.vlan() ? VLAN_TAG_SIZE : 0;
     const head = HEADER_SIZE + tag;
     const frame = new Uint8Array(head + Math.max(payload, MIN_PAYLOAD) + FCS_SIZE);
-    frame.set(this.peerMac(), 0);
+    const high = this.reg(TunnelReg.PeerMacHigh);
+    const low = this.reg(TunnelReg.PeerMacLow);
+    frame[0] = high >> 8;
+    frame[1] = high & 0xff;
+    frame[2] = low >>> 24;
+    frame[3] = (low >> 16) & 0xff;
+    frame[4] = (low >> 8) & 0xff;
+    frame[5] = low & 0xff;
     frame.set(this.host.mac, 6);
     if (tag) {
       frame[12] = ETHERTYPE_VLAN >> 8;

@@ -1,0 +1,375 @@
+// A store-and-forward learning Ethernet switch with 802.1Q VLANs (docs/network.md).
+//
+// Each switch port is plugged into one end of a Link; that link end is the port's egress
+// queue and buffer (its bufferBytes, tail drop and counters), so the switch itself holds
+// frames only during its fixed forwarding latency. A received frame is checked (size, FCS),
+// classified into a VLAN by the ingress port's mode, its source learned, then sent to the
+// learned port or flooded to every other member of its VLAN, re-tagged per egress port.
+//
+// The MAC table is one Map per VLAN (indexed by VID in an array) from the 48-bit MAC as a
+// number to a mutable {port, seen} entry; aging is checked when an entry is looked up.
+
+import {
+  ETHERTYPE_VLAN, MIN_FRAME, VLAN_TAG_SIZE, FCS_SIZE, fcsValid, formatMac, isMulticast, isTagged, macKey, maxFrameSize, vlanOf, writeFcs,
+} from "../../../board/ethernet/frame.ts";
+import type { EthernetPort, PortDevice } from "../../../board/ethernet/port.ts";
+import type { Scheduler } from "../../../board/scheduler.ts";
+import { FrameRing } from "./ring.ts";
+
+export const SWITCH_DEFAULTS = {
+  /** IEEE 802.1D default aging time: 300 s. */
+  agingNs: 300e9,
+  /** Lookup and crossbar after the last bit is in, typical of store-and-forward switches: 1 µs. */
+  forwardingLatencyNs: 1000,
+  /** Largest payload accepted (jumbo frames). */
+  mtu: 9216,
+} as const;
+
+/** Untagged port in one VLAN; tagged frames arriving on it are dropped. */
+export interface AccessPortConfig {
+  mode: "access";
+  /** Port VLAN ID, 1..4094. Default 1. */
+  pvid?: number;
+}
+
+/** Tagged port carrying a set of VLANs; untagged frames belong to the native VLAN if there is one. */
+export interface TrunkPortConfig {
+  mode: "trunk";
+  /** VIDs carried, 1..4094. Default: all. The native VLAN is always allowed. */
+  allowed?: readonly number[];
+  /** VLAN of untagged frames, sent untagged on egress. Default: none (untagged frames are dropped). */
+  native?: number;
+}
+
+export type SwitchPortConfig = AccessPortConfig | TrunkPortConfig;
+
+export interface SwitchConfig {
+  ports: SwitchPortConfig[];
+  agingNs?: number;
+  forwardingLatencyNs?: number;
+  mtu?: number;
+}
+
+export interface SwitchCounters {
+  rxFrames: number;
+  rxBytes: number;
+  /** Shorter than 64 bytes. */
+  runts: number;
+  /** Longer than the MTU allows. */
+  oversize: number;
+  badFcs: number;
+  /** Tagged frames on an access port. */
+  taggedOnAccess: number;
+  /** Tagged frames with a VID the trunk does not carry, and untagged frames on a trunk without a native VLAN. */
+  vlanNotAllowed: number;
+  /** Known unicast frames sent to one port. */
+  forwarded: number;
+  /** Unknown unicast, broadcast and multicast frames flooded in their VLAN. */
+  flooded: number;
+  /** Frames whose destination was learned on the port they came in on. */
+  filtered: number;
+  /** Frames handed to egress ports (one per copy). */
+  txFrames: number;
+  /** Frames an egress port refused (queue full or link down). */
+  egressDrops: number;
+  /** New MAC table entries. */
+  learned: number;
+  /** Entries that moved to another port. */
+  moved: number;
+  /** Entries found expired at lookup. */
+  aged: number;
+  /** Entries removed because their port lost carrier. */
+  flushed: number;
+}
+
+export interface SwitchPortCounters {
+  rxFrames: number;
+  txFrames: number;
+  egressDrops: number;
+}
+
+interface MacEntry {
+  port: number;
+  seen: number;
+}
+
+const MAX_VID = 4094;
+
+function checkVid(vid: number, what: string): number {
+  if (!(Number.isInteger(vid) && vid >= 1 && vid <= MAX_VID)) throw new RangeError(`${what}: VID must be 1..4094, got ${vid}`);
+  return vid;
+}
+
+class SwitchPort implements PortDevice {
+  ethernet: EthernetPort | null = null;
+  readonly counters: SwitchPortCounters = { rxFrames: 0, txFrames: 0, egressDrops: 0 };
+  readonly access: boolean;
+  /** Access: the PVID. Trunk: the native VLAN or 0. */
+  readonly untaggedVid: number;
+  readonly allowed: Uint8Array;
+
+  constructor(private readonly owner: EthernetSwitch, readonly index: number, config: SwitchPortConfig) {
+    const where = `switch ${owner.name} port ${index}`;
+    this.allowed = new Uint8Array(4096);
+    if (config.mode === "access") {
+      this.access = true;
+      this.untaggedVid = checkVid(config.pvid ?? 1, where);
+      this.allowed[this.untaggedVid] = 1;
+    } else if (config.mode === "trunk") {
+      this.access = false;
+      this.untaggedVid = config.native === undefined ? 0 : checkVid(config.native, where);
+      if (config.allowed === undefined) this.allowed.fill(1, 1, MAX_VID + 1);
+      else for (const vid of config.allowed) this.allowed[checkVid(vid, where)] = 1;
+      if (this.untaggedVid) this.allowed[this.untaggedVid] = 1;
+    } else {
+      throw new RangeError(`${where}: mode must be "access" or "trunk"`);
+    }
+  }
+
+  /** Egress tagging: true when frames of `vid` leave this port tagged. */
+  tags(vid: number): boolean {
+    return !this.access && vid !== this.untaggedVid;
+  }
+
+  receive(frame: Uint8Array): void {
+    this.owner.ingress(frame, this);
+  }
+
+  carrier(up: boolean): void {
+    if (!up) this.owner.flushPort(this.index);
+  }
+}
+
+export class EthernetSwitch {
+  readonly agingNs: number;
+  readonly forwardingLatencyNs: number;
+  readonly mtu: number;
+  readonly counters: SwitchCounters = {
+    rxFrames: 0, rxBytes: 0, runts: 0, oversize: 0, badFcs: 0, taggedOnAccess: 0, vlanNotAllowed: 0, forwarded: 0,
+    flooded: 0, filtered: 0, txFrames: 0, egressDrops: 0, learned: 0, moved: 0, aged: 0, flushed: 0,
+  };
+  private readonly ports: SwitchPort[];
+  private readonly tables: (Map<number, MacEntry> | undefined)[] = new Array(4096);
+  private readonly members: (Int32Array | undefined)[] = new Array(4096);
+  // Frames inside the switch: x = due time (ns), y = egress port.
+  private readonly pipeline = new FrameRing();
+  private pipelineHandle = 0;
+  private readonly pipelineAction = () => this.egress();
+
+  constructor(private readonly scheduler: Scheduler, readonly name: string, config: SwitchConfig) {
+    this.agingNs = config.agingNs ?? SWITCH_DEFAULTS.agingNs;
+    this.forwardingLatencyNs = config.forwardingLatencyNs ?? SWITCH_DEFAULTS.forwardingLatencyNs;
+    this.mtu = config.mtu ?? SWITCH_DEFAULTS.mtu;
+    if (!(this.agingNs > 0)) throw new RangeError(`switch ${name}: agingNs must be > 0`);
+    if (!(Number.isSafeInteger(this.forwardingLatencyNs) && this.forwardingLatencyNs >= 0)) throw new RangeError(`switch ${name}: forwardingLatencyNs must be a non-negative integer`);
+    this.ports = config.ports.map((port, i) => new SwitchPort(this, i, port));
+  }
+
+  get portCount(): number {
+    return this.ports.length;
+  }
+
+  /** Plugs port `index` into a cable end: the switch receives from it and sends on it. */
+  plug(index: number, port: EthernetPort): void {
+    const p = this.ports[index];
+    if (!p) throw new RangeError(`switch ${this.name} has no port ${index}`);
+    if (p.ethernet) throw new Error(`switch ${this.name} port ${index} is already plugged`);
+    p.ethernet = port;
+    port.attach(p);
+    this.members.fill(undefined);
+  }
+
+  plugged(index: number): boolean {
+    return this.ports[index]?.ethernet != null;
+  }
+
+  /** The port a MAC was learned on in a VLAN, or undefined (unknown or aged out). */
+  lookup(mac: Uint8Array, vid: number): number | undefined {
+    const entry = this.tables[vid]?.get(macKey(mac));
+    return entry && this.scheduler.now - entry.seen < this.agingNs ? entry.port : undefined;
+  }
+
+  /** The live MAC table, sorted by VLAN then MAC. */
+  macTable(): { vid: number; mac: string; port: number; ageNs: number }[] {
+    const now = this.scheduler.now;
+    const out: { vid: number; mac: string; port: number; ageNs: number; key: number }[] = [];
+    this.tables.forEach((table, vid) => {
+      for (const [key, entry] of table ?? []) {
+        if (now - entry.seen >= this.agingNs) continue;
+        const bytes = new Uint8Array(6);
+        for (let i = 5, k = key; i >= 0; i--, k = Math.floor(k / 256)) bytes[i] = k % 256;
+        out.push({ vid, mac: formatMac(bytes), port: entry.port, ageNs: now - entry.seen, key });
+      }
+    });
+    out.sort((x, y) => x.vid - y.vid || x.key - y.key);
+    return out.map(({ key: _key, ...rest }) => rest);
+  }
+
+  portCounters(index: number): SwitchPortCounters {
+    return { ...this.ports[index].counters };
+  }
+
+  snapshot(): SwitchCounters & { ports: SwitchPortCounters[] } {
+    return { ...this.counters, ports: this.ports.map((p) => ({ ...p.counters })) };
+  }
+
+  /** Called by a port when a frame has arrived in full. */
+  ingress(frame: Uint8Array, port: SwitchPort): void {
+    const c = this.counters;
+    const len = frame.length;
+    c.rxFrames++;
+    c.rxBytes += len;
+    port.counters.rxFrames++;
+    if (len < MIN_FRAME) {
+      c.runts++;
+      return;
+    }
+    const tagged = isTagged(frame);
+    if (len > maxFrameSize(this.mtu, tagged)) {
+      c.oversize++;
+      return;
+    }
+    if (!fcsValid(frame)) {
+      c.badFcs++;
+      return;
+    }
+    let vid: number;
+    if (port.access) {
+      if (tagged) {
+        c.taggedOnAccess++;
+        return;
+      }
+      vid = port.untaggedVid;
+    } else {
+      vid = tagged ? vlanOf(frame) : port.untaggedVid;
+      if (vid === 0 || port.allowed[vid] === 0) {
+        c.vlanNotAllowed++;
+        return;
+      }
+    }
+    let table = this.tables[vid];
+    if (table === undefined) table = this.tables[vid] = new Map();
+    const now = this.scheduler.now;
+    if (!isMulticast(frame, 6)) {
+      const src = macKey(frame, 6);
+      const entry = table.get(src);
+      if (entry === undefined) {
+        table.set(src, { port: port.index, seen: now });
+        c.learned++;
+      } else {
+        if (now - entry.seen >= this.agingNs) c.learned++;
+        else if (entry.port !== port.index) c.moved++;
+        entry.port = port.index;
+        entry.seen = now;
+      }
+    }
+    if (!isMulticast(frame, 0)) {
+      const dst = macKey(frame, 0);
+      const entry = table.get(dst);
+      if (entry !== undefined) {
+        if (now - entry.seen < this.agingNs) {
+          if (entry.port === port.index) {
+            c.filtered++;
+            return;
+          }
+          c.forwarded++;
+          const out = this.ports[entry.port];
+          this.queue(this.rewrite(frame, tagged, vid, out.tags(vid)), entry.port);
+          return;
+        }
+        table.delete(dst);
+        c.aged++;
+      }
+    }
+    c.flooded++;
+    const members = this.members[vid] ?? this.memberList(vid);
+    let untaggedCopy: Uint8Array | null = null;
+    let taggedCopy: Uint8Array | null = null;
+    for (let k = 0; k < members.length; k++) {
+      const index = members[k];
+      if (index === port.index) continue;
+      if (this.ports[index].tags(vid)) {
+        if (taggedCopy === null) taggedCopy = this.rewrite(frame, tagged, vid, true);
+        this.queue(taggedCopy, index);
+      } else {
+        if (untaggedCopy === null) untaggedCopy = this.rewrite(frame, tagged, vid, false);
+        this.queue(untaggedCopy, index);
+      }
+    }
+  }
+
+  /** Removes every MAC entry learned on a port (its link went down). */
+  flushPort(index: number): void {
+    for (const table of this.tables) {
+      if (!table) continue;
+      for (const [key, entry] of table) {
+        if (entry.port === index) {
+          table.delete(key);
+          this.counters.flushed++;
+        }
+      }
+    }
+  }
+
+  /** The plugged ports carrying `vid`, cached until the next plug(). */
+  private memberList(vid: number): Int32Array {
+    const list = Int32Array.from(this.ports.filter((p) => p.allowed[vid] === 1 && p.ethernet !== null), (p) => p.index);
+    this.members[vid] = list;
+    return list;
+  }
+
+  /** The frame as it leaves a port that does (tag) or does not tag `vid`: shared if unchanged. */
+  private rewrite(frame: Uint8Array, tagged: boolean, vid: number, tag: boolean): Uint8Array {
+    if (tag === tagged) return frame; // a trunk-to-trunk frame keeps its tag, PCP and DEI
+    let out: Uint8Array;
+    if (tag) {
+      out = new Uint8Array(frame.length + VLAN_TAG_SIZE);
+      out.set(frame.subarray(0, 12), 0);
+      out[12] = ETHERTYPE_VLAN >> 8;
+      out[13] = ETHERTYPE_VLAN & 0xff;
+      out[14] = vid >> 8; // PCP 0, DEI 0
+      out[15] = vid & 0xff;
+      out.set(frame.subarray(12, frame.length - FCS_SIZE), 16);
+    } else {
+      // Untagging may leave a runt: pad with zeros to the 64-byte minimum, as a MAC does.
+      out = new Uint8Array(Math.max(frame.length - VLAN_TAG_SIZE, MIN_FRAME));
+      out.set(frame.subarray(0, 12), 0);
+      out.set(frame.subarray(16, frame.length - FCS_SIZE), 12);
+    }
+    writeFcs(out);
+    return out;
+  }
+
+  private queue(frame: Uint8Array, index: number): void {
+    if (this.forwardingLatencyNs === 0) {
+      this.transmit(frame, index);
+      return;
+    }
+    const due = this.scheduler.now + this.forwardingLatencyNs;
+    this.pipeline.push(frame, due, index);
+    if (this.pipelineHandle === 0) this.pipelineHandle = this.scheduler.at(due, this.pipelineAction);
+  }
+
+  // Constant latency keeps the pipeline in time order: only its head is ever scheduled.
+  private egress(): void {
+    this.pipelineHandle = 0;
+    const pipe = this.pipeline;
+    const now = this.scheduler.now;
+    while (pipe.size > 0 && pipe.x[pipe.head] <= now) {
+      const index = pipe.y[pipe.head];
+      this.transmit(pipe.shift(), index);
+    }
+    if (pipe.size > 0 && this.pipelineHandle === 0) this.pipelineHandle = this.scheduler.at(pipe.x[pipe.head], this.pipelineAction);
+  }
+
+  private transmit(frame: Uint8Array, index: number): void {
+    const port = this.ports[index];
+    if (port.ethernet !== null && port.ethernet.send(frame)) {
+      this.counters.txFrames++;
+      port.counters.txFrames++;
+    } else {
+      this.counters.egressDrops++;
+      port.counters.egressDrops++;
+    }
+  }
+}
