@@ -12,3 +12,31 @@ export function concat(chunks: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+const SLAB_BYTES = 1 << 20;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabUsed = 0;
+
+/**
+ * A zeroed byte array of `size` bytes carved from a shared slab. The simulator makes
+ * millions of frames and TLPs a second; a fresh ArrayBuffer each would cost an allocation
+ * outside the JavaScript heap every time. A slab lives until every view into it is gone.
+ * Callers must use the view's byteOffset (new DataView(b.buffer, b.byteOffset, b.length)).
+ */
+export function allocBytes(size: number): Uint8Array {
+  if (size > SLAB_BYTES / 8) return new Uint8Array(size);
+  if (slabUsed + size > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + size);
+  slabUsed += (size + 7) & ~7;
+  return out;
+}
+
+/** A copy of `bytes` in slab memory. */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  const out = allocBytes(bytes.length);
+  out.set(bytes);
+  return out;
+}

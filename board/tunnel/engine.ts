@@ -14,9 +14,10 @@
 
 import { TunnelReg, TunnelControl, TunnelStatus, TunnelCounter, FabricEventKind, MTU_MIN, MTU_MAX } from "../map/registers.ts";
 import { ETHERTYPE_IOV, ETHERTYPE_VLAN, HEADER_SIZE, VLAN_TAG_SIZE, FCS_SIZE, MIN_PAYLOAD, writeFcs, payloadOffset } from "../ethernet/frame.ts";
-import { TlpClass, tlpClass, tlpBytes, dataBytes, dataCredits } from "../pcie/tlp.ts";
+import { TlpClass, DATA_CREDIT_BYTES, tlpClass, tlpBytes, dataBytes, dataCredits } from "../pcie/tlp.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { FrameSink } from "../ethernet/mac.ts";
+import { allocBytes, copyBytes } from "../bytes.ts";
 import { CreditGate, CreditPool, CLASSES } from "./credits.ts";
 import {
   FrameKind, TUNNEL_HEADER, RECORD_HEADER, MAX_SACK, seqDiff, writeHeader, ackBodySize, writeAckBody,
@@ -270,6 +271,11 @@ export class TunnelEngine implements FrameSink {
     this.consecutiveTimeouts = 0;
     this.lastHeardAt = this.now;
     this.keepaliveDue = true; // announce credits at once
+    // Resuming a session: whatever was in flight goes again now rather than at a timeout.
+    for (let seq = this.sndUna; seqDiff(seq, this.nextSeq) < 0; seq = (seq + 1) >>> 0) {
+      const entry = this.sent.get(seq);
+      if (entry) this.queueResend(entry);
+    }
     this.armSilence();
     this.armRto();
     this.host.transmitReady();
@@ -330,7 +336,7 @@ export class TunnelEngine implements FrameSink {
     const vlan = this.reg(TunnelReg.Vlan);
     const tag = this.vlan() ? VLAN_TAG_SIZE : 0;
     const head = HEADER_SIZE + tag;
-    const frame = new Uint8Array(head + Math.max(payload, MIN_PAYLOAD) + FCS_SIZE);
+    const frame = allocBytes(head + Math.max(payload, MIN_PAYLOAD) + FCS_SIZE);
     const high = this.reg(TunnelReg.PeerMacHigh);
     const low = this.reg(TunnelReg.PeerMacLow);
     frame[0] = high >> 8;
@@ -348,7 +354,7 @@ export class TunnelEngine implements FrameSink {
     }
     frame[head - 2] = ETHERTYPE_IOV >> 8;
     frame[head - 1] = ETHERTYPE_IOV & 0xff;
-    return { frame, view: new DataView(frame.buffer), at: head };
+    return { frame, view: new DataView(frame.buffer, frame.byteOffset, frame.length), at: head };
   }
 
   private ackFrame(kind: FrameKind.Ack | FrameKind.Keepalive): Uint8Array {
@@ -431,44 +437,47 @@ export class TunnelEngine implements FrameSink {
     return best;
   }
 
+  /**
+   * Packs the next DATA frame: TLPs in ordering-rule order while they fit the MTU, the
+   * credits and the window. Records are written straight into a frame buffer of the MTU's
+   * size, which is then cut to the length used.
+   */
   private dataFrame(): Uint8Array | null {
+    let cls = this.nextEligible();
+    if (cls === -1) return null;
     const mtu = this.reg(TunnelReg.Mtu);
-    const overhead = HEADER_SIZE + (this.vlan() ? VLAN_TAG_SIZE : 0) + TUNNEL_HEADER + FCS_SIZE;
-    let room = mtu - TUNNEL_HEADER;
-    const picked: Uint8Array[] = [];
-    let bytes = 0;
-    for (;;) {
-      const cls = this.nextEligible();
-      if (cls === -1) break;
+    const { frame: buffer, view, at } = this.frameHead(mtu);
+    const overhead = at + TUNNEL_HEADER + FCS_SIZE;
+    const end = at + mtu;
+    let p = at + TUNNEL_HEADER;
+    let tlps = 0;
+    let payload = 0;
+    for (; cls !== -1; cls = this.nextEligible()) {
       const queue = this.queues[cls];
       const tlp = queue.tlps[queue.head];
-      if (RECORD_HEADER + tlp.length > room) break;
-      if (!this.windowAllows(overhead + bytes + RECORD_HEADER + tlp.length)) break;
+      const record = RECORD_HEADER + tlp.length;
+      if (p + record > end || !this.windowAllows(overhead + (p - at - TUNNEL_HEADER) + record)) break;
       queue.shift();
-      this.gate.consume(cls, dataCredits(tlp));
-      picked.push(tlp);
-      bytes += RECORD_HEADER + tlp.length;
-      room -= RECORD_HEADER + tlp.length;
+      const data = dataBytes(tlp);
+      this.gate.consume(cls, Math.ceil(data / DATA_CREDIT_BYTES));
+      view.setUint16(p, tlp.length);
+      buffer.set(tlp, p + RECORD_HEADER);
+      p += record;
+      tlps++;
+      payload += data;
     }
-    if (picked.length === 0) return null;
-    const { frame, view, at } = this.frameHead(TUNNEL_HEADER + bytes);
+    if (tlps === 0) return null;
+    const bytes = p - at - TUNNEL_HEADER;
+    const frame = buffer.subarray(0, Math.max(p, at + MIN_PAYLOAD) + FCS_SIZE);
     const seq = this.nextSeq;
     this.nextSeq = (this.nextSeq + 1) >>> 0;
     writeHeader(view, at, FrameKind.Data, bytes, this.reg(TunnelReg.Session), seq, this.rcvNext);
-    let p = at + TUNNEL_HEADER;
-    let payload = 0;
-    for (const tlp of picked) {
-      view.setUint16(p, tlp.length);
-      frame.set(tlp, p + RECORD_HEADER);
-      p += RECORD_HEADER + tlp.length;
-      payload += dataBytes(tlp);
-    }
     writeFcs(frame);
     this.sent.set(seq, { seq, frame, sentAt: this.now, transmissions: 1, sacked: false, pending: false });
     this.replayBytes += frame.length;
     this.count(TunnelCounter.TxFrames);
     this.count(TunnelCounter.TxDataFrames);
-    this.add(TunnelCounter.TxTlps, picked.length);
+    this.add(TunnelCounter.TxTlps, tlps);
     this.add(TunnelCounter.TxPayloadBytes, payload);
     this.sentSomething();
     if (this.rtoTimer === null) this.armRto();
@@ -477,8 +486,8 @@ export class TunnelEngine implements FrameSink {
 
   private retransmit(entry: Sent): Uint8Array {
     // The first copy may still be on the wire: send a fresh copy with the current ack.
-    const frame = entry.frame.slice();
-    new DataView(frame.buffer).setUint32(payloadOffset(frame) + 12, this.rcvNext >>> 0);
+    const frame = copyBytes(entry.frame);
+    new DataView(frame.buffer, frame.byteOffset, frame.length).setUint32(payloadOffset(frame) + 12, this.rcvNext >>> 0);
     writeFcs(frame);
     entry.pending = false;
     entry.sentAt = this.now;
@@ -571,18 +580,24 @@ export class TunnelEngine implements FrameSink {
 
   private armRto(): void {
     if (!this.enabled || this.rtoTimer !== null || this.inFlight === 0 || this.status(TunnelStatus.RetryExhausted)) return;
+    // The clock runs from the oldest frame's last transmission, or from now while it waits
+    // in the retransmission queue.
     const oldest = this.sent.get(this.sndUna);
-    const base = oldest ? oldest.sentAt : this.now;
-    const rto = this.reg(TunnelReg.RtoNs) * 2 ** Math.min(this.consecutiveTimeouts, MAX_BACKOFF_SHIFT);
-    this.rtoTimer = this.host.scheduler.at(Math.max(base + rto, this.now), () => this.onRto());
+    const base = oldest && !oldest.pending ? oldest.sentAt : this.now;
+    this.rtoTimer = this.host.scheduler.at(Math.max(base + this.rto(), this.now), () => this.onRto());
+  }
+
+  /** The retransmission timeout, doubled per timeout in a row up to 2^MAX_BACKOFF_SHIFT times. */
+  private rto(): number {
+    return this.reg(TunnelReg.RtoNs) * 2 ** Math.min(this.consecutiveTimeouts, MAX_BACKOFF_SHIFT);
   }
 
   private onRto(): void {
     this.rtoTimer = null;
     if (!this.enabled || this.inFlight === 0) return;
     const oldest = this.sent.get(this.sndUna);
-    const rto = this.reg(TunnelReg.RtoNs) * 2 ** Math.min(this.consecutiveTimeouts, MAX_BACKOFF_SHIFT);
-    if (oldest && this.now - oldest.sentAt < rto) {
+    const rto = this.rto();
+    if (oldest && !oldest.pending && this.now - oldest.sentAt < rto) {
       this.armRto();
       return;
     }

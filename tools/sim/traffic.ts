@@ -1,0 +1,128 @@
+// Test and benchmark traffic for the tunnel: TLP streams whose every TLP carries its
+// position in the stream, and a checker on the far side that proves delivery exactly once,
+// in order within each class, and under the PCIe ordering rules across classes.
+
+import { uniformInt } from "pure-rand/distribution/uniformInt";
+import type { RandomGenerator } from "pure-rand/types/RandomGenerator";
+import { copyBytes } from "../../board/bytes.ts";
+import { TlpClass, completionWithData, memoryRead, memoryWrite, tlpClass, headerBytes, hasData } from "../../board/pcie/tlp.ts";
+
+/** Requests read 64-bit addresses above 4 GiB, so they use 4DW headers like DMA does. */
+const ADDRESS_BASE = 2 ** 32;
+const ADDRESS_STRIDE = 64;
+
+export interface TrafficMix {
+  posted: number;
+  nonPosted: number;
+  completion: number;
+}
+
+function readU32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
+}
+
+function writeU32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value >>> 24;
+  bytes[at + 1] = (value >>> 16) & 0xff;
+  bytes[at + 2] = (value >>> 8) & 0xff;
+  bytes[at + 3] = value & 0xff;
+}
+
+/** The position of a TLP in its stream: the first data DW, or the address of a read. */
+export function streamIndex(tlp: Uint8Array): number {
+  if (hasData(tlp)) return readU32(tlp, headerBytes(tlp));
+  return (readU32(tlp, 12) - (ADDRESS_BASE % 2 ** 32)) / ADDRESS_STRIDE;
+}
+
+/** Byte offsets patched in each class's template: the index, the address low DW, the tag. */
+const PATCH = [
+  { index: 16, address: 12, tag: 6 }, //  4DW memory write
+  { index: -1, address: 12, tag: 6 }, //  4DW memory read
+  { index: 12, address: -1, tag: 10 }, // completion with data
+];
+
+export class TlpStream {
+  /** Class of every TLP generated, by stream index. */
+  readonly classes: TlpClass[] = [];
+  /** Posted TLPs generated before each TLP, by stream index (for the ordering check). */
+  readonly postedBefore: number[] = [];
+  private posted = 0;
+  private readonly weights: number[];
+  private readonly templates: Uint8Array[];
+
+  constructor(private readonly rng: RandomGenerator, mix: TrafficMix, payload: number) {
+    this.weights = [mix.posted, mix.posted + mix.nonPosted, mix.posted + mix.nonPosted + mix.completion];
+    const data = new Uint8Array(payload).fill(0xa5);
+    this.templates = [
+      memoryWrite(0x0100, 0, ADDRESS_BASE, data),
+      memoryRead(0x0100, 0, ADDRESS_BASE, payload),
+      completionWithData(0x0200, 0x0100, 0, data),
+    ];
+  }
+
+  get count(): number {
+    return this.classes.length;
+  }
+
+  /** The next TLP: a copy of its class's template with the stream index written in. */
+  next(): Uint8Array {
+    const index = this.classes.length;
+    const pick = this.weights[2] === this.weights[0] ? 0 : uniformInt(this.rng, 0, this.weights[2] - 1);
+    const cls = pick < this.weights[0] ? TlpClass.Posted : pick < this.weights[1] ? TlpClass.NonPosted : TlpClass.Completion;
+    this.classes.push(cls);
+    this.postedBefore.push(this.posted);
+    if (cls === TlpClass.Posted) this.posted++;
+    const tlp = copyBytes(this.templates[cls]);
+    const patch = PATCH[cls];
+    if (patch.index >= 0) writeU32(tlp, patch.index, index);
+    if (patch.address >= 0) writeU32(tlp, patch.address, (ADDRESS_BASE + index * ADDRESS_STRIDE) % 2 ** 32);
+    tlp[patch.tag] = index & 0xff;
+    return tlp;
+  }
+}
+
+export class DeliveryChecker {
+  readonly received: number[] = [];
+  private readonly nextPerClass = [0, 0, 0];
+  private postedDelivered = 0;
+  readonly errors: string[] = [];
+
+  constructor(private readonly stream: TlpStream) {}
+
+  /** Records a delivered TLP; a violation is kept in `errors` (the first few), never thrown. */
+  deliver(tlp: Uint8Array): void {
+    const index = streamIndex(tlp);
+    const cls = tlpClass(tlp);
+    this.received.push(index);
+    const expected = this.stream.classes[index];
+    if (expected === undefined || cls !== expected) {
+      this.fail(`TLP ${index}: class ${cls}, sent as ${expected}`);
+      return;
+    }
+    // Within a class, the stream indices must come in exactly the order they were generated.
+    const order = this.classOrder(cls);
+    if (order[this.nextPerClass[cls]] !== index) this.fail(`class ${TlpClass[cls]}: got TLP ${index}, expected ${order[this.nextPerClass[cls]]}`);
+    this.nextPerClass[cls]++;
+    if (cls === TlpClass.Posted) this.postedDelivered++;
+    else if (this.postedDelivered < this.stream.postedBefore[index]) {
+      this.fail(`TLP ${index} (${TlpClass[cls]}) passed a posted write sent before it`);
+    }
+  }
+
+  private readonly orders: number[][] = [[], [], []];
+  private ordered = 0;
+
+  private classOrder(cls: TlpClass): number[] {
+    for (; this.ordered < this.stream.classes.length; this.ordered++) this.orders[this.stream.classes[this.ordered]].push(this.ordered);
+    return this.orders[cls];
+  }
+
+  private fail(message: string): void {
+    if (this.errors.length < 10) this.errors.push(message);
+  }
+
+  /** Every generated TLP delivered exactly once, with no order violation. */
+  complete(): boolean {
+    return this.errors.length === 0 && this.received.length === this.stream.count;
+  }
+}

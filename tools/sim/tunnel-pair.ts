@@ -1,0 +1,65 @@
+// Two cards' fabrics joined by one Ethernet link, with a tunnel brought up by writing the
+// same registers the firmware writes (until link training runs in the firmware, tests
+// and benchmarks use this).
+
+import { Fabric } from "../../board/fabric.ts";
+import { TunnelReg, TunnelControl, TUNNEL_BASE, type FabricEventKind } from "../../board/map/registers.ts";
+import type { TlpClass } from "../../board/pcie/tlp.ts";
+import type { TunnelEngine } from "../../board/tunnel/engine.ts";
+import type { Scheduler } from "../../board/scheduler.ts";
+import { Link, type LinkConfig } from "./net/link.ts";
+
+export interface PairOptions {
+  mtu?: number;
+  goBackN?: boolean;
+  session?: number;
+  /** Extra tunnel register writes, by register, applied to both sides before Enable. */
+  registers?: Partial<Record<TunnelReg, number>>;
+  link?: LinkConfig;
+}
+
+export interface PairSide {
+  fabric: Fabric;
+  tunnel: TunnelEngine;
+  events: { kind: FabricEventKind; arg: number; timeNs: number }[];
+  /** Called with each TLP delivered to this side; the default releases its credits at once. */
+  onTlp: (tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine) => void;
+}
+
+export const MAC_A = Uint8Array.of(0x02, 0x10, 0x10, 0x00, 0x00, 0x01);
+export const MAC_B = Uint8Array.of(0x02, 0x10, 0x20, 0x00, 0x00, 0x01);
+
+function side(scheduler: Scheduler, mac: Uint8Array): PairSide {
+  const events: PairSide["events"] = [];
+  let s: PairSide | null = null;
+  const fabric = new Fabric({ boardId: 0x10f00a01, mac, tunnels: 1 }, scheduler, {
+    event: (kind, _tunnel, arg) => events.push({ kind, arg, timeNs: scheduler.now }),
+    deliver: (tlp, cls, tunnel) => s!.onTlp(tlp, cls, tunnel),
+  });
+  s = { fabric, tunnel: fabric.tunnels[0], events, onTlp: (tlp, cls, tunnel) => tunnel.release(cls, tlp) };
+  return s;
+}
+
+/** Programs tunnel 0 of `fabric` to talk to `peer`, the way the firmware does. */
+export function programTunnel(fabric: Fabric, peer: Uint8Array, options: PairOptions): void {
+  const write = (reg: TunnelReg, value: number) => {
+    if (!fabric.writeRegister(TUNNEL_BASE + reg, value)) throw new Error(`register 0x${reg.toString(16)} refused ${value}`);
+  };
+  write(TunnelReg.PeerMacHigh, (peer[0] << 8) | peer[1]);
+  write(TunnelReg.PeerMacLow, ((peer[2] << 24) | (peer[3] << 16) | (peer[4] << 8) | peer[5]) >>> 0);
+  write(TunnelReg.Session, options.session ?? 0x5e55_1011);
+  write(TunnelReg.Mtu, options.mtu ?? 1500);
+  for (const [reg, value] of Object.entries(options.registers ?? {})) write(Number(reg), value!);
+  write(TunnelReg.Control, TunnelControl.Enable | (options.goBackN ? TunnelControl.GoBackN : 0));
+}
+
+export function tunnelPair(scheduler: Scheduler, options: PairOptions = {}): { a: PairSide; b: PairSide; link: Link } {
+  const a = side(scheduler, MAC_A);
+  const b = side(scheduler, MAC_B);
+  const link = new Link(scheduler, "cable", options.link ?? {});
+  a.fabric.mac.connect(link.a);
+  b.fabric.mac.connect(link.b);
+  programTunnel(a.fabric, MAC_B, options);
+  programTunnel(b.fabric, MAC_A, options);
+  return { a, b, link };
+}
