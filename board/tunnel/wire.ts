@@ -106,3 +106,18 @@ export function readAckBody(view: DataView, at: number, length: number): AckBody
   }
   return { credits, sack };
 }
+
+/** Ethernet bytes around a tunnel payload on the wire: preamble, SFD, gap (20), header (14), FCS (4). */
+const ETHERNET_WIRE_BYTES = 38;
+
+/**
+ * The analytic payload limit of the encapsulation (docs/wire-format.md): bits per second of
+ * TLP data for a stream of TLPs with `payload` data bytes and `header` header bytes, at MTU
+ * `mtu` and line rate `rateBps`, if every frame is full and nothing is lost.
+ */
+export function payloadLimitBps(mtu: number, payload: number, header: number, rateBps: number): number {
+  const record = RECORD_HEADER + header + payload;
+  const perFrame = Math.floor((mtu - TUNNEL_HEADER) / record);
+  const wire = ETHERNET_WIRE_BYTES + TUNNEL_HEADER + perFrame * record;
+  return (rateBps * perFrame * payload) / wire;
+}
