@@ -313,6 +313,18 @@ export class TunnelEngine implements FrameSink {
     return this.queues[0].size + this.queues[1].size + this.queues[2].size;
   }
 
+  /** TLPs in frames sent and not yet acknowledged. */
+  tlpsInFlight(): number {
+    let tlps = 0;
+    for (const entry of this.sent.values()) {
+      const view = new DataView(entry.frame.buffer, entry.frame.byteOffset, entry.frame.length);
+      const at = payloadOffset(entry.frame);
+      const end = at + TUNNEL_HEADER + view.getUint16(at + 2);
+      for (let p = at + TUNNEL_HEADER; p < end; p += RECORD_HEADER + view.getUint16(p)) tlps++;
+    }
+    return tlps;
+  }
+
   /** Frames sent and not yet acknowledged. */
   get inFlight(): number {
     return seqDiff(this.nextSeq, this.sndUna);

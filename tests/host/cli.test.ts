@@ -5,6 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FIXTURES, iov } from "./helpers.ts";
 import type { RunSummary } from "../../tools/sim/summary.ts";
+import { readPcap } from "../../tools/sim/pcap.ts";
+import { fcsValid, etherTypeOf, ETHERTYPE_IOV } from "../../board/ethernet/frame.ts";
 
 const temp = () => mkdtempSync(join(tmpdir(), "iov-cli-"));
 
@@ -85,7 +87,8 @@ test("iov sim prints a timeline and writes a summary that is the same for the sa
   assert.equal(summary.seed, 77);
   assert.equal(summary.simulatedNs, 2.5e9);
   assert.deepEqual(summary.cards.map((c) => [c.name, c.role, c.state, c.firmware]), [["host", "host", "running", "0.1.0"], ["chassis", "chassis", "running", "0.1.0"]]);
-  assert.deepEqual(summary.tlps, { sent: 0, delivered: 0, lost: 0, duplicated: 0, reordered: 0 });
+  assert.deepEqual(summary.tlps, { sent: 120_000, delivered: 120_000, lost: 0, duplicated: 0, reordered: 0 });
+  assert.deepEqual(summary.cards[0].linkStates, [{ timeNs: 1_000_000, state: "tunnel0:active" }]);
   assert.deepEqual(summary.hotplugEvents, { host: { removals: 0, insertions: 0 } });
   assert.equal(summary.firmwareTraps, 0);
   assert.equal(summary.mailboxErrors, 0);
@@ -96,4 +99,19 @@ test("iov sim prints a timeline and writes a summary that is the same for the sa
     assert.deepEqual(other, first);
   }
   assert.equal(runs[2].stdout, runs[0].stdout);
+});
+
+test("iov sim --pcap captures the cable's frames, time-stamped, with their FCS", () => {
+  const file = join(temp(), "run.pcap");
+  const result = iov(["sim", "--quiet", "--duration", "12ms", "--pcap", file]);
+  assert.equal(result.status, 0, result.stderr);
+  const capture = readPcap(new Uint8Array(readFileSync(file)));
+  assert.equal(capture.linkType & 0xffff, 1, "LINKTYPE_ETHERNET");
+  assert.equal(capture.fcsLength, 4);
+  assert.ok(capture.records.length > 1000, `${capture.records.length} frames`);
+  assert.ok(capture.records.every((r) => etherTypeOf(r.frame) === ETHERTYPE_IOV));
+  assert.ok(capture.records.every((r, i) => i === 0 || r.timeNs >= capture.records[i - 1].timeNs), "in time order");
+  const bad = capture.records.filter((r) => !fcsValid(r.frame)).length;
+  assert.equal(bad, 0, "the default cable loses frames but corrupts none");
+  assert.ok(capture.records[0].timeNs >= 1_000_000, "nothing before the tunnel comes up at 1 ms");
 });

@@ -11,6 +11,7 @@ export interface SimFlags extends EngineFlags {
   duration?: number;
   record?: string;
   summary?: string;
+  pcap?: string;
   verbose?: boolean;
   quiet?: boolean;
 }
@@ -27,12 +28,13 @@ export async function runSim(flags: SimFlags): Promise<void> {
   }
   const world = new World({
     scenario, seed: flags.seed, engine: flags.engine, engineOptions: options, durationNs: flags.duration,
-    record: flags.record, print, verbose: flags.verbose,
+    record: flags.record, print, verbose: flags.verbose, pcap: flags.pcap,
   });
   const summary = await world.run();
   process.stdout.write(`\n${formatSummary(summary)}\n`);
   if (flags.summary) writeFileSync(flags.summary, JSON.stringify(summary, null, 2) + "\n");
-  if (summary.firmwareTraps > 0 || summary.cards.some((c) => c.state !== "running")) process.exitCode = 1;
+  const { lost, duplicated, reordered } = summary.tlps;
+  if (summary.firmwareTraps > 0 || summary.cards.some((c) => c.state !== "running") || lost + duplicated + reordered > 0) process.exitCode = 1;
 }
 
 export function formatSummary(s: RunSummary): string {
@@ -42,5 +44,10 @@ export function formatSummary(s: RunSummary): string {
       `batches ${String(c.stats.batches).padStart(5)}  events ${String(fw.EventsIn ?? 0).padStart(5)}  ` +
       `commands ${String(fw.CommandsOut ?? 0).padStart(5)}  errors ${fw.Errors ?? 0}  traps ${c.stats.traps}`;
   });
-  return [`summary: ${s.scenario}, seed ${s.seed}, ${s.simulatedNs / 1e9} s simulated on ${s.engine}`, ...rows].join("\n");
+  const t = s.tlps;
+  return [
+    `summary: ${s.scenario}, seed ${s.seed}, ${s.simulatedNs / 1e9} s simulated on ${s.engine}`,
+    ...rows,
+    `  TLPs: ${t.sent} sent, ${t.delivered} delivered, ${t.lost} lost, ${t.duplicated} duplicated, ${t.reordered} out of order`,
+  ].join("\n");
 }

@@ -1,6 +1,8 @@
 // Built-in scenarios: which cards exist, when they power on, how long the run lasts.
 
 import { CardRole, LogLevel } from "../../board/map/mailbox.ts";
+import type { LinkConfig } from "./net/link.ts";
+import type { TrafficMix } from "./traffic.ts";
 
 export interface CardSpec {
   name: string;
@@ -10,12 +12,45 @@ export interface CardSpec {
   powerOnNs: number;
 }
 
+/** A cable between two cards (switched networks come with fleet scenarios). */
+export interface CableSpec {
+  id: string;
+  a: string;
+  b: string;
+  config: Omit<LinkConfig, "seed">;
+}
+
+/**
+ * A tunnel brought up by writing both fabrics' registers at `atNs`, as the firmware will
+ * once it trains links itself: `host` card's tunnel `port` to `chassis` card's tunnel 0.
+ */
+export interface TunnelSpec {
+  host: string;
+  port: number;
+  chassis: string;
+  atNs: number;
+  mtu: number;
+}
+
+/** TLPs from one card to another through their tunnel, `count` of them from `startNs`, as fast as the tunnel takes them. */
+export interface TrafficSpec {
+  from: string;
+  to: string;
+  count: number;
+  startNs: number;
+  payload: number;
+  mix: TrafficMix;
+}
+
 export interface Scenario {
   name: string;
   description: string;
   durationNs: number;
   logLevel: LogLevel;
   cards: CardSpec[];
+  cables: CableSpec[];
+  tunnels: TunnelSpec[];
+  traffic: TrafficSpec[];
 }
 
 /** Board ID of the IOV card, revision A (docs/registers.md). */
@@ -24,12 +59,18 @@ export const BOARD_ID = 0x10f0_0a01;
 export const SCENARIOS: Record<string, Scenario> = {
   default: {
     name: "default",
-    description: "a host card in a server and a chassis card in a remote two-slot chassis power on and run",
+    description: "a host card and a chassis card 100 m apart (10GbE, 0.1 % frame loss) power on, bring their tunnel up and carry DMA traffic both ways",
     durationNs: 3e9,
     logLevel: LogLevel.Info,
     cards: [
       { name: "host", role: CardRole.Host, serial: 0x1000_0001, slots: 1, powerOnNs: 0 },
       { name: "chassis", role: CardRole.Chassis, serial: 0x2000_0001, slots: 2, powerOnNs: 250_000 },
+    ],
+    cables: [{ id: "cable", a: "host", b: "chassis", config: { lengthM: 100, aToB: { loss: 0.001 }, bToA: { loss: 0.001 } } }],
+    tunnels: [{ host: "host", port: 0, chassis: "chassis", atNs: 1_000_000, mtu: 9000 }],
+    traffic: [
+      { from: "host", to: "chassis", count: 100_000, startNs: 10_000_000, payload: 256, mix: { posted: 1, nonPosted: 0, completion: 0 } },
+      { from: "chassis", to: "host", count: 20_000, startNs: 10_000_000, payload: 64, mix: { posted: 6, nonPosted: 1, completion: 3 } },
     ],
   },
 };

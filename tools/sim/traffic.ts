@@ -83,6 +83,11 @@ export class TlpStream {
 
 export class DeliveryChecker {
   readonly received: number[] = [];
+  /** TLPs delivered a second time. */
+  duplicates = 0;
+  /** TLPs delivered out of their class's order or past an older posted write. */
+  misordered = 0;
+  private readonly seen = new Set<number>();
   private readonly nextPerClass = [0, 0, 0];
   private postedDelivered = 0;
   readonly errors: string[] = [];
@@ -94,6 +99,12 @@ export class DeliveryChecker {
     const index = streamIndex(tlp);
     const cls = tlpClass(tlp);
     this.received.push(index);
+    if (this.seen.has(index)) {
+      this.duplicates++;
+      this.fail(`TLP ${index} delivered twice`);
+      return;
+    }
+    this.seen.add(index);
     const expected = this.stream.classes[index];
     if (expected === undefined || cls !== expected) {
       this.fail(`TLP ${index}: class ${cls}, sent as ${expected}`);
@@ -101,10 +112,14 @@ export class DeliveryChecker {
     }
     // Within a class, the stream indices must come in exactly the order they were generated.
     const order = this.classOrder(cls);
-    if (order[this.nextPerClass[cls]] !== index) this.fail(`class ${TlpClass[cls]}: got TLP ${index}, expected ${order[this.nextPerClass[cls]]}`);
+    if (order[this.nextPerClass[cls]] !== index) {
+      this.misordered++;
+      this.fail(`class ${TlpClass[cls]}: got TLP ${index}, expected ${order[this.nextPerClass[cls]]}`);
+    }
     this.nextPerClass[cls]++;
     if (cls === TlpClass.Posted) this.postedDelivered++;
     else if (this.postedDelivered < this.stream.postedBefore[index]) {
+      this.misordered++;
       this.fail(`TLP ${index} (${TlpClass[cls]}) passed a posted write sent before it`);
     }
   }

@@ -3,13 +3,15 @@
 // and benchmarks use this).
 
 import { Fabric } from "../../board/fabric.ts";
-import { TunnelReg, TunnelControl, TUNNEL_BASE, type FabricEventKind } from "../../board/map/registers.ts";
+import { TunnelReg, TunnelControl, TUNNEL_BASE, TUNNEL_STRIDE, type FabricEventKind } from "../../board/map/registers.ts";
 import type { TlpClass } from "../../board/pcie/tlp.ts";
 import type { TunnelEngine } from "../../board/tunnel/engine.ts";
 import type { Scheduler } from "../../board/scheduler.ts";
 import { Link, type LinkConfig } from "./net/link.ts";
 
 export interface PairOptions {
+  /** Which tunnel of the fabric (default 0). */
+  tunnel?: number;
   mtu?: number;
   goBackN?: boolean;
   session?: number;
@@ -40,10 +42,11 @@ function side(scheduler: Scheduler, mac: Uint8Array): PairSide {
   return s;
 }
 
-/** Programs tunnel 0 of `fabric` to talk to `peer`, the way the firmware does. */
+/** Programs a tunnel of `fabric` to talk to `peer`, the way the firmware does. */
 export function programTunnel(fabric: Fabric, peer: Uint8Array, options: PairOptions): void {
+  const base = TUNNEL_BASE + TUNNEL_STRIDE * (options.tunnel ?? 0);
   const write = (reg: TunnelReg, value: number) => {
-    if (!fabric.writeRegister(TUNNEL_BASE + reg, value)) throw new Error(`register 0x${reg.toString(16)} refused ${value}`);
+    if (!fabric.writeRegister(base + reg, value)) throw new Error(`register 0x${(base + reg).toString(16)} refused ${value}`);
   };
   write(TunnelReg.PeerMacHigh, (peer[0] << 8) | peer[1]);
   write(TunnelReg.PeerMacLow, ((peer[2] << 24) | (peer[3] << 16) | (peer[4] << 8) | peer[5]) >>> 0);
