@@ -243,6 +243,10 @@ export class TunnelEngine implements FrameSink {
     this.regs[TunnelReg.Control / 4] = value & ~TunnelControl.Reset;
     if (value & TunnelControl.Enable && !wasEnabled) this.start();
     else if (!(value & TunnelControl.Enable) && wasEnabled) this.stop();
+    else if (value & TunnelControl.Reset && wasEnabled) {
+      this.keepaliveDue = true; // a fresh session: announce the credits at once
+      this.host.transmitReady();
+    }
     return true;
   }
 

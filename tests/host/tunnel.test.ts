@@ -367,3 +367,22 @@ test("the round-trip sample reflects the cable", async () => {
   const rtt = a.fabric.readRegister(TUNNEL_BASE + TunnelReg.RttNs);
   assert.ok(rtt >= 2 * link.transitNs(64) && rtt <= 2 * link.transitNs(64) + 5_000, `${rtt} ns for ${link.transitNs(64)} ns each way`);
 });
+
+test("Reset on both ends starts a fresh session and traffic goes on exactly once", async () => {
+  const scheduler = new EventScheduler();
+  const { a, b } = tunnelPair(scheduler);
+  const got: number[] = [];
+  b.onTlp = (tlp, cls, tunnel) => {
+    got.push(tlp[6]);
+    tunnel.release(cls, tlp);
+  };
+  await scheduler.run(20_000);
+  for (let i = 0; i < 5; i++) a.tunnel.submit(memoryWrite(1, i, 0x1000 * (i + 1), new Uint8Array(32)));
+  await scheduler.run(100_000);
+  for (const side of [a, b]) assert.ok(side.fabric.writeRegister(TUNNEL_BASE + TunnelReg.Control, TunnelControl.Enable | TunnelControl.Reset));
+  assert.equal(a.fabric.readRegister(TUNNEL_BASE + TunnelReg.Control), TunnelControl.Enable, "Reset reads back as 0");
+  for (let i = 5; i < 10; i++) a.tunnel.submit(memoryWrite(1, i, 0x1000 * (i + 1), new Uint8Array(32)));
+  await scheduler.run(300_000);
+  assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.equal(a.tunnel.inFlight, 0);
+});

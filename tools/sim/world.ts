@@ -47,14 +47,19 @@ interface Flow {
 
 const FIRMWARE_LOG_STAMP = /^\[\s*\d+\.\d+\] /;
 
+export type Hook = (world: World) => void | Promise<void>;
+
 export class World {
   readonly scheduler = new EventScheduler();
+  /** Run at time 0, before anything else happens. */
+  readonly startHooks: Hook[] = [];
+  /** Run when simulated time is up, before the cards are powered off. */
+  readonly stopHooks: Hook[] = [];
   readonly timeline: Timeline;
   readonly cards: Card[] = [];
   readonly fabrics = new Map<string, Fabric>();
   readonly network: Network;
   private readonly files: number[] = [];
-  private readonly captures: PcapWriter[] = [];
   private readonly flows: Flow[] = [];
   /** Flows by receiving tunnel: TLPs arriving there are checked against them. */
   private readonly inbound = new Map<TunnelEngine, Flow>();
@@ -90,8 +95,11 @@ export class World {
       if (options.pcap) {
         const file = options.scenario.cables.length === 1 ? options.pcap : options.pcap.replace(/(\.pcap)?$/, `.${cable.id}$1`);
         const capture = new PcapWriter(file);
-        this.captures.push(capture);
         link.tap = (frame) => capture.write(this.scheduler.now, frame);
+        this.stopHooks.push(() => {
+          link.tap = null;
+          capture.close();
+        });
       }
     }
   }
@@ -207,18 +215,19 @@ export class World {
       const card = this.cards[i];
       this.scheduler.at(spec.powerOnNs, () => card.powerOn(openSession(engine, { ...engineOptions, onLog: card.onFirmwareLog })));
     });
+    for (const hook of this.startHooks) await hook(this);
     for (const spec of scenario.tunnels) if (spec.atNs <= duration) this.scheduler.at(spec.atNs, () => this.bringUp(spec));
     scenario.traffic.forEach((spec, i) => {
       if (spec.startNs <= duration) this.scheduler.at(spec.startNs, () => this.startTraffic(spec, i));
     });
     await this.scheduler.run(duration);
+    for (const hook of this.stopHooks) await hook(this);
     // Collect each firmware's own counters before powering the cards off.
     for (const card of this.cards) card.post({ kind: "countersQuery" });
     await this.scheduler.run(this.scheduler.now);
     const summary = this.summary(duration);
     for (const card of this.cards) await card.powerOff();
     for (const fd of this.files.splice(0)) closeSync(fd);
-    for (const capture of this.captures.splice(0)) capture.close();
     return summary;
   }
 
