@@ -46,6 +46,9 @@ export class TlpStream {
   readonly classes: TlpClass[] = [];
   /** Posted TLPs generated before each TLP, by stream index (for the ordering check). */
   readonly postedBefore: number[] = [];
+  /** Each TLP's position among the TLPs of its class, by stream index. */
+  readonly positionInClass: number[] = [];
+  private readonly perClass = [0, 0, 0];
   private posted = 0;
   private readonly weights: number[];
   private readonly templates: Uint8Array[];
@@ -71,6 +74,7 @@ export class TlpStream {
     const cls = pick < this.weights[0] ? TlpClass.Posted : pick < this.weights[1] ? TlpClass.NonPosted : TlpClass.Completion;
     this.classes.push(cls);
     this.postedBefore.push(this.posted);
+    this.positionInClass.push(this.perClass[cls]++);
     if (cls === TlpClass.Posted) this.posted++;
     const tlp = copyBytes(this.templates[cls]);
     const patch = PATCH[cls];
@@ -87,7 +91,6 @@ export class DeliveryChecker {
   duplicates = 0;
   /** TLPs delivered out of their class's order or past an older posted write. */
   misordered = 0;
-  private readonly seen = new Set<number>();
   private readonly nextPerClass = [0, 0, 0];
   private postedDelivered = 0;
   readonly errors: string[] = [];
@@ -99,37 +102,30 @@ export class DeliveryChecker {
     const index = streamIndex(tlp);
     const cls = tlpClass(tlp);
     this.received.push(index);
-    if (this.seen.has(index)) {
-      this.duplicates++;
-      this.fail(`TLP ${index} delivered twice`);
-      return;
-    }
-    this.seen.add(index);
     const expected = this.stream.classes[index];
     if (expected === undefined || cls !== expected) {
       this.fail(`TLP ${index}: class ${cls}, sent as ${expected}`);
       return;
     }
-    // Within a class, the stream indices must come in exactly the order they were generated.
-    const order = this.classOrder(cls);
-    if (order[this.nextPerClass[cls]] !== index) {
-      this.misordered++;
-      this.fail(`class ${TlpClass[cls]}: got TLP ${index}, expected ${order[this.nextPerClass[cls]]}`);
+    // Within a class, TLPs must come exactly in the order they were generated: an earlier
+    // one again is a duplicate, any other is out of order.
+    const position = this.stream.positionInClass[index];
+    const next = this.nextPerClass[cls];
+    if (position < next) {
+      this.duplicates++;
+      this.fail(`TLP ${index} delivered twice`);
+      return;
     }
-    this.nextPerClass[cls]++;
+    if (position > next) {
+      this.misordered++;
+      this.fail(`class ${TlpClass[cls]}: got its TLP #${position} (stream index ${index}) when #${next} was due`);
+    }
+    this.nextPerClass[cls] = position + 1;
     if (cls === TlpClass.Posted) this.postedDelivered++;
     else if (this.postedDelivered < this.stream.postedBefore[index]) {
       this.misordered++;
       this.fail(`TLP ${index} (${TlpClass[cls]}) passed a posted write sent before it`);
     }
-  }
-
-  private readonly orders: number[][] = [[], [], []];
-  private ordered = 0;
-
-  private classOrder(cls: TlpClass): number[] {
-    for (; this.ordered < this.stream.classes.length; this.ordered++) this.orders[this.stream.classes[this.ordered]].push(this.ordered);
-    return this.orders[cls];
   }
 
   private fail(message: string): void {
