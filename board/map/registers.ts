@@ -81,7 +81,8 @@ export enum TunnelCounter {
   RxWrongSession = 14,
   RxMalformed = 15, //     bad version, kind, length or TLP records
   CreditStalls = 16, //    times a TLP waited for credits
-  Count = 17,
+  RxWhileDisabled = 17, // frames from the peer dropped because the tunnel was not enabled
+  Count = 18,
 }
 
 /** Events the fabric raises to the firmware (FABRIC_EVENT). */

@@ -680,7 +680,10 @@ export class TunnelEngine implements FrameSink {
    * `at` is the offset of the tunnel header, `end` the end of the Ethernet payload.
    */
   receive(frame: Uint8Array, at: number, end: number): void {
-    if (!this.enabled) return;
+    if (!this.enabled) {
+      this.count(TunnelCounter.RxWhileDisabled);
+      return;
+    }
     const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
     const header = readHeader(view, at, end - at);
     if ("malformed" in header) {

@@ -27,3 +27,16 @@ test("docs/mailbox.md lists every error code and every counter in order", () => 
   assert.match(doc, new RegExp(`\\| 7–14 \\| \`${Counter[7]}\` … \`${Counter[14]}\` \\|`));
   for (let i = 15; i < Counter.Count; i++) assert.match(doc, new RegExp(`\\| ${i} \\| \`${Counter[i]}\` \\|`));
 });
+
+test("docs/registers.md documents every tunnel register at its offset and every counter in order", async () => {
+  const { TunnelReg, TunnelCounter, CardReg } = await import("../../board/map/registers.ts");
+  const regs = readFileSync(`${ROOT}docs/registers.md`, "utf8");
+  for (const [name, offset] of Object.entries(TunnelReg).filter(([, v]) => typeof v === "number") as [string, number][]) {
+    if (name === "CountTxFrames") continue; // documented as the Count* block
+    assert.match(regs, new RegExp(`\\| 0x${offset.toString(16).padStart(2, "0")} \\| \`${name}\` \\|`), name);
+  }
+  for (const [name, offset] of Object.entries(CardReg).filter(([, v]) => typeof v === "number") as [string, number][]) {
+    assert.match(regs, new RegExp(`\\| 0x${offset.toString(16).padStart(2, "0")} \\| \`${name}\` \\|`), name);
+  }
+  for (let i = 0; i < TunnelCounter.Count; i++) assert.match(regs, new RegExp(`\\| ${i} \\| \`${TunnelCounter[i]}\` \\|`), TunnelCounter[i]);
+});

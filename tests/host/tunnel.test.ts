@@ -329,6 +329,7 @@ test("a peer that stops answering exhausts the retries, and the held TLPs arrive
   await scheduler.run(60_000);
   assert.equal(delivered.length, 10);
   control(b, 0); // the peer stops taking frames (hung or rebooting), keeping its session
+  const dropped = b.tunnel.counters[TunnelCounter.RxWhileDisabled];
   for (let i = 10; i < 20; i++) a.tunnel.submit(memoryWrite(1, i, 0x1000 * (i + 1), new Uint8Array(64)));
   await scheduler.run(29_000_000);
   const timeouts = a.events.filter((e) => e.kind === FabricEventKind.RetransmitTimeout);
@@ -337,6 +338,7 @@ test("a peer that stops answering exhausts the retries, and the held TLPs arrive
   assert.ok(Math.abs(timeouts[7].timeNs - 60_000 - 9_400_000) < 20_000, `eighth timeout at ${timeouts[7].timeNs}`);
   assert.ok(a.events.some((e) => e.kind === FabricEventKind.RetryLimit && e.arg === 8));
   assert.ok(a.fabric.readRegister(TUNNEL_BASE + TunnelReg.Status) & TunnelStatus.RetryExhausted);
+  assert.ok(b.tunnel.counters[TunnelCounter.RxWhileDisabled] > dropped, "the paused peer counts what it dropped");
   control(b, TunnelControl.Enable);
   control(a, 0); // the firmware resumes the same session: Enable off and on again
   control(a, TunnelControl.Enable);
