@@ -1,0 +1,342 @@
+// What every simulated PCIe endpoint function shares: a configuration space with a Type 0
+// header, MSI and a PCI Express capability; the completer side (configuration and memory
+// requests answered per the specification, with Unsupported Request or Completer Abort where
+// it says so); and the requester side (DMA reads and writes split at the payload and
+// 4 KiB limits, completion timeout, MSI). A device model extends it with its BAR registers.
+
+import { ConfigSpace, Command, defineType0Header, type Type0Header, type Type0Options } from "./config-space.ts";
+import { addExpress, addMsi, PortType, type ExpressCapability, type MsiCapability, type LinkSpeed } from "./capabilities.ts";
+import {
+  encodeTlp, decodeTlp, isMalformed, readCompletionFields, CplStatus, DEFAULT_COMMON,
+  type Tlp, type MemoryRequest, type ConfigRequest, type Completion,
+} from "./tlp.ts";
+import type { Scheduler } from "../scheduler.ts";
+
+/** Completion timeout: the Device Control 2 default range, 50 µs to 50 ms; the model waits the upper end. */
+export const COMPLETION_TIMEOUT_NS = 50_000_000;
+/** Read Completion Boundary and the largest read request the requester side issues. */
+export const RCB_BYTES = 64;
+export const MAX_READ_REQUEST_BYTES = 512;
+
+export interface EndpointOptions extends Type0Options {
+  msiVectors?: number;
+  /** Largest payload supported, bytes (Device Capabilities); the programmed value is what counts. */
+  maxPayloadSupported?: 128 | 256 | 512 | 1024 | 2048 | 4096;
+  /** Link Capabilities: Max Link Speed (1 = 2.5 GT/s ... 5 = 32 GT/s) and width. Default Gen3 x4. */
+  linkSpeed?: LinkSpeed;
+  linkWidth?: 1 | 2 | 4 | 8 | 16;
+}
+
+export interface EndpointCounters {
+  /** TLPs that break the format rules, dropped (Malformed TLP errors). */
+  malformed: number;
+  /** Requests answered, or for posted ones dropped, as Unsupported Request. */
+  unsupportedRequests: number;
+  /** Requests answered with Completer Abort. */
+  completerAborts: number;
+  /** Completions that match no outstanding read. */
+  unexpectedCompletions: number;
+  /** DMA reads abandoned after COMPLETION_TIMEOUT_NS. */
+  completionTimeouts: number;
+  /** DMA or MSI the function could not send: Bus Master Enable clear, MSI disabled or masked. */
+  blockedRequests: number;
+}
+
+/** Called when a DMA read finishes: with the data, or with the reason it failed. */
+export type ReadDone = (result: Uint8Array | DmaError) => void;
+
+interface PendingRead {
+  address: number;
+  data: Uint8Array;
+  received: number;
+  done: (result: Uint8Array | DmaError) => void;
+  timer: number;
+}
+
+export class DmaError extends Error {}
+
+export abstract class Endpoint {
+  readonly config = new ConfigSpace(4096);
+  readonly header: Type0Header;
+  readonly msi: MsiCapability;
+  readonly express: ExpressCapability;
+  readonly counters: EndpointCounters = {
+    malformed: 0, unsupportedRequests: 0, completerAborts: 0, unexpectedCompletions: 0, completionTimeouts: 0, blockedRequests: 0,
+  };
+  /** Bus, device and function number, captured from the Type 0 configuration requests it receives. */
+  routingId = 0;
+  private send: ((tlp: Uint8Array) => void) | null = null;
+  private readonly reads = new Map<number, PendingRead>();
+  private nextTag = 0;
+
+  constructor(protected readonly scheduler: Scheduler, options: EndpointOptions) {
+    this.header = defineType0Header(this.config, options);
+    this.msi = addMsi(this.config, { vectors: options.msiVectors ?? 1 });
+    this.express = addExpress(this.config, {
+      portType: PortType.Endpoint,
+      maxPayloadSupported: options.maxPayloadSupported ?? 256,
+      link: { maxSpeed: options.linkSpeed ?? 3, maxWidth: options.linkWidth ?? 4 },
+    });
+  }
+
+  /** Plugs the function into a link: `send` carries its TLPs upstream. */
+  connect(send: (tlp: Uint8Array) => void): void {
+    this.send = send;
+  }
+
+  /** A BAR read of `length` bytes at `offset` (DW aligned); null answers with Completer Abort. */
+  protected abstract mmioRead(bar: number, offset: number, length: number): Uint8Array | null;
+  /** A BAR write; `firstBe`/`lastBe` say which bytes of the first and last DW are written. */
+  protected abstract mmioWrite(bar: number, offset: number, data: Uint8Array, firstBe: number, lastBe: number): void;
+
+  /** Max_Payload_Size programmed in Device Control, in bytes. */
+  maxPayload(): number {
+    return 128 << this.express.device.maxPayloadSize.get();
+  }
+
+  busMaster(): boolean {
+    return this.header.command.test(Command.BusMaster);
+  }
+
+  /** A TLP from the link. Malformed ones are counted and dropped, as a receiver must. */
+  receive(bytes: Uint8Array): void {
+    const tlp = decodeTlp(bytes);
+    if (isMalformed(tlp)) {
+      this.counters.malformed++;
+      return;
+    }
+    switch (tlp.kind) {
+      case "CfgRd0":
+      case "CfgWr0":
+        this.configRequest(tlp);
+        return;
+      case "MRd":
+      case "MWr":
+        this.memoryRequest(tlp);
+        return;
+      case "Cpl":
+      case "CplD":
+        this.completion(tlp);
+        return;
+      case "Msg":
+      case "MsgD":
+        return; // no message is addressed to these endpoints; silently ignored as the spec allows
+      default:
+        // Type 1 configuration, I/O and locked requests are unsupported by these endpoints.
+        this.reject(tlp, CplStatus.UnsupportedRequest);
+    }
+  }
+
+  private transmit(tlp: Tlp): void {
+    this.send?.(encodeTlp(tlp));
+  }
+
+  /** Answers a non-posted request with an error status; a posted one is only counted. */
+  private reject(tlp: Tlp, status: CplStatus.UnsupportedRequest | CplStatus.CompleterAbort): void {
+    if (status === CplStatus.UnsupportedRequest) this.counters.unsupportedRequests++;
+    else this.counters.completerAborts++;
+    if (tlp.kind === "MWr" || tlp.kind === "Msg" || tlp.kind === "MsgD" || tlp.kind === "Cpl" || tlp.kind === "CplD" || tlp.kind === "CplLk" || tlp.kind === "CplDLk") return;
+    this.transmit({
+      kind: tlp.kind === "MRdLk" ? "CplLk" : "Cpl", ...DEFAULT_COMMON, tc: tlp.tc, attr: tlp.attr, completer: this.routingId, status, bcm: false,
+      byteCount: 4, requester: tlp.requester, tag: tlp.tag, lowerAddress: 0,
+    });
+  }
+
+  private configRequest(tlp: ConfigRequest): void {
+    this.routingId = ((tlp.bus & 0xff) << 8) | ((tlp.device & 0x1f) << 3) | (this.routingId & 7);
+    if (tlp.fn !== (this.routingId & 7)) {
+      this.reject(tlp, CplStatus.UnsupportedRequest); // no such function
+      return;
+    }
+    const base = { ...DEFAULT_COMMON, completer: this.routingId, bcm: false, byteCount: 4, requester: tlp.requester, tag: tlp.tag, lowerAddress: 0 };
+    if (tlp.kind === "CfgRd0") {
+      const result = this.config.readDword(tlp.register, tlp.firstBe);
+      if (!result.ok) {
+        this.reject(tlp, result.status);
+        return;
+      }
+      const data = new Uint8Array(4);
+      new DataView(data.buffer).setUint32(0, result.value >>> 0, true);
+      this.transmit({ kind: "CplD", ...base, status: CplStatus.SuccessfulCompletion, data });
+      return;
+    }
+    const value = new DataView(tlp.data!.buffer, tlp.data!.byteOffset, 4).getUint32(0, true);
+    const result = this.config.writeDword(tlp.register, value, tlp.firstBe);
+    if (!result.ok) {
+      this.reject(tlp, result.status);
+      return;
+    }
+    this.transmit({ kind: "Cpl", ...base, status: CplStatus.SuccessfulCompletion });
+  }
+
+  private barFor(address: number): [number, number] | null {
+    const at = BigInt(address);
+    for (const bar of this.header.bars) {
+      if (bar && bar.kind !== "io" && bar.claims(at)) return [bar.index, Number(at - bar.address())];
+    }
+    return null;
+  }
+
+  private memoryRequest(tlp: MemoryRequest): void {
+    const target = this.barFor(tlp.address);
+    if (!target) {
+      this.reject(tlp, CplStatus.UnsupportedRequest);
+      return;
+    }
+    const [bar, offset] = target;
+    if (tlp.kind === "MWr") {
+      this.mmioWrite(bar, offset, tlp.data!, tlp.firstBe, tlp.lastBe);
+      return;
+    }
+    const length = 4 * (tlp.readDw ?? 1);
+    const data = this.mmioRead(bar, offset, length);
+    if (!data) {
+      this.reject(tlp, CplStatus.CompleterAbort);
+      return;
+    }
+    const { byteCount, lowerAddress } = readCompletionFields({ address: tlp.address, firstBe: tlp.firstBe, lastBe: tlp.lastBe, readDw: tlp.readDw ?? 1 });
+    // Split at Max_Payload_Size, each completion ending on a Read Completion Boundary.
+    const mps = this.maxPayload();
+    let sent = 0;
+    let remaining = byteCount === 0 ? 4096 : byteCount;
+    let address = tlp.address;
+    while (sent < length) {
+      const chunk = Math.min(length - sent, mps - (address % RCB_BYTES));
+      this.transmit({
+        kind: "CplD", ...DEFAULT_COMMON, tc: tlp.tc, attr: tlp.attr, completer: this.routingId, status: CplStatus.SuccessfulCompletion, bcm: false,
+        byteCount: remaining & 0xfff, requester: tlp.requester, tag: tlp.tag, lowerAddress: sent === 0 ? lowerAddress : address & 0x7f,
+        data: data.subarray(sent, sent + chunk),
+      });
+      remaining -= sent === 0 ? chunk - (lowerAddress - (tlp.address & 0x7f)) : chunk;
+      sent += chunk;
+      address += chunk;
+    }
+  }
+
+  private completion(tlp: Completion): void {
+    const read = this.reads.get(tlp.tag);
+    if (!read || tlp.requester !== this.routingId) {
+      this.counters.unexpectedCompletions++;
+      return;
+    }
+    if (tlp.status !== CplStatus.SuccessfulCompletion || !tlp.data) {
+      this.finishRead(tlp.tag, new DmaError(`read at 0x${read.address.toString(16)} completed with status ${CplStatus[tlp.status]}`));
+      return;
+    }
+    const offset = read.received;
+    read.data.set(tlp.data.subarray(0, Math.min(tlp.data.length, read.data.length - offset)), offset);
+    read.received += tlp.data.length;
+    if (read.received >= read.data.length) this.finishRead(tlp.tag, null);
+  }
+
+  private finishRead(tag: number, error: DmaError | null): void {
+    const read = this.reads.get(tag)!;
+    this.reads.delete(tag);
+    this.scheduler.cancel(read.timer);
+    read.done(error ?? read.data);
+  }
+
+  private allocateTag(): number {
+    for (let i = 0; i < 256; i++) {
+      const tag = (this.nextTag + i) & 0xff;
+      if (!this.reads.has(tag)) {
+        this.nextTag = (tag + 1) & 0xff;
+        return tag;
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * Writes `data` to host memory at `address` (DW aligned, whole DWs), split at Max_Payload_Size
+   * and 4 KiB boundaries. False, and nothing sent, when Bus Master Enable is clear.
+   */
+  protected dmaWrite(address: number, data: Uint8Array): boolean {
+    if (!this.busMaster()) {
+      this.counters.blockedRequests++;
+      return false;
+    }
+    const mps = this.maxPayload();
+    for (let done = 0; done < data.length; ) {
+      const at = address + done;
+      const chunk = Math.min(data.length - done, mps, 4096 - (at % 4096));
+      this.transmit({
+        kind: "MWr", ...DEFAULT_COMMON, requester: this.routingId, tag: 0, firstBe: 0xf, lastBe: chunk > 4 ? 0xf : 0, address: at,
+        data: data.subarray(done, done + chunk),
+      });
+      done += chunk;
+    }
+    return true;
+  }
+
+  /**
+   * Reads `length` bytes (whole DWs) of host memory, split at MAX_READ_REQUEST_BYTES and
+   * 4 KiB boundaries. `done` runs once, inside the simulation at the moment the last
+   * completion arrives, with the data or a DmaError (error status, completion timeout, no
+   * free tag, Bus Master Enable clear). Callbacks, not promises: a promise would settle
+   * outside virtual time.
+   */
+  protected dmaRead(address: number, length: number, done: ReadDone): void {
+    if (!this.busMaster()) {
+      this.counters.blockedRequests++;
+      done(new DmaError("Bus Master Enable is clear"));
+      return;
+    }
+    const out = new Uint8Array(length);
+    let left = 0;
+    let failed = false;
+    const requests: [number, number][] = [];
+    for (let at = 0; at < length; ) {
+      const chunk = Math.min(length - at, MAX_READ_REQUEST_BYTES, 4096 - ((address + at) % 4096));
+      requests.push([at, chunk]);
+      at += chunk;
+    }
+    left = requests.length;
+    for (const [offset, chunk] of requests) {
+      this.readOnce(address + offset, chunk, (result) => {
+        if (failed) return;
+        if (result instanceof DmaError) {
+          failed = true;
+          done(result);
+          return;
+        }
+        out.set(result, offset);
+        if (--left === 0) done(out);
+      });
+    }
+  }
+
+  private readOnce(address: number, length: number, done: ReadDone): void {
+    const tag = this.allocateTag();
+    if (tag < 0) {
+      done(new DmaError("no free tag: 256 reads outstanding"));
+      return;
+    }
+    const timer = this.scheduler.at(this.scheduler.now + COMPLETION_TIMEOUT_NS, () => {
+      this.counters.completionTimeouts++;
+      this.reads.delete(tag);
+      done(new DmaError(`read at 0x${address.toString(16)} timed out`));
+    });
+    this.reads.set(tag, { address, data: new Uint8Array(length), received: 0, done, timer });
+    this.transmit({
+      kind: "MRd", ...DEFAULT_COMMON, requester: this.routingId, tag, firstBe: 0xf, lastBe: length > 4 ? 0xf : 0, address, readDw: length / 4,
+    });
+  }
+
+  /** Signals MSI `vector`; false when MSI is disabled, the vector not allocated or masked, or Bus Master is off. */
+  protected signalMsi(vector: number): boolean {
+    if (!this.busMaster()) {
+      this.counters.blockedRequests++;
+      return false;
+    }
+    const message = this.msi.signal(vector);
+    if (!message) {
+      this.counters.blockedRequests++;
+      return false;
+    }
+    const data = new Uint8Array(4);
+    new DataView(data.buffer).setUint16(0, message.data, true);
+    this.transmit({ kind: "MWr", ...DEFAULT_COMMON, requester: this.routingId, tag: 0, firstBe: 0xf, lastBe: 0, address: Number(message.address), data });
+    return true;
+  }
+}
