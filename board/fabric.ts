@@ -18,8 +18,8 @@ export interface FabricConfig {
 export interface FabricHost {
   /** An event for the firmware (FABRIC_EVENT). */
   event(kind: FabricEventKind, tunnel: number, arg: number): void;
-  /** A TLP that arrived through tunnel `tunnel`, in order, for the card's PCIe side. */
-  deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine): void;
+  /** A TLP that arrived through tunnel `tunnel`, in order, for the card's PCIe side, with its chassis slot. */
+  deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void;
 }
 
 export class Fabric {
@@ -36,7 +36,7 @@ export class Fabric {
         scheduler,
         mac: config.mac,
         transmitReady: () => this.mac.kick(),
-        deliver: (tlp, cls, t) => host.deliver(tlp, cls, t),
+        deliver: (tlp, cls, t, slot) => host.deliver(tlp, cls, t, slot),
         event: (kind, arg, t) => host.event(kind, t.index, arg),
       });
       this.tunnels.push(tunnel);

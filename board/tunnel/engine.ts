@@ -20,7 +20,7 @@ import type { FrameSink } from "../ethernet/mac.ts";
 import { allocBytes, copyBytes } from "../bytes.ts";
 import { CreditGate, CreditPool, CLASSES } from "./credits.ts";
 import {
-  FrameKind, TUNNEL_HEADER, RECORD_HEADER, MAX_SACK, seqDiff, writeHeader, ackBodySize, writeAckBody,
+  FrameKind, TUNNEL_HEADER, RECORD_HEADER, RECORD_SIZE_MASK, RECORD_SLOT_SHIFT, RECORD_SLOTS, MAX_SACK, seqDiff, writeHeader, ackBodySize, writeAckBody,
   readHeader, readAckBody, type SackBlock,
 } from "./wire.ts";
 
@@ -30,8 +30,8 @@ export interface TunnelHost {
   readonly mac: Uint8Array;
   /** The engine has a frame to send: the MAC should call nextFrame() when the port is idle. */
   transmitReady(): void;
-  /** A TLP received in order, for the local PCIe side. */
-  deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine): void;
+  /** A TLP received in order, for the local PCIe side, with the chassis slot its record names. */
+  deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void;
   /** An event for the firmware. */
   event(kind: FabricEventKind, arg: number, tunnel: TunnelEngine): void;
 }
@@ -83,15 +83,17 @@ interface Held {
 class TlpQueue {
   tlps: Uint8Array[] = [];
   order: number[] = [];
+  slots: number[] = [];
   head = 0;
 
   get size(): number {
     return this.tlps.length - this.head;
   }
 
-  push(tlp: Uint8Array, order: number): void {
+  push(tlp: Uint8Array, order: number, slot: number): void {
     this.tlps.push(tlp);
     this.order.push(order);
+    this.slots.push(slot);
   }
 
   shift(): void {
@@ -99,6 +101,7 @@ class TlpQueue {
     if (this.head > 1024 && this.head * 2 > this.tlps.length) {
       this.tlps = this.tlps.slice(this.head);
       this.order = this.order.slice(this.head);
+      this.slots = this.slots.slice(this.head);
       this.head = 0;
     }
   }
@@ -301,13 +304,15 @@ export class TunnelEngine implements FrameSink {
   // ---- Transmit ------------------------------------------------------------------
 
   /**
-   * Queues a TLP from the local PCIe side. Returns false, without queuing, for a TLP the
-   * tunnel cannot carry: unknown class, size not matching its header, or data beyond MaxPayload.
+   * Queues a TLP from the local PCIe side, for (or from) chassis slot `slot`. Returns false,
+   * without queuing, for a TLP the tunnel cannot carry: unknown class, size not matching its
+   * header, data beyond MaxPayload, or a slot beyond RECORD_SLOTS.
    */
-  submit(tlp: Uint8Array): boolean {
+  submit(tlp: Uint8Array, slot = 0): boolean {
     const cls = tlpClass(tlp);
     if (cls < 0 || tlp.length !== tlpBytes(tlp) || dataBytes(tlp) > this.reg(TunnelReg.MaxPayload)) return false;
-    this.queues[cls].push(tlp, this.submitted++);
+    if (!(slot >= 0 && slot < RECORD_SLOTS)) return false;
+    this.queues[cls].push(tlp, this.submitted++, slot);
     if (this.enabled) this.host.transmitReady();
     return true;
   }
@@ -324,7 +329,7 @@ export class TunnelEngine implements FrameSink {
       const view = new DataView(entry.frame.buffer, entry.frame.byteOffset, entry.frame.length);
       const at = payloadOffset(entry.frame);
       const end = at + TUNNEL_HEADER + view.getUint16(at + 2);
-      for (let p = at + TUNNEL_HEADER; p < end; p += RECORD_HEADER + view.getUint16(p)) tlps++;
+      for (let p = at + TUNNEL_HEADER; p < end; p += RECORD_HEADER + (view.getUint16(p) & RECORD_SIZE_MASK)) tlps++;
     }
     return tlps;
   }
@@ -473,10 +478,11 @@ export class TunnelEngine implements FrameSink {
       const tlp = queue.tlps[queue.head];
       const record = RECORD_HEADER + tlp.length;
       if (p + record > end || !this.windowAllows(overhead + (p - at - TUNNEL_HEADER) + record)) break;
+      const slot = queue.slots[queue.head];
       queue.shift();
       const data = dataBytes(tlp);
       this.gate.consume(cls, Math.ceil(data / DATA_CREDIT_BYTES));
-      view.setUint16(p, tlp.length);
+      view.setUint16(p, (slot << RECORD_SLOT_SHIFT) | tlp.length);
       buffer.set(tlp, p + RECORD_HEADER);
       p += record;
       tlps++;
@@ -736,7 +742,7 @@ export class TunnelEngine implements FrameSink {
     const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
     for (let p = at; p < end; ) {
       if (p + RECORD_HEADER > end) return false;
-      const size = view.getUint16(p);
+      const size = view.getUint16(p) & RECORD_SIZE_MASK;
       const tlp = bytes.subarray(p + RECORD_HEADER, p + RECORD_HEADER + size);
       if (size < 12 || p + RECORD_HEADER + size > end || tlpClass(tlp) < 0 || tlpBytes(tlp) !== size || dataBytes(tlp) > maxPayload) return false;
       p += RECORD_HEADER + size;
@@ -792,12 +798,13 @@ export class TunnelEngine implements FrameSink {
     const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
     const end = at + length;
     for (let p = at; p < end; ) {
-      const size = view.getUint16(p);
+      const record = view.getUint16(p);
+      const size = record & RECORD_SIZE_MASK;
       const tlp = frame.subarray(p + RECORD_HEADER, p + RECORD_HEADER + size);
       const cls = tlpClass(tlp) as TlpClass;
       this.pool.take(cls, dataCredits(tlp));
       this.count(TunnelCounter.RxTlps);
-      this.host.deliver(tlp, cls, this);
+      this.host.deliver(tlp, cls, this, record >> RECORD_SLOT_SHIFT);
       p += RECORD_HEADER + size;
     }
   }

@@ -9,7 +9,8 @@
 //  12  u32  ack: the next sequence number the sender expects from the peer (cumulative)
 //  16  ...  body
 //
-// DATA body: TLP records, each u16 record length then the TLP bytes.
+// DATA body: TLP records, each a u16 record header (bits 15-13 chassis slot, bits 12-0 TLP
+// size) then the TLP bytes.
 // ACK / KEEPALIVE body: six u16 credit limits (PH, PD, NPH, NPD, CPLH, CPLD; cumulative
 // counts mod 2^16), u8 SACK block count (0..MAX_SACK), u8 reserved, then per block
 // u32 first, u32 end (exclusive) of a run of sequence numbers received beyond `ack`.
@@ -17,6 +18,10 @@
 export const TUNNEL_VERSION = 1;
 export const TUNNEL_HEADER = 16;
 export const RECORD_HEADER = 2;
+/** Record header: the chassis slot a TLP is for (downstream) or from (upstream), and its size. */
+export const RECORD_SLOT_SHIFT = 13;
+export const RECORD_SIZE_MASK = (1 << RECORD_SLOT_SHIFT) - 1;
+export const RECORD_SLOTS = 8;
 export const CREDIT_FIELDS = 6;
 export const ACK_BODY_FIXED = 2 * CREDIT_FIELDS + 2;
 export const SACK_BLOCK = 8;

@@ -10,7 +10,7 @@ import { TlpStream, DeliveryChecker, type TrafficMix } from "../../tools/sim/tra
 import { TunnelCounter, TunnelReg, TunnelStatus, TunnelControl, FabricEventKind, TUNNEL_BASE, CardReg } from "../../board/map/registers.ts";
 import { TlpClass, memoryWrite } from "../../board/pcie/tlp.ts";
 import { encodeFrame, decodeFrame, ETHERTYPE_IOV, writeFcs, payloadOffset, type EthernetFrame } from "../../board/ethernet/frame.ts";
-import { readHeader, readAckBody, FrameKind, TUNNEL_HEADER, RECORD_HEADER, writeHeader } from "../../board/tunnel/wire.ts";
+import { readHeader, readAckBody, FrameKind, TUNNEL_HEADER, RECORD_HEADER, RECORD_SIZE_MASK, writeHeader } from "../../board/tunnel/wire.ts";
 import type { ImpairmentConfig } from "../../tools/sim/net/impairments.ts";
 
 const MIXED: TrafficMix = { posted: 6, nonPosted: 2, completion: 2 };
@@ -189,7 +189,7 @@ test("frames on the wire decode back to what was sent", async () => {
     kinds.add(header.kind);
     if (header.kind === FrameKind.Data) {
       for (let p = TUNNEL_HEADER; p < TUNNEL_HEADER + header.length; ) {
-        const size = view.getUint16(p);
+        const size = view.getUint16(p) & RECORD_SIZE_MASK;
         records.push(frame.payload.slice(p + RECORD_HEADER, p + RECORD_HEADER + size));
         p += RECORD_HEADER + size;
       }
@@ -387,4 +387,19 @@ test("Reset on both ends starts a fresh session and traffic goes on exactly once
   await scheduler.run(300_000);
   assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   assert.equal(a.tunnel.inFlight, 0);
+});
+
+test("each TLP keeps the chassis slot it was submitted for, and slots beyond 7 are refused", async () => {
+  const scheduler = new EventScheduler();
+  const { a, b } = tunnelPair(scheduler);
+  const got: [number, number][] = [];
+  b.onTlp = (tlp, cls, tunnel, slot) => {
+    got.push([tlp[6], slot]);
+    tunnel.release(cls, tlp);
+  };
+  await scheduler.run(20_000);
+  for (let i = 0; i < 16; i++) assert.ok(a.tunnel.submit(memoryWrite(1, i, 0x1000 * (i + 1), new Uint8Array(16)), i % 8));
+  assert.equal(a.tunnel.submit(memoryWrite(1, 99, 0x1000, new Uint8Array(16)), 8), false);
+  await scheduler.run(200_000);
+  assert.deepEqual(got, Array.from({ length: 16 }, (_, i) => [i, i % 8]));
 });

@@ -25,7 +25,7 @@ export interface PairSide {
   tunnel: TunnelEngine;
   events: { kind: FabricEventKind; arg: number; timeNs: number }[];
   /** Called with each TLP delivered to this side; the default releases its credits at once. */
-  onTlp: (tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine) => void;
+  onTlp: (tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number) => void;
 }
 
 export const MAC_A = Uint8Array.of(0x02, 0x10, 0x10, 0x00, 0x00, 0x01);
@@ -36,7 +36,7 @@ function side(scheduler: Scheduler, mac: Uint8Array): PairSide {
   let s: PairSide | null = null;
   const fabric = new Fabric({ boardId: 0x10f00a01, mac, tunnels: 1 }, scheduler, {
     event: (kind, _tunnel, arg) => events.push({ kind, arg, timeNs: scheduler.now }),
-    deliver: (tlp, cls, tunnel) => s!.onTlp(tlp, cls, tunnel),
+    deliver: (tlp, cls, tunnel, slot) => s!.onTlp(tlp, cls, tunnel, slot),
   });
   s = { fabric, tunnel: fabric.tunnels[0], events, onTlp: (tlp, cls, tunnel) => tunnel.release(cls, tlp) };
   return s;
