@@ -11,6 +11,7 @@ import {
   type Tlp, type MemoryRequest, type ConfigRequest, type Completion,
 } from "./tlp.ts";
 import type { Scheduler } from "../scheduler.ts";
+import { configCompletion, errorCompletion, isNonPosted } from "./completer.ts";
 
 /** Completion timeout: the Device Control 2 default range, 50 µs to 50 ms; the model waits the upper end. */
 export const COMPLETION_TIMEOUT_NS = 50_000_000;
@@ -135,11 +136,7 @@ export abstract class Endpoint {
   private reject(tlp: Tlp, status: CplStatus.UnsupportedRequest | CplStatus.CompleterAbort): void {
     if (status === CplStatus.UnsupportedRequest) this.counters.unsupportedRequests++;
     else this.counters.completerAborts++;
-    if (tlp.kind === "MWr" || tlp.kind === "Msg" || tlp.kind === "MsgD" || tlp.kind === "Cpl" || tlp.kind === "CplD" || tlp.kind === "CplLk" || tlp.kind === "CplDLk") return;
-    this.transmit({
-      kind: tlp.kind === "MRdLk" ? "CplLk" : "Cpl", ...DEFAULT_COMMON, tc: tlp.tc, attr: tlp.attr, completer: this.routingId, status, bcm: false,
-      byteCount: 4, requester: tlp.requester, tag: tlp.tag, lowerAddress: 0,
-    });
+    if (isNonPosted(tlp)) this.transmit(errorCompletion(tlp, this.routingId, status));
   }
 
   private configRequest(tlp: ConfigRequest): void {
@@ -148,25 +145,12 @@ export abstract class Endpoint {
       this.reject(tlp, CplStatus.UnsupportedRequest); // no such function
       return;
     }
-    const base = { ...DEFAULT_COMMON, completer: this.routingId, bcm: false, byteCount: 4, requester: tlp.requester, tag: tlp.tag, lowerAddress: 0 };
-    if (tlp.kind === "CfgRd0") {
-      const result = this.config.readDword(tlp.register, tlp.firstBe);
-      if (!result.ok) {
-        this.reject(tlp, result.status);
-        return;
-      }
-      const data = new Uint8Array(4);
-      new DataView(data.buffer).setUint32(0, result.value >>> 0, true);
-      this.transmit({ kind: "CplD", ...base, status: CplStatus.SuccessfulCompletion, data });
-      return;
+    const completion = configCompletion(this.config, tlp, this.routingId);
+    if (completion.kind === "Cpl" && completion.status !== CplStatus.SuccessfulCompletion) {
+      if (completion.status === CplStatus.UnsupportedRequest) this.counters.unsupportedRequests++;
+      else this.counters.completerAborts++;
     }
-    const value = new DataView(tlp.data!.buffer, tlp.data!.byteOffset, 4).getUint32(0, true);
-    const result = this.config.writeDword(tlp.register, value, tlp.firstBe);
-    if (!result.ok) {
-      this.reject(tlp, result.status);
-      return;
-    }
-    this.transmit({ kind: "Cpl", ...base, status: CplStatus.SuccessfulCompletion });
+    this.transmit(completion);
   }
 
   private barFor(address: number): [number, number] | null {

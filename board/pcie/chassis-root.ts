@@ -1,0 +1,73 @@
+// The chassis card's PCIe side: the root of the chassis slots. TLPs that arrive through the
+// tunnel are replayed on the link of the slot their record names; everything a device sends
+// (completions, DMA requests, MSI writes) goes back through the tunnel tagged with its slot.
+// A non-posted request for an empty slot is completed with Unsupported Request, as a
+// downstream port with no device behind it would.
+
+import { PcieLink, type PcieLinkConfig } from "./link.ts";
+import { decodeTlp, encodeTlp, isMalformed, CplStatus } from "./tlp.ts";
+import { errorCompletion, isNonPosted } from "./completer.ts";
+import type { Scheduler } from "../scheduler.ts";
+
+/** What a slot holds: anything that takes TLPs and can be given a way to send them. */
+export interface SlotDevice {
+  connect(send: (tlp: Uint8Array) => void): void;
+  receive(tlp: Uint8Array): void;
+}
+
+/** Where the chassis sends upstream TLPs: its tunnel toward the host card. */
+export interface Uplink {
+  submit(tlp: Uint8Array, slot: number): boolean;
+}
+
+export interface ChassisCounters {
+  downstreamTlps: number;
+  upstreamTlps: number;
+  /** Requests for an empty slot (answered UR when non-posted). */
+  emptySlot: number;
+  /** TLPs the tunnel refused or that were malformed on the way to an empty slot. */
+  dropped: number;
+}
+
+export const DEFAULT_SLOT_LINK: PcieLinkConfig = { generation: 3, lanes: 4, latencyNs: 150 };
+
+export class ChassisRoot {
+  readonly counters: ChassisCounters = { downstreamTlps: 0, upstreamTlps: 0, emptySlot: 0, dropped: 0 };
+  private readonly links: (PcieLink | null)[];
+
+  constructor(private readonly scheduler: Scheduler, private readonly uplink: Uplink, slots: number) {
+    this.links = new Array(slots).fill(null);
+  }
+
+  /** Plugs `device` into `slot` over a PCIe link. */
+  plug(slot: number, device: SlotDevice, config: PcieLinkConfig = DEFAULT_SLOT_LINK): void {
+    if (this.links[slot]) throw new Error(`slot ${slot} is occupied`);
+    const link = new PcieLink(this.scheduler, config);
+    device.connect((tlp) => link.down.send(tlp));
+    link.down.onTlp = (tlp) => device.receive(tlp);
+    link.up.onTlp = (tlp) => this.toHost(tlp, slot);
+    this.links[slot] = link;
+  }
+
+  private toHost(tlp: Uint8Array, slot: number): void {
+    this.counters.upstreamTlps++;
+    if (!this.uplink.submit(tlp, slot)) this.counters.dropped++;
+  }
+
+  /** A TLP from the tunnel for chassis slot `slot`. */
+  fromHost(tlp: Uint8Array, slot: number): void {
+    const link = this.links[slot];
+    if (link) {
+      this.counters.downstreamTlps++;
+      link.up.send(tlp);
+      return;
+    }
+    this.counters.emptySlot++;
+    const decoded = decodeTlp(tlp);
+    if (isMalformed(decoded)) {
+      this.counters.dropped++;
+      return;
+    }
+    if (isNonPosted(decoded)) this.toHost(encodeTlp(errorCompletion(decoded, 0, CplStatus.UnsupportedRequest)), slot);
+  }
+}

@@ -1,0 +1,35 @@
+// Completions shared by every completer model: configuration accesses answered from a
+// ConfigSpace, and error completions for requests that cannot be served.
+
+import type { ConfigSpace } from "./config-space.ts";
+import { CplStatus, DEFAULT_COMMON, type ConfigRequest, type Tlp } from "./tlp.ts";
+
+/** True for requests that expect a completion. */
+export function isNonPosted(tlp: Tlp): boolean {
+  return !(tlp.kind === "MWr" || tlp.kind === "Msg" || tlp.kind === "MsgD" || tlp.kind.startsWith("Cpl"));
+}
+
+/** The completion for a non-posted request that fails with `status`. */
+export function errorCompletion(tlp: Tlp, completer: number, status: CplStatus.UnsupportedRequest | CplStatus.CompleterAbort): Tlp {
+  const request = tlp as Extract<Tlp, { requester: number; tag: number }>;
+  return {
+    kind: tlp.kind === "MRdLk" ? "CplLk" : "Cpl", ...DEFAULT_COMMON, tc: tlp.tc, attr: tlp.attr, completer, status, bcm: false,
+    byteCount: 4, requester: request.requester, tag: request.tag, lowerAddress: 0,
+  };
+}
+
+/** Carries out a configuration read or write on `config` and returns its completion. */
+export function configCompletion(config: ConfigSpace, tlp: ConfigRequest, completer: number): Tlp {
+  const base = { ...DEFAULT_COMMON, completer, bcm: false, byteCount: 4, requester: tlp.requester, tag: tlp.tag, lowerAddress: 0 };
+  if (tlp.kind === "CfgRd0" || tlp.kind === "CfgRd1") {
+    const result = config.readDword(tlp.register, tlp.firstBe);
+    if (!result.ok) return errorCompletion(tlp, completer, result.status);
+    const data = new Uint8Array(4);
+    new DataView(data.buffer).setUint32(0, result.value >>> 0, true);
+    return { kind: "CplD", ...base, status: CplStatus.SuccessfulCompletion, data };
+  }
+  const value = new DataView(tlp.data!.buffer, tlp.data!.byteOffset, 4).getUint32(0, true);
+  const result = config.writeDword(tlp.register, value, tlp.firstBe);
+  if (!result.ok) return errorCompletion(tlp, completer, result.status);
+  return { kind: "Cpl", ...base, status: CplStatus.SuccessfulCompletion };
+}
