@@ -68,6 +68,8 @@ export abstract class Endpoint {
   routingId = 0;
   private send: ((tlp: Uint8Array) => void) | null = null;
   private readonly reads = new Map<number, PendingRead>();
+  /** Read requests waiting for a free tag, issued in order as completions free them. */
+  private readonly waitingForTag: (() => void)[] = [];
   private nextTag = 0;
 
   constructor(protected readonly scheduler: Scheduler, options: EndpointOptions) {
@@ -215,9 +217,14 @@ export abstract class Endpoint {
 
   private finishRead(tag: number, error: DmaError | null): void {
     const read = this.reads.get(tag)!;
-    this.reads.delete(tag);
+    this.releaseTag(tag);
     this.scheduler.cancel(read.timer);
     read.done(error ?? read.data);
+  }
+
+  private releaseTag(tag: number): void {
+    this.reads.delete(tag);
+    this.waitingForTag.shift()?.();
   }
 
   private allocateTag(): number {
@@ -290,15 +297,16 @@ export abstract class Endpoint {
     }
   }
 
+  /** Issues one read request, or queues it until a tag is free (256 may be outstanding). */
   private readOnce(address: number, length: number, done: ReadDone): void {
     const tag = this.allocateTag();
     if (tag < 0) {
-      done(new DmaError("no free tag: 256 reads outstanding"));
+      this.waitingForTag.push(() => this.readOnce(address, length, done));
       return;
     }
     const timer = this.scheduler.at(this.scheduler.now + COMPLETION_TIMEOUT_NS, () => {
       this.counters.completionTimeouts++;
-      this.reads.delete(tag);
+      this.releaseTag(tag);
       done(new DmaError(`read at 0x${address.toString(16)} timed out`));
     });
     this.reads.set(tag, { address, data: new Uint8Array(length), received: 0, done, timer });

@@ -1,0 +1,100 @@
+// The server model: root complex and OS enumerate the remote hierarchy through the host
+// switch, the tunnel and the chassis root, and a driver runs verified DMA on the device.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { EventScheduler } from "../../tools/sim/scheduler.ts";
+import { tunnelPair } from "../../tools/sim/tunnel-pair.ts";
+import { PcieLink } from "../../board/pcie/link.ts";
+import { HostSwitch } from "../../board/pcie/host-switch.ts";
+import { ChassisRoot } from "../../board/pcie/chassis-root.ts";
+import { DmaTestDevice } from "../../board/devices/dma-test.ts";
+import { RootComplex } from "../../tools/server/root-complex.ts";
+import { OperatingSystem, type PciFunction } from "../../tools/server/os.ts";
+import { spawn, type Task } from "../../tools/server/task.ts";
+import { dmaTestDriver, isDmaTest, type DmaTestResult } from "../../tools/server/drivers/dma-test.ts";
+import { TunnelReg, TUNNEL_BASE } from "../../board/map/registers.ts";
+
+function server(loss = 0) {
+  const scheduler = new EventScheduler();
+  const { a, b } = tunnelPair(scheduler, { mtu: 9000, link: { lengthM: 10, seed: 3, aToB: { loss }, bToA: { loss } } });
+  const hostSwitch = new HostSwitch([{ tunnel: a.tunnel, slot: 0 }, { tunnel: a.tunnel, slot: 1 }]);
+  const chassis = new ChassisRoot(scheduler, b.tunnel, 2);
+  const device = new DmaTestDevice(scheduler);
+  chassis.plug(0, device);
+  a.onTlp = (tlp, cls, tunnel) => {
+    hostSwitch.fromTunnel(tlp.slice());
+    tunnel.release(cls, tlp);
+  };
+  b.onTlp = (tlp, cls, tunnel, slot) => {
+    chassis.fromHost(tlp.slice(), slot);
+    tunnel.release(cls, tlp);
+  };
+  const rc = new RootComplex(scheduler);
+  const link = new PcieLink(scheduler, { generation: 3, lanes: 8, latencyNs: 150 });
+  rc.connect((tlp) => link.up.send(tlp));
+  link.up.onTlp = (tlp) => rc.receive(tlp);
+  hostSwitch.connect((tlp) => link.down.send(tlp));
+  link.down.onTlp = (tlp) => hostSwitch.receive(tlp);
+  const log: string[] = [];
+  const os = new OperatingSystem(rc, (line) => log.push(line));
+  return { scheduler, os, rc, device, a, b, log };
+}
+
+/** Runs a task to completion in virtual time and returns its result. */
+async function run<T>(scheduler: EventScheduler, task: Task<T>, limitNs = 2e9): Promise<T> {
+  let outcome: T | Error | undefined;
+  let finished = false;
+  spawn(task, (result) => {
+    outcome = result;
+    finished = true;
+  });
+  while (!finished && scheduler.now < limitNs) await scheduler.run(scheduler.now + 100_000);
+  assert.ok(finished, "the task finished");
+  if (outcome instanceof Error) throw outcome;
+  return outcome as T;
+}
+
+const name = (f: PciFunction) => `${f.bus}:${f.device}.${f.fn}`;
+
+test("the OS enumerates the remote hierarchy: buses depth first, BARs assigned, windows around them", async () => {
+  const { scheduler, os, device, log } = server();
+  await scheduler.run(50_000);
+  const found = await run(scheduler, os.enumerate());
+  assert.deepEqual(found.map((f) => [name(f), f.bridge ? `${f.bridge.secondary}-${f.bridge.subordinate}` : "endpoint"]), [
+    ["0:1.0", "1-4"], ["1:0.0", "2-4"], ["2:0.0", "3-3"], ["3:0.0", "endpoint"], ["2:1.0", "4-4"],
+  ]);
+  const dma = found.find(isDmaTest)!;
+  assert.deepEqual(dma.bars.map((b) => [b.index, b.address, b.size]), [[0, 0xe000_0000, 4096]]);
+  assert.equal(Number(device.header.bars[0]!.address()), 0xe000_0000, "the device holds the address the OS gave it");
+  assert.ok(device.msi.enabled());
+  assert.equal(device.routingId, 0x0300);
+  assert.ok(log.some((l) => /^device 3:0.0 \[0x1fff:0xd0a\] class 0xff0000, BAR0 0xe0000000 \(4 KiB\), MSI 0x30$/.test(l)), log.join("\n"));
+  assert.ok(log.some((l) => /^bridge 2:0.0 .* buses 3-3, memory 0xe0000000-0xe00fffff$/.test(l)), log.join("\n"));
+});
+
+for (const loss of [0, 0.01]) {
+  test(`a driver runs verified DMA on the remote device through the tunnel (${loss * 100} % frame loss)`, async () => {
+    const { scheduler, os, rc } = server(loss);
+    await scheduler.run(50_000);
+    const found = await run(scheduler, os.enumerate());
+    const result: DmaTestResult = await run(scheduler, dmaTestDriver(os, found.find(isDmaTest)!, 0x1_0000_0000, 256 * 1024, 77));
+    assert.deepEqual(result, { hostMismatches: 0, deviceErrors: 0, writeNs: result.writeNs, verifyNs: result.verifyNs });
+    assert.equal(result.hostMismatches, 0);
+    assert.equal(result.deviceErrors, 0);
+    assert.ok(result.writeNs >= 0 && result.verifyNs > 0);
+    assert.equal(rc.counters.completionTimeouts, 0);
+    assert.equal(os.interrupts.get(0x30), 2);
+  });
+}
+
+test("when the chassis stops answering, requests fail by completion timeout and are counted, and enumeration treats the slot as empty", async () => {
+  const { scheduler, os, rc, b } = server();
+  await scheduler.run(50_000);
+  b.fabric.writeRegister(TUNNEL_BASE + TunnelReg.Control, 0); // the chassis card goes silent
+  const started = scheduler.now;
+  const found = await run(scheduler, os.enumerate());
+  assert.deepEqual(found.map(name), ["0:1.0", "1:0.0", "2:0.0", "2:1.0"], "no device behind either downstream port");
+  assert.equal(rc.counters.completionTimeouts, 2, "one probe per downstream port timed out");
+  assert.ok(scheduler.now - started >= 2 * 50_000_000, "each after the 50 ms completion timeout");
+});

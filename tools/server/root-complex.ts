@@ -1,0 +1,211 @@
+// The server's root complex: system memory, one root port (00:01.0) whose link goes to the
+// host card, and the requester side the OS uses (configuration and memory requests with the
+// completion timeout). Inbound, it serves the devices' DMA reads from memory (completions of
+// at most its Max_Payload_Size), takes their writes, and turns writes to the MSI address
+// range into interrupts.
+
+import { ConfigSpace, defineType1Header, type Type1Header } from "../../board/pcie/config-space.ts";
+import { addExpress, PortType, LinkSpeed } from "../../board/pcie/capabilities.ts";
+import { configCompletion } from "../../board/pcie/completer.ts";
+import { encodeTlp, decodeTlp, isMalformed, CplStatus, DEFAULT_COMMON, type Tlp, type Completion } from "../../board/pcie/tlp.ts";
+import { COMPLETION_TIMEOUT_NS } from "../../board/pcie/endpoint.ts";
+import type { Scheduler } from "../../board/scheduler.ts";
+import { SparseMemory } from "./memory.ts";
+import type { Op } from "./task.ts";
+
+export const ROOT_PORT_DEVICE = 1;
+export const MSI_BASE = 0xfee0_0000;
+export const MSI_LIMIT = 0xfeef_ffff;
+/** The root complex completes reads in pieces of at most this many bytes. */
+export const ROOT_MAX_PAYLOAD = 256;
+
+/** A request the root complex could not complete: the status it got, or a completion timeout. */
+export class RequestFailed extends Error {
+  constructor(message: string, readonly status: CplStatus | "timeout") {
+    super(message);
+  }
+}
+
+export interface RootCounters {
+  /** Requests the root complex issued that got no completion within the completion timeout. */
+  completionTimeouts: number;
+  /** Requests completed with Unsupported Request or Completer Abort. */
+  errorCompletions: number;
+  malformed: number;
+  unexpectedCompletions: number;
+  dmaReads: number;
+  dmaWrites: number;
+  interrupts: number;
+}
+
+interface Outstanding {
+  data: Uint8Array;
+  received: number;
+  resume: (result: Uint8Array | Error) => void;
+  timer: number;
+  what: string;
+}
+
+export class RootComplex {
+  readonly memory = new SparseMemory();
+  readonly counters: RootCounters = { completionTimeouts: 0, errorCompletions: 0, malformed: 0, unexpectedCompletions: 0, dmaReads: 0, dmaWrites: 0, interrupts: 0 };
+  readonly rootPort: { config: ConfigSpace; header: Type1Header };
+  /** Called with the message data of every MSI write. */
+  onInterrupt: ((data: number, requester: number) => void) | null = null;
+  private send: ((tlp: Uint8Array) => void) | null = null;
+  private readonly outstanding = new Map<number, Outstanding>();
+  private nextTag = 0;
+
+  constructor(private readonly scheduler: Scheduler) {
+    const config = new ConfigSpace(4096);
+    const header = defineType1Header(config, { vendorId: 0x8086, deviceId: 0x1d10, io: false, prefetchable: 64 });
+    addExpress(config, { portType: PortType.RootPort, link: { maxSpeed: LinkSpeed.Gen3, maxWidth: 16 } });
+    this.rootPort = { config, header };
+  }
+
+  /** Connects the root port's link: `send` carries TLPs down to the host card. */
+  connect(send: (tlp: Uint8Array) => void): void {
+    this.send = send;
+  }
+
+  private transmit(tlp: Tlp): void {
+    this.send?.(encodeTlp(tlp));
+  }
+
+  /** A TLP arriving at the root port from below. */
+  receive(bytes: Uint8Array): void {
+    const tlp = decodeTlp(bytes);
+    if (isMalformed(tlp)) {
+      this.counters.malformed++;
+      return;
+    }
+    if (tlp.kind === "Cpl" || tlp.kind === "CplD") this.completion(tlp);
+    else if (tlp.kind === "MWr") {
+      if (tlp.address >= MSI_BASE && tlp.address <= MSI_LIMIT) {
+        this.counters.interrupts++;
+        this.onInterrupt?.(tlp.data![0] | (tlp.data![1] << 8), tlp.requester);
+      } else {
+        this.counters.dmaWrites++;
+        this.memory.write(tlp.address, tlp.data!);
+      }
+    } else if (tlp.kind === "MRd") {
+      this.counters.dmaReads++;
+      const length = 4 * tlp.readDw!;
+      for (let done = 0; done < length; ) {
+        const address = tlp.address + done;
+        const chunk = Math.min(length - done, ROOT_MAX_PAYLOAD - (address % 64));
+        this.transmit({
+          kind: "CplD", ...DEFAULT_COMMON, completer: ROOT_PORT_DEVICE << 3, status: CplStatus.SuccessfulCompletion, bcm: false,
+          byteCount: (length - done) & 0xfff, requester: tlp.requester, tag: tlp.tag, lowerAddress: address & 0x7f,
+          data: this.memory.read(address, chunk),
+        });
+        done += chunk;
+      }
+    }
+  }
+
+  private completion(tlp: Completion): void {
+    const request = this.outstanding.get(tlp.tag);
+    if (!request) {
+      this.counters.unexpectedCompletions++;
+      return;
+    }
+    if (tlp.status !== CplStatus.SuccessfulCompletion) {
+      this.counters.errorCompletions++;
+      this.finish(tlp.tag, new RequestFailed(`${request.what}: ${CplStatus[tlp.status]}`, tlp.status));
+      return;
+    }
+    if (tlp.data) {
+      request.data.set(tlp.data.subarray(0, Math.min(tlp.data.length, request.data.length - request.received)), request.received);
+      request.received += tlp.data.length;
+    }
+    if (request.received >= request.data.length) this.finish(tlp.tag, request.data);
+  }
+
+  private finish(tag: number, result: Uint8Array | Error): void {
+    const request = this.outstanding.get(tag)!;
+    this.outstanding.delete(tag);
+    this.scheduler.cancel(request.timer);
+    request.resume(result);
+  }
+
+  /** Issues a non-posted request and completes with its data (empty for a write). */
+  private request(what: string, build: (tag: number) => Tlp, expect: number): Op<Uint8Array> {
+    return {
+      start: (resume) => {
+        let tag = -1;
+        for (let i = 0; i < 256 && tag < 0; i++) if (!this.outstanding.has((this.nextTag + i) & 0xff)) tag = (this.nextTag + i) & 0xff;
+        if (tag < 0) {
+          resume(new Error("256 requests outstanding"));
+          return;
+        }
+        this.nextTag = (tag + 1) & 0xff;
+        const timer = this.scheduler.at(this.scheduler.now + COMPLETION_TIMEOUT_NS, () => {
+          this.counters.completionTimeouts++;
+          this.outstanding.delete(tag);
+          resume(new RequestFailed(`${what}: completion timeout`, "timeout"));
+        });
+        this.outstanding.set(tag, { data: new Uint8Array(expect), received: 0, resume, timer, what });
+        this.transmit(build(tag));
+      },
+    };
+  }
+
+  /** A configuration read of one DW; the root port itself answers for its own function. */
+  configRead(bus: number, device: number, fn: number, register: number): Op<number> {
+    if (bus === 0) return this.localConfig(device, fn, register, null);
+    const kind = bus === this.rootPort.header.secondaryBus.get() ? "CfgRd0" : "CfgRd1";
+    const op = this.request(`config read ${bus}:${device}.${fn} register ${register}`,
+      (tag) => ({ kind, ...DEFAULT_COMMON, requester: ROOT_PORT_DEVICE << 3, tag, firstBe: 0xf, bus, device, fn, register }), 4);
+    return mapOp(op, (data) => new DataView(data.buffer).getUint32(0, true));
+  }
+
+  configWrite(bus: number, device: number, fn: number, register: number, value: number, firstBe = 0xf): Op<number> {
+    if (bus === 0) return this.localConfig(device, fn, register, { value, firstBe });
+    const kind = bus === this.rootPort.header.secondaryBus.get() ? "CfgWr0" : "CfgWr1";
+    const data = new Uint8Array(4);
+    new DataView(data.buffer).setUint32(0, value >>> 0, true);
+    const op = this.request(`config write ${bus}:${device}.${fn} register ${register}`,
+      (tag) => ({ kind, ...DEFAULT_COMMON, requester: ROOT_PORT_DEVICE << 3, tag, firstBe, bus, device, fn, register, data }), 0);
+    return mapOp(op, () => 0);
+  }
+
+  private localConfig(device: number, fn: number, register: number, write: { value: number; firstBe: number } | null): Op<number> {
+    return {
+      start: (resume) => {
+        if (device !== ROOT_PORT_DEVICE || fn !== 0) {
+          resume(new RequestFailed(`config 0:${device}.${fn}: no such function`, CplStatus.UnsupportedRequest));
+          return;
+        }
+        const data = new Uint8Array(4);
+        new DataView(data.buffer).setUint32(0, (write?.value ?? 0) >>> 0, true);
+        const tlp = write
+          ? { kind: "CfgWr0" as const, ...DEFAULT_COMMON, requester: 0, tag: 0, firstBe: write.firstBe, bus: 0, device, fn, register, data }
+          : { kind: "CfgRd0" as const, ...DEFAULT_COMMON, requester: 0, tag: 0, firstBe: 0xf, bus: 0, device, fn, register };
+        const completion = configCompletion(this.rootPort.config, tlp, ROOT_PORT_DEVICE << 3) as Completion;
+        if (completion.status !== CplStatus.SuccessfulCompletion) resume(new RequestFailed("root port config", completion.status));
+        else resume(completion.data ? new DataView(completion.data.buffer).getUint32(0, true) : 0);
+      },
+    };
+  }
+
+  /** A memory read of `bytes` (whole DWs, at most 4 KiB, not crossing a 4 KiB boundary). */
+  memoryRead(address: number, bytes: number): Op<Uint8Array> {
+    return this.request(`memory read 0x${address.toString(16)}`,
+      (tag) => ({ kind: "MRd", ...DEFAULT_COMMON, requester: ROOT_PORT_DEVICE << 3, tag, firstBe: 0xf, lastBe: bytes > 4 ? 0xf : 0, address, readDw: bytes / 4 }), bytes);
+  }
+
+  /** A posted memory write; it completes at once. */
+  memoryWrite(address: number, data: Uint8Array): Op<void> {
+    return {
+      start: (resume) => {
+        this.transmit({ kind: "MWr", ...DEFAULT_COMMON, requester: ROOT_PORT_DEVICE << 3, tag: 0, firstBe: 0xf, lastBe: data.length > 4 ? 0xf : 0, address, data });
+        resume(undefined);
+      },
+    };
+  }
+}
+
+function mapOp<A, B>(op: Op<A>, f: (a: A) => B): Op<B> {
+  return { start: (resume) => op.start((result) => resume(result instanceof Error ? result : f(result))) };
+}

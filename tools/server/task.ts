@@ -1,0 +1,46 @@
+// Software that runs on the simulated server (the OS model, drivers) is written as
+// generator functions: each `yield` hands the executor an operation — a configuration read,
+// an MMIO access, a wait for an interrupt — and the generator resumes with its result when
+// the operation completes, inside the simulation's virtual time. It reads like async code,
+// but nothing waits on a JavaScript promise, so runs stay deterministic.
+
+/** An operation that finishes by calling `resume` once, from a scheduler action (or at once). */
+export interface Op<T> {
+  start(resume: (result: T | Error) => void): void;
+}
+
+export type Task<T> = Generator<Op<unknown>, T, unknown>;
+
+/** Starts `task`; `done` runs once with its return value, or with the Error it threw. */
+export function spawn<T>(task: Task<T>, done: (result: T | Error) => void = () => {}): void {
+  const step = (input: unknown, failed: boolean): void => {
+    let next: IteratorResult<Op<unknown>, T>;
+    try {
+      next = failed ? task.throw(input) : task.next(input);
+    } catch (error) {
+      done(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    if (next.done) {
+      done(next.value);
+      return;
+    }
+    let resumed = false;
+    next.value.start((result) => {
+      if (resumed) return;
+      resumed = true;
+      step(result, result instanceof Error);
+    });
+  };
+  step(undefined, false);
+}
+
+/** Runs an operation inside a task: `const value = yield* wait(op)`. */
+export function* wait<T>(op: Op<T>): Generator<Op<unknown>, T, unknown> {
+  return (yield op) as T;
+}
+
+/** An operation that completes after `ns` of virtual time. */
+export function sleep(scheduler: { now: number; at(time: number, action: () => void): number }, ns: number): Op<void> {
+  return { start: (resume) => void scheduler.at(scheduler.now + ns, () => resume(undefined)) };
+}
