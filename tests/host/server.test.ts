@@ -14,14 +14,19 @@ import { OperatingSystem, type PciFunction } from "../../tools/server/os.ts";
 import { spawn, type Task } from "../../tools/server/task.ts";
 import { dmaTestDriver, isDmaTest, type DmaTestResult } from "../../tools/server/drivers/dma-test.ts";
 import { TunnelReg, TUNNEL_BASE } from "../../board/map/registers.ts";
+import { GraphicsAdapter } from "../../board/devices/graphics.ts";
+import { graphicsDriver, isGraphics, testPicture } from "../../tools/server/drivers/graphics.ts";
+import { PNG } from "pngjs";
 
-function server(loss = 0) {
+function server(loss = 0, withGraphics = false) {
   const scheduler = new EventScheduler();
   const { a, b } = tunnelPair(scheduler, { mtu: 9000, link: { lengthM: 10, seed: 3, aToB: { loss }, bToA: { loss } } });
   const hostSwitch = new HostSwitch([{ tunnel: a.tunnel, slot: 0 }, { tunnel: a.tunnel, slot: 1 }]);
   const chassis = new ChassisRoot(scheduler, b.tunnel, 2);
   const device = new DmaTestDevice(scheduler);
   chassis.plug(0, device);
+  const graphics = new GraphicsAdapter(scheduler);
+  if (withGraphics) chassis.plug(1, graphics);
   a.onTlp = (tlp, cls, tunnel) => {
     hostSwitch.fromTunnel(tlp.slice());
     tunnel.release(cls, tlp);
@@ -38,7 +43,7 @@ function server(loss = 0) {
   link.down.onTlp = (tlp) => hostSwitch.receive(tlp);
   const log: string[] = [];
   const os = new OperatingSystem(rc, (line) => log.push(line));
-  return { scheduler, os, rc, device, a, b, log };
+  return { scheduler, os, rc, device, graphics, a, b, log };
 }
 
 /** Runs a task to completion in virtual time and returns its result. */
@@ -97,4 +102,26 @@ test("when the chassis stops answering, requests fail by completion timeout and 
   assert.deepEqual(found.map(name), ["0:1.0", "1:0.0", "2:0.0", "2:1.0"], "no device behind either downstream port");
   assert.equal(rc.counters.completionTimeouts, 2, "one probe per downstream port timed out");
   assert.ok(scheduler.now - started >= 2 * 50_000_000, "each after the 50 ms completion timeout");
+});
+
+test("the driver draws the test picture on the remote screen, and the screenshot shows exactly it", async () => {
+  const { scheduler, os, graphics, log } = server(0, true);
+  await scheduler.run(50_000);
+  const found = await run(scheduler, os.enumerate());
+  const gfx = found.find(isGraphics)!;
+  assert.equal(`${gfx.bus}:${gfx.device}.${gfx.fn}`, "4:0.0");
+  assert.deepEqual(gfx.bars.map((b) => [b.index, b.kind, b.prefetchable, b.address, b.size]), [
+    [0, "memory64", true, 0x40_0000_0000, 2 << 20], [2, "memory32", false, 0xe010_0000, 4096],
+  ]);
+  assert.ok(log.some((l) => /^bridge 2:1.0 .* buses 4-4, memory 0xe0100000-0xe01fffff$/.test(l)), log.join("\n"));
+  const drawn = await run(scheduler, graphicsDriver(os, gfx));
+  assert.deepEqual(drawn, { width: 640, height: 480, bytes: 640 * 480 * 4 });
+  await scheduler.run(scheduler.now + 1_000_000);
+  assert.deepEqual(graphics.framebuffer.subarray(0, drawn.bytes), testPicture(640, 480));
+  assert.equal(graphics.frames, 1);
+  const png = PNG.sync.read(graphics.screenshot());
+  assert.deepEqual([png.width, png.height], [640, 480]);
+  assert.deepEqual(new Uint8Array(png.data), graphics.rgba());
+  assert.deepEqual([...png.data.subarray(4 * (100 * 640 + 40), 4 * (100 * 640 + 40) + 4)], [255, 255, 255, 255], "the first bar is white");
+  assert.deepEqual([...png.data.subarray(4 * (100 * 640 + 120), 4 * (100 * 640 + 120) + 4)], [255, 255, 0, 255], "the second yellow");
 });

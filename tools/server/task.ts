@@ -13,26 +13,38 @@ export type Task<T> = Generator<Op<unknown>, T, unknown>;
 
 /** Starts `task`; `done` runs once with its return value, or with the Error it threw. */
 export function spawn<T>(task: Task<T>, done: (result: T | Error) => void = () => {}): void {
-  const step = (input: unknown, failed: boolean): void => {
-    let next: IteratorResult<Op<unknown>, T>;
-    try {
-      next = failed ? task.throw(input) : task.next(input);
-    } catch (error) {
-      done(error instanceof Error ? error : new Error(String(error)));
-      return;
+  // Operations that complete at once (a posted write) resume in this loop rather than by
+  // recursion, so a task may do millions of them; one that completes later starts a new loop
+  // from its callback.
+  const run = (input: unknown, failed: boolean): void => {
+    for (;;) {
+      let next: IteratorResult<Op<unknown>, T>;
+      try {
+        next = failed ? task.throw(input) : task.next(input);
+      } catch (error) {
+        done(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      if (next.done) {
+        done(next.value);
+        return;
+      }
+      let synchronous = true;
+      let settled = false;
+      let result: unknown;
+      next.value.start((value) => {
+        if (settled) return;
+        settled = true;
+        if (synchronous) result = value;
+        else run(value, value instanceof Error);
+      });
+      synchronous = false;
+      if (!settled) return;
+      input = result;
+      failed = result instanceof Error;
     }
-    if (next.done) {
-      done(next.value);
-      return;
-    }
-    let resumed = false;
-    next.value.start((result) => {
-      if (resumed) return;
-      resumed = true;
-      step(result, result instanceof Error);
-    });
   };
-  step(undefined, false);
+  run(undefined, false);
 }
 
 /** Runs an operation inside a task: `const value = yield* wait(op)`. */
