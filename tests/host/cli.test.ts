@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { FIXTURES, iov } from "./helpers.ts";
 import type { RunSummary } from "../../tools/sim/summary.ts";
 import { readPcap } from "../../tools/sim/pcap.ts";
+import { PNG } from "pngjs";
 import { fcsValid, etherTypeOf, ETHERTYPE_IOV } from "../../board/ethernet/frame.ts";
 
 const temp = () => mkdtempSync(join(tmpdir(), "iov-cli-"));
@@ -90,6 +91,10 @@ test("iov sim prints a timeline and writes a summary that is the same for the sa
   assert.deepEqual(summary.tlps, { sent: 120_000, delivered: 120_000, lost: 0, duplicated: 0, reordered: 0 });
   assert.deepEqual(summary.cards[0].linkStates, [{ timeNs: 1_000_000, state: "tunnel0:active" }]);
   assert.deepEqual(summary.hotplugEvents, { host: { removals: 0, insertions: 0 } });
+  assert.equal(summary.hostCompletionTimeouts, 0);
+  assert.equal(summary.dataVerificationErrors, 0);
+  assert.match(runs[0].stdout, /server   os      graphics 3:0.0: test picture drawn, 640x480, remote framebuffer matches/);
+  assert.match(runs[0].stdout, /server   os      dma-test 4:0.0: 1 MiB written to server memory .* 0 word errors/);
   assert.equal(summary.firmwareTraps, 0);
   assert.equal(summary.mailboxErrors, 0);
   assert.equal(summary.cards[0].firmwareCounters!.TimersFired, 2);
@@ -114,4 +119,13 @@ test("iov sim --pcap captures the cable's frames, time-stamped, with their FCS",
   const bad = capture.records.filter((r) => !fcsValid(r.frame)).length;
   assert.equal(bad, 0, "the default cable loses frames but corrupts none");
   assert.ok(capture.records[0].timeNs >= 1_000_000, "nothing before the tunnel comes up at 1 ms");
+});
+
+test("iov sim --screenshot saves the remote screen as a PNG", () => {
+  const file = join(temp(), "screen.png");
+  const result = iov(["sim", "--quiet", "--duration", "10ms", "--screenshot", file]);
+  assert.equal(result.status, 0, result.stderr);
+  const png = PNG.sync.read(readFileSync(file));
+  assert.deepEqual([png.width, png.height], [640, 480]);
+  assert.deepEqual([...png.data.subarray(0, 4)], [255, 255, 255, 255], "the white border");
 });

@@ -113,9 +113,9 @@ test("the driver draws the test picture on the remote screen, and the screenshot
   assert.deepEqual(gfx.bars.map((b) => [b.index, b.kind, b.prefetchable, b.address, b.size]), [
     [0, "memory64", true, 0x40_0000_0000, 2 << 20], [2, "memory32", false, 0xe010_0000, 4096],
   ]);
-  assert.ok(log.some((l) => /^bridge 2:1.0 .* buses 4-4, memory 0xe0100000-0xe01fffff$/.test(l)), log.join("\n"));
+  assert.ok(log.some((l) => /^bridge 2:1.0 .* buses 4-4, memory 0xe0100000-0xe01fffff, prefetchable 0x4000000000-0x40001fffff$/.test(l)), log.join("\n"));
   const drawn = await run(scheduler, graphicsDriver(os, gfx));
-  assert.deepEqual(drawn, { width: 640, height: 480, bytes: 640 * 480 * 4 });
+  assert.deepEqual(drawn, { width: 640, height: 480, bytes: 640 * 480 * 4, frames: 1 });
   await scheduler.run(scheduler.now + 1_000_000);
   assert.deepEqual(graphics.framebuffer.subarray(0, drawn.bytes), testPicture(640, 480));
   assert.equal(graphics.frames, 1);

@@ -37,6 +37,7 @@ export function program(): Command {
     .option("--record <dir>", "write each card's raw mailbox traffic: DIR/CARD.in, CARD.out, CARD.log")
     .option("--summary <file>", "write a JSON summary of the run")
     .option("--pcap <file>", "capture every frame on the cables to a pcap file (one per cable, named FILE.CABLE.pcap, when there are several)")
+    .option("--screenshot <file>", "save the remote screen (the first graphics adapter) as a PNG when the run ends")
     .option("--verbose", "also show every mailbox message")
     .option("--quiet", "no timeline, only the closing summary")
     .action(async (options) => (await import("./sim.ts")).runSim(options));

@@ -12,6 +12,7 @@ export interface SimFlags extends EngineFlags {
   record?: string;
   summary?: string;
   pcap?: string;
+  screenshot?: string;
   verbose?: boolean;
   quiet?: boolean;
 }
@@ -20,6 +21,9 @@ export async function runSim(flags: SimFlags): Promise<void> {
   const scenario = SCENARIOS[flags.scenario];
   if (!scenario) throw new CliError(`unknown scenario '${flags.scenario}'; built-in: ${Object.keys(SCENARIOS).join(", ")}`);
   const options = engineOptions(flags);
+  if (flags.screenshot && !scenario.devices.some((d) => d.kind === "graphics")) {
+    throw new CliError(`scenario ${scenario.name} has no graphics adapter: --screenshot has nothing to save`);
+  }
   const print = flags.quiet ? null : (line: string) => process.stdout.write(line + "\n");
   if (print) {
     print(`scenario ${scenario.name}: ${scenario.description}`);
@@ -28,13 +32,14 @@ export async function runSim(flags: SimFlags): Promise<void> {
   }
   const world = new World({
     scenario, seed: flags.seed, engine: flags.engine, engineOptions: options, durationNs: flags.duration,
-    record: flags.record, print, verbose: flags.verbose, pcap: flags.pcap,
+    record: flags.record, print, verbose: flags.verbose, pcap: flags.pcap, screenshot: flags.screenshot,
   });
   const summary = await world.run();
   process.stdout.write(`\n${formatSummary(summary)}\n`);
   if (flags.summary) writeFileSync(flags.summary, JSON.stringify(summary, null, 2) + "\n");
   const { lost, duplicated, reordered } = summary.tlps;
-  if (summary.firmwareTraps > 0 || summary.cards.some((c) => c.state !== "running") || lost + duplicated + reordered > 0) process.exitCode = 1;
+  const failed = lost + duplicated + reordered + summary.hostCompletionTimeouts + summary.dataVerificationErrors + summary.firmwareTraps;
+  if (failed > 0 || summary.cards.some((c) => c.state !== "running")) process.exitCode = 1;
 }
 
 export function formatSummary(s: RunSummary): string {
@@ -49,5 +54,6 @@ export function formatSummary(s: RunSummary): string {
     `summary: ${s.scenario}, seed ${s.seed}, ${s.simulatedNs / 1e9} s simulated on ${s.engine}`,
     ...rows,
     `  TLPs: ${t.sent} sent, ${t.delivered} delivered, ${t.lost} lost, ${t.duplicated} duplicated, ${t.reordered} out of order`,
+    `  server: ${s.hostCompletionTimeouts} completion timeouts, ${s.dataVerificationErrors} data verification errors`,
   ].join("\n");
 }

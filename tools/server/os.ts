@@ -155,7 +155,8 @@ export class OperatingSystem {
       yield* this.write(bus, device, fn, 9, 0x0001_fff1); // closed: base above limit
     }
     yield* this.write(bus, device, fn, 1, 0x0006, 0b0011); // Memory Space, Bus Master
-    this.log(`${rootPort ? "root port" : "bridge"} ${bus}:${device}.${fn} [${hex(record.vendorId)}:${hex(record.deviceId)}] buses ${secondary}-${subordinate}, memory ${memoryStart < this.memory ? `${hex(memoryStart)}-${hex(this.memory - 1)}` : "none"}`);
+    const prefetchable = this.prefetch > prefetchStart ? `, prefetchable ${hex(prefetchStart)}-${hex(this.prefetch - 1)}` : "";
+    this.log(`${rootPort ? "root port" : "bridge"} ${bus}:${device}.${fn} [${hex(record.vendorId)}:${hex(record.deviceId)}] buses ${secondary}-${subordinate}, memory ${memoryStart < this.memory ? `${hex(memoryStart)}-${hex(this.memory - 1)}` : "none"}${prefetchable}`);
   }
 
   /** Programs a memory base/limit pair (1 MiB granularity); closed when nothing was allocated. */

@@ -63,6 +63,11 @@ export class RootComplex {
     this.rootPort = { config, header };
   }
 
+  /** Virtual time, for software that measures how long things take. */
+  get now(): number {
+    return this.scheduler.now;
+  }
+
   /** Connects the root port's link: `send` carries TLPs down to the host card. */
   connect(send: (tlp: Uint8Array) => void): void {
     this.send = send;

@@ -42,6 +42,23 @@ export interface TrafficSpec {
   mix: TrafficMix;
 }
 
+/** A device in a chassis slot. */
+export interface DeviceSpec {
+  chassis: string;
+  slot: number;
+  kind: "dma-test" | "graphics";
+}
+
+/**
+ * A server with the host card `host` in its root port. Its OS enumerates at `enumerateNs`
+ * and then runs the drivers of the devices it finds.
+ */
+export interface ServerSpec {
+  name: string;
+  host: string;
+  enumerateNs: number;
+}
+
 export interface Scenario {
   name: string;
   description: string;
@@ -51,6 +68,8 @@ export interface Scenario {
   cables: CableSpec[];
   tunnels: TunnelSpec[];
   traffic: TrafficSpec[];
+  devices: DeviceSpec[];
+  servers: ServerSpec[];
 }
 
 /** Board ID of the IOV card, revision A (docs/registers.md). */
@@ -59,11 +78,11 @@ export const BOARD_ID = 0x10f0_0a01;
 export const SCENARIOS: Record<string, Scenario> = {
   default: {
     name: "default",
-    description: "a host card and a chassis card 100 m apart (10GbE, 0.1 % frame loss) power on, bring their tunnel up and carry DMA traffic both ways",
+    description: "a server's host card and a chassis card 100 m apart (10GbE, 0.1 % frame loss) bring their tunnel up; the server enumerates the remote graphics adapter and DMA test device, draws on the remote screen and runs verified DMA, while test traffic crosses both ways",
     durationNs: 3e9,
     logLevel: LogLevel.Info,
     cards: [
-      { name: "host", role: CardRole.Host, serial: 0x1000_0001, slots: 1, powerOnNs: 0 },
+      { name: "host", role: CardRole.Host, serial: 0x1000_0001, slots: 2, powerOnNs: 0 },
       { name: "chassis", role: CardRole.Chassis, serial: 0x2000_0001, slots: 2, powerOnNs: 250_000 },
     ],
     cables: [{ id: "cable", a: "host", b: "chassis", config: { lengthM: 100, aToB: { loss: 0.001 }, bToA: { loss: 0.001 } } }],
@@ -72,6 +91,11 @@ export const SCENARIOS: Record<string, Scenario> = {
       { from: "host", to: "chassis", count: 100_000, startNs: 10_000_000, payload: 256, mix: { posted: 1, nonPosted: 0, completion: 0 } },
       { from: "chassis", to: "host", count: 20_000, startNs: 10_000_000, payload: 64, mix: { posted: 6, nonPosted: 1, completion: 3 } },
     ],
+    devices: [
+      { chassis: "chassis", slot: 0, kind: "graphics" },
+      { chassis: "chassis", slot: 1, kind: "dma-test" },
+    ],
+    servers: [{ name: "server", host: "host", enumerateNs: 2_000_000 }],
   },
 };
 

@@ -16,6 +16,17 @@ import { Network } from "./net/network.ts";
 import { PcapWriter } from "./pcap.ts";
 import { TlpStream, DeliveryChecker } from "./traffic.ts";
 import { programTunnel } from "./tunnel-pair.ts";
+import { writeFileSync } from "node:fs";
+import { PcieLink } from "../../board/pcie/link.ts";
+import { HostSwitch } from "../../board/pcie/host-switch.ts";
+import { ChassisRoot } from "../../board/pcie/chassis-root.ts";
+import { DmaTestDevice } from "../../board/devices/dma-test.ts";
+import { GraphicsAdapter } from "../../board/devices/graphics.ts";
+import { RootComplex } from "../server/root-complex.ts";
+import { OperatingSystem, type PciFunction } from "../server/os.ts";
+import { spawn } from "../server/task.ts";
+import { dmaTestDriver, isDmaTest } from "../server/drivers/dma-test.ts";
+import { graphicsDriver, isGraphics, testPicture } from "../server/drivers/graphics.ts";
 import { openSession, type EngineKind, type EngineOptions } from "../engines/index.ts";
 import { EventScheduler } from "./scheduler.ts";
 import { BOARD_ID, macFor, type Scenario } from "./scenarios.ts";
@@ -36,6 +47,18 @@ export interface WorldOptions {
   verbose?: boolean;
   /** Capture every frame delivered on each cable: FILE, or FILE with the cable name inserted when there are several. */
   pcap?: string;
+  /** Save the first graphics adapter's screen as a PNG when the run ends. */
+  screenshot?: string;
+}
+
+/** Chassis slot number that scenario test traffic uses; devices sit in the others. */
+export const TRAFFIC_SLOT = 7;
+
+interface Server {
+  name: string;
+  rc: RootComplex;
+  os: OperatingSystem;
+  hostSwitch: HostSwitch;
 }
 
 interface Flow {
@@ -64,6 +87,12 @@ export class World {
   /** Flows by receiving tunnel: TLPs arriving there are checked against them. */
   private readonly inbound = new Map<TunnelEngine, Flow>();
   private readonly linkStates = new Map<string, LinkStateChange[]>();
+  private readonly chassisRoots = new Map<string, ChassisRoot>();
+  private readonly hostSwitches = new Map<TunnelEngine, HostSwitch>();
+  private readonly chassisTunnels = new Map<TunnelEngine, ChassisRoot>();
+  readonly servers: Server[] = [];
+  readonly graphics: GraphicsAdapter[] = [];
+  private dataErrors = 0;
 
   constructor(private readonly options: WorldOptions) {
     this.timeline = new Timeline(options.print ?? null);
@@ -80,13 +109,14 @@ export class World {
       const card = new Card(config, this.scheduler, entropy, this.observer(spec.name));
       const fabric = new Fabric({ boardId: BOARD_ID, mac: config.mac, tunnels: spec.role === CardRole.Host ? spec.slots : 1 }, this.scheduler, {
         event: (kind, tunnel, arg) => this.fabricEvent(card, kind, tunnel, arg),
-        deliver: (tlp, cls, tunnel) => this.deliver(tlp, cls, tunnel),
+        deliver: (tlp, cls, tunnel, slot) => this.deliver(tlp, cls, tunnel, slot),
       });
       card.fabric = fabric;
       this.cards.push(card);
       this.fabrics.set(spec.name, fabric);
       this.linkStates.set(spec.name, []);
     }
+    this.buildPcie();
     this.network = new Network(this.scheduler, options.seed);
     for (const cable of options.scenario.cables) {
       const link = this.network.connect(cable.id, null, null, cable.config);
@@ -101,6 +131,80 @@ export class World {
           capture.close();
         });
       }
+    }
+  }
+
+  /** Chassis roots with their devices, and each server with its host card's switch. */
+  private buildPcie(): void {
+    const { scenario } = this.options;
+    for (const spec of scenario.cards.filter((c) => c.role === CardRole.Chassis)) {
+      const tunnel = this.fabric(spec.name).tunnels[0];
+      const root = new ChassisRoot(this.scheduler, tunnel, spec.slots);
+      this.chassisRoots.set(spec.name, root);
+      this.chassisTunnels.set(tunnel, root);
+    }
+    for (const device of scenario.devices) {
+      const root = this.chassisRoots.get(device.chassis);
+      if (!root) throw new Error(`scenario ${scenario.name}: no chassis card named ${device.chassis}`);
+      if (device.kind === "graphics") {
+        const adapter = new GraphicsAdapter(this.scheduler);
+        this.graphics.push(adapter);
+        root.plug(device.slot, adapter);
+      } else root.plug(device.slot, new DmaTestDevice(this.scheduler));
+    }
+    for (const spec of scenario.servers) {
+      // One downstream port per slot of every chassis card the host card has a tunnel to.
+      const ports = scenario.tunnels
+        .filter((t) => t.host === spec.host)
+        .flatMap((t) => {
+          const chassis = scenario.cards.find((c) => c.name === t.chassis)!;
+          return Array.from({ length: chassis.slots }, (_, slot) => ({ tunnel: this.fabric(spec.host).tunnels[t.port], slot }));
+        });
+      const hostSwitch = new HostSwitch(ports);
+      for (const { tunnel } of ports) this.hostSwitches.set(tunnel, hostSwitch);
+      const rc = new RootComplex(this.scheduler);
+      const link = new PcieLink(this.scheduler, { generation: 3, lanes: 8, latencyNs: 150 });
+      rc.connect((tlp) => link.up.send(tlp));
+      link.up.onTlp = (tlp) => rc.receive(tlp);
+      hostSwitch.connect((tlp) => link.down.send(tlp));
+      link.down.onTlp = (tlp) => hostSwitch.receive(tlp);
+      const os = new OperatingSystem(rc, (line) => this.timeline.add({ timeNs: this.scheduler.now, card: spec.name, source: "os", text: line, level: "info" }));
+      this.servers.push({ name: spec.name, rc, os, hostSwitch });
+    }
+  }
+
+  /** Enumerates, then runs every driver the OS has for what it found. */
+  private boot(server: Server): void {
+    const say = (text: string, level: Level = "info") => this.timeline.add({ timeNs: this.scheduler.now, card: server.name, source: "os", text, level });
+    say("enumerating PCI");
+    spawn(server.os.enumerate(), (found) => {
+      if (found instanceof Error) {
+        say(`enumeration failed: ${found.message}`, "error");
+        return;
+      }
+      say(`enumeration done: ${found.length} functions`);
+      for (const fn of found) this.bind(server, fn, say);
+    });
+  }
+
+  private bind(server: Server, fn: PciFunction, say: (text: string, level?: Level) => void): void {
+    const where = `${fn.bus}:${fn.device}.${fn.fn}`;
+    if (isGraphics(fn)) {
+      spawn(graphicsDriver(server.os, fn), (result) => {
+        if (result instanceof Error) return say(`graphics ${where}: ${result.message}`, "error");
+        const adapter = this.graphics.find((g) => g.routingId === ((fn.bus << 8) | (fn.device << 3)));
+        const same = adapter !== undefined && Buffer.compare(Buffer.from(adapter.framebuffer.subarray(0, result.bytes)), Buffer.from(testPicture(result.width, result.height))) === 0;
+        if (!same) this.dataErrors++;
+        say(`graphics ${where}: test picture drawn, ${result.width}x${result.height}${same ? ", remote framebuffer matches" : ", remote framebuffer DIFFERS"}`, same ? "info" : "error");
+      });
+    } else if (isDmaTest(fn)) {
+      spawn(dmaTestDriver(server.os, fn, 0x1_0000_0000, 1 << 20, 0x5eed), (result) => {
+        if (result instanceof Error) return say(`dma-test ${where}: ${result.message}`, "error");
+        const errors = result.hostMismatches + result.deviceErrors;
+        this.dataErrors += errors;
+        const rate = (ns: number) => (((1 << 20) * 8) / ns).toFixed(2);
+        say(`dma-test ${where}: 1 MiB written to server memory in ${(result.writeNs / 1000).toFixed(1)} µs (${rate(result.writeNs)} Gb/s) and read back in ${(result.verifyNs / 1000).toFixed(1)} µs (${rate(result.verifyNs)} Gb/s), ${errors} word errors`, errors ? "error" : "info");
+      });
     }
   }
 
@@ -126,8 +230,15 @@ export class World {
     if (kind === FabricEventKind.RetryLimit) this.linkState(card.name, `tunnel${tunnel}:retry-exhausted`);
   }
 
-  private deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine): void {
-    this.inbound.get(tunnel)?.checker.deliver(tlp);
+  /** A TLP out of a tunnel: test traffic to its checker, the rest to the card's PCIe side. */
+  private deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void {
+    if (slot === TRAFFIC_SLOT) this.inbound.get(tunnel)?.checker.deliver(tlp);
+    else {
+      const copy = tlp.slice();
+      const chassis = this.chassisTunnels.get(tunnel);
+      if (chassis) chassis.fromHost(copy, slot);
+      else this.hostSwitches.get(tunnel)?.fromTunnel(copy);
+    }
     tunnel.release(cls, tlp);
   }
 
@@ -158,7 +269,7 @@ export class World {
     this.inbound.set(this.tunnelBetween(spec.to, spec.from), flow);
     this.note(spec.from, `traffic: ${spec.count} TLPs of ${spec.payload} bytes to ${spec.to} start`);
     const feed = () => {
-      while (tunnel.queuedTlps < 256 && stream.count < spec.count) tunnel.submit(stream.next());
+      while (tunnel.queuedTlps < 256 && stream.count < spec.count) tunnel.submit(stream.next(), TRAFFIC_SLOT);
       if (stream.count < spec.count) this.scheduler.at(this.scheduler.now + 2_000, feed);
       else this.scheduler.at(this.scheduler.now + 2_000, () => this.watchDone(flow));
     };
@@ -217,6 +328,16 @@ export class World {
     });
     for (const hook of this.startHooks) await hook(this);
     for (const spec of scenario.tunnels) if (spec.atNs <= duration) this.scheduler.at(spec.atNs, () => this.bringUp(spec));
+    scenario.servers.forEach((spec, i) => {
+      if (spec.enumerateNs <= duration) this.scheduler.at(spec.enumerateNs, () => this.boot(this.servers[i]));
+    });
+    if (this.options.screenshot) {
+      const file = this.options.screenshot;
+      this.stopHooks.push(() => {
+        if (this.graphics.length === 0) throw new Error(`scenario ${scenario.name} has no graphics adapter to take a screenshot of`);
+        writeFileSync(file, this.graphics[0].screenshot());
+      });
+    }
     scenario.traffic.forEach((spec, i) => {
       if (spec.startNs <= duration) this.scheduler.at(spec.startNs, () => this.startTraffic(spec, i));
     });
@@ -256,8 +377,8 @@ export class World {
         duplicated: this.flows.reduce((n, f) => n + f.checker.duplicates, 0),
         reordered: this.flows.reduce((n, f) => n + f.checker.misordered, 0),
       },
-      hostCompletionTimeouts: 0,
-      dataVerificationErrors: 0,
+      hostCompletionTimeouts: this.servers.reduce((n, s) => n + s.rc.counters.completionTimeouts, 0),
+      dataVerificationErrors: this.dataErrors,
       hotplugEvents: Object.fromEntries(cards.filter((c) => c.role === "host").map((c) => [c.name, { removals: 0, insertions: 0 }])),
       firmwareTraps: cards.reduce((n, c) => n + c.stats.traps, 0),
       mailboxErrors: cards.reduce((n, c) => n + c.stats.mailboxErrors, 0),

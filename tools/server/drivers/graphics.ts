@@ -33,7 +33,7 @@ export function testPicture(width: number, height: number): Uint8Array {
   return out;
 }
 
-export function* graphicsDriver(os: OperatingSystem, fn: PciFunction): Task<{ width: number; height: number; bytes: number }> {
+export function* graphicsDriver(os: OperatingSystem, fn: PciFunction): Task<{ width: number; height: number; bytes: number; frames: number }> {
   const framebuffer = fn.bars.find((b) => b.index === 0);
   const registers = fn.bars.find((b) => b.index === 2);
   if (!framebuffer || !registers) throw new Error(`graphics ${fn.bus}:${fn.device}.${fn.fn} lacks its BARs`);
@@ -53,5 +53,7 @@ export function* graphicsDriver(os: OperatingSystem, fn: PciFunction): Task<{ wi
     }
   }
   yield* wait(os.rc.memoryWrite(registers.address + GfxReg.Frames, Uint8Array.of(1, 0, 0, 0)));
-  return { width, height, bytes: width * height * 4 };
+  // A read cannot pass the writes before it: when it completes, the whole frame has landed.
+  const frames = yield* reg(GfxReg.Frames);
+  return { width, height, bytes: width * height * 4, frames };
 }
