@@ -4,13 +4,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
-import { tunnelPair } from "../../tools/sim/tunnel-pair.ts";
-import { PcieLink } from "../../board/pcie/link.ts";
-import { HostSwitch } from "../../board/pcie/host-switch.ts";
-import { ChassisRoot } from "../../board/pcie/chassis-root.ts";
+import { remotePcie } from "../../tools/sim/remote-pcie.ts";
 import { DmaTestDevice } from "../../board/devices/dma-test.ts";
-import { RootComplex } from "../../tools/server/root-complex.ts";
-import { OperatingSystem, type PciFunction } from "../../tools/server/os.ts";
+import type { PciFunction } from "../../tools/server/os.ts";
 import { spawn, type Task } from "../../tools/server/task.ts";
 import { dmaTestDriver, isDmaTest, type DmaTestResult } from "../../tools/server/drivers/dma-test.ts";
 import { TunnelReg, TUNNEL_BASE } from "../../board/map/registers.ts";
@@ -20,30 +16,10 @@ import { PNG } from "pngjs";
 
 function server(loss = 0, withGraphics = false) {
   const scheduler = new EventScheduler();
-  const { a, b } = tunnelPair(scheduler, { mtu: 9000, link: { lengthM: 10, seed: 3, aToB: { loss }, bToA: { loss } } });
-  const hostSwitch = new HostSwitch([{ tunnel: a.tunnel, slot: 0 }, { tunnel: a.tunnel, slot: 1 }]);
-  const chassis = new ChassisRoot(scheduler, b.tunnel, 2);
   const device = new DmaTestDevice(scheduler);
-  chassis.plug(0, device);
   const graphics = new GraphicsAdapter(scheduler);
-  if (withGraphics) chassis.plug(1, graphics);
-  a.onTlp = (tlp, cls, tunnel) => {
-    hostSwitch.fromTunnel(tlp.slice());
-    tunnel.release(cls, tlp);
-  };
-  b.onTlp = (tlp, cls, tunnel, slot) => {
-    chassis.fromHost(tlp.slice(), slot);
-    tunnel.release(cls, tlp);
-  };
-  const rc = new RootComplex(scheduler);
-  const link = new PcieLink(scheduler, { generation: 3, lanes: 8, latencyNs: 150 });
-  rc.connect((tlp) => link.up.send(tlp));
-  link.up.onTlp = (tlp) => rc.receive(tlp);
-  hostSwitch.connect((tlp) => link.down.send(tlp));
-  link.down.onTlp = (tlp) => hostSwitch.receive(tlp);
-  const log: string[] = [];
-  const os = new OperatingSystem(rc, (line) => log.push(line));
-  return { scheduler, os, rc, device, graphics, a, b, log };
+  const remote = remotePcie(scheduler, { slots: [device, withGraphics ? graphics : null], impair: { loss }, seed: 3 });
+  return { scheduler, device, graphics, ...remote, a: remote.host, b: remote.chassis };
 }
 
 /** Runs a task to completion in virtual time and returns its result. */

@@ -1,0 +1,64 @@
+// PCIe across the tunnel: round-trip time of a 4-byte memory read from the server to a
+// remote device, idle and with the tunnel saturated by writes both ways. 10 m of cable,
+// 10GbE, MTU 9000, fixed seeds.
+
+import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
+import { EventScheduler } from "../tools/sim/scheduler.ts";
+import { remotePcie } from "../tools/sim/remote-pcie.ts";
+import { spawn, wait, type Task } from "../tools/server/task.ts";
+import { TlpStream } from "../tools/sim/traffic.ts";
+import { DmaTestDevice, DmaReg } from "../board/devices/dma-test.ts";
+import type { Section } from "./metrics.ts";
+
+const TRAFFIC_SLOT = 7;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Round-trip times of `count` back-to-back 4-byte reads of a device register, in ns. */
+export async function readRoundTrips(count: number, loaded: boolean): Promise<number[]> {
+  const scheduler = new EventScheduler();
+  const remote = remotePcie(scheduler, { slots: [new DmaTestDevice(scheduler)], lengthM: 10, trafficSlot: TRAFFIC_SLOT, onTraffic: () => {} });
+  await scheduler.run(50_000);
+  const samples: number[] = [];
+  let finished = false;
+  const { os, rc } = remote;
+  function* measure(): Task<void> {
+    const found = yield* os.enumerate();
+    const bar = found.find((f) => f.bars.length > 0)!.bars[0].address;
+    for (let i = 0; i < count; i++) {
+      const start = rc.now;
+      yield* wait(rc.memoryRead(bar + DmaReg.Id, 4));
+      samples.push(rc.now - start);
+    }
+  }
+  if (loaded) {
+    // 256-byte writes both ways, as fast as the tunnel takes them.
+    const streams = [remote.host.tunnel, remote.chassis.tunnel].map((tunnel, i) => ({ tunnel, stream: new TlpStream(xoroshiro128plus(i + 1), { posted: 1, nonPosted: 0, completion: 0 }, 256) }));
+    const feed = () => {
+      if (finished) return;
+      for (const { tunnel, stream } of streams) while (tunnel.queuedTlps < 128) tunnel.submit(stream.next(), TRAFFIC_SLOT);
+      scheduler.at(scheduler.now + 1_000, feed);
+    };
+    feed();
+  }
+  spawn(measure(), () => (finished = true));
+  while (!finished) await scheduler.run(scheduler.now + 1_000_000);
+  return samples;
+}
+
+export async function pcieBenchmarks(options: { quick: boolean }, progress: (text: string) => void): Promise<Section> {
+  const count = options.quick ? 300 : 2000;
+  progress(`4-byte memory read round trips, idle (${count})`);
+  const idle = (await readRoundTrips(count, false)).sort((x, y) => x - y);
+  progress(`4-byte memory read round trips, tunnel saturated both ways (${count})`);
+  const loaded = (await readRoundTrips(count, true)).sort((x, y) => x - y);
+  return {
+    rows: [
+      { id: "mrd_rtt_ns.idle.p50", metric: { value: percentile(idle, 50), unit: "ns" } },
+      { id: "mrd_rtt_ns.loaded.p99", metric: { value: percentile(loaded, 99), unit: "ns" }, baseline: "mrd_rtt_ns.idle.p50" },
+    ],
+    notes: ["mrd_rtt_ns: server to a device register in a chassis slot and back: root port link (Gen3 x8, 150 ns), host switch, tunnel over 10 m (MTU 9000), chassis slot link (Gen3 x4, 150 ns)"],
+  };
+}
