@@ -8,6 +8,8 @@ import { remotePcie } from "../tools/sim/remote-pcie.ts";
 import { spawn, wait, type Task } from "../tools/server/task.ts";
 import { TlpStream } from "../tools/sim/traffic.ts";
 import { DmaTestDevice, DmaReg } from "../board/devices/dma-test.ts";
+import { InputDevice } from "../board/devices/input.ts";
+import { inputDriver, isInput } from "../tools/server/drivers/input.ts";
 import type { Section } from "./metrics.ts";
 
 const TRAFFIC_SLOT = 7;
@@ -48,16 +50,36 @@ export async function readRoundTrips(count: number, loaded: boolean): Promise<nu
   return samples;
 }
 
+/** Latencies, in ns, from a key press at the chassis to the server's driver taking its report. */
+export async function inputLatencies(keys: number): Promise<number[]> {
+  const scheduler = new EventScheduler();
+  const input = new InputDevice(scheduler);
+  const remote = remotePcie(scheduler, { slots: [input], lengthM: 10 });
+  await scheduler.run(50_000);
+  const latencies: number[] = [];
+  spawn((function* (): Task<void> {
+    const found = yield* remote.os.enumerate();
+    yield* inputDriver(remote.os, found.find(isInput)!, 0x2_0000_0000, 64, (_, latency) => latencies.push(latency));
+  })());
+  await scheduler.run(scheduler.now + 1_000_000);
+  for (let i = 0; i < keys; i++) scheduler.at(scheduler.now + (i + 1) * 100_000, () => input.key(0x61 + (i % 26), true));
+  await scheduler.run(scheduler.now + (keys + 2) * 100_000);
+  return latencies;
+}
+
 export async function pcieBenchmarks(options: { quick: boolean }, progress: (text: string) => void): Promise<Section> {
   const count = options.quick ? 300 : 2000;
   progress(`4-byte memory read round trips, idle (${count})`);
   const idle = (await readRoundTrips(count, false)).sort((x, y) => x - y);
   progress(`4-byte memory read round trips, tunnel saturated both ways (${count})`);
   const loaded = (await readRoundTrips(count, true)).sort((x, y) => x - y);
+  progress("key press to driver latency (200 keys)");
+  const input = (await inputLatencies(200)).sort((x, y) => x - y);
   return {
     rows: [
       { id: "mrd_rtt_ns.idle.p50", metric: { value: percentile(idle, 50), unit: "ns" } },
       { id: "mrd_rtt_ns.loaded.p99", metric: { value: percentile(loaded, 99), unit: "ns" }, baseline: "mrd_rtt_ns.idle.p50" },
+      { id: "input_latency_us.p50", metric: { value: percentile(input, 50) / 1000, unit: "µs" } },
     ],
     notes: ["mrd_rtt_ns: server to a device register in a chassis slot and back: root port link (Gen3 x8, 150 ns), host switch, tunnel over 10 m (MTU 9000), chassis slot link (Gen3 x4, 150 ns)"],
   };

@@ -13,6 +13,9 @@ import { TunnelReg, TUNNEL_BASE } from "../../board/map/registers.ts";
 import { GraphicsAdapter } from "../../board/devices/graphics.ts";
 import { graphicsDriver, isGraphics, testPicture } from "../../tools/server/drivers/graphics.ts";
 import { PNG } from "pngjs";
+import { InputDevice, InputReg, ReportKind, type InputReport } from "../../board/devices/input.ts";
+import { inputDriver, isInput } from "../../tools/server/drivers/input.ts";
+import { wait } from "../../tools/server/task.ts";
 
 function server(loss = 0, withGraphics = false) {
   const scheduler = new EventScheduler();
@@ -100,4 +103,49 @@ test("the driver draws the test picture on the remote screen, and the screenshot
   assert.deepEqual(new Uint8Array(png.data), graphics.rgba());
   assert.deepEqual([...png.data.subarray(4 * (100 * 640 + 40), 4 * (100 * 640 + 40) + 4)], [255, 255, 255, 255], "the first bar is white");
   assert.deepEqual([...png.data.subarray(4 * (100 * 640 + 120), 4 * (100 * 640 + 120) + 4)], [255, 255, 0, 255], "the second yellow");
+});
+
+test("keys and mouse moves at the chassis reach the server's driver in order, each within microseconds", async () => {
+  const scheduler = new EventScheduler();
+  const input = new InputDevice(scheduler);
+  const remote = remotePcie(scheduler, { slots: [input], seed: 4 });
+  await scheduler.run(50_000);
+  const found = await run(scheduler, remote.os.enumerate());
+  const fn = found.find(isInput)!;
+  const got: [InputReport, number][] = [];
+  spawn(inputDriver(remote.os, fn, 0x2_0000_0000, 64, (report, latency) => got.push([report, latency])));
+  await scheduler.run(scheduler.now + 100_000);
+  const text = "hello, server";
+  const start = scheduler.now;
+  [...text].forEach((ch, i) => {
+    scheduler.at(start + i * 1_000_000, () => input.key(ch.charCodeAt(0), true));
+    scheduler.at(start + i * 1_000_000 + 300_000, () => input.mouse(i, 1 - i, 1));
+  });
+  await scheduler.run(start + text.length * 1_000_000 + 1_000_000);
+  const keys = got.filter(([r]) => r.kind === ReportKind.Key).map(([r]) => String.fromCharCode(r.code)).join("");
+  assert.equal(keys, text);
+  assert.deepEqual(got.filter(([r]) => r.kind === ReportKind.Mouse).map(([r]) => [r.dx, r.dy, r.state]), [...text].map((_, i) => [i, 1 - i, 1]));
+  const latencies = got.map(([, l]) => l);
+  assert.ok(latencies.every((l) => l > 500 && l < 20_000), `latencies ${Math.min(...latencies)}..${Math.max(...latencies)} ns`);
+  assert.equal(input.counters.blockedRequests, 0);
+});
+
+test("an input device with a full ring counts what it drops instead of overwriting", async () => {
+  const scheduler = new EventScheduler();
+  const input = new InputDevice(scheduler);
+  const remote = remotePcie(scheduler, { slots: [input], seed: 4 });
+  await scheduler.run(50_000);
+  const found = await run(scheduler, remote.os.enumerate());
+  const fn = found.find(isInput)!;
+  const bar = fn.bars[0].address;
+  const write = (offset: number, value: number) => spawn((function* () { yield* wait(remote.rc.memoryWrite(bar + offset, Uint8Array.of(value & 0xff, (value >> 8) & 0xff, 0, 0))); })());
+  remote.rc.memory.write(0x3000_0000, new Uint8Array(64));
+  write(InputReg.Ring, 0);
+  write(InputReg.Entries, 2);
+  write(InputReg.Control, 1);
+  await scheduler.run(scheduler.now + 100_000);
+  for (let i = 0; i < 5; i++) input.key(65 + i, true); // nobody consumes: two fit
+  await scheduler.run(scheduler.now + 100_000);
+  const [dropped] = await run(scheduler, (function* () { return [new DataView((yield* wait(remote.rc.memoryRead(bar + InputReg.Dropped, 4))).buffer).getUint32(0, true)]; })());
+  assert.equal(dropped, 3);
 });

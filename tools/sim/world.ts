@@ -27,6 +27,8 @@ import { OperatingSystem, type PciFunction } from "../server/os.ts";
 import { spawn } from "../server/task.ts";
 import { dmaTestDriver, isDmaTest } from "../server/drivers/dma-test.ts";
 import { graphicsDriver, isGraphics, testPicture } from "../server/drivers/graphics.ts";
+import { InputDevice, ReportKind } from "../../board/devices/input.ts";
+import { inputDriver, isInput } from "../server/drivers/input.ts";
 import { openSession, type EngineKind, type EngineOptions } from "../engines/index.ts";
 import { EventScheduler } from "./scheduler.ts";
 import { BOARD_ID, macFor, type Scenario } from "./scenarios.ts";
@@ -92,6 +94,8 @@ export class World {
   private readonly chassisTunnels = new Map<TunnelEngine, ChassisRoot>();
   readonly servers: Server[] = [];
   readonly graphics: GraphicsAdapter[] = [];
+  /** Keyboard/mouse devices with what has been typed at them so far and what the server's driver received. */
+  readonly inputs: { device: InputDevice; typed: string; typedAt: number[]; keys: string; reports: number; latenciesNs: number[] }[] = [];
   private dataErrors = 0;
 
   constructor(private readonly options: WorldOptions) {
@@ -150,6 +154,23 @@ export class World {
         const adapter = new GraphicsAdapter(this.scheduler);
         this.graphics.push(adapter);
         root.plug(device.slot, adapter);
+      } else if (device.kind === "keyboard-mouse") {
+        const input = new InputDevice(this.scheduler);
+        root.plug(device.slot, input);
+        const entry = { device: input, typed: "", typedAt: [] as number[], keys: "", reports: 0, latenciesNs: [] as number[] };
+        this.inputs.push(entry);
+        const typing = device.typing;
+        if (typing) {
+          [...typing.text].forEach((ch, i) => {
+            const at = typing.startNs + i * typing.intervalNs;
+            this.scheduler.at(at, () => {
+              entry.typed += ch;
+              entry.typedAt.push(at);
+              input.key(ch.charCodeAt(0), true);
+            });
+            this.scheduler.at(at + typing.intervalNs / 2, () => input.mouse(4, (i % 5) - 2));
+          });
+        }
       } else root.plug(device.slot, new DmaTestDevice(this.scheduler));
     }
     for (const spec of scenario.servers) {
@@ -196,6 +217,25 @@ export class World {
         const same = adapter !== undefined && Buffer.compare(Buffer.from(adapter.framebuffer.subarray(0, result.bytes)), Buffer.from(testPicture(result.width, result.height))) === 0;
         if (!same) this.dataErrors++;
         say(`graphics ${where}: test picture drawn, ${result.width}x${result.height}${same ? ", remote framebuffer matches" : ", remote framebuffer DIFFERS"}`, same ? "info" : "error");
+      });
+    } else if (isInput(fn)) {
+      const entry = this.inputs.find((e) => e.device.routingId === ((fn.bus << 8) | (fn.device << 3)));
+      if (!entry) return;
+      say(`keyboard/mouse ${where}: driver listening`);
+      spawn(inputDriver(server.os, fn, 0x2_0000_0000 + 0x10000 * this.inputs.indexOf(entry), 64, (report, latency) => {
+        entry.reports++;
+        entry.latenciesNs.push(latency);
+        if (report.kind === ReportKind.Key) entry.keys += String.fromCharCode(report.code);
+      }));
+      this.stopHooks.push(() => {
+        const sorted = [...entry.latenciesNs].sort((x, y) => x - y);
+        // Keys typed in the last millisecond may still be on their way; anything older must have arrived.
+        const due = entry.typedAt.filter((t) => t <= this.scheduler.now - 1_000_000).length;
+        const ok = entry.typed.startsWith(entry.keys) && entry.keys.length >= due;
+        if (!ok) this.dataErrors++;
+        const p50 = sorted.length ? (sorted[Math.floor(sorted.length / 2)] / 1000).toFixed(2) : "-";
+        const max = sorted.length ? (sorted[sorted.length - 1] / 1000).toFixed(2) : "-";
+        say(`keyboard/mouse ${where}: received "${entry.keys}" (${entry.reports} reports)${ok ? "" : `, typed "${entry.typed}"`}; latency p50 ${p50} µs, max ${max} µs`, ok ? "info" : "error");
       });
     } else if (isDmaTest(fn)) {
       spawn(dmaTestDriver(server.os, fn, 0x1_0000_0000, 1 << 20, 0x5eed), (result) => {
