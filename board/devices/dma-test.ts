@@ -13,6 +13,7 @@
 //   0x24 DONE_NS  ro  virtual time the last operation took, ns (saturates at 2^32 - 1)
 
 import { Endpoint, DmaError } from "../pcie/endpoint.ts";
+import { readRegisters, storeEnabled } from "./mmio.ts";
 import type { Scheduler } from "../scheduler.ts";
 
 export const DMA_TEST_ID = 0x444d4131;
@@ -72,22 +73,12 @@ export class DmaTestDevice extends Endpoint {
   }
 
   protected mmioRead(bar: number, offset: number, length: number): Uint8Array | null {
-    if (bar !== 0) return null;
-    const out = new Uint8Array(length);
-    for (let i = 0; i < length; i++) out[i] = offset + i < this.regs.byteLength ? this.regs.getUint8(offset + i) : 0;
-    return out;
+    return bar === 0 ? readRegisters(this.regs, offset, length) : null;
   }
 
   protected mmioWrite(bar: number, offset: number, data: Uint8Array, firstBe: number, lastBe: number): void {
     if (bar !== 0) return;
-    const dws = data.length / 4;
-    for (let i = 0; i < data.length; i++) {
-      const dw = i >> 2;
-      const be = dw === 0 ? firstBe : dw === dws - 1 ? lastBe : 0xf;
-      if (((be >> (i & 3)) & 1) === 0) continue;
-      const at = offset + i;
-      if (at >= DmaReg.Address && at < DmaReg.Seed + 4) this.regs.setUint8(at, data[i]);
-    }
+    storeEnabled(this.regs, offset, data, firstBe, lastBe, DmaReg.Address, DmaReg.Seed + 4);
     if (offset <= DmaReg.Control && offset + data.length > DmaReg.Control) {
       this.command(new DataView(data.buffer, data.byteOffset).getUint32(DmaReg.Control - offset, true));
     }

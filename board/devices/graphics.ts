@@ -15,6 +15,7 @@
 
 import { PNG } from "pngjs";
 import { Endpoint } from "../pcie/endpoint.ts";
+import { readRegisters, storeEnabled } from "./mmio.ts";
 import type { Scheduler } from "../scheduler.ts";
 
 export const GRAPHICS_VENDOR = 0x1fff;
@@ -53,20 +54,12 @@ export class GraphicsAdapter extends Endpoint {
     if (bar === 0) return this.framebuffer.slice(offset, offset + length);
     if (bar !== 2) return null;
     this.regs.setUint32(GfxReg.Frames, this.frames, true);
-    const out = new Uint8Array(length);
-    for (let i = 0; i < length && offset + i < this.regs.byteLength; i++) out[i] = this.regs.getUint8(offset + i);
-    return out;
+    return readRegisters(this.regs, offset, length);
   }
 
   protected mmioWrite(bar: number, offset: number, data: Uint8Array, firstBe: number, lastBe: number): void {
-    if (bar === 0) {
-      const dws = data.length / 4;
-      for (let i = 0; i < data.length; i++) {
-        const dw = i >> 2;
-        const be = dw === 0 ? firstBe : dw === dws - 1 ? lastBe : 0xf;
-        if ((be >> (i & 3)) & 1) this.framebuffer[offset + i] = data[i];
-      }
-    } else if (bar === 2 && offset <= GfxReg.Frames && offset + data.length > GfxReg.Frames) {
+    if (bar === 0) storeEnabled(this.framebuffer, offset, data, firstBe, lastBe);
+    else if (bar === 2 && offset <= GfxReg.Frames && offset + data.length > GfxReg.Frames) {
       this.frames++;
     }
   }

@@ -16,6 +16,7 @@
 // the event at the device.
 
 import { Endpoint } from "../pcie/endpoint.ts";
+import { readRegisters, storeEnabled } from "./mmio.ts";
 import type { Scheduler } from "../scheduler.ts";
 
 export const INPUT_VENDOR = 0x1fff;
@@ -84,21 +85,12 @@ export class InputDevice extends Endpoint {
   }
 
   protected mmioRead(bar: number, offset: number, length: number): Uint8Array | null {
-    if (bar !== 0) return null;
-    const out = new Uint8Array(length);
-    for (let i = 0; i < length && offset + i < this.regs.byteLength; i++) out[i] = this.regs.getUint8(offset + i);
-    return out;
+    return bar === 0 ? readRegisters(this.regs, offset, length) : null;
   }
 
   protected mmioWrite(bar: number, offset: number, data: Uint8Array, firstBe: number, lastBe: number): void {
     if (bar !== 0) return;
-    const dws = data.length / 4;
-    for (let i = 0; i < data.length; i++) {
-      const dw = i >> 2;
-      const be = dw === 0 ? firstBe : dw === dws - 1 ? lastBe : 0xf;
-      const at = offset + i;
-      if (((be >> (i & 3)) & 1) && at >= InputReg.Ring && at < InputReg.Dropped) this.regs.setUint8(at, data[i]);
-    }
+    storeEnabled(this.regs, offset, data, firstBe, lastBe, InputReg.Ring, InputReg.Dropped);
     if (offset <= InputReg.Control && offset + data.length > InputReg.Control && this.reg(InputReg.Control) & 1) {
       this.head = 0;
       this.regs.setUint32(InputReg.Tail, 0, true);
