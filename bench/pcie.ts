@@ -9,6 +9,8 @@ import { spawn, wait, type Task } from "../tools/server/task.ts";
 import { TlpStream } from "../tools/sim/traffic.ts";
 import { DmaTestDevice, DmaReg } from "../board/devices/dma-test.ts";
 import { InputDevice } from "../board/devices/input.ts";
+import { NvmeController } from "../board/devices/nvme/controller.ts";
+import { nvmeInit, isNvme } from "../tools/server/drivers/nvme.ts";
 import { inputDriver, isInput } from "../tools/server/drivers/input.ts";
 import type { Section } from "./metrics.ts";
 
@@ -67,12 +69,51 @@ export async function inputLatencies(keys: number): Promise<number[]> {
   return latencies;
 }
 
+/**
+ * NVMe throughput at queue depth 32 with 128 KiB commands: 32 tasks each issue `perTask`
+ * commands back to back; Gb/s of data from the first submission to the last completion.
+ */
+export async function nvmeThroughput(write: boolean, perTask: number): Promise<number> {
+  const scheduler = new EventScheduler();
+  const remote = remotePcie(scheduler, { slots: [new NvmeController(scheduler)], lengthM: 10 });
+  await scheduler.run(50_000);
+  const chunk = 128 * 1024;
+  let started = 0;
+  let finished = 0;
+  let last = 0;
+  spawn((function* (): Task<void> {
+    const found = yield* remote.os.enumerate();
+    const disk = yield* nvmeInit(remote.os, found.find(isNvme)!, 0x3_0000_0000);
+    const data = new Uint8Array(chunk).fill(0x5a);
+    started = remote.rc.now;
+    for (let q = 0; q < 32; q++) {
+      const buffer = 0x10_0000_0000 + q * 0x100_0000;
+      spawn((function* (): Task<void> {
+        for (let i = 0; i < perTask; i++) {
+          const lba = ((q * perTask + i) * chunk) / 512;
+          if (write) yield* disk.write(lba, data, buffer, buffer + 0x80_0000);
+          else yield* disk.read(lba, chunk / 512, buffer, buffer + 0x80_0000);
+        }
+        finished++;
+        last = remote.rc.now;
+      })());
+    }
+  })());
+  while (finished < 32) await scheduler.run(scheduler.now + 1_000_000);
+  return (32 * perTask * chunk * 8) / (last - started);
+}
+
 export async function pcieBenchmarks(options: { quick: boolean }, progress: (text: string) => void): Promise<Section> {
   const count = options.quick ? 300 : 2000;
   progress(`4-byte memory read round trips, idle (${count})`);
   const idle = (await readRoundTrips(count, false)).sort((x, y) => x - y);
   progress(`4-byte memory read round trips, tunnel saturated both ways (${count})`);
   const loaded = (await readRoundTrips(count, true)).sort((x, y) => x - y);
+  const perTask = options.quick ? 2 : 8;
+  progress(`NVMe writes, queue depth 32, 128 KiB (${32 * perTask} commands)`);
+  const nvmeWrite = await nvmeThroughput(true, perTask);
+  progress(`NVMe reads, queue depth 32, 128 KiB (${32 * perTask} commands)`);
+  const nvmeRead = await nvmeThroughput(false, perTask);
   progress("key press to driver latency (200 keys)");
   const input = (await inputLatencies(200)).sort((x, y) => x - y);
   return {
@@ -80,7 +121,9 @@ export async function pcieBenchmarks(options: { quick: boolean }, progress: (tex
       { id: "mrd_rtt_ns.idle.p50", metric: { value: percentile(idle, 50), unit: "ns" } },
       { id: "mrd_rtt_ns.loaded.p99", metric: { value: percentile(loaded, 99), unit: "ns" }, baseline: "mrd_rtt_ns.idle.p50" },
       { id: "input_latency_us.p50", metric: { value: percentile(input, 50) / 1000, unit: "µs" } },
+      { id: "nvme_write_gbps", metric: { value: nvmeWrite, unit: "Gb/s" } },
+      { id: "nvme_read_gbps", metric: { value: nvmeRead, unit: "Gb/s" }, baseline: "nvme_write_gbps" },
     ],
-    notes: ["mrd_rtt_ns: server to a device register in a chassis slot and back: root port link (Gen3 x8, 150 ns), host switch, tunnel over 10 m (MTU 9000), chassis slot link (Gen3 x4, 150 ns)"],
+    notes: ["nvme_*_gbps: queue depth 32, 128 KiB commands, 10 m of cable at MTU 9000; the media answers at once, so the figures are the path's", "mrd_rtt_ns: server to a device register in a chassis slot and back: root port link (Gen3 x8, 150 ns), host switch, tunnel over 10 m (MTU 9000), chassis slot link (Gen3 x4, 150 ns)"],
   };
 }

@@ -95,6 +95,7 @@ test("iov sim prints a timeline and writes a summary that is the same for the sa
   assert.equal(summary.dataVerificationErrors, 0);
   assert.match(runs[0].stdout, /server   os      graphics 3:0.0: test picture drawn, 640x480, remote framebuffer matches/);
   assert.match(runs[0].stdout, /server   os      dma-test 4:0.0: 1 MiB written to server memory .* 0 word errors/);
+  assert.match(runs[0].stdout, /server   os      nvme 6:0.0: IOV remote NVMe \(131072 blocks of 512 bytes\): 1 MiB written in .* and read back, 0 of 8 commands' data differ/);
   assert.match(runs[0].stdout, /server   os      keyboard\/mouse 5:0.0: received "hello from the chassis" \(44 reports\); latency p50 \d+\.\d+ µs/);
   assert.equal(summary.firmwareTraps, 0);
   assert.equal(summary.mailboxErrors, 0);

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
-import { SparseMemory } from "../../tools/server/memory.ts";
+import { SparseMemory } from "../../board/memory.ts";
 import { PcieLink } from "../../board/pcie/link.ts";
 import { encodeTlp, decodeTlp, isMalformed, CplStatus, DEFAULT_COMMON, type Tlp, type Completion } from "../../board/pcie/tlp.ts";
 import { DmaTestDevice, DmaReg, DmaCommand, DmaStatus, DMA_TEST_ID, DMA_TEST_VENDOR, DMA_TEST_DEVICE, pattern } from "../../board/devices/dma-test.ts";

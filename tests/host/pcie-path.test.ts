@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
 import { tunnelPair } from "../../tools/sim/tunnel-pair.ts";
-import { SparseMemory } from "../../tools/server/memory.ts";
+import { SparseMemory } from "../../board/memory.ts";
 import { PcieLink } from "../../board/pcie/link.ts";
 import { HostSwitch, HOST_SWITCH_VENDOR, UPSTREAM_DEVICE_ID, DOWNSTREAM_DEVICE_ID } from "../../board/pcie/host-switch.ts";
 import { ChassisRoot } from "../../board/pcie/chassis-root.ts";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SparseMemory } from "../../tools/server/memory.ts";
+import { SparseMemory } from "../../board/memory.ts";
 import { PcieLink, linkBytesPerNs, writeStreamBytesPerNs, TLP_FRAMING_BYTES } from "../../board/pcie/link.ts";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
 import { memoryWrite } from "../../board/pcie/tlp.ts";

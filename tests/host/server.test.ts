@@ -16,6 +16,10 @@ import { PNG } from "pngjs";
 import { InputDevice, InputReg, ReportKind, type InputReport } from "../../board/devices/input.ts";
 import { inputDriver, isInput } from "../../tools/server/drivers/input.ts";
 import { wait } from "../../tools/server/task.ts";
+import { NvmeController } from "../../board/devices/nvme/controller.ts";
+import { nvmeInit, isNvme } from "../../tools/server/drivers/nvme.ts";
+import { readCommand, type Cqe } from "../../board/devices/nvme/spec.ts";
+import { pattern } from "../../board/devices/dma-test.ts";
 
 function server(loss = 0, withGraphics = false) {
   const scheduler = new EventScheduler();
@@ -148,4 +152,46 @@ test("an input device with a full ring counts what it drops instead of overwriti
   await scheduler.run(scheduler.now + 100_000);
   const [dropped] = await run(scheduler, (function* () { return [new DataView((yield* wait(remote.rc.memoryRead(bar + InputReg.Dropped, 4))).buffer).getUint32(0, true)]; })());
   assert.equal(dropped, 3);
+});
+
+test("the NVMe driver brings the remote controller up, writes and reads back 1 MiB in 128 KiB commands", async () => {
+  const scheduler = new EventScheduler();
+  const nvme = new NvmeController(scheduler);
+  const remote = remotePcie(scheduler, { slots: [nvme], seed: 6 });
+  await scheduler.run(50_000);
+  const found = await run(scheduler, remote.os.enumerate());
+  const fn = found.find(isNvme)!;
+  assert.deepEqual(fn.bars.map((b) => [b.kind, b.size]), [["memory64", 16384]]);
+  const disk = await run(scheduler, nvmeInit(remote.os, fn, 0x3_0000_0000));
+  assert.equal(disk.blocks, 131_072);
+  assert.equal(disk.identity!.sn, "IOV0000000001");
+  assert.equal(disk.identity!.mn, "IOV remote NVMe");
+  const data = pattern(11, 1 << 20);
+  const chunk = 128 * 1024;
+  await run(scheduler, (function* (): Task<void> {
+    for (let i = 0; i < 8; i++) yield* disk.write(100 + i * 256, data.subarray(i * chunk, (i + 1) * chunk), 0x4_0000_0000, 0x4_1000_0000);
+  })());
+  assert.deepEqual(nvme.media.read(100 * 512, 1 << 20), data, "the media holds what was written");
+  const back = await run(scheduler, (function* (): Task<Uint8Array> {
+    const out = new Uint8Array(1 << 20);
+    for (let i = 0; i < 8; i++) out.set(yield* disk.read(100 + i * 256, 256, 0x5_0000_0000, 0x5_1000_0000), i * chunk);
+    return out;
+  })());
+  assert.deepEqual(back, data, "and reads back the same");
+  assert.equal(remote.rc.counters.completionTimeouts, 0);
+});
+
+test("NVMe errors come back as statuses: a read past the end, a namespace that does not exist", async () => {
+  const scheduler = new EventScheduler();
+  const nvme = new NvmeController(scheduler, 1024);
+  const remote = remotePcie(scheduler, { slots: [nvme], seed: 6 });
+  await scheduler.run(50_000);
+  const fn = (await run(scheduler, remote.os.enumerate())).find(isNvme)!;
+  const disk = await run(scheduler, nvmeInit(remote.os, fn, 0x3_0000_0000));
+  await assert.rejects(run(scheduler, disk.read(1020, 8, 0x4_0000_0000, 0x4_1000_0000)), /status 0\/128/);
+  const cqe = await run(scheduler, (function* (): Task<Cqe> {
+    return yield* wait(disk.submit(1, readCommand({ cid: 0, nsid: 9, slba: 0, nlb: 0, prp1: 0x4_0000_0000 })));
+  })());
+  assert.deepEqual([cqe.status.sct, cqe.status.sc], [0, 0x0b]);
+  assert.equal(nvme.counters2.errors, 2);
 });

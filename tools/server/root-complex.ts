@@ -10,8 +10,8 @@ import { configCompletion } from "../../board/pcie/completer.ts";
 import { encodeTlp, decodeTlp, isMalformed, CplStatus, DEFAULT_COMMON, type Tlp, type Completion } from "../../board/pcie/tlp.ts";
 import { COMPLETION_TIMEOUT_NS } from "../../board/pcie/endpoint.ts";
 import type { Scheduler } from "../../board/scheduler.ts";
-import { SparseMemory } from "./memory.ts";
-import type { Op } from "./task.ts";
+import { SparseMemory } from "../../board/memory.ts";
+import { sleep, type Op } from "./task.ts";
 
 export const ROOT_PORT_DEVICE = 1;
 export const MSI_BASE = 0xfee0_0000;
@@ -66,6 +66,11 @@ export class RootComplex {
   /** Virtual time, for software that measures how long things take. */
   get now(): number {
     return this.scheduler.now;
+  }
+
+  /** An operation that completes after `ns` of virtual time (a driver polling a register). */
+  delay(ns: number): Op<void> {
+    return sleep(this.scheduler, ns);
   }
 
   /** Connects the root port's link: `send` carries TLPs down to the host card. */

@@ -46,7 +46,7 @@ export interface TrafficSpec {
 export interface DeviceSpec {
   chassis: string;
   slot: number;
-  kind: "dma-test" | "graphics" | "keyboard-mouse";
+  kind: "dma-test" | "graphics" | "keyboard-mouse" | "nvme";
   /** keyboard-mouse: text typed at the chassis, one character (and a mouse move) every intervalNs from startNs. */
   typing?: { text: string; startNs: number; intervalNs: number };
 }
@@ -80,12 +80,12 @@ export const BOARD_ID = 0x10f0_0a01;
 export const SCENARIOS: Record<string, Scenario> = {
   default: {
     name: "default",
-    description: "a server's host card and a chassis card 100 m apart (10GbE, 0.1 % frame loss) bring their tunnel up; the server enumerates the remote graphics adapter, DMA test device and keyboard/mouse, draws on the remote screen, runs verified DMA and reads what is typed, while test traffic crosses both ways",
+    description: "a server's host card and a chassis card 100 m apart (10GbE, 0.1 % frame loss) bring their tunnel up; the server enumerates the remote graphics adapter, DMA test device, keyboard/mouse and NVMe drive, draws on the remote screen, runs verified DMA and NVMe I/O and reads what is typed, while test traffic crosses both ways",
     durationNs: 3e9,
     logLevel: LogLevel.Info,
     cards: [
       { name: "host", role: CardRole.Host, serial: 0x1000_0001, slots: 2, powerOnNs: 0 },
-      { name: "chassis", role: CardRole.Chassis, serial: 0x2000_0001, slots: 3, powerOnNs: 250_000 },
+      { name: "chassis", role: CardRole.Chassis, serial: 0x2000_0001, slots: 4, powerOnNs: 250_000 },
     ],
     cables: [{ id: "cable", a: "host", b: "chassis", config: { lengthM: 100, aToB: { loss: 0.001 }, bToA: { loss: 0.001 } } }],
     tunnels: [{ host: "host", port: 0, chassis: "chassis", atNs: 1_000_000, mtu: 9000 }],
@@ -97,6 +97,7 @@ export const SCENARIOS: Record<string, Scenario> = {
       { chassis: "chassis", slot: 0, kind: "graphics" },
       { chassis: "chassis", slot: 1, kind: "dma-test" },
       { chassis: "chassis", slot: 2, kind: "keyboard-mouse", typing: { text: "hello from the chassis", startNs: 20_000_000, intervalNs: 2_000_000 } },
+      { chassis: "chassis", slot: 3, kind: "nvme" },
     ],
     servers: [{ name: "server", host: "host", enumerateNs: 2_000_000 }],
   },

@@ -29,6 +29,10 @@ import { dmaTestDriver, isDmaTest } from "../server/drivers/dma-test.ts";
 import { graphicsDriver, isGraphics, testPicture } from "../server/drivers/graphics.ts";
 import { InputDevice, ReportKind } from "../../board/devices/input.ts";
 import { inputDriver, isInput } from "../server/drivers/input.ts";
+import { NvmeController } from "../../board/devices/nvme/controller.ts";
+import { nvmeInit, isNvme } from "../server/drivers/nvme.ts";
+import { pattern } from "../../board/devices/dma-test.ts";
+import type { Task } from "../server/task.ts";
 import { openSession, type EngineKind, type EngineOptions } from "../engines/index.ts";
 import { EventScheduler } from "./scheduler.ts";
 import { BOARD_ID, macFor, type Scenario } from "./scenarios.ts";
@@ -171,7 +175,8 @@ export class World {
             this.scheduler.at(at + typing.intervalNs / 2, () => input.mouse(4, (i % 5) - 2));
           });
         }
-      } else root.plug(device.slot, new DmaTestDevice(this.scheduler));
+      } else if (device.kind === "nvme") root.plug(device.slot, new NvmeController(this.scheduler));
+      else root.plug(device.slot, new DmaTestDevice(this.scheduler));
     }
     for (const spec of scenario.servers) {
       // One downstream port per slot of every chassis card the host card has a tunnel to.
@@ -236,6 +241,26 @@ export class World {
         const p50 = sorted.length ? (sorted[Math.floor(sorted.length / 2)] / 1000).toFixed(2) : "-";
         const max = sorted.length ? (sorted[sorted.length - 1] / 1000).toFixed(2) : "-";
         say(`keyboard/mouse ${where}: received "${entry.keys}" (${entry.reports} reports)${ok ? "" : `, typed "${entry.typed}"`}; latency p50 ${p50} µs, max ${max} µs`, ok ? "info" : "error");
+      });
+    } else if (isNvme(fn)) {
+      const os = server.os;
+      spawn((function* (): Task<string> {
+        const disk = yield* nvmeInit(os, fn, 0x3_0000_0000);
+        const data = pattern(0x4e56, 1 << 20);
+        const started = os.rc.now;
+        for (let i = 0; i < 8; i++) yield* disk.write(i * 256, data.subarray(i * 131_072, (i + 1) * 131_072), 0x4_0000_0000, 0x4_1000_0000);
+        const wrote = os.rc.now - started;
+        let bad = 0;
+        for (let i = 0; i < 8; i++) {
+          const back = yield* disk.read(i * 256, 256, 0x5_0000_0000, 0x5_1000_0000);
+          if (Buffer.compare(Buffer.from(back), Buffer.from(data.subarray(i * 131_072, (i + 1) * 131_072))) !== 0) bad++;
+        }
+        return `${disk.identity!.mn.trim()} (${disk.blocks} blocks of 512 bytes): 1 MiB written in ${(wrote / 1000).toFixed(1)} µs and read back, ${bad} of 8 commands' data differ`;
+      })(), (result) => {
+        if (result instanceof Error) return say(`nvme ${where}: ${result.message}`, "error");
+        const bad = !result.includes(", 0 of 8");
+        if (bad) this.dataErrors++;
+        say(`nvme ${where}: ${result}`, bad ? "error" : "info");
       });
     } else if (isDmaTest(fn)) {
       spawn(dmaTestDriver(server.os, fn, 0x1_0000_0000, 1 << 20, 0x5eed), (result) => {

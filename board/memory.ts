@@ -1,4 +1,4 @@
-// The server's system memory: sparse, in 4 KiB pages allocated on first write. Reads of
+// Sparse memory, in 4 KiB pages allocated on first write (the server's RAM, a disk's media). Reads of
 // memory never written return zeros, as freshly zeroed pages would.
 
 const PAGE = 4096;
