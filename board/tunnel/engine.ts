@@ -125,13 +125,15 @@ export class TunnelEngine implements FrameSink {
   private consecutiveTimeouts = 0;
   private duplicateAcks = 0;
   private recoverSeq = 0;
-  private lastSentAt = 0;
+  private lastAnnouncedAt = 0;
 
   // Receive state.
   private rcvNext = 0;
   private readonly held = new Map<number, Held>();
   private heldBytes = 0;
   private unacked = 0;
+  /** Credits released since the last ACK or KEEPALIVE announced the limits. */
+  private creditsReleased = false;
   private ackDue = false;
   private keepaliveDue = false;
   private lastHeardAt = 0;
@@ -343,14 +345,12 @@ export class TunnelEngine implements FrameSink {
   nextFrame(): Uint8Array | null {
     if (!this.enabled) return null;
     if (this.ackDue) return this.ackFrame(FrameKind.Ack);
+    if (this.keepaliveDue) return this.ackFrame(FrameKind.Keepalive); // the periodic credit update goes before data
     while (this.resend.length > 0) {
       const entry = this.sent.get(this.resend.shift()!);
       if (entry && entry.pending && !entry.sacked) return this.retransmit(entry);
     }
-    const data = this.dataFrame();
-    if (data) return data;
-    if (this.keepaliveDue) return this.ackFrame(FrameKind.Keepalive);
-    return null;
+    return this.dataFrame();
   }
 
   private frameHead(payload: number): { frame: Uint8Array; view: DataView; at: number } {
@@ -395,13 +395,12 @@ export class TunnelEngine implements FrameSink {
     this.ackDue = false;
     this.keepaliveDue = false;
     this.unacked = 0;
+    this.creditsReleased = false;
     if (this.ackTimer !== null) this.host.scheduler.cancel(this.ackTimer);
     this.ackTimer = null;
-    this.sentSomething();
-  }
-
-  private sentSomething(): void {
-    this.lastSentAt = this.now;
+    // Credits and acknowledgements go out at least every KeepaliveNs, busy or idle, so a
+    // lost ACK costs at most that long (as PCIe repeats its flow-control updates).
+    this.lastAnnouncedAt = this.now;
     if (this.keepaliveTimer === null) this.armKeepalive();
   }
 
@@ -501,7 +500,7 @@ export class TunnelEngine implements FrameSink {
     this.count(TunnelCounter.TxDataFrames);
     this.add(TunnelCounter.TxTlps, tlps);
     this.add(TunnelCounter.TxPayloadBytes, payload);
-    this.sentSomething();
+    if (this.keepaliveTimer === null) this.armKeepalive();
     if (this.rtoTimer === null) this.armRto();
     return frame;
   }
@@ -517,7 +516,7 @@ export class TunnelEngine implements FrameSink {
     this.count(TunnelCounter.TxFrames);
     this.count(TunnelCounter.TxDataFrames);
     this.count(TunnelCounter.Retransmits);
-    this.sentSomething();
+    if (this.keepaliveTimer === null) this.armKeepalive();
     if (this.rtoTimer === null) this.armRto();
     return frame;
   }
@@ -646,7 +645,7 @@ export class TunnelEngine implements FrameSink {
     if (this.ackTimer !== null) return;
     this.ackTimer = this.host.scheduler.at(this.now + this.reg(TunnelReg.AckDelayNs), () => {
       this.ackTimer = null;
-      if (this.unacked > 0 && this.enabled) {
+      if ((this.unacked > 0 || this.creditsReleased) && this.enabled) {
         this.ackDue = true;
         this.host.transmitReady();
       }
@@ -654,10 +653,10 @@ export class TunnelEngine implements FrameSink {
   }
 
   private armKeepalive(): void {
-    this.keepaliveTimer = this.host.scheduler.at(this.lastSentAt + this.reg(TunnelReg.KeepaliveNs), () => {
+    this.keepaliveTimer = this.host.scheduler.at(Math.max(this.lastAnnouncedAt + this.reg(TunnelReg.KeepaliveNs), this.now), () => {
       this.keepaliveTimer = null;
       if (!this.enabled) return;
-      if (this.now - this.lastSentAt >= this.reg(TunnelReg.KeepaliveNs)) {
+      if (this.now - this.lastAnnouncedAt >= this.reg(TunnelReg.KeepaliveNs)) {
         this.keepaliveDue = true;
         this.host.transmitReady();
       } else this.armKeepalive();
@@ -812,6 +811,10 @@ export class TunnelEngine implements FrameSink {
   /** The local PCIe side has consumed a delivered TLP: its buffer space returns to the peer. */
   release(cls: TlpClass, tlp: Uint8Array): void {
     this.pool.release(cls, dataCredits(tlp));
+    // DATA frames do not carry credits: announce the released ones in an ACK within
+    // AckDelayNs, even when nothing is left to acknowledge and this side is busy sending.
+    this.creditsReleased = true;
+    if (this.enabled) this.armAckTimer();
   }
 
   // ---- Counters ------------------------------------------------------------------

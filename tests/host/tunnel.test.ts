@@ -403,3 +403,4 @@ test("each TLP keeps the chassis slot it was submitted for, and slots beyond 7 a
   await scheduler.run(200_000);
   assert.deepEqual(got, Array.from({ length: 16 }, (_, i) => [i, i % 8]));
 });
+

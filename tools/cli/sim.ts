@@ -36,6 +36,7 @@ export async function runSim(flags: SimFlags): Promise<void> {
   });
   const summary = await world.run();
   process.stdout.write(`\n${formatSummary(summary)}\n`);
+  if (flags.screenshot) process.stdout.write(`  remote screen saved to ${flags.screenshot}\n`);
   if (flags.summary) writeFileSync(flags.summary, JSON.stringify(summary, null, 2) + "\n");
   const { lost, duplicated, reordered } = summary.tlps;
   const failed = lost + duplicated + reordered + summary.hostCompletionTimeouts + summary.dataVerificationErrors + summary.firmwareTraps;
