@@ -13,6 +13,13 @@ export function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** A 32-bit value as 4 little-endian bytes (a register write's data). */
+export function u32le(value: number): Uint8Array {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, value >>> 0, true);
+  return out;
+}
+
 const SLAB_BYTES = 1 << 20;
 let slab = new Uint8Array(SLAB_BYTES);
 let slabUsed = 0;

@@ -4,16 +4,13 @@
 // A non-posted request for an empty slot is completed with Unsupported Request, as a
 // downstream port with no device behind it would.
 
-import { PcieLink, type PcieLinkConfig } from "./link.ts";
+import { PcieLink, type PcieDevice, type PcieLinkConfig } from "./link.ts";
 import { decodeTlp, encodeTlp, isMalformed, CplStatus } from "./tlp.ts";
 import { errorCompletion, isNonPosted } from "./completer.ts";
 import type { Scheduler } from "../scheduler.ts";
 
 /** What a slot holds: anything that takes TLPs and can be given a way to send them. */
-export interface SlotDevice {
-  connect(send: (tlp: Uint8Array) => void): void;
-  receive(tlp: Uint8Array): void;
-}
+export type SlotDevice = PcieDevice;
 
 /** Where the chassis sends upstream TLPs: its tunnel toward the host card. */
 export interface Uplink {
@@ -43,8 +40,7 @@ export class ChassisRoot {
   plug(slot: number, device: SlotDevice, config: PcieLinkConfig = DEFAULT_SLOT_LINK): void {
     if (this.links[slot]) throw new Error(`slot ${slot} is occupied`);
     const link = new PcieLink(this.scheduler, config);
-    device.connect((tlp) => link.down.send(tlp));
-    link.down.onTlp = (tlp) => device.receive(tlp);
+    link.plugDown(device);
     link.up.onTlp = (tlp) => this.toHost(tlp, slot);
     this.links[slot] = link;
   }

@@ -7,16 +7,15 @@
 import { ConfigSpace, Command, defineType0Header, type Type0Header, type Type0Options } from "./config-space.ts";
 import { addExpress, addMsi, PortType, type ExpressCapability, type MsiCapability, type LinkSpeed } from "./capabilities.ts";
 import {
-  encodeTlp, decodeTlp, isMalformed, readCompletionFields, CplStatus, DEFAULT_COMMON,
+  encodeTlp, decodeTlp, isMalformed, CplStatus, DEFAULT_COMMON,
   type Tlp, type MemoryRequest, type ConfigRequest, type Completion,
 } from "./tlp.ts";
 import type { Scheduler } from "../scheduler.ts";
-import { configCompletion, errorCompletion, isNonPosted } from "./completer.ts";
+import { configCompletion, errorCompletion, isNonPosted, readCompletions } from "./completer.ts";
 
 /** Completion timeout: the Device Control 2 default range, 50 µs to 50 ms; the model waits the upper end. */
 export const COMPLETION_TIMEOUT_NS = 50_000_000;
-/** Read Completion Boundary and the largest read request the requester side issues. */
-export const RCB_BYTES = 64;
+/** The largest read request the requester side issues. */
 export const MAX_READ_REQUEST_BYTES = 512;
 
 export interface EndpointOptions extends Type0Options {
@@ -180,23 +179,7 @@ export abstract class Endpoint {
       this.reject(tlp, CplStatus.CompleterAbort);
       return;
     }
-    const { byteCount, lowerAddress } = readCompletionFields({ address: tlp.address, firstBe: tlp.firstBe, lastBe: tlp.lastBe, readDw: tlp.readDw ?? 1 });
-    // Split at Max_Payload_Size, each completion ending on a Read Completion Boundary.
-    const mps = this.maxPayload();
-    let sent = 0;
-    let remaining = byteCount === 0 ? 4096 : byteCount;
-    let address = tlp.address;
-    while (sent < length) {
-      const chunk = Math.min(length - sent, mps - (address % RCB_BYTES));
-      this.transmit({
-        kind: "CplD", ...DEFAULT_COMMON, tc: tlp.tc, attr: tlp.attr, completer: this.routingId, status: CplStatus.SuccessfulCompletion, bcm: false,
-        byteCount: remaining & 0xfff, requester: tlp.requester, tag: tlp.tag, lowerAddress: sent === 0 ? lowerAddress : address & 0x7f,
-        data: data.subarray(sent, sent + chunk),
-      });
-      remaining -= sent === 0 ? chunk - (lowerAddress - (tlp.address & 0x7f)) : chunk;
-      sent += chunk;
-      address += chunk;
-    }
+    for (const completion of readCompletions(tlp, data, this.routingId, this.maxPayload())) this.transmit(completion);
   }
 
   private completion(tlp: Completion): void {

@@ -38,6 +38,12 @@ export function writeStreamBytesPerNs(config: Pick<PcieLinkConfig, "generation" 
   return linkBytesPerNs(config) * (1 - dllpShare) * (payload / perTlp);
 }
 
+/** Anything at one end of a link: it is given a way to send, and receives what arrives. */
+export interface PcieDevice {
+  connect(send: (tlp: Uint8Array) => void): void;
+  receive(tlp: Uint8Array): void;
+}
+
 export interface PcieEnd {
   /** Called with each TLP arriving at this end. */
   onTlp: ((tlp: Uint8Array) => void) | null;
@@ -73,5 +79,17 @@ export class PcieLink {
     down.peer = up;
     this.up = up;
     this.down = down;
+  }
+
+  /** Plugs `device` into the downstream end of the link. */
+  plugDown(device: PcieDevice): void {
+    device.connect((tlp) => this.down.send(tlp));
+    this.down.onTlp = (tlp) => device.receive(tlp);
+  }
+
+  /** Plugs `device` (a root port, a slot's port) into the upstream end of the link. */
+  plugUp(device: PcieDevice): void {
+    device.connect((tlp) => this.up.send(tlp));
+    this.up.onTlp = (tlp) => device.receive(tlp);
   }
 }

@@ -10,6 +10,7 @@ import { PcieLink } from "../../board/pcie/link.ts";
 import { HostSwitch, HOST_SWITCH_VENDOR, UPSTREAM_DEVICE_ID, DOWNSTREAM_DEVICE_ID } from "../../board/pcie/host-switch.ts";
 import { ChassisRoot } from "../../board/pcie/chassis-root.ts";
 import { encodeTlp, decodeTlp, isMalformed, CplStatus, DEFAULT_COMMON, type Tlp, type Completion } from "../../board/pcie/tlp.ts";
+import { readCompletions } from "../../board/pcie/completer.ts";
 import { DmaTestDevice, DmaReg, DmaCommand, DmaStatus, DMA_TEST_ID, DMA_TEST_VENDOR, DMA_TEST_DEVICE, pattern } from "../../board/devices/dma-test.ts";
 
 const MSI_ADDRESS = 0xfee0_0000;
@@ -52,15 +53,8 @@ class Path {
     else if (tlp.kind === "MWr" && tlp.address === MSI_ADDRESS) this.msi.push(tlp.data![0]);
     else if (tlp.kind === "MWr") this.memory.write(tlp.address, tlp.data!);
     else if (tlp.kind === "MRd") {
-      // The root complex completes in pieces of at most 256 bytes (its Max_Payload_Size).
-      const length = 4 * tlp.readDw!;
-      for (let done = 0; done < length; done += 256) {
-        const address = tlp.address + done;
-        this.send({
-          kind: "CplD", ...DEFAULT_COMMON, completer: 0, status: CplStatus.SuccessfulCompletion, bcm: false, byteCount: (length - done) & 0xfff,
-          requester: tlp.requester, tag: tlp.tag, lowerAddress: address & 0x7f, data: this.memory.read(address, Math.min(256, length - done)),
-        });
-      }
+      // Completed in pieces of at most 256 bytes, as a root complex's Max_Payload_Size allows.
+      for (const completion of readCompletions(tlp, this.memory.read(tlp.address, 4 * tlp.readDw!), 0, 256)) this.send(completion);
     }
   }
 

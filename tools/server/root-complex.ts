@@ -6,7 +6,8 @@
 
 import { ConfigSpace, defineType1Header, type Type1Header } from "../../board/pcie/config-space.ts";
 import { addExpress, PortType, LinkSpeed } from "../../board/pcie/capabilities.ts";
-import { configCompletion } from "../../board/pcie/completer.ts";
+import { configCompletion, readCompletions } from "../../board/pcie/completer.ts";
+import type { PcieLinkConfig } from "../../board/pcie/link.ts";
 import { encodeTlp, decodeTlp, isMalformed, CplStatus, DEFAULT_COMMON, type Tlp, type Completion } from "../../board/pcie/tlp.ts";
 import { COMPLETION_TIMEOUT_NS } from "../../board/pcie/endpoint.ts";
 import type { Scheduler } from "../../board/scheduler.ts";
@@ -16,6 +17,8 @@ import { sleep, type Op } from "./task.ts";
 export const ROOT_PORT_DEVICE = 1;
 export const MSI_BASE = 0xfee0_0000;
 export const MSI_LIMIT = 0xfeef_ffff;
+/** The root port's link to the host card. */
+export const ROOT_PORT_LINK: PcieLinkConfig = { generation: 3, lanes: 8, latencyNs: 150 };
 /** The root complex completes reads in pieces of at most this many bytes. */
 export const ROOT_MAX_PAYLOAD = 256;
 
@@ -100,17 +103,8 @@ export class RootComplex {
       }
     } else if (tlp.kind === "MRd") {
       this.counters.dmaReads++;
-      const length = 4 * tlp.readDw!;
-      for (let done = 0; done < length; ) {
-        const address = tlp.address + done;
-        const chunk = Math.min(length - done, ROOT_MAX_PAYLOAD - (address % 64));
-        this.transmit({
-          kind: "CplD", ...DEFAULT_COMMON, completer: ROOT_PORT_DEVICE << 3, status: CplStatus.SuccessfulCompletion, bcm: false,
-          byteCount: (length - done) & 0xfff, requester: tlp.requester, tag: tlp.tag, lowerAddress: address & 0x7f,
-          data: this.memory.read(address, chunk),
-        });
-        done += chunk;
-      }
+      const data = this.memory.read(tlp.address, 4 * tlp.readDw!);
+      for (const completion of readCompletions(tlp, data, ROOT_PORT_DEVICE << 3, ROOT_MAX_PAYLOAD)) this.transmit(completion);
     }
   }
 

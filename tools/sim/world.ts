@@ -22,7 +22,7 @@ import { HostSwitch } from "../../board/pcie/host-switch.ts";
 import { ChassisRoot } from "../../board/pcie/chassis-root.ts";
 import { DmaTestDevice } from "../../board/devices/dma-test.ts";
 import { GraphicsAdapter } from "../../board/devices/graphics.ts";
-import { RootComplex } from "../server/root-complex.ts";
+import { RootComplex, ROOT_PORT_LINK } from "../server/root-complex.ts";
 import { OperatingSystem, type PciFunction } from "../server/os.ts";
 import { spawn } from "../server/task.ts";
 import { dmaTestDriver, isDmaTest } from "../server/drivers/dma-test.ts";
@@ -189,11 +189,9 @@ export class World {
       const hostSwitch = new HostSwitch(ports);
       for (const { tunnel } of ports) this.hostSwitches.set(tunnel, hostSwitch);
       const rc = new RootComplex(this.scheduler);
-      const link = new PcieLink(this.scheduler, { generation: 3, lanes: 8, latencyNs: 150 });
-      rc.connect((tlp) => link.up.send(tlp));
-      link.up.onTlp = (tlp) => rc.receive(tlp);
-      hostSwitch.connect((tlp) => link.down.send(tlp));
-      link.down.onTlp = (tlp) => hostSwitch.receive(tlp);
+      const link = new PcieLink(this.scheduler, ROOT_PORT_LINK);
+      link.plugUp(rc);
+      link.plugDown(hostSwitch);
       const os = new OperatingSystem(rc, (line) => this.timeline.add({ timeNs: this.scheduler.now, card: spec.name, source: "os", text: line, level: "info" }));
       this.servers.push({ name: spec.name, rc, os, hostSwitch });
     }

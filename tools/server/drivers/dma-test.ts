@@ -2,6 +2,7 @@
 // pattern into a host buffer, checks the buffer, has the device read it back and verify it.
 
 import { DmaReg, DmaCommand, DmaStatus, DMA_TEST_VENDOR, DMA_TEST_DEVICE, pattern } from "../../../board/devices/dma-test.ts";
+import { u32le } from "../../../board/bytes.ts";
 import { wait, type Task } from "../task.ts";
 import type { OperatingSystem, PciFunction } from "../os.ts";
 
@@ -19,12 +20,6 @@ export interface DmaTestResult {
   verifyNs: number;
 }
 
-function u32(value: number): Uint8Array {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, value >>> 0, true);
-  return out;
-}
-
 export function* dmaTestDriver(os: OperatingSystem, fn: PciFunction, buffer: number, length: number, seed: number): Task<DmaTestResult> {
   const bar = fn.bars.find((b) => b.index === 0);
   if (!bar || fn.msiVector === null) throw new Error(`DMA test device ${fn.bus}:${fn.device}.${fn.fn} has no BAR 0 or no MSI`);
@@ -34,12 +29,12 @@ export function* dmaTestDriver(os: OperatingSystem, fn: PciFunction, buffer: num
     const data = yield* wait(os.rc.memoryRead(reg(offset), 4));
     return new DataView(data.buffer).getUint32(0, true);
   };
-  yield* wait(os.rc.memoryWrite(reg(DmaReg.Address), u32(buffer % 2 ** 32)));
-  yield* wait(os.rc.memoryWrite(reg(DmaReg.Address + 4), u32(Math.floor(buffer / 2 ** 32))));
-  yield* wait(os.rc.memoryWrite(reg(DmaReg.Length), u32(length)));
-  yield* wait(os.rc.memoryWrite(reg(DmaReg.Seed), u32(seed)));
+  yield* wait(os.rc.memoryWrite(reg(DmaReg.Address), u32le(buffer % 2 ** 32)));
+  yield* wait(os.rc.memoryWrite(reg(DmaReg.Address + 4), u32le(Math.floor(buffer / 2 ** 32))));
+  yield* wait(os.rc.memoryWrite(reg(DmaReg.Length), u32le(length)));
+  yield* wait(os.rc.memoryWrite(reg(DmaReg.Seed), u32le(seed)));
   let started = os.rc.now;
-  yield* wait(os.rc.memoryWrite(reg(DmaReg.Control), u32(DmaCommand.Write)));
+  yield* wait(os.rc.memoryWrite(reg(DmaReg.Control), u32le(DmaCommand.Write)));
   yield* wait(os.interrupt(fn.msiVector));
   const writeNs = os.rc.now - started;
   const expected = pattern(seed, length);
@@ -48,7 +43,7 @@ export function* dmaTestDriver(os: OperatingSystem, fn: PciFunction, buffer: num
   let hostMismatches = 0;
   for (let i = 0; i < length; i += 4) if (view[0].getUint32(i, true) !== view[1].getUint32(i, true)) hostMismatches++;
   started = os.rc.now;
-  yield* wait(os.rc.memoryWrite(reg(DmaReg.Control), u32(DmaCommand.Verify)));
+  yield* wait(os.rc.memoryWrite(reg(DmaReg.Control), u32le(DmaCommand.Verify)));
   yield* wait(os.interrupt(fn.msiVector));
   const verifyNs = os.rc.now - started;
   const status = yield* readReg(DmaReg.Status);

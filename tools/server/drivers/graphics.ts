@@ -4,6 +4,7 @@
 
 import { GfxReg, GRAPHICS_VENDOR, GRAPHICS_DEVICE, GRAPHICS_ID } from "../../../board/devices/graphics.ts";
 import { wait, type Task } from "../task.ts";
+import { u32le } from "../../../board/bytes.ts";
 import type { OperatingSystem, PciFunction } from "../os.ts";
 
 export function isGraphics(fn: PciFunction): boolean {
@@ -52,7 +53,7 @@ export function* graphicsDriver(os: OperatingSystem, fn: PciFunction): Task<{ wi
       yield* wait(os.rc.memoryWrite(framebuffer.address + y * stride + x, chunk));
     }
   }
-  yield* wait(os.rc.memoryWrite(registers.address + GfxReg.Frames, Uint8Array.of(1, 0, 0, 0)));
+  yield* wait(os.rc.memoryWrite(registers.address + GfxReg.Frames, u32le(1)));
   // A read cannot pass the writes before it: when it completes, the whole frame has landed.
   const frames = yield* reg(GfxReg.Frames);
   return { width, height, bytes: width * height * 4, frames };

@@ -3,17 +3,12 @@
 // device to the driver seeing it), and returns the consumer index to the device.
 
 import { InputReg, INPUT_VENDOR, INPUT_DEVICE, REPORT_BYTES, decodeReport, type InputReport } from "../../../board/devices/input.ts";
+import { u32le } from "../../../board/bytes.ts";
 import { wait, type Task } from "../task.ts";
 import type { OperatingSystem, PciFunction } from "../os.ts";
 
 export function isInput(fn: PciFunction): boolean {
   return fn.vendorId === INPUT_VENDOR && fn.deviceId === INPUT_DEVICE;
-}
-
-function u32(value: number): Uint8Array {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, value >>> 0, true);
-  return out;
 }
 
 /** Runs until `stop()` says so after an interrupt; `onReport` gets each report and its latency in ns. */
@@ -25,10 +20,10 @@ export function* inputDriver(
   if (!bar || fn.msiVector === null) throw new Error(`input device ${fn.bus}:${fn.device}.${fn.fn} has no BAR 0 or no MSI`);
   const reg = (offset: number) => bar.address + offset;
   os.rc.memory.write(ring, new Uint8Array(REPORT_BYTES * entries + 4));
-  yield* wait(os.rc.memoryWrite(reg(InputReg.Ring), u32(ring % 2 ** 32)));
-  yield* wait(os.rc.memoryWrite(reg(InputReg.Ring + 4), u32(Math.floor(ring / 2 ** 32))));
-  yield* wait(os.rc.memoryWrite(reg(InputReg.Entries), u32(entries)));
-  yield* wait(os.rc.memoryWrite(reg(InputReg.Control), u32(1)));
+  yield* wait(os.rc.memoryWrite(reg(InputReg.Ring), u32le(ring % 2 ** 32)));
+  yield* wait(os.rc.memoryWrite(reg(InputReg.Ring + 4), u32le(Math.floor(ring / 2 ** 32))));
+  yield* wait(os.rc.memoryWrite(reg(InputReg.Entries), u32le(entries)));
+  yield* wait(os.rc.memoryWrite(reg(InputReg.Control), u32le(1)));
   let tail = 0;
   let taken = 0;
   while (!stop()) {
@@ -40,7 +35,7 @@ export function* inputDriver(
       tail = (tail + 1) >>> 0;
       taken++;
     }
-    yield* wait(os.rc.memoryWrite(reg(InputReg.Tail), u32(tail)));
+    yield* wait(os.rc.memoryWrite(reg(InputReg.Tail), u32le(tail)));
   }
   return taken;
 }

@@ -10,6 +10,7 @@ import {
 } from "../../../board/devices/nvme/spec.ts";
 import { NVME_VENDOR, NVME_DEVICE, BLOCK_BYTES } from "../../../board/devices/nvme/controller.ts";
 import { spawn, wait, type Op, type Task } from "../task.ts";
+import { u32le } from "../../../board/bytes.ts";
 import type { OperatingSystem, PciFunction } from "../os.ts";
 
 export function isNvme(fn: PciFunction): boolean {
@@ -64,9 +65,7 @@ export class NvmeDisk {
   }
 
   mmioWrite(offset: number, value: number): Op<void> {
-    const data = new Uint8Array(4);
-    new DataView(data.buffer).setUint32(0, value >>> 0, true);
-    return this.os.rc.memoryWrite(this.bar + offset, data);
+    return this.os.rc.memoryWrite(this.bar + offset, u32le(value));
   }
 
   *mmioRead(offset: number): Task<number> {
