@@ -1,24 +1,52 @@
-// Entropy pool fed by ENTROPY events from the board's random number generator.
-// The newest POOL_SIZE bytes are kept; `available` counts unread bytes (capped).
+// Randomness for nonces, boot IDs and back-off jitter. ENTROPY events from the board's
+// random number generator collect in a pool; once it holds DRBG_SEED_MIN bytes they seed
+// an HMAC_DRBG (assembly/crypto/drbg.ts), and every DRBG_RESEED_MIN bytes after that
+// reseed it. Callers ask ready() before take(): nothing is drawn from an unseeded DRBG.
+
+import { drbgInstantiate, drbgReseed, drbgReady, drbgGenerate, drbgReset, DRBG_SEED_MIN, DRBG_RESEED_MIN } from "./crypto/drbg";
 
 const POOL_SIZE: i32 = 64;
 const pool = memory.data(POOL_SIZE);
-let head: i32 = 0;
 let available: i32 = 0;
+const scratch = memory.data(4);
 
 export function reset(): void {
-  head = 0;
   available = 0;
+  drbgReset();
 }
 
+/** Adds `length` bytes from the board; seeds or reseeds the DRBG when enough have come. */
 export function feed(ptr: usize, length: i32): void {
   for (let i = 0; i < length; i++) {
-    store<u8>(pool + head, load<u8>(ptr + i));
-    head = (head + 1) % POOL_SIZE;
+    store<u8>(pool + available, load<u8>(ptr + i));
+    available++;
+    if (!drbgReady() && available == DRBG_SEED_MIN) {
+      drbgInstantiate(pool, available);
+      available = 0;
+    } else if (drbgReady() && available == DRBG_RESEED_MIN) {
+      drbgReseed(pool, available);
+      available = 0;
+    }
   }
-  available = min(POOL_SIZE, available + length);
 }
 
+/** Bytes in the pool not yet mixed into the DRBG. */
 export function bytesAvailable(): i32 {
   return available;
+}
+
+/** True once the DRBG is seeded. */
+export function ready(): bool {
+  return drbgReady();
+}
+
+/** `length` random bytes into `out` (at most 1024); only when ready(). */
+export function take(out: usize, length: i32): void {
+  drbgGenerate(out, length);
+}
+
+/** A random u32; only when ready(). */
+export function word32(): u32 {
+  drbgGenerate(scratch, 4);
+  return load<u32>(scratch);
 }

@@ -5,8 +5,12 @@
 import {
   MAILBOX_VERSION, MAX_SLOTS, TIMER_CHANNELS, Event, Counter, MailboxError, HelloStatus,
   BootBody, TimeBody, SyncBody, TimerFiredBody, RegValueBody, FabricEventBody, CardRole, ResetCause, LogLevel,
-  FABRIC_EVENT_LAST, MAX_TUNNELS, errorCounter,
+  FABRIC_EVENT_LAST, MAX_TUNNELS, errorCounter, ConfigBody, FrameRxBody, NO_TUNNEL,
 } from "../board/map/mailbox";
+import { MTU_MIN, MTU_MAX } from "../board/map/registers";
+import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, SILENCE_MIN_KEEPALIVES, AckPolicy } from "../board/map/link";
+import * as config from "./link/config";
+import * as link from "./link/link";
 import { FabricEventKind } from "../board/map/registers";
 import * as rx from "./abi/rx";
 import * as tx from "./abi/tx";
@@ -47,6 +51,8 @@ export function reset(): void {
   clock.reset();
   timers.reset();
   entropy.reset();
+  config.reset();
+  link.reset();
   clearAll();
   log.setLevel(LogLevel.Info);
 }
@@ -107,6 +113,8 @@ function dispatch(): void {
   else if (type == Event.CountersQuery) onCountersQuery();
   else if (type == Event.RegValue) onRegValue(body);
   else if (type == Event.FabricEvent) onFabricEvent(body);
+  else if (type == Event.Config) onConfig(body);
+  else if (type == Event.FrameRx) onFrameRx(body, rx.msgLength);
 }
 
 function onTime(body: usize): void {
@@ -171,6 +179,7 @@ function onBoot(body: usize): void {
   serial = load<u32>(body, BootBody.Serial);
   slots = newSlots;
   log.setLevel(level);
+  config.setIdentity(role, serial, slots, body + BootBody.Mac);
   tx.hello(HelloStatus.Ok, FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH);
   timers.start(TimerId.Heartbeat, HEARTBEAT_NS);
   log.info();
@@ -215,7 +224,8 @@ function onTimerFired(body: usize): void {
 }
 
 function onTimer(id: i32): void {
-  if (id == TimerId.Heartbeat) {
+  if (id != TimerId.Heartbeat) link.onTimer(id);
+  else {
     timers.restartPeriodic(TimerId.Heartbeat, HEARTBEAT_NS);
     log.info();
     log.str("heartbeat: ");
@@ -226,12 +236,74 @@ function onTimer(id: i32): void {
     log.dec(get(Counter.Errors));
     log.str(" errors");
     log.end();
+    if (!link.isStarted()) {
+      // Disabled has no timeout of its own: the heartbeat says why the link is not starting.
+      log.warn();
+      log.str(config.configured ? "link: disabled, waiting for entropy" : "link: disabled, no link configuration (CONFIG)");
+      log.end();
+    }
   }
 }
 
 function onEntropy(body: usize, length: i32): void {
   accept();
   entropy.feed(body, length);
+  link.tryStart();
+}
+
+/** Offset of the first out-of-range CONFIG field, in the order board/mailbox-codec.ts configFieldError() checks, or -1. */
+function configFieldError(body: usize): i32 {
+  const group = load<u16>(body, ConfigBody.Group) as u32;
+  const protocol = load<u8>(body, ConfigBody.ProtocolMax) as i32;
+  const policies = load<u8>(body, ConfigBody.AckPolicies) as i32;
+  const mtu = load<u16>(body, ConfigBody.Mtu) as i32;
+  const payload = load<u16>(body, ConfigBody.MaxPayload) as i32;
+  const keepalive = load<u32>(body, ConfigBody.KeepaliveNs) as u64;
+  const silence = load<u32>(body, ConfigBody.SilenceNs) as u64;
+  if (group < 1 || group > 4094) return ConfigBody.Group;
+  if (protocol < LINK_PROTOCOL_MIN || protocol > LINK_PROTOCOL_MAX) return ConfigBody.ProtocolMax;
+  if (policies == 0 || (policies & ~(AckPolicy.Selective | AckPolicy.GoBackN)) != 0) return ConfigBody.AckPolicies;
+  if (mtu < MTU_MIN || mtu > MTU_MAX) return ConfigBody.Mtu;
+  if (payload < 128 || payload > 4096 || (payload & (payload - 1)) != 0) return ConfigBody.MaxPayload;
+  if (keepalive < 1000) return ConfigBody.KeepaliveNs;
+  if (silence < SILENCE_MIN_KEEPALIVES * keepalive) return ConfigBody.SilenceNs;
+  if ((load<u32>(body, ConfigBody.GraceNs) as u64) < silence) return ConfigBody.GraceNs;
+  return -1;
+}
+
+function onConfig(body: usize): void {
+  if (config.configured) {
+    reject(MailboxError.OutOfOrder, 0);
+    return;
+  }
+  let bad = nonZero(body, ConfigBody.Reserved20, 4);
+  if (bad >= 0) {
+    reject(MailboxError.Reserved, bad as u32);
+    return;
+  }
+  bad = configFieldError(body);
+  if (bad >= 0) {
+    reject(MailboxError.BadField, bad as u32);
+    return;
+  }
+  accept();
+  config.apply(body);
+  link.tryStart();
+}
+
+function onFrameRx(body: usize, length: i32): void {
+  const bad = nonZero(body, FrameRxBody.Reserved1, 3);
+  if (bad >= 0) {
+    reject(MailboxError.Reserved, bad as u32);
+    return;
+  }
+  const tunnel = load<u8>(body, FrameRxBody.Tunnel) as i32;
+  if (tunnel >= MAX_TUNNELS && tunnel != NO_TUNNEL) {
+    reject(MailboxError.BadField, FrameRxBody.Tunnel);
+    return;
+  }
+  accept();
+  link.onControl(body + FrameRxBody.Frame, length - FrameRxBody.Frame);
 }
 
 function onCountersQuery(): void {
@@ -241,6 +313,7 @@ function onCountersQuery(): void {
 
 function onRegValue(body: usize): void {
   accept();
+  link.onRegValue(load<u32>(body, RegValueBody.Address), load<u32>(body, RegValueBody.Value));
   log.debug();
   log.str("fabric: register ");
   log.hex(load<u32>(body, RegValueBody.Address), 4);
@@ -267,7 +340,7 @@ function onFabricEvent(body: usize): void {
   }
   accept();
   count(Counter.FabricEvents);
-  log.info();
+  log.debug();
   log.str("fabric: tunnel ");
   log.dec(tunnel);
   log.str(
@@ -275,8 +348,18 @@ function onFabricEvent(body: usize): void {
     kind == FabricEventKind.PeerHeard ? " peer heard again " :
     kind == FabricEventKind.RetransmitTimeout ? " retransmission timeout, in a row: " :
     kind == FabricEventKind.RetryLimit ? " retry limit reached: " :
-    kind == FabricEventKind.CountersReady ? " counters ready " : " register write refused: ",
+    kind == FabricEventKind.CountersReady ? " counters ready " :
+    kind == FabricEventKind.RegisterRejected ? " register write refused: " :
+    kind == FabricEventKind.CarrierDown ? " carrier down " :
+    kind == FabricEventKind.CarrierUp ? " carrier up " : " control frame refused, length ",
   );
   log.dec(load<u32>(body, FabricEventBody.Arg));
   log.end();
+  if (kind == FabricEventKind.RegisterRejected) {
+    log.warn();
+    log.str("fabric: register write refused at ");
+    log.hex(load<u32>(body, FabricEventBody.Arg), 4);
+    log.end();
+  }
+  link.onFabricEvent(tunnel, kind, load<u32>(body, FabricEventBody.Arg));
 }

@@ -7,7 +7,7 @@ import { LogLevel } from "../board/map/mailbox";
 import { writeAll, FD_LOG } from "./abi/wasi";
 import { now } from "./clock";
 
-const CAPACITY: i32 = 160;
+const CAPACITY: i32 = 256;
 const line = memory.data(CAPACITY);
 let length: i32 = 0;
 let active = false;
@@ -76,9 +76,22 @@ export function hex(value: u32, digits: i32): void {
   if (!active) return;
   put(0x30);
   put(0x78);
+  digitsOf(value, digits);
+}
+
+function digitsOf(value: u32, digits: i32): void {
   for (let shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
     const nibble = ((value >> shift) & 0xf) as i32;
     put(nibble < 10 ? 0x30 + nibble : 0x57 + nibble);
+  }
+}
+
+/** Appends the 6-byte Ethernet address at `at` as aa:bb:cc:dd:ee:ff. */
+export function mac(at: usize): void {
+  if (!active) return;
+  for (let i = 0; i < 6; i++) {
+    if (i > 0) put(0x3a);
+    digitsOf(load<u8>(at + i), 2);
   }
 }
 

@@ -6,8 +6,11 @@ import * as clock from "./clock";
 import * as tx from "./abi/tx";
 
 export enum TimerId {
-  Heartbeat = 0,
-  Count = 1,
+  Heartbeat = 0, //   log line every second
+  Beacon = 1, //      DISCOVER repeats while a port is discovering
+  PortState = 2, //   PortState + port: the timeout of the port's link state
+  PortHealth = 10, // PortHealth + port: RTT samples while active, resume probes in recovery
+  Count = 18,
 }
 
 const CHANNEL: i32 = 0;

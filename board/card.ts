@@ -7,7 +7,7 @@ import {
   MAILBOX_VERSION, TIMER_CHANNELS, CardRole, ResetCause, LogLevel, HelloStatus,
 } from "./map/mailbox.ts";
 import {
-  encodeEvent, MessageReader, decodeCommand, describe, describeMessage, namedCounters, errorName, typeName,
+  type LinkConfig, encodeEvent, MessageReader, decodeCommand, describe, describeMessage, namedCounters, errorName, typeName,
   type EventMessage, type CommandMessage,
 } from "./mailbox-codec.ts";
 import type { Scheduler } from "./scheduler.ts";
@@ -24,6 +24,8 @@ export interface CardConfig {
   /** Downstream ports (host card) or chassis slots (chassis card). */
   slots: number;
   logLevel: LogLevel;
+  /** The link section of the card's flash configuration, posted as CONFIG after BOOT; none leaves the link disabled. */
+  link?: LinkConfig;
 }
 
 /** Who watches the card: the timeline, trace recorders. All optional. */
@@ -52,7 +54,7 @@ export interface CardStats {
 
 export type EntropySource = (bytes: number) => Uint8Array;
 
-const ENTROPY_AT_BOOT = 32;
+const ENTROPY_AT_BOOT = 48; // what the firmware's DRBG needs to seed (docs/crypto.md)
 const RESET_CAUSES: Record<ResetCause, string> = {
   [ResetCause.PowerOn]: "power-on", [ResetCause.Watchdog]: "watchdog", [ResetCause.Software]: "software", [ResetCause.Update]: "update",
 };
@@ -69,7 +71,7 @@ export class Card {
   private timers: (number | null)[] = new Array(TIMER_CHANNELS).fill(null);
   private logLine = "";
   /** The fabric behind REG_WRITE / REG_READ, when the card model has one. */
-  fabric: Pick<Fabric, "readRegister" | "writeRegister"> | null = null;
+  fabric: Pick<Fabric, "readRegister" | "writeRegister" | "transmitControl"> | null = null;
 
   constructor(
     readonly config: CardConfig,
@@ -98,6 +100,7 @@ export class Card {
     this.observer.note?.(this, `power on (reset cause: ${RESET_CAUSES[cause]})`, "info");
     this.post({ kind: "boot", mailboxVersion: MAILBOX_VERSION, role, resetCause: cause, boardId, serial, logLevel, slots, mac });
     this.post({ kind: "entropy", bytes: this.entropy(ENTROPY_AT_BOOT) });
+    if (this.config.link) this.post({ kind: "config", ...this.config.link });
   }
 
   /** Queues an event for the firmware; it goes out in this instant's batch. */
@@ -200,6 +203,9 @@ export class Card {
         break;
       case "regRead":
         this.post({ kind: "regValue", address: command.address, value: this.fabric?.readRegister(command.address) ?? 0 });
+        break;
+      case "frameTx":
+        this.fabric?.transmitControl(command.frame);
         break;
       case "syncAck":
         break;

@@ -3,8 +3,11 @@
 // events the fabric raises. REG_WRITE / REG_READ commands from the firmware land here, and
 // so do the writes of tests and benchmarks that bring a tunnel up without link training.
 
-import { CardReg, FABRIC_VERSION, TUNNEL_BASE, TUNNEL_STRIDE, MAX_TUNNELS, FabricEventKind } from "./map/registers.ts";
-import { CardMac } from "./ethernet/mac.ts";
+import { CardReg, TunnelReg, FABRIC_VERSION, TUNNEL_BASE, TUNNEL_STRIDE, MAX_TUNNELS, FabricEventKind } from "./map/registers.ts";
+import { NO_TUNNEL } from "./map/mailbox.ts";
+import { CardMac, MAX_CONTROL_FRAME, type FrameSource } from "./ethernet/mac.ts";
+import { ETHERTYPE_IOV, FCS_SIZE, MAC_SIZE, MIN_FRAME, macKey, payloadOffset, writeFcs } from "./ethernet/frame.ts";
+import { FrameKind, TUNNEL_HEADER, TUNNEL_VERSION } from "./tunnel/wire.ts";
 import { TunnelEngine } from "./tunnel/engine.ts";
 import type { TlpClass } from "./pcie/tlp.ts";
 import type { Scheduler } from "./scheduler.ts";
@@ -20,6 +23,42 @@ export interface FabricHost {
   event(kind: FabricEventKind, tunnel: number, arg: number): void;
   /** A TLP that arrived through tunnel `tunnel`, in order, for the card's PCIe side, with its chassis slot. */
   deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void;
+  /** A CONTROL frame for the firmware (FRAME_RX), FCS removed, with the index of the tunnel it matches or NO_TUNNEL. */
+  control?(frame: Uint8Array, tunnel: number): void;
+  /** The firmware wrote a tunnel's LinkState register. */
+  linkState?(tunnel: TunnelEngine, state: number): void;
+}
+
+/** CONTROL frames waiting for the MAC; FRAME_TX beyond this is refused. */
+const CONTROL_QUEUE = 32;
+
+/**
+ * The firmware's transmit path: a FIFO of CONTROL frames that the MAC serves in turn with
+ * the tunnels. It only takes CONTROL frames from this card, so firmware cannot forge data.
+ */
+class ControlTransmitter implements FrameSource {
+  private readonly queue: Uint8Array[] = [];
+
+  constructor(private readonly mac: CardMac) {}
+
+  /** Checks, pads and queues a frame (without FCS); false if refused. */
+  submit(frame: Uint8Array): boolean {
+    if (frame.length < MAC_SIZE * 2 + 2 + TUNNEL_HEADER || frame.length > MAX_CONTROL_FRAME || this.queue.length >= CONTROL_QUEUE) return false;
+    if (macKey(frame, MAC_SIZE) !== macKey(this.mac.address)) return false;
+    const wire = new Uint8Array(Math.max(frame.length, MIN_FRAME - FCS_SIZE) + FCS_SIZE);
+    wire.set(frame);
+    const at = payloadOffset(wire);
+    if (((wire[at - 2] << 8) | wire[at - 1]) !== ETHERTYPE_IOV || at + TUNNEL_HEADER > frame.length) return false;
+    if (wire[at] !== TUNNEL_VERSION || wire[at + 1] !== FrameKind.Control) return false;
+    writeFcs(wire);
+    this.queue.push(wire);
+    this.mac.kick();
+    return true;
+  }
+
+  nextFrame(): Uint8Array | null {
+    return this.queue.shift() ?? null;
+  }
 }
 
 export class Fabric {
@@ -27,6 +66,7 @@ export class Fabric {
   readonly tunnels: TunnelEngine[] = [];
   private scratch = 0;
   private regErrors = 0;
+  private readonly control: ControlTransmitter;
 
   constructor(private readonly config: FabricConfig, scheduler: Scheduler, private readonly host: FabricHost) {
     if (config.tunnels < 1 || config.tunnels > MAX_TUNNELS) throw new RangeError(`a card has 1..${MAX_TUNNELS} tunnels, not ${config.tunnels}`);
@@ -42,6 +82,20 @@ export class Fabric {
       this.tunnels.push(tunnel);
       this.mac.addTunnel(tunnel);
     }
+    this.control = new ControlTransmitter(this.mac);
+    this.mac.addSource(this.control);
+    this.mac.onControl = (frame, sink) => {
+      const index = sink ? this.tunnels.indexOf(sink as TunnelEngine) : -1;
+      host.control?.(frame.subarray(0, frame.length - FCS_SIZE), index >= 0 ? index : NO_TUNNEL);
+    };
+    this.mac.onCarrier = (up) => host.event(up ? FabricEventKind.CarrierUp : FabricEventKind.CarrierDown, 0, 0);
+  }
+
+  /** FRAME_TX: queues a CONTROL frame from the firmware; a refused one raises FrameRejected. */
+  transmitControl(frame: Uint8Array): boolean {
+    if (this.control.submit(frame)) return true;
+    this.host.event(FabricEventKind.FrameRejected, 0, frame.length);
+    return false;
   }
 
   private tunnelAt(address: number): [TunnelEngine, number] | null {
@@ -72,6 +126,7 @@ export class Fabric {
     } else {
       const target = this.tunnelAt(address);
       ok = target !== null && target[0].writeRegister(target[1], value);
+      if (ok && target![1] === TunnelReg.LinkState) this.host.linkState?.(target![0], value >>> 0);
     }
     if (!ok) {
       this.regErrors++;

@@ -8,8 +8,23 @@ import {
   BootBody, TimeBody, SyncBody, TimerFiredBody, EntropyBody, HelloBody, SyncAckBody, TimerArmBody,
   TimerDisarmBody, ErrorBody, CountersBody, RegValueBody, FabricEventBody, RegWriteBody, RegReadBody, CardRole, ResetCause,
   LogLevel, HelloStatus, MailboxError, Counter, FABRIC_EVENT_LAST, MAX_TUNNELS, minBody, maxBody, isEvent, isCommand,
+  ConfigBody, FrameRxBody, FrameTxBody, NO_TUNNEL,
 } from "./map/mailbox.ts";
-import { FabricEventKind } from "./map/registers.ts";
+import { FabricEventKind, MTU_MIN, MTU_MAX } from "./map/registers.ts";
+import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, PAIRING_KEY_SIZE, SILENCE_MIN_KEEPALIVES, AckPolicy } from "./map/link.ts";
+
+/** The flash configuration record of CONFIG. */
+export interface LinkConfig {
+  group: number;
+  protocolMax: number;
+  ackPolicies: number;
+  mtu: number;
+  maxPayload: number;
+  keepaliveNs: number;
+  silenceNs: number;
+  graceNs: number;
+  pairingKey: Uint8Array;
+}
 
 export type EventMessage =
   | {
@@ -22,7 +37,9 @@ export type EventMessage =
   | { kind: "entropy"; bytes: Uint8Array }
   | { kind: "countersQuery" }
   | { kind: "regValue"; address: number; value: number }
-  | { kind: "fabricEvent"; tunnel: number; event: FabricEventKind; arg: number };
+  | { kind: "fabricEvent"; tunnel: number; event: FabricEventKind; arg: number }
+  | ({ kind: "config" } & LinkConfig)
+  | { kind: "frameRx"; tunnel: number; frame: Uint8Array };
 
 export type CommandMessage =
   | { kind: "hello"; mailboxVersion: number; status: HelloStatus; firmware: [number, number, number] }
@@ -32,7 +49,8 @@ export type CommandMessage =
   | { kind: "error"; code: MailboxError; messageType: number; bodyLength: number; streamOffset: number; detail: number }
   | { kind: "counters"; values: number[] }
   | { kind: "regWrite"; address: number; value: number }
-  | { kind: "regRead"; address: number };
+  | { kind: "regRead"; address: number }
+  | { kind: "frameTx"; frame: Uint8Array };
 
 /** One framed message. `framing` is non-zero when the header already condemns it; then `body` is null. */
 export interface RawMessage {
@@ -109,6 +127,26 @@ export function encodeEvent(event: EventMessage): Uint8Array {
       v.setUint32(FabricEventBody.Arg, event.arg >>> 0, true);
       return message(Event.FabricEvent, b);
     }
+    case "config": {
+      const [b, v] = body(ConfigBody.Size);
+      v.setUint16(ConfigBody.Group, event.group, true);
+      v.setUint8(ConfigBody.ProtocolMax, event.protocolMax);
+      v.setUint8(ConfigBody.AckPolicies, event.ackPolicies);
+      v.setUint16(ConfigBody.Mtu, event.mtu, true);
+      v.setUint16(ConfigBody.MaxPayload, event.maxPayload, true);
+      v.setUint32(ConfigBody.KeepaliveNs, event.keepaliveNs >>> 0, true);
+      v.setUint32(ConfigBody.SilenceNs, event.silenceNs >>> 0, true);
+      v.setUint32(ConfigBody.GraceNs, event.graceNs >>> 0, true);
+      if (event.pairingKey.length !== PAIRING_KEY_SIZE) throw new MailboxFormatError(`a pairing key has ${PAIRING_KEY_SIZE} bytes, not ${event.pairingKey.length}`);
+      b.set(event.pairingKey, ConfigBody.PairingKey);
+      return message(Event.Config, b);
+    }
+    case "frameRx": {
+      const [b, v] = body(FrameRxBody.Frame + event.frame.length);
+      v.setUint8(FrameRxBody.Tunnel, event.tunnel);
+      b.set(event.frame, FrameRxBody.Frame);
+      return message(Event.FrameRx, b);
+    }
   }
 }
 
@@ -165,6 +203,8 @@ export function encodeCommand(command: CommandMessage): Uint8Array {
       v.setUint32(RegReadBody.Address, command.address >>> 0, true);
       return message(Command.RegRead, b);
     }
+    case "frameTx":
+      return message(Command.FrameTx, command.frame);
   }
 }
 
@@ -277,6 +317,15 @@ export function decodeEvent(raw: RawMessage): EventMessage {
       return { kind: "regValue", address: v.getUint32(RegValueBody.Address, true), value: v.getUint32(RegValueBody.Value, true) };
     case Event.FabricEvent:
       return { kind: "fabricEvent", tunnel: b[FabricEventBody.Tunnel], event: b[FabricEventBody.Kind], arg: v.getUint32(FabricEventBody.Arg, true) };
+    case Event.Config:
+      return {
+        kind: "config", group: v.getUint16(ConfigBody.Group, true), protocolMax: b[ConfigBody.ProtocolMax], ackPolicies: b[ConfigBody.AckPolicies],
+        mtu: v.getUint16(ConfigBody.Mtu, true), maxPayload: v.getUint16(ConfigBody.MaxPayload, true),
+        keepaliveNs: v.getUint32(ConfigBody.KeepaliveNs, true), silenceNs: v.getUint32(ConfigBody.SilenceNs, true),
+        graceNs: v.getUint32(ConfigBody.GraceNs, true), pairingKey: b.slice(ConfigBody.PairingKey, ConfigBody.PairingKey + PAIRING_KEY_SIZE),
+      };
+    case Event.FrameRx:
+      return { kind: "frameRx", tunnel: b[FrameRxBody.Tunnel], frame: b.slice(FrameRxBody.Frame) };
   }
   throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not an event`);
 }
@@ -315,6 +364,8 @@ export function decodeCommand(raw: RawMessage): CommandMessage {
       return { kind: "regWrite", address: v.getUint32(RegWriteBody.Address, true), value: v.getUint32(RegWriteBody.Value, true) };
     case Command.RegRead:
       return { kind: "regRead", address: v.getUint32(RegReadBody.Address, true) };
+    case Command.FrameTx:
+      return { kind: "frameTx", frame: b.slice(FrameTxBody.Frame) };
   }
   throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not a command`);
 }
@@ -353,6 +404,7 @@ function firstNonZero(b: Uint8Array, offset: number, length: number): number {
  */
 export class EventChecker {
   booted = false;
+  configured = false;
   now = 0n;
   private syncSeen = false;
   private expectedSeq = 0;
@@ -391,6 +443,23 @@ export class EventChecker {
       const kind = b[FabricEventBody.Kind];
       if (kind < 1 || kind > FABRIC_EVENT_LAST) return { error: MailboxError.BadField, detail: FabricEventBody.Kind };
     }
+    if (raw.type === Event.Config) return this.checkConfig(b, v);
+    if (raw.type === Event.FrameRx) {
+      const bad = firstNonZero(b, FrameRxBody.Reserved1, 3);
+      if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
+      const tunnel = b[FrameRxBody.Tunnel];
+      if (tunnel >= MAX_TUNNELS && tunnel !== NO_TUNNEL) return { error: MailboxError.BadField, detail: FrameRxBody.Tunnel };
+    }
+    return null;
+  }
+
+  private checkConfig(b: Uint8Array, v: DataView): Verdict | null {
+    if (this.configured) return { error: MailboxError.OutOfOrder, detail: 0 };
+    const bad = firstNonZero(b, ConfigBody.Reserved20, 4);
+    if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
+    const field = configFieldError(b, v);
+    if (field >= 0) return { error: MailboxError.BadField, detail: field };
+    this.configured = true;
     return null;
   }
 
@@ -410,12 +479,37 @@ export class EventChecker {
   }
 }
 
+/** Offset of the first out-of-range field of a CONFIG body, in the firmware's order, or -1. */
+export function configFieldError(b: Uint8Array, v: DataView): number {
+  const group = v.getUint16(ConfigBody.Group, true);
+  const protocol = b[ConfigBody.ProtocolMax];
+  const policies = b[ConfigBody.AckPolicies];
+  const mtu = v.getUint16(ConfigBody.Mtu, true);
+  const payload = v.getUint16(ConfigBody.MaxPayload, true);
+  const keepalive = v.getUint32(ConfigBody.KeepaliveNs, true);
+  const silence = v.getUint32(ConfigBody.SilenceNs, true);
+  if (group < 1 || group > 4094) return ConfigBody.Group;
+  if (protocol < LINK_PROTOCOL_MIN || protocol > LINK_PROTOCOL_MAX) return ConfigBody.ProtocolMax;
+  if (policies === 0 || (policies & ~(AckPolicy.Selective | AckPolicy.GoBackN)) !== 0) return ConfigBody.AckPolicies;
+  if (mtu < MTU_MIN || mtu > MTU_MAX) return ConfigBody.Mtu;
+  if (payload < 128 || payload > 4096 || (payload & (payload - 1)) !== 0) return ConfigBody.MaxPayload;
+  if (keepalive < 1000) return ConfigBody.KeepaliveNs;
+  if (silence < SILENCE_MIN_KEEPALIVES * keepalive) return ConfigBody.SilenceNs;
+  if (v.getUint32(ConfigBody.GraceNs, true) < silence) return ConfigBody.GraceNs;
+  return -1;
+}
+
 /** One readable line for a message (trace decoding, timelines). */
 export function describe(raw: RawMessage, direction: "events" | "commands"): string {
   if (raw.framing) {
     return `${typeName(raw.type)} (type 0x${raw.type.toString(16).padStart(2, "0")}, flags 0x${raw.flags.toString(16)}, ${raw.length}-byte body): malformed, ${errorName(raw.framing)}`;
   }
   return describeMessage(direction === "events" ? decodeEvent(raw) : decodeCommand(raw));
+}
+
+function ackPolicyNames(bits: number): string {
+  const names = [bits & AckPolicy.Selective ? "selective" : "", bits & AckPolicy.GoBackN ? "go-back-N" : ""].filter(Boolean);
+  return names.length ? names.join("+") : `0x${bits.toString(16)}`;
 }
 
 const hex = (n: number, width = 8) => `0x${(n >>> 0).toString(16).padStart(width, "0")}`;
@@ -439,6 +533,12 @@ export function describeMessage(m: EventMessage | CommandMessage): string {
       return `REG_VALUE ${hex(m.address, 4)} = ${hex(m.value)}`;
     case "fabricEvent":
       return `FABRIC_EVENT tunnel ${m.tunnel} ${FabricEventKind[m.event] ?? `kind ${m.event}`} arg ${m.arg}`;
+    case "config":
+      return `CONFIG group ${m.group}, protocol <= ${m.protocolMax}, ack ${ackPolicyNames(m.ackPolicies)}, MTU ${m.mtu}, max payload ${m.maxPayload}, keepalive ${m.keepaliveNs} ns, silence ${m.silenceNs} ns, grace ${m.graceNs} ns`;
+    case "frameRx":
+      return `FRAME_RX ${m.tunnel === NO_TUNNEL ? "no tunnel" : `tunnel ${m.tunnel}`}, ${m.frame.length} bytes`;
+    case "frameTx":
+      return `FRAME_TX ${m.frame.length} bytes`;
     case "hello":
       return `HELLO mailbox v${m.mailboxVersion}, ${m.status === HelloStatus.Ok ? "ok" : (HelloStatus[m.status] ?? `status ${m.status}`)}, firmware ${m.firmware.join(".")}`;
     case "syncAck":

@@ -3,7 +3,7 @@
 
 import {
   HEADER_SIZE, Header, Command, MAILBOX_VERSION, Counter,
-  HelloBody, SyncAckBody, TimerArmBody, TimerDisarmBody, ErrorBody, CountersBody,
+  HelloBody, SyncAckBody, TimerArmBody, TimerDisarmBody, ErrorBody, CountersBody, RegWriteBody, RegReadBody, FrameTxBody,
 } from "../../board/map/mailbox";
 import { writeAll, FD_COMMANDS } from "./wasi";
 import { counters, count, add } from "../counters";
@@ -72,6 +72,23 @@ export function countersReport(): void {
   store<u16>(body, Counter.Count as u16, CountersBody.Count);
   // The report counts itself: begin() has already added it to CommandsOut and BytesOut.
   memory.copy(body + CountersBody.Values, counters, 4 * Counter.Count);
+}
+
+export function regWrite(address: u32, value: u32): void {
+  const body = begin(Command.RegWrite, RegWriteBody.Size);
+  store<u32>(body, address, RegWriteBody.Address);
+  store<u32>(body, value, RegWriteBody.Value);
+}
+
+export function regRead(address: u32): void {
+  const body = begin(Command.RegRead, RegReadBody.Size);
+  store<u32>(body, address, RegReadBody.Address);
+}
+
+/** Sends the `length` bytes at `frame` (an Ethernet frame without FCS) through the MAC. */
+export function frameTx(frame: usize, length: i32): void {
+  const body = begin(Command.FrameTx, length);
+  memory.copy(body + FrameTxBody.Frame, frame, length);
 }
 
 /** Start of the buffered, not yet flushed, commands (for inspection in unit tests). */

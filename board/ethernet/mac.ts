@@ -22,6 +22,9 @@ export interface FrameSink extends FrameSource {
   receive(frame: Uint8Array, at: number, end: number): void;
 }
 
+/** Largest CONTROL frame, FCS excluded: a tagged frame with a 1500-byte payload. */
+export const MAX_CONTROL_FRAME = 1518;
+
 export interface MacCounters {
   rxFrames: number;
   rxRunts: number;
@@ -31,13 +34,15 @@ export interface MacCounters {
   rxOtherEtherType: number;
   rxUnknownPeer: number;
   rxControl: number;
+  /** CONTROL frames longer than the firmware's mailbox takes (1518 bytes without FCS), dropped. */
+  rxControlOversize: number;
   txFrames: number;
   txDropped: number;
 }
 
 export class CardMac implements PortDevice {
   readonly counters: MacCounters = {
-    rxFrames: 0, rxRunts: 0, rxOversize: 0, rxFcsErrors: 0, rxNotForUs: 0, rxOtherEtherType: 0, rxUnknownPeer: 0, rxControl: 0,
+    rxFrames: 0, rxRunts: 0, rxOversize: 0, rxFcsErrors: 0, rxNotForUs: 0, rxOtherEtherType: 0, rxUnknownPeer: 0, rxControl: 0, rxControlOversize: 0,
     txFrames: 0, txDropped: 0,
   };
   private port: EthernetPort | null = null;
@@ -47,6 +52,8 @@ export class CardMac implements PortDevice {
   private readonly key: number;
   /** Control frames (FrameKind.Control) for the firmware, with the tunnel they came through or null. */
   onControl: ((frame: Uint8Array, tunnel: FrameSink | null) => void) | null = null;
+  /** The port's link went down or came up. */
+  onCarrier: ((up: boolean) => void) | null = null;
 
   constructor(readonly address: Uint8Array, readonly maxMtu = 9000) {
     this.key = macKey(address);
@@ -91,6 +98,7 @@ export class CardMac implements PortDevice {
   }
 
   carrier(up: boolean): void {
+    this.onCarrier?.(up);
     if (up) this.kick();
   }
 
@@ -129,6 +137,10 @@ export class CardMac implements PortDevice {
       }
     }
     if (end - at >= TUNNEL_HEADER && frame[at + 1] === FrameKind.Control) {
+      if (end > MAX_CONTROL_FRAME) {
+        c.rxControlOversize++;
+        return;
+      }
       c.rxControl++;
       this.onControl?.(frame, sink);
       return;

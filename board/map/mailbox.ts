@@ -16,7 +16,7 @@ import { FABRIC_EVENT_LAST, MAX_TUNNELS } from "./registers.ts";
 
 export { FABRIC_EVENT_LAST, MAX_TUNNELS };
 
-export const MAILBOX_VERSION = 1;
+export const MAILBOX_VERSION = 2;
 export const HEADER_SIZE = 4;
 export const MAX_BODY = 1536;
 
@@ -36,6 +36,8 @@ export enum Event {
   CountersQuery = 0x06,
   RegValue = 0x07,
   FabricEvent = 0x08,
+  Config = 0x09,
+  FrameRx = 0x0a,
 }
 
 /** Commands: firmware to fabric, written by the firmware on fd 1. */
@@ -48,6 +50,7 @@ export enum Command {
   Counters = 0x86,
   RegWrite = 0x87,
   RegRead = 0x88,
+  FrameTx = 0x89,
 }
 
 // Body layouts: byte offsets of each field, and the body size as `Size`.
@@ -103,6 +106,32 @@ export enum FabricEventBody {
   Size = 8,
 }
 
+/** The card's configuration record from flash, posted right after BOOT. */
+export enum ConfigBody {
+  Group = 0, //       u16 group ID, also the VLAN ID of every frame, 1..4094
+  ProtocolMax = 2, // u8  newest link protocol version to offer, LINK_PROTOCOL_MIN..LINK_PROTOCOL_MAX
+  AckPolicies = 3, // u8  AckPolicy bits this card accepts, at least one
+  Mtu = 4, //         u16 largest Ethernet payload of the path, MTU_MIN..MTU_MAX
+  MaxPayload = 6, //  u16 largest TLP data payload, 128..4096, a power of two
+  KeepaliveNs = 8, // u32 >= 1000
+  SilenceNs = 12, //  u32 >= SILENCE_MIN_KEEPALIVES * KeepaliveNs
+  GraceNs = 16, //    u32 >= SilenceNs
+  Reserved20 = 20, // u32
+  PairingKey = 24, // u8[PAIRING_KEY_SIZE] per-installation secret
+  Size = 56,
+}
+
+/** A CONTROL frame the MAC received (docs/wire-format.md). */
+export enum FrameRxBody {
+  Tunnel = 0, //    u8 the tunnel whose peer address and VLAN match the frame's, or NO_TUNNEL
+  Reserved1 = 1, // u8[3]
+  Frame = 4, //     u8[] the Ethernet frame from the destination address to the end of the payload, FCS removed
+  MinSize = 34, //  4 + Ethernet header (14) + tunnel header (16)
+  MaxSize = 1522, // 4 + a tagged frame of 1518 bytes without FCS
+}
+
+export const NO_TUNNEL = 0xff;
+
 export enum HelloBody {
   MailboxVersion = 0, // u16 the version the firmware speaks
   Status = 2, //         u8  HelloStatus
@@ -150,6 +179,13 @@ export enum RegWriteBody {
 export enum RegReadBody {
   Address = 0, // u32; the board answers REG_VALUE in the next batch
   Size = 4,
+}
+
+/** A CONTROL frame for the MAC to send; it pads it to 60 bytes and appends the FCS. */
+export enum FrameTxBody {
+  Frame = 0, //     u8[] from the destination address to the end of the payload
+  MinSize = 30, //  Ethernet header (14) + tunnel header (16)
+  MaxSize = 1518,
 }
 
 export enum CountersBody {
@@ -213,7 +249,22 @@ export enum Counter {
   ErrVersion = 13,
   ErrTruncated = 14,
   FabricEvents = 15, // FABRIC_EVENTs accepted
-  Count = 16,
+  ControlRx = 16, //      CONTROL frames received
+  ControlTx = 17, //      CONTROL frames sent
+  ControlMalformed = 18, // CONTROL frames too short, of an unknown type or version, or with bad fields
+  ForeignGroup = 19, //   CONTROL frames of another group or VLAN, ignored
+  ControlIgnored = 20, // well-formed CONTROL frames that do not fit the state (stray, stale, penalised peer)
+  NegotiationFailures = 21, // handshakes this card ended because the proposals do not intersect
+  AuthFailures = 22, //   peer tags that did not verify
+  PeerRejects = 23, //    REJECTs received
+  HandshakeTimeouts = 24,
+  LinkUps = 25,
+  Recoveries = 26,
+  Resumes = 27, //        recoveries that ended with the session resumed
+  LinkDowns = 28,
+  PeerReboots = 29,
+  RtoUpdates = 30, //     RtoNs writes from RTT measurements
+  Count = 31,
 }
 
 export const TIMER_CHANNELS = 1;
@@ -235,6 +286,8 @@ export function minBody(type: i32): i32 {
     case Event.CountersQuery: return 0;
     case Event.RegValue: return RegValueBody.Size;
     case Event.FabricEvent: return FabricEventBody.Size;
+    case Event.Config: return ConfigBody.Size;
+    case Event.FrameRx: return FrameRxBody.MinSize;
     case Command.Hello: return HelloBody.Size;
     case Command.SyncAck: return SyncAckBody.Size;
     case Command.TimerArm: return TimerArmBody.Size;
@@ -243,6 +296,7 @@ export function minBody(type: i32): i32 {
     case Command.Counters: return CountersBody.MinSize;
     case Command.RegWrite: return RegWriteBody.Size;
     case Command.RegRead: return RegReadBody.Size;
+    case Command.FrameTx: return FrameTxBody.MinSize;
     default: return -1;
   }
 }
@@ -251,6 +305,8 @@ export function minBody(type: i32): i32 {
 export function maxBody(type: i32): i32 {
   switch (type) {
     case Event.Entropy: return EntropyBody.MaxSize;
+    case Event.FrameRx: return FrameRxBody.MaxSize;
+    case Command.FrameTx: return FrameTxBody.MaxSize;
     case Command.Counters: return CountersBody.Values + 4 * Counter.Count;
     default: return minBody(type);
   }

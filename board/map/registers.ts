@@ -46,13 +46,36 @@ export enum TunnelReg {
   CreditCpld = 0x58, //    rw  completion data
   Snapshot = 0x5c, //      wo  write 1: copy the live counters to the Count* registers, then raise CountersReady
   RttNs = 0x60, //         ro  last round-trip sample (a frame sent once, acknowledged)
+  LinkState = 0x64, //     rw  the firmware's link state (LinkState, board/map/link.ts): shown to the card's PCIe side, no effect on the data path
   CountTxFrames = 0x80, // ro  counters as of the last snapshot, in TunnelCounter order
+}
+
+/** Reset values of the tunnel registers the firmware sizes its proposals from (docs/registers.md). */
+export enum TunnelDefault {
+  Mtu = 1500,
+  MaxPayload = 256,
+  AckFrames = 8,
+  AckDelayNs = 4_000,
+  RtoNs = 200_000,
+  RetryLimit = 8,
+  KeepaliveNs = 100_000,
+  SilenceNs = 1_000_000,
+  ReplayBytes = 262_144,
+  ReorderBytes = 262_144,
+  WindowBytes = 262_144,
+  CreditPh = 128,
+  CreditPd = 2048,
+  CreditNph = 64,
+  CreditNpd = 64,
+  CreditCplh = 128,
+  CreditCpld = 2048,
 }
 
 export enum TunnelControl {
   Enable = 1 << 0, //      start: send a keepalive with credits, accept frames
   GoBackN = 1 << 1, //     retransmission policy: 0 selective repeat, 1 go-back-N (baseline)
   Reset = 1 << 2, //       write 1: clear sequence numbers, buffers and credits (queued TLPs stay); reads 0
+  Flush = 1 << 3, //       write 1: discard the TLPs queued to send (counted in TlpsFlushed); reads 0
 }
 
 export enum TunnelStatus {
@@ -60,6 +83,7 @@ export enum TunnelStatus {
   PeerSeen = 1 << 1, //    a valid frame arrived from the peer this session
   Silent = 1 << 2, //      nothing received for SilenceNs
   RetryExhausted = 1 << 3, // RetryLimit timeouts without progress; retransmission stopped
+  Stalled = 1 << 4, //     a retransmission timeout expired and no acknowledgement has advanced since
 }
 
 /** Counters of a tunnel, in snapshot register order (CountTxFrames + 4 * index). */
@@ -82,7 +106,8 @@ export enum TunnelCounter {
   RxMalformed = 15, //     bad version, kind, length or TLP records
   CreditStalls = 16, //    times a TLP waited for credits
   RxWhileDisabled = 17, // frames from the peer dropped because the tunnel was not enabled
-  Count = 18,
+  TlpsFlushed = 18, //     queued TLPs discarded by Flush
+  Count = 19,
 }
 
 /** Events the fabric raises to the firmware (FABRIC_EVENT). */
@@ -93,9 +118,12 @@ export enum FabricEventKind {
   RetryLimit = 4, //       arg: RetryLimit; retransmission stopped until re-enabled
   CountersReady = 5, //    the snapshot requested through Snapshot is in the Count* registers
   RegisterRejected = 6, // arg: register address of a refused write
+  CarrierDown = 7, //      the card's Ethernet port lost its link (card-wide: tunnel 0)
+  CarrierUp = 8, //        the port's link is back (card-wide: tunnel 0)
+  FrameRejected = 9, //    a FRAME_TX the MAC refused (not a CONTROL frame from this card); arg: its length
 }
 
-export const FABRIC_EVENT_LAST = FabricEventKind.RegisterRejected;
+export const FABRIC_EVENT_LAST = FabricEventKind.FrameRejected;
 
 export const MTU_MIN = 576;
 export const MTU_MAX = 9000;

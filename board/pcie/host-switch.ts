@@ -60,7 +60,14 @@ export class HostSwitch {
 
   constructor(ports: { tunnel: Uplink; slot: number }[]) {
     this.upstream = bridge(UPSTREAM_DEVICE_ID, PortType.UpstreamPort);
-    this.downstream = ports.map(({ tunnel, slot }, i) => ({ ...bridge(DOWNSTREAM_DEVICE_ID, PortType.DownstreamPort, i + 1), tunnel, slot }));
+    this.downstream = [];
+    for (const { tunnel, slot } of ports) this.addPort(tunnel, slot);
+  }
+
+  /** Adds a downstream port for chassis slot `slot` behind `tunnel` (a tunnel that has come up), unless it has one. */
+  addPort(tunnel: Uplink, slot: number): void {
+    if (this.downstream.some((p) => p.tunnel === tunnel && p.slot === slot)) return;
+    this.downstream.push({ ...bridge(DOWNSTREAM_DEVICE_ID, PortType.DownstreamPort, this.downstream.length + 1), tunnel, slot });
   }
 
   /** Plugs the switch into the server's root port link. */

@@ -12,7 +12,8 @@
 // Receive: frames are checked (session, sequence window, records), delivered in sequence
 // order exactly once, and acknowledged cumulatively with SACK blocks, coalesced.
 
-import { TunnelReg, TunnelControl, TunnelStatus, TunnelCounter, FabricEventKind, MTU_MIN, MTU_MAX } from "../map/registers.ts";
+import { TunnelReg, TunnelControl, TunnelStatus, TunnelCounter, TunnelDefault, FabricEventKind, MTU_MIN, MTU_MAX } from "../map/registers.ts";
+import { LINK_STATE_LAST } from "../map/link.ts";
 import { ETHERTYPE_IOV, ETHERTYPE_VLAN, HEADER_SIZE, VLAN_TAG_SIZE, FCS_SIZE, MIN_PAYLOAD, writeFcs, payloadOffset } from "../ethernet/frame.ts";
 import { TlpClass, DATA_CREDIT_BYTES, tlpClass, tlpBytes, dataBytes, dataCredits } from "../pcie/tlp.ts";
 import type { Scheduler } from "../scheduler.ts";
@@ -38,23 +39,23 @@ export interface TunnelHost {
 
 /** Register defaults at reset (docs/registers.md explains each for a 10GbE link). */
 export const TUNNEL_DEFAULTS: Partial<Record<TunnelReg, number>> = {
-  [TunnelReg.Mtu]: 1500,
-  [TunnelReg.MaxPayload]: 256,
-  [TunnelReg.AckFrames]: 8,
-  [TunnelReg.AckDelayNs]: 4_000,
-  [TunnelReg.RtoNs]: 200_000,
-  [TunnelReg.RetryLimit]: 8,
-  [TunnelReg.KeepaliveNs]: 100_000,
-  [TunnelReg.SilenceNs]: 1_000_000,
-  [TunnelReg.ReplayBytes]: 262_144,
-  [TunnelReg.ReorderBytes]: 262_144,
-  [TunnelReg.WindowBytes]: 262_144,
-  [TunnelReg.CreditPh]: 128,
-  [TunnelReg.CreditPd]: 2048,
-  [TunnelReg.CreditNph]: 64,
-  [TunnelReg.CreditNpd]: 64,
-  [TunnelReg.CreditCplh]: 128,
-  [TunnelReg.CreditCpld]: 2048,
+  [TunnelReg.Mtu]: TunnelDefault.Mtu,
+  [TunnelReg.MaxPayload]: TunnelDefault.MaxPayload,
+  [TunnelReg.AckFrames]: TunnelDefault.AckFrames,
+  [TunnelReg.AckDelayNs]: TunnelDefault.AckDelayNs,
+  [TunnelReg.RtoNs]: TunnelDefault.RtoNs,
+  [TunnelReg.RetryLimit]: TunnelDefault.RetryLimit,
+  [TunnelReg.KeepaliveNs]: TunnelDefault.KeepaliveNs,
+  [TunnelReg.SilenceNs]: TunnelDefault.SilenceNs,
+  [TunnelReg.ReplayBytes]: TunnelDefault.ReplayBytes,
+  [TunnelReg.ReorderBytes]: TunnelDefault.ReorderBytes,
+  [TunnelReg.WindowBytes]: TunnelDefault.WindowBytes,
+  [TunnelReg.CreditPh]: TunnelDefault.CreditPh,
+  [TunnelReg.CreditPd]: TunnelDefault.CreditPd,
+  [TunnelReg.CreditNph]: TunnelDefault.CreditNph,
+  [TunnelReg.CreditNpd]: TunnelDefault.CreditNpd,
+  [TunnelReg.CreditCplh]: TunnelDefault.CreditCplh,
+  [TunnelReg.CreditCpld]: TunnelDefault.CreditCpld,
 };
 
 const REGISTER_WORDS = 0x100 / 4;
@@ -94,6 +95,13 @@ class TlpQueue {
     this.tlps.push(tlp);
     this.order.push(order);
     this.slots.push(slot);
+  }
+
+  clear(): void {
+    this.tlps = [];
+    this.order = [];
+    this.slots = [];
+    this.head = 0;
   }
 
   shift(): void {
@@ -224,6 +232,9 @@ export class TunnelEngine implements FrameSink {
       case TunnelReg.PeerMacHigh:
         if (value > 0xffff) return false;
         break;
+      case TunnelReg.LinkState:
+        if (value > LINK_STATE_LAST) return false;
+        break;
       case TunnelReg.CreditPh: case TunnelReg.CreditNph: case TunnelReg.CreditCplh:
         if (value < 1 || value > 0x7fff) return false;
         break;
@@ -238,14 +249,15 @@ export class TunnelEngine implements FrameSink {
   }
 
   private writeControl(value: number): boolean {
-    if (value & ~(TunnelControl.Enable | TunnelControl.GoBackN | TunnelControl.Reset)) return false;
+    if (value & ~(TunnelControl.Enable | TunnelControl.GoBackN | TunnelControl.Reset | TunnelControl.Flush)) return false;
     const wasEnabled = this.enabled;
     if (value & TunnelControl.Enable && !wasEnabled) {
       const recordRoom = this.reg(TunnelReg.Mtu) - TUNNEL_HEADER - RECORD_HEADER;
       if (this.reg(TunnelReg.MaxPayload) + 16 > recordRoom) return false; // a largest TLP must fit a frame
     }
+    if (value & TunnelControl.Flush) this.flush();
     if (value & TunnelControl.Reset) this.resetSession();
-    this.regs[TunnelReg.Control / 4] = value & ~TunnelControl.Reset;
+    this.regs[TunnelReg.Control / 4] = value & ~(TunnelControl.Reset | TunnelControl.Flush);
     if (value & TunnelControl.Enable && !wasEnabled) this.start();
     else if (!(value & TunnelControl.Enable) && wasEnabled) this.stop();
     else if (value & TunnelControl.Reset && wasEnabled) {
@@ -271,6 +283,16 @@ export class TunnelEngine implements FrameSink {
     this.setStatus(TunnelStatus.PeerSeen, false);
     this.setStatus(TunnelStatus.Silent, false);
     this.setStatus(TunnelStatus.RetryExhausted, false);
+    this.setStatus(TunnelStatus.Stalled, false);
+  }
+
+  /** Discards the TLPs waiting to be sent (a session that ended must not carry them into the next). */
+  private flush(): void {
+    for (const queue of this.queues) {
+      this.add(TunnelCounter.TlpsFlushed, queue.size);
+      queue.clear();
+    }
+    this.stalled = [false, false, false];
   }
 
   private start(): void {
@@ -541,6 +563,7 @@ export class TunnelEngine implements FrameSink {
       }
       this.sndUna = ack;
       this.consecutiveTimeouts = 0;
+      this.setStatus(TunnelStatus.Stalled, false);
       this.duplicateAcks = 0;
       if (this.rtoTimer !== null) this.host.scheduler.cancel(this.rtoTimer);
       this.rtoTimer = null;
@@ -623,6 +646,7 @@ export class TunnelEngine implements FrameSink {
       return;
     }
     this.consecutiveTimeouts++;
+    this.setStatus(TunnelStatus.Stalled, true);
     this.count(TunnelCounter.Timeouts);
     this.host.event(FabricEventKind.RetransmitTimeout, this.consecutiveTimeouts, this);
     if (this.consecutiveTimeouts >= this.reg(TunnelReg.RetryLimit)) {

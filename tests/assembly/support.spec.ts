@@ -1,9 +1,9 @@
 import * as counters from "../../assembly/counters";
 import * as entropy from "../../assembly/entropy";
 import * as clock from "../../assembly/clock";
+import { DRBG_SEED_MIN, DRBG_RESEED_MIN } from "../../assembly/crypto/drbg";
 import { Counter, MailboxError, errorCounter } from "../../board/map/mailbox";
 
-const POOL_SIZE = 64;
 const source = memory.data(256); // bytes handed to entropy.feed()
 
 describe("counters", () => {
@@ -53,39 +53,54 @@ describe("counters", () => {
   });
 });
 
-describe("entropy pool", () => {
+describe("entropy pool and DRBG", () => {
   beforeEach(() => {
     entropy.reset();
     for (let i = 0; i < 256; i++) store<u8>(source + i, i as u8);
   });
 
-  it("holds no bytes after reset", () => {
+  it("holds no bytes and is not ready after reset", () => {
     expect(entropy.bytesAvailable()).toBe(0);
+    expect(entropy.ready()).toBe(false);
   });
 
-  it("counts the bytes fed, across feeds", () => {
+  it("collects bytes across feeds until there are enough to seed", () => {
     entropy.feed(source, 10);
-    expect(entropy.bytesAvailable()).toBe(10);
     entropy.feed(source, 22);
     expect(entropy.bytesAvailable()).toBe(32);
-  });
-
-  it("caps the available bytes at the pool size when one feed overfills it", () => {
-    entropy.feed(source, POOL_SIZE + 36);
-    expect(entropy.bytesAvailable()).toBe(POOL_SIZE);
-  });
-
-  it("caps the available bytes at the pool size across feeds", () => {
-    entropy.feed(source, POOL_SIZE - 4);
-    entropy.feed(source, 10);
-    expect(entropy.bytesAvailable()).toBe(POOL_SIZE);
+    expect(entropy.ready()).toBe(false, "32 bytes do not seed");
+    entropy.feed(source, DRBG_SEED_MIN - 33);
+    expect(entropy.ready()).toBe(false, "one byte short");
     entropy.feed(source, 1);
-    expect(entropy.bytesAvailable()).toBe(POOL_SIZE);
+    expect(entropy.ready()).toBe(true, "seeded at DRBG_SEED_MIN bytes");
+    expect(entropy.bytesAvailable()).toBe(0, "the seed was used up");
   });
 
-  it("fills the pool exactly", () => {
-    entropy.feed(source, POOL_SIZE);
-    expect(entropy.bytesAvailable()).toBe(POOL_SIZE);
+  it("seeds from the first DRBG_SEED_MIN bytes of one large feed and keeps the rest for a reseed", () => {
+    entropy.feed(source, DRBG_SEED_MIN + 20);
+    expect(entropy.ready()).toBe(true);
+    expect(entropy.bytesAvailable()).toBe(20);
+  });
+
+  it("reseeds every DRBG_RESEED_MIN bytes, which changes what it generates", () => {
+    entropy.feed(source, DRBG_SEED_MIN);
+    const before = entropy.word32();
+    entropy.reset();
+    entropy.feed(source, DRBG_SEED_MIN);
+    expect(entropy.word32()).toBe(before, "the same seed gives the same output");
+    entropy.reset();
+    entropy.feed(source, DRBG_SEED_MIN);
+    entropy.feed(source + 100, DRBG_RESEED_MIN);
+    expect(entropy.bytesAvailable()).toBe(0);
+    expect(entropy.word32()).not.toBe(before, "a reseed changes the output");
+  });
+
+  it("different seeds give different output", () => {
+    entropy.feed(source, DRBG_SEED_MIN);
+    const a = entropy.word32();
+    entropy.reset();
+    entropy.feed(source + 1, DRBG_SEED_MIN);
+    expect(entropy.word32()).not.toBe(a);
   });
 
   it("ignores an empty feed", () => {
@@ -94,10 +109,11 @@ describe("entropy pool", () => {
     expect(entropy.bytesAvailable()).toBe(5);
   });
 
-  it("reset() empties a full pool", () => {
-    entropy.feed(source, POOL_SIZE);
+  it("reset() forgets the seed and the pool", () => {
+    entropy.feed(source, DRBG_SEED_MIN + 5);
     entropy.reset();
     expect(entropy.bytesAvailable()).toBe(0);
+    expect(entropy.ready()).toBe(false);
   });
 });
 

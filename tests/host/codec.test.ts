@@ -6,7 +6,7 @@ import {
   encodeEvent, encodeCommand, decodeEvent, decodeCommand, MessageReader, EventChecker, MailboxFormatError,
   type EventMessage, type CommandMessage, type RawMessage,
 } from "../../board/mailbox-codec.ts";
-import { Event, MailboxError, MAX_BODY, HelloStatus, CardRole, ResetCause, LogLevel, BootBody, HEADER_SIZE, minBody, maxBody } from "../../board/map/mailbox.ts";
+import { Event, MailboxError, MAILBOX_VERSION, MAX_BODY, HelloStatus, CardRole, ResetCause, LogLevel, BootBody, HEADER_SIZE, minBody, maxBody } from "../../board/map/mailbox.ts";
 import { boot, encode } from "./helpers.ts";
 
 function readAll(direction: "events" | "commands", ...chunks: Uint8Array[]): RawMessage[] {
@@ -143,7 +143,7 @@ test("the checker predicts order errors: events before boot, second boot, time g
 
 test("the checker predicts boot field errors with the offending offset", () => {
   const cases: [Partial<Extract<EventMessage, { kind: "boot" }>>, MailboxError, number][] = [
-    [{ mailboxVersion: 2 }, MailboxError.Version, 1],
+    [{ mailboxVersion: MAILBOX_VERSION + 1 }, MailboxError.Version, MAILBOX_VERSION],
     [{ role: 2 as CardRole }, MailboxError.BadField, BootBody.Role],
     [{ resetCause: 9 as ResetCause }, MailboxError.BadField, BootBody.ResetCause],
     [{ logLevel: 4 as LogLevel }, MailboxError.BadField, BootBody.LogLevel],

@@ -9,7 +9,7 @@ import { InProcessFirmware } from "../../tools/engines/inprocess.ts";
 import { concat } from "../../board/bytes.ts";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
 import { Card } from "../../board/card.ts";
-import { CardRole, HelloStatus, LogLevel, MailboxError } from "../../board/map/mailbox.ts";
+import { CardRole, HelloStatus, LogLevel, MailboxError, MAILBOX_VERSION } from "../../board/map/mailbox.ts";
 import { FIRMWARE, WASM3, wasm3Skip, boot, commands, encode, scriptedBatches } from "./helpers.ts";
 
 async function lockstep(engine: EngineKind): Promise<{ out: Uint8Array; log: string }> {
@@ -32,7 +32,7 @@ test("the scripted session gets the expected answers from the firmware", async (
     "counters", "syncAck",
   ]);
   const hello = commands(out)[0];
-  assert.deepEqual(hello, { kind: "hello", mailboxVersion: 1, status: HelloStatus.Ok, firmware: [0, 1, 0] });
+  assert.deepEqual(hello, { kind: "hello", mailboxVersion: MAILBOX_VERSION, status: HelloStatus.Ok, firmware: [0, 1, 0] });
 });
 
 test("in-process and Node WASI child process answer the same events with byte-identical commands", async () => {
@@ -69,7 +69,7 @@ test("replay of a whole stream equals lockstep exchange of its batches", async (
 test("the firmware log on fd 2 is one stamped line per record, with the level letter", async () => {
   const { log } = await lockstep("node");
   const lines = log.trimEnd().split("\n");
-  assert.match(lines[0], /^\[    0\.000000\] I boot: firmware 0\.1\.0, mailbox v1, host card, serial 0x10000001, 1 port\(s\), reset power-on$/);
+  assert.match(lines[0], /^\[    0\.000000\] I boot: firmware 0\.1\.0, mailbox v2, host card, serial 0x10000001, 1 port\(s\), reset power-on$/);
   assert.match(lines[1], /^\[    1\.000000\] I heartbeat: \d+ events, 1 batches, 0 errors$/);
   assert.ok(lines.some((l) => /^\[    1\.500000\] W mailbox: rejected type 0x04 at offset \d+: error 5 detail 0$/.test(l)), log);
 });
@@ -85,7 +85,7 @@ test("a mailbox version mismatch is reported by the firmware and halts the card"
   const original = session.exchange.bind(session);
   // A board of a future mailbox version: rewrite the BOOT version field on its way in.
   session.exchange = (events, seq) => {
-    if (seq === 0) events[12 + 4] = 2;
+    if (seq === 0) events[12 + 4] = MAILBOX_VERSION + 1;
     return original(events, seq);
   };
   card.powerOn(session);

@@ -8,7 +8,10 @@ import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { uniformInt } from "pure-rand/distribution/uniformInt";
 import type { RandomGenerator } from "pure-rand/types/RandomGenerator";
 import { encodeEvent, EventChecker, MessageReader, type EventMessage, type CommandMessage } from "../../board/mailbox-codec.ts";
-import { Counter, HEADER_SIZE, MailboxError, MAX_BODY, errorCounter, LogLevel } from "../../board/map/mailbox.ts";
+import { Counter, HEADER_SIZE, MailboxError, MAX_BODY, MAILBOX_VERSION, NO_TUNNEL, errorCounter, LogLevel, CardRole } from "../../board/map/mailbox.ts";
+import { ControlType, CONTROL_TYPE_LAST, HandshakeBody, Proposal } from "../../board/map/link.ts";
+import { encodeControl, CONTROL_MULTICAST } from "../../board/link-codec.ts";
+import { DEFAULT_LINK, pairingKey } from "../../tools/sim/scenarios.ts";
 import { InProcessFirmware } from "../../tools/engines/inprocess.ts";
 import { replay } from "../../tools/engines/index.ts";
 import { concat } from "../../board/bytes.ts";
@@ -21,8 +24,31 @@ function generator(seed: number) {
   let now = 0n;
   let seq = 1;
 
+  const group = DEFAULT_LINK.group;
+
+  /** A CONTROL frame for the booted card (02:10:10:00:00:01 in group 100), mostly well formed. */
+  function controlFrame(): Uint8Array {
+    const type = int(0, 10) === 0 ? int(0, 255) : int(ControlType.Discover, CONTROL_TYPE_LAST);
+    const sizes: Record<number, number> = { [ControlType.Offer]: HandshakeBody.Proposal + Proposal.SizeV2, [ControlType.Accept]: HandshakeBody.Proposal + Proposal.SizeV2, [ControlType.Auth]: 32 };
+    const body = bytes(int(0, 3) === 0 ? int(0, 80) : sizes[type] ?? 4);
+    if (type === ControlType.Offer || type === ControlType.Accept) {
+      body[HandshakeBody.Proposal + Proposal.VersionMin] = 1;
+      body[HandshakeBody.Proposal + Proposal.VersionMax] = int(1, 3);
+    }
+    const frame = encodeControl({
+      destination: int(0, 1) ? CONTROL_MULTICAST : Uint8Array.of(2, 0x10, 0x10, 0, 0, 1),
+      source: Uint8Array.of(2, 0x10, 0x20, 0, 0, int(1, 3)),
+      vlan: int(0, 10) === 0 ? int(0, 4095) : group,
+      session: int(0, 3) === 0 ? int(0, 0x7fffffff) : 0,
+      type, version: int(0, 10) === 0 ? int(0, 255) : int(1, 2), role: int(0, 10) === 0 ? int(0, 255) : CardRole.Chassis,
+      group: int(0, 10) === 0 ? int(0, 4095) : group, serial: int(0, 0x7fffffff), bootId: int(0, 3), body,
+    });
+    if (int(0, 4) === 0) frame[int(0, frame.length - 1)] ^= 1 << int(0, 7);
+    return frame;
+  }
+
   function valid(): EventMessage {
-    switch (int(0, 6)) {
+    switch (int(0, 11)) {
       case 0:
         now += BigInt(int(0, 1e6));
         return { kind: "time", now: int(0, 50) === 0 ? now - BigInt(int(1, 1000)) : now };
@@ -36,6 +62,18 @@ function generator(seed: number) {
         return { kind: "countersQuery" };
       case 5:
         return boot({ role: int(0, 2), resetCause: int(0, 4), logLevel: int(0, 4), slots: int(0, 9) });
+      case 6: {
+        const keepaliveNs = int(0, 3) ? DEFAULT_LINK.keepaliveNs : int(0, 2000);
+        return {
+          kind: "config", ...DEFAULT_LINK, keepaliveNs, pairingKey: pairingKey("fuzz"),
+          ...(int(0, 1) ? {} : { group: int(0, 4095), protocolMax: int(0, 3), ackPolicies: int(0, 4), mtu: int(500, 9100), maxPayload: 1 << int(6, 13) }),
+        };
+      }
+      case 7:
+      case 8:
+      case 9:
+      case 10:
+        return { kind: "frameRx", tunnel: int(0, 10) === 0 ? int(0, 255) : int(0, 1) ? 0 : NO_TUNNEL, frame: controlFrame() };
       default:
         return { kind: "time", now };
     }
@@ -92,7 +130,7 @@ function generator(seed: number) {
 function fuzzStream(seed: number, count: number): { stream: Uint8Array; gen: ReturnType<typeof generator> } {
   const gen = generator(seed);
   // Some traffic before boot (including a BOOT of another mailbox version), then a valid BOOT.
-  const parts = [encodeEvent({ kind: "time", now: 0n }), encodeEvent(boot({ mailboxVersion: 2 }))];
+  const parts = [encodeEvent({ kind: "time", now: 0n }), encodeEvent(boot({ mailboxVersion: MAILBOX_VERSION + 1 }))];
   for (let i = 0; i < 100; i++) parts.push(gen.message());
   const reader = new MessageReader("events");
   reader.push(concat(parts));
@@ -156,6 +194,10 @@ test("100 000 random and mutated messages: no trap, every error and counter as p
   assert.equal(values[Counter.BytesIn], stream.length);
   assert.equal(values[Counter.CommandsOut], actual.length);
   assert.equal(values[Counter.BytesOut], output.length);
+  // The link protocol ran on the frames: it sent, and it refused frames of every kind.
+  for (const counter of [Counter.ControlTx, Counter.ControlMalformed, Counter.ForeignGroup, Counter.ControlIgnored]) {
+    assert.ok(values[counter] > 0, `the stream exercises ${Counter[counter]} (${values[counter]})`);
+  }
 });
 
 test("a stream that ends inside a message is reported as truncated at end of input", () => {

@@ -1,7 +1,10 @@
 // Built-in scenarios: which cards exist, when they power on, how long the run lasts.
 
+import { createHash } from "node:crypto";
 import { CardRole, LogLevel } from "../../board/map/mailbox.ts";
-import type { LinkConfig } from "./net/link.ts";
+import { LINK_PROTOCOL_MAX, LinkTiming, AckPolicy } from "../../board/map/link.ts";
+import type { LinkConfig as CableConfig } from "./net/link.ts";
+import type { LinkConfig } from "../../board/mailbox-codec.ts";
 import type { TrafficMix } from "./traffic.ts";
 
 export interface CardSpec {
@@ -10,6 +13,12 @@ export interface CardSpec {
   serial: number;
   slots: number;
   powerOnNs: number;
+  /**
+   * The link section of the card's flash configuration: the scenario's `link` with these
+   * fields changed; `installation` names the pairing key (see pairingKey). null: no
+   * configuration, so the card's link stays disabled.
+   */
+  link?: (Partial<Omit<LinkConfig, "pairingKey">> & { installation?: string }) | null;
 }
 
 /** A cable between two cards (switched networks come with fleet scenarios). */
@@ -17,19 +26,7 @@ export interface CableSpec {
   id: string;
   a: string;
   b: string;
-  config: Omit<LinkConfig, "seed">;
-}
-
-/**
- * A tunnel brought up by writing both fabrics' registers at `atNs`, as the firmware will
- * once it trains links itself: `host` card's tunnel `port` to `chassis` card's tunnel 0.
- */
-export interface TunnelSpec {
-  host: string;
-  port: number;
-  chassis: string;
-  atNs: number;
-  mtu: number;
+  config: Omit<CableConfig, "seed">;
 }
 
 /** TLPs from one card to another through their tunnel, `count` of them from `startNs`, as fast as the tunnel takes them. */
@@ -68,10 +65,40 @@ export interface Scenario {
   logLevel: LogLevel;
   cards: CardSpec[];
   cables: CableSpec[];
-  tunnels: TunnelSpec[];
+  /** The flash configuration every card starts from; the pairing key comes from `installation`. */
+  link: Omit<LinkConfig, "pairingKey"> & { installation: string };
   traffic: TrafficSpec[];
   devices: DeviceSpec[];
   servers: ServerSpec[];
+}
+
+/**
+ * The link configuration a card leaves the factory with (docs/link.md): group 100, the
+ * newest protocol, both acknowledgement policies, standard Ethernet MTU, 256-byte payloads,
+ * and the timers justified in docs/link.md.
+ */
+export const DEFAULT_LINK: Scenario["link"] = {
+  group: 100,
+  protocolMax: LINK_PROTOCOL_MAX,
+  ackPolicies: AckPolicy.Selective | AckPolicy.GoBackN,
+  mtu: 1500,
+  maxPayload: 256,
+  keepaliveNs: LinkTiming.KeepaliveNs,
+  silenceNs: LinkTiming.SilenceNs,
+  graceNs: LinkTiming.GraceNs,
+  installation: "default",
+};
+
+/** The 32-byte pairing key of an installation: SHA-256 of its name (simulated installations only). */
+export function pairingKey(installation: string): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(`iov pairing key: ${installation}`).digest());
+}
+
+/** The CONFIG record card `spec` of `scenario` boots with, or undefined when it has none. */
+export function cardLink(scenario: Scenario, spec: CardSpec): LinkConfig | undefined {
+  if (spec.link === null) return undefined;
+  const { installation, ...fields } = { ...scenario.link, ...spec.link };
+  return { ...fields, pairingKey: pairingKey(installation) };
 }
 
 /** Board ID of the IOV card, revision A (docs/registers.md). */
@@ -80,7 +107,7 @@ export const BOARD_ID = 0x10f0_0a01;
 export const SCENARIOS: Record<string, Scenario> = {
   default: {
     name: "default",
-    description: "a server's host card and a chassis card 100 m apart (10GbE, 0.1 % frame loss) bring their tunnel up; the server enumerates the remote graphics adapter, DMA test device, keyboard/mouse and NVMe drive, draws on the remote screen, runs verified DMA and NVMe I/O and reads what is typed, while test traffic crosses both ways",
+    description: "a server's host card and a chassis card 100 m apart (10GbE, 0.1 % frame loss) find each other, pair and bring their tunnel up; the server enumerates the remote graphics adapter, DMA test device, keyboard/mouse and NVMe drive, draws on the remote screen, runs verified DMA and NVMe I/O and reads what is typed, while test traffic crosses both ways",
     durationNs: 3e9,
     logLevel: LogLevel.Info,
     cards: [
@@ -88,7 +115,7 @@ export const SCENARIOS: Record<string, Scenario> = {
       { name: "chassis", role: CardRole.Chassis, serial: 0x2000_0001, slots: 4, powerOnNs: 250_000 },
     ],
     cables: [{ id: "cable", a: "host", b: "chassis", config: { lengthM: 100, aToB: { loss: 0.001 }, bToA: { loss: 0.001 } } }],
-    tunnels: [{ host: "host", port: 0, chassis: "chassis", atNs: 1_000_000, mtu: 9000 }],
+    link: { ...DEFAULT_LINK, mtu: 9000 },
     traffic: [
       { from: "host", to: "chassis", count: 100_000, startNs: 10_000_000, payload: 256, mix: { posted: 1, nonPosted: 0, completion: 0 } },
       { from: "chassis", to: "host", count: 20_000, startNs: 10_000_000, payload: 64, mix: { posted: 6, nonPosted: 1, completion: 3 } },

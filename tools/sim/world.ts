@@ -9,13 +9,14 @@ import { uniformInt } from "pure-rand/distribution/uniformInt";
 import { Card, type CardObserver } from "../../board/card.ts";
 import { Fabric } from "../../board/fabric.ts";
 import { CardRole } from "../../board/map/mailbox.ts";
-import { FabricEventKind } from "../../board/map/registers.ts";
+import { FabricEventKind, TunnelReg } from "../../board/map/registers.ts";
+import { LinkState } from "../../board/map/link.ts";
+import { macKey } from "../../board/ethernet/frame.ts";
 import type { TlpClass } from "../../board/pcie/tlp.ts";
 import type { TunnelEngine } from "../../board/tunnel/engine.ts";
 import { Network } from "./net/network.ts";
 import { PcapWriter } from "./pcap.ts";
 import { TlpStream, DeliveryChecker } from "./traffic.ts";
-import { programTunnel } from "./tunnel-pair.ts";
 import { writeFileSync } from "node:fs";
 import { PcieLink } from "../../board/pcie/link.ts";
 import { HostSwitch } from "../../board/pcie/host-switch.ts";
@@ -35,7 +36,7 @@ import { pattern } from "../../board/devices/dma-test.ts";
 import type { Task } from "../server/task.ts";
 import { openSession, type EngineKind, type EngineOptions } from "../engines/index.ts";
 import { EventScheduler } from "./scheduler.ts";
-import { BOARD_ID, macFor, type Scenario } from "./scenarios.ts";
+import { BOARD_ID, macFor, cardLink, type Scenario } from "./scenarios.ts";
 import { Timeline, type Level } from "./timeline.ts";
 import type { RunSummary, LinkStateChange } from "./summary.ts";
 
@@ -62,6 +63,8 @@ export const TRAFFIC_SLOT = 7;
 
 interface Server {
   name: string;
+  /** Its host card. */
+  host: string;
   rc: RootComplex;
   os: OperatingSystem;
   hostSwitch: HostSwitch;
@@ -112,12 +115,14 @@ export class World {
       const entropy = (n: number) => Uint8Array.from({ length: n }, () => uniformInt(rng, 0, 255));
       const config = {
         name: spec.name, role: spec.role, boardId: BOARD_ID, serial: spec.serial, mac: macFor(spec.serial),
-        slots: spec.slots, logLevel: options.scenario.logLevel,
+        slots: spec.slots, logLevel: options.scenario.logLevel, link: cardLink(options.scenario, spec),
       };
       const card = new Card(config, this.scheduler, entropy, this.observer(spec.name));
       const fabric = new Fabric({ boardId: BOARD_ID, mac: config.mac, tunnels: spec.role === CardRole.Host ? spec.slots : 1 }, this.scheduler, {
         event: (kind, tunnel, arg) => this.fabricEvent(card, kind, tunnel, arg),
         deliver: (tlp, cls, tunnel, slot) => this.deliver(tlp, cls, tunnel, slot),
+        control: (frame, tunnel) => card.post({ kind: "frameRx", tunnel, frame: frame.slice() }),
+        linkState: (tunnel, state) => this.onLinkState(card, tunnel, state),
       });
       card.fabric = fabric;
       this.cards.push(card);
@@ -179,21 +184,14 @@ export class World {
       else root.plug(device.slot, new DmaTestDevice(this.scheduler));
     }
     for (const spec of scenario.servers) {
-      // One downstream port per slot of every chassis card the host card has a tunnel to.
-      const ports = scenario.tunnels
-        .filter((t) => t.host === spec.host)
-        .flatMap((t) => {
-          const chassis = scenario.cards.find((c) => c.name === t.chassis)!;
-          return Array.from({ length: chassis.slots }, (_, slot) => ({ tunnel: this.fabric(spec.host).tunnels[t.port], slot }));
-        });
-      const hostSwitch = new HostSwitch(ports);
-      for (const { tunnel } of ports) this.hostSwitches.set(tunnel, hostSwitch);
+      // Downstream ports appear as the host card's tunnels come up (see onLinkState).
+      const hostSwitch = new HostSwitch([]);
       const rc = new RootComplex(this.scheduler);
       const link = new PcieLink(this.scheduler, ROOT_PORT_LINK);
       link.plugUp(rc);
       link.plugDown(hostSwitch);
       const os = new OperatingSystem(rc, (line) => this.timeline.add({ timeNs: this.scheduler.now, card: spec.name, source: "os", text: line, level: "info" }));
-      this.servers.push({ name: spec.name, rc, os, hostSwitch });
+      this.servers.push({ name: spec.name, host: spec.host, rc, os, hostSwitch });
     }
   }
 
@@ -285,12 +283,9 @@ export class World {
     this.linkStates.get(card)!.push({ timeNs: this.scheduler.now, state });
   }
 
-  /** A fabric event goes to the card's firmware, and tunnel state changes into the history. */
+  /** A fabric event goes to the card's firmware. */
   private fabricEvent(card: Card, kind: FabricEventKind, tunnel: number, arg: number): void {
     card.post({ kind: "fabricEvent", tunnel, event: kind, arg });
-    if (kind === FabricEventKind.PeerSilent) this.linkState(card.name, `tunnel${tunnel}:silent`);
-    if (kind === FabricEventKind.PeerHeard) this.linkState(card.name, `tunnel${tunnel}:active`);
-    if (kind === FabricEventKind.RetryLimit) this.linkState(card.name, `tunnel${tunnel}:retry-exhausted`);
   }
 
   /** A TLP out of a tunnel: test traffic to its checker, the rest to the card's PCIe side. */
@@ -305,31 +300,40 @@ export class World {
     tunnel.release(cls, tlp);
   }
 
-  /** Programs both ends of a tunnel, as link training will. */
-  private bringUp(spec: Scenario["tunnels"][number]): void {
-    const host = this.fabric(spec.host);
-    const chassis = this.fabric(spec.chassis);
-    const session = (0x5e55_0000 | (spec.port << 8) | this.cards.findIndex((c) => c.name === spec.chassis)) >>> 0;
-    programTunnel(host, chassis.mac.address, { mtu: spec.mtu, session, tunnel: spec.port });
-    programTunnel(chassis, host.mac.address, { mtu: spec.mtu, session, tunnel: 0 });
-    this.note(spec.host, `tunnel ${spec.port} to ${spec.chassis} enabled by the scenario (MTU ${spec.mtu}, session 0x${session.toString(16)}; no link training yet)`);
-    this.note(spec.chassis, `tunnel 0 to ${spec.host} enabled by the scenario`);
-    this.linkState(spec.host, `tunnel${spec.port}:active`);
-    this.linkState(spec.chassis, "tunnel0:active");
+  /**
+   * The firmware moved a tunnel's link state: the history records it, and a host card's
+   * tunnel that comes up with a chassis card gives the server's switch one downstream port
+   * per chassis slot (until the firmware serves the virtual switch itself).
+   */
+  private onLinkState(card: Card, tunnel: TunnelEngine, state: number): void {
+    this.linkState(card.name, `tunnel${tunnel.index}:${LinkState[state]?.toLowerCase() ?? state}`);
+    if (state !== LinkState.Active || card.config.role !== CardRole.Host) return;
+    const peer = this.cards.find((c) => macKey(c.config.mac) === tunnel.peerKey());
+    const server = this.servers.find((s) => s.host === card.name);
+    if (!peer || !server || peer.config.role !== CardRole.Chassis) return;
+    for (let slot = 0; slot < peer.config.slots; slot++) server.hostSwitch.addPort(tunnel, slot);
+    this.hostSwitches.set(tunnel, server.hostSwitch);
   }
 
-  private tunnelBetween(from: string, to: string): TunnelEngine {
-    const spec = this.options.scenario.tunnels.find((t) => (t.host === from && t.chassis === to) || (t.host === to && t.chassis === from));
-    if (!spec) throw new Error(`scenario ${this.options.scenario.name}: no tunnel between ${from} and ${to}`);
-    return this.fabric(from).tunnels[spec.host === from ? spec.port : 0];
+  /** `from`'s tunnel that is up with card `to`, if any. */
+  private tunnelBetween(from: string, to: string): TunnelEngine | null {
+    const peer = this.cards.find((c) => c.name === to);
+    if (!peer) throw new Error(`scenario ${this.options.scenario.name}: no card named ${to}`);
+    const key = macKey(peer.config.mac);
+    return this.fabric(from).tunnels.find((t) => t.peerKey() === key && t.readRegister(TunnelReg.LinkState) === LinkState.Active) ?? null;
   }
 
   private startTraffic(spec: Scenario["traffic"][number], index: number): void {
     const tunnel = this.tunnelBetween(spec.from, spec.to);
+    const back = this.tunnelBetween(spec.to, spec.from);
+    if (!tunnel || !back) {
+      this.note(spec.from, `traffic: no tunnel is up between ${spec.from} and ${spec.to}; ${spec.count} TLPs not sent`, "error");
+      return;
+    }
     const stream = new TlpStream(xoroshiro128plus((this.options.seed + 0x7a11 * (index + 1)) >>> 0), spec.mix, spec.payload);
     const flow: Flow = { spec, stream, checker: new DeliveryChecker(stream), tunnel };
     this.flows.push(flow);
-    this.inbound.set(this.tunnelBetween(spec.to, spec.from), flow);
+    this.inbound.set(back, flow);
     this.note(spec.from, `traffic: ${spec.count} TLPs of ${spec.payload} bytes to ${spec.to} start`);
     const feed = () => {
       while (tunnel.queuedTlps < 256 && stream.count < spec.count) tunnel.submit(stream.next(), TRAFFIC_SLOT);
@@ -390,7 +394,6 @@ export class World {
       this.scheduler.at(spec.powerOnNs, () => card.powerOn(openSession(engine, { ...engineOptions, onLog: card.onFirmwareLog })));
     });
     for (const hook of this.startHooks) await hook(this);
-    for (const spec of scenario.tunnels) if (spec.atNs <= duration) this.scheduler.at(spec.atNs, () => this.bringUp(spec));
     scenario.servers.forEach((spec, i) => {
       if (spec.enumerateNs <= duration) this.scheduler.at(spec.enumerateNs, () => this.boot(this.servers[i]));
     });

@@ -1,0 +1,56 @@
+// Who this card is (from BOOT) and how its link is configured (from CONFIG, the flash
+// configuration record). Both arrive once per boot; the link state machine reads them.
+
+import { ConfigBody, CardRole } from "../../board/map/mailbox";
+import { PAIRING_KEY_SIZE } from "../../board/map/link";
+
+export let role: i32 = CardRole.Host;
+export let serial: u32 = 0;
+/** Ports the state machine runs: the host card's downstream ports, or 1 on a chassis card. */
+export let ports: i32 = 0;
+/** Chassis slots (chassis card) or downstream ports (host card), from BOOT. */
+export let slots: i32 = 0;
+export const mac = memory.data(8);
+
+export let configured = false;
+export let group: u32 = 0;
+export let protocolMax: i32 = 0;
+export let ackPolicies: i32 = 0;
+export let mtu: i32 = 0;
+export let maxPayload: i32 = 0;
+export let keepaliveNs: u32 = 0;
+export let silenceNs: u32 = 0;
+export let graceNs: u32 = 0;
+export const pairingKey = memory.data(PAIRING_KEY_SIZE);
+
+export function reset(): void {
+  role = CardRole.Host;
+  serial = 0;
+  ports = 0;
+  slots = 0;
+  memory.fill(mac, 0, 8);
+  configured = false;
+  memory.fill(pairingKey, 0, PAIRING_KEY_SIZE);
+}
+
+export function setIdentity(newRole: i32, newSerial: u32, newSlots: i32, address: usize): void {
+  role = newRole;
+  serial = newSerial;
+  slots = newSlots;
+  ports = newRole == CardRole.Host ? newSlots : 1;
+  memory.copy(mac, address, 6);
+}
+
+/** Takes a CONFIG body the dispatcher has validated. */
+export function apply(body: usize): void {
+  group = load<u16>(body, ConfigBody.Group) as u32;
+  protocolMax = load<u8>(body, ConfigBody.ProtocolMax) as i32;
+  ackPolicies = load<u8>(body, ConfigBody.AckPolicies) as i32;
+  mtu = load<u16>(body, ConfigBody.Mtu) as i32;
+  maxPayload = load<u16>(body, ConfigBody.MaxPayload) as i32;
+  keepaliveNs = load<u32>(body, ConfigBody.KeepaliveNs);
+  silenceNs = load<u32>(body, ConfigBody.SilenceNs);
+  graceNs = load<u32>(body, ConfigBody.GraceNs);
+  memory.copy(pairingKey, body + ConfigBody.PairingKey, PAIRING_KEY_SIZE);
+  configured = true;
+}

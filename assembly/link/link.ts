@@ -1,0 +1,676 @@
+// The tunnel link state machine (docs/link.md): one per port, written as explicit states
+// with an entry action, a timeout and exit conditions each. A host card runs one per
+// downstream port and pairs each with a chassis card; a chassis card runs one (port 0).
+//
+//   Disabled -> Discover -> Negotiate -> Authenticate -> Configure -> Active <-> Recovery
+//   Recovery -> Down -> Discover; any handshake state -> Discover on failure
+//
+// Inputs: CONTROL frames (FRAME_RX), fabric events, register values, and two timers per
+// port (the state's timeout, and the health/probe period).
+
+import {
+  ControlType, DiscoverBody, DiscoverFlag, HandshakeBody, Proposal, AuthBody, ReadyBody, ReadyFlag, ReasonBody,
+  RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, LINK_PROTOCOL_MIN, REJECT_REASON_LAST,
+} from "../../board/map/link";
+import { TunnelReg, TunnelStatus, FabricEventKind } from "../../board/map/registers";
+import { CardRole, Counter, LogLevel } from "../../board/map/mailbox";
+import * as clock from "../clock";
+import * as log from "../log";
+import * as timers from "../timers";
+import * as entropy from "../entropy";
+import { TimerId } from "../timers";
+import { count } from "../counters";
+import { equal32 } from "../crypto/hmac";
+import { sameMac } from "./be";
+import { port, field, resetAll, PEER_MAC, NONCE, PEER_NONCE, PROPOSAL, PEER_PROPOSAL } from "./port";
+import * as frames from "./frames";
+import * as fabric from "./fabric";
+import * as config from "./config";
+import * as penalty from "./penalty";
+import { writeProposal, proposalSize, intersect, commonVersion } from "./negotiate";
+import { transcriptTag, sessionId, LABEL_HOST, LABEL_CHASSIS } from "./auth";
+
+let started = false;
+let beaconInterval: u64 = LinkTiming.DiscoverMinNs;
+const tag = memory.data(TAG_SIZE);
+
+export function reset(): void {
+  started = false;
+  beaconInterval = LinkTiming.DiscoverMinNs;
+  resetAll();
+  penalty.reset();
+}
+
+/** Leaves Disabled once CONFIG has arrived and the DRBG is seeded; a no-op before, or after. */
+export function tryStart(): void {
+  if (started || !config.configured || !entropy.ready()) return;
+  started = true;
+  frames.setBootId(entropy.word32());
+  log.info();
+  log.str("link: group ");
+  log.dec(config.group);
+  log.str(", protocol ");
+  log.dec(LINK_PROTOCOL_MIN);
+  log.str("..");
+  log.dec(config.protocolMax);
+  log.str(", MTU ");
+  log.dec(config.mtu);
+  log.str(", boot ID ");
+  log.hex(frames.bootId, 8);
+  log.end();
+  for (let i = 0; i < config.ports; i++) enter(i, LinkState.Discover, 0);
+}
+
+/** True once the link left Disabled. */
+export function isStarted(): bool {
+  return started;
+}
+
+export function state(index: i32): i32 {
+  return port(index).state;
+}
+
+// ---- States ------------------------------------------------------------------------
+
+function isHost(): bool {
+  return config.role == CardRole.Host;
+}
+
+function inSession(state: i32): bool {
+  return state == LinkState.Configure || state == LinkState.Active || state == LinkState.Recovery;
+}
+
+function inHandshake(state: i32): bool {
+  return state == LinkState.Negotiate || state == LinkState.Authenticate || state == LinkState.Configure;
+}
+
+function stateName(state: i32): string {
+  switch (state) {
+    case LinkState.Disabled: return "disabled";
+    case LinkState.Discover: return "discover";
+    case LinkState.Negotiate: return "negotiate";
+    case LinkState.Authenticate: return "authenticate";
+    case LinkState.Configure: return "configure";
+    case LinkState.Active: return "active";
+    case LinkState.Recovery: return "recovery";
+    default: return "down";
+  }
+}
+
+function reasonName(reason: i32): string {
+  switch (reason) {
+    case RejectReason.Busy: return "busy with another host card";
+    case RejectReason.NoCommonVersion: return "no common protocol version";
+    case RejectReason.NoCommonAckPolicy: return "no common acknowledgement policy";
+    case RejectReason.PayloadUnfit: return "no TLP payload of 128 bytes or more fits both MTU and credits";
+    case RejectReason.AuthFailed: return "authentication failed (another pairing key?)";
+    case RejectReason.ConfigureFailed: return "the fabric refused the negotiated settings";
+    case RejectReason.Timeout: return "the peer stopped answering";
+    case RejectReason.GraceExpired: return "the peer stayed silent past the grace window";
+    case RejectReason.PeerRebooted: return "the peer rebooted";
+    case RejectReason.PeerLost: return "the peer ended the session";
+    case RejectReason.PeerClosed: return "the peer closed the session";
+    default: return "unknown reason";
+  }
+}
+
+function begin(level: i32, index: i32): void {
+  log.begin(level);
+  log.str("link ");
+  log.dec(index);
+  log.str(": ");
+}
+
+function logPeer(index: i32): void {
+  log.str(isHost() ? "chassis card " : "host card ");
+  log.hex(port(index).peerSerial, 8);
+  log.str(" (");
+  log.mac(field(index, PEER_MAC));
+  log.str(")");
+}
+
+/** Moves port `index` to `next`; `cause` is the RejectReason or FabricEventKind behind it, if any. */
+function enter(index: i32, next: i32, cause: i32): void {
+  const p = port(index);
+  const previous = p.state;
+  const since = p.enteredAt;
+  p.state = next;
+  p.enteredAt = clock.now;
+  p.attempts = 0;
+  p.cause = cause;
+  timers.stop(TimerId.PortState + index);
+  timers.stop(TimerId.PortHealth + index);
+  fabric.write(index, TunnelReg.LinkState, next as u32);
+  switch (next) {
+    case LinkState.Discover:
+      memory.fill(field(index, PEER_MAC), 0, 8);
+      p.peerSerial = 0;
+      if (previous != LinkState.Discover) wakeBeacon();
+      begin(LogLevel.Debug, index);
+      log.str("discover");
+      log.end();
+      break;
+    case LinkState.Negotiate:
+      entropy.take(field(index, NONCE), NONCE_SIZE);
+      sendHandshake(index);
+      timers.start(TimerId.PortState + index, LinkTiming.HandshakeTimeoutNs);
+      log.info();
+      log.str("link ");
+      log.dec(index);
+      log.str(": negotiate with ");
+      logPeer(index);
+      log.str(", protocol ");
+      log.dec(p.version);
+      log.end();
+      break;
+    case LinkState.Authenticate:
+      sendAuth(index);
+      timers.start(TimerId.PortState + index, LinkTiming.HandshakeTimeoutNs);
+      break;
+    case LinkState.Configure:
+      p.fabricReady = false;
+      // The chassis card configures on the host card's READY; the host card waits for the chassis card's.
+      p.peerReady = !isHost();
+      p.retryExhausted = false;
+      p.srtt = 0;
+      p.rttvar = 0;
+      p.rto = LinkTiming.RtoInitialNs;
+      fabric.program(index, p, field(index, PEER_MAC));
+      timers.start(TimerId.PortState + index, LinkTiming.HandshakeTimeoutNs);
+      break;
+    case LinkState.Active:
+      timers.start(TimerId.PortHealth + index, LinkTiming.HealthIntervalNs);
+      if (previous == LinkState.Recovery) {
+        count(Counter.Resumes);
+        log.info();
+        log.str("link ");
+        log.dec(index);
+        log.str(": resumed after ");
+        log.dec((clock.now - since) / 1000);
+        log.str(" us in recovery, session kept");
+        log.end();
+      } else {
+        count(Counter.LinkUps);
+        penalty.forgive(field(index, PEER_MAC));
+        logUp(index);
+      }
+      break;
+    case LinkState.Recovery:
+      count(Counter.Recoveries);
+      timers.start(TimerId.PortState + index, p.graceNs);
+      timers.start(TimerId.PortHealth + index, LinkTiming.ProbeIntervalNs);
+      log.warn();
+      log.str("link ");
+      log.dec(index);
+      log.str(
+        cause == FabricEventKind.PeerSilent ? ": peer silent" :
+        cause == FabricEventKind.RetryLimit ? ": retransmission retry limit" : ": carrier lost",
+      );
+      log.str("; recovery, TLPs held for up to ");
+      log.dec(p.graceNs / 1000);
+      log.str(" us");
+      log.end();
+      break;
+    case LinkState.Down:
+      count(Counter.LinkDowns);
+      fabric.shut(index);
+      if (cause != RejectReason.PeerClosed && cause != RejectReason.PeerRebooted && cause != RejectReason.PeerLost) {
+        sendReason(index, ControlType.Close, cause);
+      }
+      timers.start(TimerId.PortState + index, LinkTiming.DownHoldNs);
+      begin(LogLevel.Warn, index);
+      log.str("down: ");
+      log.str(reasonName(cause));
+      log.str("; ");
+      logPeer(index);
+      log.end();
+      break;
+  }
+}
+
+function logUp(index: i32): void {
+  const p = port(index);
+  log.info();
+  log.str("link ");
+  log.dec(index);
+  log.str(": up with ");
+  logPeer(index);
+  log.str(", session ");
+  log.hex(p.session, 8);
+  log.str(", protocol ");
+  log.dec(p.version);
+  log.str(", MTU ");
+  log.dec(p.mtu);
+  log.str(", max payload ");
+  log.dec(p.maxPayload);
+  log.str(p.ackPolicy == 1 ? ", selective repeat" : ", go-back-N");
+  log.str(", keepalive ");
+  log.dec(p.keepaliveNs / 1000);
+  log.str(" us, silence ");
+  log.dec(p.silenceNs / 1000);
+  log.str(" us, grace ");
+  log.dec(p.graceNs / 1000);
+  log.str(" us");
+  log.end();
+}
+
+/** A handshake ends without a session: the peer is penalised (back-off) and the port discovers again. */
+function fail(index: i32, reason: i32, tell: bool): void {
+  const p = port(index);
+  if (reason == RejectReason.AuthFailed) count(Counter.AuthFailures);
+  else if (reason == RejectReason.Timeout) count(Counter.HandshakeTimeouts);
+  else if (reason != RejectReason.Busy) count(Counter.NegotiationFailures);
+  if (tell) sendReason(index, ControlType.Reject, reason);
+  penalty.add(field(index, PEER_MAC));
+  log.warn();
+  log.str("link ");
+  log.dec(index);
+  log.str(": handshake with ");
+  logPeer(index);
+  log.str(" failed in ");
+  log.str(stateName(p.state));
+  log.str(": ");
+  log.str(reasonName(reason));
+  log.end();
+  if (p.state == LinkState.Configure) fabric.shut(index);
+  enter(index, LinkState.Discover, reason);
+}
+
+// ---- Sending -----------------------------------------------------------------------
+
+function sendHandshake(index: i32): void {
+  const p = port(index);
+  const body = frames.begin(field(index, PEER_MAC), isHost() ? ControlType.Offer : ControlType.Accept, p.version, 0);
+  memory.copy(body + HandshakeBody.Nonce, field(index, NONCE), NONCE_SIZE);
+  memory.copy(body + HandshakeBody.Proposal, field(index, PROPOSAL), p.proposalLength);
+  frames.send(HandshakeBody.Proposal + p.proposalLength);
+}
+
+function sendAuth(index: i32): void {
+  const body = frames.begin(field(index, PEER_MAC), ControlType.Auth, port(index).version, 0);
+  transcriptTag(index, isHost() ? LABEL_HOST : LABEL_CHASSIS, body + AuthBody.Tag);
+  frames.send(AuthBody.Size);
+}
+
+function sendReady(index: i32, flags: i32): void {
+  const p = port(index);
+  const body = frames.begin(field(index, PEER_MAC), ControlType.Ready, p.version, p.session);
+  store<u8>(body + ReadyBody.Flags, flags as u8);
+  frames.send(ReadyBody.Size);
+}
+
+function sendReason(index: i32, type: i32, reason: i32): void {
+  const p = port(index);
+  const version = p.version >= LINK_PROTOCOL_MIN ? p.version : LINK_PROTOCOL_MIN;
+  const body = frames.begin(field(index, PEER_MAC), type, version, type == ControlType.Close ? p.session : 0);
+  store<u8>(body + ReasonBody.Reason, reason as u8);
+  frames.send(ReasonBody.Size);
+}
+
+/** DISCOVER to `destination` (the control multicast address, or one card). */
+function sendDiscover(destination: usize): void {
+  let free = 0;
+  for (let i = 0; i < config.ports; i++) if (port(i).state == LinkState.Discover) free++;
+  const body = frames.begin(destination, ControlType.Discover, LINK_PROTOCOL_MIN, 0);
+  store<u8>(body + DiscoverBody.VersionMin, LINK_PROTOCOL_MIN as u8);
+  store<u8>(body + DiscoverBody.VersionMax, config.protocolMax as u8);
+  store<u8>(body + DiscoverBody.Flags, (free > 0 ? DiscoverFlag.Unpaired : 0) | (isHost() && free > 0 ? DiscoverFlag.Solicit : 0));
+  store<u8>(body + DiscoverBody.Slots, (isHost() ? free : config.slots) as u8);
+  frames.send(DiscoverBody.Size);
+}
+
+// ---- Discovery beacon (card-wide) ----------------------------------------------------
+
+function discovering(): bool {
+  for (let i = 0; i < config.ports; i++) if (port(i).state == LinkState.Discover) return true;
+  return false;
+}
+
+/** DISCOVER now (at the next timer expiry, in this instant) and restart the back-off. */
+function wakeBeacon(): void {
+  beaconInterval = LinkTiming.DiscoverMinNs;
+  timers.startAt(TimerId.Beacon, clock.now);
+}
+
+/** `interval` scaled by a random factor in [0.75, 1.25). */
+export function jitter(interval: u64): u64 {
+  const r = (entropy.word32() >> 16) as u64;
+  return interval - (interval >> 2) + (((interval >> 1) * r) >> 16);
+}
+
+function onBeacon(): void {
+  if (!discovering()) return;
+  sendDiscover(frames.multicast);
+  timers.start(TimerId.Beacon, jitter(beaconInterval));
+  beaconInterval = min<u64>(beaconInterval << 1, LinkTiming.DiscoverMaxNs);
+}
+
+// ---- Receiving CONTROL frames -------------------------------------------------------
+
+/** The port whose handshake or session peer sent the frame being handled, or -1. */
+function peerPort(): i32 {
+  for (let i = 0; i < config.ports; i++) {
+    const s = port(i).state;
+    if ((inHandshake(s) || s == LinkState.Active || s == LinkState.Recovery) && sameMac(field(i, PEER_MAC), frames.source)) return i;
+  }
+  return -1;
+}
+
+function ignored(): void {
+  count(Counter.ControlIgnored);
+}
+
+function malformed(): void {
+  count(Counter.ControlMalformed);
+}
+
+/** A FRAME_RX: `frame` is the Ethernet frame without FCS. */
+export function onControl(frame: usize, length: i32): void {
+  count(Counter.ControlRx);
+  if (frames.parse(frame, length) != frames.Parsed.Ok) return;
+  if (!started) {
+    ignored();
+    return;
+  }
+  const type = frames.type;
+  if (type == ControlType.Discover) onDiscover();
+  else if (type == ControlType.Offer) onOffer();
+  else if (type == ControlType.Accept) onAccept();
+  else if (type == ControlType.Auth) onAuth();
+  else if (type == ControlType.Ready) onReady();
+  else onReason(type);
+}
+
+function remember(index: i32): void {
+  const p = port(index);
+  memory.copy(field(index, PEER_MAC), frames.source, 6);
+  p.peerSerial = frames.senderSerial;
+  p.peerBootId = frames.senderBootId;
+}
+
+function onDiscover(): void {
+  if (frames.bodyLength < DiscoverBody.Size) return malformed();
+  const body = frames.body;
+  const flags = load<u8>(body + DiscoverBody.Flags) as i32;
+  if (frames.senderRole == config.role) return; // cards of the same role do not pair
+  const index = peerPort();
+  if (index >= 0) {
+    const p = port(index);
+    const rebooted = frames.senderBootId != p.peerBootId;
+    // A chassis card announces itself only without a session; a host card also does so for its other ports.
+    if (inSession(p.state) && (rebooted || (isHost() && (flags & DiscoverFlag.Unpaired) != 0))) {
+      if (rebooted) count(Counter.PeerReboots);
+      enter(index, LinkState.Down, rebooted ? RejectReason.PeerRebooted : RejectReason.PeerLost);
+    } else ignored();
+    return;
+  }
+  if ((flags & DiscoverFlag.Unpaired) == 0) return ignored();
+  if (penalty.active(frames.source)) return ignored();
+  if (!isHost()) {
+    // A host card asks unpaired chassis cards to answer now rather than at their next beacon.
+    if ((flags & DiscoverFlag.Solicit) != 0 && port(0).state == LinkState.Discover) sendDiscover(frames.source);
+    else ignored();
+    return;
+  }
+  let free = -1;
+  for (let i = 0; i < config.ports; i++) {
+    if (port(i).state == LinkState.Discover) {
+      free = i;
+      break;
+    }
+  }
+  if (free < 0) return ignored();
+  const p = port(free);
+  remember(free);
+  const version = commonVersion(load<u8>(body + DiscoverBody.VersionMin) as i32, load<u8>(body + DiscoverBody.VersionMax) as i32);
+  if (version == 0) {
+    p.version = LINK_PROTOCOL_MIN;
+    return fail(free, RejectReason.NoCommonVersion, true);
+  }
+  p.version = version;
+  p.proposalLength = writeProposal(field(free, PROPOSAL), version);
+  enter(free, LinkState.Negotiate, 0);
+}
+
+function hasHandshake(version: i32): bool {
+  return frames.bodyLength >= HandshakeBody.Proposal + proposalSize(version);
+}
+
+function onOffer(): void {
+  if (isHost() || frames.senderRole != CardRole.Host) return ignored();
+  const version = frames.version;
+  if (!hasHandshake(version)) return malformed();
+  const p = port(0);
+  const same = sameMac(field(0, PEER_MAC), frames.source);
+  if (p.state == LinkState.Negotiate && same && memory.compare(field(0, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE) == 0) {
+    resend(0); // our ACCEPT was lost
+    return;
+  }
+  if (inSession(p.state) || p.state == LinkState.Negotiate || p.state == LinkState.Authenticate) {
+    if (!same) {
+      // One host card at a time: tell the other one, without touching this handshake or session.
+      const body = frames.begin(frames.source, ControlType.Reject, version, 0);
+      store<u8>(body + ReasonBody.Reason, RejectReason.Busy as u8);
+      frames.send(ReasonBody.Size);
+      return;
+    }
+    if (inSession(p.state)) {
+      // Our host card starts over: it has lost the session.
+      enter(0, LinkState.Down, RejectReason.PeerLost);
+      return;
+    }
+  } else if (p.state != LinkState.Discover) return ignored();
+  if (penalty.active(frames.source)) return ignored();
+  remember(0);
+  memory.copy(field(0, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE);
+  const size = proposalSize(version);
+  memory.copy(field(0, PEER_PROPOSAL), frames.body + HandshakeBody.Proposal, size);
+  p.proposalLength = writeProposal(field(0, PROPOSAL), version);
+  p.version = version;
+  const reason = intersect(p, field(0, PROPOSAL), field(0, PEER_PROPOSAL), version);
+  if (reason != 0) return fail(0, reason, true);
+  enter(0, LinkState.Negotiate, 0);
+}
+
+function onAccept(): void {
+  const index = peerPort();
+  if (!isHost() || index < 0) return ignored();
+  const p = port(index);
+  if (p.state == LinkState.Authenticate && memory.compare(field(index, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE) == 0) {
+    resend(index); // our AUTH was lost
+    return;
+  }
+  if (p.state != LinkState.Negotiate) return ignored();
+  if (frames.version != p.version || !hasHandshake(p.version)) return malformed();
+  memory.copy(field(index, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE);
+  memory.copy(field(index, PEER_PROPOSAL), frames.body + HandshakeBody.Proposal, p.proposalLength);
+  p.peerSlots = load<u8>(field(index, PEER_PROPOSAL) + Proposal.Slots) as i32;
+  p.peerBootId = frames.senderBootId;
+  const reason = intersect(p, field(index, PROPOSAL), field(index, PEER_PROPOSAL), p.version);
+  if (reason != 0) return fail(index, reason, true);
+  p.session = sessionId(index);
+  enter(index, LinkState.Authenticate, 0);
+}
+
+function onAuth(): void {
+  const index = peerPort();
+  if (index < 0) return ignored();
+  const p = port(index);
+  if (frames.bodyLength < AuthBody.Size) return malformed();
+  const waiting = isHost() ? p.state == LinkState.Authenticate : p.state == LinkState.Negotiate;
+  if (!waiting) {
+    // The chassis card's AUTH was lost and the host card sends its own again.
+    if (!isHost() && p.state == LinkState.Authenticate) resend(index);
+    else ignored();
+    return;
+  }
+  transcriptTag(index, isHost() ? LABEL_CHASSIS : LABEL_HOST, tag);
+  if (!equal32(tag, frames.body + AuthBody.Tag)) return fail(index, RejectReason.AuthFailed, true);
+  if (isHost()) enter(index, LinkState.Configure, 0);
+  else {
+    p.session = sessionId(index);
+    enter(index, LinkState.Authenticate, 0);
+  }
+}
+
+function onReady(): void {
+  const index = peerPort();
+  if (index < 0 || frames.bodyLength < ReadyBody.Size) return ignored();
+  const p = port(index);
+  if (frames.session != p.session) return ignored();
+  const reply = (load<u8>(frames.body + ReadyBody.Flags) & ReadyFlag.Reply) != 0;
+  if (!isHost() && p.state == LinkState.Authenticate) enter(index, LinkState.Configure, 0);
+  else if (isHost() && p.state == LinkState.Configure) {
+    p.peerReady = true;
+    if (p.fabricReady) enter(index, LinkState.Active, 0);
+  } else if ((p.state == LinkState.Active || p.state == LinkState.Recovery) && !reply) sendReady(index, ReadyFlag.Reply);
+  else ignored();
+}
+
+function onReason(type: i32): void {
+  const index = peerPort();
+  if (index < 0 || frames.bodyLength < ReasonBody.Size) return ignored();
+  const p = port(index);
+  const reason = load<u8>(frames.body + ReasonBody.Reason) as i32;
+  if (reason < 1 || reason > REJECT_REASON_LAST) return malformed();
+  if (type == ControlType.Close) {
+    if (!inSession(p.state) || frames.session != p.session) return ignored();
+    log.warn();
+    log.str("link ");
+    log.dec(index);
+    log.str(": peer closed the session: ");
+    log.str(reasonName(reason));
+    log.end();
+    enter(index, LinkState.Down, RejectReason.PeerClosed);
+    return;
+  }
+  if (!inHandshake(p.state)) return ignored();
+  count(Counter.PeerRejects);
+  log.warn();
+  log.str("link ");
+  log.dec(index);
+  log.str(": rejected by ");
+  logPeer(index);
+  log.str(": ");
+  log.str(reasonName(reason));
+  log.end();
+  penalty.add(field(index, PEER_MAC));
+  if (p.state == LinkState.Configure) fabric.shut(index);
+  enter(index, LinkState.Discover, reason);
+}
+
+// ---- Timers ------------------------------------------------------------------------
+
+/** Sends the current handshake state's message again. */
+function resend(index: i32): void {
+  const p = port(index);
+  p.attempts++;
+  if (p.state == LinkState.Negotiate) sendHandshake(index);
+  else if (p.state == LinkState.Authenticate) sendAuth(index);
+  else if (p.state == LinkState.Configure && p.fabricReady) sendReady(index, 0);
+}
+
+export function onTimer(id: i32): void {
+  if (id == TimerId.Beacon) onBeacon();
+  else if (id >= TimerId.PortHealth) onHealthTimer(id - TimerId.PortHealth);
+  else if (id >= TimerId.PortState) onStateTimer(id - TimerId.PortState);
+}
+
+function onStateTimer(index: i32): void {
+  const p = port(index);
+  if (inHandshake(p.state)) {
+    if (p.attempts + 1 >= LinkTiming.HandshakeAttempts) return fail(index, RejectReason.Timeout, true);
+    resend(index);
+    timers.start(TimerId.PortState + index, LinkTiming.HandshakeTimeoutNs);
+  } else if (p.state == LinkState.Recovery) enter(index, LinkState.Down, RejectReason.GraceExpired);
+  else if (p.state == LinkState.Down) enter(index, LinkState.Discover, 0);
+}
+
+function onHealthTimer(index: i32): void {
+  const p = port(index);
+  if (p.state == LinkState.Active) {
+    fabric.read(index, TunnelReg.RttNs);
+    timers.start(TimerId.PortHealth + index, LinkTiming.HealthIntervalNs);
+  } else if (p.state == LinkState.Recovery) {
+    fabric.read(index, TunnelReg.Status);
+    timers.start(TimerId.PortHealth + index, LinkTiming.ProbeIntervalNs);
+  }
+}
+
+// ---- Fabric ------------------------------------------------------------------------
+
+export function onFabricEvent(tunnel: i32, kind: i32, arg: u32): void {
+  if (!started) return;
+  if (kind == FabricEventKind.CarrierDown || kind == FabricEventKind.CarrierUp) {
+    for (let i = 0; i < config.ports; i++) {
+      const p = port(i);
+      if (kind == FabricEventKind.CarrierDown && p.state == LinkState.Active) enter(i, LinkState.Recovery, kind);
+      else if (kind == FabricEventKind.CarrierUp && p.state == LinkState.Recovery) fabric.kick(i, p);
+    }
+    if (kind == FabricEventKind.CarrierUp && discovering()) wakeBeacon();
+    return;
+  }
+  if (kind == FabricEventKind.RegisterRejected) {
+    const index = fabric.portOf(arg);
+    if (index >= 0 && index < config.ports && port(index).state == LinkState.Configure) fail(index, RejectReason.ConfigureFailed, true);
+    return;
+  }
+  if (tunnel >= config.ports) return;
+  const p = port(tunnel);
+  if (kind == FabricEventKind.PeerSilent || kind == FabricEventKind.RetryLimit) {
+    if (kind == FabricEventKind.RetryLimit) p.retryExhausted = true;
+    if (p.state == LinkState.Active) enter(tunnel, LinkState.Recovery, kind);
+  } else if (kind == FabricEventKind.PeerHeard && p.state == LinkState.Recovery) {
+    // The peer is back in this session: restart retransmission now, without back-off.
+    fabric.kick(tunnel, p);
+    p.retryExhausted = false;
+    enter(tunnel, LinkState.Active, 0);
+  }
+}
+
+export function onRegValue(address: u32, value: u32): void {
+  const index = fabric.portOf(address);
+  if (!started || index < 0 || index >= config.ports) return;
+  const reg = fabric.regOf(address);
+  const p = port(index);
+  if (reg == TunnelReg.Status) {
+    if (p.state == LinkState.Configure && !p.fabricReady) {
+      if ((value & TunnelStatus.Enabled) == 0) return fail(index, RejectReason.ConfigureFailed, true);
+      p.fabricReady = true;
+      sendReady(index, 0);
+      if (p.peerReady) enter(index, LinkState.Active, 0);
+    } else if (p.state == LinkState.Recovery) {
+      if ((value & (TunnelStatus.Silent | TunnelStatus.Stalled | TunnelStatus.RetryExhausted)) == 0) enter(index, LinkState.Active, 0);
+      else if ((value & TunnelStatus.RetryExhausted) != 0) {
+        p.attempts++;
+        fabric.kick(index, p);
+      }
+    }
+  } else if (reg == TunnelReg.RttNs && p.state == LinkState.Active) updateRto(index, value);
+}
+
+/**
+ * The retransmission timeout from RTT samples (docs/link.md, "Retransmission timeout"),
+ * after RFC 6298: SRTT and RTTVAR smoothed with gains 1/8 and 1/4, then
+ * RTO = SRTT + max(4 RTTVAR, 1 us) + ack delay, clamped to [RtoMinNs, RtoMaxNs].
+ * The register is written only when the result moves by more than 1/8.
+ */
+function updateRto(index: i32, sample: u32): void {
+  if (sample == 0) return;
+  const p = port(index);
+  if (p.srtt == 0) {
+    p.srtt = sample;
+    p.rttvar = sample >> 1;
+  } else {
+    const delta = p.srtt > sample ? p.srtt - sample : sample - p.srtt;
+    p.rttvar = ((3 * (p.rttvar as u64) + delta) >> 2) as u32;
+    p.srtt = ((7 * (p.srtt as u64) + sample) >> 3) as u32;
+  }
+  let rto = (p.srtt as u64) + max<u64>(4 * (p.rttvar as u64), 1000) + p.ackDelayNs;
+  rto = min<u64>(max<u64>(rto, LinkTiming.RtoMinNs), LinkTiming.RtoMaxNs);
+  const change = rto > p.rto ? rto - p.rto : p.rto - rto;
+  if (change * 8 <= p.rto) return;
+  p.rto = rto as u32;
+  fabric.write(index, TunnelReg.RtoNs, p.rto);
+  count(Counter.RtoUpdates);
+}

@@ -1,0 +1,70 @@
+// Per-port state of the link state machine, in static memory: one record per tunnel
+// (a host card's downstream ports; port 0 on a chassis card), and its byte fields.
+
+import { MAX_TUNNELS } from "../../board/map/registers";
+import { NONCE_SIZE, Proposal } from "../../board/map/link";
+
+@unmanaged
+export class Port {
+  state: i32;
+  /** Sends of the current handshake message, or resume probes in recovery. */
+  attempts: i32;
+  enteredAt: u64;
+  peerSerial: u32;
+  peerBootId: u32;
+  peerVersionMax: i32;
+  /** Chassis slots of the peer (host side), from its proposal. */
+  peerSlots: i32;
+  // The negotiated session (docs/link.md, "Negotiation").
+  version: i32;
+  session: u32;
+  ackPolicy: i32;
+  mtu: i32;
+  maxPayload: i32;
+  ackFrames: i32;
+  window: u32;
+  keepaliveNs: u32;
+  silenceNs: u32;
+  graceNs: u32;
+  ackDelayNs: u32;
+  proposalLength: i32;
+  // Configure.
+  fabricReady: bool;
+  peerReady: bool;
+  // Health.
+  retryExhausted: bool;
+  /** RejectReason or FabricEventKind that led to recovery or down. */
+  cause: i32;
+  srtt: u32;
+  rttvar: u32;
+  rto: u32;
+}
+
+const RECORD: i32 = 128; // >= offsetof<Port>()
+// Byte fields of each port, after its record.
+export const PEER_MAC: i32 = RECORD; //                       u8[6] (+2)
+export const NONCE: i32 = PEER_MAC + 8; //                    u8[NONCE_SIZE] this card's
+export const PEER_NONCE: i32 = NONCE + NONCE_SIZE; //          u8[NONCE_SIZE]
+export const PROPOSAL: i32 = PEER_NONCE + NONCE_SIZE; //       u8[Proposal.SizeV2] as this card sent it
+export const PEER_PROPOSAL: i32 = PROPOSAL + Proposal.SizeV2; // u8[Proposal.SizeV2] as received
+const STRIDE: i32 = 256;
+
+const storage = memory.data(STRIDE * MAX_TUNNELS);
+
+/** The record of port `index`. */
+export function port(index: i32): Port {
+  return changetype<Port>(storage + index * STRIDE);
+}
+
+/** Start of port `index`'s byte field at `offset` (PEER_MAC, NONCE, ...). */
+export function field(index: i32, offset: i32): usize {
+  return storage + index * STRIDE + offset;
+}
+
+export function resetAll(): void {
+  memory.fill(storage, 0, STRIDE * MAX_TUNNELS);
+}
+
+// Compile-time layout checks.
+assert(offsetof<Port>() <= (RECORD as usize));
+assert(PEER_PROPOSAL + Proposal.SizeV2 <= STRIDE);
