@@ -59,6 +59,10 @@ class ControlTransmitter implements FrameSource {
   nextFrame(): Uint8Array | null {
     return this.queue.shift() ?? null;
   }
+
+  clear(): void {
+    this.queue.length = 0;
+  }
 }
 
 export class Fabric {
@@ -89,6 +93,12 @@ export class Fabric {
       host.control?.(frame.subarray(0, frame.length - FCS_SIZE), index >= 0 ? index : NO_TUNNEL);
     };
     this.mac.onCarrier = (up) => host.event(up ? FabricEventKind.CarrierUp : FabricEventKind.CarrierDown, 0, 0);
+  }
+
+  /** Reset with the soft-core: every tunnel stops and forgets its session and queued TLPs, control frames waiting are dropped. */
+  reset(): void {
+    for (const tunnel of this.tunnels) tunnel.hardReset();
+    this.control.clear();
   }
 
   /** FRAME_TX: queues a CONTROL frame from the firmware; a refused one raises FrameRejected. */

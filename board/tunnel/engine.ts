@@ -320,6 +320,13 @@ export class TunnelEngine implements FrameSink {
     this.rtoTimer = this.ackTimer = this.keepaliveTimer = this.silenceTimer = null;
   }
 
+  /** The block's reset: registers back to their defaults, session and queued TLPs gone, the engine stopped. */
+  hardReset(): void {
+    this.writeControl(TunnelControl.Reset | TunnelControl.Flush);
+    this.regs.fill(0);
+    for (const [reg, value] of Object.entries(TUNNEL_DEFAULTS)) this.regs[Number(reg) / 4] = value;
+  }
+
   private snapshot(): void {
     this.counters.forEach((value, i) => (this.regs[TunnelReg.CountTxFrames / 4 + i] = value >>> 0));
     this.host.event(FabricEventKind.CountersReady, 0, this);

@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { CardRole, LogLevel } from "../../board/map/mailbox.ts";
 import { LINK_PROTOCOL_MAX, LinkTiming, AckPolicy } from "../../board/map/link.ts";
 import type { LinkConfig as CableConfig } from "./net/link.ts";
+import type { SwitchConfig } from "./net/switch.ts";
 import type { LinkConfig } from "../../board/mailbox-codec.ts";
 import type { TrafficMix } from "./traffic.ts";
 
@@ -21,12 +22,25 @@ export interface CardSpec {
   link?: (Partial<Omit<LinkConfig, "pairingKey">> & { installation?: string }) | null;
 }
 
-/** A cable between two cards (switched networks come with fleet scenarios). */
+/** A cable between two cards, or between a card and a switch port. */
 export interface CableSpec {
   id: string;
-  a: string;
-  b: string;
+  a: string | { switch: string; port: number };
+  b: string | { switch: string; port: number };
   config: Omit<CableConfig, "seed">;
+}
+
+/** An Ethernet switch; cables name its ports. */
+export interface SwitchSpec {
+  name: string;
+  config: SwitchConfig;
+}
+
+/** Something that happens to a card during the run: `reboot` is a software reset (power off, power on at once). */
+export interface ActionSpec {
+  atNs: number;
+  kind: "reboot";
+  card: string;
 }
 
 /** TLPs from one card to another through their tunnel, `count` of them from `startNs`, as fast as the tunnel takes them. */
@@ -65,6 +79,8 @@ export interface Scenario {
   logLevel: LogLevel;
   cards: CardSpec[];
   cables: CableSpec[];
+  switches?: SwitchSpec[];
+  actions?: ActionSpec[];
   /** The flash configuration every card starts from; the pairing key comes from `installation`. */
   link: Omit<LinkConfig, "pairingKey"> & { installation: string };
   traffic: TrafficSpec[];
@@ -133,4 +149,55 @@ export const SCENARIOS: Record<string, Scenario> = {
 /** Locally administered unicast MAC derived from the card serial: 02:10:xx:xx:xx:xx. */
 export function macFor(serial: number): Uint8Array {
   return Uint8Array.of(0x02, 0x10, serial >>> 24, (serial >>> 16) & 0xff, (serial >>> 8) & 0xff, serial & 0xff);
+}
+
+export interface PairOptions {
+  durationNs: number;
+  lengthM?: number;
+  /** Frame loss on the path, both directions. */
+  loss?: number;
+  /** Cable outages of the chassis card's cable. */
+  outages?: { downAtNs: number; upAtNs?: number }[];
+  /** Through a switch (trunk ports): the far end of a cut cable sees silence, not carrier loss. */
+  switched?: boolean;
+  host?: Partial<CardSpec>;
+  chassis?: Partial<CardSpec>;
+  /** More cards on the switch (switched only). */
+  others?: CardSpec[];
+  traffic?: TrafficSpec[];
+  actions?: ActionSpec[];
+}
+
+/**
+ * A host card and a chassis card (one slot each, no devices or servers) for link tests and
+ * benchmarks: a direct cable, or a switch with a cable per card; both power on at 0.
+ */
+export function pairScenario(o: PairOptions): Scenario {
+  const cards: CardSpec[] = [
+    { name: "host", role: CardRole.Host, serial: 0x1000_0001, slots: 1, powerOnNs: 0, ...o.host },
+    { name: "chassis", role: CardRole.Chassis, serial: 0x2000_0001, slots: 1, powerOnNs: 0, ...o.chassis },
+    ...(o.others ?? []),
+  ];
+  const cable = (outages?: PairOptions["outages"]) => ({
+    lengthM: o.lengthM ?? 10,
+    ...(o.loss ? { aToB: { loss: o.loss }, bToA: { loss: o.loss } } : {}),
+    ...(outages ? { outages } : {}),
+  });
+  const switched = o.switched || (o.others?.length ?? 0) > 0;
+  return {
+    name: "pair",
+    description: "a host card and a chassis card",
+    durationNs: o.durationNs,
+    logLevel: LogLevel.Info,
+    cards,
+    cables: switched
+      ? cards.map((c, port) => ({ id: `cable-${c.name}`, a: c.name, b: { switch: "switch", port }, config: cable(c.name === "chassis" ? o.outages : undefined) }))
+      : [{ id: "cable", a: "host", b: "chassis", config: cable(o.outages) }],
+    switches: switched ? [{ name: "switch", config: { ports: cards.map(() => ({ mode: "trunk" as const })) } }] : [],
+    actions: o.actions ?? [],
+    link: { ...DEFAULT_LINK, mtu: 9000 },
+    traffic: o.traffic ?? [],
+    devices: [],
+    servers: [],
+  };
 }

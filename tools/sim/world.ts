@@ -8,7 +8,7 @@ import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { uniformInt } from "pure-rand/distribution/uniformInt";
 import { Card, type CardObserver } from "../../board/card.ts";
 import { Fabric } from "../../board/fabric.ts";
-import { CardRole } from "../../board/map/mailbox.ts";
+import { CardRole, ResetCause } from "../../board/map/mailbox.ts";
 import { FabricEventKind, TunnelReg } from "../../board/map/registers.ts";
 import { LinkState } from "../../board/map/link.ts";
 import { macKey } from "../../board/ethernet/frame.ts";
@@ -36,7 +36,7 @@ import { pattern } from "../../board/devices/dma-test.ts";
 import type { Task } from "../server/task.ts";
 import { openSession, type EngineKind, type EngineOptions } from "../engines/index.ts";
 import { EventScheduler } from "./scheduler.ts";
-import { BOARD_ID, macFor, cardLink, type Scenario } from "./scenarios.ts";
+import { BOARD_ID, macFor, cardLink, type Scenario, type CableSpec } from "./scenarios.ts";
 import { Timeline, type Level } from "./timeline.ts";
 import type { RunSummary, LinkStateChange } from "./summary.ts";
 
@@ -131,10 +131,12 @@ export class World {
     }
     this.buildPcie();
     this.network = new Network(this.scheduler, options.seed);
+    for (const spec of options.scenario.switches ?? []) this.network.addSwitch(spec.name, spec.config);
     for (const cable of options.scenario.cables) {
-      const link = this.network.connect(cable.id, null, null, cable.config);
-      this.fabric(cable.a).mac.connect(link.a);
-      this.fabric(cable.b).mac.connect(link.b);
+      const end = (e: CableSpec["a"]) => (typeof e === "string" ? null : e);
+      const link = this.network.connect(cable.id, end(cable.a), end(cable.b), cable.config);
+      if (typeof cable.a === "string") this.fabric(cable.a).mac.connect(link.a);
+      if (typeof cable.b === "string") this.fabric(cable.b).mac.connect(link.b);
       if (options.pcap) {
         const file = options.scenario.cables.length === 1 ? options.pcap : options.pcap.replace(/(\.pcap)?$/, `.${cable.id}$1`);
         const capture = new PcapWriter(file);
@@ -386,6 +388,13 @@ export class World {
     return observer;
   }
 
+  /** A software reset: the soft-core restarts its firmware and the fabric returns to its reset state. */
+  private async reboot(card: Card): Promise<void> {
+    await card.powerOff();
+    this.fabric(card.name).reset();
+    card.powerOn(openSession(this.options.engine, { ...this.options.engineOptions, onLog: card.onFirmwareLog }), ResetCause.Software);
+  }
+
   async run(): Promise<RunSummary> {
     const { scenario, engine, engineOptions } = this.options;
     const duration = this.options.durationNs ?? scenario.durationNs;
@@ -393,6 +402,11 @@ export class World {
       const card = this.cards[i];
       this.scheduler.at(spec.powerOnNs, () => card.powerOn(openSession(engine, { ...engineOptions, onLog: card.onFirmwareLog })));
     });
+    for (const action of scenario.actions ?? []) {
+      const card = this.cards.find((c) => c.name === action.card);
+      if (!card) throw new Error(`scenario ${scenario.name}: no card named ${action.card}`);
+      if (action.atNs <= duration) this.scheduler.at(action.atNs, () => this.reboot(card));
+    }
     for (const hook of this.startHooks) await hook(this);
     scenario.servers.forEach((spec, i) => {
       if (spec.enumerateNs <= duration) this.scheduler.at(spec.enumerateNs, () => this.boot(this.servers[i]));
