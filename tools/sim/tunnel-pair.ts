@@ -1,6 +1,6 @@
 // Two cards' fabrics joined by one Ethernet link, with a tunnel brought up by writing the
-// same registers the firmware writes (until link training runs in the firmware, tests
-// and benchmarks use this).
+// registers the firmware's Configure state writes: for tests and benchmarks of the fabric's
+// data path on its own, without firmware or link training.
 
 import { Fabric } from "../../board/fabric.ts";
 import { TunnelReg, TunnelControl, TUNNEL_BASE, TUNNEL_STRIDE, type FabricEventKind } from "../../board/map/registers.ts";
