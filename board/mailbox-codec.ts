@@ -11,7 +11,9 @@ import {
   ConfigBody, FrameRxBody, FrameTxBody, NO_TUNNEL,
 } from "./map/mailbox.ts";
 import { FabricEventKind, MTU_MIN, MTU_MAX } from "./map/registers.ts";
-import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, PAIRING_KEY_SIZE, SILENCE_MIN_KEEPALIVES, AckPolicy } from "./map/link.ts";
+import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, PAIRING_KEY_SIZE, SILENCE_MIN_KEEPALIVES, AckPolicy, ControlType } from "./map/link.ts";
+import { decodeControl } from "./link-codec.ts";
+import { formatMac } from "./ethernet/frame.ts";
 
 /** The flash configuration record of CONFIG. */
 export interface LinkConfig {
@@ -507,6 +509,14 @@ export function describe(raw: RawMessage, direction: "events" | "commands"): str
   return describeMessage(direction === "events" ? decodeEvent(raw) : decodeCommand(raw));
 }
 
+/** ": OFFER v2 from 02:10:... to ..., session 0x...", or "" for a frame that is not CONTROL. */
+function describeControl(frame: Uint8Array): string {
+  const m = decodeControl(frame);
+  if (!m) return "";
+  const name = ControlType[m.type]?.toUpperCase() ?? `type ${m.type}`;
+  return `: ${name} v${m.version} from ${formatMac(m.source)} to ${formatMac(m.destination)}, group ${m.group}${m.session ? `, session ${hex(m.session)}` : ""}`;
+}
+
 function ackPolicyNames(bits: number): string {
   const names = [bits & AckPolicy.Selective ? "selective" : "", bits & AckPolicy.GoBackN ? "go-back-N" : ""].filter(Boolean);
   return names.length ? names.join("+") : `0x${bits.toString(16)}`;
@@ -536,9 +546,9 @@ export function describeMessage(m: EventMessage | CommandMessage): string {
     case "config":
       return `CONFIG group ${m.group}, protocol <= ${m.protocolMax}, ack ${ackPolicyNames(m.ackPolicies)}, MTU ${m.mtu}, max payload ${m.maxPayload}, keepalive ${m.keepaliveNs} ns, silence ${m.silenceNs} ns, grace ${m.graceNs} ns`;
     case "frameRx":
-      return `FRAME_RX ${m.tunnel === NO_TUNNEL ? "no tunnel" : `tunnel ${m.tunnel}`}, ${m.frame.length} bytes`;
+      return `FRAME_RX ${m.tunnel === NO_TUNNEL ? "no tunnel" : `tunnel ${m.tunnel}`}, ${m.frame.length} bytes${describeControl(m.frame)}`;
     case "frameTx":
-      return `FRAME_TX ${m.frame.length} bytes`;
+      return `FRAME_TX ${m.frame.length} bytes${describeControl(m.frame)}`;
     case "hello":
       return `HELLO mailbox v${m.mailboxVersion}, ${m.status === HelloStatus.Ok ? "ok" : (HelloStatus[m.status] ?? `status ${m.status}`)}, firmware ${m.firmware.join(".")}`;
     case "syncAck":
