@@ -452,8 +452,9 @@ export class World {
       tlps: {
         sent: this.flows.reduce((n, f) => n + f.stream.count, 0),
         delivered: this.flows.reduce((n, f) => n + f.checker.received.length - f.checker.duplicates, 0),
-        // Sent and neither delivered nor still waiting in or on the way through the tunnel.
-        lost: this.flows.reduce((n, f) => n + f.stream.count - (f.checker.received.length - f.checker.duplicates) - f.tunnel.queuedTlps - f.tunnel.tlpsInFlight(), 0),
+        // Sent and neither delivered nor still waiting in or on the way through the tunnel. A frame
+        // delivered but not yet acknowledged counts as in flight too, hence the floor at 0 mid-run.
+        lost: this.flows.reduce((n, f) => n + Math.max(0, f.stream.count - (f.checker.received.length - f.checker.duplicates) - f.tunnel.queuedTlps - f.tunnel.tlpsInFlight()), 0),
         duplicated: this.flows.reduce((n, f) => n + f.checker.duplicates, 0),
         reordered: this.flows.reduce((n, f) => n + f.checker.misordered, 0),
       },
