@@ -30,6 +30,14 @@ export function reset(): void {
   slots = 0;
   memory.fill(mac, 0, 8);
   configured = false;
+  group = 0;
+  protocolMax = 0;
+  ackPolicies = 0;
+  mtu = 0;
+  maxPayload = 0;
+  keepaliveNs = 0;
+  silenceNs = 0;
+  graceNs = 0;
   memory.fill(pairingKey, 0, PAIRING_KEY_SIZE);
 }
 

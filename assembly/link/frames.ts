@@ -23,12 +23,13 @@ const TUNNEL_HEADER: i32 = 16;
 const CONTROL: i32 = ETHERNET + TUNNEL_HEADER;
 export const BODY: i32 = CONTROL + ControlHeader.Size;
 
-const frame = memory.data(1536);
+const FRAME_SIZE: i32 = 1536;
+const frame = memory.data(FRAME_SIZE);
 export const multicast = memory.data<u8>([0x03, 0x49, 0x4f, 0x56, 0x00, 0x01, 0, 0]);
 
-/** Starts a CONTROL message of `type` to `destination`; returns where its body goes. */
+/** Starts a CONTROL message of `type` to `destination`; returns where its body goes, zeroed. */
 export function begin(destination: usize, type: i32, version: i32, session: u32): usize {
-  memory.fill(frame, 0, BODY);
+  memory.fill(frame, 0, FRAME_SIZE); // the body's reserved bytes too, not the last message's
   memory.copy(frame, destination, 6);
   memory.copy(frame + 6, config.mac, 6);
   store16be(frame + 12, ETHERTYPE_VLAN);

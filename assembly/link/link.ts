@@ -476,12 +476,13 @@ function onAccept(): void {
   const index = peerPort();
   if (!isHost() || index < 0) return ignored();
   const p = port(index);
-  if (p.state == LinkState.Authenticate && memory.compare(field(index, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE) == 0) {
-    resend(index); // our AUTH was lost
+  if (p.state != LinkState.Negotiate && p.state != LinkState.Authenticate) return ignored();
+  if (frames.version != p.version || !hasHandshake(p.version)) return malformed();
+  if (p.state == LinkState.Authenticate) {
+    if (memory.compare(field(index, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE) == 0) resend(index); // our AUTH was lost
+    else ignored();
     return;
   }
-  if (p.state != LinkState.Negotiate) return ignored();
-  if (frames.version != p.version || !hasHandshake(p.version)) return malformed();
   memory.copy(field(index, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE);
   memory.copy(field(index, PEER_PROPOSAL), frames.body + HandshakeBody.Proposal, p.proposalLength);
   p.peerSlots = load<u8>(field(index, PEER_PROPOSAL) + Proposal.Slots) as i32;
@@ -515,7 +516,8 @@ function onAuth(): void {
 
 function onReady(): void {
   const index = peerPort();
-  if (index < 0 || frames.bodyLength < ReadyBody.Size) return ignored();
+  if (index < 0) return ignored();
+  if (frames.bodyLength < ReadyBody.Size) return malformed();
   const p = port(index);
   if (frames.session != p.session) return ignored();
   const reply = (load<u8>(frames.body + ReadyBody.Flags) & ReadyFlag.Reply) != 0;
@@ -529,7 +531,8 @@ function onReady(): void {
 
 function onReason(type: i32): void {
   const index = peerPort();
-  if (index < 0 || frames.bodyLength < ReasonBody.Size) return ignored();
+  if (index < 0) return ignored();
+  if (frames.bodyLength < ReasonBody.Size) return malformed();
   const p = port(index);
   const reason = load<u8>(frames.body + ReasonBody.Reason) as i32;
   if (reason < 1 || reason > REJECT_REASON_LAST) return malformed();

@@ -6,8 +6,10 @@ import * as rx from "../../assembly/abi/rx";
 import * as tx from "../../assembly/abi/tx";
 import {
   MAILBOX_VERSION, HEADER_SIZE, Header, Event, BootBody, TimeBody, SyncBody, TimerFiredBody,
-  CardRole, ResetCause, LogLevel,
+  CardRole, ResetCause, LogLevel, ConfigBody, RegValueBody, FabricEventBody, FrameRxBody, NO_TUNNEL,
 } from "../../board/map/mailbox";
+import { TunnelDefault } from "../../board/map/registers";
+import { AckPolicy, LinkTiming, LINK_PROTOCOL_MAX, PAIRING_KEY_SIZE } from "../../board/map/link";
 
 // ---- Building messages -------------------------------------------------------------
 
@@ -43,6 +45,12 @@ export function set32(msg: u8[], offset: i32, value: u32): u8[] {
 
 export function set64(msg: u8[], offset: i32, value: u64): u8[] {
   setLE(msg, HEADER_SIZE + offset, value, 8);
+  return msg;
+}
+
+/** Copies `bytes` into a message built by message(), from body offset `offset`. */
+export function setBytes(msg: u8[], offset: i32, bytes: u8[]): u8[] {
+  for (let i = 0; i < bytes.length; i++) msg[HEADER_SIZE + offset + i] = bytes[i];
   return msg;
 }
 
@@ -91,6 +99,48 @@ export function entropyEvent(length: i32): u8[] {
 
 export function countersQueryEvent(): u8[] {
   return message(Event.CountersQuery, 0);
+}
+
+/** The pairing key configEvent() carries: 0x40, 0x41, ... */
+export function pairingKey(): u8[] {
+  const key = new Array<u8>(PAIRING_KEY_SIZE);
+  for (let i = 0; i < PAIRING_KEY_SIZE; i++) key[i] = (0x40 + i) as u8;
+  return key;
+}
+
+/**
+ * A valid CONFIG for `group`: every protocol version and acknowledgement policy, the
+ * tunnel's default MTU and payload, the default timers, and pairingKey().
+ */
+export function configEvent(group: u32): u8[] {
+  const msg = message(Event.Config, ConfigBody.Size);
+  set16(msg, ConfigBody.Group, group);
+  set8(msg, ConfigBody.ProtocolMax, LINK_PROTOCOL_MAX);
+  set8(msg, ConfigBody.AckPolicies, AckPolicy.Selective | AckPolicy.GoBackN);
+  set16(msg, ConfigBody.Mtu, TunnelDefault.Mtu);
+  set16(msg, ConfigBody.MaxPayload, TunnelDefault.MaxPayload);
+  set32(msg, ConfigBody.KeepaliveNs, LinkTiming.KeepaliveNs);
+  set32(msg, ConfigBody.SilenceNs, LinkTiming.SilenceNs);
+  set32(msg, ConfigBody.GraceNs, LinkTiming.GraceNs);
+  return setBytes(msg, ConfigBody.PairingKey, pairingKey());
+}
+
+export function regValueEvent(address: u32, value: u32): u8[] {
+  return set32(set32(message(Event.RegValue, RegValueBody.Size), RegValueBody.Address, address), RegValueBody.Value, value);
+}
+
+export function fabricEvent(tunnel: u32, kind: u32, arg: u32): u8[] {
+  const msg = message(Event.FabricEvent, FabricEventBody.Size);
+  set8(msg, FabricEventBody.Tunnel, tunnel);
+  set8(msg, FabricEventBody.Kind, kind);
+  return set32(msg, FabricEventBody.Arg, arg);
+}
+
+/** FRAME_RX of `frame` (an Ethernet frame without FCS), for `tunnel` or NO_TUNNEL. */
+export function frameRxEvent(frame: u8[], tunnel: u32 = NO_TUNNEL): u8[] {
+  const msg = message(Event.FrameRx, FrameRxBody.Frame + frame.length);
+  set8(msg, FrameRxBody.Tunnel, tunnel);
+  return setBytes(msg, FrameRxBody.Frame, frame);
 }
 
 /** Hands `bytes` to rx as one read, the way assembly/index.ts step() does. */

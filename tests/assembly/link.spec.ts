@@ -1,0 +1,2100 @@
+// The tunnel link state machine (assembly/link/link.ts), driven through the mailbox as the
+// board drives it: BOOT, ENTROPY, CONFIG, TIME and TIMER_FIRED (at the deadlines the
+// firmware arms at each SYNC), FRAME_RX carrying CONTROL frames built here byte by byte,
+// REG_VALUE and FABRIC_EVENT. The spec plays the peer card: a chassis card for a host card
+// under test, a host card for a chassis card, and computes the peer's AUTH tags and the
+// session ID from the transcript definition in assembly/link/auth.ts.
+
+import * as firmware from "../../assembly/firmware";
+import * as tx from "../../assembly/abi/tx";
+import * as counters from "../../assembly/counters";
+import { hmacInit, hmacUpdate, hmacFinal } from "../../assembly/crypto/hmac";
+import { DRBG_SEED_MIN } from "../../assembly/crypto/drbg";
+import { Command, Counter, CardRole, BootBody, ConfigBody, RegWriteBody, RegReadBody, TimerArmBody } from "../../board/map/mailbox";
+import {
+  TUNNEL_BASE, TUNNEL_STRIDE, TunnelReg, TunnelControl, TunnelStatus, TunnelDefault, FabricEventKind,
+} from "../../board/map/registers";
+import {
+  ControlType, ControlHeader, DiscoverBody, DiscoverFlag, HandshakeBody, Proposal, AuthBody, ReadyBody, ReadyFlag,
+  ReasonBody, AckPolicy, RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, PAIRING_KEY_SIZE,
+  LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, CONTROL_MULTICAST_HIGH, CONTROL_MULTICAST_LOW, CONTROL_TYPE_LAST, REJECT_REASON_LAST,
+  SILENCE_MIN_KEEPALIVES,
+} from "../../board/map/link";
+import {
+  deliver, sent, set8, set32, setBytes, bootEvent, timeEvent, syncEvent, timerFiredEvent, entropyEvent,
+  configEvent, pairingKey, regValueEvent, fabricEvent, frameRxEvent,
+} from "./helpers";
+
+// ---- The wire (docs/wire-format.md, board/map/link.ts) ---------------------------------
+
+const ETHERTYPE_VLAN: u32 = 0x8100;
+const ETHERTYPE_IOV: u32 = 0x88b5;
+const TUNNEL_VERSION: u8 = 1;
+const KIND_CONTROL: u8 = 0x10;
+
+/** Ethernet header of every CONTROL frame: addresses, the 802.1Q tag with the group's VID, EtherType. */
+enum Eth {
+  Destination = 0,
+  Source = 6,
+  TagType = 12,
+  Tag = 14,
+  EtherType = 16,
+  Size = 18,
+}
+
+/** Tunnel header, right after the Ethernet header (big-endian). */
+enum Tunnel {
+  Version = 0, // u8
+  Kind = 1, //    u8
+  Length = 2, //  u16 bytes after the tunnel header: ControlHeader and body
+  Session = 4, // u32
+  Seq = 8, //     u32, 0 in CONTROL frames
+  Ack = 12, //    u32, 0 in CONTROL frames
+  Size = 16,
+}
+
+const TUNNEL_AT: i32 = Eth.Size;
+const CONTROL_AT: i32 = TUNNEL_AT + Tunnel.Size;
+const BODY_AT: i32 = CONTROL_AT + ControlHeader.Size;
+
+const MULTICAST: u8[] = [
+  (CONTROL_MULTICAST_HIGH >> 8) as u8, CONTROL_MULTICAST_HIGH as u8,
+  (CONTROL_MULTICAST_LOW >>> 24) as u8, (CONTROL_MULTICAST_LOW >> 16) as u8, (CONTROL_MULTICAST_LOW >> 8) as u8, CONTROL_MULTICAST_LOW as u8,
+];
+
+const T0: u64 = 5_000_000_000; // boot time, above 2^32 ns
+const GROUP: u32 = 0x123;
+const OTHER_GROUP: u32 = 0x124;
+
+const HOST_MAC: u8[] = [2, 0x10, 0x10, 0, 0, 1];
+const HOST_SERIAL: u32 = 0x10000001;
+const SECOND_HOST_MAC: u8[] = [2, 0x10, 0x10, 0, 0, 3];
+const SECOND_HOST_SERIAL: u32 = 0x10000003;
+const CHASSIS_MAC: u8[] = [2, 0x20, 0x20, 0, 0, 2];
+const CHASSIS_SERIAL: u32 = 0x20000002;
+const SECOND_CHASSIS_MAC: u8[] = [2, 0x20, 0x20, 0, 0, 4];
+const SECOND_CHASSIS_SERIAL: u32 = 0x20000004;
+const CHASSIS_SLOTS: i32 = 4;
+
+// ---- Big-endian byte arrays --------------------------------------------------------
+
+function put16(bytes: u8[], at: i32, value: u32): void {
+  bytes[at] = (value >> 8) as u8;
+  bytes[at + 1] = value as u8;
+}
+
+function put32(bytes: u8[], at: i32, value: u32): void {
+  put16(bytes, at, value >> 16);
+  put16(bytes, at + 2, value & 0xffff);
+}
+
+function get16(bytes: u8[], at: i32): u32 {
+  return ((bytes[at] as u32) << 8) | (bytes[at + 1] as u32);
+}
+
+function get32(bytes: u8[], at: i32): u32 {
+  return (get16(bytes, at) << 16) | get16(bytes, at + 2);
+}
+
+function le32(bytes: u8[], at: i32): u32 {
+  let value: u32 = 0;
+  for (let i = 3; i >= 0; i--) value = (value << 8) | (bytes[at + i] as u32);
+  return value;
+}
+
+function le64(bytes: u8[], at: i32): u64 {
+  return ((le32(bytes, at + 4) as u64) << 32) | (le32(bytes, at) as u64);
+}
+
+/** `length` bytes counting up from `first`. */
+function counting(length: i32, first: i32): u8[] {
+  const bytes = new Array<u8>(length);
+  for (let i = 0; i < length; i++) bytes[i] = (first + i) as u8;
+  return bytes;
+}
+
+function ascii(text: string): u8[] {
+  const bytes = new Array<u8>(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i) as u8;
+  return bytes;
+}
+
+// ---- The peer card the spec plays ---------------------------------------------------
+
+/** A card on the other end: its identity, what it proposes, and the CONTROL frames it sends. */
+class Peer {
+  bootId: u32;
+  nonce: u8[];
+  versionMin: i32 = LINK_PROTOCOL_MIN;
+  versionMax: i32 = LINK_PROTOCOL_MAX;
+  // Its proposal differs from the card's defaults, so the negotiated value shows who won.
+  ackPolicies: i32 = AckPolicy.Selective | AckPolicy.GoBackN;
+  ackFrames: i32 = TunnelDefault.AckFrames / 2;
+  mtu: i32 = TunnelDefault.Mtu - 100;
+  maxPayload: i32 = TunnelDefault.MaxPayload * 2;
+  reorderKiB: i32 = TunnelDefault.ReorderBytes >> 11; // half the card's reorder buffer
+  creditPd: i32 = TunnelDefault.CreditPd;
+  creditCpld: i32 = TunnelDefault.CreditCpld;
+  keepaliveNs: u32 = (LinkTiming.KeepaliveNs * 2) as u32;
+  silenceNs: u32 = (LinkTiming.SilenceNs * 2) as u32;
+  graceNs: u32 = (LinkTiming.GraceNs * 2) as u32;
+  ackDelayNs: u32 = (LinkTiming.AckDelayNs / 2) as u32;
+  /** The proposal of its last OFFER or ACCEPT, as sent. */
+  proposalSent: u8[] = [];
+
+  constructor(public mac: u8[], public serial: u32, public role: i32) {
+    this.bootId = serial ^ 0x5eed0000;
+    this.nonce = counting(NONCE_SIZE, ((serial & 0xff) as i32) * 0x20);
+  }
+
+  /** A CONTROL message of `type` to `destination`, written in `version`, in `session`. */
+  frame(destination: u8[], type: i32, version: i32, session: u32, body: u8[]): u8[] {
+    const f = new Array<u8>(BODY_AT + body.length);
+    for (let i = 0; i < 6; i++) {
+      f[Eth.Destination + i] = destination[i];
+      f[Eth.Source + i] = this.mac[i];
+    }
+    put16(f, Eth.TagType, ETHERTYPE_VLAN);
+    put16(f, Eth.Tag, GROUP);
+    put16(f, Eth.EtherType, ETHERTYPE_IOV);
+    f[TUNNEL_AT + Tunnel.Version] = TUNNEL_VERSION;
+    f[TUNNEL_AT + Tunnel.Kind] = KIND_CONTROL;
+    put16(f, TUNNEL_AT + Tunnel.Length, ControlHeader.Size + body.length);
+    put32(f, TUNNEL_AT + Tunnel.Session, session);
+    f[CONTROL_AT + ControlHeader.Type] = type as u8;
+    f[CONTROL_AT + ControlHeader.Version] = version as u8;
+    f[CONTROL_AT + ControlHeader.Role] = this.role as u8;
+    put16(f, CONTROL_AT + ControlHeader.Group, GROUP);
+    put32(f, CONTROL_AT + ControlHeader.Serial, this.serial);
+    put32(f, CONTROL_AT + ControlHeader.BootId, this.bootId);
+    for (let i = 0; i < body.length; i++) f[BODY_AT + i] = body[i];
+    return f;
+  }
+
+  discover(flags: i32): u8[] {
+    const body = new Array<u8>(DiscoverBody.Size);
+    body[DiscoverBody.VersionMin] = this.versionMin as u8;
+    body[DiscoverBody.VersionMax] = this.versionMax as u8;
+    body[DiscoverBody.Flags] = flags as u8;
+    body[DiscoverBody.Slots] = (this.role == CardRole.Chassis ? CHASSIS_SLOTS : 1) as u8;
+    return this.frame(MULTICAST, ControlType.Discover, LINK_PROTOCOL_MIN, 0, body);
+  }
+
+  /** Its proposal in the layout of `version`, like writeProposal() in negotiate.ts. */
+  proposal(version: i32): u8[] {
+    const p = new Array<u8>(version >= 2 ? Proposal.SizeV2 : Proposal.SizeV1);
+    p[Proposal.VersionMin] = this.versionMin as u8;
+    p[Proposal.VersionMax] = this.versionMax as u8;
+    p[Proposal.AckPolicies] = this.ackPolicies as u8;
+    p[Proposal.AckFrames] = this.ackFrames as u8;
+    put16(p, Proposal.Mtu, this.mtu);
+    put16(p, Proposal.MaxPayload, this.maxPayload);
+    put16(p, Proposal.ReorderKiB, this.reorderKiB);
+    p[Proposal.Slots] = (this.role == CardRole.Chassis ? CHASSIS_SLOTS : 0) as u8;
+    put16(p, Proposal.CreditPh, TunnelDefault.CreditPh);
+    put16(p, Proposal.CreditPd, this.creditPd);
+    put16(p, Proposal.CreditNph, TunnelDefault.CreditNph);
+    put16(p, Proposal.CreditNpd, TunnelDefault.CreditNpd);
+    put16(p, Proposal.CreditCplh, TunnelDefault.CreditCplh);
+    put16(p, Proposal.CreditCpld, this.creditCpld);
+    if (version >= 2) {
+      put32(p, Proposal.KeepaliveNs, this.keepaliveNs);
+      put32(p, Proposal.SilenceNs, this.silenceNs);
+      put32(p, Proposal.GraceNs, this.graceNs);
+      put32(p, Proposal.AckDelayNs, this.ackDelayNs);
+    }
+    return p;
+  }
+
+  /** OFFER (a host) or ACCEPT (a chassis) to the card: nonce and proposal in `version`. */
+  handshake(type: i32, version: i32): u8[] {
+    this.proposalSent = this.proposal(version);
+    return this.frame(cardMac, type, version, 0, this.nonce.concat(this.proposalSent));
+  }
+
+  auth(tag: u8[]): u8[] {
+    return this.frame(cardMac, ControlType.Auth, version, 0, tag);
+  }
+
+  ready(flags: i32, inSession: u32): u8[] {
+    const body = new Array<u8>(ReadyBody.Size);
+    body[ReadyBody.Flags] = flags as u8;
+    return this.frame(cardMac, ControlType.Ready, version, inSession, body);
+  }
+
+  /** REJECT (session 0) or CLOSE (in `inSession`) with `reason`. */
+  reason(type: i32, reason: i32, inSession: u32): u8[] {
+    const body = new Array<u8>(ReasonBody.Size);
+    body[ReasonBody.Reason] = reason as u8;
+    return this.frame(cardMac, type, version > 0 ? version : LINK_PROTOCOL_MIN, inSession, body);
+  }
+}
+
+// ---- The card under test -------------------------------------------------------------
+
+let cardRole: i32 = CardRole.Host;
+let cardMac: u8[] = HOST_MAC;
+let cardSerial: u32 = HOST_SERIAL;
+let cardBootId: u32 = 0;
+let peer: Peer = new Peer(CHASSIS_MAC, CHASSIS_SERIAL, CardRole.Chassis);
+// The handshake so far: what the card sent, the version and the session.
+let cardNonce: u8[] = [];
+let cardProposal: u8[] = [];
+let version: i32 = 0;
+let session: u32 = 0;
+// The board: virtual time, SYNC sequence and the hardware timer's deadline.
+let now: u64 = 0;
+let seq: u32 = 0;
+let armed: u64 = 0;
+
+/** A command the firmware sent, copied out of the tx buffer. */
+class Cmd {
+  constructor(
+    public type: i32,
+    public body: u8[],
+  ) {}
+
+  /** REG_WRITE / REG_READ address. */
+  address(): u32 {
+    return le32(this.body, RegWriteBody.Address);
+  }
+
+  /** REG_WRITE value. */
+  value(): u32 {
+    return le32(this.body, RegWriteBody.Value);
+  }
+}
+
+function fresh(): void {
+  firmware.reset();
+  tx.discard();
+  cardBootId = 0;
+  cardNonce = [];
+  cardProposal = [];
+  version = 0;
+  session = 0;
+  now = 0;
+  seq = 0;
+  armed = 0;
+}
+
+/** Delivers `bytes` as one read and handles them; returns the commands they caused. */
+function handle(bytes: u8[]): Cmd[] {
+  tx.discard();
+  deliver(bytes);
+  firmware.handleAll();
+  const list = sent();
+  const out = new Array<Cmd>();
+  for (let i = 0; i < list.length; i++) {
+    const body = new Array<u8>(list[i].length);
+    for (let j = 0; j < body.length; j++) body[j] = load<u8>(list[i].body + j);
+    out.push(new Cmd(list[i].type, body));
+  }
+  return out;
+}
+
+function receive(frame: u8[]): Cmd[] {
+  return handle(frameRxEvent(frame));
+}
+
+function regValue(reg: i32, value: u32, index: i32 = 0): Cmd[] {
+  return handle(regValueEvent(address(reg, index), value));
+}
+
+function fabric(kind: i32, arg: u32 = 0, tunnel: i32 = 0): Cmd[] {
+  return handle(fabricEvent(tunnel as u32, kind as u32, arg));
+}
+
+/** The board ends a batch: returns the deadline the firmware's hardware timer is armed for. */
+function nextDeadline(): u64 {
+  const out = handle(syncEvent(seq++));
+  for (let i = 0; i < out.length; i++) {
+    if (out[i].type == Command.TimerArm) armed = le64(out[i].body, TimerArmBody.Deadline);
+  }
+  return armed;
+}
+
+/** TIME(`time`) and TIMER_FIRED: every logical timer due by then runs. */
+function fireAt(time: u64): Cmd[] {
+  now = time;
+  return handle(timeEvent(time).concat(timerFiredEvent(0)));
+}
+
+/** The board lets time pass up to `until`, firing the timer at each deadline on the way. */
+function runTo(until: u64): Cmd[] {
+  const out = new Array<Cmd>();
+  for (let i = 0; i < 10_000; i++) {
+    const due = nextDeadline();
+    if (due > until) break;
+    const fired = fireAt(max<u64>(due, now));
+    for (let j = 0; j < fired.length; j++) out.push(fired[j]);
+  }
+  if (until > now) {
+    now = until;
+    handle(timeEvent(until));
+  }
+  return out;
+}
+
+function wait(delay: u64): Cmd[] {
+  return runTo(now + delay);
+}
+
+// ---- Reading what the card sent -------------------------------------------------------
+
+function address(reg: i32, index: i32 = 0): u32 {
+  return (TUNNEL_BASE + index * TUNNEL_STRIDE + reg) as u32;
+}
+
+function framesIn(out: Cmd[]): u8[][] {
+  const frames = new Array<u8[]>();
+  for (let i = 0; i < out.length; i++) if (out[i].type == Command.FrameTx) frames.push(out[i].body);
+  return frames;
+}
+
+function framesOfType(out: Cmd[], type: i32): u8[][] {
+  const all = framesIn(out);
+  const frames = new Array<u8[]>();
+  for (let i = 0; i < all.length; i++) if (controlType(all[i]) == type) frames.push(all[i]);
+  return frames;
+}
+
+/** The one FRAME_TX among `out`. */
+function onlyFrame(out: Cmd[]): u8[] {
+  const frames = framesIn(out);
+  expect(frames.length).toBe(1, "one FRAME_TX");
+  return frames.length > 0 ? frames[0] : new Array<u8>(BODY_AT);
+}
+
+/** Values of the REG_WRITEs to register `reg` of tunnel `index`, in order. */
+function writesTo(out: Cmd[], reg: i32, index: i32 = 0): i32[] {
+  const values = new Array<i32>();
+  for (let i = 0; i < out.length; i++) {
+    if (out[i].type == Command.RegWrite && out[i].address() == address(reg, index)) values.push(out[i].value() as i32);
+  }
+  return values;
+}
+
+function linkStates(out: Cmd[], index: i32 = 0): i32[] {
+  return writesTo(out, TunnelReg.LinkState, index);
+}
+
+function controlWrites(out: Cmd[], index: i32 = 0): i32[] {
+  return writesTo(out, TunnelReg.Control, index);
+}
+
+/** Addresses of the REG_READs, in order. */
+function readsIn(out: Cmd[]): u32[] {
+  const addresses = new Array<u32>();
+  for (let i = 0; i < out.length; i++) if (out[i].type == Command.RegRead) addresses.push(le32(out[i].body, RegReadBody.Address));
+  return addresses;
+}
+
+function controlType(frame: u8[]): i32 {
+  return frame[CONTROL_AT + ControlHeader.Type];
+}
+
+function controlVersion(frame: u8[]): i32 {
+  return frame[CONTROL_AT + ControlHeader.Version];
+}
+
+function sessionOf(frame: u8[]): u32 {
+  return get32(frame, TUNNEL_AT + Tunnel.Session);
+}
+
+function bodyOf(frame: u8[]): u8[] {
+  return frame.slice(BODY_AT);
+}
+
+function reasonOf(frame: u8[]): i32 {
+  return frame[BODY_AT + ReasonBody.Reason];
+}
+
+/** A CONTROL frame from the card: headers right, `type` to `destination` in `inSession`, a body of `bodySize`. */
+function expectControl(frame: u8[], type: i32, destination: u8[], inSession: u32, bodySize: i32): void {
+  expect(frame.length).toBe(BODY_AT + bodySize, "frame length");
+  expect(frame.slice(Eth.Destination, Eth.Destination + 6)).toStrictEqual(destination, "destination");
+  expect(frame.slice(Eth.Source, Eth.Source + 6)).toStrictEqual(cardMac, "source: the card");
+  expect(get16(frame, Eth.TagType)).toBe(ETHERTYPE_VLAN, "802.1Q tag");
+  expect(get16(frame, Eth.Tag)).toBe(GROUP, "VID: the group");
+  expect(get16(frame, Eth.EtherType)).toBe(ETHERTYPE_IOV, "EtherType");
+  expect(frame[TUNNEL_AT + Tunnel.Version]).toBe(TUNNEL_VERSION, "tunnel version");
+  expect(frame[TUNNEL_AT + Tunnel.Kind]).toBe(KIND_CONTROL, "kind CONTROL");
+  expect(get16(frame, TUNNEL_AT + Tunnel.Length)).toBe(ControlHeader.Size + bodySize, "tunnel length");
+  expect(sessionOf(frame)).toBe(inSession, "session");
+  expect(get32(frame, TUNNEL_AT + Tunnel.Seq)).toBe(0, "seq");
+  expect(get32(frame, TUNNEL_AT + Tunnel.Ack)).toBe(0, "ack");
+  expect(controlType(frame)).toBe(type, "control type");
+  expect(frame[CONTROL_AT + ControlHeader.Role]).toBe(cardRole as u8, "role");
+  expect(frame[CONTROL_AT + ControlHeader.Reserved3]).toBe(0, "reserved 3");
+  expect(get16(frame, CONTROL_AT + ControlHeader.Group)).toBe(GROUP, "group");
+  expect(get16(frame, CONTROL_AT + ControlHeader.Reserved6)).toBe(0, "reserved 6");
+  expect(get32(frame, CONTROL_AT + ControlHeader.Serial)).toBe(cardSerial, "serial");
+  if (cardBootId != 0) expect(get32(frame, CONTROL_AT + ControlHeader.BootId)).toBe(cardBootId, "boot ID");
+}
+
+/** A REJECT (session 0) or CLOSE (in `inSession`) with `reason` to `destination`. */
+function expectReason(frame: u8[], type: i32, reason: i32, destination: u8[], inSession: u32): void {
+  expectControl(frame, type, destination, inSession, ReasonBody.Size);
+  expect(reasonOf(frame)).toBe(reason, "reason");
+  expect(frame.slice(BODY_AT + ReasonBody.Reserved1)).toStrictEqual([0, 0, 0] as u8[], "reserved");
+}
+
+/** The one frame of `out` is a REJECT with `reason` to the peer. */
+function expectRejected(out: Cmd[], reason: i32): void {
+  expectReason(onlyFrame(out), ControlType.Reject, reason, peer.mac, 0);
+}
+
+/** The counters, to compare after one event. */
+function snapshot(): u32[] {
+  const values = new Array<u32>(Counter.Count);
+  for (let i = 0; i < Counter.Count; i++) values[i] = counters.get(i);
+  return values;
+}
+
+/** `frame` is received, counted in ControlRx and `counter` only, and changes nothing: no command. */
+function expectRefused(frame: u8[], counter: i32, what: string): void {
+  const before = snapshot();
+  const out = receive(frame);
+  expect(out.length).toBe(0, what + ": nothing sent or written");
+  for (let c = Counter.ControlRx; c < Counter.Count; c++) {
+    const moved: u32 = c == Counter.ControlRx || c == counter ? 1 : 0;
+    expect(counters.get(c) - before[c]).toBe(moved, what + ": counter " + c.toString());
+  }
+}
+
+// ---- The transcript (assembly/link/auth.ts) -----------------------------------------
+
+const scratch = memory.data(256);
+
+function mac(bytes: u8[]): void {
+  for (let i = 0; i < bytes.length; i++) store<u8>(scratch + i, bytes[i]);
+  hmacUpdate(scratch, bytes.length);
+}
+
+/**
+ * HMAC(pairing key, label | T) with T = host nonce | chassis nonce | host proposal |
+ * chassis proposal | host serial | chassis serial | group (u16) | version (u8).
+ */
+function transcriptTag(label: string): u8[] {
+  const host = cardRole == CardRole.Host;
+  const key = pairingKey();
+  for (let i = 0; i < PAIRING_KEY_SIZE; i++) store<u8>(scratch + i, key[i]);
+  hmacInit(scratch, PAIRING_KEY_SIZE);
+  mac(ascii(label));
+  mac(host ? cardNonce : peer.nonce);
+  mac(host ? peer.nonce : cardNonce);
+  mac(host ? cardProposal : peer.proposalSent);
+  mac(host ? peer.proposalSent : cardProposal);
+  const tail = new Array<u8>(11);
+  put32(tail, 0, host ? cardSerial : peer.serial);
+  put32(tail, 4, host ? peer.serial : cardSerial);
+  put16(tail, 8, GROUP);
+  tail[10] = version as u8;
+  mac(tail);
+  hmacFinal(scratch);
+  const tag = new Array<u8>(TAG_SIZE);
+  for (let i = 0; i < TAG_SIZE; i++) tag[i] = load<u8>(scratch + i);
+  return tag;
+}
+
+const HOST_LABEL = "IOVh";
+const CHASSIS_LABEL = "IOVc";
+const SESSION_LABEL = "IOVs";
+
+function expectedSession(): u32 {
+  const id = get32(transcriptTag(SESSION_LABEL), 0);
+  return id == 0 ? 1 : id;
+}
+
+/** The peer's tag: what the card must accept. */
+function peerTag(): u8[] {
+  return transcriptTag(cardRole == CardRole.Host ? CHASSIS_LABEL : HOST_LABEL);
+}
+
+function wrongTag(): u8[] {
+  const tag = peerTag();
+  tag[TAG_SIZE - 1] ^= 1;
+  return tag;
+}
+
+// ---- Booting and pairing --------------------------------------------------------------
+
+function bootEventFor(role: i32, slots: i32): u8[] {
+  const msg = bootEvent();
+  set8(msg, BootBody.Role, role);
+  set8(msg, BootBody.Slots, slots);
+  set32(msg, BootBody.Serial, cardSerial);
+  return setBytes(msg, BootBody.Mac, cardMac);
+}
+
+/** TIME, BOOT and the first SYNC: the card is up, its link Disabled. The spec plays the other role. */
+function powerOn(role: i32, slots: i32): void {
+  fresh();
+  cardRole = role;
+  const host = role == CardRole.Host;
+  cardMac = host ? HOST_MAC : CHASSIS_MAC;
+  cardSerial = host ? HOST_SERIAL : CHASSIS_SERIAL;
+  peer = host ? new Peer(CHASSIS_MAC, CHASSIS_SERIAL, CardRole.Chassis) : new Peer(HOST_MAC, HOST_SERIAL, CardRole.Host);
+  now = T0;
+  handle(timeEvent(T0).concat(bootEventFor(role, slots)));
+  nextDeadline();
+}
+
+/** Boots a card with `config` through Disabled to Discover, and lets its first DISCOVER go. */
+function bootWith(role: i32, slots: i32, config: u8[]): void {
+  powerOn(role, slots);
+  handle(entropyEvent(DRBG_SEED_MIN));
+  const out = handle(config);
+  expect(linkStates(out)).toStrictEqual([LinkState.Discover], "Disabled -> Discover");
+  const beacon = onlyFrame(wait(0));
+  expect(controlType(beacon)).toBe(ControlType.Discover, "the first beacon");
+  cardBootId = get32(beacon, CONTROL_AT + ControlHeader.BootId);
+}
+
+function bootHost(): void {
+  bootWith(CardRole.Host, 1, configEvent(GROUP));
+}
+
+function bootChassis(): void {
+  bootWith(CardRole.Chassis, CHASSIS_SLOTS, configEvent(GROUP));
+}
+
+/** Takes the nonce, proposal and version of the card's OFFER or ACCEPT. */
+function learn(frame: u8[]): void {
+  const body = bodyOf(frame);
+  version = controlVersion(frame);
+  cardNonce = body.slice(HandshakeBody.Nonce, HandshakeBody.Nonce + NONCE_SIZE);
+  cardProposal = body.slice(HandshakeBody.Proposal);
+}
+
+/** Host card: the chassis announces itself; the card answers with OFFER (Negotiate). */
+function hostNegotiate(): Cmd[] {
+  const out = receive(peer.discover(DiscoverFlag.Unpaired));
+  const offers = framesOfType(out, ControlType.Offer);
+  if (offers.length == 1) learn(offers[0]);
+  return out;
+}
+
+/** Host card: the chassis ACCEPTs; the card sends AUTH (Authenticate). */
+function hostAuthenticate(): Cmd[] {
+  const out = receive(peer.handshake(ControlType.Accept, version));
+  session = expectedSession();
+  return out;
+}
+
+/** Host card: the chassis card's AUTH; the card programs its tunnel (Configure). */
+function hostConfigure(): Cmd[] {
+  return receive(peer.auth(peerTag()));
+}
+
+/** The fabric answers the Status read of Configure: the tunnel is enabled. */
+function fabricConfirms(index: i32 = 0): Cmd[] {
+  return regValue(TunnelReg.Status, TunnelStatus.Enabled, index);
+}
+
+/** A host card in Active with the spec's chassis card. */
+function pairHost(): void {
+  bootHost();
+  hostNegotiate();
+  hostAuthenticate();
+  hostConfigure();
+  fabricConfirms();
+  const out = receive(peer.ready(0, session));
+  expect(linkStates(out)).toStrictEqual([LinkState.Active], "paired");
+}
+
+/** Chassis card: the host OFFERs in `offerVersion`; the card ACCEPTs (Negotiate). */
+function chassisNegotiate(offerVersion: i32 = LINK_PROTOCOL_MAX): Cmd[] {
+  version = offerVersion;
+  const out = receive(peer.handshake(ControlType.Offer, offerVersion));
+  const accepts = framesOfType(out, ControlType.Accept);
+  if (accepts.length == 1) learn(accepts[0]);
+  return out;
+}
+
+/** Chassis card: the host card's AUTH; the card answers with its own (Authenticate). */
+function chassisAuthenticate(): Cmd[] {
+  session = expectedSession();
+  return receive(peer.auth(peerTag()));
+}
+
+/** Chassis card: the host card's READY; the card programs its tunnel (Configure). */
+function chassisConfigure(): Cmd[] {
+  return receive(peer.ready(0, session));
+}
+
+/** A chassis card in Active with the spec's host card. */
+function pairChassis(): void {
+  bootChassis();
+  chassisNegotiate();
+  chassisAuthenticate();
+  chassisConfigure();
+  const out = fabricConfirms();
+  expect(linkStates(out)).toStrictEqual([LinkState.Active], "paired");
+}
+
+/** The card's proposal, as writeProposal() lays it out from the default configEvent(). */
+function expectCardProposal(proposal: u8[], inVersion: i32, slots: i32): void {
+  expect(proposal.length).toBe(inVersion >= 2 ? Proposal.SizeV2 : Proposal.SizeV1, "proposal size");
+  expect(proposal[Proposal.VersionMin]).toBe(LINK_PROTOCOL_MIN as u8, "proposal VersionMin");
+  expect(proposal[Proposal.VersionMax]).toBe(LINK_PROTOCOL_MAX as u8, "proposal VersionMax");
+  expect(proposal[Proposal.AckPolicies]).toBe((AckPolicy.Selective | AckPolicy.GoBackN) as u8, "proposal AckPolicies");
+  expect(proposal[Proposal.AckFrames]).toBe(TunnelDefault.AckFrames as u8, "proposal AckFrames");
+  expect(get16(proposal, Proposal.Mtu)).toBe(TunnelDefault.Mtu, "proposal Mtu");
+  expect(get16(proposal, Proposal.MaxPayload)).toBe(TunnelDefault.MaxPayload, "proposal MaxPayload");
+  expect(get16(proposal, Proposal.ReorderKiB)).toBe(TunnelDefault.ReorderBytes >> 10, "proposal ReorderKiB");
+  expect(proposal[Proposal.Slots]).toBe(slots as u8, "proposal Slots");
+  expect(proposal[Proposal.Reserved11]).toBe(0, "proposal reserved");
+  expect(get16(proposal, Proposal.CreditPh)).toBe(TunnelDefault.CreditPh, "CreditPh");
+  expect(get16(proposal, Proposal.CreditPd)).toBe(TunnelDefault.CreditPd, "CreditPd");
+  expect(get16(proposal, Proposal.CreditNph)).toBe(TunnelDefault.CreditNph, "CreditNph");
+  expect(get16(proposal, Proposal.CreditNpd)).toBe(TunnelDefault.CreditNpd, "CreditNpd");
+  expect(get16(proposal, Proposal.CreditCplh)).toBe(TunnelDefault.CreditCplh, "CreditCplh");
+  expect(get16(proposal, Proposal.CreditCpld)).toBe(TunnelDefault.CreditCpld, "CreditCpld");
+  if (inVersion >= 2) {
+    expect(get32(proposal, Proposal.KeepaliveNs)).toBe(LinkTiming.KeepaliveNs, "KeepaliveNs");
+    expect(get32(proposal, Proposal.SilenceNs)).toBe(LinkTiming.SilenceNs, "SilenceNs");
+    expect(get32(proposal, Proposal.GraceNs)).toBe(LinkTiming.GraceNs, "GraceNs");
+    expect(get32(proposal, Proposal.AckDelayNs)).toBe(LinkTiming.AckDelayNs, "AckDelayNs");
+  }
+}
+
+/**
+ * The REG_WRITEs and REG_READ of Configure (fabric.program()): the tunnel programmed for the
+ * session negotiated between the card's defaults and the spec's peer, then enabled from a
+ * clean state with `control`, then Status read.
+ */
+function expectProgrammed(out: Cmd[], control: i32): void {
+  const keepalive = min<u32>(LinkTiming.KeepaliveNs, peer.keepaliveNs);
+  const silence = max<u32>(max<u32>(LinkTiming.SilenceNs, peer.silenceNs), SILENCE_MIN_KEEPALIVES * keepalive);
+  const regs: i32[] = [
+    TunnelReg.LinkState, TunnelReg.PeerMacHigh, TunnelReg.PeerMacLow, TunnelReg.Vlan, TunnelReg.Session, TunnelReg.Mtu,
+    TunnelReg.MaxPayload, TunnelReg.AckFrames, TunnelReg.AckDelayNs, TunnelReg.RtoNs, TunnelReg.KeepaliveNs,
+    TunnelReg.SilenceNs, TunnelReg.ReorderBytes, TunnelReg.WindowBytes, TunnelReg.CreditPh, TunnelReg.CreditPd,
+    TunnelReg.CreditNph, TunnelReg.CreditNpd, TunnelReg.CreditCplh, TunnelReg.CreditCpld, TunnelReg.Control,
+  ];
+  const values: u32[] = [
+    LinkState.Configure, get16(peer.mac, 0), get32(peer.mac, 2), GROUP, session, min(TunnelDefault.Mtu, peer.mtu),
+    min(TunnelDefault.MaxPayload, peer.maxPayload), min(TunnelDefault.AckFrames, peer.ackFrames),
+    max<u32>(1000, min<u32>(LinkTiming.AckDelayNs, peer.ackDelayNs)), LinkTiming.RtoInitialNs, keepalive,
+    silence, TunnelDefault.ReorderBytes, min<u32>(TunnelDefault.ReplayBytes, (peer.reorderKiB as u32) << 10),
+    TunnelDefault.CreditPh, TunnelDefault.CreditPd, TunnelDefault.CreditNph, TunnelDefault.CreditNpd,
+    TunnelDefault.CreditCplh, TunnelDefault.CreditCpld, control,
+  ];
+  expect(out.length).toBe(regs.length + 1, "the REG_WRITEs, then one REG_READ");
+  for (let i = 0; i < regs.length && i < out.length; i++) {
+    expect(out[i].type).toBe(Command.RegWrite, "REG_WRITE " + i.toString());
+    expect(out[i].address()).toBe(address(regs[i]), "register of write " + i.toString());
+    expect(out[i].value()).toBe(values[i], "value of write " + i.toString());
+  }
+  if (out.length == regs.length + 1) {
+    expect(out[regs.length].type).toBe(Command.RegRead, "REG_READ last");
+    expect(readsIn(out)).toStrictEqual([address(TunnelReg.Status)], "Status read");
+  }
+}
+
+/** The card in Active sends nothing on its own but the health timer's REG_READ. */
+function expectActive(): void {
+  const out = wait(LinkTiming.HealthIntervalNs);
+  expect(readsIn(out)).toStrictEqual([address(TunnelReg.RttNs)], "RttNs sampled: Active");
+  expect(framesIn(out).length).toBe(0, "nothing sent in Active");
+}
+
+// ---- Disabled ---------------------------------------------------------------------------
+
+describe("link: Disabled", () => {
+  beforeEach(fresh);
+
+  it("stays Disabled without CONFIG, however much entropy arrives and time passes", () => {
+    powerOn(CardRole.Host, 1);
+    expect(handle(entropyEvent(DRBG_SEED_MIN)).length).toBe(0, "nothing on ENTROPY");
+    expect(handle(entropyEvent(DRBG_SEED_MIN)).length).toBe(0, "nothing on more ENTROPY");
+    const out = wait(LinkTiming.DiscoverMaxNs);
+    expect(out.length).toBe(0, "no beacon, no register write");
+    expect(fabric(FabricEventKind.CarrierUp).length).toBe(0, "fabric events change nothing");
+    expect(receive(peer.discover(DiscoverFlag.Unpaired)).length).toBe(0, "frames change nothing");
+    expect(counters.get(Counter.ControlRx)).toBe(1, "but are counted");
+    expect(counters.get(Counter.ControlTx)).toBe(0);
+  });
+
+  it("stays Disabled with CONFIG but less entropy than seeds the DRBG", () => {
+    powerOn(CardRole.Host, 1);
+    expect(handle(configEvent(GROUP)).length).toBe(0, "nothing on CONFIG");
+    expect(handle(entropyEvent(DRBG_SEED_MIN - 1)).length).toBe(0, "nothing on ENTROPY");
+    expect(wait(LinkTiming.DiscoverMaxNs).length).toBe(0, "no beacon");
+    expect(regValue(TunnelReg.Status, TunnelStatus.Enabled).length).toBe(0, "REG_VALUE changes nothing");
+    expect(fabric(FabricEventKind.PeerSilent).length).toBe(0, "FABRIC_EVENT changes nothing");
+  });
+
+  it("counts CONTROL frames as ignored before the link starts", () => {
+    powerOn(CardRole.Host, 1);
+    handle(configEvent(GROUP));
+    expectRefused(peer.discover(DiscoverFlag.Unpaired), Counter.ControlIgnored, "DISCOVER while Disabled");
+  });
+
+  it("leaves for Discover when the entropy completes after CONFIG, and sends DISCOVER at once", () => {
+    powerOn(CardRole.Host, 1);
+    handle(configEvent(GROUP));
+    handle(entropyEvent(DRBG_SEED_MIN - 1));
+    const out = handle(entropyEvent(1));
+    expect(out.length).toBe(1, "only the LinkState write");
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(nextDeadline()).toBe(now, "the beacon is due now");
+    const beacon = onlyFrame(wait(0));
+    expect(controlType(beacon)).toBe(ControlType.Discover);
+  });
+
+  it("leaves for Discover when CONFIG arrives after the entropy", () => {
+    powerOn(CardRole.Host, 1);
+    expect(handle(entropyEvent(DRBG_SEED_MIN)).length).toBe(0, "entropy alone does not start the link");
+    const out = handle(configEvent(GROUP));
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(framesOfType(wait(0), ControlType.Discover).length).toBe(1);
+  });
+
+  it("starts every port of a host card, each in its own tunnel block", () => {
+    powerOn(CardRole.Host, 3);
+    handle(entropyEvent(DRBG_SEED_MIN));
+    const out = handle(configEvent(GROUP));
+    for (let i = 0; i < 3; i++) expect(linkStates(out, i)).toStrictEqual([LinkState.Discover], "port " + i.toString());
+    const beacon = onlyFrame(wait(0));
+    expect(bodyOf(beacon)[DiscoverBody.Slots]).toBe(3, "three free ports");
+  });
+
+  it("starts the one port of a chassis card whatever its slots", () => {
+    powerOn(CardRole.Chassis, CHASSIS_SLOTS);
+    handle(entropyEvent(DRBG_SEED_MIN));
+    const out = handle(configEvent(GROUP));
+    expect(out.length).toBe(1);
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+  });
+});
+
+// ---- Discover ---------------------------------------------------------------------------
+
+describe("link: Discover", () => {
+  beforeEach(fresh);
+
+  it("a host card's DISCOVER goes to the control multicast address, Unpaired and Solicit, with its versions and free ports", () => {
+    powerOn(CardRole.Host, 1);
+    handle(entropyEvent(DRBG_SEED_MIN));
+    handle(configEvent(GROUP));
+    const beacon = onlyFrame(wait(0));
+    expectControl(beacon, ControlType.Discover, MULTICAST, 0, DiscoverBody.Size);
+    expect(controlVersion(beacon)).toBe(LINK_PROTOCOL_MIN, "written in the oldest version");
+    const body = bodyOf(beacon);
+    expect(body[DiscoverBody.VersionMin]).toBe(LINK_PROTOCOL_MIN as u8);
+    expect(body[DiscoverBody.VersionMax]).toBe(LINK_PROTOCOL_MAX as u8);
+    expect(body[DiscoverBody.Flags]).toBe((DiscoverFlag.Unpaired | DiscoverFlag.Solicit) as u8);
+    expect(body[DiscoverBody.Slots]).toBe(1, "free ports");
+    expect(counters.get(Counter.ControlTx)).toBe(1);
+  });
+
+  it("a chassis card's DISCOVER is Unpaired without Solicit and announces its slots", () => {
+    powerOn(CardRole.Chassis, CHASSIS_SLOTS);
+    handle(entropyEvent(DRBG_SEED_MIN));
+    handle(set8(configEvent(GROUP), ConfigBody.ProtocolMax, LINK_PROTOCOL_MIN));
+    const beacon = onlyFrame(wait(0));
+    expectControl(beacon, ControlType.Discover, MULTICAST, 0, DiscoverBody.Size);
+    const body = bodyOf(beacon);
+    expect(body[DiscoverBody.VersionMin]).toBe(LINK_PROTOCOL_MIN as u8);
+    expect(body[DiscoverBody.VersionMax]).toBe(LINK_PROTOCOL_MIN as u8, "CONFIG's protocolMax");
+    expect(body[DiscoverBody.Flags]).toBe(DiscoverFlag.Unpaired as u8);
+    expect(body[DiscoverBody.Slots]).toBe(CHASSIS_SLOTS as u8);
+  });
+
+  it("repeats the beacon with a back-off that doubles from DiscoverMinNs up to DiscoverMaxNs, jittered in [0.75, 1.25)", () => {
+    bootHost();
+    let last = now;
+    let base: u64 = LinkTiming.DiscoverMinNs;
+    let jittered = false;
+    for (let k = 0; k < 10; k++) {
+      const due = nextDeadline();
+      const delay = due - last;
+      expect(delay).toBeGreaterThanOrEqual(base - base / 4, "beacon " + k.toString() + " not before 0.75x");
+      expect(delay).toBeLessThan(base + base / 4, "beacon " + k.toString() + " before 1.25x");
+      if (delay != base) jittered = true;
+      expect(framesIn(fireAt(due - 1)).length).toBe(0, "nothing before the deadline");
+      const beacon = onlyFrame(fireAt(due));
+      expectControl(beacon, ControlType.Discover, MULTICAST, 0, DiscoverBody.Size);
+      last = due;
+      base = min<u64>(base * 2, LinkTiming.DiscoverMaxNs);
+    }
+    expect(base).toBe(LinkTiming.DiscoverMaxNs, "the back-off reached its cap");
+    expect(jittered).toBe(true, "the delays are jittered");
+  });
+
+  it("restarts the back-off at DiscoverMinNs when the carrier comes back", () => {
+    bootHost();
+    for (let k = 0; k < 6; k++) fireAt(nextDeadline());
+    const out = fabric(FabricEventKind.CarrierUp);
+    expect(out.length).toBe(0);
+    expect(nextDeadline()).toBe(now, "DISCOVER at once");
+    onlyFrame(fireAt(now));
+    const delay = nextDeadline() - now;
+    expect(delay).toBeGreaterThanOrEqual(LinkTiming.DiscoverMinNs - LinkTiming.DiscoverMinNs / 4);
+    expect(delay).toBeLessThan(LinkTiming.DiscoverMinNs + LinkTiming.DiscoverMinNs / 4);
+  });
+
+  it("a chassis card answers a soliciting host card's DISCOVER at once with a unicast DISCOVER", () => {
+    bootChassis();
+    const answer = onlyFrame(receive(peer.discover(DiscoverFlag.Unpaired | DiscoverFlag.Solicit)));
+    expectControl(answer, ControlType.Discover, HOST_MAC, 0, DiscoverBody.Size);
+    expect(bodyOf(answer)[DiscoverBody.Flags]).toBe(DiscoverFlag.Unpaired as u8);
+    expect(bodyOf(answer)[DiscoverBody.Slots]).toBe(CHASSIS_SLOTS as u8);
+  });
+
+  it("a chassis card ignores a host card's DISCOVER that does not solicit", () => {
+    bootChassis();
+    expectRefused(peer.discover(DiscoverFlag.Unpaired), Counter.ControlIgnored, "unsolicited host DISCOVER");
+  });
+
+  it("a card ignores a DISCOVER that is not Unpaired", () => {
+    bootHost();
+    expectRefused(peer.discover(0), Counter.ControlIgnored, "paired chassis DISCOVER");
+  });
+
+  it("cards of the same role do not pair: a host card sends nothing for another host card's DISCOVER", () => {
+    bootHost();
+    const otherHost = new Peer(SECOND_HOST_MAC, SECOND_HOST_SERIAL, CardRole.Host);
+    expect(receive(otherHost.discover(DiscoverFlag.Unpaired | DiscoverFlag.Solicit)).length).toBe(0);
+    expect(counters.get(Counter.ControlRx)).toBe(1);
+    hostNegotiate();
+    expect(version).toBe(LINK_PROTOCOL_MAX, "still discovering: the chassis card is taken");
+  });
+
+  it("stops the beacon once no port discovers", () => {
+    bootHost();
+    hostNegotiate();
+    const out = runTo(now + LinkTiming.DiscoverMinNs + LinkTiming.DiscoverMinNs / 4);
+    expect(framesOfType(out, ControlType.Discover).length).toBe(0, "no DISCOVER in Negotiate");
+  });
+});
+
+// ---- Host card handshake ---------------------------------------------------------------------
+
+describe("link: host card handshake", () => {
+  beforeEach(fresh);
+
+  it("a chassis DISCOVER moves to Negotiate: OFFER with a nonce and a proposal in the newest common version", () => {
+    bootHost();
+    const out = hostNegotiate();
+    expect(linkStates(out)).toStrictEqual([LinkState.Negotiate]);
+    const offer = onlyFrame(out);
+    expectControl(offer, ControlType.Offer, CHASSIS_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV2);
+    expect(controlVersion(offer)).toBe(LINK_PROTOCOL_MAX);
+    expect(cardNonce).not.toStrictEqual(new Array<u8>(NONCE_SIZE), "a random nonce");
+    expectCardProposal(cardProposal, LINK_PROTOCOL_MAX, 0);
+  });
+
+  it("a chassis card speaking protocol 1 only gets an OFFER in version 1 with a version 1 proposal", () => {
+    bootHost();
+    peer.versionMax = LINK_PROTOCOL_MIN;
+    const offer = onlyFrame(hostNegotiate());
+    expectControl(offer, ControlType.Offer, CHASSIS_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV1);
+    expect(controlVersion(offer)).toBe(LINK_PROTOCOL_MIN);
+    expectCardProposal(cardProposal, LINK_PROTOCOL_MIN, 0);
+  });
+
+  it("each handshake draws a new nonce", () => {
+    bootHost();
+    hostNegotiate();
+    const first = cardNonce;
+    receive(peer.reason(ControlType.Reject, RejectReason.Busy, 0));
+    wait(LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
+    hostNegotiate();
+    expect(cardNonce).not.toStrictEqual(first);
+  });
+
+  it("an ACCEPT moves to Authenticate: AUTH with the host tag over the transcript", () => {
+    bootHost();
+    hostNegotiate();
+    const out = hostAuthenticate();
+    expect(linkStates(out)).toStrictEqual([LinkState.Authenticate]);
+    const auth = onlyFrame(out);
+    expectControl(auth, ControlType.Auth, CHASSIS_MAC, 0, AuthBody.Size);
+    expect(controlVersion(auth)).toBe(LINK_PROTOCOL_MAX);
+    expect(bodyOf(auth)).toStrictEqual(transcriptTag(HOST_LABEL), "host tag");
+  });
+
+  it("a valid chassis AUTH moves to Configure: the tunnel programmed, enabled with Reset and Flush, Status read", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    const out = hostConfigure();
+    expect(framesIn(out).length).toBe(0, "no frame until the fabric confirms");
+    expectProgrammed(out, TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+  });
+
+  it("a go-back-N session is enabled with Control.GoBackN", () => {
+    bootHost();
+    peer.ackPolicies = AckPolicy.GoBackN;
+    hostNegotiate();
+    hostAuthenticate();
+    expectProgrammed(hostConfigure(), TunnelControl.Enable | TunnelControl.GoBackN | TunnelControl.Reset | TunnelControl.Flush);
+  });
+
+  it("protocol 1 programs the fixed timers of LinkTiming", () => {
+    bootHost();
+    peer.versionMax = LINK_PROTOCOL_MIN;
+    hostNegotiate();
+    hostAuthenticate();
+    const out = hostConfigure();
+    expect(writesTo(out, TunnelReg.KeepaliveNs)).toStrictEqual([LinkTiming.KeepaliveNs]);
+    expect(writesTo(out, TunnelReg.SilenceNs)).toStrictEqual([LinkTiming.SilenceNs]);
+    expect(writesTo(out, TunnelReg.AckDelayNs)).toStrictEqual([LinkTiming.AckDelayNs]);
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Enable | TunnelControl.GoBackN | TunnelControl.Reset | TunnelControl.Flush], "go-back-N in protocol 1");
+  });
+
+  it("Status Enabled sends READY in the session and waits in Configure for the chassis card's READY", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    const out = fabricConfirms();
+    expect(linkStates(out).length).toBe(0, "still Configure");
+    const ready = onlyFrame(out);
+    expectControl(ready, ControlType.Ready, CHASSIS_MAC, session, ReadyBody.Size);
+    expect(session).not.toBe(0);
+    expect(controlVersion(ready)).toBe(LINK_PROTOCOL_MAX);
+    expect(bodyOf(ready)).toStrictEqual([0, 0, 0, 0] as u8[], "no flags");
+    expect(counters.get(Counter.LinkUps)).toBe(0);
+  });
+
+  it("the chassis card's READY moves to Active: LinkUps counted, RTT sampled from then on", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    const out = receive(peer.ready(0, session));
+    expect(out.length).toBe(1, "only the LinkState write");
+    expect(linkStates(out)).toStrictEqual([LinkState.Active]);
+    expect(counters.get(Counter.LinkUps)).toBe(1);
+    expectActive();
+  });
+
+  it("a chassis READY before the fabric confirms: Active as soon as Status says Enabled", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    expect(receive(peer.ready(0, session)).length).toBe(0, "waits for the fabric");
+    const out = fabricConfirms();
+    expect(controlType(onlyFrame(out))).toBe(ControlType.Ready);
+    expect(linkStates(out)).toStrictEqual([LinkState.Active]);
+    expect(counters.get(Counter.LinkUps)).toBe(1);
+  });
+
+  it("a READY in another session is ignored", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    expectRefused(peer.ready(0, session + 1), Counter.ControlIgnored, "READY of another session");
+  });
+
+  it("Status without Enabled fails Configure: REJECT ConfigureFailed, the tunnel shut, back to Discover", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    const out = regValue(TunnelReg.Status, 0);
+    expectRejected(out, RejectReason.ConfigureFailed);
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Reset | TunnelControl.Flush]);
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(counters.get(Counter.NegotiationFailures)).toBe(1);
+  });
+
+  it("a refused register write of the tunnel in Configure: REJECT ConfigureFailed, back to Discover", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    const out = fabric(FabricEventKind.RegisterRejected, address(TunnelReg.Mtu));
+    expectRejected(out, RejectReason.ConfigureFailed);
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Reset | TunnelControl.Flush]);
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(counters.get(Counter.NegotiationFailures)).toBe(1);
+  });
+
+  it("a refused register write outside Configure changes nothing", () => {
+    pairHost();
+    expect(fabric(FabricEventKind.RegisterRejected, address(TunnelReg.RtoNs)).length).toBe(0);
+    expect(fabric(FabricEventKind.RegisterRejected, 0x0c).length).toBe(0, "a card register");
+    expectActive();
+  });
+
+  it("in Active a READY is answered with READY Reply, and a Reply is not answered", () => {
+    pairHost();
+    const reply = onlyFrame(receive(peer.ready(0, session)));
+    expectControl(reply, ControlType.Ready, CHASSIS_MAC, session, ReadyBody.Size);
+    expect(bodyOf(reply)[ReadyBody.Flags]).toBe(ReadyFlag.Reply as u8);
+    expectRefused(peer.ready(ReadyFlag.Reply, session), Counter.ControlIgnored, "READY Reply");
+  });
+
+  it("an AUTH before the ACCEPT is ignored", () => {
+    bootHost();
+    hostNegotiate();
+    expectRefused(peer.frame(HOST_MAC, ControlType.Auth, version, 0, new Array<u8>(TAG_SIZE)), Counter.ControlIgnored, "early AUTH");
+  });
+
+  it("pairs each port of a host card with its own chassis card", () => {
+    bootWith(CardRole.Host, 2, configEvent(GROUP));
+    const second = new Peer(SECOND_CHASSIS_MAC, SECOND_CHASSIS_SERIAL, CardRole.Chassis);
+    const first = onlyFrame(receive(peer.discover(DiscoverFlag.Unpaired)));
+    expectControl(first, ControlType.Offer, CHASSIS_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV2);
+    expect(receive(peer.discover(DiscoverFlag.Unpaired)).length).toBe(0, "the same chassis card again: ignored");
+    const beacons = framesOfType(wait(LinkTiming.DiscoverMinNs + LinkTiming.DiscoverMinNs / 4), ControlType.Discover);
+    expect(beacons.length).toBe(1, "the beacon goes on");
+    expect(bodyOf(beacons[0])[DiscoverBody.Slots]).toBe(1, "one port left free");
+    const out = receive(second.discover(DiscoverFlag.Unpaired));
+    expect(linkStates(out, 1)).toStrictEqual([LinkState.Negotiate], "port 1 negotiates");
+    expect(linkStates(out, 0).length).toBe(0);
+    expectControl(onlyFrame(out), ControlType.Offer, SECOND_CHASSIS_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV2);
+    expect(receive(new Peer([2, 0x20, 0x20, 0, 0, 6], 0x20000006, CardRole.Chassis).discover(DiscoverFlag.Unpaired)).length).toBe(0, "no port left");
+  });
+});
+
+// ---- Chassis card handshake ------------------------------------------------------------------
+
+describe("link: chassis card handshake", () => {
+  beforeEach(fresh);
+
+  it("an OFFER moves to Negotiate: ACCEPT with a nonce and the chassis proposal in the offer's version", () => {
+    bootChassis();
+    const out = chassisNegotiate();
+    expect(linkStates(out)).toStrictEqual([LinkState.Negotiate]);
+    const accept = onlyFrame(out);
+    expectControl(accept, ControlType.Accept, HOST_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV2);
+    expect(controlVersion(accept)).toBe(LINK_PROTOCOL_MAX);
+    expect(cardNonce).not.toStrictEqual(new Array<u8>(NONCE_SIZE));
+    expectCardProposal(cardProposal, LINK_PROTOCOL_MAX, CHASSIS_SLOTS);
+  });
+
+  it("an OFFER in version 1 gets an ACCEPT in version 1", () => {
+    bootChassis();
+    const accept = onlyFrame(chassisNegotiate(LINK_PROTOCOL_MIN));
+    expectControl(accept, ControlType.Accept, HOST_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV1);
+    expect(controlVersion(accept)).toBe(LINK_PROTOCOL_MIN);
+    expectCardProposal(cardProposal, LINK_PROTOCOL_MIN, CHASSIS_SLOTS);
+  });
+
+  it("a host AUTH with a good tag moves to Authenticate: AUTH with the chassis tag", () => {
+    bootChassis();
+    chassisNegotiate();
+    const out = chassisAuthenticate();
+    expect(linkStates(out)).toStrictEqual([LinkState.Authenticate]);
+    const auth = onlyFrame(out);
+    expectControl(auth, ControlType.Auth, HOST_MAC, 0, AuthBody.Size);
+    expect(bodyOf(auth)).toStrictEqual(transcriptTag(CHASSIS_LABEL), "chassis tag");
+  });
+
+  it("the host card's READY moves to Configure: the tunnel programmed for the session", () => {
+    bootChassis();
+    chassisNegotiate();
+    chassisAuthenticate();
+    const out = chassisConfigure();
+    expect(framesIn(out).length).toBe(0);
+    expectProgrammed(out, TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+  });
+
+  it("Status Enabled in Configure sends READY and moves to Active", () => {
+    bootChassis();
+    chassisNegotiate();
+    chassisAuthenticate();
+    chassisConfigure();
+    const out = fabricConfirms();
+    const ready = onlyFrame(out);
+    expectControl(ready, ControlType.Ready, HOST_MAC, session, ReadyBody.Size);
+    expect(bodyOf(ready)[ReadyBody.Flags]).toBe(0);
+    expect(linkStates(out)).toStrictEqual([LinkState.Active]);
+    expect(counters.get(Counter.LinkUps)).toBe(1);
+    expectActive();
+  });
+
+  it("a READY in another session does not start Configure", () => {
+    bootChassis();
+    chassisNegotiate();
+    chassisAuthenticate();
+    expectRefused(peer.ready(0, session ^ 0x8000), Counter.ControlIgnored, "READY of another session");
+  });
+
+  it("an OFFER from a chassis card is ignored", () => {
+    bootChassis();
+    const chassis = new Peer(SECOND_CHASSIS_MAC, SECOND_CHASSIS_SERIAL, CardRole.Chassis);
+    expectRefused(chassis.handshake(ControlType.Offer, LINK_PROTOCOL_MAX), Counter.ControlIgnored, "OFFER from a chassis card");
+  });
+});
+
+// ---- Authentication failures and the penalty ------------------------------------------------
+
+describe("link: authentication failure and penalty", () => {
+  beforeEach(fresh);
+
+  it("chassis card: a wrong host tag gets REJECT AuthFailed and the card discovers again", () => {
+    bootChassis();
+    chassisNegotiate();
+    const out = receive(peer.auth(wrongTag()));
+    expectRejected(out, RejectReason.AuthFailed);
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(counters.get(Counter.AuthFailures)).toBe(1);
+    expect(counters.get(Counter.NegotiationFailures)).toBe(0);
+    expect(framesOfType(wait(0), ControlType.Discover).length).toBe(1, "the beacon again");
+  });
+
+  it("chassis card: the host card is ignored during the penalty and accepted after it", () => {
+    bootChassis();
+    chassisNegotiate();
+    receive(peer.auth(wrongTag()));
+    const failedAt = now;
+    expectRefused(peer.handshake(ControlType.Offer, version), Counter.ControlIgnored, "OFFER at once");
+    runTo(failedAt + LinkTiming.PenaltyMinNs - LinkTiming.PenaltyMinNs / 4);
+    expectRefused(peer.handshake(ControlType.Offer, version), Counter.ControlIgnored, "OFFER before 0.75 x PenaltyMinNs");
+    expectRefused(peer.discover(DiscoverFlag.Unpaired | DiscoverFlag.Solicit), Counter.ControlIgnored, "solicit during the penalty");
+    runTo(failedAt + LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
+    const out = chassisNegotiate();
+    expect(linkStates(out)).toStrictEqual([LinkState.Negotiate], "accepted after 1.25 x PenaltyMinNs");
+  });
+
+  it("host card: a wrong chassis tag gets REJECT AuthFailed, and the chassis card is ignored during the penalty", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    const out = receive(peer.auth(wrongTag()));
+    expectRejected(out, RejectReason.AuthFailed);
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(writesTo(out, TunnelReg.Control).length).toBe(0, "nothing to shut before Configure");
+    expect(counters.get(Counter.AuthFailures)).toBe(1);
+    const failedAt = now;
+    runTo(failedAt + LinkTiming.PenaltyMinNs - LinkTiming.PenaltyMinNs / 4);
+    expectRefused(peer.discover(DiscoverFlag.Unpaired), Counter.ControlIgnored, "DISCOVER during the penalty");
+    runTo(failedAt + LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
+    expect(linkStates(hostNegotiate())).toStrictEqual([LinkState.Negotiate], "accepted after the penalty");
+  });
+
+  it("the penalty doubles with each failure in a row", () => {
+    bootChassis();
+    chassisNegotiate();
+    receive(peer.auth(wrongTag()));
+    runTo(now + LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
+    chassisNegotiate();
+    receive(peer.auth(wrongTag()));
+    const failedAt = now;
+    expect(counters.get(Counter.AuthFailures)).toBe(2);
+    runTo(failedAt + LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
+    expectRefused(peer.handshake(ControlType.Offer, version), Counter.ControlIgnored, "second penalty: twice as long");
+    runTo(failedAt + 2 * (LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4));
+    expect(linkStates(chassisNegotiate())).toStrictEqual([LinkState.Negotiate]);
+  });
+
+  it("a link that comes up forgives its peer: the next failure costs PenaltyMinNs again", () => {
+    bootChassis();
+    chassisNegotiate();
+    receive(peer.auth(wrongTag()));
+    runTo(now + LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
+    chassisNegotiate();
+    chassisAuthenticate();
+    chassisConfigure();
+    expect(linkStates(fabricConfirms())).toStrictEqual([LinkState.Active]);
+    receive(peer.reason(ControlType.Close, RejectReason.GraceExpired, session));
+    runTo(now + LinkTiming.DownHoldNs);
+    chassisNegotiate();
+    receive(peer.auth(wrongTag()));
+    runTo(now + LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
+    expect(linkStates(chassisNegotiate())).toStrictEqual([LinkState.Negotiate], "not doubled");
+  });
+});
+
+// ---- Lost messages ---------------------------------------------------------------------------
+
+describe("link: lost handshake messages", () => {
+  beforeEach(fresh);
+
+  it("host card: the chassis card's ACCEPT again in Authenticate (our AUTH was lost) resends AUTH", () => {
+    bootHost();
+    hostNegotiate();
+    const auth = onlyFrame(hostAuthenticate());
+    const out = receive(peer.handshake(ControlType.Accept, version));
+    expect(onlyFrame(out)).toStrictEqual(auth, "the same AUTH");
+    expect(linkStates(out).length).toBe(0);
+  });
+
+  it("host card: a truncated ACCEPT in Authenticate is malformed, not taken for a repeat", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    const accept = peer.handshake(ControlType.Accept, version);
+    const truncated = accept.slice(0, BODY_AT + NONCE_SIZE - 1);
+    put16(truncated, TUNNEL_AT + Tunnel.Length, ControlHeader.Size + NONCE_SIZE - 1);
+    expectRefused(truncated, Counter.ControlMalformed, "ACCEPT cut inside the nonce");
+    const bare = accept.slice(0, BODY_AT);
+    put16(bare, TUNNEL_AT + Tunnel.Length, ControlHeader.Size);
+    expectRefused(bare, Counter.ControlMalformed, "ACCEPT without a body");
+  });
+
+  it("host card: an ACCEPT with another nonce in Authenticate is ignored", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    peer.nonce[0] ^= 0xff;
+    expectRefused(peer.handshake(ControlType.Accept, version), Counter.ControlIgnored, "a different ACCEPT");
+  });
+
+  it("chassis card: the same OFFER again in Negotiate (our ACCEPT was lost) resends ACCEPT", () => {
+    bootChassis();
+    const accept = onlyFrame(chassisNegotiate());
+    const out = receive(peer.handshake(ControlType.Offer, version));
+    expect(onlyFrame(out)).toStrictEqual(accept, "the same ACCEPT");
+    expect(linkStates(out).length).toBe(0);
+  });
+
+  it("chassis card: the host card's AUTH again in Authenticate (our AUTH was lost) resends AUTH", () => {
+    bootChassis();
+    chassisNegotiate();
+    const auth = onlyFrame(chassisAuthenticate());
+    const out = receive(peer.auth(peerTag()));
+    expect(onlyFrame(out)).toStrictEqual(auth, "the same AUTH");
+    expect(linkStates(out).length).toBe(0);
+  });
+
+  it("chassis card: the host card's READY again while Active is answered with READY Reply", () => {
+    pairChassis();
+    const reply = onlyFrame(receive(peer.ready(0, session)));
+    expectControl(reply, ControlType.Ready, HOST_MAC, session, ReadyBody.Size);
+    expect(bodyOf(reply)[ReadyBody.Flags]).toBe(ReadyFlag.Reply as u8);
+  });
+
+  it("host card: a READY Reply from the chassis card completes Configure", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    expect(linkStates(receive(peer.ready(ReadyFlag.Reply, session)))).toStrictEqual([LinkState.Active]);
+  });
+});
+
+// ---- Handshake timeouts ----------------------------------------------------------------------
+
+/**
+ * The card entered a handshake state at `entered` and sent `first`: it sends it again at
+ * each HandshakeTimeoutNs, HandshakeAttempts - 1 times (not a nanosecond earlier), then
+ * gives up with REJECT Timeout and discovers again. Returns the commands of the give-up.
+ */
+function expectResentThenTimeout(entered: u64, first: u8[]): Cmd[] {
+  const period: u64 = LinkTiming.HandshakeTimeoutNs;
+  for (let i: u64 = 1; i < (LinkTiming.HandshakeAttempts as u64); i++) {
+    expect(framesIn(runTo(entered + i * period - 1)).length).toBe(0, "nothing before timeout " + i.toString());
+    const out = runTo(entered + i * period);
+    if (first.length > 0) expect(onlyFrame(out)).toStrictEqual(first, "sent again at timeout " + i.toString());
+    else expect(framesIn(out).length).toBe(0, "nothing to send again");
+    expect(linkStates(out).length).toBe(0, "same state after timeout " + i.toString());
+  }
+  expect(framesIn(runTo(entered + LinkTiming.HandshakeAttempts * period - 1)).length).toBe(0);
+  const out = runTo(entered + LinkTiming.HandshakeAttempts * period);
+  expect(framesOfType(out, ControlType.Reject).length).toBe(1, "one REJECT");
+  const reject = framesOfType(out, ControlType.Reject)[0];
+  expectReason(reject, ControlType.Reject, RejectReason.Timeout, peer.mac, 0);
+  expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+  expect(counters.get(Counter.HandshakeTimeouts)).toBe(1);
+  expect(counters.get(Counter.NegotiationFailures)).toBe(0);
+  expect(framesOfType(wait(0).concat(out), ControlType.Discover).length).toBe(1, "DISCOVER again at once");
+  return out;
+}
+
+describe("link: handshake timeouts", () => {
+  beforeEach(fresh);
+
+  it("host card, Negotiate: OFFER resent, then REJECT Timeout", () => {
+    bootHost();
+    const entered = now;
+    const offer = onlyFrame(hostNegotiate());
+    expectResentThenTimeout(entered, offer);
+  });
+
+  it("host card, Authenticate: AUTH resent, then REJECT Timeout", () => {
+    bootHost();
+    hostNegotiate();
+    wait(LinkTiming.HandshakeTimeoutNs / 2);
+    const entered = now;
+    const auth = onlyFrame(hostAuthenticate());
+    expectResentThenTimeout(entered, auth);
+  });
+
+  it("host card, Configure: READY resent, then REJECT Timeout and the tunnel shut", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    const entered = now;
+    hostConfigure();
+    const ready = onlyFrame(fabricConfirms());
+    const out = expectResentThenTimeout(entered, ready);
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Reset | TunnelControl.Flush]);
+  });
+
+  it("host card, Configure without the fabric's answer: nothing to resend, then REJECT Timeout", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    const entered = now;
+    hostConfigure();
+    const out = expectResentThenTimeout(entered, []);
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Reset | TunnelControl.Flush]);
+  });
+
+  it("chassis card, Negotiate: ACCEPT resent, then REJECT Timeout", () => {
+    bootChassis();
+    const entered = now;
+    const accept = onlyFrame(chassisNegotiate());
+    expectResentThenTimeout(entered, accept);
+  });
+
+  it("chassis card, Authenticate: AUTH resent, then REJECT Timeout", () => {
+    bootChassis();
+    chassisNegotiate();
+    const entered = now;
+    const auth = onlyFrame(chassisAuthenticate());
+    expectResentThenTimeout(entered, auth);
+  });
+
+  it("chassis card, Configure without the fabric's answer: REJECT Timeout and the tunnel shut", () => {
+    bootChassis();
+    chassisNegotiate();
+    chassisAuthenticate();
+    const entered = now;
+    chassisConfigure();
+    const out = expectResentThenTimeout(entered, []);
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Reset | TunnelControl.Flush]);
+  });
+
+  it("a timed-out peer is penalised like a failed one", () => {
+    bootChassis();
+    const entered = now;
+    chassisNegotiate();
+    runTo(entered + LinkTiming.HandshakeAttempts * LinkTiming.HandshakeTimeoutNs);
+    expectRefused(peer.handshake(ControlType.Offer, version), Counter.ControlIgnored, "OFFER during the penalty");
+  });
+});
+
+// ---- Negotiation failures --------------------------------------------------------------------
+
+describe("link: negotiation failures", () => {
+  beforeEach(fresh);
+
+  it("NoCommonVersion: a chassis card speaking only newer versions gets REJECT at once", () => {
+    bootHost();
+    peer.versionMin = LINK_PROTOCOL_MAX + 1;
+    peer.versionMax = LINK_PROTOCOL_MAX + 2;
+    const out = receive(peer.discover(DiscoverFlag.Unpaired));
+    expectRejected(out, RejectReason.NoCommonVersion);
+    expect(controlVersion(onlyFrame(out))).toBe(LINK_PROTOCOL_MIN, "written in the oldest version");
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover], "still Discover");
+    expect(counters.get(Counter.NegotiationFailures)).toBe(1);
+  });
+
+  it("NoCommonVersion: a host card configured for protocol 1 and a chassis card speaking only 2", () => {
+    bootWith(CardRole.Host, 1, set8(configEvent(GROUP), ConfigBody.ProtocolMax, LINK_PROTOCOL_MIN));
+    peer.versionMin = LINK_PROTOCOL_MAX;
+    expectRejected(receive(peer.discover(DiscoverFlag.Unpaired)), RejectReason.NoCommonVersion);
+    expect(counters.get(Counter.NegotiationFailures)).toBe(1);
+  });
+
+  it("NoCommonVersion: a chassis card configured for protocol 1 gets an OFFER in version 2", () => {
+    bootWith(CardRole.Chassis, CHASSIS_SLOTS, set8(configEvent(GROUP), ConfigBody.ProtocolMax, LINK_PROTOCOL_MIN));
+    const out = chassisNegotiate(LINK_PROTOCOL_MAX);
+    expectRejected(out, RejectReason.NoCommonVersion);
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(counters.get(Counter.NegotiationFailures)).toBe(1);
+  });
+
+  it("NoCommonAckPolicy: a host card configured for selective repeat only and a chassis card at protocol 1", () => {
+    bootWith(CardRole.Host, 1, set8(configEvent(GROUP), ConfigBody.AckPolicies, AckPolicy.Selective));
+    peer.versionMax = LINK_PROTOCOL_MIN;
+    const offer = onlyFrame(hostNegotiate());
+    expect(controlVersion(offer)).toBe(LINK_PROTOCOL_MIN);
+    expect(cardProposal[Proposal.AckPolicies]).toBe(AckPolicy.Selective as u8);
+    const out = receive(peer.handshake(ControlType.Accept, version));
+    expectRejected(out, RejectReason.NoCommonAckPolicy);
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(counters.get(Counter.NegotiationFailures)).toBe(1);
+  });
+
+  it("NoCommonAckPolicy: a chassis card configured for selective repeat only gets an OFFER in protocol 1", () => {
+    bootWith(CardRole.Chassis, CHASSIS_SLOTS, set8(configEvent(GROUP), ConfigBody.AckPolicies, AckPolicy.Selective));
+    const out = chassisNegotiate(LINK_PROTOCOL_MIN);
+    expectRejected(out, RejectReason.NoCommonAckPolicy);
+    expect(controlVersion(onlyFrame(out))).toBe(LINK_PROTOCOL_MIN);
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(counters.get(Counter.NegotiationFailures)).toBe(1);
+  });
+
+  it("NoCommonAckPolicy: no policy in common at protocol 2", () => {
+    bootWith(CardRole.Chassis, CHASSIS_SLOTS, set8(configEvent(GROUP), ConfigBody.AckPolicies, AckPolicy.GoBackN));
+    peer.ackPolicies = AckPolicy.Selective;
+    expectRejected(chassisNegotiate(), RejectReason.NoCommonAckPolicy);
+  });
+
+  it("PayloadUnfit: data credits below a 128-byte payload", () => {
+    bootHost();
+    peer.creditCpld = 128 / 16 - 1;
+    hostNegotiate();
+    const out = receive(peer.handshake(ControlType.Accept, version));
+    expectRejected(out, RejectReason.PayloadUnfit);
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(counters.get(Counter.NegotiationFailures)).toBe(1);
+  });
+
+  it("PayloadUnfit: an MTU too small for a 128-byte TLP", () => {
+    bootChassis();
+    peer.mtu = 128 + 16 + 2 + 16 - 1;
+    expectRejected(chassisNegotiate(), RejectReason.PayloadUnfit);
+    expect(counters.get(Counter.NegotiationFailures)).toBe(1);
+  });
+
+  it("PayloadUnfit: a reorder buffer smaller than a frame", () => {
+    bootHost();
+    peer.reorderKiB = 1;
+    hostNegotiate();
+    expectRejected(receive(peer.handshake(ControlType.Accept, version)), RejectReason.PayloadUnfit);
+  });
+
+  it("a smaller MTU shrinks the payload rather than failing", () => {
+    bootHost();
+    peer.mtu = 256 + 16 + 2 + 16 - 1;
+    hostNegotiate();
+    hostAuthenticate();
+    const out = hostConfigure();
+    expect(writesTo(out, TunnelReg.MaxPayload)).toStrictEqual([128]);
+    expect(writesTo(out, TunnelReg.Mtu)).toStrictEqual([peer.mtu]);
+  });
+
+  it("an ACCEPT in another version than the OFFER is malformed", () => {
+    bootHost();
+    hostNegotiate();
+    expectRefused(peer.handshake(ControlType.Accept, LINK_PROTOCOL_MIN), Counter.ControlMalformed, "ACCEPT in version 1");
+  });
+});
+
+// ---- REJECT received -------------------------------------------------------------------------
+
+describe("link: REJECT received", () => {
+  beforeEach(fresh);
+
+  it("host card in Negotiate: back to Discover, PeerRejects counted, nothing sent back", () => {
+    bootHost();
+    hostNegotiate();
+    const out = receive(peer.reason(ControlType.Reject, RejectReason.NoCommonAckPolicy, 0));
+    expect(framesIn(out).length).toBe(0);
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(counters.get(Counter.PeerRejects)).toBe(1);
+    expect(counters.get(Counter.NegotiationFailures)).toBe(0);
+    expectRefused(peer.discover(DiscoverFlag.Unpaired), Counter.ControlIgnored, "the rejecting card is penalised");
+  });
+
+  it("host card in Configure: the tunnel is shut", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    const out = receive(peer.reason(ControlType.Reject, RejectReason.Timeout, 0));
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Reset | TunnelControl.Flush]);
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(counters.get(Counter.PeerRejects)).toBe(1);
+  });
+
+  it("chassis card in Authenticate: back to Discover", () => {
+    bootChassis();
+    chassisNegotiate();
+    chassisAuthenticate();
+    const out = receive(peer.reason(ControlType.Reject, RejectReason.AuthFailed, 0));
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+    expect(counters.get(Counter.PeerRejects)).toBe(1);
+  });
+
+  it("a REJECT with no such reason is malformed and changes nothing", () => {
+    bootHost();
+    hostNegotiate();
+    expectRefused(peer.reason(ControlType.Reject, 0, 0), Counter.ControlMalformed, "reason 0");
+    expectRefused(peer.reason(ControlType.Reject, REJECT_REASON_LAST + 1, 0), Counter.ControlMalformed, "reason past the last");
+    expect(linkStates(hostAuthenticate())).toStrictEqual([LinkState.Authenticate]);
+  });
+
+  it("a REJECT in Active is ignored", () => {
+    pairHost();
+    expectRefused(peer.reason(ControlType.Reject, RejectReason.Busy, 0), Counter.ControlIgnored, "REJECT in Active");
+    expectActive();
+  });
+
+  it("a REJECT from a card the port is not talking to is ignored", () => {
+    bootHost();
+    hostNegotiate();
+    const stranger = new Peer(SECOND_CHASSIS_MAC, SECOND_CHASSIS_SERIAL, CardRole.Chassis);
+    expectRefused(stranger.reason(ControlType.Reject, RejectReason.Busy, 0), Counter.ControlIgnored, "stranger's REJECT");
+  });
+});
+
+// ---- Busy ------------------------------------------------------------------------------------
+
+describe("link: one host card at a time", () => {
+  beforeEach(fresh);
+
+  it("a second host card's OFFER to a chassis card in session gets REJECT Busy; the session goes on", () => {
+    pairChassis();
+    const second = new Peer(SECOND_HOST_MAC, SECOND_HOST_SERIAL, CardRole.Host);
+    const out = receive(second.handshake(ControlType.Offer, LINK_PROTOCOL_MIN));
+    expect(out.length).toBe(1, "only the REJECT");
+    const reject = onlyFrame(out);
+    expectReason(reject, ControlType.Reject, RejectReason.Busy, SECOND_HOST_MAC, 0);
+    expect(controlVersion(reject)).toBe(LINK_PROTOCOL_MIN, "in the OFFER's version");
+    expect(counters.get(Counter.NegotiationFailures)).toBe(0);
+    expect(counters.get(Counter.LinkDowns)).toBe(0);
+    expect(controlType(onlyFrame(receive(peer.ready(0, session))))).toBe(ControlType.Ready, "the session answers");
+    expectActive();
+  });
+
+  it("a second host card's OFFER during a handshake gets REJECT Busy; the handshake goes on", () => {
+    bootChassis();
+    chassisNegotiate();
+    const second = new Peer(SECOND_HOST_MAC, SECOND_HOST_SERIAL, CardRole.Host);
+    expectReason(onlyFrame(receive(second.handshake(ControlType.Offer, LINK_PROTOCOL_MAX))), ControlType.Reject, RejectReason.Busy, SECOND_HOST_MAC, 0);
+    expect(linkStates(chassisAuthenticate())).toStrictEqual([LinkState.Authenticate]);
+  });
+
+  it("the session's own host card offering again has lost the session: Down without CLOSE", () => {
+    pairChassis();
+    peer.nonce[0] ^= 0xff;
+    const out = receive(peer.handshake(ControlType.Offer, LINK_PROTOCOL_MAX));
+    expect(framesIn(out).length).toBe(0, "no CLOSE to a card that lost the session");
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Reset | TunnelControl.Flush]);
+    expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    expect(counters.get(Counter.LinkDowns)).toBe(1);
+  });
+
+  it("the same host card offering again during a handshake restarts it with a new nonce", () => {
+    bootChassis();
+    chassisNegotiate();
+    const first = cardNonce;
+    peer.nonce[0] ^= 0xff;
+    const out = chassisNegotiate();
+    expect(linkStates(out)).toStrictEqual([LinkState.Negotiate]);
+    expect(cardNonce).not.toStrictEqual(first);
+    expect(linkStates(chassisAuthenticate())).toStrictEqual([LinkState.Authenticate], "the new transcript verifies");
+  });
+});
+
+// ---- Recovery --------------------------------------------------------------------------------
+
+describe("link: Active and Recovery", () => {
+  beforeEach(fresh);
+
+  it("PeerSilent moves Active to Recovery", () => {
+    pairHost();
+    const out = fabric(FabricEventKind.PeerSilent, LinkTiming.SilenceNs);
+    expect(out.length).toBe(1, "only the LinkState write");
+    expect(linkStates(out)).toStrictEqual([LinkState.Recovery]);
+    expect(counters.get(Counter.Recoveries)).toBe(1);
+  });
+
+  it("RetryLimit moves Active to Recovery", () => {
+    pairChassis();
+    const out = fabric(FabricEventKind.RetryLimit, TunnelDefault.RetryLimit);
+    expect(linkStates(out)).toStrictEqual([LinkState.Recovery]);
+    expect(counters.get(Counter.Recoveries)).toBe(1);
+  });
+
+  it("CarrierDown moves Active to Recovery", () => {
+    pairHost();
+    const out = fabric(FabricEventKind.CarrierDown);
+    expect(linkStates(out)).toStrictEqual([LinkState.Recovery]);
+    expect(counters.get(Counter.Recoveries)).toBe(1);
+  });
+
+  it("CarrierDown moves only the Active ports to Recovery; CarrierUp kicks them and wakes the beacon", () => {
+    bootWith(CardRole.Host, 2, configEvent(GROUP));
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    expect(linkStates(receive(peer.ready(0, session)))).toStrictEqual([LinkState.Active], "port 0 paired");
+    const down = fabric(FabricEventKind.CarrierDown);
+    expect(linkStates(down, 0)).toStrictEqual([LinkState.Recovery]);
+    expect(linkStates(down, 1).length).toBe(0, "port 1 still discovering");
+    const up = fabric(FabricEventKind.CarrierUp);
+    expect(controlWrites(up, 0)).toStrictEqual([0, TunnelControl.Enable], "port 0 kicked");
+    expect(controlWrites(up, 1).length).toBe(0);
+    expect(nextDeadline()).toBe(now, "port 1's beacon at once");
+    expect(framesOfType(wait(0), ControlType.Discover).length).toBe(1);
+  });
+
+  it("health events of another tunnel or outside Active change nothing", () => {
+    pairHost();
+    expect(fabric(FabricEventKind.PeerSilent, 0, 1).length).toBe(0, "tunnel 1 of a one-port card");
+    expect(fabric(FabricEventKind.PeerHeard).length).toBe(0, "PeerHeard in Active");
+    expect(fabric(FabricEventKind.CarrierUp).length).toBe(0, "CarrierUp in Active");
+    expect(fabric(FabricEventKind.RetransmitTimeout, 1).length).toBe(0, "RetransmitTimeout");
+    fabric(FabricEventKind.PeerSilent);
+    expect(fabric(FabricEventKind.PeerSilent).length).toBe(0, "PeerSilent in Recovery");
+    expect(fabric(FabricEventKind.CarrierDown).length).toBe(0, "CarrierDown in Recovery");
+    expect(counters.get(Counter.Recoveries)).toBe(1);
+  });
+
+  it("PeerHeard in Recovery kicks the tunnel (disabled, then enabled) and resumes Active", () => {
+    pairHost();
+    fabric(FabricEventKind.PeerSilent);
+    const out = fabric(FabricEventKind.PeerHeard);
+    expect(out.length).toBe(3);
+    expect(controlWrites(out)).toStrictEqual([0, TunnelControl.Enable], "the kick");
+    expect(out[2].address()).toBe(address(TunnelReg.LinkState), "then the state");
+    expect(linkStates(out)).toStrictEqual([LinkState.Active]);
+    expect(counters.get(Counter.Resumes)).toBe(1);
+    expect(counters.get(Counter.LinkUps)).toBe(1, "the same session");
+    expectActive();
+  });
+
+  it("the kick keeps GoBackN in a go-back-N session", () => {
+    bootHost();
+    peer.ackPolicies = AckPolicy.GoBackN;
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    receive(peer.ready(0, session));
+    fabric(FabricEventKind.RetryLimit);
+    expect(controlWrites(fabric(FabricEventKind.PeerHeard))).toStrictEqual([TunnelControl.GoBackN, TunnelControl.Enable | TunnelControl.GoBackN]);
+  });
+
+  it("CarrierUp in Recovery kicks the tunnel and stays in Recovery", () => {
+    pairHost();
+    fabric(FabricEventKind.CarrierDown);
+    const out = fabric(FabricEventKind.CarrierUp);
+    expect(controlWrites(out)).toStrictEqual([0, TunnelControl.Enable]);
+    expect(linkStates(out).length).toBe(0);
+    expect(counters.get(Counter.Resumes)).toBe(0);
+  });
+
+  it("Recovery reads Status every ProbeIntervalNs", () => {
+    pairHost();
+    fabric(FabricEventKind.PeerSilent);
+    const entered = now;
+    for (let i: u64 = 1; i <= 3; i++) {
+      expect(runTo(entered + i * LinkTiming.ProbeIntervalNs - 1).length).toBe(0, "nothing before probe " + i.toString());
+      const out = runTo(entered + i * LinkTiming.ProbeIntervalNs);
+      expect(out.length).toBe(1);
+      expect(readsIn(out)).toStrictEqual([address(TunnelReg.Status)], "probe " + i.toString());
+    }
+  });
+
+  it("a probe's Status without Silent, Stalled or RetryExhausted resumes Active, without a kick", () => {
+    pairHost();
+    fabric(FabricEventKind.PeerSilent);
+    wait(LinkTiming.ProbeIntervalNs);
+    const out = regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.PeerSeen);
+    expect(out.length).toBe(1);
+    expect(linkStates(out)).toStrictEqual([LinkState.Active]);
+    expect(counters.get(Counter.Resumes)).toBe(1);
+  });
+
+  it("a probe's Status with RetryExhausted kicks the tunnel and stays in Recovery", () => {
+    pairHost();
+    fabric(FabricEventKind.RetryLimit);
+    wait(LinkTiming.ProbeIntervalNs);
+    const out = regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.RetryExhausted | TunnelStatus.Stalled);
+    expect(controlWrites(out)).toStrictEqual([0, TunnelControl.Enable]);
+    expect(linkStates(out).length).toBe(0);
+    expect(readsIn(wait(LinkTiming.ProbeIntervalNs))).toStrictEqual([address(TunnelReg.Status)], "still probing");
+  });
+
+  it("a probe's Status still Silent or Stalled changes nothing", () => {
+    pairHost();
+    fabric(FabricEventKind.PeerSilent);
+    expect(regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.Silent).length).toBe(0);
+    expect(regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.Stalled).length).toBe(0);
+    expect(counters.get(Counter.Resumes)).toBe(0);
+  });
+
+  it("the grace window expires: Down, the tunnel shut, CLOSE GraceExpired in the session; Discover after DownHoldNs", () => {
+    pairHost();
+    const grace: u64 = max<u32>(LinkTiming.GraceNs, peer.graceNs);
+    fabric(FabricEventKind.PeerSilent);
+    const entered = now;
+    const before = runTo(entered + grace - 1);
+    expect(linkStates(before).length).toBe(0, "Recovery for the negotiated grace window");
+    expect(framesIn(before).length).toBe(0);
+    const out = runTo(entered + grace);
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Reset | TunnelControl.Flush]);
+    expectReason(onlyFrame(out), ControlType.Close, RejectReason.GraceExpired, CHASSIS_MAC, session);
+    expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    expect(counters.get(Counter.LinkDowns)).toBe(1);
+    const down = now;
+    expect(runTo(down + LinkTiming.DownHoldNs - 1).length).toBe(0, "held in Down");
+    const after = runTo(down + LinkTiming.DownHoldNs);
+    expect(linkStates(after)).toStrictEqual([LinkState.Discover]);
+    expect(framesOfType(after, ControlType.Discover).length).toBe(1, "the beacon at once");
+    expect(linkStates(hostNegotiate())).toStrictEqual([LinkState.Negotiate], "the chassis card is welcome again");
+  });
+
+  it("protocol 1 uses the fixed GraceNs", () => {
+    bootHost();
+    peer.versionMax = LINK_PROTOCOL_MIN;
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    receive(peer.ready(0, session));
+    fabric(FabricEventKind.PeerSilent);
+    const entered = now;
+    expect(linkStates(runTo(entered + LinkTiming.GraceNs - 1)).length).toBe(0);
+    expect(linkStates(runTo(entered + LinkTiming.GraceNs))).toStrictEqual([LinkState.Down]);
+  });
+
+  it("frames from the old peer are ignored in Down", () => {
+    pairHost();
+    fabric(FabricEventKind.PeerSilent);
+    wait(peer.graceNs);
+    expectRefused(peer.ready(0, session), Counter.ControlIgnored, "READY in Down");
+    expectRefused(peer.discover(DiscoverFlag.Unpaired), Counter.ControlIgnored, "DISCOVER in Down");
+  });
+});
+
+// ---- Session end ----------------------------------------------------------------------------
+
+describe("link: session end", () => {
+  beforeEach(fresh);
+
+  it("CLOSE from the peer: Down, the tunnel shut, no CLOSE back", () => {
+    pairHost();
+    const out = receive(peer.reason(ControlType.Close, RejectReason.GraceExpired, session));
+    expect(framesIn(out).length).toBe(0);
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Reset | TunnelControl.Flush]);
+    expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    expect(counters.get(Counter.LinkDowns)).toBe(1);
+    expect(linkStates(wait(LinkTiming.DownHoldNs))).toStrictEqual([LinkState.Discover]);
+  });
+
+  it("CLOSE in Recovery ends the session too", () => {
+    pairChassis();
+    fabric(FabricEventKind.PeerSilent);
+    expect(linkStates(receive(peer.reason(ControlType.Close, RejectReason.PeerClosed, session)))).toStrictEqual([LinkState.Down]);
+  });
+
+  it("CLOSE in Configure: Down, the tunnel shut", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    const out = receive(peer.reason(ControlType.Close, RejectReason.PeerClosed, session));
+    expect(framesIn(out).length).toBe(0);
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Reset | TunnelControl.Flush]);
+    expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    expect(counters.get(Counter.LinkDowns)).toBe(1);
+  });
+
+  it("CLOSE of another session is ignored", () => {
+    pairHost();
+    expectRefused(peer.reason(ControlType.Close, RejectReason.GraceExpired, session + 1), Counter.ControlIgnored, "CLOSE of another session");
+    expectActive();
+  });
+
+  it("CLOSE during a handshake is ignored", () => {
+    bootHost();
+    hostNegotiate();
+    expectRefused(peer.reason(ControlType.Close, RejectReason.GraceExpired, 0), Counter.ControlIgnored, "CLOSE in Negotiate");
+  });
+
+  it("host card: the session's chassis card announcing a new boot ID rebooted: Down, PeerReboots, no CLOSE", () => {
+    pairHost();
+    peer.bootId++;
+    const out = receive(peer.discover(DiscoverFlag.Unpaired));
+    expect(framesIn(out).length).toBe(0);
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Reset | TunnelControl.Flush]);
+    expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    expect(counters.get(Counter.PeerReboots)).toBe(1);
+    expect(counters.get(Counter.LinkDowns)).toBe(1);
+  });
+
+  it("chassis card: the session's host card announcing a new boot ID rebooted: Down, PeerReboots", () => {
+    pairChassis();
+    peer.bootId++;
+    const out = receive(peer.discover(DiscoverFlag.Unpaired | DiscoverFlag.Solicit));
+    expect(framesIn(out).length).toBe(0);
+    expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    expect(counters.get(Counter.PeerReboots)).toBe(1);
+  });
+
+  it("host card: the session's chassis card announcing itself unpaired has lost the session: Down, no CLOSE", () => {
+    pairHost();
+    const out = receive(peer.discover(DiscoverFlag.Unpaired));
+    expect(framesIn(out).length).toBe(0);
+    expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    expect(counters.get(Counter.PeerReboots)).toBe(0);
+    expect(counters.get(Counter.LinkDowns)).toBe(1);
+  });
+
+  it("chassis card: the session's host card announcing free ports (same boot) keeps the session", () => {
+    pairChassis();
+    expectRefused(peer.discover(DiscoverFlag.Unpaired | DiscoverFlag.Solicit), Counter.ControlIgnored, "host card's beacon");
+    expectActive();
+  });
+
+  it("a new boot ID during a handshake is ignored: the handshake times out", () => {
+    bootHost();
+    hostNegotiate();
+    peer.bootId++;
+    expectRefused(peer.discover(DiscoverFlag.Unpaired), Counter.ControlIgnored, "DISCOVER in Negotiate");
+  });
+});
+
+// ---- RTT health ------------------------------------------------------------------------------
+
+/** REG_VALUE RttNs = `sample`: returns the RtoNs values written for it. */
+function sample(value: u32): i32[] {
+  return writesTo(regValue(TunnelReg.RttNs, value), TunnelReg.RtoNs);
+}
+
+describe("link: RTT health", () => {
+  beforeEach(fresh);
+
+  it("reads RttNs every HealthIntervalNs in Active", () => {
+    pairHost();
+    const entered = now;
+    for (let i: u64 = 1; i <= 3; i++) {
+      expect(runTo(entered + i * LinkTiming.HealthIntervalNs - 1).length).toBe(0);
+      const out = runTo(entered + i * LinkTiming.HealthIntervalNs);
+      expect(out.length).toBe(1);
+      expect(readsIn(out)).toStrictEqual([address(TunnelReg.RttNs)]);
+    }
+  });
+
+  it("updates RtoNs from samples: SRTT + 4 RTTVAR + ack delay, smoothed by 1/8 and 1/4", () => {
+    pairHost();
+    const ackDelay = max<u32>(1000, min<u32>(LinkTiming.AckDelayNs, peer.ackDelayNs));
+    // First sample R: SRTT = R, RTTVAR = R / 2.
+    let srtt: u32 = 100_000;
+    let rttvar: u32 = 50_000;
+    expect(sample(100_000)).toStrictEqual([(srtt + 4 * rttvar + ackDelay) as i32], "first sample");
+    expect(counters.get(Counter.RtoUpdates)).toBe(1);
+    // Then RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R| and SRTT = 7/8 SRTT + 1/8 R.
+    rttvar = (3 * rttvar + (300_000 - srtt)) / 4;
+    srtt = (7 * srtt + 300_000) / 8;
+    expect(sample(300_000)).toStrictEqual([(srtt + 4 * rttvar + ackDelay) as i32], "second sample");
+    rttvar = (3 * rttvar + (300_000 - srtt)) / 4;
+    srtt = (7 * srtt + 300_000) / 8;
+    expect(sample(300_000)).toStrictEqual([(srtt + 4 * rttvar + ackDelay) as i32], "third sample");
+    expect(counters.get(Counter.RtoUpdates)).toBe(3);
+  });
+
+  it("clamps RtoNs to RtoMaxNs", () => {
+    pairHost();
+    expect(sample(1_000_000)).toStrictEqual([LinkTiming.RtoMaxNs]);
+  });
+
+  it("clamps RtoNs to RtoMinNs", () => {
+    pairHost();
+    expect(sample(2_000)).toStrictEqual([LinkTiming.RtoMinNs]);
+  });
+
+  it("writes nothing for a change of exactly 1/8", () => {
+    bootHost();
+    peer.ackDelayNs = LinkTiming.AckDelayNs;
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    receive(peer.ready(0, session));
+    // 57 000 + 4 x 28 500 + AckDelayNs = RtoInitialNs - RtoInitialNs / 8 exactly.
+    expect(57_000 + 4 * 28_500 + LinkTiming.AckDelayNs).toBe(LinkTiming.RtoInitialNs - LinkTiming.RtoInitialNs / 8);
+    expect(sample(57_000).length).toBe(0, "exactly 1/8: no write");
+    expect(counters.get(Counter.RtoUpdates)).toBe(0);
+  });
+
+  it("writes a change just above 1/8", () => {
+    bootHost();
+    peer.ackDelayNs = LinkTiming.AckDelayNs;
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    receive(peer.ready(0, session));
+    // 56 998 + 4 x 28 499 + AckDelayNs: 6 ns more than 1/8 below RtoInitialNs.
+    expect(sample(56_998)).toStrictEqual([56_998 + 4 * 28_499 + LinkTiming.AckDelayNs]);
+    expect(counters.get(Counter.RtoUpdates)).toBe(1);
+  });
+
+  it("ignores a zero sample", () => {
+    pairHost();
+    expect(sample(0).length).toBe(0);
+    expect(counters.get(Counter.RtoUpdates)).toBe(0);
+  });
+
+  it("ignores RttNs values outside Active", () => {
+    pairHost();
+    fabric(FabricEventKind.PeerSilent);
+    expect(sample(1_000_000).length).toBe(0, "in Recovery");
+    expect(readsIn(wait(LinkTiming.ProbeIntervalNs))).toStrictEqual([address(TunnelReg.Status)], "probes, not RTT samples");
+  });
+
+  it("starts every session from RtoInitialNs", () => {
+    pairHost();
+    sample(1_000_000);
+    receive(peer.reason(ControlType.Close, RejectReason.GraceExpired, session));
+    wait(LinkTiming.DownHoldNs);
+    hostNegotiate();
+    hostAuthenticate();
+    expect(writesTo(hostConfigure(), TunnelReg.RtoNs)).toStrictEqual([LinkTiming.RtoInitialNs]);
+    fabricConfirms();
+    receive(peer.ready(0, session));
+    // 66 000 + 4 x 33 000 + the ack delay is RtoInitialNs: no change, unless the old session's state were kept.
+    expect(66_000 + 4 * 33_000 + max<u32>(1000, min<u32>(LinkTiming.AckDelayNs, peer.ackDelayNs))).toBe(LinkTiming.RtoInitialNs);
+    expect(sample(66_000).length).toBe(0, "measured from a fresh SRTT against RtoInitialNs");
+  });
+});
+
+// ---- Refused frames -------------------------------------------------------------------------
+
+/** A chassis DISCOVER to a host card in Discover, which would open a handshake. */
+function goodDiscover(): u8[] {
+  return peer.discover(DiscoverFlag.Unpaired);
+}
+
+function withByte(frame: u8[], at: i32, value: u8): u8[] {
+  const copy = frame.slice(0);
+  copy[at] = value;
+  return copy;
+}
+
+function with16(frame: u8[], at: i32, value: u32): u8[] {
+  const copy = frame.slice(0);
+  put16(copy, at, value);
+  return copy;
+}
+
+describe("link: refused frames", () => {
+  beforeEach(fresh);
+
+  it("counts malformed frames in ControlMalformed and does nothing else", () => {
+    bootHost();
+    const good = goodDiscover();
+    expectRefused(good.slice(0, 30), Counter.ControlMalformed, "30 bytes");
+    expectRefused(good.slice(0, 14 + Tunnel.Size + ControlHeader.Size - 1), Counter.ControlMalformed, "shorter than an untagged header");
+    expectRefused(good.slice(0, BODY_AT - 1), Counter.ControlMalformed, "shorter than a tagged header");
+    expectRefused(with16(good, Eth.EtherType, 0x0800), Counter.ControlMalformed, "EtherType");
+    expectRefused(withByte(good, TUNNEL_AT + Tunnel.Version, TUNNEL_VERSION + 1), Counter.ControlMalformed, "tunnel version");
+    expectRefused(withByte(good, TUNNEL_AT + Tunnel.Kind, 0), Counter.ControlMalformed, "kind DATA");
+    expectRefused(withByte(good, TUNNEL_AT + Tunnel.Kind, KIND_CONTROL + 1), Counter.ControlMalformed, "kind after CONTROL");
+    expectRefused(with16(good, TUNNEL_AT + Tunnel.Length, ControlHeader.Size - 1), Counter.ControlMalformed, "length below a ControlHeader");
+    expectRefused(with16(good, TUNNEL_AT + Tunnel.Length, ControlHeader.Size + DiscoverBody.Size + 1), Counter.ControlMalformed, "length past the frame");
+    expectRefused(withByte(good, TUNNEL_AT + Tunnel.Seq + 3, 1), Counter.ControlMalformed, "seq");
+    expectRefused(withByte(good, TUNNEL_AT + Tunnel.Ack, 0x80), Counter.ControlMalformed, "ack");
+    expectRefused(withByte(good, CONTROL_AT + ControlHeader.Type, 0), Counter.ControlMalformed, "type 0");
+    expectRefused(withByte(good, CONTROL_AT + ControlHeader.Type, (CONTROL_TYPE_LAST + 1) as u8), Counter.ControlMalformed, "type past the last");
+    expectRefused(withByte(good, CONTROL_AT + ControlHeader.Version, 0), Counter.ControlMalformed, "version 0");
+    expectRefused(withByte(good, CONTROL_AT + ControlHeader.Version, (LINK_PROTOCOL_MAX + 1) as u8), Counter.ControlMalformed, "version past the newest");
+    expectRefused(withByte(good, CONTROL_AT + ControlHeader.Role, (CardRole.Chassis + 1) as u8), Counter.ControlMalformed, "role");
+    expectRefused(withByte(good, CONTROL_AT + ControlHeader.Reserved3, 1), Counter.ControlMalformed, "reserved byte 3");
+    expectRefused(withByte(good, CONTROL_AT + ControlHeader.Reserved6, 1), Counter.ControlMalformed, "reserved byte 6");
+    expectRefused(withByte(good, CONTROL_AT + ControlHeader.Reserved6 + 1, 1), Counter.ControlMalformed, "reserved byte 7");
+    const short = good.slice(0, BODY_AT + DiscoverBody.Size - 1);
+    put16(short, TUNNEL_AT + Tunnel.Length, ControlHeader.Size + DiscoverBody.Size - 1);
+    expectRefused(short, Counter.ControlMalformed, "DISCOVER body too short");
+    expect(linkStates(hostNegotiate())).toStrictEqual([LinkState.Negotiate], "the good frame still works");
+  });
+
+  it("counts frames of another group or untagged in ForeignGroup", () => {
+    bootHost();
+    const good = goodDiscover();
+    expectRefused(with16(good, Eth.Tag, OTHER_GROUP), Counter.ForeignGroup, "another VLAN");
+    expectRefused(with16(good, CONTROL_AT + ControlHeader.Group, OTHER_GROUP), Counter.ForeignGroup, "another group in the header");
+    const untagged = good.slice(0, Eth.TagType).concat(good.slice(Eth.EtherType));
+    expectRefused(untagged, Counter.ForeignGroup, "untagged");
+    expect(linkStates(receive(with16(good, Eth.Tag, GROUP | 0xe000)))).toStrictEqual([LinkState.Negotiate], "the priority bits do not matter");
+  });
+
+  it("counts frames not for this card in ControlIgnored", () => {
+    bootHost();
+    const good = goodDiscover();
+    const own = good.slice(0);
+    for (let i = 0; i < 6; i++) own[Eth.Source + i] = HOST_MAC[i];
+    expectRefused(own, Counter.ControlIgnored, "the card's own frame");
+    const elsewhere = good.slice(0);
+    for (let i = 0; i < 6; i++) elsewhere[Eth.Destination + i] = SECOND_HOST_MAC[i];
+    expectRefused(elsewhere, Counter.ControlIgnored, "unicast to another card");
+    expectRefused(withByte(good, Eth.Destination + 5, 0x02), Counter.ControlIgnored, "another multicast address");
+  });
+
+  it("counts messages that fit no state in ControlIgnored", () => {
+    bootHost();
+    const host = new Peer(SECOND_HOST_MAC, SECOND_HOST_SERIAL, CardRole.Host);
+    expectRefused(host.handshake(ControlType.Offer, LINK_PROTOCOL_MAX), Counter.ControlIgnored, "OFFER to a host card");
+    version = LINK_PROTOCOL_MAX;
+    expectRefused(peer.handshake(ControlType.Accept, LINK_PROTOCOL_MAX), Counter.ControlIgnored, "ACCEPT without an OFFER");
+    expectRefused(peer.auth(new Array<u8>(TAG_SIZE)), Counter.ControlIgnored, "AUTH from a stranger");
+    expectRefused(peer.ready(0, 0), Counter.ControlIgnored, "READY from a stranger");
+    expectRefused(peer.reason(ControlType.Reject, RejectReason.Busy, 0), Counter.ControlIgnored, "REJECT from a stranger");
+    expectRefused(peer.reason(ControlType.Close, RejectReason.PeerClosed, 0), Counter.ControlIgnored, "CLOSE from a stranger");
+  });
+
+  it("a chassis card ignores an ACCEPT", () => {
+    bootChassis();
+    chassisNegotiate();
+    expectRefused(peer.handshake(ControlType.Accept, version), Counter.ControlIgnored, "ACCEPT to a chassis card");
+  });
+
+  it("counts short bodies from the peer in ControlMalformed", () => {
+    bootChassis();
+    const offer = peer.handshake(ControlType.Offer, LINK_PROTOCOL_MAX);
+    const shortOffer = offer.slice(0, offer.length - 1);
+    put16(shortOffer, TUNNEL_AT + Tunnel.Length, shortOffer.length - CONTROL_AT);
+    expectRefused(shortOffer, Counter.ControlMalformed, "OFFER one byte short");
+    chassisNegotiate();
+    expectRefused(peer.frame(CHASSIS_MAC, ControlType.Auth, version, 0, new Array<u8>(AuthBody.Size - 1)), Counter.ControlMalformed, "short AUTH");
+    chassisAuthenticate();
+    expectRefused(peer.frame(CHASSIS_MAC, ControlType.Ready, version, session, new Array<u8>(ReadyBody.Size - 1)), Counter.ControlMalformed, "short READY");
+    expectRefused(peer.frame(CHASSIS_MAC, ControlType.Reject, version, 0, new Array<u8>(ReasonBody.Size - 1)), Counter.ControlMalformed, "short REJECT");
+    expectRefused(peer.frame(CHASSIS_MAC, ControlType.Close, version, session, []), Counter.ControlMalformed, "CLOSE without a body");
+    expect(linkStates(chassisConfigure()).length).toBe(1, "the handshake goes on");
+  });
+
+  it("takes padded frames: the tunnel header's length bounds the body", () => {
+    bootHost();
+    const padded = goodDiscover().concat(new Array<u8>(8));
+    expect(linkStates(receive(padded))).toStrictEqual([LinkState.Negotiate]);
+  });
+
+  it("never traps on mutated or truncated frames, in any state", () => {
+    let rng: u32 = 0x2545f491;
+    let delivered: u32 = 0;
+    for (let round = 0; round < 2; round++) {
+      if (round == 0) pairHost();
+      else pairChassis();
+      const pool: u8[][] = [
+        peer.discover(DiscoverFlag.Unpaired | DiscoverFlag.Solicit), peer.handshake(round == 0 ? ControlType.Accept : ControlType.Offer, version),
+        peer.auth(peerTag()), peer.ready(0, session), peer.reason(ControlType.Reject, RejectReason.Busy, 0),
+        peer.reason(ControlType.Close, RejectReason.PeerClosed, session),
+      ];
+      const before = counters.get(Counter.ControlRx);
+      for (let i = 0; i < 600; i++) {
+        const frame = pool[i % pool.length].slice(0);
+        for (let k = 0; k < 3; k++) {
+          rng ^= rng << 13;
+          rng ^= rng >> 17;
+          rng ^= rng << 5;
+          // Mutations stay in the headers and the first body bytes: they reach every check.
+          frame[(rng % (frame.length as u32)) as i32] = (rng >> 24) as u8;
+        }
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        const cut = (rng & 7) == 0 ? 30 + ((rng >> 8) % ((frame.length - 30) as u32)) as i32 : frame.length;
+        handle(frameRxEvent(frame.slice(0, cut)));
+        delivered++;
+        if ((i & 63) == 0) wait(LinkTiming.HandshakeTimeoutNs);
+      }
+      expect(counters.get(Counter.ControlRx) - before).toBe(600, "every frame counted");
+      expect(counters.get(Counter.Errors)).toBe(0, "no mailbox errors");
+    }
+    expect(delivered).toBe(1200);
+  });
+});
