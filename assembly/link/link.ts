@@ -154,10 +154,8 @@ function enter(index: i32, next: i32, cause: i32): void {
       entropy.take(field(index, NONCE), NONCE_SIZE);
       sendHandshake(index);
       timers.start(TimerId.PortState + index, LinkTiming.HandshakeTimeoutNs);
-      log.info();
-      log.str("link ");
-      log.dec(index);
-      log.str(": negotiate with ");
+      begin(LogLevel.Info, index);
+      log.str("negotiate with ");
       logPeer(index);
       log.str(", protocol ");
       log.dec(p.version);
@@ -182,10 +180,8 @@ function enter(index: i32, next: i32, cause: i32): void {
       timers.start(TimerId.PortHealth + index, LinkTiming.HealthIntervalNs);
       if (previous == LinkState.Recovery) {
         count(Counter.Resumes);
-        log.info();
-        log.str("link ");
-        log.dec(index);
-        log.str(": resumed after ");
+        begin(LogLevel.Info, index);
+        log.str("resumed after ");
         log.dec((clock.now - since) / 1000);
         log.str(" us in recovery, session kept");
         log.end();
@@ -199,12 +195,10 @@ function enter(index: i32, next: i32, cause: i32): void {
       count(Counter.Recoveries);
       timers.start(TimerId.PortState + index, p.graceNs);
       timers.start(TimerId.PortHealth + index, LinkTiming.ProbeIntervalNs);
-      log.warn();
-      log.str("link ");
-      log.dec(index);
+      begin(LogLevel.Warn, index);
       log.str(
-        cause == FabricEventKind.PeerSilent ? ": peer silent" :
-        cause == FabricEventKind.RetryLimit ? ": retransmission retry limit" : ": carrier lost",
+        cause == FabricEventKind.PeerSilent ? "peer silent" :
+        cause == FabricEventKind.RetryLimit ? "retransmission retry limit" : "carrier lost",
       );
       log.str("; recovery, TLPs held for up to ");
       log.dec(p.graceNs / 1000);
@@ -230,10 +224,8 @@ function enter(index: i32, next: i32, cause: i32): void {
 
 function logUp(index: i32): void {
   const p = port(index);
-  log.info();
-  log.str("link ");
-  log.dec(index);
-  log.str(": up with ");
+  begin(LogLevel.Info, index);
+  log.str("up with ");
   logPeer(index);
   log.str(", session ");
   log.hex(p.session, 8);
@@ -254,25 +246,28 @@ function logUp(index: i32): void {
   log.end();
 }
 
-/** A handshake ends without a session: the peer is penalised (back-off) and the port discovers again. */
+/** This card ends a handshake without a session, telling the peer why if `tell`. */
 function fail(index: i32, reason: i32, tell: bool): void {
   const p = port(index);
   if (reason == RejectReason.AuthFailed) count(Counter.AuthFailures);
   else if (reason == RejectReason.Timeout) count(Counter.HandshakeTimeouts);
   else if (reason != RejectReason.Busy) count(Counter.NegotiationFailures);
   if (tell) sendReason(index, ControlType.Reject, reason);
-  penalty.add(field(index, PEER_MAC));
-  log.warn();
-  log.str("link ");
-  log.dec(index);
-  log.str(": handshake with ");
+  begin(LogLevel.Warn, index);
+  log.str("handshake with ");
   logPeer(index);
   log.str(" failed in ");
   log.str(stateName(p.state));
   log.str(": ");
   log.str(reasonName(reason));
   log.end();
-  if (p.state == LinkState.Configure) fabric.shut(index);
+  abandon(index, reason);
+}
+
+/** Ends a handshake: the peer is penalised (back-off), a configured tunnel shut, and the port discovers again. */
+function abandon(index: i32, reason: i32): void {
+  penalty.add(field(index, PEER_MAC));
+  if (port(index).state == LinkState.Configure) fabric.shut(index);
   enter(index, LinkState.Discover, reason);
 }
 
@@ -538,10 +533,8 @@ function onReason(type: i32): void {
   if (reason < 1 || reason > REJECT_REASON_LAST) return malformed();
   if (type == ControlType.Close) {
     if (!inSession(p.state) || frames.session != p.session) return ignored();
-    log.warn();
-    log.str("link ");
-    log.dec(index);
-    log.str(": peer closed the session: ");
+    begin(LogLevel.Warn, index);
+    log.str("peer closed the session: ");
     log.str(reasonName(reason));
     log.end();
     enter(index, LinkState.Down, RejectReason.PeerClosed);
@@ -549,17 +542,13 @@ function onReason(type: i32): void {
   }
   if (!inHandshake(p.state)) return ignored();
   count(Counter.PeerRejects);
-  log.warn();
-  log.str("link ");
-  log.dec(index);
-  log.str(": rejected by ");
+  begin(LogLevel.Warn, index);
+  log.str("rejected by ");
   logPeer(index);
   log.str(": ");
   log.str(reasonName(reason));
   log.end();
-  penalty.add(field(index, PEER_MAC));
-  if (p.state == LinkState.Configure) fabric.shut(index);
-  enter(index, LinkState.Discover, reason);
+  abandon(index, reason);
 }
 
 // ---- Timers ------------------------------------------------------------------------
