@@ -4,7 +4,7 @@
 
 import { World } from "../tools/sim/world.ts";
 import { pairScenario, type PairOptions } from "../tools/sim/scenarios.ts";
-import type { RunSummary } from "../tools/sim/summary.ts";
+import { stateEntries, type RunSummary } from "../tools/sim/summary.ts";
 import { LinkTiming } from "../board/map/link.ts";
 import { FIRMWARE } from "../tools/paths.ts";
 import type { Section } from "./metrics.ts";
@@ -18,7 +18,7 @@ async function run(options: PairOptions, seed = 11): Promise<RunSummary> {
 
 /** When each card's tunnel 0 first entered `state` at or after `from`. */
 function firstEntry(summary: RunSummary, state: string, from: number): number[] {
-  return CARDS.map((name) => summary.cards.find((c) => c.name === name)!.linkStates.find((s) => s.state === `tunnel0:${state}` && s.timeNs >= from)?.timeNs ?? NaN);
+  return CARDS.map((name) => stateEntries(summary, name, state).find((t) => t >= from) ?? NaN);
 }
 
 function total(summary: RunSummary, counter: string): number {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { World } from "../../tools/sim/world.ts";
 import { pairScenario, pairingKey, type PairOptions } from "../../tools/sim/scenarios.ts";
-import type { RunSummary } from "../../tools/sim/summary.ts";
+import { stateEntries, type RunSummary } from "../../tools/sim/summary.ts";
 import { CardRole } from "../../board/map/mailbox.ts";
 import { ControlType, HandshakeBody, AuthBody, Proposal, NONCE_SIZE, LinkTiming, AckPolicy } from "../../board/map/link.ts";
 import { TunnelReg, TunnelControl, TunnelCounter } from "../../board/map/registers.ts";
@@ -19,11 +19,6 @@ const MS = 1_000_000;
 
 function world(options: PairOptions, seed = 5): World {
   return new World({ scenario: pairScenario(options), seed, engine: "node", engineOptions: { firmware: FIRMWARE } });
-}
-
-/** Times the card's tunnel 0 entered `state`. */
-function entered(summary: RunSummary, card: string, state: string): number[] {
-  return summary.cards.find((c) => c.name === card)!.linkStates.filter((s) => s.state === `tunnel0:${state}`).map((s) => s.timeNs);
 }
 
 function counters(summary: RunSummary, card: string): Record<string, number> {
@@ -44,8 +39,8 @@ test("bring-up: both cards pair by themselves and their tags and session ID are 
   };
   const summary = await w.run();
   for (const card of ["host", "chassis"]) {
-    assert.equal(entered(summary, card, "active").length, 1, card);
-    assert.ok(entered(summary, card, "active")[0] < 100_000, `${card} active within 100 µs of power-on`);
+    assert.equal(stateEntries(summary, card, "active").length, 1, card);
+    assert.ok(stateEntries(summary, card, "active")[0] < 100_000, `${card} active within 100 µs of power-on`);
     assert.equal(counters(summary, card).LinkUps, 1);
   }
   const find = (type: ControlType, role: CardRole) => frames.find((f) => f.type === type && f.role === role)!;
@@ -72,7 +67,7 @@ test("a 10 ms cable flap under load is ridden out: recovery, resume, no down, no
     const c = counters(summary, card);
     assert.equal(c.LinkDowns, 0, `${card}: no down`);
     assert.ok(c.Recoveries >= 1 && c.Resumes === c.Recoveries, `${card}: ${c.Recoveries} recoveries, ${c.Resumes} resumes`);
-    const recovery = entered(summary, card, "recovery")[0];
+    const recovery = stateEntries(summary, card, "recovery")[0];
     assert.ok(recovery >= 20 * MS && recovery - 20 * MS <= 300_000, `${card} detected the cut after ${recovery - 20 * MS} ns`);
   }
   assert.deepEqual(summary.tlps, { sent: 250_000, delivered: 250_000, lost: 0, duplicated: 0, reordered: 0 });
@@ -83,13 +78,13 @@ for (const switched of [false, true]) {
     const cut = 10 * MS;
     const summary = await world({ durationNs: 60 * MS, switched, outages: [{ downAtNs: cut }] }).run();
     for (const card of ["host", "chassis"]) {
-      const detect = entered(summary, card, "recovery")[0] - cut;
-      const down = entered(summary, card, "down")[0] - cut;
+      const detect = stateEntries(summary, card, "recovery")[0] - cut;
+      const down = stateEntries(summary, card, "down")[0] - cut;
       assert.ok(detect >= 0 && detect <= 300_000, `${card} detect ${detect} ns`);
       assert.ok(down <= LinkTiming.GraceNs + 1 * MS, `${card} down ${down} ns after the cut`);
       assert.ok(down >= LinkTiming.GraceNs, `${card} rode out the grace window (${down} ns)`);
       assert.equal(counters(summary, card).LinkDowns, 1);
-      assert.ok(entered(summary, card, "discover").length >= 2, `${card} discovers again`);
+      assert.ok(stateEntries(summary, card, "discover").length >= 2, `${card} discovers again`);
     }
   });
 }
@@ -98,7 +93,7 @@ test("5 % random frame loss for 10 s simulated: no false down", async () => {
   const summary = await world({ durationNs: 10_000 * MS, loss: 0.05, traffic: flood(40_000, 1 * MS) }, 7).run();
   for (const card of ["host", "chassis"]) {
     assert.equal(counters(summary, card).LinkDowns, 0, card);
-    assert.equal(entered(summary, card, "active").length - counters(summary, card).Resumes, 1, `${card} came up once`);
+    assert.equal(stateEntries(summary, card, "active").length - counters(summary, card).Resumes, 1, `${card} came up once`);
   }
   assert.deepEqual(summary.tlps, { sent: 50_000, delivered: 50_000, lost: 0, duplicated: 0, reordered: 0 });
 });
@@ -115,10 +110,10 @@ test("rogue cards on the same switch never attach: another key, another group; e
   });
   const summary = await w.run();
   const peer = (card: string) => w.fabrics.get(card)!.tunnels[0].peerKey();
-  assert.equal(entered(summary, "host", "active").length, 1, "the host card's port 0 pairs once");
+  assert.equal(stateEntries(summary, "host", "active").length, 1, "the host card's port 0 pairs once");
   assert.equal(peer("host"), w.fabrics.get("chassis")!.mac.address.reduce((k, b) => k * 256 + b, 0), "with the real chassis card");
-  assert.equal(entered(summary, "chassis", "active").length, 1);
-  for (const rogue of ["rogue-host", "rogue-chassis", "other-group"]) assert.equal(entered(summary, rogue, "active").length, 0, `${rogue} never attaches`);
+  assert.equal(stateEntries(summary, "chassis", "active").length, 1);
+  for (const rogue of ["rogue-host", "rogue-chassis", "other-group"]) assert.equal(stateEntries(summary, rogue, "active").length, 0, `${rogue} never attaches`);
   const hostLinks = summary.cards.find((c) => c.name === "host")!.linkStates;
   assert.ok(!hostLinks.some((s) => s.state === "tunnel1:active"), "the host card's free port stays free");
   assert.ok(counters(summary, "chassis").AuthFailures >= 1, "the chassis card refused the rogue host card's tag");
@@ -167,10 +162,10 @@ for (const card of ["chassis", "host"]) {
     const summary = await w.run();
     const other = card === "host" ? "chassis" : "host";
     assert.equal(counters(summary, other).PeerReboots, 1, `${other} saw the reboot`);
-    const down = entered(summary, other, "down");
+    const down = stateEntries(summary, other, "down");
     assert.equal(down.length, 1);
     assert.ok(down[0] - 10 * MS < LinkTiming.GraceNs, `${other} went down ${down[0] - 10 * MS} ns after the reboot, without waiting out the grace window`);
-    const up = entered(summary, other, "active");
+    const up = stateEntries(summary, other, "active");
     assert.equal(up.length - counters(summary, other).Resumes, 2, "up, then up again");
     const after = w.fabrics.get("host")!.tunnels[0].readRegister(TunnelReg.Session);
     assert.notEqual(after, before[0], "a new session");
@@ -183,7 +178,7 @@ test("version fallback: a card limited to protocol 1 pairs at protocol 1 with go
   const summary = await w.run();
   for (const card of ["host", "chassis"]) {
     const tunnel = w.fabrics.get(card)!.tunnels[0];
-    assert.equal(entered(summary, card, "active").length, 1, card);
+    assert.equal(stateEntries(summary, card, "active").length, 1, card);
     assert.ok(tunnel.readRegister(TunnelReg.Control) & TunnelControl.GoBackN, `${card} uses go-back-N`);
     assert.equal(tunnel.readRegister(TunnelReg.KeepaliveNs), LinkTiming.KeepaliveNs);
   }
@@ -194,7 +189,7 @@ test("an impossible combination fails with a reason and a counter, never a half-
   const w = world({ durationNs: 500 * MS, host: { link: { protocolMax: 1 } }, chassis: { link: { ackPolicies: AckPolicy.Selective } } });
   const summary = await w.run();
   for (const card of ["host", "chassis"]) {
-    assert.equal(entered(summary, card, "configure").length, 0, `${card} never configures its fabric`);
+    assert.equal(stateEntries(summary, card, "configure").length, 0, `${card} never configures its fabric`);
     assert.equal(w.fabrics.get(card)!.tunnels[0].readRegister(TunnelReg.Control), 0, `${card}'s tunnel stays off`);
   }
   const failures = counters(summary, "chassis").NegotiationFailures;

@@ -34,3 +34,10 @@ export interface RunSummary {
   firmwareTraps: number;
   mailboxErrors: number;
 }
+
+/** The times card `card`'s tunnel `tunnel` entered link state `state` (lower case, as in linkStates). */
+export function stateEntries(summary: RunSummary, card: string, state: string, tunnel = 0): number[] {
+  const found = summary.cards.find((c) => c.name === card);
+  if (!found) throw new Error(`no card named ${card} in the summary`);
+  return found.linkStates.filter((s) => s.state === `tunnel${tunnel}:${state}`).map((s) => s.timeNs);
+}
