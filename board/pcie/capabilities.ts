@@ -5,14 +5,9 @@
 // Register and bit layouts are in docs/config-space.md.
 
 import { ConfigSpace, Field, Hdr, Register, Status, type RegisterSpec } from "./config-space.ts";
+import { CapabilityId, MsiCtrl, PortType, Exp, ExpFlags, DevCap, DevCtl, DevSta, LnkCap, LnkCtl, LnkSta, SltCap, SltCtl, SltSta } from "../map/pcie.ts";
+export { CapabilityId, MsiCtrl, PortType, Exp, ExpFlags, DevCap, DevCtl, DevSta, LnkCap, LnkCtl, LnkSta, SltCap, SltCtl, SltSta };
 
-export enum CapabilityId {
-  PowerManagement = 0x01,
-  Msi = 0x05,
-  VendorSpecific = 0x09,
-  Express = 0x10,
-  MsiX = 0x11,
-}
 
 export enum ExtCapabilityId {
   AdvancedErrorReporting = 0x0001,
@@ -147,13 +142,6 @@ export function addPowerManagement(cs: ConfigSpace, o: PowerManagementOptions = 
 
 // ---- MSI --------------------------------------------------------------------------------
 
-export const MsiCtrl = {
-  Enable: 0x0001,
-  MultipleMessageCapable: 0x000e,
-  MultipleMessageEnable: 0x0070,
-  Address64: 0x0080,
-  PerVectorMasking: 0x0100,
-} as const;
 
 export interface MsiOptions {
   /** Vectors requested (Multiple Message Capable): 1, 2, 4, 8, 16 or 32. Default 1. */
@@ -270,148 +258,16 @@ export function addMsi(cs: ConfigSpace, o: MsiOptions = {}): MsiCapability {
 
 // ---- PCI Express capability -------------------------------------------------------------
 
-/** Device/Port Type (PCI Express Capabilities register bits 7:4). */
-export enum PortType {
-  Endpoint = 0b0000,
-  LegacyEndpoint = 0b0001,
-  RootPort = 0b0100,
-  UpstreamPort = 0b0101,
-  DownstreamPort = 0b0110,
-}
 
-/** Register offsets inside the PCI Express capability (version 2: 0x3c bytes). */
-export const Exp = {
-  Flags: 0x02,
-  DevCap: 0x04,
-  DevCtl: 0x08,
-  DevSta: 0x0a,
-  LnkCap: 0x0c,
-  LnkCtl: 0x10,
-  LnkSta: 0x12,
-  SltCap: 0x14,
-  SltCtl: 0x18,
-  SltSta: 0x1a,
-  RootCtl: 0x1c,
-  RootCap: 0x1e,
-  RootSta: 0x20,
-  DevCap2: 0x24,
-  DevCtl2: 0x28,
-  DevSta2: 0x2a,
-  LnkCap2: 0x2c,
-  LnkCtl2: 0x30,
-  LnkSta2: 0x32,
-  SltCap2: 0x34,
-  SltCtl2: 0x38,
-  SltSta2: 0x3a,
-  Size: 0x3c,
-} as const;
 
-export const ExpFlags = { Version: 0x000f, Type: 0x00f0, SlotImplemented: 0x0100, InterruptMessage: 0x3e00 } as const;
 
-export const DevCap = {
-  MaxPayload: 0x00000007,
-  PhantomFunctions: 0x00000018,
-  ExtendedTag: 0x00000020,
-  L0sLatency: 0x000001c0,
-  L1Latency: 0x00000e00,
-  RoleBasedErrors: 0x00008000,
-  SlotPowerValue: 0x03fc0000,
-  SlotPowerScale: 0x0c000000,
-  Flr: 0x10000000,
-} as const;
 
-export const DevCtl = {
-  CorrectableErrorReporting: 0x0001,
-  NonFatalErrorReporting: 0x0002,
-  FatalErrorReporting: 0x0004,
-  UnsupportedRequestReporting: 0x0008,
-  RelaxedOrdering: 0x0010,
-  MaxPayload: 0x00e0,
-  ExtendedTag: 0x0100,
-  PhantomFunctions: 0x0200,
-  AuxPower: 0x0400,
-  NoSnoop: 0x0800,
-  MaxReadRequest: 0x7000,
-  /** Initiate Function Level Reset (Endpoints with FLR; always reads 0). */
-  InitiateFlr: 0x8000,
-} as const;
 
-export const DevSta = {
-  CorrectableError: 0x0001,
-  NonFatalError: 0x0002,
-  FatalError: 0x0004,
-  UnsupportedRequest: 0x0008,
-  AuxPower: 0x0010,
-  TransactionsPending: 0x0020,
-} as const;
 
-export const LnkCap = {
-  MaxSpeed: 0x0000000f,
-  MaxWidth: 0x000003f0,
-  Aspm: 0x00000c00,
-  L0sExit: 0x00007000,
-  L1Exit: 0x00038000,
-  ClockPm: 0x00040000,
-  SurpriseDown: 0x00080000,
-  DlActiveReporting: 0x00100000,
-  BandwidthNotification: 0x00200000,
-  AspmOptionality: 0x00400000,
-  PortNumber: 0xff000000,
-} as const;
 
-export const LnkCtl = {
-  Aspm: 0x0003,
-  Rcb: 0x0008,
-  LinkDisable: 0x0010,
-  /** Downstream and Root Ports; always reads 0 (a hook sees the write). */
-  RetrainLink: 0x0020,
-  CommonClock: 0x0040,
-  ExtendedSynch: 0x0080,
-  ClockPm: 0x0100,
-  HwAutonomousWidthDisable: 0x0200,
-  BandwidthManagementInterrupt: 0x0400,
-  AutonomousBandwidthInterrupt: 0x0800,
-} as const;
 
-export const LnkSta = {
-  Speed: 0x000f,
-  Width: 0x03f0,
-  Training: 0x0800,
-  SlotClock: 0x1000,
-  DlActive: 0x2000,
-  BandwidthManagement: 0x4000,
-  AutonomousBandwidth: 0x8000,
-} as const;
 
-export const SltCap = {
-  AttentionButton: 0x00000001,
-  PowerController: 0x00000002,
-  MrlSensor: 0x00000004,
-  AttentionIndicator: 0x00000008,
-  PowerIndicator: 0x00000010,
-  HotPlugSurprise: 0x00000020,
-  HotPlugCapable: 0x00000040,
-  PowerLimitValue: 0x00007f80,
-  PowerLimitScale: 0x00018000,
-  Interlock: 0x00020000,
-  NoCommandCompleted: 0x00040000,
-  PhysicalSlot: 0xfff80000,
-} as const;
 
-export const SltCtl = {
-  AttentionButtonEnable: 0x0001,
-  PowerFaultEnable: 0x0002,
-  MrlSensorEnable: 0x0004,
-  PresenceDetectEnable: 0x0008,
-  CommandCompletedEnable: 0x0010,
-  HotPlugInterruptEnable: 0x0020,
-  AttentionIndicator: 0x00c0,
-  PowerIndicator: 0x0300,
-  PowerControl: 0x0400,
-  /** Electromechanical Interlock Control: writing 1 toggles the interlock; reads 0. */
-  InterlockControl: 0x0800,
-  DlStateChangedEnable: 0x1000,
-} as const;
 
 /** Attention / Power Indicator Control values. */
 export enum Indicator {
@@ -420,17 +276,6 @@ export enum Indicator {
   Off = 0b11,
 }
 
-export const SltSta = {
-  AttentionButtonPressed: 0x0001,
-  PowerFaultDetected: 0x0002,
-  MrlSensorChanged: 0x0004,
-  PresenceDetectChanged: 0x0008,
-  CommandCompleted: 0x0010,
-  MrlSensorState: 0x0020,
-  PresenceDetectState: 0x0040,
-  InterlockStatus: 0x0080,
-  DlStateChanged: 0x0100,
-} as const;
 
 export const RootCtl = {
   SerrOnCorrectable: 0x0001,

@@ -6,6 +6,8 @@
 // The model, attribute semantics and every register are described in docs/config-space.md.
 
 import { CplStatus } from "./tlp.ts";
+import { Hdr, Hdr1, Command, Status, BridgeControl } from "../map/pcie.ts";
+export { Hdr, Hdr1, Command, Status, BridgeControl };
 
 export { CplStatus };
 
@@ -384,23 +386,6 @@ export class ConfigSpace {
 
 // ---- header registers and bits ---------------------------------------------------------
 
-/** Offsets common to both header types. */
-export const Hdr = {
-  VendorId: 0x00,
-  DeviceId: 0x02,
-  Command: 0x04,
-  Status: 0x06,
-  RevisionId: 0x08,
-  ClassCode: 0x09,
-  CacheLineSize: 0x0c,
-  LatencyTimer: 0x0d,
-  HeaderType: 0x0e,
-  Bist: 0x0f,
-  Bar0: 0x10,
-  CapabilitiesPointer: 0x34,
-  InterruptLine: 0x3c,
-  InterruptPin: 0x3d,
-} as const;
 
 /** Type 0 only. */
 export const Hdr0 = {
@@ -412,76 +397,15 @@ export const Hdr0 = {
   MaxLat: 0x3f,
 } as const;
 
-/** Type 1 only. */
-export const Hdr1 = {
-  PrimaryBus: 0x18,
-  SecondaryBus: 0x19,
-  SubordinateBus: 0x1a,
-  SecondaryLatencyTimer: 0x1b,
-  IoBase: 0x1c,
-  IoLimit: 0x1d,
-  SecondaryStatus: 0x1e,
-  MemoryBase: 0x20,
-  MemoryLimit: 0x22,
-  PrefetchableBase: 0x24,
-  PrefetchableLimit: 0x26,
-  PrefetchableBaseUpper: 0x28,
-  PrefetchableLimitUpper: 0x2c,
-  IoBaseUpper: 0x30,
-  IoLimitUpper: 0x32,
-  ExpansionRom: 0x38,
-  BridgeControl: 0x3e,
-} as const;
 
-export const Command = {
-  Io: 1 << 0,
-  Memory: 1 << 1,
-  BusMaster: 1 << 2,
-  SpecialCycles: 1 << 3,
-  MemoryWriteInvalidate: 1 << 4,
-  VgaPaletteSnoop: 1 << 5,
-  ParityErrorResponse: 1 << 6,
-  IdselStepping: 1 << 7,
-  Serr: 1 << 8,
-  FastBackToBack: 1 << 9,
-  InterruptDisable: 1 << 10,
-} as const;
 
 /** The Command bits a PCI Express function implements; the others are hardwired to 0. */
 export const COMMAND_RW = Command.Io | Command.Memory | Command.BusMaster | Command.ParityErrorResponse | Command.Serr | Command.InterruptDisable;
 
-/** Status (and, with bit 14 read as Received System Error, Secondary Status). */
-export const Status = {
-  InterruptStatus: 1 << 3,
-  CapabilitiesList: 1 << 4,
-  Capable66MHz: 1 << 5,
-  FastBackToBack: 1 << 7,
-  MasterDataParityError: 1 << 8,
-  DevselMask: 3 << 9,
-  SignaledTargetAbort: 1 << 11,
-  ReceivedTargetAbort: 1 << 12,
-  ReceivedMasterAbort: 1 << 13,
-  SignaledSystemError: 1 << 14,
-  DetectedParityError: 1 << 15,
-} as const;
 
 /** The RW1C bits of Status and Secondary Status. */
 export const STATUS_W1C = Status.MasterDataParityError | Status.SignaledTargetAbort | Status.ReceivedTargetAbort | Status.ReceivedMasterAbort | Status.SignaledSystemError | Status.DetectedParityError;
 
-export const BridgeControl = {
-  ParityErrorResponse: 1 << 0,
-  Serr: 1 << 1,
-  Isa: 1 << 2,
-  Vga: 1 << 3,
-  Vga16: 1 << 4,
-  MasterAbortMode: 1 << 5,
-  SecondaryBusReset: 1 << 6,
-  FastBackToBack: 1 << 7,
-  PrimaryDiscardTimeout: 1 << 8,
-  SecondaryDiscardTimeout: 1 << 9,
-  DiscardTimerStatus: 1 << 10,
-  DiscardTimerSerr: 1 << 11,
-} as const;
 
 /** The Bridge Control bits a PCI Express bridge implements (the rest are hardwired to 0). */
 export const BRIDGE_CONTROL_RW = BridgeControl.ParityErrorResponse | BridgeControl.Serr | BridgeControl.Isa | BridgeControl.Vga | BridgeControl.Vga16 | BridgeControl.SecondaryBusReset;

@@ -14,40 +14,17 @@
 //              DW2: Requester ID (8-9), Tag (10), Lower Address[6:0] (11.6:0).
 // All multi-byte header fields are big-endian; data payload bytes are in address order.
 
+import { Fmt, TlpType, CplStatus } from "../map/pcie.ts";
+export { Fmt, TlpType, CplStatus };
+
 export enum TlpClass {
   Posted = 0, //      memory writes, messages
   NonPosted = 1, //   reads, I/O and configuration requests
   Completion = 2,
 }
 
-/** Fmt field (byte 0, bits 7-5). */
-export enum Fmt {
-  NoData3DW = 0b000,
-  NoData4DW = 0b001,
-  Data3DW = 0b010,
-  Data4DW = 0b011,
-  Prefix = 0b100,
-}
 
-/** Type field (byte 0, bits 4-0); messages are 0b10rrr with the routing in rrr. */
-export enum TlpType {
-  Mem = 0b00000,
-  MemLocked = 0b00001,
-  Io = 0b00010,
-  Cfg0 = 0b00100,
-  Cfg1 = 0b00101,
-  Cpl = 0b01010,
-  CplLocked = 0b01011,
-  Msg = 0b10000,
-}
 
-/** Completion Status (Table 2-34). */
-export enum CplStatus {
-  SuccessfulCompletion = 0b000,
-  UnsupportedRequest = 0b001,
-  ConfigRequestRetry = 0b010,
-  CompleterAbort = 0b100,
-}
 
 /** Message routing, Type[2:0] of a message (Table 2-18). */
 export enum MsgRouting {
