@@ -71,7 +71,7 @@ export class Card {
   private timers: (number | null)[] = new Array(TIMER_CHANNELS).fill(null);
   private logLine = "";
   /** The fabric behind REG_WRITE / REG_READ, when the card model has one. */
-  fabric: Pick<Fabric, "readRegister" | "writeRegister" | "transmitControl"> | null = null;
+  fabric: Pick<Fabric, "readRegister" | "writeRegister" | "transmitControl" | "transmitTlp"> | null = null;
 
   constructor(
     readonly config: CardConfig,
@@ -206,6 +206,9 @@ export class Card {
         break;
       case "frameTx":
         this.fabric?.transmitControl(command.frame);
+        break;
+      case "tlpTx":
+        this.fabric?.transmitTlp(command.tlp);
         break;
       case "syncAck":
         break;

@@ -1,10 +1,12 @@
-// The card's FPGA fabric as the firmware sees it: a register file (card registers and one
-// block per tunnel engine, board/map/registers.ts), the MAC the tunnels share, and the
-// events the fabric raises. REG_WRITE / REG_READ commands from the firmware land here, and
+// The card's FPGA fabric as the firmware sees it: a register file (card registers, one
+// block per tunnel engine and, on a host card, the switch router's blocks; board/map/registers.ts),
+// the MAC the tunnels share, and the events the fabric raises. REG_WRITE / REG_READ commands from the firmware land here, and
 // so do the writes of tests and benchmarks that bring a tunnel up without link training.
 
 import { CardReg, TunnelReg, FABRIC_VERSION, TUNNEL_BASE, TUNNEL_STRIDE, MAX_TUNNELS, FabricEventKind } from "./map/registers.ts";
-import { NO_TUNNEL } from "./map/mailbox.ts";
+import { NO_TUNNEL, type TlpRxReason } from "./map/mailbox.ts";
+import { SWITCH_PORTS } from "./map/pcie.ts";
+import { SwitchRouter } from "./pcie/switch-router.ts";
 import { CardMac, MAX_CONTROL_FRAME, type FrameSource } from "./ethernet/mac.ts";
 import { ETHERTYPE_IOV, FCS_SIZE, MAC_SIZE, MIN_FRAME, macKey, payloadOffset, writeFcs } from "./ethernet/frame.ts";
 import { FrameKind, TUNNEL_HEADER, TUNNEL_VERSION } from "./tunnel/wire.ts";
@@ -16,6 +18,8 @@ export interface FabricConfig {
   boardId: number;
   mac: Uint8Array;
   tunnels: number;
+  /** A host card: the switch router between the server's root port and the tunnels. */
+  switchRouter?: boolean;
 }
 
 export interface FabricHost {
@@ -27,6 +31,8 @@ export interface FabricHost {
   control?(frame: Uint8Array, tunnel: number): void;
   /** The firmware wrote a tunnel's LinkState register. */
   linkState?(tunnel: TunnelEngine, state: number): void;
+  /** A TLP the switch router hands to the firmware (TLP_RX). */
+  tlp?(reason: TlpRxReason, port: number, tlp: Uint8Array): void;
 }
 
 /** CONTROL frames waiting for the MAC; FRAME_TX beyond this is refused. */
@@ -68,6 +74,8 @@ class ControlTransmitter implements FrameSource {
 export class Fabric {
   readonly mac: CardMac;
   readonly tunnels: TunnelEngine[] = [];
+  /** Host cards: the PCIe switch router (board/pcie/switch-router.ts). */
+  readonly router: SwitchRouter | null;
   private scratch = 0;
   private regErrors = 0;
   private readonly control: ControlTransmitter;
@@ -93,12 +101,27 @@ export class Fabric {
       host.control?.(frame.subarray(0, frame.length - FCS_SIZE), index >= 0 ? index : NO_TUNNEL);
     };
     this.mac.onCarrier = (up) => host.event(up ? FabricEventKind.CarrierUp : FabricEventKind.CarrierDown, 0, 0);
+    this.router = config.switchRouter
+      ? new SwitchRouter({
+          toFirmware: (reason, port, tlp) => host.tlp?.(reason, port, tlp),
+          submit: (tunnel, slot, tlp) => this.tunnels[tunnel].submit(tlp, slot),
+          tunnels: this.tunnels.length,
+        })
+      : null;
   }
 
   /** Reset with the soft-core: every tunnel stops and forgets its session and queued TLPs, control frames waiting are dropped. */
   reset(): void {
     for (const tunnel of this.tunnels) tunnel.hardReset();
     this.control.clear();
+    this.router?.reset();
+  }
+
+  /** TLP_TX: a completion or MSI from the firmware for the server; a refused one raises TlpRejected. */
+  transmitTlp(tlp: Uint8Array): boolean {
+    if (this.router?.fromFirmware(tlp)) return true;
+    this.host.event(FabricEventKind.TlpRejected, 0, tlp.length);
+    return false;
   }
 
   /** FRAME_TX: queues a CONTROL frame from the firmware; a refused one raises FrameRejected. */
@@ -122,7 +145,9 @@ export class Fabric {
       case CardReg.Tunnels: return this.tunnels.length;
       case CardReg.Scratch: return this.scratch;
       case CardReg.RegErrors: return this.regErrors;
+      case CardReg.SwitchPorts: return this.router ? SWITCH_PORTS : 0;
     }
+    if (this.router && SwitchRouter.holds(address)) return this.router.readRegister(address);
     const target = this.tunnelAt(address);
     return target ? target[0].readRegister(target[1]) : 0;
   }
@@ -133,6 +158,8 @@ export class Fabric {
     if (address === CardReg.Scratch) {
       this.scratch = value >>> 0;
       ok = true;
+    } else if (this.router && SwitchRouter.holds(address)) {
+      ok = this.router.writeRegister(address, value);
     } else {
       const target = this.tunnelAt(address);
       ok = target !== null && target[0].writeRegister(target[1], value);

@@ -8,12 +8,14 @@ import {
   BootBody, TimeBody, SyncBody, TimerFiredBody, EntropyBody, HelloBody, SyncAckBody, TimerArmBody,
   TimerDisarmBody, ErrorBody, CountersBody, RegValueBody, FabricEventBody, RegWriteBody, RegReadBody, CardRole, ResetCause,
   LogLevel, HelloStatus, MailboxError, Counter, FABRIC_EVENT_LAST, MAX_TUNNELS, minBody, maxBody, isEvent, isCommand,
-  ConfigBody, FrameRxBody, FrameTxBody, NO_TUNNEL,
+  ConfigBody, FrameRxBody, FrameTxBody, NO_TUNNEL, TlpRxBody, TlpRxReason, TlpTxBody, TLP_RX_REASON_LAST, NO_PORT,
 } from "./map/mailbox.ts";
 import { FabricEventKind, MTU_MIN, MTU_MAX } from "./map/registers.ts";
 import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, PAIRING_KEY_SIZE, SILENCE_MIN_KEEPALIVES, AckPolicy, ControlType } from "./map/link.ts";
 import { decodeControl } from "./link-codec.ts";
 import { formatMac } from "./ethernet/frame.ts";
+import { describeHeader as describeTlpHeader } from "./pcie/tlp.ts";
+import { Fmt, TlpHeader, SWITCH_PORTS } from "./map/pcie.ts";
 
 /** The flash configuration record of CONFIG. */
 export interface LinkConfig {
@@ -41,7 +43,9 @@ export type EventMessage =
   | { kind: "regValue"; address: number; value: number }
   | { kind: "fabricEvent"; tunnel: number; event: FabricEventKind; arg: number }
   | ({ kind: "config" } & LinkConfig)
-  | { kind: "frameRx"; tunnel: number; frame: Uint8Array };
+  | { kind: "frameRx"; tunnel: number; frame: Uint8Array }
+  /** `tlp`: the header and at most the first data DW (see TlpRxBody). */
+  | { kind: "tlpRx"; reason: TlpRxReason; port: number; tlp: Uint8Array };
 
 export type CommandMessage =
   | { kind: "hello"; mailboxVersion: number; status: HelloStatus; firmware: [number, number, number] }
@@ -52,7 +56,8 @@ export type CommandMessage =
   | { kind: "counters"; values: number[] }
   | { kind: "regWrite"; address: number; value: number }
   | { kind: "regRead"; address: number }
-  | { kind: "frameTx"; frame: Uint8Array };
+  | { kind: "frameTx"; frame: Uint8Array }
+  | { kind: "tlpTx"; tlp: Uint8Array };
 
 /** One framed message. `framing` is non-zero when the header already condemns it; then `body` is null. */
 export interface RawMessage {
@@ -149,6 +154,13 @@ export function encodeEvent(event: EventMessage): Uint8Array {
       b.set(event.frame, FrameRxBody.Frame);
       return message(Event.FrameRx, b);
     }
+    case "tlpRx": {
+      const [b, v] = body(TlpRxBody.Tlp + event.tlp.length);
+      v.setUint8(TlpRxBody.Reason, event.reason);
+      v.setUint8(TlpRxBody.Port, event.port);
+      b.set(event.tlp, TlpRxBody.Tlp);
+      return message(Event.TlpRx, b);
+    }
   }
 }
 
@@ -207,6 +219,8 @@ export function encodeCommand(command: CommandMessage): Uint8Array {
     }
     case "frameTx":
       return message(Command.FrameTx, command.frame);
+    case "tlpTx":
+      return message(Command.TlpTx, command.tlp);
   }
 }
 
@@ -328,6 +342,8 @@ export function decodeEvent(raw: RawMessage): EventMessage {
       };
     case Event.FrameRx:
       return { kind: "frameRx", tunnel: b[FrameRxBody.Tunnel], frame: b.slice(FrameRxBody.Frame) };
+    case Event.TlpRx:
+      return { kind: "tlpRx", reason: b[TlpRxBody.Reason], port: b[TlpRxBody.Port], tlp: b.slice(TlpRxBody.Tlp) };
   }
   throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not an event`);
 }
@@ -368,6 +384,8 @@ export function decodeCommand(raw: RawMessage): CommandMessage {
       return { kind: "regRead", address: v.getUint32(RegReadBody.Address, true) };
     case Command.FrameTx:
       return { kind: "frameTx", frame: b.slice(FrameTxBody.Frame) };
+    case Command.TlpTx:
+      return { kind: "tlpTx", tlp: b.slice(TlpTxBody.Tlp) };
   }
   throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not a command`);
 }
@@ -410,6 +428,7 @@ export class EventChecker {
   now = 0n;
   private syncSeen = false;
   private expectedSeq = 0;
+  private role = CardRole.Host;
 
   check(raw: RawMessage): Verdict | null {
     if (raw.framing) return { error: raw.framing, detail: 0 };
@@ -452,6 +471,22 @@ export class EventChecker {
       const tunnel = b[FrameRxBody.Tunnel];
       if (tunnel >= MAX_TUNNELS && tunnel !== NO_TUNNEL) return { error: MailboxError.BadField, detail: FrameRxBody.Tunnel };
     }
+    if (raw.type === Event.TlpRx) return this.checkTlpRx(b);
+    return null;
+  }
+
+  private checkTlpRx(b: Uint8Array): Verdict | null {
+    if (this.role !== CardRole.Host) return { error: MailboxError.OutOfOrder, detail: 0 };
+    const bad = firstNonZero(b, TlpRxBody.Reserved2, 2);
+    if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
+    const reason = b[TlpRxBody.Reason];
+    if (reason < 1 || reason > TLP_RX_REASON_LAST) return { error: MailboxError.BadField, detail: TlpRxBody.Reason };
+    const port = b[TlpRxBody.Port];
+    if (port >= SWITCH_PORTS && port !== NO_PORT) return { error: MailboxError.BadField, detail: TlpRxBody.Port };
+    const fmt = b[TlpRxBody.Tlp] >> 5;
+    if (fmt > Fmt.Data4DW) return { error: MailboxError.BadField, detail: TlpRxBody.Tlp };
+    const expected = TlpRxBody.Tlp + (fmt & 1 ? TlpHeader.Long : TlpHeader.Short) + (fmt & 2 ? 4 : 0);
+    if (b.length !== expected) return { error: MailboxError.BadField, detail: TlpRxBody.Tlp };
     return null;
   }
 
@@ -477,6 +512,7 @@ export class EventChecker {
     else if (b[BootBody.Slots] < 1 || b[BootBody.Slots] > MAX_SLOTS) bad = BootBody.Slots;
     if (bad >= 0) return { error: MailboxError.BadField, detail: bad };
     this.booted = true;
+    this.role = b[BootBody.Role];
     return null;
   }
 }
@@ -549,6 +585,10 @@ export function describeMessage(m: EventMessage | CommandMessage): string {
       return `FRAME_RX ${m.tunnel === NO_TUNNEL ? "no tunnel" : `tunnel ${m.tunnel}`}, ${m.frame.length} bytes${describeControl(m.frame)}`;
     case "frameTx":
       return `FRAME_TX ${m.frame.length} bytes${describeControl(m.frame)}`;
+    case "tlpRx":
+      return `TLP_RX ${TlpRxReason[m.reason]?.toLowerCase() ?? `reason ${m.reason}`}, ${m.port === NO_PORT ? "no port" : `port ${m.port}`}: ${describeTlpHeader(m.tlp)}`;
+    case "tlpTx":
+      return `TLP_TX ${describeTlpHeader(m.tlp)}`;
     case "hello":
       return `HELLO mailbox v${m.mailboxVersion}, ${m.status === HelloStatus.Ok ? "ok" : (HelloStatus[m.status] ?? `status ${m.status}`)}, firmware ${m.firmware.join(".")}`;
     case "syncAck":

@@ -16,7 +16,7 @@ import { FABRIC_EVENT_LAST, MAX_TUNNELS } from "./registers.ts";
 
 export { FABRIC_EVENT_LAST, MAX_TUNNELS };
 
-export const MAILBOX_VERSION = 2;
+export const MAILBOX_VERSION = 3;
 export const HEADER_SIZE = 4;
 export const MAX_BODY = 1536;
 
@@ -38,6 +38,7 @@ export enum Event {
   FabricEvent = 0x08,
   Config = 0x09,
   FrameRx = 0x0a,
+  TlpRx = 0x0b,
 }
 
 /** Commands: firmware to fabric, written by the firmware on fd 1. */
@@ -51,6 +52,7 @@ export enum Command {
   RegWrite = 0x87,
   RegRead = 0x88,
   FrameTx = 0x89,
+  TlpTx = 0x8a,
 }
 
 // Body layouts: byte offsets of each field, and the body size as `Size`.
@@ -131,6 +133,40 @@ export enum FrameRxBody {
 }
 
 export const NO_TUNNEL = 0xff;
+
+/**
+ * A TLP from the server that the host card's switch router hands to the firmware (docs/pcie.md,
+ * "Slow path"): the request's header and, when it carries data, its first data DW only; the
+ * header's Length field still gives the original size. Host cards only.
+ */
+export enum TlpRxBody {
+  Reason = 0, //    u8  TlpRxReason
+  Port = 1, //      u8  switch port, < SWITCH_PORTS, or NO_PORT (see TlpRxReason)
+  Reserved2 = 2, // u16
+  Tlp = 4, //       u8[] header (12 or 16 bytes, by Fmt) and data DW 0 when Fmt says data
+  MinSize = 16, //  4 + 3DW header
+  MaxSize = 24, //  4 + 4DW header + 1 DW
+}
+
+/** Why the switch router handed a TLP to the firmware. */
+export enum TlpRxReason {
+  Config = 1, //   configuration request for a switch port: Type 0 (Port 0, the upstream port) or Type 1 on the internal bus (Port 1 + device, NO_PORT past the last port)
+  Unrouted = 2, // request no forwarding port takes: Port is the downstream port whose bus range or window claims it while it does not forward, NO_PORT when none claims it
+  Orphaned = 3, // non-posted request tunnelled through Port and not yet completed when the port stopped forwarding; the router forgets it and drops a late completion
+}
+
+export const TLP_RX_REASON_LAST = TlpRxReason.Orphaned;
+export const NO_PORT = 0xff;
+
+/**
+ * A TLP for the switch router to send up to the server: a completion (Cpl, CplD with one DW)
+ * or a memory write of one DW (an MSI). The router refuses anything else (FabricEventKind.TlpRejected).
+ */
+export enum TlpTxBody {
+  Tlp = 0, //      u8[] the whole TLP
+  MinSize = 12, // 3DW header
+  MaxSize = 20, // 4DW header + 1 DW
+}
 
 export enum HelloBody {
   MailboxVersion = 0, // u16 the version the firmware speaks
@@ -264,7 +300,13 @@ export enum Counter {
   LinkDowns = 28,
   PeerReboots = 29,
   RtoUpdates = 30, //     RtoNs writes from RTT measurements
-  Count = 31,
+  TlpRx = 31, //          TLP_RX events accepted
+  ConfigRequests = 32, // configuration requests served for the virtual switch's ports
+  UnsupportedRequests = 33, // requests answered with Unsupported Request (non-posted) or dropped (posted)
+  OrphansCompleted = 34, // orphaned requests completed with Unsupported Request
+  HotplugEvents = 35, //  slot events raised: presence and DL Link Active changes
+  MsiSent = 36, //        MSI writes for hot-plug events
+  Count = 37,
 }
 
 export const TIMER_CHANNELS = 1;
@@ -288,6 +330,7 @@ export function minBody(type: i32): i32 {
     case Event.FabricEvent: return FabricEventBody.Size;
     case Event.Config: return ConfigBody.Size;
     case Event.FrameRx: return FrameRxBody.MinSize;
+    case Event.TlpRx: return TlpRxBody.MinSize;
     case Command.Hello: return HelloBody.Size;
     case Command.SyncAck: return SyncAckBody.Size;
     case Command.TimerArm: return TimerArmBody.Size;
@@ -297,6 +340,7 @@ export function minBody(type: i32): i32 {
     case Command.RegWrite: return RegWriteBody.Size;
     case Command.RegRead: return RegReadBody.Size;
     case Command.FrameTx: return FrameTxBody.MinSize;
+    case Command.TlpTx: return TlpTxBody.MinSize;
     default: return -1;
   }
 }
@@ -307,6 +351,8 @@ export function maxBody(type: i32): i32 {
     case Event.Entropy: return EntropyBody.MaxSize;
     case Event.FrameRx: return FrameRxBody.MaxSize;
     case Command.FrameTx: return FrameTxBody.MaxSize;
+    case Event.TlpRx: return TlpRxBody.MaxSize;
+    case Command.TlpTx: return TlpTxBody.MaxSize;
     case Command.Counters: return CountersBody.Values + 4 * Counter.Count;
     default: return minBody(type);
   }

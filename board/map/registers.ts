@@ -4,7 +4,8 @@
 //
 //   0x0000-0x00ff  card registers (Card)
 //   0x0100-0x01ff  tunnel 0, 0x0200-0x02ff tunnel 1, ... one block per tunnel (Tunnel)
-//                  A host card has one tunnel per downstream port, a chassis card one.
+//                  A host card has one tunnel per chassis card it can pair with, a chassis card one.
+//   0x0a00-0x0b1f  host cards: the switch router, one block per switch port (SwitchReg)
 
 export const TUNNEL_BASE = 0x100;
 export const TUNNEL_STRIDE = 0x100;
@@ -17,7 +18,34 @@ export enum CardReg {
   Tunnels = 0x08, //       ro  number of tunnel blocks
   Scratch = 0x0c, //       rw  no effect; for bus checks
   RegErrors = 0x10, //     ro  register writes refused (read-only register, bad value, no such register)
+  SwitchPorts = 0x14, //   ro  switch router port blocks: SWITCH_PORTS on a host card, 0 on a chassis card
 }
+
+export const SWITCH_BASE = 0xa00;
+export const SWITCH_STRIDE = 0x20;
+
+/**
+ * The host card's switch router (docs/pcie.md): what the firmware mirrors from each virtual
+ * port's configuration space so that the fabric routes TLPs at line rate. Port 0 is the
+ * upstream port, ports 1..SWITCH_DOWNSTREAM_PORTS the downstream ports (board/map/pcie.ts).
+ * All registers reset to 0: nothing is forwarded until the firmware says so.
+ */
+export enum SwitchReg {
+  Control = 0x00, //        rw  SwitchControl bits
+  Buses = 0x04, //          rw  as the port's configuration DW 0x18: primary (7:0), secondary (15:8), subordinate (23:16)
+  MemoryWindow = 0x08, //   rw  as DW 0x20: Memory Base (15:0), Memory Limit (31:16)
+  PrefetchWindow = 0x0c, // rw  as DW 0x24: Prefetchable Base (15:0), Limit (31:16)
+  PrefetchBaseUpper = 0x10, // rw as DW 0x28
+  PrefetchLimitUpper = 0x14, // rw as DW 0x2c
+  Binding = 0x18, //        rw  downstream ports: tunnel (7:0) and chassis slot (15:8) the port's traffic goes through
+}
+
+export enum SwitchControl {
+  Forward = 1 << 0, //      downstream ports: tunnel what the port's bus range and windows claim; clearing it hands the port's outstanding non-posted requests to the firmware (TLP_RX Orphaned)
+  MemoryEnable = 1 << 1, // the port's Command.Memory: its windows claim memory requests
+  BusMaster = 1 << 2, //    the port's Command.BusMaster: it forwards requests from below (DMA, MSI) upstream
+}
+
 
 /** Offsets inside a tunnel block. */
 export enum TunnelReg {
@@ -121,9 +149,10 @@ export enum FabricEventKind {
   CarrierDown = 7, //      the card's Ethernet port lost its link (card-wide: tunnel 0)
   CarrierUp = 8, //        the port's link is back (card-wide: tunnel 0)
   FrameRejected = 9, //    a FRAME_TX the MAC refused (not a CONTROL frame from this card); arg: its length
+  TlpRejected = 10, //     a TLP_TX the switch router refused (malformed, or not a completion or one-DW memory write); arg: its length
 }
 
-export const FABRIC_EVENT_LAST = FabricEventKind.FrameRejected;
+export const FABRIC_EVENT_LAST = FabricEventKind.TlpRejected;
 
 export const MTU_MIN = 576;
 export const MTU_MAX = 9000;

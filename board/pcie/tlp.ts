@@ -446,3 +446,35 @@ export function completionWithData(completer: number, requester: number, tag: nu
     requester, tag, lowerAddress, data,
   });
 }
+
+const idText = (id: number) => `${(id >> 8).toString(16).padStart(2, "0")}:${((id >> 3) & 0x1f).toString(16).padStart(2, "0")}.${id & 7}`;
+
+/**
+ * One line naming a TLP from its header alone, for traces: the slow path's TLP_RX carries a
+ * request's header and at most its first data DW, so the Length field may promise more data.
+ */
+export function describeHeader(b: Uint8Array): string {
+  if (b.length < 12 || b.length < headerBytes(b)) return `${b.length} bytes, shorter than its header`;
+  const header = headerBytes(b);
+  const type = b[0] & 0x1f;
+  const data = hasData(b) && b.length >= header + 4 ? `, data 0x${(((b[header + 3] << 24) | (b[header + 2] << 16) | (b[header + 1] << 8) | b[header]) >>> 0).toString(16).padStart(8, "0")}` : "";
+  const request = `requester ${idText(r16(b, 4))} tag ${b[6]}`;
+  switch (type) {
+    case TlpType.Cfg0:
+    case TlpType.Cfg1:
+      return `${hasData(b) ? "CfgWr" : "CfgRd"}${type & 1} ${idText((b[8] << 8) | b[9])} register 0x${((((b[10] & 0xf) << 6) | (b[11] >> 2)) * 4).toString(16)} BE 0x${(b[7] & 0xf).toString(16)}, ${request}${data}`;
+    case TlpType.Mem:
+    case TlpType.MemLocked: {
+      const low = (r32(b, header - 4) & ~3) >>> 0;
+      const address = header === 16 ? r32(b, 8) * 2 ** 32 + low : low;
+      return `${type === TlpType.MemLocked ? "MRdLk" : hasData(b) ? "MWr" : "MRd"} 0x${address.toString(16)} ${lengthDw(b)} DW, ${request}${data}`;
+    }
+    case TlpType.Cpl:
+    case TlpType.CplLocked:
+      return `${hasData(b) ? "CplD" : "Cpl"} ${CplStatus[b[6] >> 5] ?? `status ${b[6] >> 5}`} from ${idText(r16(b, 4))} to ${idText(r16(b, 8))} tag ${b[10]}, byte count ${((b[6] & 0xf) << 8) | b[7]}${data}`;
+    case TlpType.Io:
+      return `${hasData(b) ? "IOWr" : "IORd"} 0x${((r32(b, 8) & ~3) >>> 0).toString(16)}, ${request}${data}`;
+    default:
+      return (type & 0b11000) === 0b10000 ? `${hasData(b) ? "MsgD" : "Msg"} code 0x${b[7].toString(16)}, requester ${idText(r16(b, 4))}${data}` : `Fmt ${fmt(b)} Type 0x${type.toString(16)}`;
+  }
+}

@@ -6,7 +6,7 @@ import {
   encodeEvent, encodeCommand, decodeEvent, decodeCommand, MessageReader, EventChecker, MailboxFormatError,
   type EventMessage, type CommandMessage, type RawMessage,
 } from "../../board/mailbox-codec.ts";
-import { Event, MailboxError, MAILBOX_VERSION, MAX_BODY, HelloStatus, CardRole, ResetCause, LogLevel, BootBody, HEADER_SIZE, minBody, maxBody } from "../../board/map/mailbox.ts";
+import { Event, MailboxError, MAILBOX_VERSION, MAX_BODY, HelloStatus, CardRole, ResetCause, LogLevel, BootBody, HEADER_SIZE, minBody, maxBody, TlpRxReason } from "../../board/map/mailbox.ts";
 import { boot, encode } from "./helpers.ts";
 
 function readAll(direction: "events" | "commands", ...chunks: Uint8Array[]): RawMessage[] {
@@ -28,6 +28,7 @@ const events: EventMessage[] = [
   { kind: "countersQuery" },
   { kind: "regValue", address: 0x1018, value: 0xdeadbeef },
   { kind: "fabricEvent", tunnel: 7, event: 6, arg: 0xffffffff },
+  { kind: "tlpRx", reason: TlpRxReason.Orphaned, port: 8, tlp: Uint8Array.from({ length: 20 }, (_, i) => (i === 0 ? 0x60 : i)) },
 ];
 
 const commandList: CommandMessage[] = [
@@ -39,6 +40,7 @@ const commandList: CommandMessage[] = [
   { kind: "counters", values: [1, 2, 0xffffffff] },
   { kind: "regWrite", address: 0x100, value: 1 },
   { kind: "regRead", address: 0xfffc },
+  { kind: "tlpTx", tlp: Uint8Array.from({ length: 16 }, (_, i) => (i === 0 ? 0x4a : i)) },
 ];
 
 test("every event kind survives encode, framing and decode unchanged", () => {
@@ -167,4 +169,23 @@ test("encoders refuse what the catalogue cannot carry, decoders refuse inconsist
   assert.throws(() => decodeCommand(readAll("commands", counters)[0]), /declares 3 values/);
   const [bad] = readAll("events", Uint8Array.of(0, 0, 0x42, 0));
   assert.throws(() => decodeEvent(bad), MailboxFormatError);
+});
+
+test("the checker predicts TLP_RX errors in the firmware's order: chassis card, reserved, reason, port, Fmt and length", () => {
+  const check = (role: CardRole, body: number[]) => {
+    const checker = new EventChecker();
+    const [bootRaw] = readAll("events", encodeEvent(boot({ role })));
+    assert.equal(checker.check(bootRaw), null);
+    const [raw] = readAll("events", Uint8Array.from([body.length, 0, Event.TlpRx, 0, ...body]));
+    return checker.check(raw);
+  };
+  const configRead = [0x04, 0, 0, 1, 0, 8, 1, 0x0f, 1, 0, 0, 0];
+  assert.equal(check(CardRole.Host, [1, 0, 0, 0, ...configRead]), null);
+  assert.deepEqual(check(CardRole.Chassis, [1, 0, 0, 0, ...configRead]), { error: MailboxError.OutOfOrder, detail: 0 });
+  assert.deepEqual(check(CardRole.Host, [1, 0, 0, 9, ...configRead]), { error: MailboxError.Reserved, detail: 3 });
+  assert.deepEqual(check(CardRole.Host, [4, 0, 0, 0, ...configRead]), { error: MailboxError.BadField, detail: 0 });
+  assert.deepEqual(check(CardRole.Host, [1, 9, 0, 0, ...configRead]), { error: MailboxError.BadField, detail: 1 });
+  assert.equal(check(CardRole.Host, [1, 0xff, 0, 0, ...configRead]), null, "NO_PORT");
+  assert.deepEqual(check(CardRole.Host, [1, 0, 0, 0, 0x84, ...configRead.slice(1)]), { error: MailboxError.BadField, detail: 4 }, "TLP prefix");
+  assert.deepEqual(check(CardRole.Host, [1, 0, 0, 0, 0x44, ...configRead.slice(1)]), { error: MailboxError.BadField, detail: 4 }, "data promised, none carried");
 });

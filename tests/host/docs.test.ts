@@ -39,4 +39,9 @@ test("docs/registers.md documents every tunnel register at its offset and every 
     assert.match(regs, new RegExp(`\\| 0x${offset.toString(16).padStart(2, "0")} \\| \`${name}\` \\|`), name);
   }
   for (let i = 0; i < TunnelCounter.Count; i++) assert.match(regs, new RegExp(`\\| ${i} \\| \`${TunnelCounter[i]}\` \\|`), TunnelCounter[i]);
+  const { SwitchReg } = await import("../../board/map/registers.ts");
+  const router = regs.split("## Switch router block")[1] ?? "";
+  for (const [name, offset] of Object.entries(SwitchReg).filter(([, v]) => typeof v === "number") as [string, number][]) {
+    assert.match(router, new RegExp(`\\| 0x${offset.toString(16).padStart(2, "0")} \\| \`${name}\` \\|`), name);
+  }
 });

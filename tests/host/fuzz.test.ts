@@ -8,13 +8,14 @@ import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { uniformInt } from "pure-rand/distribution/uniformInt";
 import type { RandomGenerator } from "pure-rand/types/RandomGenerator";
 import { encodeEvent, EventChecker, MessageReader, type EventMessage, type CommandMessage } from "../../board/mailbox-codec.ts";
-import { Counter, HEADER_SIZE, MailboxError, MAX_BODY, MAILBOX_VERSION, NO_TUNNEL, errorCounter, LogLevel, CardRole } from "../../board/map/mailbox.ts";
+import { Counter, HEADER_SIZE, MailboxError, MAX_BODY, MAILBOX_VERSION, NO_TUNNEL, NO_PORT, errorCounter, LogLevel, CardRole } from "../../board/map/mailbox.ts";
 import { ControlType, CONTROL_TYPE_LAST, HandshakeBody, Proposal } from "../../board/map/link.ts";
 import { encodeControl, CONTROL_MULTICAST } from "../../board/link-codec.ts";
 import { DEFAULT_LINK, pairingKey } from "../../tools/sim/scenarios.ts";
 import { InProcessFirmware } from "../../tools/engines/inprocess.ts";
 import { replay } from "../../tools/engines/index.ts";
 import { concat } from "../../board/bytes.ts";
+import { Fmt, TlpType } from "../../board/map/pcie.ts";
 import { FIRMWARE, WASM3, wasm3Skip, boot, commands } from "./helpers.ts";
 
 function generator(seed: number) {
@@ -47,8 +48,18 @@ function generator(seed: number) {
     return frame;
   }
 
+  /** A TLP_RX for the virtual switch: mostly configuration requests for its ports, with random headers among them. */
+  function tlpRx(): EventMessage {
+    const header = bytes(int(0, 1) ? 12 : 16);
+    if (int(0, 2)) header[0] = (int(0, 3) << 5) | [TlpType.Cfg0, TlpType.Cfg1, TlpType.Mem, TlpType.Cpl][int(0, 3)];
+    const fmt = header[0] >> 5;
+    const size = fmt > Fmt.Data4DW || int(0, 10) === 0 ? int(12, 20) : (fmt & 1 ? 16 : 12) + (fmt & 2 ? 4 : 0);
+    const tlp = Uint8Array.from({ length: size }, (_, i) => header[i] ?? int(0, 255));
+    return { kind: "tlpRx", reason: int(0, 10) === 0 ? int(0, 255) : int(1, 3), port: int(0, 10) === 0 ? int(0, 255) : int(0, 1) ? int(0, 8) : NO_PORT, tlp };
+  }
+
   function valid(): EventMessage {
-    switch (int(0, 11)) {
+    switch (int(0, 13)) {
       case 0:
         now += BigInt(int(0, 1e6));
         return { kind: "time", now: int(0, 50) === 0 ? now - BigInt(int(1, 1000)) : now };
@@ -74,6 +85,9 @@ function generator(seed: number) {
       case 9:
       case 10:
         return { kind: "frameRx", tunnel: int(0, 10) === 0 ? int(0, 255) : int(0, 1) ? 0 : NO_TUNNEL, frame: controlFrame() };
+      case 11:
+      case 12:
+        return tlpRx();
       default:
         return { kind: "time", now };
     }

@@ -1,0 +1,351 @@
+// The host card's switch router: the fabric half of the PCIe switch the server sees. The
+// firmware serves the virtual ports' configuration space and mirrors what routing needs into
+// this block's registers (SwitchReg, board/map/registers.ts); the router moves every TLP at
+// line rate by those registers alone:
+//
+//   from the server   Type 0 configuration, and Type 1 on the internal bus -> firmware (TLP_RX Config)
+//                     Type 1 below a forwarding downstream port -> its tunnel (Type 0 on its secondary bus)
+//                     memory requests inside a forwarding downstream port's window -> its tunnel
+//                     completions -> the downstream port whose bus range holds the requester
+//                     any other request -> firmware (TLP_RX Unrouted), which answers Unsupported Request
+//   from a tunnel     TLPs of a (tunnel, chassis slot) bound to a forwarding port -> the server
+//   from firmware     completions and one-DW memory writes (MSI) -> the server (TLP_TX)
+//
+// The router remembers each non-posted request it tunnels until its last completion comes
+// back. When the firmware stops a port forwarding (its link went down), the router hands those
+// requests to the firmware (TLP_RX Orphaned) so that each is completed with Unsupported Request
+// at once, and drops any completion that still arrives for them. docs/pcie.md has the rules.
+
+import { SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE } from "../map/registers.ts";
+import { TlpRxReason, NO_PORT } from "../map/mailbox.ts";
+import { SWITCH_PORTS, SWITCH_DOWNSTREAM_PORTS, TlpHeader } from "../map/pcie.ts";
+import { decodeTlp, encodeTlp, isMalformed, hasData, headerBytes, CplStatus, TlpType, type Tlp } from "./tlp.ts";
+import { errorCompletion, isNonPosted } from "./completer.ts";
+
+export interface SwitchRouterHost {
+  /** A TLP for the firmware (TLP_RX): its header and at most the first data DW. */
+  toFirmware(reason: TlpRxReason, port: number, tlp: Uint8Array): void;
+  /** A TLP into tunnel `tunnel` for chassis slot `slot`; false when the tunnel refuses it. */
+  submit(tunnel: number, slot: number, tlp: Uint8Array): boolean;
+  /** The number of tunnels a Binding register may name. */
+  tunnels: number;
+}
+
+export interface SwitchRouterCounters {
+  fromServer: number;
+  toServer: number;
+  /** TLPs from the server that fail the receiver checks (section 2.3), dropped. */
+  malformed: number;
+  configToFirmware: number;
+  unroutedToFirmware: number;
+  orphaned: number;
+  tunnelled: number;
+  /** TLPs a tunnel refused (beyond its MaxPayload, or queue full), dropped. */
+  tunnelRefused: number;
+  /** Completions from the server no port's bus range holds, or for a port that does not forward, dropped. */
+  unclaimedCompletions: number;
+  /** Completions from a tunnel for no outstanding request (late ones for orphaned requests among them), dropped. */
+  staleCompletions: number;
+  /** TLPs from a tunnel for a (tunnel, slot) no forwarding port is bound to, dropped. */
+  unboundUpstream: number;
+  /** Requests from below a port without Bus Master Enable: posted dropped, non-posted answered with Unsupported Request. */
+  blockedUpstream: number;
+  /** Messages from the server (nothing below the switch takes them), dropped. */
+  messages: number;
+  firmwareTlps: number;
+  /** TLP_TX refused: malformed, or not a completion or one-DW memory write. */
+  firmwareRejected: number;
+}
+
+interface PortRegisters {
+  control: number;
+  buses: number;
+  memoryWindow: number;
+  prefetchWindow: number;
+  prefetchBaseUpper: number;
+  prefetchLimitUpper: number;
+  binding: number;
+}
+
+interface Outstanding {
+  port: number;
+  /** What TLP_RX Orphaned carries: header and first data DW. */
+  request: Uint8Array;
+}
+
+const blank = (): PortRegisters => ({ control: 0, buses: 0, memoryWindow: 0, prefetchWindow: 0, prefetchBaseUpper: 0, prefetchLimitUpper: 0, binding: 0 });
+
+const secondaryBus = (r: PortRegisters) => (r.buses >>> 8) & 0xff;
+const subordinateBus = (r: PortRegisters) => (r.buses >>> 16) & 0xff;
+const forwardsBus = (r: PortRegisters, bus: number) => secondaryBus(r) !== 0 && bus >= secondaryBus(r) && bus <= subordinateBus(r);
+
+/** Memory window [base, limit] per the Type 1 header encoding (1 MiB granularity); empty when base > limit. */
+function inMemoryWindow(r: PortRegisters, address: number): boolean {
+  const base = (r.memoryWindow & 0xfff0) * 0x10000;
+  const limit = ((r.memoryWindow >>> 16) & 0xfff0) * 0x10000 + 0xfffff;
+  return base <= limit && address >= base && address <= limit;
+}
+
+function inPrefetchWindow(r: PortRegisters, address: number): boolean {
+  const base = r.prefetchBaseUpper * 2 ** 32 + (r.prefetchWindow & 0xfff0) * 0x10000;
+  const limit = r.prefetchLimitUpper * 2 ** 32 + ((r.prefetchWindow >>> 16) & 0xfff0) * 0x10000 + 0xfffff;
+  return base <= limit && address >= base && address <= limit;
+}
+
+function claimsMemory(r: PortRegisters, address: number): boolean {
+  return (r.control & SwitchControl.MemoryEnable) !== 0 && (inMemoryWindow(r, address) || inPrefetchWindow(r, address));
+}
+
+/** The slow path's view of a TLP: the header and at most the first data DW. */
+function headerAndFirstDw(bytes: Uint8Array): Uint8Array {
+  return bytes.slice(0, headerBytes(bytes) + (hasData(bytes) ? 4 : 0));
+}
+
+export class SwitchRouter {
+  readonly counters: SwitchRouterCounters = {
+    fromServer: 0, toServer: 0, malformed: 0, configToFirmware: 0, unroutedToFirmware: 0, orphaned: 0, tunnelled: 0, tunnelRefused: 0,
+    unclaimedCompletions: 0, staleCompletions: 0, unboundUpstream: 0, blockedUpstream: 0, messages: 0, firmwareTlps: 0, firmwareRejected: 0,
+  };
+  private readonly ports: PortRegisters[] = Array.from({ length: SWITCH_PORTS }, blank);
+  /** Non-posted requests tunnelled and not yet completed, by requester ID << 10 | tag. */
+  private readonly outstanding = new Map<number, Outstanding>();
+  private send: ((tlp: Uint8Array) => void) | null = null;
+
+  constructor(private readonly host: SwitchRouterHost) {}
+
+  /** Plugs the router into the server's root port link. */
+  connect(send: (tlp: Uint8Array) => void): void {
+    this.send = send;
+  }
+
+  /** Back to reset: every register 0, nothing outstanding. */
+  reset(): void {
+    this.ports.forEach((_, i) => (this.ports[i] = blank()));
+    this.outstanding.clear();
+  }
+
+  /** Non-posted requests tunnelled through `port` that await their completion. */
+  outstandingOn(port: number): number {
+    let n = 0;
+    for (const o of this.outstanding.values()) if (o.port === port) n++;
+    return n;
+  }
+
+  /** True when `address` is a register of this block. */
+  static holds(address: number): boolean {
+    return address >= SWITCH_BASE && address < SWITCH_BASE + SWITCH_PORTS * SWITCH_STRIDE;
+  }
+
+  private locate(address: number): [number, SwitchReg] {
+    return [Math.floor((address - SWITCH_BASE) / SWITCH_STRIDE), (address - SWITCH_BASE) % SWITCH_STRIDE];
+  }
+
+  readRegister(address: number): number {
+    const [port, reg] = this.locate(address);
+    const r = this.ports[port];
+    switch (reg) {
+      case SwitchReg.Control: return r.control;
+      case SwitchReg.Buses: return r.buses;
+      case SwitchReg.MemoryWindow: return r.memoryWindow;
+      case SwitchReg.PrefetchWindow: return r.prefetchWindow;
+      case SwitchReg.PrefetchBaseUpper: return r.prefetchBaseUpper;
+      case SwitchReg.PrefetchLimitUpper: return r.prefetchLimitUpper;
+      case SwitchReg.Binding: return r.binding;
+      default: return 0;
+    }
+  }
+
+  /** Writes a register; false (refused) for an unknown offset, undefined Control bits or a Binding to no tunnel. */
+  writeRegister(address: number, value: number): boolean {
+    const [port, reg] = this.locate(address);
+    const r = this.ports[port];
+    value >>>= 0;
+    switch (reg) {
+      case SwitchReg.Control: {
+        if (value & ~(SwitchControl.Forward | SwitchControl.MemoryEnable | SwitchControl.BusMaster)) return false;
+        const stopped = (r.control & SwitchControl.Forward) !== 0 && (value & SwitchControl.Forward) === 0;
+        r.control = value;
+        if (stopped) this.orphan(port);
+        return true;
+      }
+      case SwitchReg.Buses: r.buses = value; return true;
+      case SwitchReg.MemoryWindow: r.memoryWindow = value; return true;
+      case SwitchReg.PrefetchWindow: r.prefetchWindow = value; return true;
+      case SwitchReg.PrefetchBaseUpper: r.prefetchBaseUpper = value; return true;
+      case SwitchReg.PrefetchLimitUpper: r.prefetchLimitUpper = value; return true;
+      case SwitchReg.Binding:
+        if (value >>> 16 !== 0 || (value & 0xff) >= this.host.tunnels) return false;
+        r.binding = value;
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** Hands every request outstanding on `port` to the firmware and forgets it. */
+  private orphan(port: number): void {
+    for (const [key, o] of this.outstanding) {
+      if (o.port !== port) continue;
+      this.outstanding.delete(key);
+      this.counters.orphaned++;
+      this.host.toFirmware(TlpRxReason.Orphaned, port, o.request);
+    }
+  }
+
+  private forwarding(port: number): boolean {
+    return (this.ports[port].control & SwitchControl.Forward) !== 0;
+  }
+
+  private toServer(bytes: Uint8Array): void {
+    this.counters.toServer++;
+    this.send?.(bytes);
+  }
+
+  private toFirmware(reason: TlpRxReason, port: number, bytes: Uint8Array): void {
+    if (reason === TlpRxReason.Config) this.counters.configToFirmware++;
+    else this.counters.unroutedToFirmware++;
+    this.host.toFirmware(reason, port, headerAndFirstDw(bytes));
+  }
+
+  /** Into the tunnel of downstream port `port`; a non-posted request is remembered until completed. */
+  private tunnel(port: number, bytes: Uint8Array, tlp: Tlp): void {
+    const binding = this.ports[port].binding;
+    if (!this.host.submit(binding & 0xff, (binding >>> 8) & 0xff, bytes)) {
+      this.counters.tunnelRefused++;
+      return;
+    }
+    this.counters.tunnelled++;
+    if (isNonPosted(tlp)) {
+      const request = tlp as Extract<Tlp, { requester: number; tag: number }>;
+      this.outstanding.set(request.requester * 1024 + request.tag, { port, request: headerAndFirstDw(bytes) });
+    }
+  }
+
+  /** The downstream port whose bus range holds `bus`, or -1. */
+  private portForBus(bus: number): number {
+    for (let p = 1; p <= SWITCH_DOWNSTREAM_PORTS; p++) if (forwardsBus(this.ports[p], bus)) return p;
+    return -1;
+  }
+
+  /** A TLP from the server. */
+  receive(bytes: Uint8Array): void {
+    this.counters.fromServer++;
+    const tlp = decodeTlp(bytes);
+    if (isMalformed(tlp)) {
+      this.counters.malformed++;
+      return;
+    }
+    const upstream = this.ports[0];
+    switch (tlp.kind) {
+      case "CfgRd0":
+      case "CfgWr0":
+        this.toFirmware(TlpRxReason.Config, 0, bytes);
+        return;
+      case "CfgRd1":
+      case "CfgWr1": {
+        if (secondaryBus(upstream) !== 0 && tlp.bus === secondaryBus(upstream)) {
+          this.toFirmware(TlpRxReason.Config, tlp.device < SWITCH_DOWNSTREAM_PORTS ? tlp.device + 1 : NO_PORT, bytes);
+          return;
+        }
+        const port = forwardsBus(upstream, tlp.bus) ? this.portForBus(tlp.bus) : -1;
+        if (port < 0 || !this.forwarding(port)) {
+          this.toFirmware(TlpRxReason.Unrouted, port < 0 ? NO_PORT : port, bytes);
+          return;
+        }
+        if (tlp.bus !== secondaryBus(this.ports[port])) {
+          this.tunnel(port, bytes, tlp);
+          return;
+        }
+        if (tlp.device !== 0) {
+          // Only device 0 sits below a downstream port (no ARI).
+          this.toFirmware(TlpRxReason.Unrouted, port, bytes);
+          return;
+        }
+        const type0 = bytes.slice();
+        type0[TlpHeader.FmtType] = (type0[TlpHeader.FmtType] & 0xe0) | TlpType.Cfg0;
+        this.tunnel(port, type0, tlp);
+        return;
+      }
+      case "MRd":
+      case "MRdLk":
+      case "MWr": {
+        let port = -1;
+        if (claimsMemory(upstream, tlp.address)) {
+          for (let p = 1; p <= SWITCH_DOWNSTREAM_PORTS && port < 0; p++) if (claimsMemory(this.ports[p], tlp.address)) port = p;
+        }
+        if (port > 0 && this.forwarding(port)) this.tunnel(port, bytes, tlp);
+        else this.toFirmware(TlpRxReason.Unrouted, port > 0 ? port : NO_PORT, bytes);
+        return;
+      }
+      case "Cpl":
+      case "CplD":
+      case "CplLk":
+      case "CplDLk": {
+        const port = this.portForBus(tlp.requester >> 8);
+        if (port > 0 && this.forwarding(port)) this.tunnel(port, bytes, tlp);
+        else this.counters.unclaimedCompletions++;
+        return;
+      }
+      case "Msg":
+      case "MsgD":
+        this.counters.messages++;
+        return;
+      default:
+        this.toFirmware(TlpRxReason.Unrouted, NO_PORT, bytes);
+    }
+  }
+
+  /** A TLP from chassis slot `slot` behind tunnel `tunnel`, on its way to the server. */
+  fromTunnel(tunnel: number, slot: number, bytes: Uint8Array): void {
+    const binding = tunnel | (slot << 8);
+    let port = -1;
+    for (let p = 1; p <= SWITCH_DOWNSTREAM_PORTS && port < 0; p++) if (this.forwarding(p) && this.ports[p].binding === binding) port = p;
+    if (port < 0) {
+      this.counters.unboundUpstream++;
+      return;
+    }
+    const tlp = decodeTlp(bytes);
+    if (isMalformed(tlp)) {
+      this.counters.malformed++;
+      return;
+    }
+    if (tlp.kind === "Cpl" || tlp.kind === "CplD" || tlp.kind === "CplLk" || tlp.kind === "CplDLk") {
+      const key = tlp.requester * 1024 + tlp.tag;
+      const request = this.outstanding.get(key);
+      if (!request || request.port !== port) {
+        this.counters.staleCompletions++;
+        return;
+      }
+      // The last completion of a request returns no more bytes than it carries (section 2.3.1.1).
+      const byteCount = tlp.byteCount === 0 ? 4096 : tlp.byteCount;
+      if (!tlp.data || byteCount <= tlp.data.length || tlp.status !== CplStatus.SuccessfulCompletion) this.outstanding.delete(key);
+      this.toServer(bytes);
+      return;
+    }
+    const master = SwitchControl.BusMaster;
+    if ((this.ports[port].control & master) === 0 || (this.ports[0].control & master) === 0) {
+      this.counters.blockedUpstream++;
+      if (isNonPosted(tlp)) this.host.submit(tunnel, slot, encodeTlp(errorCompletion(tlp, this.portId(port), CplStatus.UnsupportedRequest)));
+      return;
+    }
+    this.toServer(bytes);
+  }
+
+  /** Routing ID of downstream port `port`: device port - 1 on the upstream port's secondary bus. */
+  private portId(port: number): number {
+    return (secondaryBus(this.ports[0]) << 8) | ((port - 1) << 3);
+  }
+
+  /** TLP_TX: a completion or an MSI from the firmware, up to the server; false if refused. */
+  fromFirmware(bytes: Uint8Array): boolean {
+    const tlp = decodeTlp(bytes);
+    const allowed = !isMalformed(tlp) && (tlp.kind === "Cpl" || tlp.kind === "CplLk" || ((tlp.kind === "CplD" || tlp.kind === "CplDLk" || tlp.kind === "MWr") && tlp.data!.length === 4));
+    if (!allowed) {
+      this.counters.firmwareRejected++;
+      return false;
+    }
+    this.counters.firmwareTlps++;
+    this.toServer(bytes);
+    return true;
+  }
+}

@@ -1,0 +1,207 @@
+// The host card's switch router (board/pcie/switch-router.ts) on its own: its registers, how it
+// routes each kind of TLP by them, what it hands to the firmware, and the orphan rule.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { SwitchRouter } from "../../board/pcie/switch-router.ts";
+import { SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE } from "../../board/map/registers.ts";
+import { TlpRxReason, NO_PORT } from "../../board/map/mailbox.ts";
+import {
+  encodeTlp, decodeTlp, isMalformed, memoryRead, memoryWrite, completionWithData, DEFAULT_COMMON, CplStatus, type Tlp,
+} from "../../board/pcie/tlp.ts";
+
+const ROOT = 0x0008; // requester 00:01.0
+const reg = (port: number, r: SwitchReg) => SWITCH_BASE + port * SWITCH_STRIDE + r;
+
+class Bench {
+  readonly toServer: Tlp[] = [];
+  readonly firmware: { reason: TlpRxReason; port: number; tlp: Uint8Array }[] = [];
+  readonly tunnelled: { tunnel: number; slot: number; tlp: Tlp }[] = [];
+  refuse = false;
+  readonly router = new SwitchRouter({
+    toFirmware: (reason, port, tlp) => this.firmware.push({ reason, port, tlp }),
+    submit: (tunnel, slot, tlp) => {
+      if (this.refuse) return false;
+      const decoded = decodeTlp(tlp);
+      assert.ok(!isMalformed(decoded));
+      this.tunnelled.push({ tunnel, slot, tlp: decoded });
+      return true;
+    },
+    tunnels: 2,
+  });
+
+  constructor() {
+    this.router.connect((bytes) => {
+      const tlp = decodeTlp(bytes);
+      assert.ok(!isMalformed(tlp));
+      this.toServer.push(tlp);
+    });
+  }
+
+  write(port: number, r: SwitchReg, value: number): void {
+    assert.ok(this.router.writeRegister(reg(port, r), value), `write ${SwitchReg[r]} of port ${port}`);
+  }
+
+  /**
+   * The routing an OS gives a switch below bus 1: internal bus 2, port 1 owns bus 3 and memory
+   * 0xe0000000-0xe00fffff, port 2 owns bus 4 and 0xe0100000-0xe01fffff; port 1 bound to tunnel 0
+   * slot 1, port 2 to tunnel 1 slot 0; both forwarding.
+   */
+  programmed(): this {
+    const all = SwitchControl.MemoryEnable | SwitchControl.BusMaster;
+    this.write(0, SwitchReg.Buses, 0x04_02_01);
+    this.write(0, SwitchReg.MemoryWindow, 0xe010_e000);
+    this.write(0, SwitchReg.Control, all);
+    this.write(1, SwitchReg.Buses, 0x03_03_02);
+    this.write(1, SwitchReg.MemoryWindow, 0xe000_e000);
+    this.write(1, SwitchReg.Binding, 0x0100);
+    this.write(1, SwitchReg.Control, all | SwitchControl.Forward);
+    this.write(2, SwitchReg.Buses, 0x04_04_02);
+    this.write(2, SwitchReg.MemoryWindow, 0xe010_e010);
+    this.write(2, SwitchReg.Binding, 0x0001);
+    this.write(2, SwitchReg.Control, all | SwitchControl.Forward);
+    return this;
+  }
+}
+
+function config(kind: "CfgRd0" | "CfgRd1" | "CfgWr1", bus: number, device: number, tag = 1): Uint8Array {
+  const data = kind === "CfgWr1" ? new Uint8Array(4) : undefined;
+  return encodeTlp({ kind, ...DEFAULT_COMMON, requester: ROOT, tag, firstBe: 0xf, bus, device, fn: 0, register: 0, ...(data ? { data } : {}) } as Tlp);
+}
+
+test("every register resets to 0, keeps what is written, and refuses undefined Control bits, Binding to no tunnel and unknown offsets", () => {
+  const { router } = new Bench();
+  for (let port = 0; port < 9; port++) for (const r of [0, 4, 8, 12, 16, 20, 24]) assert.equal(router.readRegister(reg(port, r)), 0);
+  assert.ok(router.writeRegister(reg(3, SwitchReg.PrefetchBaseUpper), 0xdead_beef));
+  assert.equal(router.readRegister(reg(3, SwitchReg.PrefetchBaseUpper)), 0xdead_beef);
+  assert.equal(router.writeRegister(reg(1, SwitchReg.Control), 1 << 3), false);
+  assert.equal(router.writeRegister(reg(1, SwitchReg.Binding), 0x0002), false, "tunnel 2 of 2");
+  assert.equal(router.writeRegister(reg(1, SwitchReg.Binding), 0x1_0000), false, "bits 31:16");
+  assert.equal(router.writeRegister(reg(1, 0x1c as SwitchReg), 1), false);
+  assert.ok(SwitchRouter.holds(SWITCH_BASE) && SwitchRouter.holds(SWITCH_BASE + 9 * SWITCH_STRIDE - 4) && !SwitchRouter.holds(SWITCH_BASE + 9 * SWITCH_STRIDE));
+});
+
+test("configuration requests for the switch's own ports go to the firmware with the port they address", () => {
+  const b = new Bench().programmed();
+  b.router.receive(config("CfgRd0", 1, 0));
+  b.router.receive(config("CfgRd1", 2, 0));
+  b.router.receive(config("CfgRd1", 2, 7));
+  b.router.receive(config("CfgRd1", 2, 8));
+  assert.deepEqual(b.firmware.map((f) => [f.reason, f.port]), [[TlpRxReason.Config, 0], [TlpRxReason.Config, 1], [TlpRxReason.Config, 8], [TlpRxReason.Config, NO_PORT]]);
+  assert.equal(b.tunnelled.length, 0);
+});
+
+test("Type 1 requests for the bus below a forwarding port become Type 0 in its tunnel; device 1 there and unowned buses go to the firmware", () => {
+  const b = new Bench().programmed();
+  b.router.receive(config("CfgWr1", 3, 0));
+  assert.equal(b.tunnelled.length, 1);
+  assert.equal(b.tunnelled[0].tlp.kind, "CfgWr0");
+  assert.deepEqual([b.tunnelled[0].tunnel, b.tunnelled[0].slot], [0, 1]);
+  b.router.receive(config("CfgRd1", 3, 1));
+  b.router.receive(config("CfgRd1", 9, 0));
+  assert.deepEqual(b.firmware.map((f) => [f.reason, f.port]), [[TlpRxReason.Unrouted, 1], [TlpRxReason.Unrouted, NO_PORT]]);
+});
+
+test("memory requests follow the windows and Memory Space Enable of the upstream and downstream ports", () => {
+  const b = new Bench().programmed();
+  b.router.receive(memoryRead(ROOT, 5, 0xe010_0040, 4));
+  assert.deepEqual([b.tunnelled[0].tunnel, b.tunnelled[0].slot], [1, 0]);
+  b.router.receive(memoryWrite(ROOT, 0, 0xe000_0000, new Uint8Array(64)));
+  assert.equal(b.tunnelled.length, 2);
+  b.router.receive(memoryRead(ROOT, 6, 0xd000_0000, 4));
+  assert.deepEqual(b.firmware.at(-1)!.port, NO_PORT);
+  b.write(0, SwitchReg.Control, SwitchControl.BusMaster);
+  b.router.receive(memoryRead(ROOT, 7, 0xe000_0000, 4));
+  assert.equal(b.tunnelled.length, 2, "the upstream port's Memory Space Enable is off");
+  assert.deepEqual([b.firmware.at(-1)!.reason, b.firmware.at(-1)!.port], [TlpRxReason.Unrouted, NO_PORT]);
+});
+
+test("the firmware gets a long write's header and first data DW only", () => {
+  const b = new Bench().programmed();
+  b.write(1, SwitchReg.Control, SwitchControl.MemoryEnable | SwitchControl.BusMaster);
+  const data = Uint8Array.from({ length: 64 }, (_, i) => i + 1);
+  b.router.receive(memoryWrite(ROOT, 0, 0xe000_0100, data));
+  const handed = b.firmware.at(-1)!;
+  assert.deepEqual([handed.reason, handed.port, handed.tlp.length], [TlpRxReason.Unrouted, 1, 16]);
+  assert.deepEqual([...handed.tlp.subarray(12)], [1, 2, 3, 4]);
+});
+
+test("stopping a port hands its outstanding non-posted requests to the firmware once, and later completions for them are dropped", () => {
+  const b = new Bench().programmed();
+  b.router.receive(memoryRead(ROOT, 10, 0xe000_0000, 256));
+  b.router.receive(config("CfgRd1", 3, 0, 11));
+  b.router.receive(memoryRead(ROOT, 12, 0xe010_0000, 4));
+  b.router.receive(memoryWrite(ROOT, 0, 0xe000_0000, new Uint8Array(4)));
+  assert.equal(b.router.outstandingOn(1), 2);
+  b.write(1, SwitchReg.Control, SwitchControl.MemoryEnable | SwitchControl.BusMaster);
+  const orphans = b.firmware.filter((f) => f.reason === TlpRxReason.Orphaned);
+  assert.deepEqual(orphans.map((o) => [o.port, o.tlp[6]]), [[1, 10], [1, 11]]);
+  assert.equal(b.router.outstandingOn(1), 0);
+  assert.equal(b.router.outstandingOn(2), 1, "the other port's request stays");
+  b.write(1, SwitchReg.Control, SwitchControl.MemoryEnable | SwitchControl.BusMaster);
+  assert.equal(b.firmware.filter((f) => f.reason === TlpRxReason.Orphaned).length, 2, "no second hand-over");
+  b.write(1, SwitchReg.Control, SwitchControl.MemoryEnable | SwitchControl.BusMaster | SwitchControl.Forward);
+  b.router.fromTunnel(0, 1, completionWithData(0x0300, ROOT, 10, new Uint8Array(256)));
+  assert.equal(b.toServer.length, 0);
+  assert.equal(b.router.counters.staleCompletions, 1);
+});
+
+test("a request is remembered until its last completion: split read completions, then an error completion", () => {
+  const b = new Bench().programmed();
+  b.router.receive(memoryRead(ROOT, 20, 0xe000_0000, 256));
+  const piece = (byteCount: number, n: number) => encodeTlp({
+    kind: "CplD", ...DEFAULT_COMMON, completer: 0x0300, status: CplStatus.SuccessfulCompletion, bcm: false, byteCount, requester: ROOT, tag: 20,
+    lowerAddress: 0, data: new Uint8Array(n),
+  });
+  b.router.fromTunnel(0, 1, piece(256, 128));
+  assert.equal(b.router.outstandingOn(1), 1);
+  b.router.fromTunnel(0, 1, piece(128, 128));
+  assert.equal(b.router.outstandingOn(1), 0);
+  b.router.receive(memoryRead(ROOT, 21, 0xe000_0000, 4));
+  b.router.fromTunnel(0, 1, encodeTlp({
+    kind: "Cpl", ...DEFAULT_COMMON, completer: 0x0300, status: CplStatus.UnsupportedRequest, bcm: false, byteCount: 4, requester: ROOT, tag: 21, lowerAddress: 0,
+  }));
+  assert.equal(b.router.outstandingOn(1), 0);
+  assert.equal(b.toServer.length, 3);
+});
+
+test("upstream requests need Bus Master Enable on the port and the upstream port; an unbound slot's TLPs are dropped", () => {
+  const b = new Bench().programmed();
+  b.router.fromTunnel(0, 1, memoryWrite(0x0300, 0, 0xfee0_0000, new Uint8Array(4)));
+  assert.equal(b.toServer.length, 1);
+  b.write(1, SwitchReg.Control, SwitchControl.MemoryEnable | SwitchControl.Forward);
+  b.router.fromTunnel(0, 1, memoryWrite(0x0300, 0, 0x1000, new Uint8Array(4)));
+  b.router.fromTunnel(0, 1, memoryRead(0x0300, 3, 0x1000, 64));
+  assert.equal(b.toServer.length, 1);
+  assert.equal(b.router.counters.blockedUpstream, 2);
+  const answer = b.tunnelled.at(-1)!;
+  assert.equal(answer.tlp.kind, "Cpl");
+  assert.equal((answer.tlp as { status: CplStatus }).status, CplStatus.UnsupportedRequest);
+  b.router.fromTunnel(1, 5, memoryWrite(0x0300, 0, 0x1000, new Uint8Array(4)));
+  assert.equal(b.router.counters.unboundUpstream, 1);
+});
+
+test("completions from the server go down by requester bus; TLP_TX takes only completions and one-DW writes", () => {
+  const b = new Bench().programmed();
+  b.router.receive(completionWithData(ROOT, 0x0400, 3, new Uint8Array(64)));
+  assert.deepEqual([b.tunnelled[0].tunnel, b.tunnelled[0].slot], [1, 0]);
+  b.router.receive(completionWithData(ROOT, 0x0900, 3, new Uint8Array(64)));
+  assert.equal(b.router.counters.unclaimedCompletions, 1);
+  assert.ok(b.router.fromFirmware(completionWithData(0x0100, ROOT, 1, new Uint8Array(4))));
+  assert.ok(b.router.fromFirmware(memoryWrite(0x0200, 0, 0xfee0_0000, new Uint8Array(4))));
+  assert.equal(b.router.fromFirmware(memoryWrite(0x0200, 0, 0xfee0_0000, new Uint8Array(8))), false);
+  assert.equal(b.router.fromFirmware(memoryRead(0x0200, 0, 0xfee0_0000, 4)), false);
+  assert.equal(b.router.fromFirmware(new Uint8Array(12).fill(0xff)), false);
+  assert.equal(b.router.counters.firmwareRejected, 3);
+  assert.equal(b.toServer.length, 2);
+});
+
+test("malformed TLPs from the server are counted and dropped; a tunnel that refuses is counted", () => {
+  const b = new Bench().programmed();
+  b.router.receive(new Uint8Array(7));
+  assert.equal(b.router.counters.malformed, 1);
+  b.refuse = true;
+  b.router.receive(memoryRead(ROOT, 1, 0xe000_0000, 4));
+  assert.equal(b.router.counters.tunnelRefused, 1);
+  assert.equal(b.router.outstandingOn(1), 0, "a request the tunnel refused is not outstanding");
+});
