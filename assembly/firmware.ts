@@ -5,12 +5,15 @@
 import {
   MAILBOX_VERSION, MAX_SLOTS, TIMER_CHANNELS, Event, Counter, MailboxError, HelloStatus,
   BootBody, TimeBody, SyncBody, TimerFiredBody, RegValueBody, FabricEventBody, CardRole, ResetCause, LogLevel,
-  FABRIC_EVENT_LAST, MAX_TUNNELS, errorCounter, ConfigBody, FrameRxBody, NO_TUNNEL,
+  FABRIC_EVENT_LAST, MAX_TUNNELS, errorCounter, ConfigBody, FrameRxBody, NO_TUNNEL, TlpRxBody, TLP_RX_REASON_LAST, NO_PORT,
 } from "../board/map/mailbox";
+import { Fmt, SWITCH_PORTS } from "../board/map/pcie";
 import { MTU_MIN, MTU_MAX } from "../board/map/registers";
 import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, SILENCE_MIN_KEEPALIVES, AckPolicy } from "../board/map/link";
 import * as config from "./link/config";
 import * as link from "./link/link";
+import * as vswitch from "./pcie/switch";
+import * as pcie from "./pcie/tlp";
 import { FabricEventKind } from "../board/map/registers";
 import * as rx from "./abi/rx";
 import * as tx from "./abi/tx";
@@ -53,6 +56,7 @@ export function reset(): void {
   entropy.reset();
   config.reset();
   link.reset();
+  vswitch.reset();
   clearAll();
   log.setLevel(LogLevel.Info);
 }
@@ -115,6 +119,7 @@ function dispatch(): void {
   else if (type == Event.FabricEvent) onFabricEvent(body);
   else if (type == Event.Config) onConfig(body);
   else if (type == Event.FrameRx) onFrameRx(body, rx.msgLength);
+  else if (type == Event.TlpRx) onTlpRx(body, rx.msgLength);
 }
 
 function onTime(body: usize): void {
@@ -180,6 +185,7 @@ function onBoot(body: usize): void {
   slots = newSlots;
   log.setLevel(level);
   config.setIdentity(role, serial, slots, body + BootBody.Mac);
+  if (role == CardRole.Host) vswitch.init();
   tx.hello(HelloStatus.Ok, FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH);
   timers.start(TimerId.Heartbeat, HEARTBEAT_NS);
   log.info();
@@ -306,6 +312,41 @@ function onFrameRx(body: usize, length: i32): void {
   link.onControl(body + FrameRxBody.Frame, length - FrameRxBody.Frame);
 }
 
+/**
+ * TLP_RX, checked in this order (docs/mailbox.md): host cards only (OutOfOrder); Reserved2;
+ * Reason; Port; the TLP's Fmt; the body length the Fmt implies (header and one data DW).
+ */
+function onTlpRx(body: usize, length: i32): void {
+  if (role != CardRole.Host) {
+    reject(MailboxError.OutOfOrder, 0);
+    return;
+  }
+  const bad = nonZero(body, TlpRxBody.Reserved2, 2);
+  if (bad >= 0) {
+    reject(MailboxError.Reserved, bad as u32);
+    return;
+  }
+  const reason = load<u8>(body, TlpRxBody.Reason) as i32;
+  const port = load<u8>(body, TlpRxBody.Port) as i32;
+  if (reason < 1 || reason > TLP_RX_REASON_LAST) {
+    reject(MailboxError.BadField, TlpRxBody.Reason);
+    return;
+  }
+  if (port >= SWITCH_PORTS && port != NO_PORT) {
+    reject(MailboxError.BadField, TlpRxBody.Port);
+    return;
+  }
+  const tlp = body + TlpRxBody.Tlp;
+  // The rx layer has checked MinSize, so the header's first DW is there.
+  if (pcie.fmt(tlp) > Fmt.Data4DW || length != TlpRxBody.Tlp + pcie.headerBytes(tlp) + (pcie.hasData(tlp) ? 4 : 0)) {
+    reject(MailboxError.BadField, TlpRxBody.Tlp);
+    return;
+  }
+  accept();
+  count(Counter.TlpRx);
+  vswitch.onTlpRx(reason, port, tlp, length - TlpRxBody.Tlp);
+}
+
 function onCountersQuery(): void {
   accept();
   tx.countersReport();
@@ -351,7 +392,8 @@ function onFabricEvent(body: usize): void {
     kind == FabricEventKind.CountersReady ? " counters ready " :
     kind == FabricEventKind.RegisterRejected ? " register write refused: " :
     kind == FabricEventKind.CarrierDown ? " carrier down " :
-    kind == FabricEventKind.CarrierUp ? " carrier up " : " control frame refused, length ",
+    kind == FabricEventKind.CarrierUp ? " carrier up " :
+    kind == FabricEventKind.FrameRejected ? " control frame refused, length " : " TLP refused by the switch router, length ",
   );
   log.dec(load<u32>(body, FabricEventBody.Arg));
   log.end();
@@ -359,6 +401,12 @@ function onFabricEvent(body: usize): void {
     log.warn();
     log.str("fabric: register write refused at ");
     log.hex(load<u32>(body, FabricEventBody.Arg), 4);
+    log.end();
+  } else if (kind == FabricEventKind.TlpRejected) {
+    log.warn();
+    log.str("switch: TLP_TX of ");
+    log.dec(load<u32>(body, FabricEventBody.Arg));
+    log.str(" bytes refused by the switch router");
     log.end();
   }
   link.onFabricEvent(tunnel, kind, load<u32>(body, FabricEventBody.Arg));

@@ -3,7 +3,7 @@
 
 import {
   HEADER_SIZE, Header, Command, MAILBOX_VERSION, Counter,
-  HelloBody, SyncAckBody, TimerArmBody, TimerDisarmBody, ErrorBody, CountersBody, RegWriteBody, RegReadBody, FrameTxBody,
+  HelloBody, SyncAckBody, TimerArmBody, TimerDisarmBody, ErrorBody, CountersBody, RegWriteBody, RegReadBody, FrameTxBody, TlpTxBody,
 } from "../../board/map/mailbox";
 import { writeAll, FD_COMMANDS } from "./wasi";
 import { counters, count, add } from "../counters";
@@ -89,6 +89,15 @@ export function regRead(address: u32): void {
 export function frameTx(frame: usize, length: i32): void {
   const body = begin(Command.FrameTx, length);
   memory.copy(body + FrameTxBody.Frame, frame, length);
+}
+
+/**
+ * Sends the TLP of `length` bytes at `tlp` (a completion, or a one-DW memory write for an MSI)
+ * up to the server through the switch router; assembly/pcie/tlp.ts builds them.
+ */
+export function tlpTx(tlp: usize, length: i32): void {
+  const body = begin(Command.TlpTx, length);
+  memory.copy(body + TlpTxBody.Tlp, tlp, length);
 }
 
 /** Start of the buffered, not yet flushed, commands (for inspection in unit tests). */

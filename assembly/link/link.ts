@@ -27,6 +27,7 @@ import * as frames from "./frames";
 import * as fabric from "./fabric";
 import * as config from "./config";
 import * as penalty from "./penalty";
+import * as vswitch from "../pcie/switch";
 import { writeProposal, proposalSize, intersect, commonVersion } from "./negotiate";
 import { transcriptTag, sessionId, LABEL_HOST, LABEL_CHASSIS } from "./auth";
 
@@ -189,6 +190,8 @@ function enter(index: i32, next: i32, cause: i32): void {
         count(Counter.LinkUps);
         penalty.forgive(field(index, PEER_MAC));
         logUp(index);
+        // A new session: the chassis card's slots appear in the server (a resume changes nothing).
+        if (isHost()) vswitch.attach(index, p.peerSerial, p.peerSlots);
       }
       break;
     case LinkState.Recovery:
@@ -206,6 +209,8 @@ function enter(index: i32, next: i32, cause: i32): void {
       log.end();
       break;
     case LinkState.Down:
+      // Surprise removal of the slots behind this tunnel, before the tunnel drops its TLPs.
+      if (isHost()) vswitch.detach(index);
       count(Counter.LinkDowns);
       fabric.shut(index);
       if (cause != RejectReason.PeerClosed && cause != RejectReason.PeerRebooted && cause != RejectReason.PeerLost) {

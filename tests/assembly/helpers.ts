@@ -7,7 +7,9 @@ import * as tx from "../../assembly/abi/tx";
 import {
   MAILBOX_VERSION, HEADER_SIZE, Header, Event, BootBody, TimeBody, SyncBody, TimerFiredBody,
   CardRole, ResetCause, LogLevel, ConfigBody, RegValueBody, FabricEventBody, FrameRxBody, NO_TUNNEL,
+  TlpRxBody, Command, RegWriteBody, TlpTxBody,
 } from "../../board/map/mailbox";
+import { TlpHeader } from "../../board/map/pcie";
 import { TunnelDefault } from "../../board/map/registers";
 import { AckPolicy, LinkTiming, LINK_PROTOCOL_MAX, PAIRING_KEY_SIZE } from "../../board/map/link";
 
@@ -143,6 +145,14 @@ export function frameRxEvent(frame: u8[], tunnel: u32 = NO_TUNNEL): u8[] {
   return setBytes(msg, FrameRxBody.Frame, frame);
 }
 
+/** TLP_RX of `tlp` (a header and at most one data DW) for `reason`, through switch port `port`. */
+export function tlpRxEvent(reason: u32, port: u32, tlp: u8[]): u8[] {
+  const msg = message(Event.TlpRx, TlpRxBody.Tlp + tlp.length);
+  set8(msg, TlpRxBody.Reason, reason);
+  set8(msg, TlpRxBody.Port, port);
+  return setBytes(msg, TlpRxBody.Tlp, tlp);
+}
+
 /** Hands `bytes` to rx as one read, the way assembly/index.ts step() does. */
 export function deliver(bytes: u8[]): void {
   const room = rx.freeSpace(); // compacts, so it must precede writePointer()
@@ -210,4 +220,114 @@ export function sentTypes(): i32[] {
   const types = new Array<i32>(commands.length);
   for (let i = 0; i < commands.length; i++) types[i] = commands[i].type;
   return types;
+}
+
+/** A REG_WRITE command, decoded. */
+export class RegWrite {
+  constructor(public address: u32, public value: u32) {}
+}
+
+/** The REG_WRITE `command` carries (it must be one). */
+export function regWriteOf(command: Sent): RegWrite {
+  expect(command.type).toBe(Command.RegWrite, "a REG_WRITE");
+  expect(command.length).toBe(RegWriteBody.Size, "REG_WRITE body length");
+  return new RegWrite(command.u32(RegWriteBody.Address), command.u32(RegWriteBody.Value));
+}
+
+/**
+ * The TLP a TLP_TX command carries, with readers for its header fields (big-endian, offsets
+ * from TlpHeader) and its data DW (little-endian, as configuration data and MSI data are).
+ */
+export class TlpSent {
+  constructor(public bytes: u8[]) {}
+
+  byte(at: i32): u32 {
+    return this.bytes[at] as u32;
+  }
+
+  be16(at: i32): u32 {
+    return (this.byte(at) << 8) | this.byte(at + 1);
+  }
+
+  be32(at: i32): u32 {
+    return (this.be16(at) << 16) | this.be16(at + 2);
+  }
+
+  fmt(): u32 {
+    return this.byte(TlpHeader.FmtType) >> 5;
+  }
+
+  type(): u32 {
+    return this.byte(TlpHeader.FmtType) & 0x1f;
+  }
+
+  /** Length in DW, as encoded (0 stays 0). */
+  lengthField(): u32 {
+    return ((this.byte(TlpHeader.LengthHigh) & 3) << 8) | this.byte(TlpHeader.LengthLow);
+  }
+
+  headerBytes(): i32 {
+    return (this.fmt() & 1) != 0 ? TlpHeader.Long : TlpHeader.Short;
+  }
+
+  // Completions.
+  completer(): u32 {
+    return this.be16(TlpHeader.CompleterId);
+  }
+
+  status(): u32 {
+    return this.byte(TlpHeader.StatusBcm) >> 5;
+  }
+
+  bcm(): bool {
+    return (this.byte(TlpHeader.StatusBcm) & 0x10) != 0;
+  }
+
+  byteCount(): u32 {
+    return ((this.byte(TlpHeader.StatusBcm) & 0xf) << 8) | this.byte(TlpHeader.ByteCountLow);
+  }
+
+  cplRequester(): u32 {
+    return this.be16(TlpHeader.CplRequesterId);
+  }
+
+  /** The 10-bit tag: T9 (byte 1 bit 7), T8 (byte 1 bit 3), Tag. */
+  cplTag(): u32 {
+    const flags = this.byte(TlpHeader.Flags);
+    return ((flags >> 7) << 9) | (((flags >> 3) & 1) << 8) | this.byte(TlpHeader.CplTag);
+  }
+
+  lowerAddress(): u32 {
+    return this.byte(TlpHeader.LowerAddress) & 0x7f;
+  }
+
+  // Requests (the MSI memory write).
+  requester(): u32 {
+    return this.be16(TlpHeader.RequesterId);
+  }
+
+  byteEnables(): u32 {
+    return this.byte(TlpHeader.ByteEnables);
+  }
+
+  address(): u64 {
+    if (this.headerBytes() == TlpHeader.Short) return this.be32(TlpHeader.Address32) as u64;
+    return ((this.be32(TlpHeader.Address64) as u64) << 32) | (this.be32(TlpHeader.Address64 + 4) as u64);
+  }
+
+  /** The data DW after the header. */
+  data(): u32 {
+    const at = this.headerBytes();
+    return this.byte(at) | (this.byte(at + 1) << 8) | (this.byte(at + 2) << 16) | (this.byte(at + 3) << 24);
+  }
+}
+
+/** The TLP of the TLP_TX `command` (it must be one). */
+export function tlpTxOf(command: Sent): TlpSent {
+  expect(command.type).toBe(Command.TlpTx, "a TLP_TX");
+  expect(command.length).toBeGreaterThanOrEqual(TlpTxBody.MinSize, "TLP_TX body length");
+  expect(command.length).toBeLessThanOrEqual(TlpTxBody.MaxSize, "TLP_TX body length");
+  const bytes = new Array<u8>(command.length);
+  for (let i = 0; i < command.length; i++) bytes[i] = command.u8(TlpTxBody.Tlp + i) as u8;
+  return new TlpSent(bytes);
 }

@@ -13,7 +13,9 @@ import { DRBG_SEED_MIN } from "../../assembly/crypto/drbg";
 import { Command, Counter, CardRole, BootBody, ConfigBody, RegWriteBody, RegReadBody, TimerArmBody } from "../../board/map/mailbox";
 import {
   TUNNEL_BASE, TUNNEL_STRIDE, TunnelReg, TunnelControl, TunnelStatus, TunnelDefault, FabricEventKind,
+  SWITCH_BASE, SWITCH_STRIDE, SwitchReg, SwitchControl,
 } from "../../board/map/registers";
+import { SWITCH_PORTS } from "../../board/map/pcie";
 import {
   ControlType, ControlHeader, DiscoverBody, DiscoverFlag, HandshakeBody, Proposal, AuthBody, ReadyBody, ReadyFlag,
   ReasonBody, AckPolicy, RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, PAIRING_KEY_SIZE,
@@ -969,9 +971,12 @@ describe("link: host card handshake", () => {
     hostConfigure();
     fabricConfirms();
     const out = receive(peer.ready(0, session));
-    expect(out.length).toBe(1, "only the LinkState write");
+    // The LinkState write, then Binding and Control in the switch router for each chassis slot
+    // (hot-plug: tests/assembly/switch.spec.ts).
+    expect(out.length).toBe(1 + 2 * CHASSIS_SLOTS, "the LinkState write and the slots' router writes");
     expect(linkStates(out)).toStrictEqual([LinkState.Active]);
     expect(counters.get(Counter.LinkUps)).toBe(1);
+    expect(counters.get(Counter.HotplugEvents)).toBe(CHASSIS_SLOTS, "one insertion per chassis slot");
     expectActive();
   });
 
@@ -2096,5 +2101,117 @@ describe("link: refused frames", () => {
       expect(counters.get(Counter.Errors)).toBe(0, "no mailbox errors");
     }
     expect(delivered).toBe(1200);
+  });
+});
+
+// ---- Hot-plug hooks ---------------------------------------------------------------------------
+
+/** The commands among `out` that write the switch router (host cards: assembly/pcie/switch.ts). */
+function routerWrites(out: Cmd[]): Cmd[] {
+  const list = new Array<Cmd>();
+  for (let i = 0; i < out.length; i++) {
+    const a = out[i].address();
+    if (out[i].type == Command.RegWrite && a >= (SWITCH_BASE as u32) && a < ((SWITCH_BASE + SWITCH_PORTS * SWITCH_STRIDE) as u32)) list.push(out[i]);
+  }
+  return list;
+}
+
+function switchAddress(port: i32, reg: i32): u32 {
+  return (SWITCH_BASE + port * SWITCH_STRIDE + reg) as u32;
+}
+
+describe("link: hot-plug hooks", () => {
+  beforeEach(fresh);
+
+  it("Active after Configure binds a downstream port to each chassis slot behind the tunnel", () => {
+    pairHost();
+    expect(counters.get(Counter.HotplugEvents)).toBe(CHASSIS_SLOTS);
+  });
+
+  it("binds in the switch router: Binding = tunnel | slot << 8, then Control with Forward, per slot", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    const writes = routerWrites(receive(peer.ready(0, session)));
+    expect(writes.length).toBe(2 * CHASSIS_SLOTS);
+    for (let slot = 0; slot < CHASSIS_SLOTS; slot++) {
+      expect(writes[2 * slot].address()).toBe(switchAddress(slot + 1, SwitchReg.Binding));
+      expect(writes[2 * slot].value()).toBe((slot as u32) << 8, "tunnel 0, chassis slot");
+      expect(writes[2 * slot + 1].address()).toBe(switchAddress(slot + 1, SwitchReg.Control));
+      expect(writes[2 * slot + 1].value()).toBe(SwitchControl.Forward);
+    }
+  });
+
+  it("a resume from Recovery changes no slot: no router writes, no hot-plug events", () => {
+    pairHost();
+    fabric(FabricEventKind.PeerSilent);
+    const out = fabric(FabricEventKind.PeerHeard);
+    expect(linkStates(out)).toStrictEqual([LinkState.Active]);
+    expect(routerWrites(out).length).toBe(0);
+    expect(counters.get(Counter.HotplugEvents)).toBe(CHASSIS_SLOTS);
+  });
+
+  it("Down stops every port of the tunnel forwarding before the tunnel is shut", () => {
+    pairHost();
+    const out = receive(peer.reason(ControlType.Close, RejectReason.GraceExpired, session));
+    expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    let firstShut = -1;
+    let lastForwardOff = -1;
+    let stopped = 0;
+    for (let i = 0; i < out.length; i++) {
+      if (out[i].type != Command.RegWrite) continue;
+      if (out[i].address() == address(TunnelReg.Control) && firstShut < 0) firstShut = i;
+      for (let port = 1; port <= CHASSIS_SLOTS; port++) {
+        if (out[i].address() == switchAddress(port, SwitchReg.Control)) {
+          expect(out[i].value() & SwitchControl.Forward).toBe(0, "Forward cleared");
+          lastForwardOff = i;
+          stopped++;
+        }
+      }
+    }
+    expect(stopped).toBe(CHASSIS_SLOTS);
+    expect(lastForwardOff).toBeLessThan(firstShut, "the router hands back outstanding requests before the tunnel flushes");
+    expect(counters.get(Counter.HotplugEvents)).toBe(2 * CHASSIS_SLOTS, "an insertion and a removal per slot");
+  });
+
+  it("Down from Configure was never attached: no hot-plug events", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    const out = receive(peer.reason(ControlType.Close, RejectReason.PeerClosed, session));
+    expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    expect(routerWrites(out).length).toBe(0);
+    expect(counters.get(Counter.HotplugEvents)).toBe(0);
+  });
+
+  it("the same chassis card paired again gets the same downstream ports", () => {
+    pairHost();
+    receive(peer.reason(ControlType.Close, RejectReason.GraceExpired, session));
+    wait(LinkTiming.DownHoldNs);
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    const writes = routerWrites(receive(peer.ready(0, session)));
+    expect(writes.length).toBe(2 * CHASSIS_SLOTS);
+    for (let slot = 0; slot < CHASSIS_SLOTS; slot++) expect(writes[2 * slot].address()).toBe(switchAddress(slot + 1, SwitchReg.Binding));
+    expect(counters.get(Counter.HotplugEvents)).toBe(3 * CHASSIS_SLOTS);
+  });
+
+  it("a chassis card has no switch: Active and Down write no router register", () => {
+    bootChassis();
+    chassisNegotiate();
+    chassisAuthenticate();
+    chassisConfigure();
+    const up = fabricConfirms();
+    expect(linkStates(up)).toStrictEqual([LinkState.Active]);
+    expect(routerWrites(up).length).toBe(0);
+    const down = receive(peer.reason(ControlType.Close, RejectReason.PeerClosed, session));
+    expect(linkStates(down)).toStrictEqual([LinkState.Down]);
+    expect(routerWrites(down).length).toBe(0);
+    expect(counters.get(Counter.HotplugEvents)).toBe(0);
   });
 });

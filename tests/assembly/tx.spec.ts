@@ -2,9 +2,9 @@ import * as tx from "../../assembly/abi/tx";
 import * as counters from "../../assembly/counters";
 import {
   MAILBOX_VERSION, HEADER_SIZE, Command, Counter, HelloStatus, MailboxError, Event,
-  HelloBody, SyncAckBody, TimerArmBody, TimerDisarmBody, ErrorBody, CountersBody,
+  HelloBody, SyncAckBody, TimerArmBody, TimerDisarmBody, ErrorBody, CountersBody, TlpTxBody,
 } from "../../board/map/mailbox";
-import { message, set8, set16, set32, set64, txBytes } from "./helpers";
+import { message, set8, set16, set32, set64, setBytes, txBytes } from "./helpers";
 
 const COUNTERS_SIZE = CountersBody.Values + 4 * Counter.Count;
 const DEADLINE: u64 = 0x0000_0123_4567_89ab; // above 2^32: both halves must be written
@@ -65,6 +65,14 @@ describe("tx command encoders", () => {
   it("encodes TIMER_DISARM with the channel", () => {
     tx.timerDisarm(0);
     expect(txBytes()).toStrictEqual(timerDisarmBytes(0));
+  });
+
+  it("encodes TLP_TX as the TLP's bytes, its length the body length", () => {
+    const tlp = memory.data<u8>([0x4a, 0, 0, 1, 0x01, 0x00, 0x00, 0x04, 0x00, 0x08, 0x21, 0x00, 0xff, 0x1f, 0x01, 0x00]);
+    tx.tlpTx(tlp, TlpTxBody.MinSize + 4);
+    const expected = message(Command.TlpTx, 16);
+    setBytes(expected, TlpTxBody.Tlp, [0x4a, 0, 0, 1, 0x01, 0x00, 0x00, 0x04, 0x00, 0x08, 0x21, 0x00, 0xff, 0x1f, 0x01, 0x00]);
+    expect(txBytes()).toStrictEqual(expected);
   });
 
   it("encodes ERROR with code, message type, body length, stream offset and detail", () => {

@@ -1,0 +1,279 @@
+// The host card's virtual PCIe switch (docs/config-space.md, "Virtual switch"): what the
+// server sees of the card besides the TLPs the fabric's switch router moves at line rate.
+//
+//   - serves configuration requests for its ports (assembly/pcie/config.ts), and mirrors what
+//     routing needs into the router's registers (SwitchReg) before it completes the write;
+//   - completes with Unsupported Request the requests the router cannot route, and those it
+//     had tunnelled through a port whose link went down (Orphaned);
+//   - binds downstream ports to chassis slots when a tunnel comes up (attach) and unbinds them
+//     when it goes down (detach), raising the hot-plug events and their MSI.
+//
+// Port 0 is the upstream port, ports 1..SWITCH_DOWNSTREAM_PORTS the downstream ports; port N
+// is Physical Slot N, and device N - 1 on the upstream port's secondary (internal) bus.
+
+import { SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE } from "../../board/map/registers";
+import { Counter, TlpRxReason, LogLevel } from "../../board/map/mailbox";
+import { Hdr, Hdr1, Command, SltCtl, SltSta, MsiCtrl, TlpType, SWITCH_PORTS } from "../../board/map/pcie";
+import * as tx from "../abi/tx";
+import * as log from "../log";
+import { count } from "../counters";
+import * as config from "./config";
+import * as tlp from "./tlp";
+
+/** What the switch remembers of a downstream port's chassis slot (static memory, one per port). */
+@unmanaged
+class Binding {
+  /** A chassis slot is behind the port now (its tunnel is up). */
+  bound: bool;
+  /** The port was ever bound since boot: (peerSerial, chassisSlot) below are its last binding. */
+  used: bool;
+  /** The hot-plug interrupt condition at the last evaluation: MSI is sent on its rising edge. */
+  pending: bool;
+  tunnel: i32;
+  chassisSlot: i32;
+  peerSerial: u32;
+}
+
+const RECORD: i32 = 32; // >= offsetof<Binding>()
+const bindings = memory.data(RECORD * SWITCH_PORTS);
+
+function binding(port: i32): Binding {
+  return changetype<Binding>(bindings + port * RECORD);
+}
+
+let active = false;
+/** Bus and device of the upstream port (bus << 8 | device << 3), from the last Type 0 request. */
+let upstreamId: u32 = 0;
+
+/** Back to power-on: no ports (a chassis card has none), nothing bound or remembered. */
+export function reset(): void {
+  active = false;
+  upstreamId = 0;
+  memory.fill(bindings, 0, RECORD * SWITCH_PORTS);
+  config.reset();
+}
+
+/** Presents the switch: called at BOOT on a host card. The router's registers reset to 0 with the card. */
+export function init(): void {
+  reset();
+  active = true;
+}
+
+/** The routing ID of `port`: the upstream port's own, or device port - 1 on its secondary bus. */
+export function portId(port: i32): u32 {
+  if (port == 0 || port >= SWITCH_PORTS) return upstreamId;
+  return (config.secondaryBus(0) << 8) | (((port - 1) as u32) << 3);
+}
+
+// ---- The switch router's registers ------------------------------------------------------
+
+function router(port: i32, reg: i32, value: u32): void {
+  tx.regWrite((SWITCH_BASE + port * SWITCH_STRIDE + reg) as u32, value);
+}
+
+/** SwitchReg.Control for `port`: Forward while its chassis slot is bound, the rest from Command. */
+function control(port: i32): u32 {
+  const command = config.command(port);
+  let value: u32 = 0;
+  if (port > 0 && binding(port).bound) value |= SwitchControl.Forward;
+  if ((command & Command.Memory) != 0) value |= SwitchControl.MemoryEnable;
+  if ((command & Command.BusMaster) != 0) value |= SwitchControl.BusMaster;
+  return value;
+}
+
+/** After a configuration write to DW `dw` of `port`: the router register that mirrors it, if any. */
+function mirror(port: i32, dw: i32, firstBe: i32): void {
+  if (firstBe == 0) return;
+  if (config.touches(Hdr.Command, 2, dw, firstBe)) router(port, SwitchReg.Control, control(port));
+  else if (dw == Hdr1.PrimaryBus >> 2) router(port, SwitchReg.Buses, config.read(port, dw));
+  else if (dw == Hdr1.MemoryBase >> 2) router(port, SwitchReg.MemoryWindow, config.read(port, dw));
+  else if (dw == Hdr1.PrefetchableBase >> 2) router(port, SwitchReg.PrefetchWindow, config.read(port, dw));
+  else if (dw == Hdr1.PrefetchableBaseUpper >> 2) router(port, SwitchReg.PrefetchBaseUpper, config.read(port, dw));
+  else if (dw == Hdr1.PrefetchableLimitUpper >> 2) router(port, SwitchReg.PrefetchLimitUpper, config.read(port, dw));
+}
+
+// ---- Hot-plug interrupt (PCIe Base 6.7.3.4) ------------------------------------------------
+
+/** The port's hot-plug interrupt condition: an enabled event is pending and MSI may be sent. */
+function interruptPending(port: i32): bool {
+  const control = config.slotControl(port);
+  const status = config.slotStatus(port);
+  if ((config.msiControl(port) & MsiCtrl.Enable) == 0) return false;
+  if ((config.command(port) & Command.BusMaster) == 0) return false;
+  if ((control & SltCtl.HotPlugInterruptEnable) == 0) return false;
+  return ((status & SltSta.PresenceDetectChanged) != 0 && (control & SltCtl.PresenceDetectEnable) != 0) ||
+    ((status & SltSta.CommandCompleted) != 0 && (control & SltCtl.CommandCompletedEnable) != 0) ||
+    ((status & SltSta.DlStateChanged) != 0 && (control & SltCtl.DlStateChangedEnable) != 0);
+}
+
+/**
+ * Re-evaluates the interrupt condition of downstream port `port` after anything that may
+ * change it. MSI is edge-triggered: one message each time the condition goes from false to
+ * true, none while it stays true (software must clear every enabled event first).
+ */
+function evaluate(port: i32): void {
+  const b = binding(port);
+  const now = interruptPending(port);
+  if (now && !b.pending) {
+    tlp.sendMemoryWrite(portId(port), config.msiAddressLow(port), config.msiAddressHigh(port), config.msiData(port));
+    count(Counter.MsiSent);
+  }
+  b.pending = now;
+}
+
+// ---- TLPs from the router (TLP_RX) -------------------------------------------------------
+
+/** A request nothing serves: Unsupported Request if it waits for a completion, else dropped. */
+function unsupported(request: usize, completer: u32): void {
+  count(Counter.UnsupportedRequests);
+  if (tlp.isNonPosted(request)) tlp.completeUnsupported(request, completer);
+}
+
+/** A configuration request for `port`'s own configuration space. */
+function serveConfig(port: i32, request: usize, completer: u32): void {
+  count(Counter.ConfigRequests);
+  const dw = tlp.register(request);
+  if (!tlp.hasData(request)) {
+    tlp.completeRead(request, completer, config.read(port, dw));
+    return;
+  }
+  const firstBe = tlp.firstBe(request);
+  config.write(port, dw, tlp.data(request), firstBe);
+  // The server may route through the port as soon as it sees the completion: the router first.
+  mirror(port, dw, firstBe);
+  tlp.completeWrite(request, completer);
+  if (port > 0) evaluate(port);
+}
+
+/** TLP_RX Config: Type 0 for the upstream port, Type 1 on the internal bus for a downstream port. */
+function onConfig(port: i32, request: usize): void {
+  if (tlp.type(request) == TlpType.Cfg0) {
+    // The upstream port learns its bus and device from the requests addressed to it.
+    upstreamId = (tlp.bus(request) << 8) | (tlp.device(request) << 3);
+    if (tlp.fn(request) != 0) unsupported(request, upstreamId);
+    else serveConfig(0, request, upstreamId);
+    return;
+  }
+  if (port == 0 || port >= SWITCH_PORTS || tlp.fn(request) != 0) {
+    unsupported(request, upstreamId);
+    return;
+  }
+  serveConfig(port, request, portId(port));
+}
+
+/**
+ * A TLP the switch router handed over (TLP_RX), `length` bytes at `request`, already checked
+ * by the dispatcher: a header of the size its Fmt says and at most one data DW.
+ */
+export function onTlpRx(reason: i32, port: i32, request: usize, length: i32): void {
+  if (!active || length < tlp.headerBytes(request)) return;
+  if (tlp.isCompletion(request)) {
+    // Completions are routed by the router alone; one here has no request to go to.
+    count(Counter.UnsupportedRequests);
+    return;
+  }
+  if (reason == TlpRxReason.Orphaned) {
+    if (tlp.isNonPosted(request)) {
+      count(Counter.OrphansCompleted);
+      tlp.completeUnsupported(request, portId(port));
+    } else count(Counter.UnsupportedRequests);
+    return;
+  }
+  if (reason == TlpRxReason.Config && tlp.isConfig(request)) onConfig(port, request);
+  else unsupported(request, portId(port));
+}
+
+// ---- Binding chassis slots to downstream ports --------------------------------------------
+
+function logSlot(port: i32, b: Binding, what: string): void {
+  log.info();
+  log.str("slot ");
+  log.dec(port);
+  log.str(" (port ");
+  log.dec(port);
+  log.str("): chassis ");
+  log.hex(b.peerSerial, 8);
+  log.str(" slot ");
+  log.dec(b.chassisSlot);
+  log.str(what);
+  log.end();
+}
+
+/**
+ * The downstream port for chassis slot `slot` of card `peerSerial`: the free port it was
+ * last bound to, else the lowest-numbered port never bound, else the lowest-numbered free
+ * port; -1 when every port is bound. So a chassis that comes back gets its slots back.
+ */
+function choosePort(peerSerial: u32, slot: i32): i32 {
+  for (let p = 1; p < SWITCH_PORTS; p++) {
+    const b = binding(p);
+    if (!b.bound && b.used && b.peerSerial == peerSerial && b.chassisSlot == slot) return p;
+  }
+  for (let p = 1; p < SWITCH_PORTS; p++) if (!binding(p).used) return p;
+  for (let p = 1; p < SWITCH_PORTS; p++) if (!binding(p).bound) return p;
+  return -1;
+}
+
+/** Port `port`'s slot appears (`present`) or disappears: presence, link, events, interrupt. */
+function slotEvent(port: i32, present: bool): void {
+  config.setSlotPresent(port, present);
+  count(Counter.HotplugEvents);
+  logSlot(port, binding(port), present ? " present, link up" : " removed, link down");
+  evaluate(port);
+}
+
+/**
+ * Link port (tunnel) `tunnel` became Active with chassis card `peerSerial`, which has
+ * `peerSlots` slots: each slot gets a downstream port, bound in the router, then shown to
+ * the server as a hot-plug insertion.
+ */
+export function attach(tunnel: i32, peerSerial: u32, peerSlots: i32): void {
+  if (!active) return;
+  detach(tunnel); // a session the link never reported down is over
+  for (let slot = 0; slot < peerSlots; slot++) {
+    const port = choosePort(peerSerial, slot);
+    if (port < 0) {
+      log.begin(LogLevel.Warn);
+      log.str("switch: every downstream port is bound; chassis ");
+      log.hex(peerSerial, 8);
+      log.str(" slots ");
+      log.dec(slot);
+      log.str(" and up stay unplugged");
+      log.end();
+      return;
+    }
+    const b = binding(port);
+    b.bound = true;
+    b.used = true;
+    b.tunnel = tunnel;
+    b.chassisSlot = slot;
+    b.peerSerial = peerSerial;
+    router(port, SwitchReg.Binding, (tunnel as u32) | ((slot as u32) << 8));
+    router(port, SwitchReg.Control, control(port));
+    slotEvent(port, true);
+  }
+}
+
+/**
+ * Link port (tunnel) `tunnel` went down: each downstream port bound to it stops forwarding
+ * first (the router hands back its outstanding requests as TLP_RX Orphaned), then the server
+ * sees a surprise removal. The binding is remembered for when the chassis comes back.
+ */
+export function detach(tunnel: i32): void {
+  if (!active) return;
+  for (let port = 1; port < SWITCH_PORTS; port++) {
+    const b = binding(port);
+    if (!b.bound || b.tunnel != tunnel) continue;
+    b.bound = false;
+    router(port, SwitchReg.Control, control(port));
+    slotEvent(port, false);
+  }
+}
+
+/** The tunnel port `port` is bound to, or -1 (for tests and the console). */
+export function boundTunnel(port: i32): i32 {
+  const b = binding(port);
+  return b.bound ? b.tunnel : -1;
+}
+
+assert(offsetof<Binding>() <= (RECORD as usize));
