@@ -76,6 +76,12 @@ export class RootComplex {
     return sleep(this.scheduler, ns);
   }
 
+  /** Runs `action` after `ns` of virtual time unless the returned function cancels it first (a kernel timer). */
+  timer(ns: number, action: () => void): () => void {
+    const handle = this.scheduler.at(this.scheduler.now + ns, action);
+    return () => this.scheduler.cancel(handle);
+  }
+
   /** Connects the root port's link: `send` carries TLPs down to the host card. */
   connect(send: (tlp: Uint8Array) => void): void {
     this.send = send;

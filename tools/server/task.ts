@@ -56,3 +56,29 @@ export function* wait<T>(op: Op<T>): Generator<Op<unknown>, T, unknown> {
 export function sleep(scheduler: { now: number; at(time: number, action: () => void): number }, ns: number): Op<void> {
   return { start: (resume) => void scheduler.at(scheduler.now + ns, () => resume(undefined)) };
 }
+
+/**
+ * A sleeping lock for tasks (a kernel mutex): `yield* wait(lock.acquire())`, then
+ * `lock.release()`. Waiters get it in the order they asked.
+ */
+export class Lock {
+  private held = false;
+  private readonly queue: (() => void)[] = [];
+
+  acquire(): Op<void> {
+    return {
+      start: (resume) => {
+        if (!this.held) {
+          this.held = true;
+          resume(undefined);
+        } else this.queue.push(() => resume(undefined));
+      },
+    };
+  }
+
+  release(): void {
+    const next = this.queue.shift();
+    if (next) next();
+    else this.held = false;
+  }
+}

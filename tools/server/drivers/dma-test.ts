@@ -1,10 +1,12 @@
 // Driver for the DMA test device (board/devices/dma-test.ts): has the device write its
 // pattern into a host buffer, checks the buffer, has the device read it back and verify it.
+// If the device goes away meanwhile, the register accesses and the wait for its MSI fail
+// with DeviceRemoved (the OS refuses both for a function that is gone), and so does the test.
 
 import { DmaReg, DmaCommand, DmaStatus, DMA_TEST_VENDOR, DMA_TEST_DEVICE, pattern } from "../../../board/devices/dma-test.ts";
 import { u32le } from "../../../board/bytes.ts";
 import { wait, type Task } from "../task.ts";
-import type { OperatingSystem, PciFunction } from "../os.ts";
+import type { OperatingSystem, PciDriver, PciFunction } from "../os.ts";
 
 export function isDmaTest(fn: PciFunction): boolean {
   return fn.vendorId === DMA_TEST_VENDOR && fn.deviceId === DMA_TEST_DEVICE;
@@ -24,18 +26,15 @@ export function* dmaTestDriver(os: OperatingSystem, fn: PciFunction, buffer: num
   const bar = fn.bars.find((b) => b.index === 0);
   if (!bar || fn.msiVector === null) throw new Error(`DMA test device ${fn.bus}:${fn.device}.${fn.fn} has no BAR 0 or no MSI`);
   const base = bar.address;
-  const reg = (offset: number) => base + offset;
-  const readReg = function* (offset: number): Task<number> {
-    const data = yield* wait(os.rc.memoryRead(reg(offset), 4));
-    return new DataView(data.buffer).getUint32(0, true);
-  };
-  yield* wait(os.rc.memoryWrite(reg(DmaReg.Address), u32le(buffer % 2 ** 32)));
-  yield* wait(os.rc.memoryWrite(reg(DmaReg.Address + 4), u32le(Math.floor(buffer / 2 ** 32))));
-  yield* wait(os.rc.memoryWrite(reg(DmaReg.Length), u32le(length)));
-  yield* wait(os.rc.memoryWrite(reg(DmaReg.Seed), u32le(seed)));
+  const write = (offset: number, value: number) => os.mmioWrite(fn, base + offset, u32le(value));
+  const readReg = (offset: number) => os.mmioRead32(fn, base + offset);
+  yield* wait(write(DmaReg.Address, buffer % 2 ** 32));
+  yield* wait(write(DmaReg.Address + 4, Math.floor(buffer / 2 ** 32)));
+  yield* wait(write(DmaReg.Length, length));
+  yield* wait(write(DmaReg.Seed, seed));
   let started = os.rc.now;
-  yield* wait(os.rc.memoryWrite(reg(DmaReg.Control), u32le(DmaCommand.Write)));
-  yield* wait(os.interrupt(fn.msiVector));
+  yield* wait(write(DmaReg.Control, DmaCommand.Write));
+  yield* wait(os.waitInterrupt(fn));
   const writeNs = os.rc.now - started;
   const expected = pattern(seed, length);
   const actual = os.rc.memory.read(buffer, length);
@@ -43,10 +42,23 @@ export function* dmaTestDriver(os: OperatingSystem, fn: PciFunction, buffer: num
   let hostMismatches = 0;
   for (let i = 0; i < length; i += 4) if (view[0].getUint32(i, true) !== view[1].getUint32(i, true)) hostMismatches++;
   started = os.rc.now;
-  yield* wait(os.rc.memoryWrite(reg(DmaReg.Control), u32le(DmaCommand.Verify)));
-  yield* wait(os.interrupt(fn.msiVector));
+  yield* wait(write(DmaReg.Control, DmaCommand.Verify));
+  yield* wait(os.waitInterrupt(fn));
   const verifyNs = os.rc.now - started;
   const status = yield* readReg(DmaReg.Status);
   const deviceErrors = status & DmaStatus.Error ? Math.max(yield* readReg(DmaReg.Errors), 1) : 0;
   return { hostMismatches, deviceErrors, writeNs, verifyNs };
+}
+
+/**
+ * The DMA test driver in the OS's driver model: probe runs one test of `length` bytes through
+ * a buffer of its own. Nothing to cancel on removal: the OS fails its waits.
+ */
+export function dmaTestPciDriver(options: { length: number; seed: number }): PciDriver<DmaTestResult> {
+  return {
+    name: "dma-test",
+    matches: isDmaTest,
+    probe: (os, fn) => dmaTestDriver(os, fn, os.dmaAlloc(options.length), options.length, options.seed),
+    remove: () => {},
+  };
 }
