@@ -69,7 +69,7 @@ test("replay of a whole stream equals lockstep exchange of its batches", async (
 test("the firmware log on fd 2 is one stamped line per record, with the level letter", async () => {
   const { log } = await lockstep("node");
   const lines = log.trimEnd().split("\n");
-  assert.match(lines[0], /^\[    0\.000000\] I boot: firmware 0\.1\.0, mailbox v2, host card, serial 0x10000001, 1 port\(s\), reset power-on$/);
+  assert.match(lines[0], new RegExp(String.raw`^\[    0\.000000\] I boot: firmware 0\.1\.0, mailbox v${MAILBOX_VERSION}, host card, serial 0x10000001, 1 port\(s\), reset power-on$`));
   assert.match(lines[1], /^\[    1\.000000\] I heartbeat: \d+ events, 1 batches, 0 errors$/);
   assert.ok(lines.some((l) => /^\[    1\.500000\] W mailbox: rejected type 0x04 at offset \d+: error 5 detail 0$/.test(l)), log);
 });

@@ -7,7 +7,8 @@ import { EventScheduler } from "../../tools/sim/scheduler.ts";
 import { tunnelPair } from "../../tools/sim/tunnel-pair.ts";
 import { SparseMemory } from "../../board/memory.ts";
 import { PcieLink } from "../../board/pcie/link.ts";
-import { HostSwitch, HOST_SWITCH_VENDOR, UPSTREAM_DEVICE_ID, DOWNSTREAM_DEVICE_ID } from "../../board/pcie/host-switch.ts";
+import { SwitchModel } from "../../tools/sim/switch-model.ts";
+import { SWITCH_VENDOR_ID as HOST_SWITCH_VENDOR, SWITCH_UPSTREAM_DEVICE_ID as UPSTREAM_DEVICE_ID, SWITCH_DOWNSTREAM_DEVICE_ID as DOWNSTREAM_DEVICE_ID } from "../../board/map/pcie.ts";
 import { ChassisRoot } from "../../board/pcie/chassis-root.ts";
 import { encodeTlp, decodeTlp, isMalformed, CplStatus, DEFAULT_COMMON, type Tlp, type Completion } from "../../board/pcie/tlp.ts";
 import { readCompletions } from "../../board/pcie/completer.ts";
@@ -22,14 +23,14 @@ class Path {
   readonly completions: Completion[] = [];
   readonly msi: number[] = [];
   readonly device: DmaTestDevice;
-  readonly hostSwitch: HostSwitch;
+  readonly hostSwitch: SwitchModel;
   readonly chassis: ChassisRoot;
   private readonly rootLink = new PcieLink(this.scheduler, { generation: 3, lanes: 4, latencyNs: 150 });
   private tag = 0;
 
   constructor(loss = 0) {
     const { a, b } = tunnelPair(this.scheduler, { mtu: 1500, link: { lengthM: 10, aToB: { loss }, bToA: { loss }, seed: 5 } });
-    this.hostSwitch = new HostSwitch([{ tunnel: a.tunnel, slot: 0 }, { tunnel: a.tunnel, slot: 1 }]);
+    this.hostSwitch = new SwitchModel([{ tunnel: a.tunnel, slot: 0 }, { tunnel: a.tunnel, slot: 1 }]);
     this.chassis = new ChassisRoot(this.scheduler, b.tunnel, 2);
     this.device = new DmaTestDevice(this.scheduler);
     this.chassis.plug(0, this.device);

@@ -38,7 +38,7 @@ test("every ERROR in the malformed golden trace is one the reference model predi
   commands.push(read(`${FIXTURES}malformed.out`));
   const reported = [...commands.all()].map(decodeCommand).flatMap((c) => (c.kind === "error" ? [{ code: c.code, offset: c.streamOffset, detail: c.detail }] : []));
   assert.deepEqual(reported.slice(0, -1), predicted, "all but the final Truncated");
-  assert.equal(reported.length, 13);
+  assert.equal(reported.length, 14);
 });
 
 test("trace decode names every message and marks what the firmware rejects", () => {

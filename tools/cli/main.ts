@@ -38,6 +38,7 @@ export function program(): Command {
     .option("--summary <file>", "write a JSON summary of the run")
     .option("--pcap <file>", "capture every frame on the cables to a pcap file (one per cable, named FILE.CABLE.pcap, when there are several)")
     .option("--screenshot <file>", "save the remote screen (the first graphics adapter) as a PNG when the run ends")
+    .option("--lspci <file>", "write the server's PCI hierarchy in lspci -xxx format when the run ends (decode it with lspci -F FILE -vvv)")
     .option("--verbose", "also show every mailbox message")
     .option("--quiet", "no timeline, only the closing summary")
     .action(async (options) => (await import("./sim.ts")).runSim(options));

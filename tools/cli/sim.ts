@@ -13,6 +13,7 @@ export interface SimFlags extends EngineFlags {
   summary?: string;
   pcap?: string;
   screenshot?: string;
+  lspci?: string;
   verbose?: boolean;
   quiet?: boolean;
 }
@@ -24,6 +25,7 @@ export async function runSim(flags: SimFlags): Promise<void> {
   if (flags.screenshot && !scenario.devices.some((d) => d.kind === "graphics")) {
     throw new CliError(`scenario ${scenario.name} has no graphics adapter: --screenshot has nothing to save`);
   }
+  if (flags.lspci && scenario.servers.length === 0) throw new CliError(`scenario ${scenario.name} has no server: --lspci has nothing to dump`);
   const print = flags.quiet ? null : (line: string) => process.stdout.write(line + "\n");
   if (print) {
     print(`scenario ${scenario.name}: ${scenario.description}`);
@@ -32,11 +34,12 @@ export async function runSim(flags: SimFlags): Promise<void> {
   }
   const world = new World({
     scenario, seed: flags.seed, engine: flags.engine, engineOptions: options, durationNs: flags.duration,
-    record: flags.record, print, verbose: flags.verbose, pcap: flags.pcap, screenshot: flags.screenshot,
+    record: flags.record, print, verbose: flags.verbose, pcap: flags.pcap, screenshot: flags.screenshot, lspci: flags.lspci,
   });
   const summary = await world.run();
   process.stdout.write(`\n${formatSummary(summary)}\n`);
   if (flags.screenshot) process.stdout.write(`  remote screen saved to ${flags.screenshot}\n`);
+  if (flags.lspci) process.stdout.write(`  the server's PCI hierarchy saved to ${flags.lspci} (read it with: lspci -F ${flags.lspci} -vvv)\n`);
   if (flags.summary) writeFileSync(flags.summary, JSON.stringify(summary, null, 2) + "\n");
   const { lost, duplicated, reordered } = summary.tlps;
   const failed = lost + duplicated + reordered + summary.hostCompletionTimeouts + summary.dataVerificationErrors + summary.firmwareTraps;
@@ -56,5 +59,7 @@ export function formatSummary(s: RunSummary): string {
     ...rows,
     `  TLPs: ${t.sent} sent, ${t.delivered} delivered, ${t.lost} lost, ${t.duplicated} duplicated, ${t.reordered} out of order`,
     `  server: ${s.hostCompletionTimeouts} completion timeouts, ${s.dataVerificationErrors} data verification errors`,
+    ...s.servers.map((v) => `  ${v.name}: hot-plug ${v.hotplug.filter((h) => h.change === "removal").length} removals, ${v.hotplug.filter((h) => h.change === "insertion").length} insertions; ` +
+      `${v.errorCompletions} requests completed with Unsupported Request; NVMe ${(v.nvme.bytesVerified / 2 ** 20).toFixed(1)} MiB verified, ${v.nvme.commandsAborted} commands aborted by removal`),
   ].join("\n");
 }

@@ -3,7 +3,7 @@
 // fabric registers, as tunnel-pair.ts does.
 
 import { PcieLink } from "../../board/pcie/link.ts";
-import { HostSwitch } from "../../board/pcie/host-switch.ts";
+import { SwitchModel } from "./switch-model.ts";
 import { ChassisRoot, type SlotDevice } from "../../board/pcie/chassis-root.ts";
 import type { Scheduler } from "../../board/scheduler.ts";
 import { RootComplex, ROOT_PORT_LINK } from "../server/root-complex.ts";
@@ -27,7 +27,7 @@ export interface Remote {
   os: OperatingSystem;
   host: PairSide;
   chassis: PairSide;
-  hostSwitch: HostSwitch;
+  hostSwitch: SwitchModel;
   chassisRoot: ChassisRoot;
   log: string[];
 }
@@ -37,7 +37,7 @@ export function remotePcie(scheduler: Scheduler, options: RemoteOptions): Remote
     mtu: options.mtu ?? 9000,
     link: { lengthM: options.lengthM ?? 10, seed: options.seed ?? 1, aToB: options.impair ?? {}, bToA: options.impair ?? {} },
   });
-  const hostSwitch = new HostSwitch(options.slots.map((_, slot) => ({ tunnel: a.tunnel, slot })));
+  const hostSwitch = new SwitchModel(options.slots.map((_, slot) => ({ tunnel: a.tunnel, slot })));
   const chassisRoot = new ChassisRoot(scheduler, b.tunnel, options.slots.length);
   options.slots.forEach((device, slot) => device && chassisRoot.plug(slot, device));
   const traffic = options.trafficSlot ?? -1;

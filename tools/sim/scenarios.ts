@@ -60,7 +60,22 @@ export interface DeviceSpec {
   kind: "dma-test" | "graphics" | "keyboard-mouse" | "nvme";
   /** keyboard-mouse: text typed at the chassis, one character (and a mouse move) every intervalNs from startNs. */
   typing?: { text: string; startNs: number; intervalNs: number };
+  /**
+   * nvme: the verified write and read-back load the server runs on it from each binding:
+   * commands in flight, blocks of 512 bytes per command, and how often each worker starts a
+   * round (0: back to back). Default NVME_LOAD.
+   */
+  load?: NvmeLoadSpec;
 }
+
+export interface NvmeLoadSpec {
+  queueDepth: number;
+  blocksPerCommand: number;
+  intervalNs: number;
+}
+
+/** A paced load: one 32 KiB write and read-back every millisecond (0.5 Gb/s of verified I/O). */
+export const NVME_LOAD: NvmeLoadSpec = { queueDepth: 1, blocksPerCommand: 64, intervalNs: 1_000_000 };
 
 /**
  * A server with the host card `host` in its root port. Its OS enumerates at `enumerateNs`
@@ -123,14 +138,14 @@ export const BOARD_ID = 0x10f0_0a01;
 export const SCENARIOS: Record<string, Scenario> = {
   default: {
     name: "default",
-    description: "a server's host card and a chassis card 100 m apart (10GbE, 0.1 % frame loss) find each other, pair and bring their tunnel up; the server enumerates the remote graphics adapter, DMA test device, keyboard/mouse and NVMe drive, draws on the remote screen, runs verified DMA and NVMe I/O and reads what is typed, while test traffic crosses both ways",
-    durationNs: 3e9,
+    description: "a server's host card and a chassis card 100 m apart (10GbE, 0.1 % frame loss) find each other, pair and bring their tunnel up; the server enumerates the remote graphics adapter, DMA test device, keyboard/mouse and NVMe drive, draws on the remote screen, runs verified DMA and a verified NVMe load and reads what is typed, while test traffic crosses both ways; at 300 ms the cable is pulled for 200 ms, under NVMe load: a surprise removal, then a hot-plug insertion, and the load resumes",
+    durationNs: 1e9,
     logLevel: LogLevel.Info,
     cards: [
       { name: "host", role: CardRole.Host, serial: 0x1000_0001, slots: 2, powerOnNs: 0 },
       { name: "chassis", role: CardRole.Chassis, serial: 0x2000_0001, slots: 4, powerOnNs: 250_000 },
     ],
-    cables: [{ id: "cable", a: "host", b: "chassis", config: { lengthM: 100, aToB: { loss: 0.001 }, bToA: { loss: 0.001 } } }],
+    cables: [{ id: "cable", a: "host", b: "chassis", config: { lengthM: 100, aToB: { loss: 0.001 }, bToA: { loss: 0.001 }, outages: [{ downAtNs: 300_000_000, upAtNs: 500_000_000 }] } }],
     link: { ...DEFAULT_LINK, mtu: 9000 },
     traffic: [
       { from: "host", to: "chassis", count: 100_000, startNs: 10_000_000, payload: 256, mix: { posted: 1, nonPosted: 0, completion: 0 } },

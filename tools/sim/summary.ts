@@ -1,6 +1,5 @@
 // The machine-readable summary of a run (`iov sim --summary FILE`). Everything in it is
-// a function of scenario and seed: no wall-clock figures. Later subsystems fill in the
-// data-path and hot-plug counters; until they exist those are zero.
+// a function of scenario and seed: no wall-clock figures.
 
 import type { CardStats, CardState } from "../../board/card.ts";
 
@@ -20,6 +19,21 @@ export interface CardSummary {
   firmwareCounters: Record<string, number> | null;
 }
 
+/** What a server went through: its hot-plug events, its drivers coming and going, its NVMe load. */
+export interface ServerSummary {
+  name: string;
+  /** Its host card. */
+  host: string;
+  /** Slot events its pciehp handled, in order. */
+  hotplug: { timeNs: number; slot: number; change: "removal" | "insertion" | "insertionFailed" }[];
+  /** Drivers bound to and unbound from functions (bus:device.function), in order. */
+  drivers: { timeNs: number; fn: string; driver: string; event: "bound" | "unbound" | "probeFailed" }[];
+  /** Requests the root complex saw completed with Unsupported Request or Completer Abort. */
+  errorCompletions: number;
+  /** The verified NVMe load, over every time a disk was bound. */
+  nvme: { bytesVerified: number; commands: number; commandsAborted: number; errors: number; mismatches: number; firstVerifiedNs: number[] };
+}
+
 export interface RunSummary {
   scenario: string;
   seed: number;
@@ -31,6 +45,7 @@ export interface RunSummary {
   dataVerificationErrors: number;
   /** Hot-plug events seen by each host card's server, keyed by host card name. */
   hotplugEvents: Record<string, { removals: number; insertions: number }>;
+  servers: ServerSummary[];
   firmwareTraps: number;
   mailboxErrors: number;
 }

@@ -2,7 +2,7 @@
 // scenario (each running its own firmware instance on the chosen engine, each with its
 // fabric), the network between them, and the traffic they carry.
 
-import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { uniformInt } from "pure-rand/distribution/uniformInt";
@@ -17,28 +17,26 @@ import type { TunnelEngine } from "../../board/tunnel/engine.ts";
 import { Network } from "./net/network.ts";
 import { PcapWriter } from "./pcap.ts";
 import { TlpStream, DeliveryChecker } from "./traffic.ts";
-import { writeFileSync } from "node:fs";
 import { PcieLink } from "../../board/pcie/link.ts";
-import { HostSwitch } from "../../board/pcie/host-switch.ts";
+import type { SwitchRouter } from "../../board/pcie/switch-router.ts";
 import { ChassisRoot } from "../../board/pcie/chassis-root.ts";
 import { DmaTestDevice } from "../../board/devices/dma-test.ts";
 import { GraphicsAdapter } from "../../board/devices/graphics.ts";
 import { RootComplex, ROOT_PORT_LINK } from "../server/root-complex.ts";
-import { OperatingSystem, type PciFunction } from "../server/os.ts";
+import { OperatingSystem, DeviceRemoved, functionName, type PciFunction } from "../server/os.ts";
 import { spawn } from "../server/task.ts";
-import { dmaTestDriver, isDmaTest } from "../server/drivers/dma-test.ts";
-import { graphicsDriver, isGraphics, testPicture } from "../server/drivers/graphics.ts";
-import { InputDevice, ReportKind } from "../../board/devices/input.ts";
-import { inputDriver, isInput } from "../server/drivers/input.ts";
+import { lspciDump } from "./server-lspci.ts";
+import { dmaTestPciDriver, type DmaTestResult } from "../server/drivers/dma-test.ts";
+import { graphicsPciDriver, testPicture, type GraphicsResult } from "../server/drivers/graphics.ts";
+import { InputDevice, ReportKind, type InputReport } from "../../board/devices/input.ts";
+import { inputPciDriver } from "../server/drivers/input.ts";
 import { NvmeController } from "../../board/devices/nvme/controller.ts";
-import { nvmeInit, isNvme } from "../server/drivers/nvme.ts";
-import { pattern } from "../../board/devices/dma-test.ts";
-import type { Task } from "../server/task.ts";
+import { nvmeDriver, nvmeLoad, newNvmeLoadStats, type NvmeDisk } from "../server/drivers/nvme.ts";
 import { openSession, type EngineKind, type EngineOptions } from "../engines/index.ts";
 import { EventScheduler } from "./scheduler.ts";
-import { BOARD_ID, macFor, cardLink, type Scenario, type CableSpec } from "./scenarios.ts";
+import { BOARD_ID, macFor, cardLink, NVME_LOAD, type Scenario, type CableSpec, type NvmeLoadSpec } from "./scenarios.ts";
 import { Timeline, type Level } from "./timeline.ts";
-import type { RunSummary, LinkStateChange } from "./summary.ts";
+import type { RunSummary, LinkStateChange, ServerSummary } from "./summary.ts";
 
 export interface WorldOptions {
   scenario: Scenario;
@@ -56,6 +54,8 @@ export interface WorldOptions {
   pcap?: string;
   /** Save the first graphics adapter's screen as a PNG when the run ends. */
   screenshot?: string;
+  /** Write each server's PCI hierarchy in `lspci -xxx` format when the run ends: FILE, or FILE with the server's name inserted when there are several. */
+  lspci?: string;
 }
 
 /** Chassis slot number that scenario test traffic uses; devices sit in the others. */
@@ -67,7 +67,9 @@ interface Server {
   host: string;
   rc: RootComplex;
   os: OperatingSystem;
-  hostSwitch: HostSwitch;
+  /** The host card's switch router, at the other end of the root port's link. */
+  router: SwitchRouter;
+  summary: ServerSummary;
 }
 
 interface Flow {
@@ -97,13 +99,16 @@ export class World {
   private readonly inbound = new Map<TunnelEngine, Flow>();
   private readonly linkStates = new Map<string, LinkStateChange[]>();
   private readonly chassisRoots = new Map<string, ChassisRoot>();
-  private readonly hostSwitches = new Map<TunnelEngine, HostSwitch>();
+  /** Host cards' tunnels, each to its card's switch router. */
+  private readonly routers = new Map<TunnelEngine, SwitchRouter>();
   private readonly chassisTunnels = new Map<TunnelEngine, ChassisRoot>();
   readonly servers: Server[] = [];
   readonly graphics: GraphicsAdapter[] = [];
   /** Keyboard/mouse devices with what has been typed at them so far and what the server's driver received. */
-  readonly inputs: { device: InputDevice; typed: string; typedAt: number[]; keys: string; reports: number; latenciesNs: number[] }[] = [];
+  readonly inputs: { device: InputDevice; typed: string; typedAt: number[]; keys: string; reports: number; latenciesNs: number[]; server: string | null }[] = [];
   private dataErrors = 0;
+  /** The load each NVMe controller's disk runs once bound. */
+  private readonly nvmeLoads = new Map<NvmeController, NvmeLoadSpec>();
 
   constructor(private readonly options: WorldOptions) {
     this.timeline = new Timeline(options.print ?? null);
@@ -118,12 +123,15 @@ export class World {
         slots: spec.slots, logLevel: options.scenario.logLevel, link: cardLink(options.scenario, spec),
       };
       const card = new Card(config, this.scheduler, entropy, this.observer(spec.name));
-      const fabric = new Fabric({ boardId: BOARD_ID, mac: config.mac, tunnels: spec.role === CardRole.Host ? spec.slots : 1 }, this.scheduler, {
+      const host = spec.role === CardRole.Host;
+      const fabric = new Fabric({ boardId: BOARD_ID, mac: config.mac, tunnels: host ? spec.slots : 1, switchRouter: host }, this.scheduler, {
         event: (kind, tunnel, arg) => this.fabricEvent(card, kind, tunnel, arg),
         deliver: (tlp, cls, tunnel, slot) => this.deliver(tlp, cls, tunnel, slot),
         control: (frame, tunnel) => card.post({ kind: "frameRx", tunnel, frame: frame.slice() }),
         linkState: (tunnel, state) => this.onLinkState(card, tunnel, state),
+        tlp: (reason, port, tlp) => card.post({ kind: "tlpRx", reason, port, tlp }),
       });
+      for (const tunnel of fabric.tunnels) if (fabric.router) this.routers.set(tunnel, fabric.router);
       card.fabric = fabric;
       this.cards.push(card);
       this.fabrics.set(spec.name, fabric);
@@ -168,8 +176,9 @@ export class World {
       } else if (device.kind === "keyboard-mouse") {
         const input = new InputDevice(this.scheduler);
         root.plug(device.slot, input);
-        const entry = { device: input, typed: "", typedAt: [] as number[], keys: "", reports: 0, latenciesNs: [] as number[] };
+        const entry = { device: input, typed: "", typedAt: [] as number[], keys: "", reports: 0, latenciesNs: [] as number[], server: null as string | null };
         this.inputs.push(entry);
+        this.stopHooks.push(() => this.reportInput(entry));
         const typing = device.typing;
         if (typing) {
           [...typing.text].forEach((ch, i) => {
@@ -182,93 +191,147 @@ export class World {
             this.scheduler.at(at + typing.intervalNs / 2, () => input.mouse(4, (i % 5) - 2));
           });
         }
-      } else if (device.kind === "nvme") root.plug(device.slot, new NvmeController(this.scheduler));
+      } else if (device.kind === "nvme") {
+        const controller = new NvmeController(this.scheduler);
+        this.nvmeLoads.set(controller, device.load ?? NVME_LOAD);
+        root.plug(device.slot, controller);
+      }
       else root.plug(device.slot, new DmaTestDevice(this.scheduler));
     }
     for (const spec of scenario.servers) {
-      // Downstream ports appear as the host card's tunnels come up (see onLinkState).
-      const hostSwitch = new HostSwitch([]);
+      const router = this.fabric(spec.host).router;
+      if (!router) throw new Error(`scenario ${scenario.name}: server ${spec.name} sits on ${spec.host}, which is not a host card`);
       const rc = new RootComplex(this.scheduler);
       const link = new PcieLink(this.scheduler, ROOT_PORT_LINK);
       link.plugUp(rc);
-      link.plugDown(hostSwitch);
+      link.plugDown(router);
       const os = new OperatingSystem(rc, (line) => this.timeline.add({ timeNs: this.scheduler.now, card: spec.name, source: "os", text: line, level: "info" }));
-      this.servers.push({ name: spec.name, host: spec.host, rc, os, hostSwitch });
+      this.servers.push({
+        name: spec.name, host: spec.host, rc, os, router,
+        summary: {
+          name: spec.name, host: spec.host, hotplug: [], drivers: [], errorCompletions: 0,
+          nvme: { bytesVerified: 0, commands: 0, commandsAborted: 0, errors: 0, mismatches: 0, firstVerifiedNs: [] },
+        },
+      });
     }
   }
 
-  /** Enumerates, then runs every driver the OS has for what it found. */
+  /** Registers the drivers for the chassis devices, then boots the OS: enumeration, port services (pciehp), driver binding. */
   private boot(server: Server): void {
     const say = (text: string, level: Level = "info") => this.timeline.add({ timeNs: this.scheduler.now, card: server.name, source: "os", text, level });
-    say("enumerating PCI");
-    spawn(server.os.enumerate(), (found) => {
-      if (found instanceof Error) {
-        say(`enumeration failed: ${found.message}`, "error");
-        return;
+    const { os, summary } = server;
+    os.onEvent((event) => {
+      const now = this.scheduler.now;
+      if (event.kind === "hotplug") summary.hotplug.push({ timeNs: now, slot: event.slot, change: event.change });
+      else if (event.kind === "bound" || event.kind === "unbound" || event.kind === "probeFailed") {
+        summary.drivers.push({ timeNs: now, fn: functionName(event.fn), driver: event.driver, event: event.kind });
+        if (event.kind === "bound") this.bound(server, event.fn, event.driver, event.result, say);
+        else if (event.kind === "unbound") say(`${event.driver} ${functionName(event.fn)}: driver unbound${event.fn.disconnected ? " (device gone)" : ""}`);
+        else say(`${event.driver} ${functionName(event.fn)}: ${event.error.message}`, event.error instanceof DeviceRemoved ? "warn" : "error");
       }
-      say(`enumeration done: ${found.length} functions`);
-      for (const fn of found) this.bind(server, fn, say);
+    });
+    os.registerDriver(graphicsPciDriver);
+    os.registerDriver(dmaTestPciDriver({ length: 1 << 20, seed: 0x5eed }));
+    os.registerDriver(nvmeDriver);
+    os.registerDriver(inputPciDriver({ entries: 64, onReport: (fn, report, latency) => this.inputReport(fn, report, latency) }));
+    say("enumerating PCI");
+    spawn(os.boot(), (found) => {
+      if (found instanceof Error) say(`enumeration failed: ${found.message}`, "error");
+      else say(`enumeration done: ${found.length} functions`);
     });
   }
 
-  private bind(server: Server, fn: PciFunction, say: (text: string, level?: Level) => void): void {
-    const where = `${fn.bus}:${fn.device}.${fn.fn}`;
-    if (isGraphics(fn)) {
-      spawn(graphicsDriver(server.os, fn), (result) => {
-        if (result instanceof Error) return say(`graphics ${where}: ${result.message}`, "error");
-        const adapter = this.graphics.find((g) => g.routingId === ((fn.bus << 8) | (fn.device << 3)));
-        const same = adapter !== undefined && Buffer.compare(Buffer.from(adapter.framebuffer.subarray(0, result.bytes)), Buffer.from(testPicture(result.width, result.height))) === 0;
-        if (!same) this.dataErrors++;
-        say(`graphics ${where}: test picture drawn, ${result.width}x${result.height}${same ? ", remote framebuffer matches" : ", remote framebuffer DIFFERS"}`, same ? "info" : "error");
-      });
-    } else if (isInput(fn)) {
+  private inputReport(fn: PciFunction, report: InputReport, latency: number): void {
+    const entry = this.inputs.find((e) => e.device.routingId === ((fn.bus << 8) | (fn.device << 3)));
+    if (!entry) return;
+    entry.reports++;
+    entry.latenciesNs.push(latency);
+    if (report.kind === ReportKind.Key) entry.keys += String.fromCharCode(report.code);
+  }
+
+  /** What a keyboard/mouse's driver received against what was typed at the chassis. */
+  private reportInput(entry: World["inputs"][number]): void {
+    if (!entry.server) return;
+    const sorted = [...entry.latenciesNs].sort((x, y) => x - y);
+    // Keys typed in the last millisecond may still be on their way; anything older must have arrived.
+    const due = entry.typedAt.filter((t) => t <= this.scheduler.now - 1_000_000).length;
+    const ok = entry.typed.startsWith(entry.keys) && entry.keys.length >= due;
+    if (!ok) this.dataErrors++;
+    const p50 = sorted.length ? (sorted[Math.floor(sorted.length / 2)] / 1000).toFixed(2) : "-";
+    const max = sorted.length ? (sorted[sorted.length - 1] / 1000).toFixed(2) : "-";
+    const where = functionName({ bus: entry.device.routingId >> 8, device: (entry.device.routingId >> 3) & 0x1f, fn: 0 });
+    this.timeline.add({
+      timeNs: this.scheduler.now, card: entry.server, source: "os", level: ok ? "info" : "error",
+      text: `keyboard/mouse ${where}: received "${entry.keys}" (${entry.reports} reports)${ok ? "" : `, typed "${entry.typed}"`}; latency p50 ${p50} µs, max ${max} µs`,
+    });
+  }
+
+  /** A driver bound: report what its probe did, and start the NVMe load on a disk. */
+  private bound(server: Server, fn: PciFunction, driver: string, result: unknown, say: (text: string, level?: Level) => void): void {
+    const where = functionName(fn);
+    if (driver === "graphics") {
+      const picture = result as GraphicsResult;
+      const adapter = this.graphics.find((g) => g.routingId === ((fn.bus << 8) | (fn.device << 3)));
+      const same = adapter !== undefined && Buffer.compare(Buffer.from(adapter.framebuffer.subarray(0, picture.bytes)), Buffer.from(testPicture(picture.width, picture.height))) === 0;
+      if (!same) this.dataErrors++;
+      say(`graphics ${where}: test picture drawn, ${picture.width}x${picture.height}${same ? ", remote framebuffer matches" : ", remote framebuffer DIFFERS"}`, same ? "info" : "error");
+    } else if (driver === "dma-test") {
+      const r = result as DmaTestResult;
+      const errors = r.hostMismatches + r.deviceErrors;
+      this.dataErrors += errors;
+      const rate = (ns: number) => (((1 << 20) * 8) / ns).toFixed(2);
+      say(`dma-test ${where}: 1 MiB written to server memory in ${(r.writeNs / 1000).toFixed(1)} µs (${rate(r.writeNs)} Gb/s) and read back in ${(r.verifyNs / 1000).toFixed(1)} µs (${rate(r.verifyNs)} Gb/s), ${errors} word errors`, errors ? "error" : "info");
+    } else if (driver === "input") {
       const entry = this.inputs.find((e) => e.device.routingId === ((fn.bus << 8) | (fn.device << 3)));
-      if (!entry) return;
+      if (entry) entry.server = server.name;
       say(`keyboard/mouse ${where}: driver listening`);
-      spawn(inputDriver(server.os, fn, 0x2_0000_0000 + 0x10000 * this.inputs.indexOf(entry), 64, (report, latency) => {
-        entry.reports++;
-        entry.latenciesNs.push(latency);
-        if (report.kind === ReportKind.Key) entry.keys += String.fromCharCode(report.code);
-      }));
-      this.stopHooks.push(() => {
-        const sorted = [...entry.latenciesNs].sort((x, y) => x - y);
-        // Keys typed in the last millisecond may still be on their way; anything older must have arrived.
-        const due = entry.typedAt.filter((t) => t <= this.scheduler.now - 1_000_000).length;
-        const ok = entry.typed.startsWith(entry.keys) && entry.keys.length >= due;
-        if (!ok) this.dataErrors++;
-        const p50 = sorted.length ? (sorted[Math.floor(sorted.length / 2)] / 1000).toFixed(2) : "-";
-        const max = sorted.length ? (sorted[sorted.length - 1] / 1000).toFixed(2) : "-";
-        say(`keyboard/mouse ${where}: received "${entry.keys}" (${entry.reports} reports)${ok ? "" : `, typed "${entry.typed}"`}; latency p50 ${p50} µs, max ${max} µs`, ok ? "info" : "error");
-      });
-    } else if (isNvme(fn)) {
-      const os = server.os;
-      spawn((function* (): Task<string> {
-        const disk = yield* nvmeInit(os, fn, 0x3_0000_0000);
-        const data = pattern(0x4e56, 1 << 20);
-        const started = os.rc.now;
-        for (let i = 0; i < 8; i++) yield* disk.write(i * 256, data.subarray(i * 131_072, (i + 1) * 131_072), 0x4_0000_0000, 0x4_1000_0000);
-        const wrote = os.rc.now - started;
-        let bad = 0;
-        for (let i = 0; i < 8; i++) {
-          const back = yield* disk.read(i * 256, 256, 0x5_0000_0000, 0x5_1000_0000);
-          if (Buffer.compare(Buffer.from(back), Buffer.from(data.subarray(i * 131_072, (i + 1) * 131_072))) !== 0) bad++;
-        }
-        return `${disk.identity!.mn.trim()} (${disk.blocks} blocks of 512 bytes): 1 MiB written in ${(wrote / 1000).toFixed(1)} µs and read back, ${bad} of 8 commands' data differ`;
-      })(), (result) => {
-        if (result instanceof Error) return say(`nvme ${where}: ${result.message}`, "error");
-        const bad = !result.includes(", 0 of 8");
-        if (bad) this.dataErrors++;
-        say(`nvme ${where}: ${result}`, bad ? "error" : "info");
-      });
-    } else if (isDmaTest(fn)) {
-      spawn(dmaTestDriver(server.os, fn, 0x1_0000_0000, 1 << 20, 0x5eed), (result) => {
-        if (result instanceof Error) return say(`dma-test ${where}: ${result.message}`, "error");
-        const errors = result.hostMismatches + result.deviceErrors;
-        this.dataErrors += errors;
-        const rate = (ns: number) => (((1 << 20) * 8) / ns).toFixed(2);
-        say(`dma-test ${where}: 1 MiB written to server memory in ${(result.writeNs / 1000).toFixed(1)} µs (${rate(result.writeNs)} Gb/s) and read back in ${(result.verifyNs / 1000).toFixed(1)} µs (${rate(result.verifyNs)} Gb/s), ${errors} word errors`, errors ? "error" : "info");
-      });
+    } else if (driver === "nvme") {
+      this.startNvmeLoad(server, fn, result as NvmeDisk, say);
     }
+  }
+
+  /** A verified write/read-back load on a disk, from its binding until the run ends or the disk goes. */
+  private startNvmeLoad(server: Server, fn: PciFunction, disk: NvmeDisk, say: (text: string, level?: Level) => void): void {
+    const where = functionName(fn);
+    const nvme = server.summary.nvme;
+    const bound = this.scheduler.now;
+    let first = true;
+    let stopping = false;
+    const id = (fn.bus << 8) | (fn.device << 3);
+    const { queueDepth, blocksPerCommand, intervalNs } = [...this.nvmeLoads].find(([c]) => c.routingId === id)?.[1] ?? NVME_LOAD;
+    const pace = intervalNs ? `, a round every ${intervalNs / 1e6} ms per command slot` : "";
+    say(`nvme ${where}: ${disk.identity!.mn.trim()} (${disk.blocks} blocks of 512 bytes): verified write and read-back load starts, queue depth ${queueDepth}, ${(blocksPerCommand * 512) / 1024} KiB commands${pace}`);
+    const stats = newNvmeLoadStats();
+    const report = (what: string, level: Level) => {
+      const ns = this.scheduler.now - bound;
+      const rate = ns > 0 ? ((stats.verifiedBytes * 8) / ns).toFixed(2) : "0";
+      say(`nvme ${where}: ${what}: ${(stats.verifiedBytes / 2 ** 20).toFixed(1)} MiB written and verified in ${(ns / 1e6).toFixed(1)} ms (${rate} Gb/s), ${stats.aborted} commands aborted, ${stats.errors} errors, ${stats.mismatches} mismatches`, level);
+    };
+    spawn(nvmeLoad(disk, {
+      region: { lba: 0, blocks: disk.blocks }, blocksPerCommand, queueDepth, intervalNs, verify: true, stats,
+      stop: () => stopping,
+      onVerified: () => {
+        if (!first) return;
+        first = false;
+        nvme.firstVerifiedNs.push(this.scheduler.now);
+        say(`nvme ${where}: first read verified ${((this.scheduler.now - bound) / 1000).toFixed(1)} µs after the driver bound`);
+      },
+    }), (result) => {
+      nvme.bytesVerified += stats.verifiedBytes;
+      nvme.commands += stats.commands;
+      nvme.commandsAborted += stats.aborted;
+      nvme.errors += stats.errors;
+      nvme.mismatches += stats.mismatches;
+      this.dataErrors += stats.errors + stats.mismatches;
+      if (result instanceof Error) say(`nvme ${where}: load failed: ${result.message}`, "error");
+      else if (stats.ended === "removed") report("load stopped cleanly, device removed", "warn");
+      else if (stats.ended !== "stopped") report(`load ended: ${stats.lastError ?? stats.ended}`, "error");
+    });
+    this.stopHooks.push(() => {
+      if (stats.ended !== "running") return;
+      stopping = true;
+      report("load running at the end of the run", stats.errors + stats.mismatches ? "error" : "info");
+    });
   }
 
   private fabric(name: string): Fabric {
@@ -297,24 +360,14 @@ export class World {
       const copy = tlp.slice();
       const chassis = this.chassisTunnels.get(tunnel);
       if (chassis) chassis.fromHost(copy, slot);
-      else this.hostSwitches.get(tunnel)?.fromTunnel(copy);
+      else this.routers.get(tunnel)?.fromTunnel(tunnel.index, slot, copy);
     }
     tunnel.release(cls, tlp);
   }
 
-  /**
-   * The firmware moved a tunnel's link state: the history records it, and a host card's
-   * tunnel that comes up with a chassis card gives the server's switch one downstream port
-   * per chassis slot (until the firmware serves the virtual switch itself).
-   */
+  /** The firmware moved a tunnel's link state: the history records it. */
   private onLinkState(card: Card, tunnel: TunnelEngine, state: number): void {
     this.linkState(card.name, `tunnel${tunnel.index}:${LinkState[state]?.toLowerCase() ?? state}`);
-    if (state !== LinkState.Active || card.config.role !== CardRole.Host) return;
-    const peer = this.cards.find((c) => macKey(c.config.mac) === tunnel.peerKey());
-    const server = this.servers.find((s) => s.host === card.name);
-    if (!peer || !server || peer.config.role !== CardRole.Chassis) return;
-    for (let slot = 0; slot < peer.config.slots; slot++) server.hostSwitch.addPort(tunnel, slot);
-    this.hostSwitches.set(tunnel, server.hostSwitch);
   }
 
   /** `from`'s tunnel that is up with card `to`, if any. */
@@ -418,6 +471,19 @@ export class World {
         writeFileSync(file, this.graphics[0].screenshot());
       });
     }
+    if (this.options.lspci) {
+      const file = this.options.lspci;
+      this.stopHooks.push(async () => {
+        for (const server of this.servers) {
+          const name = this.servers.length === 1 ? file : file.replace(/(\.txt)?$/, `.${server.name}$1`);
+          const result: { dump?: string | Error } = {};
+          spawn(lspciDump(server.os), (r) => (result.dump = r));
+          while (result.dump === undefined) await this.scheduler.run(this.scheduler.now + 1_000_000);
+          if (result.dump instanceof Error) throw result.dump;
+          writeFileSync(name, result.dump);
+        }
+      });
+    }
     scenario.traffic.forEach((spec, i) => {
       if (spec.startNs <= duration) this.scheduler.at(spec.startNs, () => this.startTraffic(spec, i));
     });
@@ -460,7 +526,11 @@ export class World {
       },
       hostCompletionTimeouts: this.servers.reduce((n, s) => n + s.rc.counters.completionTimeouts, 0),
       dataVerificationErrors: this.dataErrors,
-      hotplugEvents: Object.fromEntries(cards.filter((c) => c.role === "host").map((c) => [c.name, { removals: 0, insertions: 0 }])),
+      hotplugEvents: Object.fromEntries(cards.filter((c) => c.role === "host").map((c) => {
+        const counters = this.servers.filter((s) => s.host === c.name).map((s) => s.os.hotplugCounters());
+        return [c.name, { removals: counters.reduce((n, h) => n + h.removals, 0), insertions: counters.reduce((n, h) => n + h.insertions, 0) }];
+      })),
+      servers: this.servers.map((s) => ({ ...s.summary, errorCompletions: s.rc.counters.errorCompletions })),
       firmwareTraps: cards.reduce((n, c) => n + c.stats.traps, 0),
       mailboxErrors: cards.reduce((n, c) => n + c.stats.mailboxErrors, 0),
     };

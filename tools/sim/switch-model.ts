@@ -1,21 +1,19 @@
-// The host card as the server sees it: a PCIe switch with an upstream port and one
-// downstream port per remote chassis slot, each downstream port mapped to a (tunnel, slot)
-// pair. This TypeScript model stands in until the firmware serves the virtual bridges'
-// configuration space and hot-plug (docs/pcie.md): it answers configuration requests for its
-// own ports, converts Type 1 requests for the bus right below a downstream port into Type 0
-// ones and tunnels them, and routes memory requests by the downstream ports' windows and
-// completions by their bus ranges.
+// A firmware-free model of the host card's switch for fabric-level paths (remote-pcie.ts:
+// PCIe benchmarks and server tests that program tunnels through registers, without link
+// training). On the card the firmware serves the virtual ports (assembly/pcie/) and the
+// fabric's router moves the TLPs (board/pcie/switch-router.ts); this model does both at once,
+// without hot-plug: it answers configuration requests for its own ports, converts Type 1
+// requests for the bus right below a downstream port into Type 0 ones and tunnels them, and
+// routes memory requests by the downstream ports' windows and completions by their bus ranges.
 
-import { ConfigSpace, Command, defineType1Header, type Type1Header } from "./config-space.ts";
-import { addExpress, addMsi, PortType, LinkSpeed } from "./capabilities.ts";
-import { decodeTlp, isMalformed, CplStatus, TlpType, type Tlp } from "./tlp.ts";
-import { configCompletion, errorCompletion, isNonPosted } from "./completer.ts";
-import { encodeTlp } from "./tlp.ts";
-import type { Uplink } from "./chassis-root.ts";
+import { ConfigSpace, Command, defineType1Header, type Type1Header } from "../../board/pcie/config-space.ts";
+import { addExpress, addMsi, PortType, LinkSpeed } from "../../board/pcie/capabilities.ts";
+import { decodeTlp, isMalformed, CplStatus, TlpType, type Tlp } from "../../board/pcie/tlp.ts";
+import { configCompletion, errorCompletion, isNonPosted } from "../../board/pcie/completer.ts";
+import { encodeTlp } from "../../board/pcie/tlp.ts";
+import type { Uplink } from "../../board/pcie/chassis-root.ts";
+import { SWITCH_VENDOR_ID, SWITCH_UPSTREAM_DEVICE_ID, SWITCH_DOWNSTREAM_DEVICE_ID } from "../../board/map/pcie.ts";
 
-export const HOST_SWITCH_VENDOR = 0x1fff;
-export const UPSTREAM_DEVICE_ID = 0x0001;
-export const DOWNSTREAM_DEVICE_ID = 0x0002;
 
 interface Port {
   config: ConfigSpace;
@@ -27,7 +25,7 @@ interface DownstreamPort extends Port {
   slot: number;
 }
 
-export interface HostSwitchCounters {
+export interface SwitchModelCounters {
   malformed: number;
   unsupportedRequests: number;
   tunnelledDown: number;
@@ -40,7 +38,7 @@ export interface HostSwitchCounters {
 
 function bridge(deviceId: number, portType: PortType, physicalSlot?: number): Port {
   const config = new ConfigSpace(4096);
-  const header = defineType1Header(config, { vendorId: HOST_SWITCH_VENDOR, deviceId, io: false, prefetchable: 64 });
+  const header = defineType1Header(config, { vendorId: SWITCH_VENDOR_ID, deviceId, io: false, prefetchable: 64 });
   addMsi(config, { vectors: 1 });
   addExpress(config, {
     portType,
@@ -50,8 +48,8 @@ function bridge(deviceId: number, portType: PortType, physicalSlot?: number): Po
   return { config, header };
 }
 
-export class HostSwitch {
-  readonly counters: HostSwitchCounters = { malformed: 0, unsupportedRequests: 0, tunnelledDown: 0, tunnelRefused: 0, toServer: 0, unclaimed: 0 };
+export class SwitchModel {
+  readonly counters: SwitchModelCounters = { malformed: 0, unsupportedRequests: 0, tunnelledDown: 0, tunnelRefused: 0, toServer: 0, unclaimed: 0 };
   readonly upstream: Port;
   readonly downstream: DownstreamPort[];
   /** Bus and device number of the upstream port, captured from Type 0 requests. */
@@ -59,7 +57,7 @@ export class HostSwitch {
   private send: ((tlp: Uint8Array) => void) | null = null;
 
   constructor(ports: { tunnel: Uplink; slot: number }[]) {
-    this.upstream = bridge(UPSTREAM_DEVICE_ID, PortType.UpstreamPort);
+    this.upstream = bridge(SWITCH_UPSTREAM_DEVICE_ID, PortType.UpstreamPort);
     this.downstream = [];
     for (const { tunnel, slot } of ports) this.addPort(tunnel, slot);
   }
@@ -67,7 +65,7 @@ export class HostSwitch {
   /** Adds a downstream port for chassis slot `slot` behind `tunnel` (a tunnel that has come up), unless it has one. */
   addPort(tunnel: Uplink, slot: number): void {
     if (this.downstream.some((p) => p.tunnel === tunnel && p.slot === slot)) return;
-    this.downstream.push({ ...bridge(DOWNSTREAM_DEVICE_ID, PortType.DownstreamPort, this.downstream.length + 1), tunnel, slot });
+    this.downstream.push({ ...bridge(SWITCH_DOWNSTREAM_DEVICE_ID, PortType.DownstreamPort, this.downstream.length + 1), tunnel, slot });
   }
 
   /** Plugs the switch into the server's root port link. */
