@@ -66,6 +66,11 @@ export class RootComplex {
     this.rootPort = { config, header };
   }
 
+  /** Non-posted requests issued and not yet completed (nor timed out). */
+  get outstandingRequests(): number {
+    return this.outstanding.size;
+  }
+
   /** Virtual time, for software that measures how long things take. */
   get now(): number {
     return this.scheduler.now;

@@ -216,3 +216,48 @@ export function pairScenario(o: PairOptions): Scenario {
     servers: [],
   };
 }
+
+export interface HotplugOptions {
+  durationNs: number;
+  /** Outages of the first chassis card's cable: pulled at downAtNs, plugged back at upAtNs (never, if absent). */
+  pulls: { downAtNs: number; upAtNs?: number }[];
+  /** A second chassis card on the same host card, through a switch with the first; its cable is never pulled. */
+  twoChassis?: boolean;
+  lengthM?: number;
+  /** The NVMe disks' load (default NVME_LOAD). */
+  load?: NvmeLoadSpec;
+}
+
+/**
+ * A server whose host card pairs with a chassis card holding an NVMe drive (slot 0) and a
+ * DMA test device (slot 1), optionally a second chassis card with another NVMe drive; the
+ * first chassis card's cable is pulled and plugged back as `pulls` says. A direct cable
+ * reports the pull as loss of carrier; through the switch the host card sees silence.
+ */
+export function hotplugScenario(o: HotplugOptions): Scenario {
+  const chassis = ["chassis", ...(o.twoChassis ? ["chassis2"] : [])];
+  const cards: CardSpec[] = [
+    { name: "host", role: CardRole.Host, serial: 0x1000_0001, slots: 2, powerOnNs: 0 },
+    ...chassis.map((name, i) => ({ name, role: CardRole.Chassis, serial: 0x2000_0001 + i, slots: 2, powerOnNs: 0 })),
+  ];
+  const cable = (name: string) => ({ lengthM: o.lengthM ?? 10, ...(name === "chassis" ? { outages: o.pulls } : {}) });
+  return {
+    name: "hotplug",
+    description: "a server, its host card and chassis cards with NVMe drives; a chassis card's cable is pulled and plugged back",
+    durationNs: o.durationNs,
+    logLevel: LogLevel.Info,
+    cards,
+    cables: o.twoChassis
+      ? cards.map((c, port) => ({ id: `cable-${c.name}`, a: c.name, b: { switch: "switch", port }, config: cable(c.name) }))
+      : [{ id: "cable", a: "host", b: "chassis", config: cable("chassis") }],
+    switches: o.twoChassis ? [{ name: "switch", config: { ports: cards.map(() => ({ mode: "trunk" as const })) } }] : [],
+    link: { ...DEFAULT_LINK, mtu: 9000 },
+    traffic: [],
+    devices: [
+      { chassis: "chassis", slot: 0, kind: "nvme", ...(o.load ? { load: o.load } : {}) },
+      { chassis: "chassis", slot: 1, kind: "dma-test" },
+      ...(o.twoChassis ? [{ chassis: "chassis2", slot: 0, kind: "nvme" as const, ...(o.load ? { load: o.load } : {}) }] : []),
+    ],
+    servers: [{ name: "server", host: "host", enumerateNs: 2_000_000 }],
+  };
+}

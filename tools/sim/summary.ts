@@ -30,8 +30,28 @@ export interface ServerSummary {
   drivers: { timeNs: number; fn: string; driver: string; event: "bound" | "unbound" | "probeFailed" }[];
   /** Requests the root complex saw completed with Unsupported Request or Completer Abort. */
   errorCompletions: number;
-  /** The verified NVMe load, over every time a disk was bound. */
-  nvme: { bytesVerified: number; commands: number; commandsAborted: number; errors: number; mismatches: number; firstVerifiedNs: number[] };
+  /** Requests of the root complex still waiting for their completion when the run ended. */
+  requestsOutstanding: number;
+  /** The verified NVMe load, one record each time a disk was bound. */
+  nvme: NvmeRun[];
+}
+
+/** One verified NVMe load, from the driver binding the disk until the run ended or the disk went. */
+export interface NvmeRun {
+  /** bus:device.function of the disk. */
+  fn: string;
+  boundNs: number;
+  /** When the first read-back was verified, if one was. */
+  firstVerifiedNs: number | null;
+  /** "running" at the end of the run, else why it ended and when. */
+  ended: "running" | "stopped" | "removed" | "error";
+  endedNs: number | null;
+  bytesVerified: number;
+  commands: number;
+  /** Commands the driver failed because the disk was removed while they waited. */
+  commandsAborted: number;
+  errors: number;
+  mismatches: number;
 }
 
 export interface RunSummary {

@@ -31,12 +31,12 @@ import { graphicsPciDriver, testPicture, type GraphicsResult } from "../server/d
 import { InputDevice, ReportKind, type InputReport } from "../../board/devices/input.ts";
 import { inputPciDriver } from "../server/drivers/input.ts";
 import { NvmeController } from "../../board/devices/nvme/controller.ts";
-import { nvmeDriver, nvmeLoad, newNvmeLoadStats, type NvmeDisk } from "../server/drivers/nvme.ts";
+import { nvmeDriver, nvmeLoad, newNvmeLoadStats, type NvmeDisk, type NvmeLoadStats } from "../server/drivers/nvme.ts";
 import { openSession, type EngineKind, type EngineOptions } from "../engines/index.ts";
 import { EventScheduler } from "./scheduler.ts";
 import { BOARD_ID, macFor, cardLink, NVME_LOAD, type Scenario, type CableSpec, type NvmeLoadSpec } from "./scenarios.ts";
 import { Timeline, type Level } from "./timeline.ts";
-import type { RunSummary, LinkStateChange, ServerSummary } from "./summary.ts";
+import type { RunSummary, LinkStateChange, ServerSummary, NvmeRun } from "./summary.ts";
 
 export interface WorldOptions {
   scenario: Scenario;
@@ -109,6 +109,10 @@ export class World {
   private dataErrors = 0;
   /** The load each NVMe controller's disk runs once bound. */
   private readonly nvmeLoads = new Map<NvmeController, NvmeLoadSpec>();
+  /** The live counters behind each NVMe run of the summary. */
+  private readonly nvmeStats = new Map<NvmeRun, NvmeLoadStats>();
+  /** Set when simulated time is up: NVMe loads start no new round. */
+  private stopping = false;
 
   constructor(private readonly options: WorldOptions) {
     this.timeline = new Timeline(options.print ?? null);
@@ -209,8 +213,8 @@ export class World {
       this.servers.push({
         name: spec.name, host: spec.host, rc, os, router,
         summary: {
-          name: spec.name, host: spec.host, hotplug: [], drivers: [], errorCompletions: 0,
-          nvme: { bytesVerified: 0, commands: 0, commandsAborted: 0, errors: 0, mismatches: 0, firstVerifiedNs: [] },
+          name: spec.name, host: spec.host, hotplug: [], drivers: [], errorCompletions: 0, requestsOutstanding: 0,
+          nvme: [],
         },
       });
     }
@@ -293,44 +297,40 @@ export class World {
   /** A verified write/read-back load on a disk, from its binding until the run ends or the disk goes. */
   private startNvmeLoad(server: Server, fn: PciFunction, disk: NvmeDisk, say: (text: string, level?: Level) => void): void {
     const where = functionName(fn);
-    const nvme = server.summary.nvme;
-    const bound = this.scheduler.now;
-    let first = true;
-    let stopping = false;
     const id = (fn.bus << 8) | (fn.device << 3);
     const { queueDepth, blocksPerCommand, intervalNs } = [...this.nvmeLoads].find(([c]) => c.routingId === id)?.[1] ?? NVME_LOAD;
     const pace = intervalNs ? `, a round every ${intervalNs / 1e6} ms per command slot` : "";
     say(`nvme ${where}: ${disk.identity!.mn.trim()} (${disk.blocks} blocks of 512 bytes): verified write and read-back load starts, queue depth ${queueDepth}, ${(blocksPerCommand * 512) / 1024} KiB commands${pace}`);
     const stats = newNvmeLoadStats();
+    const run: NvmeRun = {
+      fn: where, boundNs: this.scheduler.now, firstVerifiedNs: null, ended: "running", endedNs: null,
+      bytesVerified: 0, commands: 0, commandsAborted: 0, errors: 0, mismatches: 0,
+    };
+    server.summary.nvme.push(run);
+    this.nvmeStats.set(run, stats);
     const report = (what: string, level: Level) => {
-      const ns = this.scheduler.now - bound;
+      const ns = this.scheduler.now - run.boundNs;
       const rate = ns > 0 ? ((stats.verifiedBytes * 8) / ns).toFixed(2) : "0";
       say(`nvme ${where}: ${what}: ${(stats.verifiedBytes / 2 ** 20).toFixed(1)} MiB written and verified in ${(ns / 1e6).toFixed(1)} ms (${rate} Gb/s), ${stats.aborted} commands aborted, ${stats.errors} errors, ${stats.mismatches} mismatches`, level);
     };
     spawn(nvmeLoad(disk, {
       region: { lba: 0, blocks: disk.blocks }, blocksPerCommand, queueDepth, intervalNs, verify: true, stats,
-      stop: () => stopping,
+      stop: () => this.stopping,
       onVerified: () => {
-        if (!first) return;
-        first = false;
-        nvme.firstVerifiedNs.push(this.scheduler.now);
-        say(`nvme ${where}: first read verified ${((this.scheduler.now - bound) / 1000).toFixed(1)} µs after the driver bound`);
+        if (run.firstVerifiedNs !== null) return;
+        run.firstVerifiedNs = this.scheduler.now;
+        say(`nvme ${where}: first read verified ${((this.scheduler.now - run.boundNs) / 1000).toFixed(1)} µs after the driver bound`);
       },
     }), (result) => {
-      nvme.bytesVerified += stats.verifiedBytes;
-      nvme.commands += stats.commands;
-      nvme.commandsAborted += stats.aborted;
-      nvme.errors += stats.errors;
-      nvme.mismatches += stats.mismatches;
-      this.dataErrors += stats.errors + stats.mismatches;
-      if (result instanceof Error) say(`nvme ${where}: load failed: ${result.message}`, "error");
-      else if (stats.ended === "removed") report("load stopped cleanly, device removed", "warn");
+      run.endedNs = this.scheduler.now;
+      if (result instanceof Error) {
+        stats.ended = "error";
+        say(`nvme ${where}: load failed: ${result.message}`, "error");
+      } else if (stats.ended === "removed") report("load stopped cleanly, device removed", "warn");
       else if (stats.ended !== "stopped") report(`load ended: ${stats.lastError ?? stats.ended}`, "error");
     });
     this.stopHooks.push(() => {
-      if (stats.ended !== "running") return;
-      stopping = true;
-      report("load running at the end of the run", stats.errors + stats.mismatches ? "error" : "info");
+      if (stats.ended === "running") report("load running at the end of the run", stats.errors + stats.mismatches ? "error" : "info");
     });
   }
 
@@ -488,6 +488,7 @@ export class World {
       if (spec.startNs <= duration) this.scheduler.at(spec.startNs, () => this.startTraffic(spec, i));
     });
     await this.scheduler.run(duration);
+    this.stopping = true;
     for (const hook of this.stopHooks) await hook(this);
     // Collect each firmware's own counters before powering the cards off.
     for (const card of this.cards) card.post({ kind: "countersQuery" });
@@ -499,6 +500,14 @@ export class World {
   }
 
   private summary(duration: number): RunSummary {
+    let nvmeErrors = 0;
+    for (const [run, stats] of this.nvmeStats) {
+      Object.assign(run, {
+        ended: stats.ended, bytesVerified: stats.verifiedBytes, commands: stats.commands, commandsAborted: stats.aborted,
+        errors: stats.errors, mismatches: stats.mismatches,
+      });
+      nvmeErrors += stats.errors + stats.mismatches;
+    }
     const cards = this.cards.map((card) => ({
       name: card.name,
       role: card.config.role === CardRole.Host ? ("host" as const) : ("chassis" as const),
@@ -525,12 +534,12 @@ export class World {
         reordered: this.flows.reduce((n, f) => n + f.checker.misordered, 0),
       },
       hostCompletionTimeouts: this.servers.reduce((n, s) => n + s.rc.counters.completionTimeouts, 0),
-      dataVerificationErrors: this.dataErrors,
+      dataVerificationErrors: this.dataErrors + nvmeErrors,
       hotplugEvents: Object.fromEntries(cards.filter((c) => c.role === "host").map((c) => {
         const counters = this.servers.filter((s) => s.host === c.name).map((s) => s.os.hotplugCounters());
         return [c.name, { removals: counters.reduce((n, h) => n + h.removals, 0), insertions: counters.reduce((n, h) => n + h.insertions, 0) }];
       })),
-      servers: this.servers.map((s) => ({ ...s.summary, errorCompletions: s.rc.counters.errorCompletions })),
+      servers: this.servers.map((s) => ({ ...s.summary, errorCompletions: s.rc.counters.errorCompletions, requestsOutstanding: s.rc.outstandingRequests })),
       firmwareTraps: cards.reduce((n, c) => n + c.stats.traps, 0),
       mailboxErrors: cards.reduce((n, c) => n + c.stats.mailboxErrors, 0),
     };
