@@ -26,6 +26,14 @@ export async function runSim(flags: SimFlags): Promise<void> {
     throw new CliError(`scenario ${scenario.name} has no graphics adapter: --screenshot has nothing to save`);
   }
   if (flags.lspci && scenario.servers.length === 0) throw new CliError(`scenario ${scenario.name} has no server: --lspci has nothing to dump`);
+  for (const [flag, file] of [["--lspci", flags.lspci], ["--screenshot", flags.screenshot], ["--summary", flags.summary]] as const) {
+    if (!file) continue;
+    try {
+      writeFileSync(file, "");
+    } catch (error) {
+      throw new CliError(`${flag} ${file}: cannot write it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+  }
   const print = flags.quiet ? null : (line: string) => process.stdout.write(line + "\n");
   if (print) {
     print(`scenario ${scenario.name}: ${scenario.description}`);

@@ -62,7 +62,9 @@ export class RootComplex {
   constructor(private readonly scheduler: Scheduler) {
     const config = new ConfigSpace(4096);
     const header = defineType1Header(config, { vendorId: 0x8086, deviceId: 0x1d10, io: false, prefetchable: 64 });
-    addExpress(config, { portType: PortType.RootPort, link: { maxSpeed: LinkSpeed.Gen3, maxWidth: 16 } });
+    const express = addExpress(config, { portType: PortType.RootPort, link: { maxSpeed: LinkSpeed.Gen3, maxWidth: 16 } });
+    // The link to the host card trains with the server and never goes down: DL Link Active.
+    express.link.dlLinkActive.set(1);
     this.rootPort = { config, header };
   }
 

@@ -33,9 +33,11 @@ function* readFunction(os: OperatingSystem, bus: number, device: number, fn: num
 
 /** Reads every function the OS knows (and its root port) and returns the dump text. */
 export function* lspciDump(os: OperatingSystem): Task<string> {
-  const slots = [{ bus: 0, device: ROOT_PORT_DEVICE, fn: 0 }, ...os.functions.map((f) => ({ bus: f.bus, device: f.device, fn: f.fn }))];
+  // The root port is the first function the OS records; before enumeration it is there all the same.
+  const slots = new Map([[ROOT_PORT_DEVICE << 3, { bus: 0, device: ROOT_PORT_DEVICE, fn: 0 }]]);
+  for (const f of os.functions) if (!f.removed) slots.set((f.bus << 8) | (f.device << 3) | f.fn, { bus: f.bus, device: f.device, fn: f.fn });
   const functions: LspciFunction[] = [];
-  for (const { bus, device, fn } of slots) {
+  for (const { bus, device, fn } of slots.values()) {
     const bytes = yield* readFunction(os, bus, device, fn);
     if (bytes) functions.push({ bus, device, function: fn, config: ConfigSpace.fromBytes(bytes, bytes.length as 256 | 4096) });
   }
