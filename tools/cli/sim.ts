@@ -67,8 +67,8 @@ export function formatSummary(s: RunSummary): string {
     ...rows,
     `  TLPs: ${t.sent} sent, ${t.delivered} delivered, ${t.lost} lost, ${t.duplicated} duplicated, ${t.reordered} out of order`,
     `  server: ${s.hostCompletionTimeouts} completion timeouts, ${s.dataVerificationErrors} data verification errors`,
-    ...s.servers.map((v) => `  ${v.name}: hot-plug ${v.hotplug.filter((h) => h.change === "removal").length} removals, ${v.hotplug.filter((h) => h.change === "insertion").length} insertions; ` +
-      `${v.errorCompletions} requests completed with Unsupported Request; NVMe ${(v.nvme.reduce((n, r) => n + r.bytesVerified, 0) / 2 ** 20).toFixed(1)} MiB verified, ` +
-      `${v.nvme.reduce((n, r) => n + r.commandsAborted, 0)} commands aborted by removal`),
+    ...s.servers.map((v) => `  ${v.name} hot-plug: ${v.hotplug.filter((h) => h.change === "removal").length} removal(s), ${v.hotplug.filter((h) => h.change === "insertion").length} insertion(s); ` +
+      `${v.errorCompletions} request(s) completed with Unsupported Request; NVMe ${(v.nvme.reduce((n, r) => n + r.bytesVerified, 0) / 2 ** 20).toFixed(1)} MiB verified, ` +
+      `${v.nvme.reduce((n, r) => n + r.commandsAborted, 0)} command(s) aborted by removal`),
   ].join("\n");
 }
