@@ -15,7 +15,7 @@ import { Exp, SltCtl, SltSta, Command } from "../../board/map/pcie.ts";
 import { RootComplex, ROOT_PORT_LINK } from "../../tools/server/root-complex.ts";
 import {
   OperatingSystem, DeviceRemoved, HOTPLUG_MEMORY_BYTES, HOTPLUG_PREFETCH_BYTES, functionName,
-  type OsEvent, type PciDriver, type PciFunction,
+  type OsEvent, type PciDriver,
 } from "../../tools/server/os.ts";
 import { SlotState, CONFIG_READY_MS, LINK_DETECT_MS, LINK_TIMEOUT_MS, VENDOR_ID_POLL_MS, type PciehpOptions } from "../../tools/server/pciehp.ts";
 import { spawn, type Task } from "../../tools/server/task.ts";

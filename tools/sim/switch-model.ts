@@ -43,7 +43,7 @@ function bridge(deviceId: number, portType: PortType, physicalSlot?: number): Po
   addExpress(config, {
     portType,
     link: { maxSpeed: LinkSpeed.Gen3, maxWidth: 4 },
-    ...(physicalSlot !== undefined ? { slot: { physicalSlot, hotPlugCapable: true, hotPlugSurprise: true, attentionButton: false, powerController: false } } : {}),
+    ...(physicalSlot !== undefined ? { slot: { physicalSlot, hotPlugCapable: false, hotPlugSurprise: false, attentionButton: false, powerController: false } } : {}),
   });
   return { config, header };
 }
@@ -59,13 +59,7 @@ export class SwitchModel {
   constructor(ports: { tunnel: Uplink; slot: number }[]) {
     this.upstream = bridge(SWITCH_UPSTREAM_DEVICE_ID, PortType.UpstreamPort);
     this.downstream = [];
-    for (const { tunnel, slot } of ports) this.addPort(tunnel, slot);
-  }
-
-  /** Adds a downstream port for chassis slot `slot` behind `tunnel` (a tunnel that has come up), unless it has one. */
-  addPort(tunnel: Uplink, slot: number): void {
-    if (this.downstream.some((p) => p.tunnel === tunnel && p.slot === slot)) return;
-    this.downstream.push({ ...bridge(SWITCH_DOWNSTREAM_DEVICE_ID, PortType.DownstreamPort, this.downstream.length + 1), tunnel, slot });
+    ports.forEach(({ tunnel, slot }, i) => this.downstream.push({ ...bridge(SWITCH_DOWNSTREAM_DEVICE_ID, PortType.DownstreamPort, i + 1), tunnel, slot }));
   }
 
   /** Plugs the switch into the server's root port link. */
