@@ -8,7 +8,7 @@ import {
   FABRIC_EVENT_LAST, MAX_TUNNELS, errorCounter, ConfigBody, FrameRxBody, NO_TUNNEL, TlpRxBody, TLP_RX_REASON_LAST, NO_PORT,
 } from "../board/map/mailbox";
 import { Fmt, SWITCH_PORTS } from "../board/map/pcie";
-import { MTU_MIN, MTU_MAX } from "../board/map/registers";
+import { MTU_MIN, MTU_MAX, CardReg } from "../board/map/registers";
 import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, SILENCE_MIN_KEEPALIVES, AckPolicy } from "../board/map/link";
 import * as config from "./link/config";
 import * as link from "./link/link";
@@ -187,6 +187,8 @@ function onBoot(body: usize): void {
   config.setIdentity(role, serial, slots, body + BootBody.Mac);
   if (role == CardRole.Host) vswitch.init();
   tx.hello(HelloStatus.Ok, FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH);
+  // Which chassis slots hold a device goes into every proposal: the host card shows only those as present.
+  if (role == CardRole.Chassis) tx.regRead(CardReg.SlotsPresent);
   timers.start(TimerId.Heartbeat, HEARTBEAT_NS);
   log.info();
   log.str("boot: firmware ");
@@ -354,7 +356,9 @@ function onCountersQuery(): void {
 
 function onRegValue(body: usize): void {
   accept();
-  link.onRegValue(load<u32>(body, RegValueBody.Address), load<u32>(body, RegValueBody.Value));
+  const address = load<u32>(body, RegValueBody.Address);
+  if (address == CardReg.SlotsPresent) config.setSlotsPresent(load<u32>(body, RegValueBody.Value));
+  link.onRegValue(address, load<u32>(body, RegValueBody.Value));
   log.debug();
   log.str("fabric: register ");
   log.hex(load<u32>(body, RegValueBody.Address), 4);

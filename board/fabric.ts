@@ -20,6 +20,8 @@ export interface FabricConfig {
   tunnels: number;
   /** A host card: the switch router between the server's root port and the tunnels. */
   switchRouter?: boolean;
+  /** A chassis card: which of its slots' PCIe links are up (bit per slot), for CardReg.SlotsPresent. */
+  slotsPresent?: () => number;
 }
 
 export interface FabricHost {
@@ -146,6 +148,7 @@ export class Fabric {
       case CardReg.Scratch: return this.scratch;
       case CardReg.RegErrors: return this.regErrors;
       case CardReg.SwitchPorts: return this.router ? SWITCH_PORTS : 0;
+      case CardReg.SlotsPresent: return (this.config.slotsPresent?.() ?? 0) >>> 0;
     }
     if (this.router && SwitchRouter.holds(address)) return this.router.readRegister(address);
     const target = this.tunnelAt(address);

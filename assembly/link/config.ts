@@ -10,6 +10,8 @@ export let serial: u32 = 0;
 export let ports: i32 = 0;
 /** Chassis slots (chassis card) or downstream ports (host card), from BOOT. */
 export let slots: i32 = 0;
+/** Chassis card: which slots hold a device (CardReg.SlotsPresent, read at boot); all of them until the fabric answers. */
+export let slotsPresent: u32 = 0;
 export const mac = memory.data(8);
 
 export let configured = false;
@@ -28,6 +30,7 @@ export function reset(): void {
   serial = 0;
   ports = 0;
   slots = 0;
+  slotsPresent = 0;
   memory.fill(mac, 0, 8);
   configured = false;
   group = 0;
@@ -45,8 +48,14 @@ export function setIdentity(newRole: i32, newSerial: u32, newSlots: i32, address
   role = newRole;
   serial = newSerial;
   slots = newSlots;
+  slotsPresent = newRole == CardRole.Chassis ? (1 << newSlots) - 1 : 0;
   ports = newRole == CardRole.Host ? newSlots : 1;
   memory.copy(mac, address, 6);
+}
+
+/** The fabric's answer to the boot-time read of CardReg.SlotsPresent (chassis cards). */
+export function setSlotsPresent(bits: u32): void {
+  if (role == CardRole.Chassis) slotsPresent = bits & (((1 << slots) - 1) as u32);
 }
 
 /** Takes a CONFIG body the dispatcher has validated. */

@@ -191,7 +191,7 @@ function enter(index: i32, next: i32, cause: i32): void {
         penalty.forgive(field(index, PEER_MAC));
         logUp(index);
         // A new session: the chassis card's slots appear in the server (a resume changes nothing).
-        if (isHost()) vswitch.attach(index, p.peerSerial, p.peerSlots);
+        if (isHost()) vswitch.attach(index, p.peerSerial, p.peerSlots, p.peerSlotsPresent);
       }
       break;
     case LinkState.Recovery:
@@ -486,6 +486,7 @@ function onAccept(): void {
   memory.copy(field(index, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE);
   memory.copy(field(index, PEER_PROPOSAL), frames.body + HandshakeBody.Proposal, p.proposalLength);
   p.peerSlots = load<u8>(field(index, PEER_PROPOSAL) + Proposal.Slots) as i32;
+  p.peerSlotsPresent = load<u8>(field(index, PEER_PROPOSAL) + Proposal.SlotsPresent) as u32;
   p.peerBootId = frames.senderBootId;
   const reason = intersect(p, field(index, PROPOSAL), field(index, PEER_PROPOSAL), p.version);
   if (reason != 0) return fail(index, reason, true);

@@ -26,6 +26,7 @@ export function writeProposal(out: usize, version: i32): i32 {
   store16be(out + Proposal.MaxPayload, config.maxPayload as u32);
   store16be(out + Proposal.ReorderKiB, (TunnelDefault.ReorderBytes >> 10) as u32);
   store<u8>(out + Proposal.Slots, (config.role == CardRole.Chassis ? config.slots : 0) as u8);
+  store<u8>(out + Proposal.SlotsPresent, config.slotsPresent as u8);
   store16be(out + Proposal.CreditPh, TunnelDefault.CreditPh as u32);
   store16be(out + Proposal.CreditPd, TunnelDefault.CreditPd as u32);
   store16be(out + Proposal.CreditNph, TunnelDefault.CreditNph as u32);

@@ -15,6 +15,8 @@ export class Port {
   peerVersionMax: i32;
   /** Chassis slots of the peer (host side), from its proposal. */
   peerSlots: i32;
+  /** Which of them hold a device (bit per slot), from its proposal. */
+  peerSlotsPresent: u32;
   // The negotiated session (docs/link.md, "Negotiation").
   version: i32;
   session: u32;

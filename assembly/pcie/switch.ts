@@ -25,6 +25,8 @@ import * as tlp from "./tlp";
 class Binding {
   /** A chassis slot is behind the port now (its tunnel is up). */
   bound: bool;
+  /** ...and it holds a device: the slot shows present. */
+  occupied: bool;
   /** The port was ever bound since boot: (peerSerial, chassisSlot) below are its last binding. */
   used: bool;
   /** The hot-plug interrupt condition at the last evaluation: MSI is sent on its rising edge. */
@@ -224,10 +226,11 @@ function slotEvent(port: i32, present: bool): void {
 
 /**
  * Link port (tunnel) `tunnel` became Active with chassis card `peerSerial`, which has
- * `peerSlots` slots: each slot gets a downstream port, bound in the router, then shown to
- * the server as a hot-plug insertion.
+ * `peerSlots` slots, those in `present` holding a device: each slot gets a downstream port,
+ * bound in the router; each occupied one is then shown to the server as a hot-plug insertion,
+ * an empty one stays an empty slot.
  */
-export function attach(tunnel: i32, peerSerial: u32, peerSlots: i32): void {
+export function attach(tunnel: i32, peerSerial: u32, peerSlots: i32, present: u32): void {
   if (!active) return;
   detach(tunnel); // a session the link never reported down is over
   for (let slot = 0; slot < peerSlots; slot++) {
@@ -248,9 +251,10 @@ export function attach(tunnel: i32, peerSerial: u32, peerSlots: i32): void {
     b.tunnel = tunnel;
     b.chassisSlot = slot;
     b.peerSerial = peerSerial;
+    b.occupied = (present & (1 << slot)) != 0;
     router(port, SwitchReg.Binding, (tunnel as u32) | ((slot as u32) << 8));
     router(port, SwitchReg.Control, control(port));
-    slotEvent(port, true);
+    if (b.occupied) slotEvent(port, true);
   }
 }
 
@@ -266,7 +270,8 @@ export function detach(tunnel: i32): void {
     if (!b.bound || b.tunnel != tunnel) continue;
     b.bound = false;
     router(port, SwitchReg.Control, control(port));
-    slotEvent(port, false);
+    if (b.occupied) slotEvent(port, false);
+    b.occupied = false;
   }
 }
 

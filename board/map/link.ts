@@ -75,7 +75,7 @@ export enum Proposal {
   MaxPayload = 6, //   u16 largest TLP data payload the sender handles
   ReorderKiB = 8, //   u16 the sender's reorder buffer: the most the peer may have in flight
   Slots = 10, //       u8  chassis slots (chassis), 0 (host)
-  Reserved11 = 11, //  u8
+  SlotsPresent = 11, // u8  chassis: bit s set when slot s holds a device (CardReg.SlotsPresent); 0 (host)
   CreditPh = 12, //    u16 receive credits the sender will announce, PH PD NPH NPD CPLH CPLD
   CreditPd = 14,
   CreditNph = 16,

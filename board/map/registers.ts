@@ -19,6 +19,7 @@ export enum CardReg {
   Scratch = 0x0c, //       rw  no effect; for bus checks
   RegErrors = 0x10, //     ro  register writes refused (read-only register, bad value, no such register)
   SwitchPorts = 0x14, //   ro  switch router port blocks: SWITCH_PORTS on a host card, 0 on a chassis card
+  SlotsPresent = 0x18, //  ro  chassis cards: bit s set while chassis slot s's PCIe link is up (a device is there); 0 on a host card
 }
 
 export const SWITCH_BASE = 0xa00;

@@ -36,6 +36,11 @@ export class ChassisRoot {
     this.links = new Array(slots).fill(null);
   }
 
+  /** Which slots hold a device, bit per slot: what the card's slot links report (CardReg.SlotsPresent). */
+  slotsPresent(): number {
+    return this.links.reduce((bits, link, slot) => (link ? bits | (1 << slot) : bits), 0);
+  }
+
   /** Plugs `device` into `slot` over a PCIe link. */
   plug(slot: number, device: SlotDevice, config: PcieLinkConfig = DEFAULT_SLOT_LINK): void {
     if (this.links[slot]) throw new Error(`slot ${slot} is occupied`);

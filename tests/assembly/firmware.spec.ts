@@ -1,4 +1,5 @@
 import * as firmware from "../../assembly/firmware";
+import { CardReg } from "../../board/map/registers";
 import * as rx from "../../assembly/abi/rx";
 import * as tx from "../../assembly/abi/tx";
 import * as clock from "../../assembly/clock";
@@ -9,7 +10,7 @@ import {
   MAILBOX_VERSION, HEADER_SIZE, MAX_BODY, MAX_SLOTS, TIMER_CHANNELS, Event, Command, Counter,
   MailboxError, HelloStatus, CardRole, ResetCause, LogLevel, errorCounter,
   BootBody, TimeBody, SyncBody, TimerFiredBody, HelloBody, SyncAckBody, TimerArmBody, ErrorBody,
-  CountersBody, FabricEventBody, RegValueBody, MAX_TUNNELS, FABRIC_EVENT_LAST,
+  CountersBody, FabricEventBody, RegValueBody, RegReadBody, MAX_TUNNELS, FABRIC_EVENT_LAST,
 } from "../../board/map/mailbox";
 import {
   Sent, message, set8, set16, set32, typeOf, bodyLengthOf, deliver, sent, sentTypes,
@@ -137,8 +138,11 @@ describe("BOOT", () => {
     set8(event, BootBody.LogLevel, LogLevel.Debug);
     set8(event, BootBody.Slots, MAX_SLOTS);
     const out = handle(event);
-    expect(out.length).toBe(1);
+    expect(out.length).toBe(2);
     expectHello(out[0], HelloStatus.Ok);
+    // A chassis card asks its fabric which slots hold a device.
+    expect(out[1].type).toBe(Command.RegRead, "then a REG_READ");
+    expect(out[1].u32(RegReadBody.Address)).toBe(CardReg.SlotsPresent);
     expect(firmware.cardRole()).toBe(CardRole.Chassis);
   });
 

@@ -14,6 +14,7 @@ import { Command, Counter, CardRole, BootBody, ConfigBody, RegWriteBody, RegRead
 import {
   TUNNEL_BASE, TUNNEL_STRIDE, TunnelReg, TunnelControl, TunnelStatus, TunnelDefault, FabricEventKind,
   SWITCH_BASE, SWITCH_STRIDE, SwitchReg, SwitchControl,
+  CardReg,
 } from "../../board/map/registers";
 import { SWITCH_PORTS } from "../../board/map/pcie";
 import {
@@ -193,6 +194,8 @@ class Peer {
     put16(p, Proposal.MaxPayload, this.maxPayload);
     put16(p, Proposal.ReorderKiB, this.reorderKiB);
     p[Proposal.Slots] = (this.role == CardRole.Chassis ? CHASSIS_SLOTS : 0) as u8;
+    const present: i32 = this.role == CardRole.Chassis ? (1 << CHASSIS_SLOTS) - 1 : 0;
+    p[Proposal.SlotsPresent] = present as u8;
     put16(p, Proposal.CreditPh, TunnelDefault.CreditPh);
     put16(p, Proposal.CreditPd, this.creditPd);
     put16(p, Proposal.CreditNph, TunnelDefault.CreditNph);
@@ -647,7 +650,9 @@ function expectCardProposal(proposal: u8[], inVersion: i32, slots: i32): void {
   expect(get16(proposal, Proposal.MaxPayload)).toBe(TunnelDefault.MaxPayload, "proposal MaxPayload");
   expect(get16(proposal, Proposal.ReorderKiB)).toBe(TunnelDefault.ReorderBytes >> 10, "proposal ReorderKiB");
   expect(proposal[Proposal.Slots]).toBe(slots as u8, "proposal Slots");
-  expect(proposal[Proposal.Reserved11]).toBe(0, "proposal reserved");
+  // Until the fabric says which slots hold a device, a chassis card offers all of them.
+  const present: i32 = (1 << slots) - 1;
+  expect(proposal[Proposal.SlotsPresent]).toBe(present as u8, "proposal SlotsPresent");
   expect(get16(proposal, Proposal.CreditPh)).toBe(TunnelDefault.CreditPh, "CreditPh");
   expect(get16(proposal, Proposal.CreditPd)).toBe(TunnelDefault.CreditPd, "CreditPd");
   expect(get16(proposal, Proposal.CreditNph)).toBe(TunnelDefault.CreditNph, "CreditNph");
@@ -1077,6 +1082,17 @@ describe("link: chassis card handshake", () => {
     expect(controlVersion(accept)).toBe(LINK_PROTOCOL_MAX);
     expect(cardNonce).not.toStrictEqual(new Array<u8>(NONCE_SIZE));
     expectCardProposal(cardProposal, LINK_PROTOCOL_MAX, CHASSIS_SLOTS);
+  });
+
+  it("reads which slots hold a device at boot, and its proposal says so", () => {
+    powerOn(CardRole.Chassis, CHASSIS_SLOTS);
+    // BOOT's answer: HELLO, then the read of SlotsPresent.
+    handle(entropyEvent(DRBG_SEED_MIN));
+    handle(regValueEvent(CardReg.SlotsPresent, 0xfffffff0 | 0b10));
+    handle(configEvent(GROUP));
+    cardBootId = get32(onlyFrame(wait(0)), CONTROL_AT + ControlHeader.BootId);
+    chassisNegotiate();
+    expect(cardProposal[Proposal.SlotsPresent]).toBe(0b10, "slot 1 only, bits beyond the card's slots dropped");
   });
 
   it("an OFFER in version 1 gets an ACCEPT in version 1", () => {

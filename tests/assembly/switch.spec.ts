@@ -188,10 +188,10 @@ function linkStatus(port: i32): u32 {
   return field16(port, EXP + Exp.LnkSta);
 }
 
-/** The commands attach() sends. */
-function attach(tunnel: i32, serial: u32, slots: i32): Sent[] {
+/** The commands attach() sends; every slot holds a device unless `present` says otherwise. */
+function attach(tunnel: i32, serial: u32, slots: i32, present: u32 = 0xff): Sent[] {
   tx.discard();
-  vswitch.attach(tunnel, serial, slots);
+  vswitch.attach(tunnel, serial, slots, present);
   return sent();
 }
 
@@ -430,7 +430,7 @@ describe("switch: TLP_RX validation", () => {
     expectRejected(tlpRxEvent(TlpRxReason.Config, 0, readRequest()), MailboxError.OutOfOrder, 0);
     // Nor does the switch serve anything if called directly.
     tx.discard();
-    vswitch.attach(0, CHASSIS, 2);
+    vswitch.attach(0, CHASSIS, 2, 0b11);
     expect(sent().length).toBe(0, "no ports to bind on a chassis card");
   });
 
@@ -873,6 +873,24 @@ describe("switch: hot-plug", () => {
     expect(vswitch.boundTunnel(4)).toBe(-1);
     expect(slotStatus(4)).toBe(0, "an empty slot: no presence, no events");
     expect(counters.get(Counter.HotplugEvents)).toBe(3);
+  });
+
+  it("an empty chassis slot gets its port, forwarding, but no presence, no event and no MSI; detach raises nothing for it", () => {
+    for (let port = 1; port <= 3; port++) armInterrupts(port, HOTPLUG_ENABLES);
+    const out = attach(0, CHASSIS, 3, 0b101);
+    expect(vswitch.boundTunnel(2)).toBe(0, "slot 1 is bound");
+    expect(routerWrites(out, 2, SwitchReg.Control)).toStrictEqual([(SwitchControl.Forward | SwitchControl.MemoryEnable | SwitchControl.BusMaster) as u32]);
+    expect(slotStatus(2)).toBe(0, "slot 1 is empty: no presence, no change events");
+    expect(linkStatus(2) & LnkSta.DlActive).toBe(0);
+    expect(slotStatus(1) & SltSta.PresenceDetectState).toBe(SltSta.PresenceDetectState);
+    expect(slotStatus(3) & SltSta.PresenceDetectState).toBe(SltSta.PresenceDetectState);
+    expect(typesOf(out).filter((t) => t == Command.TlpTx).length).toBe(2, "one MSI per occupied slot");
+    expect(counters.get(Counter.HotplugEvents)).toBe(2);
+    clearSlotEvents(1);
+    clearSlotEvents(3);
+    detach(0);
+    expect(slotStatus(2)).toBe(0, "nothing to remove in the empty slot");
+    expect(counters.get(Counter.HotplugEvents)).toBe(4);
   });
 
   it("detach clears Forward first, then presence and DL Link Active go, with both change events", () => {

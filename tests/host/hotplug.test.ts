@@ -150,4 +150,7 @@ test("two chassis cards on one host card: pulling one removes its slots only, th
   assert.deepEqual([kept.errors, kept.mismatches, kept.commandsAborted], [0, 0, 0]);
   const states = s.cards[0].linkStates.map((c) => c.state);
   assert.ok(!states.includes("tunnel1:down") && !states.includes("tunnel1:recovery"), "the second tunnel never left Active");
+  // The second chassis card's slot 1 is empty: its port (4) is an empty slot, not a card pciehp waits for.
+  assert.deepEqual(server.hotplug.filter((h) => h.change === "insertionFailed"), []);
+  assert.equal(s.cards[0].firmwareCounters!.HotplugEvents, 3 + 2, "slots 1-3 inserted at pairing, 1-2 removed; slot 4 never");
 });

@@ -128,7 +128,8 @@ export class World {
       };
       const card = new Card(config, this.scheduler, entropy, this.observer(spec.name));
       const host = spec.role === CardRole.Host;
-      const fabric = new Fabric({ boardId: BOARD_ID, mac: config.mac, tunnels: host ? spec.slots : 1, switchRouter: host }, this.scheduler, {
+      const slotsPresent = () => this.chassisRoots.get(spec.name)?.slotsPresent() ?? 0;
+      const fabric = new Fabric({ boardId: BOARD_ID, mac: config.mac, tunnels: host ? spec.slots : 1, switchRouter: host, slotsPresent }, this.scheduler, {
         event: (kind, tunnel, arg) => this.fabricEvent(card, kind, tunnel, arg),
         deliver: (tlp, cls, tunnel, slot) => this.deliver(tlp, cls, tunnel, slot),
         control: (frame, tunnel) => card.post({ kind: "frameRx", tunnel, frame: frame.slice() }),
