@@ -312,7 +312,7 @@ export class World {
     const report = (what: string, level: Level) => {
       const ns = this.scheduler.now - run.boundNs;
       const rate = ns > 0 ? ((stats.verifiedBytes * 8) / ns).toFixed(2) : "0";
-      say(`nvme ${where}: ${what}: ${(stats.verifiedBytes / 2 ** 20).toFixed(1)} MiB written and verified in ${(ns / 1e6).toFixed(1)} ms (${rate} Gb/s), ${stats.aborted} commands aborted, ${stats.errors} errors, ${stats.mismatches} mismatches`, level);
+      say(`nvme ${where}: ${what}: ${(stats.verifiedBytes / 2 ** 20).toFixed(1)} MiB written and verified in ${(ns / 1e6).toFixed(1)} ms (${rate} Gb/s), ${stats.aborted} command(s) aborted, ${stats.errors} error(s), ${stats.mismatches} mismatch(es)`, level);
     };
     spawn(nvmeLoad(disk, {
       region: { lba: 0, blocks: disk.blocks }, blocksPerCommand, queueDepth, intervalNs, verify: true, stats,
