@@ -21,8 +21,7 @@ enum Flags {
 
 /** Bits of header byte 2 (TlpHeader.LengthHigh). */
 enum LengthHigh {
-  Attr = 0x30, //   relaxed ordering, no snoop
-  Length = 0x03, // Length[9:8]
+  Attr = 0x30, // relaxed ordering, no snoop
 }
 
 /** AtomicOp request types (PCIe Base 2.2.1): non-posted, so they too get a completion. */
@@ -46,10 +45,6 @@ function be16(at: usize): u32 {
   return bswap<u16>(load<u16>(at)) as u32;
 }
 
-function be32(at: usize): u32 {
-  return bswap<u32>(load<u32>(at));
-}
-
 export function fmt(tlp: usize): i32 {
   return (load<u8>(tlp + TlpHeader.FmtType) >> 5) as i32;
 }
@@ -67,20 +62,8 @@ export function headerBytes(tlp: usize): i32 {
   return (fmt(tlp) & FMT_4DW) != 0 ? TlpHeader.Long : TlpHeader.Short;
 }
 
-/** Length in DW; 0 encodes 1024. */
-export function lengthDw(tlp: usize): i32 {
-  const dw = (((load<u8>(tlp + TlpHeader.LengthHigh) & LengthHigh.Length) as i32) << 8) | (load<u8>(tlp + TlpHeader.LengthLow) as i32);
-  return dw == 0 ? 1024 : dw;
-}
-
 export function requester(tlp: usize): u32 {
   return be16(tlp + TlpHeader.RequesterId);
-}
-
-/** The 10-bit tag: T9 and T8 from byte 1 above the Tag byte. */
-export function tag(tlp: usize): u32 {
-  const flags = load<u8>(tlp + TlpHeader.Flags) as u32;
-  return ((flags & Flags.T9) << 2) | ((flags & Flags.T8) << 5) | (load<u8>(tlp + TlpHeader.Tag) as u32);
 }
 
 export function firstBe(tlp: usize): i32 {
@@ -105,12 +88,6 @@ export function fn(tlp: usize): u32 {
 /** Configuration requests: the register number in DW, 0..1023 (Extended Register Number above Register Number). */
 export function register(tlp: usize): i32 {
   return (((load<u8>(tlp + TlpHeader.ExtRegister) & 0x0f) as i32) << 6) | ((load<u8>(tlp + TlpHeader.Register) >> 2) as i32);
-}
-
-/** Memory requests: the byte address of the first DW (bits 1:0 clear), 32 or 64 bits by Fmt. */
-export function address(tlp: usize): u64 {
-  if (headerBytes(tlp) == TlpHeader.Short) return (be32(tlp + TlpHeader.Address32) & ~3) as u64;
-  return ((be32(tlp + TlpHeader.Address64) as u64) << 32) | ((be32(tlp + TlpHeader.Address64 + 4) & ~3) as u64);
 }
 
 /** The first data DW (the only one TLP_RX carries), when hasData(). */

@@ -344,7 +344,7 @@ export class OperatingSystem {
    * request that fails (Unsupported Request, completion timeout) reads all ones, which
    * callers test as Linux's PCI_POSSIBLE_ERROR.
    */
-  *readConfig(fn: PciFunction, offset: number, size: 1 | 2 | 4): Task<number> {
+  *readConfig(fn: Pick<PciFunction, "bus" | "device" | "fn">, offset: number, size: 1 | 2 | 4): Task<number> {
     const ones = size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
     try {
       const dword = yield* this.read(fn.bus, fn.device, fn.fn, offset >> 2);

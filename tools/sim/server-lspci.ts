@@ -6,40 +6,31 @@
 
 import { ConfigSpace } from "../../board/pcie/config-space.ts";
 import { formatLspci, type LspciFunction } from "../../board/pcie/lspci.ts";
-import { RequestFailed, ROOT_PORT_DEVICE } from "../server/root-complex.ts";
-import { wait, type Task } from "../server/task.ts";
-import type { OperatingSystem } from "../server/os.ts";
+import { ROOT_PORT_DEVICE } from "../server/root-complex.ts";
+import type { Task } from "../server/task.ts";
+import type { OperatingSystem, PciFunction } from "../server/os.ts";
 
-const EXTENDED_START_DW = 0x100 / 4;
+const EXTENDED_START = 0x100;
 
-function* readFunction(os: OperatingSystem, bus: number, device: number, fn: number): Task<Uint8Array | null> {
-  const read = function* (register: number): Task<number> {
-    try {
-      return yield* wait(os.rc.configRead(bus, device, fn, register));
-    } catch (error) {
-      if (error instanceof RequestFailed) return 0xffffffff; // what a CPU reads from a request that fails
-      throw error;
-    }
-  };
-  if (((yield* read(0)) & 0xffff) === 0xffff) return null;
+/** The function's configuration space as a CPU reads it (a failed request reads all ones), or null when nothing answers. */
+function* readFunction(os: OperatingSystem, f: Pick<PciFunction, "bus" | "device" | "fn">): Task<Uint8Array | null> {
+  if (((yield* os.readConfig(f, 0, 4)) & 0xffff) === 0xffff) return null;
   // An extended capability header at 0x100 that is neither 0 nor all ones: dump 4096 bytes.
-  const first = yield* read(EXTENDED_START_DW);
+  const first = yield* os.readConfig(f, EXTENDED_START, 4);
   const size = first !== 0 && first !== 0xffffffff ? 4096 : 256;
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
-  for (let dw = 0; dw < size / 4; dw++) view.setUint32(dw * 4, dw === EXTENDED_START_DW ? first : yield* read(dw), true);
+  for (let offset = 0; offset < size; offset += 4) view.setUint32(offset, offset === EXTENDED_START ? first : yield* os.readConfig(f, offset, 4), true);
   return bytes;
 }
 
-/** Reads every function the OS knows (and its root port) and returns the dump text. */
+/** Reads every function the OS knows (the root port first; only it before enumeration) and returns the dump text. */
 export function* lspciDump(os: OperatingSystem): Task<string> {
-  // The root port is the first function the OS records; before enumeration it is there all the same.
-  const slots = new Map([[ROOT_PORT_DEVICE << 3, { bus: 0, device: ROOT_PORT_DEVICE, fn: 0 }]]);
-  for (const f of os.functions) if (!f.removed) slots.set((f.bus << 8) | (f.device << 3) | f.fn, { bus: f.bus, device: f.device, fn: f.fn });
+  const slots = os.functions.length ? os.functions : [{ bus: 0, device: ROOT_PORT_DEVICE, fn: 0 }];
   const functions: LspciFunction[] = [];
-  for (const { bus, device, fn } of slots.values()) {
-    const bytes = yield* readFunction(os, bus, device, fn);
-    if (bytes) functions.push({ bus, device, function: fn, config: ConfigSpace.fromBytes(bytes, bytes.length as 256 | 4096) });
+  for (const f of slots) {
+    const bytes = yield* readFunction(os, f);
+    if (bytes) functions.push({ bus: f.bus, device: f.device, function: f.fn, config: ConfigSpace.fromBytes(bytes, bytes.length as 256 | 4096) });
   }
   return formatLspci(functions);
 }

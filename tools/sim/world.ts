@@ -12,7 +12,7 @@ import { CardRole, ResetCause } from "../../board/map/mailbox.ts";
 import { FabricEventKind, TunnelReg } from "../../board/map/registers.ts";
 import { LinkState } from "../../board/map/link.ts";
 import { macKey } from "../../board/ethernet/frame.ts";
-import type { TlpClass } from "../../board/pcie/tlp.ts";
+import { routingId, type TlpClass } from "../../board/pcie/tlp.ts";
 import type { TunnelEngine } from "../../board/tunnel/engine.ts";
 import { Network } from "./net/network.ts";
 import { PcapWriter } from "./pcap.ts";
@@ -81,6 +81,9 @@ interface Flow {
 
 const FIRMWARE_LOG_STAMP = /^\[\s*\d+\.\d+\] /;
 
+/** The routing ID a device model takes from its configuration requests, for the function the OS found. */
+const idOf = (fn: PciFunction) => routingId(fn.bus, fn.device, fn.fn);
+
 export type Hook = (world: World) => void | Promise<void>;
 
 export class World {
@@ -105,7 +108,7 @@ export class World {
   readonly servers: Server[] = [];
   readonly graphics: GraphicsAdapter[] = [];
   /** Keyboard/mouse devices with what has been typed at them so far and what the server's driver received. */
-  readonly inputs: { device: InputDevice; typed: string; typedAt: number[]; keys: string; reports: number; latenciesNs: number[]; server: string | null }[] = [];
+  readonly inputs: { device: InputDevice; typed: string; typedAt: number[]; keys: string; reports: number; latenciesNs: number[]; boundAs: { server: string; fn: string } | null }[] = [];
   private dataErrors = 0;
   /** The load each NVMe controller's disk runs once bound. */
   private readonly nvmeLoads = new Map<NvmeController, NvmeLoadSpec>();
@@ -181,7 +184,7 @@ export class World {
       } else if (device.kind === "keyboard-mouse") {
         const input = new InputDevice(this.scheduler);
         root.plug(device.slot, input);
-        const entry = { device: input, typed: "", typedAt: [] as number[], keys: "", reports: 0, latenciesNs: [] as number[], server: null as string | null };
+        const entry = { device: input, typed: "", typedAt: [] as number[], keys: "", reports: 0, latenciesNs: [] as number[], boundAs: null as { server: string; fn: string } | null };
         this.inputs.push(entry);
         this.stopHooks.push(() => this.reportInput(entry));
         const typing = device.typing;
@@ -247,7 +250,7 @@ export class World {
   }
 
   private inputReport(fn: PciFunction, report: InputReport, latency: number): void {
-    const entry = this.inputs.find((e) => e.device.routingId === ((fn.bus << 8) | (fn.device << 3)));
+    const entry = this.inputs.find((e) => e.device.routingId === idOf(fn));
     if (!entry) return;
     entry.reports++;
     entry.latenciesNs.push(latency);
@@ -256,7 +259,7 @@ export class World {
 
   /** What a keyboard/mouse's driver received against what was typed at the chassis. */
   private reportInput(entry: World["inputs"][number]): void {
-    if (!entry.server) return;
+    if (!entry.boundAs) return;
     const sorted = [...entry.latenciesNs].sort((x, y) => x - y);
     // Keys typed in the last millisecond may still be on their way; anything older must have arrived.
     const due = entry.typedAt.filter((t) => t <= this.scheduler.now - 1_000_000).length;
@@ -264,10 +267,9 @@ export class World {
     if (!ok) this.dataErrors++;
     const p50 = sorted.length ? (sorted[Math.floor(sorted.length / 2)] / 1000).toFixed(2) : "-";
     const max = sorted.length ? (sorted[sorted.length - 1] / 1000).toFixed(2) : "-";
-    const where = functionName({ bus: entry.device.routingId >> 8, device: (entry.device.routingId >> 3) & 0x1f, fn: 0 });
     this.timeline.add({
-      timeNs: this.scheduler.now, card: entry.server, source: "os", level: ok ? "info" : "error",
-      text: `keyboard/mouse ${where}: received "${entry.keys}" (${entry.reports} reports)${ok ? "" : `, typed "${entry.typed}"`}; latency p50 ${p50} µs, max ${max} µs`,
+      timeNs: this.scheduler.now, card: entry.boundAs.server, source: "os", level: ok ? "info" : "error",
+      text: `keyboard/mouse ${entry.boundAs.fn}: received "${entry.keys}" (${entry.reports} reports)${ok ? "" : `, typed "${entry.typed}"`}; latency p50 ${p50} µs, max ${max} µs`,
     });
   }
 
@@ -276,7 +278,7 @@ export class World {
     const where = functionName(fn);
     if (driver === "graphics") {
       const picture = result as GraphicsResult;
-      const adapter = this.graphics.find((g) => g.routingId === ((fn.bus << 8) | (fn.device << 3)));
+      const adapter = this.graphics.find((g) => g.routingId === idOf(fn));
       const same = adapter !== undefined && Buffer.compare(Buffer.from(adapter.framebuffer.subarray(0, picture.bytes)), Buffer.from(testPicture(picture.width, picture.height))) === 0;
       if (!same) this.dataErrors++;
       say(`graphics ${where}: test picture drawn, ${picture.width}x${picture.height}${same ? ", remote framebuffer matches" : ", remote framebuffer DIFFERS"}`, same ? "info" : "error");
@@ -287,8 +289,8 @@ export class World {
       const rate = (ns: number) => (((1 << 20) * 8) / ns).toFixed(2);
       say(`dma-test ${where}: 1 MiB written to server memory in ${(r.writeNs / 1000).toFixed(1)} µs (${rate(r.writeNs)} Gb/s) and read back in ${(r.verifyNs / 1000).toFixed(1)} µs (${rate(r.verifyNs)} Gb/s), ${errors} word errors`, errors ? "error" : "info");
     } else if (driver === "input") {
-      const entry = this.inputs.find((e) => e.device.routingId === ((fn.bus << 8) | (fn.device << 3)));
-      if (entry) entry.server = server.name;
+      const entry = this.inputs.find((e) => e.device.routingId === idOf(fn));
+      if (entry) entry.boundAs = { server: server.name, fn: where };
       say(`keyboard/mouse ${where}: driver listening`);
     } else if (driver === "nvme") {
       this.startNvmeLoad(server, fn, result as NvmeDisk, say);
@@ -298,8 +300,7 @@ export class World {
   /** A verified write/read-back load on a disk, from its binding until the run ends or the disk goes. */
   private startNvmeLoad(server: Server, fn: PciFunction, disk: NvmeDisk, say: (text: string, level?: Level) => void): void {
     const where = functionName(fn);
-    const id = (fn.bus << 8) | (fn.device << 3);
-    const { queueDepth, blocksPerCommand, intervalNs } = [...this.nvmeLoads].find(([c]) => c.routingId === id)?.[1] ?? NVME_LOAD;
+    const { queueDepth, blocksPerCommand, intervalNs } = [...this.nvmeLoads].find(([c]) => c.routingId === idOf(fn))?.[1] ?? NVME_LOAD;
     const pace = intervalNs ? `, a round every ${intervalNs / 1e6} ms per command slot` : "";
     say(`nvme ${where}: ${disk.identity!.mn.trim()} (${disk.blocks} blocks of 512 bytes): verified write and read-back load starts, queue depth ${queueDepth}, ${(blocksPerCommand * 512) / 1024} KiB commands${pace}`);
     const stats = newNvmeLoadStats();
