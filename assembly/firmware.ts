@@ -6,7 +6,9 @@ import {
   MAILBOX_VERSION, MAX_SLOTS, TIMER_CHANNELS, Event, Counter, MailboxError, HelloStatus,
   BootBody, TimeBody, SyncBody, TimerFiredBody, RegValueBody, FabricEventBody, CardRole, ResetCause, LogLevel,
   FABRIC_EVENT_LAST, MAX_TUNNELS, errorCounter, ConfigBody, FrameRxBody, NO_TUNNEL, TlpRxBody, TLP_RX_REASON_LAST, NO_PORT,
+  BootFlag, FlashDoneBody, FlashOp, FlashStatus, FLASH_OP_LAST, FLASH_STATUS_LAST,
 } from "../board/map/mailbox";
+import { SLOTS } from "../board/map/flash";
 import { Fmt, SWITCH_PORTS } from "../board/map/pcie";
 import { MTU_MIN, MTU_MAX, CardReg } from "../board/map/registers";
 import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, SILENCE_MIN_KEEPALIVES, AckPolicy } from "../board/map/link";
@@ -21,6 +23,10 @@ import * as clock from "./clock";
 import * as log from "./log";
 import * as timers from "./timers";
 import * as entropy from "./entropy";
+import * as system from "./system";
+import * as update from "./update/update";
+import * as console from "./console/console";
+import * as uart from "./console/uart";
 import { TimerId } from "./timers";
 import { count, get, clearAll } from "./counters";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "./version";
@@ -57,7 +63,12 @@ export function reset(): void {
   config.reset();
   link.reset();
   vswitch.reset();
+  system.reset();
+  update.reset();
+  console.reset();
+  uart.discard();
   clearAll();
+  log.clearHistory();
   log.setLevel(LogLevel.Info);
 }
 
@@ -120,6 +131,31 @@ function dispatch(): void {
   else if (type == Event.Config) onConfig(body);
   else if (type == Event.FrameRx) onFrameRx(body, rx.msgLength);
   else if (type == Event.TlpRx) onTlpRx(body, rx.msgLength);
+  else if (type == Event.UartRx) onUartRx(body, rx.msgLength);
+  else if (type == Event.FlashDone) onFlashDone(body, rx.msgLength);
+}
+
+function onUartRx(body: usize, length: i32): void {
+  accept();
+  console.onBytes(body, length);
+}
+
+/** FLASH_DONE, checked in this order: Op, Status, then Length against the body and the operation (docs/mailbox.md). */
+function onFlashDone(body: usize, length: i32): void {
+  const op = load<u8>(body, FlashDoneBody.Op) as i32;
+  const status = load<u8>(body, FlashDoneBody.Status) as i32;
+  const data = load<u16>(body, FlashDoneBody.Length) as i32;
+  let bad = -1;
+  if (op < 1 || op > FLASH_OP_LAST) bad = FlashDoneBody.Op;
+  else if (status > FLASH_STATUS_LAST) bad = FlashDoneBody.Status;
+  else if (data != length - FlashDoneBody.Data || (op == FlashOp.Read && status == FlashStatus.Ok ? data == 0 : data != 0)) bad = FlashDoneBody.Length;
+  if (bad >= 0) {
+    reject(MailboxError.BadField, bad as u32);
+    return;
+  }
+  accept();
+  update.onFlashDone(body);
+  console.resumeAfterUpdate();
 }
 
 function onTime(body: usize): void {
@@ -139,6 +175,7 @@ function onSync(body: usize): void {
   expectedSeq = seq + 1;
   timers.program();
   count(Counter.Batches);
+  uart.flush();
   tx.syncAck(seq);
 }
 
@@ -160,8 +197,8 @@ function onBoot(body: usize): void {
     log.end();
     return;
   }
-  let bad = nonZero(body, BootBody.Reserved14, 2);
-  if (bad < 0) bad = nonZero(body, BootBody.Reserved22, 2);
+  let bad = nonZero(body, BootBody.Reserved22, 2);
+  if (bad < 0 && (load<u8>(body, BootBody.BootFlags) & ~BootFlag.Trial) != 0) bad = BootBody.BootFlags;
   if (bad >= 0) {
     reject(MailboxError.Reserved, bad as u32);
     return;
@@ -174,6 +211,7 @@ function onBoot(body: usize): void {
   else if (cause > ResetCause.Update) bad = BootBody.ResetCause;
   else if (level > LogLevel.Debug) bad = BootBody.LogLevel;
   else if (newSlots < 1 || newSlots > MAX_SLOTS) bad = BootBody.Slots;
+  else if ((load<u8>(body, BootBody.BootSlot) as i32) >= SLOTS) bad = BootBody.BootSlot;
   if (bad >= 0) {
     reject(MailboxError.BadField, bad as u32);
     return;
@@ -190,6 +228,8 @@ function onBoot(body: usize): void {
   // Which chassis slots hold a device goes into every proposal: the host card shows only those as present.
   if (role == CardRole.Chassis) tx.regRead(CardReg.SlotsPresent);
   timers.start(TimerId.Heartbeat, HEARTBEAT_NS);
+  system.start(body);
+  update.start(load<u32>(body, BootBody.BoardId));
   log.info();
   log.str("boot: firmware ");
   log.dec(FIRMWARE_MAJOR);
@@ -205,8 +245,12 @@ function onBoot(body: usize): void {
   log.str(", ");
   log.dec(slots);
   log.str(role == CardRole.Host ? " port(s), reset " : " slot(s), reset ");
-  log.str(cause == ResetCause.PowerOn ? "power-on" : cause == ResetCause.Watchdog ? "watchdog" : cause == ResetCause.Software ? "software" : "update");
+  log.str(system.causeName(cause));
+  log.str(", image slot ");
+  log.dec(system.bootSlot);
+  log.str(system.trial ? " on trial" : "");
   log.end();
+  console.start();
 }
 
 function onTimerFired(body: usize): void {
@@ -232,7 +276,13 @@ function onTimerFired(body: usize): void {
 }
 
 function onTimer(id: i32): void {
-  if (id != TimerId.Heartbeat) link.onTimer(id);
+  if (id == TimerId.Watchdog) system.onWatchdogTimer();
+  else if (id == TimerId.Confirm) {
+    if (system.onConfirmTimer()) console.confirmed();
+  } else if (id == TimerId.Update) {
+    update.onTimer();
+    console.resumeAfterUpdate();
+  } else if (id != TimerId.Heartbeat) link.onTimer(id);
   else {
     timers.restartPeriodic(TimerId.Heartbeat, HEARTBEAT_NS);
     log.info();

@@ -4,6 +4,7 @@
 
 import * as rx from "./abi/rx";
 import * as tx from "./abi/tx";
+import * as uart from "./console/uart";
 import { readEvents } from "./abi/wasi";
 import { handleAll, finish } from "./firmware";
 import "./abort";
@@ -22,6 +23,7 @@ export function step(): i32 {
 
 export function _start(): void {
   while (step() > 0);
+  uart.flush();
   finish();
   tx.flush();
 }

@@ -6,9 +6,15 @@
 import { LogLevel } from "../board/map/mailbox";
 import { writeAll, FD_LOG } from "./abi/wasi";
 import { now } from "./clock";
+import { decimal, decimalDigits } from "./decimal";
 
 const CAPACITY: i32 = 256;
 const line = memory.data(CAPACITY);
+/** The most recent records, for the console's `log`: a ring of bytes, whole lines. */
+const HISTORY: i32 = 2048;
+const history = memory.data(HISTORY);
+let historyEnd: i32 = 0; // next byte to write
+let historyFull = false;
 let length: i32 = 0;
 let active = false;
 let threshold: i32 = LogLevel.Info;
@@ -49,14 +55,9 @@ export function info(): void { begin(LogLevel.Info); }
 export function debug(): void { begin(LogLevel.Debug); }
 
 function padded(value: u64, width: i32, fill: i32): void {
-  const digits = memory.data(20);
-  let n = 0;
-  do {
-    store<u8>(digits + n++, (0x30 + (value % 10)) as u8);
-    value /= 10;
-  } while (value != 0);
+  let n = decimal(value);
   for (let i = n; i < width; i++) put(fill);
-  while (n > 0) put(load<u8>(digits + --n));
+  while (n > 0) put(load<u8>(decimalDigits + --n));
 }
 
 /** Appends ASCII text (other characters become '?'). */
@@ -100,5 +101,36 @@ export function end(): void {
   if (!active) return;
   store<u8>(line + length++, 0x0a);
   writeAll(FD_LOG, line, length);
+  remember();
   active = false;
+}
+
+function remember(): void {
+  for (let i = 0; i < length; i++) {
+    store<u8>(history + historyEnd, load<u8>(line + i));
+    if (++historyEnd == HISTORY) {
+      historyEnd = 0;
+      historyFull = true;
+    }
+  }
+}
+
+/** Hands the remembered records, oldest first, to `sink` byte by byte; a line cut by the ring's wrap is skipped. */
+export function replay(sink: (c: i32) => void): void {
+  let at = historyFull ? historyEnd : 0;
+  let skipping = historyFull;
+  for (let n = historyFull ? HISTORY : historyEnd; n > 0; n--) {
+    const c = load<u8>(history + at) as i32;
+    if (++at == HISTORY) at = 0;
+    if (skipping) {
+      skipping = c != 0x0a;
+      continue;
+    }
+    sink(c);
+  }
+}
+
+export function clearHistory(): void {
+  historyEnd = 0;
+  historyFull = false;
 }

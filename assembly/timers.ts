@@ -10,7 +10,10 @@ export enum TimerId {
   Beacon = 1, //      DISCOVER repeats while a port is discovering
   PortState = 2, //   PortState + port: the timeout of the port's link state
   PortHealth = 10, // PortHealth + port: RTT samples while active, resume probes in recovery
-  Count = 18,
+  Watchdog = 18, //   kick the watchdog
+  Confirm = 19, //    confirm a trial image after a healthy start
+  Update = 20, //     the update's transfer: receiver start and timeouts
+  Count = 21,
 }
 
 const CHANNEL: i32 = 0;

@@ -1,11 +1,20 @@
 // The card as the firmware sees it: the fabric side of the mailbox, the hardware timer
-// channel and the random number generator. The card batches events that fall due at
-// the same instant, runs them through the firmware in lockstep (TIME, events..., SYNC;
-// the firmware answers with commands and SYNC_ACK), and carries out the commands.
+// channel, the random number generator, the UART, the flash controller, the watchdog and
+// the boot ROM. At every reset the boot ROM chooses the image to start from flash; the
+// card then batches events that fall due at the same instant, runs them through the
+// firmware in lockstep (TIME, events..., SYNC; the firmware answers with commands and
+// SYNC_ACK), and carries out the commands.
 
+import type { KeyObject } from "node:crypto";
 import {
-  MAILBOX_VERSION, TIMER_CHANNELS, CardRole, ResetCause, LogLevel, HelloStatus,
+  MAILBOX_VERSION, TIMER_CHANNELS, CardRole, ResetCause, LogLevel, HelloStatus, BootFlag,
 } from "./map/mailbox.ts";
+import { CardReg, BootCommand, WATCHDOG_KEY, WATCHDOG_TIMEOUT_NS } from "./map/registers.ts";
+import { SLOTS } from "./map/flash.ts";
+import { FlashController, type Flash } from "./flash.ts";
+import { BootRom, type Booted } from "./boot-rom.ts";
+import { formatVersion } from "./image.ts";
+import { Uart } from "./uart.ts";
 import {
   type LinkConfig, encodeEvent, MessageReader, decodeCommand, describe, describeMessage, namedCounters, errorName, typeName,
   type EventMessage, type CommandMessage,
@@ -26,6 +35,19 @@ export interface CardConfig {
   logLevel: LogLevel;
   /** The link section of the card's flash configuration, posted as CONFIG after BOOT; none leaves the link disabled. */
   link?: LinkConfig;
+}
+
+/** What the card is built from besides its configuration. */
+export interface CardParts {
+  flash: Flash;
+  /** Public keys in the boot ROM. */
+  trustedKeys: KeyObject[];
+  /** Starts the soft-core on the firmware image the boot ROM chose. */
+  openFirmware(payload: Uint8Array, onLog: (text: string) => void): FirmwareSession;
+  /** Seeded randomness: what a power cut leaves in flash. */
+  random(bound: number): number;
+  /** UART line rate (default 115 200). */
+  baud?: number;
 }
 
 /** Who watches the card: the timeline, trace recorders. All optional. */
@@ -50,6 +72,8 @@ export interface CardStats {
   mailboxErrors: number;
   /** Firmware traps or runner deaths. */
   traps: number;
+  /** Resets by the watchdog. */
+  watchdogResets: number;
 }
 
 export type EntropySource = (bytes: number) => Uint8Array;
@@ -63,7 +87,13 @@ export class Card {
   state: CardState = "off";
   firmwareVersion: string | null = null;
   firmwareCounters: Record<string, number> | null = null;
-  readonly stats: CardStats = { batches: 0, eventsSent: 0, commandsReceived: 0, mailboxErrors: 0, traps: 0 };
+  readonly stats: CardStats = { batches: 0, eventsSent: 0, commandsReceived: 0, mailboxErrors: 0, traps: 0, watchdogResets: 0 };
+  readonly uart: Uart;
+  readonly flash: FlashController;
+  /** What the boot ROM started at the last reset; null while off or halted. */
+  booted: Booted | null = null;
+  private readonly rom: BootRom;
+  private watchdog: number | null = null;
   private session: FirmwareSession | null = null;
   private pending: EventMessage[] = [];
   private flushScheduled = false;
@@ -71,14 +101,22 @@ export class Card {
   private timers: (number | null)[] = new Array(TIMER_CHANNELS).fill(null);
   private logLine = "";
   /** The fabric behind REG_WRITE / REG_READ, when the card model has one. */
-  fabric: Pick<Fabric, "readRegister" | "writeRegister" | "transmitControl" | "transmitTlp"> | null = null;
+  fabric: Pick<Fabric, "readRegister" | "writeRegister" | "transmitControl" | "transmitTlp" | "reset"> | null = null;
 
   constructor(
     readonly config: CardConfig,
     private readonly scheduler: Scheduler,
     private readonly entropy: EntropySource,
+    private readonly parts: CardParts,
     private readonly observer: CardObserver = {},
-  ) {}
+  ) {
+    this.uart = new Uart(scheduler, parts.baud);
+    this.flash = new FlashController(parts.flash, scheduler, (done) => this.post({ kind: "flashDone", ...done }));
+    this.rom = new BootRom(parts.flash, { boardId: config.boardId, trustedKeys: parts.trustedKeys }, (line, level) => {
+      this.uart.transmit(new TextEncoder().encode(line + "\r\n"));
+      if (level !== "detail") this.observer.note?.(this, line, level);
+    });
+  }
 
   get name(): string {
     return this.config.name;
@@ -91,14 +129,32 @@ export class Card {
     for (const line of lines) this.observer.log?.(this, line);
   };
 
-  /** Starts the firmware in `session` and posts BOOT and the first entropy. */
-  powerOn(session: FirmwareSession, cause: ResetCause = ResetCause.PowerOn): void {
-    this.session = session;
+  /**
+   * Power on or reset: the boot ROM chooses an image, the soft-core starts it with the
+   * watchdog running, and the card posts BOOT and the first entropy.
+   */
+  powerOn(cause: ResetCause = ResetCause.PowerOn): void {
     this.state = "booting";
     this.seq = 0;
     const { role, boardId, serial, logLevel, slots, mac } = this.config;
     this.observer.note?.(this, `power on (reset cause: ${RESET_CAUSES[cause]})`, "info");
-    this.post({ kind: "boot", mailboxVersion: MAILBOX_VERSION, role, resetCause: cause, boardId, serial, logLevel, slots, mac });
+    const booted = this.rom.boot(cause);
+    this.booted = booted;
+    if (!booted) {
+      this.state = "halted";
+      return;
+    }
+    this.flash.protectedSlot = booted.slot;
+    this.armWatchdog();
+    try {
+      this.session = this.parts.openFirmware(booted.payload, this.onFirmwareLog);
+    } catch (error) {
+      this.fault((error as Error).message);
+      return;
+    }
+    this.uart.receiver = (bytes) => this.post({ kind: "uartRx", bytes });
+    const bootFlags = booted.trial ? BootFlag.Trial : 0;
+    this.post({ kind: "boot", mailboxVersion: MAILBOX_VERSION, role, resetCause: cause, boardId, serial, logLevel, slots, mac, bootSlot: booted.slot, bootFlags });
     this.post({ kind: "entropy", bytes: this.entropy(ENTROPY_AT_BOOT) });
     if (this.config.link) this.post({ kind: "config", ...this.config.link });
   }
@@ -146,11 +202,74 @@ export class Card {
     }
   }
 
+  /** The soft-core stopped: nothing serves the mailbox any more, until the watchdog resets the card. */
   private fault(reason: string): void {
     this.state = "faulted";
     this.stats.traps++;
     this.cancelTimers();
+    this.uart.receiver = null;
     this.observer.note?.(this, `firmware fault: ${reason}`, "error");
+  }
+
+  private armWatchdog(): void {
+    this.disarmWatchdog();
+    this.watchdog = this.scheduler.at(this.scheduler.now + WATCHDOG_TIMEOUT_NS, () => {
+      this.watchdog = null;
+      this.stats.watchdogResets++;
+      this.observer.note?.(this, `watchdog expired: the firmware did not kick it for ${WATCHDOG_TIMEOUT_NS / 1e6} ms`, "error");
+      return this.reset(ResetCause.Watchdog);
+    });
+  }
+
+  private disarmWatchdog(): void {
+    if (this.watchdog !== null) this.scheduler.cancel(this.watchdog);
+    this.watchdog = null;
+  }
+
+  /** The system registers (CardReg.WatchdogKick, CardReg.BootControl), written through the fabric; false refuses the write. */
+  system = (address: CardReg, value: number): boolean => {
+    if (!this.booted) return false;
+    if (address === CardReg.WatchdogKick) {
+      if (value !== WATCHDOG_KEY) return false;
+      this.armWatchdog();
+      return true;
+    }
+    const command = value & 0xff;
+    const slot = (value >>> 8) & 0xff;
+    if ((value >>> 16) !== 0) return false;
+    switch (command) {
+      case BootCommand.Confirm:
+        if (slot !== this.booted.slot) return false;
+        if (this.booted.trial) {
+          this.rom.confirm(slot);
+          this.booted.trial = false;
+          this.observer.note?.(this, `image ${formatVersion(this.booted.info.version)} in slot ${slot} confirmed`, "info");
+        }
+        return true;
+      case BootCommand.Trial:
+        if (slot >= SLOTS || slot === this.booted.slot || this.flash.busy) return false;
+        this.rom.requestTrial(slot);
+        this.scheduler.at(this.scheduler.now, () => this.reset(ResetCause.Update));
+        return true;
+      case BootCommand.Reboot:
+        if (slot !== 0) return false;
+        this.scheduler.at(this.scheduler.now, () => this.reset(ResetCause.Software));
+        return true;
+    }
+    return false;
+  };
+
+  /** A reset of the soft-core and the fabric (watchdog, reboot, update); the flash and the UART line keep their state. */
+  async reset(cause: ResetCause): Promise<void> {
+    await this.powerOff();
+    this.fabric?.reset();
+    this.powerOn(cause);
+  }
+
+  /** Power is cut: a flash operation in progress stops halfway. */
+  async powerCut(): Promise<void> {
+    this.flash.powerCut(this.parts.random);
+    await this.powerOff();
   }
 
   private cancelTimers(): void {
@@ -168,7 +287,8 @@ export class Card {
         if (command.status !== HelloStatus.Ok || command.mailboxVersion !== MAILBOX_VERSION) {
           this.state = "halted";
           this.cancelTimers();
-          this.observer.note?.(this, `firmware ${version} refused to boot: it speaks mailbox v${command.mailboxVersion}, this board v${MAILBOX_VERSION}; card halted`, "error");
+          this.uart.receiver = null;
+          this.observer.note?.(this, `firmware ${version} refused to boot: it speaks mailbox v${command.mailboxVersion}, this board v${MAILBOX_VERSION}; card halted until the watchdog resets it`, "error");
         } else {
           this.state = "running";
           this.observer.note?.(this, `firmware ${version} running (mailbox v${command.mailboxVersion})`, "info");
@@ -210,24 +330,42 @@ export class Card {
       case "tlpTx":
         this.fabric?.transmitTlp(command.tlp);
         break;
+      case "uartTx":
+        this.uart.transmit(command.bytes);
+        break;
+      case "flashErase":
+        this.flash.erase(command.address, command.sectors);
+        break;
+      case "flashProgram":
+        this.flash.program(command.address, command.data);
+        break;
+      case "flashRead":
+        this.flash.read(command.address, command.length);
+        break;
       case "syncAck":
         break;
     }
   }
 
-  /** Powers the card off: ends the firmware session (closing its fd 0). */
+  /** Powers the card off: ends the firmware session (closing its fd 0). A flash operation in progress completes. */
   async powerOff(): Promise<void> {
     this.cancelTimers();
+    this.disarmWatchdog();
+    this.uart.receiver = null;
+    this.uart.reset();
+    this.flash.reset();
+    this.booted = null;
     const session = this.session;
     this.session = null;
     this.pending = [];
-    if (this.state !== "faulted") this.state = "off";
+    const faulted = this.state === "faulted";
+    if (!faulted) this.state = "off";
     if (!session) return;
     try {
       const rest = await session.close();
       if (rest.length) this.observer.mailbox?.(this, new Uint8Array(0), rest);
     } catch (error) {
-      this.fault((error as Error).message);
+      if (!faulted) this.fault((error as Error).message);
     }
     if (this.logLine) this.onFirmwareLog("\n");
   }

@@ -35,6 +35,8 @@ export interface FabricHost {
   linkState?(tunnel: TunnelEngine, state: number): void;
   /** A TLP the switch router hands to the firmware (TLP_RX). */
   tlp?(reason: TlpRxReason, port: number, tlp: Uint8Array): void;
+  /** A write to the card's system registers (watchdog, boot control); false refuses it. */
+  system?(address: CardReg, value: number): boolean;
 }
 
 /** CONTROL frames waiting for the MAC; FRAME_TX beyond this is refused. */
@@ -161,6 +163,8 @@ export class Fabric {
     if (address === CardReg.Scratch) {
       this.scratch = value >>> 0;
       ok = true;
+    } else if (address === CardReg.WatchdogKick || address === CardReg.BootControl) {
+      ok = this.host.system?.(address, value >>> 0) ?? false;
     } else if (this.router && SwitchRouter.holds(address)) {
       ok = this.router.writeRegister(address, value);
     } else {

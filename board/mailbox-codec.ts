@@ -9,7 +9,10 @@ import {
   TimerDisarmBody, ErrorBody, CountersBody, RegValueBody, FabricEventBody, RegWriteBody, RegReadBody, CardRole, ResetCause,
   LogLevel, HelloStatus, MailboxError, Counter, FABRIC_EVENT_LAST, MAX_TUNNELS, minBody, maxBody, isEvent, isCommand,
   ConfigBody, FrameRxBody, FrameTxBody, NO_TUNNEL, TlpRxBody, TlpRxReason, TlpTxBody, TLP_RX_REASON_LAST, NO_PORT,
+  BootFlag, UartRxBody, UartTxBody, FlashDoneBody, FlashOp, FlashStatus, FLASH_OP_LAST, FLASH_STATUS_LAST,
+  FlashEraseBody, FlashProgramBody, FlashReadBody,
 } from "./map/mailbox.ts";
+import { SLOTS } from "./map/flash.ts";
 import { FabricEventKind, MTU_MIN, MTU_MAX } from "./map/registers.ts";
 import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, PAIRING_KEY_SIZE, SILENCE_MIN_KEEPALIVES, AckPolicy, ControlType } from "./map/link.ts";
 import { decodeControl } from "./link-codec.ts";
@@ -33,6 +36,8 @@ export interface LinkConfig {
 export type EventMessage =
   | {
       kind: "boot"; mailboxVersion: number; role: CardRole; resetCause: ResetCause; boardId: number;
+      /** The flash slot the boot ROM started, and BootFlag bits; both 0 when not given. */
+      bootSlot?: number; bootFlags?: number;
       serial: number; logLevel: LogLevel; slots: number; mac: Uint8Array;
     }
   | { kind: "time"; now: bigint }
@@ -45,7 +50,10 @@ export type EventMessage =
   | ({ kind: "config" } & LinkConfig)
   | { kind: "frameRx"; tunnel: number; frame: Uint8Array }
   /** `tlp`: the header and at most the first data DW (see TlpRxBody). */
-  | { kind: "tlpRx"; reason: TlpRxReason; port: number; tlp: Uint8Array };
+  | { kind: "tlpRx"; reason: TlpRxReason; port: number; tlp: Uint8Array }
+  | { kind: "uartRx"; bytes: Uint8Array }
+  /** `data`: what a FLASH_READ read (empty for the other operations). */
+  | { kind: "flashDone"; op: FlashOp; status: FlashStatus; address: number; data: Uint8Array };
 
 export type CommandMessage =
   | { kind: "hello"; mailboxVersion: number; status: HelloStatus; firmware: [number, number, number] }
@@ -57,7 +65,11 @@ export type CommandMessage =
   | { kind: "regWrite"; address: number; value: number }
   | { kind: "regRead"; address: number }
   | { kind: "frameTx"; frame: Uint8Array }
-  | { kind: "tlpTx"; tlp: Uint8Array };
+  | { kind: "tlpTx"; tlp: Uint8Array }
+  | { kind: "uartTx"; bytes: Uint8Array }
+  | { kind: "flashErase"; address: number; sectors: number }
+  | { kind: "flashProgram"; address: number; data: Uint8Array }
+  | { kind: "flashRead"; address: number; length: number };
 
 /** One framed message. `framing` is non-zero when the header already condemns it; then `body` is null. */
 export interface RawMessage {
@@ -96,6 +108,8 @@ export function encodeEvent(event: EventMessage): Uint8Array {
       v.setUint32(BootBody.Serial, event.serial >>> 0, true);
       v.setUint8(BootBody.LogLevel, event.logLevel);
       v.setUint8(BootBody.Slots, event.slots);
+      v.setUint8(BootBody.BootSlot, event.bootSlot ?? 0);
+      v.setUint8(BootBody.BootFlags, event.bootFlags ?? 0);
       b.set(event.mac.subarray(0, 6), BootBody.Mac);
       return message(Event.Boot, b);
     }
@@ -161,6 +175,17 @@ export function encodeEvent(event: EventMessage): Uint8Array {
       b.set(event.tlp, TlpRxBody.Tlp);
       return message(Event.TlpRx, b);
     }
+    case "uartRx":
+      return message(Event.UartRx, event.bytes);
+    case "flashDone": {
+      const [b, v] = body(FlashDoneBody.Data + event.data.length);
+      v.setUint8(FlashDoneBody.Op, event.op);
+      v.setUint8(FlashDoneBody.Status, event.status);
+      v.setUint16(FlashDoneBody.Length, event.data.length, true);
+      v.setUint32(FlashDoneBody.Address, event.address >>> 0, true);
+      b.set(event.data, FlashDoneBody.Data);
+      return message(Event.FlashDone, b);
+    }
   }
 }
 
@@ -221,6 +246,26 @@ export function encodeCommand(command: CommandMessage): Uint8Array {
       return message(Command.FrameTx, command.frame);
     case "tlpTx":
       return message(Command.TlpTx, command.tlp);
+    case "uartTx":
+      return message(Command.UartTx, command.bytes);
+    case "flashErase": {
+      const [b, v] = body(FlashEraseBody.Size);
+      v.setUint32(FlashEraseBody.Address, command.address >>> 0, true);
+      v.setUint16(FlashEraseBody.Sectors, command.sectors, true);
+      return message(Command.FlashErase, b);
+    }
+    case "flashProgram": {
+      const [b, v] = body(FlashProgramBody.Data + command.data.length);
+      v.setUint32(FlashProgramBody.Address, command.address >>> 0, true);
+      b.set(command.data, FlashProgramBody.Data);
+      return message(Command.FlashProgram, b);
+    }
+    case "flashRead": {
+      const [b, v] = body(FlashReadBody.Size);
+      v.setUint32(FlashReadBody.Address, command.address >>> 0, true);
+      v.setUint16(FlashReadBody.Length, command.length, true);
+      return message(Command.FlashRead, b);
+    }
   }
 }
 
@@ -317,7 +362,7 @@ export function decodeEvent(raw: RawMessage): EventMessage {
         kind: "boot", mailboxVersion: v.getUint16(BootBody.MailboxVersion, true), role: b[BootBody.Role],
         resetCause: b[BootBody.ResetCause], boardId: v.getUint32(BootBody.BoardId, true),
         serial: v.getUint32(BootBody.Serial, true), logLevel: b[BootBody.LogLevel], slots: b[BootBody.Slots],
-        mac: b.slice(BootBody.Mac, BootBody.Mac + 6),
+        bootSlot: b[BootBody.BootSlot], bootFlags: b[BootBody.BootFlags], mac: b.slice(BootBody.Mac, BootBody.Mac + 6),
       };
     case Event.Time:
       return { kind: "time", now: v.getBigUint64(TimeBody.Now, true) };
@@ -344,6 +389,13 @@ export function decodeEvent(raw: RawMessage): EventMessage {
       return { kind: "frameRx", tunnel: b[FrameRxBody.Tunnel], frame: b.slice(FrameRxBody.Frame) };
     case Event.TlpRx:
       return { kind: "tlpRx", reason: b[TlpRxBody.Reason], port: b[TlpRxBody.Port], tlp: b.slice(TlpRxBody.Tlp) };
+    case Event.UartRx:
+      return { kind: "uartRx", bytes: b.slice(UartRxBody.Bytes) };
+    case Event.FlashDone:
+      return {
+        kind: "flashDone", op: b[FlashDoneBody.Op], status: b[FlashDoneBody.Status], address: v.getUint32(FlashDoneBody.Address, true),
+        data: b.slice(FlashDoneBody.Data),
+      };
   }
   throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not an event`);
 }
@@ -386,6 +438,14 @@ export function decodeCommand(raw: RawMessage): CommandMessage {
       return { kind: "frameTx", frame: b.slice(FrameTxBody.Frame) };
     case Command.TlpTx:
       return { kind: "tlpTx", tlp: b.slice(TlpTxBody.Tlp) };
+    case Command.UartTx:
+      return { kind: "uartTx", bytes: b.slice(UartTxBody.Bytes) };
+    case Command.FlashErase:
+      return { kind: "flashErase", address: v.getUint32(FlashEraseBody.Address, true), sectors: v.getUint16(FlashEraseBody.Sectors, true) };
+    case Command.FlashProgram:
+      return { kind: "flashProgram", address: v.getUint32(FlashProgramBody.Address, true), data: b.slice(FlashProgramBody.Data) };
+    case Command.FlashRead:
+      return { kind: "flashRead", address: v.getUint32(FlashReadBody.Address, true), length: v.getUint16(FlashReadBody.Length, true) };
   }
   throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not a command`);
 }
@@ -472,6 +532,7 @@ export class EventChecker {
       if (tunnel >= MAX_TUNNELS && tunnel !== NO_TUNNEL) return { error: MailboxError.BadField, detail: FrameRxBody.Tunnel };
     }
     if (raw.type === Event.TlpRx) return this.checkTlpRx(b);
+    if (raw.type === Event.FlashDone) return checkFlashDone(b, v);
     return null;
   }
 
@@ -503,18 +564,33 @@ export class EventChecker {
   private checkBoot(b: Uint8Array, v: DataView): Verdict | null {
     if (this.booted) return { error: MailboxError.OutOfOrder, detail: 0 };
     if (v.getUint16(BootBody.MailboxVersion, true) !== MAILBOX_VERSION) return { error: MailboxError.Version, detail: MAILBOX_VERSION };
-    let bad = firstNonZero(b, BootBody.Reserved14, 2);
-    if (bad < 0) bad = firstNonZero(b, BootBody.Reserved22, 2);
+    let bad = firstNonZero(b, BootBody.Reserved22, 2);
+    if (bad < 0 && (b[BootBody.BootFlags] & ~BootFlag.Trial) !== 0) bad = BootBody.BootFlags;
     if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
     if (b[BootBody.Role] > CardRole.Chassis) bad = BootBody.Role;
     else if (b[BootBody.ResetCause] > ResetCause.Update) bad = BootBody.ResetCause;
     else if (b[BootBody.LogLevel] > LogLevel.Debug) bad = BootBody.LogLevel;
     else if (b[BootBody.Slots] < 1 || b[BootBody.Slots] > MAX_SLOTS) bad = BootBody.Slots;
+    else if (b[BootBody.BootSlot] >= SLOTS) bad = BootBody.BootSlot;
     if (bad >= 0) return { error: MailboxError.BadField, detail: bad };
     this.booted = true;
     this.role = b[BootBody.Role];
     return null;
   }
+}
+
+/** FLASH_DONE: a known operation and status, Length equal to the data carried, data only for a read that succeeded. */
+function checkFlashDone(b: Uint8Array, v: DataView): Verdict | null {
+  const op = b[FlashDoneBody.Op];
+  if (op < 1 || op > FLASH_OP_LAST) return { error: MailboxError.BadField, detail: FlashDoneBody.Op };
+  const status = b[FlashDoneBody.Status];
+  if (status > FLASH_STATUS_LAST) return { error: MailboxError.BadField, detail: FlashDoneBody.Status };
+  const length = v.getUint16(FlashDoneBody.Length, true);
+  const carriesData = op === FlashOp.Read && status === FlashStatus.Ok;
+  if (length !== b.length - FlashDoneBody.Data || (carriesData ? length === 0 : length !== 0)) {
+    return { error: MailboxError.BadField, detail: FlashDoneBody.Length };
+  }
+  return null;
 }
 
 /** Offset of the first out-of-range field of a CONFIG body, in the firmware's order, or -1. */
@@ -558,13 +634,22 @@ function ackPolicyNames(bits: number): string {
   return names.length ? names.join("+") : `0x${bits.toString(16)}`;
 }
 
+/** Bytes as a quoted string with C escapes, cut after 48 characters. */
+function printable(bytes: Uint8Array): string {
+  let text = "";
+  for (const c of bytes.subarray(0, 48)) {
+    text += c === 0x0d ? "\\r" : c === 0x0a ? "\\n" : c === 0x22 || c === 0x5c ? `\\${String.fromCharCode(c)}` : c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, "0")}`;
+  }
+  return `"${text}"${bytes.length > 48 ? "..." : ""}`;
+}
+
 const hex = (n: number, width = 8) => `0x${(n >>> 0).toString(16).padStart(width, "0")}`;
 export const seconds = (ns: bigint) => `${ns / 1_000_000_000n}.${(ns % 1_000_000_000n).toString().padStart(9, "0")}s`;
 
 export function describeMessage(m: EventMessage | CommandMessage): string {
   switch (m.kind) {
     case "boot":
-      return `BOOT mailbox v${m.mailboxVersion}, ${CardRole[m.role]?.toLowerCase() ?? `role ${m.role}`}, reset ${ResetCause[m.resetCause] ?? m.resetCause}, board ${hex(m.boardId)}, serial ${hex(m.serial)}, log ${LogLevel[m.logLevel] ?? m.logLevel}, ${m.slots} slot(s), mac ${Array.from(m.mac, (x) => x.toString(16).padStart(2, "0")).join(":")}`;
+      return `BOOT mailbox v${m.mailboxVersion}, ${CardRole[m.role]?.toLowerCase() ?? `role ${m.role}`}, reset ${ResetCause[m.resetCause] ?? m.resetCause}, slot ${m.bootSlot ?? 0}${(m.bootFlags ?? 0) & BootFlag.Trial ? " on trial" : ""}, board ${hex(m.boardId)}, serial ${hex(m.serial)}, log ${LogLevel[m.logLevel] ?? m.logLevel}, ${m.slots} slot(s), mac ${Array.from(m.mac, (x) => x.toString(16).padStart(2, "0")).join(":")}`;
     case "time":
       return `TIME ${seconds(m.now)}`;
     case "sync":
@@ -589,6 +674,18 @@ export function describeMessage(m: EventMessage | CommandMessage): string {
       return `TLP_RX ${TlpRxReason[m.reason]?.toLowerCase() ?? `reason ${m.reason}`}, ${m.port === NO_PORT ? "no port" : `port ${m.port}`}: ${describeTlpHeader(m.tlp)}`;
     case "tlpTx":
       return `TLP_TX ${describeTlpHeader(m.tlp)}`;
+    case "uartRx":
+      return `UART_RX ${m.bytes.length} bytes ${printable(m.bytes)}`;
+    case "uartTx":
+      return `UART_TX ${m.bytes.length} bytes ${printable(m.bytes)}`;
+    case "flashDone":
+      return `FLASH_DONE ${FlashOp[m.op]?.toLowerCase() ?? `op ${m.op}`} at ${hex(m.address, 5)}: ${FlashStatus[m.status] ?? `status ${m.status}`}${m.data.length ? `, ${m.data.length} bytes` : ""}`;
+    case "flashErase":
+      return `FLASH_ERASE ${hex(m.address, 5)}, ${m.sectors} sector(s)`;
+    case "flashProgram":
+      return `FLASH_PROGRAM ${hex(m.address, 5)}, ${m.data.length} bytes`;
+    case "flashRead":
+      return `FLASH_READ ${hex(m.address, 5)}, ${m.length} bytes`;
     case "hello":
       return `HELLO mailbox v${m.mailboxVersion}, ${m.status === HelloStatus.Ok ? "ok" : (HelloStatus[m.status] ?? `status ${m.status}`)}, firmware ${m.firmware.join(".")}`;
     case "syncAck":

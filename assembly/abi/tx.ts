@@ -4,6 +4,7 @@
 import {
   HEADER_SIZE, Header, Command, MAILBOX_VERSION, Counter,
   HelloBody, SyncAckBody, TimerArmBody, TimerDisarmBody, ErrorBody, CountersBody, RegWriteBody, RegReadBody, FrameTxBody, TlpTxBody,
+  UartTxBody, FlashEraseBody, FlashProgramBody, FlashReadBody,
 } from "../../board/map/mailbox";
 import { writeAll, FD_COMMANDS } from "./wasi";
 import { counters, count, add } from "../counters";
@@ -98,6 +99,31 @@ export function frameTx(frame: usize, length: i32): void {
 export function tlpTx(tlp: usize, length: i32): void {
   const body = begin(Command.TlpTx, length);
   memory.copy(body + TlpTxBody.Tlp, tlp, length);
+}
+
+/** Sends `length` bytes (1..UartTxBody.MaxSize) at `bytes` out of the UART. */
+export function uartTx(bytes: usize, length: i32): void {
+  const body = begin(Command.UartTx, length);
+  memory.copy(body + UartTxBody.Bytes, bytes, length);
+}
+
+export function flashErase(address: u32, sectors: i32): void {
+  const body = begin(Command.FlashErase, FlashEraseBody.Size);
+  store<u32>(body, address, FlashEraseBody.Address);
+  store<u16>(body, sectors as u16, FlashEraseBody.Sectors);
+}
+
+/** Programs `length` bytes at `data` into flash at `address`, inside one page. */
+export function flashProgram(address: u32, data: usize, length: i32): void {
+  const body = begin(Command.FlashProgram, FlashProgramBody.Data + length);
+  store<u32>(body, address, FlashProgramBody.Address);
+  memory.copy(body + FlashProgramBody.Data, data, length);
+}
+
+export function flashRead(address: u32, length: i32): void {
+  const body = begin(Command.FlashRead, FlashReadBody.Size);
+  store<u32>(body, address, FlashReadBody.Address);
+  store<u16>(body, length as u16, FlashReadBody.Length);
 }
 
 /** Start of the buffered, not yet flushed, commands (for inspection in unit tests). */

@@ -275,6 +275,27 @@ export function detach(tunnel: i32): void {
   }
 }
 
+/** The chassis card behind `port` now, or that it last had (the console's `slots`); 0 if never bound. */
+export function chassisOf(port: i32): u32 {
+  const b = binding(port);
+  return b.used ? b.peerSerial : 0;
+}
+
+/** The chassis slot behind `port` (meaningful when chassisOf() is not 0). */
+export function chassisSlotOf(port: i32): i32 {
+  return binding(port).chassisSlot;
+}
+
+/** A device is behind `port` and shown present. */
+export function isOccupied(port: i32): bool {
+  return binding(port).occupied;
+}
+
+/** The switch is presented (a host card). */
+export function isActive(): bool {
+  return active;
+}
+
 /** The tunnel port `port` is bound to, or -1 (for tests and the console). */
 export function boundTunnel(port: i32): i32 {
   const b = binding(port);

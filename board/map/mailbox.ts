@@ -1,4 +1,4 @@
-// Mailbox protocol v1: the message catalogue shared by the firmware (AssemblyScript)
+// Mailbox protocol: the message catalogue shared by the firmware (AssemblyScript)
 // and the host side (TypeScript). Both compilers accept this file, so it is the one
 // place where message types, body layouts, error codes and counter indices are defined.
 // Keep it to enums and integer functions over them (and imports of the other shared map,
@@ -16,7 +16,7 @@ import { FABRIC_EVENT_LAST, MAX_TUNNELS } from "./registers.ts";
 
 export { FABRIC_EVENT_LAST, MAX_TUNNELS };
 
-export const MAILBOX_VERSION = 3;
+export const MAILBOX_VERSION = 4;
 export const HEADER_SIZE = 4;
 export const MAX_BODY = 1536;
 
@@ -39,6 +39,8 @@ export enum Event {
   Config = 0x09,
   FrameRx = 0x0a,
   TlpRx = 0x0b,
+  UartRx = 0x0c,
+  FlashDone = 0x0d,
 }
 
 /** Commands: firmware to fabric, written by the firmware on fd 1. */
@@ -53,6 +55,10 @@ export enum Command {
   RegRead = 0x88,
   FrameTx = 0x89,
   TlpTx = 0x8a,
+  UartTx = 0x8b,
+  FlashErase = 0x8c,
+  FlashProgram = 0x8d,
+  FlashRead = 0x8e,
 }
 
 // Body layouts: byte offsets of each field, and the body size as `Size`.
@@ -66,10 +72,15 @@ export enum BootBody {
   Serial = 8, //         u32
   LogLevel = 12, //      u8  LogLevel: most verbose level written to fd 2
   Slots = 13, //         u8  downstream ports (host) or chassis slots (chassis), 1..MAX_SLOTS
-  Reserved14 = 14, //    u16
+  BootSlot = 14, //      u8  flash slot the boot ROM started (board/map/flash.ts), < SLOTS
+  BootFlags = 15, //     u8  BootFlag bits
   Mac = 16, //           u8[6] the card's Ethernet address
   Reserved22 = 22, //    u16
   Size = 24,
+}
+
+export enum BootFlag {
+  Trial = 1 << 0, // the image in BootSlot runs on trial: confirm it (CardReg.BootControl) or the next reset rolls it back
 }
 
 export enum TimeBody {
@@ -168,6 +179,42 @@ export enum TlpTxBody {
   MaxSize = 20, // 4DW header + 1 DW
 }
 
+/** Bytes the UART received, oldest first (docs/console.md). */
+export enum UartRxBody {
+  Bytes = 0, // u8[1..MaxSize]
+  MinSize = 1,
+  MaxSize = 64,
+}
+
+/** The flash controller finished (or refused) the last FLASH_ERASE, FLASH_PROGRAM or FLASH_READ. */
+export enum FlashDoneBody {
+  Op = 0, //       u8  FlashOp
+  Status = 1, //   u8  FlashStatus
+  Length = 2, //   u16 bytes of Data: what FLASH_READ read, 0 otherwise
+  Address = 4, //  u32 the command's address
+  Data = 8, //     u8[Length]
+  MinSize = 8,
+  MaxSize = 8 + 256,
+}
+
+export enum FlashOp {
+  Erase = 1,
+  Program = 2,
+  Read = 3,
+}
+
+export enum FlashStatus {
+  Ok = 0,
+  Busy = 1, //       another operation is still running: command ignored
+  Range = 2, //      outside the flash, not sector-aligned (erase), crossing a page (program) or a bad length
+  Protected = 3, //  the running image's slot: only the boot ROM writes it
+}
+
+export const FLASH_OP_LAST = FlashOp.Read;
+/** Most bytes one FLASH_READ returns. */
+export const FLASH_READ_MAX = 256;
+export const FLASH_STATUS_LAST = FlashStatus.Protected;
+
 export enum HelloBody {
   MailboxVersion = 0, // u16 the version the firmware speaks
   Status = 2, //         u8  HelloStatus
@@ -222,6 +269,37 @@ export enum FrameTxBody {
   Frame = 0, //     u8[] from the destination address to the end of the payload
   MinSize = 30, //  Ethernet header (14) + tunnel header (16)
   MaxSize = 1518,
+}
+
+/** Bytes for the UART to send, oldest first. */
+export enum UartTxBody {
+  Bytes = 0, // u8[1..MaxSize]
+  MinSize = 1,
+  MaxSize = 256,
+}
+
+/** Erase `Sectors` sectors from `Address` (sector-aligned); FLASH_DONE when done. */
+export enum FlashEraseBody {
+  Address = 0, //   u32
+  Sectors = 4, //   u16 1..
+  Reserved6 = 6, // u16
+  Size = 8,
+}
+
+/** Program `Data` at `Address`, inside one page; FLASH_DONE when done. */
+export enum FlashProgramBody {
+  Address = 0, // u32
+  Data = 4, //    u8[1..PAGE_SIZE]
+  MinSize = 5,
+  MaxSize = 4 + 256,
+}
+
+/** Read `Length` bytes from `Address`; FLASH_DONE carries them. */
+export enum FlashReadBody {
+  Address = 0, //   u32
+  Length = 4, //    u16 1..256
+  Reserved6 = 6, // u16
+  Size = 8,
 }
 
 export enum CountersBody {
@@ -306,7 +384,14 @@ export enum Counter {
   OrphansCompleted = 34, // orphaned requests completed with Unsupported Request
   HotplugEvents = 35, //  slot events raised: presence and DL Link Active changes
   MsiSent = 36, //        MSI writes for hot-plug events
-  Count = 37,
+  ConsoleCommands = 37, // console lines run as commands
+  ConsoleErrors = 38, //  console lines refused: unknown command, bad argument, line too long
+  XmodemBlocks = 39, //   update blocks received and written to flash
+  XmodemErrors = 40, //   update blocks refused (bad check value, bad number, timeout) and transfers cancelled
+  UpdatesVerified = 41, // images received, checked, and handed to the boot ROM for a trial
+  UpdatesRefused = 42, // received images that failed the firmware's checks
+  FlashErrors = 43, //    FLASH_DONE with a status other than Ok
+  Count = 44,
 }
 
 export const TIMER_CHANNELS = 1;
@@ -331,6 +416,8 @@ export function minBody(type: i32): i32 {
     case Event.Config: return ConfigBody.Size;
     case Event.FrameRx: return FrameRxBody.MinSize;
     case Event.TlpRx: return TlpRxBody.MinSize;
+    case Event.UartRx: return UartRxBody.MinSize;
+    case Event.FlashDone: return FlashDoneBody.MinSize;
     case Command.Hello: return HelloBody.Size;
     case Command.SyncAck: return SyncAckBody.Size;
     case Command.TimerArm: return TimerArmBody.Size;
@@ -341,6 +428,10 @@ export function minBody(type: i32): i32 {
     case Command.RegRead: return RegReadBody.Size;
     case Command.FrameTx: return FrameTxBody.MinSize;
     case Command.TlpTx: return TlpTxBody.MinSize;
+    case Command.UartTx: return UartTxBody.MinSize;
+    case Command.FlashErase: return FlashEraseBody.Size;
+    case Command.FlashProgram: return FlashProgramBody.MinSize;
+    case Command.FlashRead: return FlashReadBody.Size;
     default: return -1;
   }
 }
@@ -353,6 +444,10 @@ export function maxBody(type: i32): i32 {
     case Command.FrameTx: return FrameTxBody.MaxSize;
     case Event.TlpRx: return TlpRxBody.MaxSize;
     case Command.TlpTx: return TlpTxBody.MaxSize;
+    case Event.UartRx: return UartRxBody.MaxSize;
+    case Event.FlashDone: return FlashDoneBody.MaxSize;
+    case Command.UartTx: return UartTxBody.MaxSize;
+    case Command.FlashProgram: return FlashProgramBody.MaxSize;
     case Command.Counters: return CountersBody.Values + 4 * Counter.Count;
     default: return minBody(type);
   }

@@ -11,6 +11,8 @@ export const TUNNEL_BASE = 0x100;
 export const TUNNEL_STRIDE = 0x100;
 export const MAX_TUNNELS = 8;
 export const FABRIC_VERSION = 0x0001_0000;
+/** CardReg.BoardId of the IOV card, revision A; images name the board they are built for. */
+export const BOARD_ID = 0x10f0_0a01;
 
 export enum CardReg {
   BoardId = 0x00, //       ro  board type and revision
@@ -20,6 +22,19 @@ export enum CardReg {
   RegErrors = 0x10, //     ro  register writes refused (read-only register, bad value, no such register)
   SwitchPorts = 0x14, //   ro  switch router port blocks: SWITCH_PORTS on a host card, 0 on a chassis card
   SlotsPresent = 0x18, //  ro  chassis cards: bit s set while chassis slot s's PCIe link is up (a device is there); 0 on a host card
+  WatchdogKick = 0x1c, //  wo  write WATCHDOG_KEY: restart the watchdog's WATCHDOG_TIMEOUT_NS countdown
+  BootControl = 0x20, //   wo  BootCommand in bits 7-0, a flash slot in bits 15-8 (Trial): requests to the boot ROM
+}
+
+/** The key a watchdog kick must write; any other value is refused (RegErrors). */
+export const WATCHDOG_KEY = 0x5afe_cafe;
+/** The boot ROM starts the watchdog; firmware that does not kick it this often is reset (ResetCause.Watchdog). */
+export const WATCHDOG_TIMEOUT_NS = 1_000_000_000;
+
+export enum BootCommand {
+  Confirm = 1, // the running trial image is healthy: make it permanent
+  Trial = 2, //   reset and try the image in the slot in bits 15-8 (the inactive one) once
+  Reboot = 3, //  reset (ResetCause.Software)
 }
 
 export const SWITCH_BASE = 0xa00;

@@ -1,20 +1,26 @@
 import * as firmware from "../../assembly/firmware";
 import { CardReg } from "../../board/map/registers";
+import { SLOTS } from "../../board/map/flash";
 import * as rx from "../../assembly/abi/rx";
 import * as tx from "../../assembly/abi/tx";
 import * as clock from "../../assembly/clock";
 import * as counters from "../../assembly/counters";
 import * as entropy from "../../assembly/entropy";
+import * as timers from "../../assembly/timers";
+import { TimerId } from "../../assembly/timers";
+import { KICK_NS } from "../../assembly/system";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../../assembly/version";
 import {
   MAILBOX_VERSION, HEADER_SIZE, MAX_BODY, MAX_SLOTS, TIMER_CHANNELS, Event, Command, Counter,
   MailboxError, HelloStatus, CardRole, ResetCause, LogLevel, errorCounter,
   BootBody, TimeBody, SyncBody, TimerFiredBody, HelloBody, SyncAckBody, TimerArmBody, ErrorBody,
   CountersBody, FabricEventBody, RegValueBody, RegReadBody, MAX_TUNNELS, FABRIC_EVENT_LAST,
+  FlashDoneBody, FlashOp, FlashStatus, FLASH_OP_LAST, FLASH_STATUS_LAST,
 } from "../../board/map/mailbox";
 import {
   Sent, message, set8, set16, set32, typeOf, bodyLengthOf, deliver, sent, sentTypes,
-  bootEvent, timeEvent, syncEvent, timerFiredEvent, entropyEvent, countersQueryEvent,
+  bootEvent, timeEvent, syncEvent, timerFiredEvent, entropyEvent, countersQueryEvent, logHistory,
+  uartRxEvents, ascii, flashDoneEvent,
 } from "./helpers";
 
 const SECOND: u64 = 1_000_000_000;
@@ -86,6 +92,28 @@ function expectTimerArm(command: Sent, deadline: u64): void {
   expect(command.u64(TimerArmBody.Deadline)).toBe(deadline, "deadline");
 }
 
+/** The one command of `type` among `out` (there must be exactly one). */
+function only(out: Sent[], type: i32): Sent {
+  let found = -1;
+  let n = 0;
+  for (let i = 0; i < out.length; i++) {
+    if (out[i].type == type) {
+      found = i;
+      n++;
+    }
+  }
+  expect(n).toBe(1, "one command of type 0x" + type.toString(16));
+  return out[found];
+}
+
+/** Heartbeat records in the firmware's log history. */
+function heartbeats(): i32 {
+  const lines = logHistory().split("\n");
+  let n = 0;
+  for (let i = 0; i < lines.length; i++) if (lines[i].includes(" I heartbeat: ")) n++;
+  return n;
+}
+
 /** Handles `bytes` and returns the types of the commands they caused. */
 function sentTypesOf(bytes: u8[]): i32[] {
   handle(bytes);
@@ -124,9 +152,7 @@ describe("BOOT", () => {
   beforeEach(fresh);
 
   it("answers a valid BOOT with HELLO Ok and the firmware version, and boots", () => {
-    const out = handle(bootEvent());
-    expect(out.length).toBe(1);
-    expectHello(out[0], HelloStatus.Ok);
+    expectHello(only(handle(bootEvent()), Command.Hello), HelloStatus.Ok);
     expect(firmware.isBooted()).toBe(true);
     expect(firmware.cardRole()).toBe(CardRole.Host);
     expect(counters.get(Counter.EventsIn)).toBe(1);
@@ -138,11 +164,9 @@ describe("BOOT", () => {
     set8(event, BootBody.LogLevel, LogLevel.Debug);
     set8(event, BootBody.Slots, MAX_SLOTS);
     const out = handle(event);
-    expect(out.length).toBe(2);
-    expectHello(out[0], HelloStatus.Ok);
+    expectHello(only(out, Command.Hello), HelloStatus.Ok);
     // A chassis card asks its fabric which slots hold a device.
-    expect(out[1].type).toBe(Command.RegRead, "then a REG_READ");
-    expect(out[1].u32(RegReadBody.Address)).toBe(CardReg.SlotsPresent);
+    expect(only(out, Command.RegRead).u32(RegReadBody.Address)).toBe(CardReg.SlotsPresent);
     expect(firmware.cardRole()).toBe(CardRole.Chassis);
   });
 
@@ -161,18 +185,19 @@ describe("BOOT", () => {
     expect(firmware.isBooted()).toBe(true);
   });
 
-  it("rejects a non-zero reserved byte with Reserved and the byte's offset", () => {
-    const offsets: i32[] = [BootBody.Reserved14, BootBody.Reserved14 + 1, BootBody.Reserved22, BootBody.Reserved22 + 1];
+  it("rejects a non-zero reserved byte or an unknown boot flag with Reserved and the byte's offset", () => {
+    const offsets: i32[] = [BootBody.Reserved22, BootBody.Reserved22 + 1, BootBody.BootFlags];
+    const values: u32[] = [0x01, 0x01, 0x02];
     for (let i = 0; i < offsets.length; i++) {
       fresh();
-      expectRejected(bootWith(offsets[i], 0x01), MailboxError.Reserved, offsets[i]);
+      expectRejected(bootWith(offsets[i], values[i]), MailboxError.Reserved, offsets[i]);
       expect(firmware.isBooted()).toBe(false, "unbooted after reserved byte " + offsets[i].toString());
     }
   });
 
   it("rejects out-of-range fields with BadField and the field's offset", () => {
-    const offsets: i32[] = [BootBody.Role, BootBody.ResetCause, BootBody.LogLevel, BootBody.Slots, BootBody.Slots];
-    const values: u32[] = [CardRole.Chassis + 1, ResetCause.Update + 1, LogLevel.Debug + 1, 0, MAX_SLOTS + 1];
+    const offsets: i32[] = [BootBody.Role, BootBody.ResetCause, BootBody.LogLevel, BootBody.Slots, BootBody.Slots, BootBody.BootSlot];
+    const values: u32[] = [CardRole.Chassis + 1, ResetCause.Update + 1, LogLevel.Debug + 1, 0, MAX_SLOTS + 1, SLOTS];
     for (let i = 0; i < offsets.length; i++) {
       fresh();
       expectRejected(bootWith(offsets[i], values[i]), MailboxError.BadField, offsets[i]);
@@ -276,7 +301,8 @@ describe("TIMER_FIRED", () => {
   });
 
   it("counts nothing as fired when no timer is due", () => {
-    const out = handle(timeEvent(BOOT_TIME + SECOND - 1).concat(timerFiredEvent(0)));
+    // The earliest deadline after BOOT is the watchdog's first kick.
+    const out = handle(timeEvent(BOOT_TIME + KICK_NS - 1).concat(timerFiredEvent(0)));
     expect(out.length).toBe(0);
     expect(counters.get(Counter.TimersFired)).toBe(0);
   });
@@ -321,55 +347,116 @@ describe("FABRIC_EVENT and REG_VALUE", () => {
   });
 });
 
+describe("UART_RX and FLASH_DONE", () => {
+  beforeEach(fresh);
+
+  it("rejects both before BOOT as OutOfOrder", () => {
+    expectRejected(uartRxEvents(ascii("help\r")), MailboxError.OutOfOrder, 0);
+    expectRejected(flashDoneEvent(FlashOp.Erase, FlashStatus.Ok, 0), MailboxError.OutOfOrder, 0);
+  });
+
+  it("accepts and counts UART_RX", () => {
+    boot();
+    const before = counters.get(Counter.EventsIn);
+    expect(handle(uartRxEvents(ascii("help\r"))).length).toBe(0, "the console answers at the SYNC");
+    expect(counters.get(Counter.EventsIn)).toBe(before + 1);
+    expect(counters.get(Counter.Errors)).toBe(0);
+  });
+
+  it("accepts a FLASH_DONE of each operation, a read with its data", () => {
+    boot();
+    expect(handle(flashDoneEvent(FlashOp.Read, FlashStatus.Ok, 0, [1, 2, 3])).length).toBe(0);
+    expect(handle(flashDoneEvent(FlashOp.Erase, FlashStatus.Ok, 0)).length).toBe(0);
+    expect(handle(flashDoneEvent(FlashOp.Program, FlashStatus.Range, 0)).length).toBe(0);
+    expect(handle(flashDoneEvent(FlashOp.Read, FlashStatus.Busy, 0)).length).toBe(0);
+    expect(counters.get(Counter.Errors)).toBe(0);
+    expect(counters.get(Counter.FlashErrors)).toBe(2, "the two that failed");
+  });
+
+  it("rejects an unknown operation, then an unknown status, with BadField and the field's offset", () => {
+    boot();
+    expectRejected(flashDoneEvent(0, FlashStatus.Ok, 0), MailboxError.BadField, FlashDoneBody.Op);
+    expectRejected(flashDoneEvent(FLASH_OP_LAST + 1, FLASH_STATUS_LAST + 1, 0), MailboxError.BadField, FlashDoneBody.Op);
+    expectRejected(flashDoneEvent(FlashOp.Erase, FLASH_STATUS_LAST + 1, 0), MailboxError.BadField, FlashDoneBody.Status);
+  });
+
+  it("rejects a Length that is not the data carried, or data where none belongs, with BadField at Length", () => {
+    boot();
+    expectRejected(set16(flashDoneEvent(FlashOp.Read, FlashStatus.Ok, 0, [1, 2, 3]), FlashDoneBody.Length, 2), MailboxError.BadField, FlashDoneBody.Length);
+    expectRejected(flashDoneEvent(FlashOp.Read, FlashStatus.Ok, 0), MailboxError.BadField, FlashDoneBody.Length);
+    expectRejected(flashDoneEvent(FlashOp.Read, FlashStatus.Busy, 0, [1]), MailboxError.BadField, FlashDoneBody.Length);
+    expectRejected(flashDoneEvent(FlashOp.Program, FlashStatus.Ok, 0, [1]), MailboxError.BadField, FlashDoneBody.Length);
+    expect(counters.get(Counter.FlashErrors)).toBe(0, "nothing reached the update");
+  });
+});
+
 describe("heartbeat", () => {
   beforeEach(fresh);
 
-  it("is armed at the first SYNC after BOOT, one second after boot time", () => {
+  // The watchdog's kicks (every KICK_NS) share the hardware channel: the TIMER_ARM of a
+  // batch is for the earliest logical timer, so the heartbeat's own deadline is read from
+  // the timer service, and its runs from the log.
+
+  it("is started at BOOT one second after boot time, and the first SYNC arms the earliest deadline", () => {
     const out = handle(timeEvent(BOOT_TIME).concat(bootEvent()).concat(syncEvent(0)));
-    expect(out.length).toBe(3);
-    expectHello(out[0], HelloStatus.Ok);
-    expectTimerArm(out[1], BOOT_TIME + SECOND);
-    expectSyncAck(out[2], 0);
+    expect(timers.isRunning(TimerId.Heartbeat)).toBe(true, "heartbeat running");
+    expect(timers.deadline(TimerId.Heartbeat)).toBe(BOOT_TIME + SECOND, "heartbeat deadline");
+    expectHello(only(out, Command.Hello), HelloStatus.Ok);
+    expectTimerArm(only(out, Command.TimerArm), BOOT_TIME + KICK_NS);
+    expectSyncAck(out[out.length - 1], 0);
+  });
+
+  it("does not run before its deadline, while the watchdog's kicks do", () => {
+    boot();
+    const out = handle(timeEvent(BOOT_TIME + SECOND - 1).concat(timerFiredEvent(0)).concat(syncEvent(1)));
+    expect(heartbeats()).toBe(0, "no heartbeat record");
+    expect(timers.deadline(TimerId.Heartbeat)).toBe(BOOT_TIME + SECOND, "heartbeat deadline kept");
+    expect(counters.get(Counter.TimersFired)).toBe(1, "the watchdog's kick only");
+    expectTimerArm(only(out, Command.TimerArm), BOOT_TIME + SECOND);
   });
 
   it("fires at its deadline, counts TimersFired and is re-armed one second later", () => {
     boot();
     const out = handle(timeEvent(BOOT_TIME + SECOND).concat(timerFiredEvent(0)).concat(syncEvent(1)));
-    expect(out.length).toBe(2);
-    expectTimerArm(out[0], BOOT_TIME + 2 * SECOND);
-    expectSyncAck(out[1], 1);
-    expect(counters.get(Counter.TimersFired)).toBe(1);
+    expect(heartbeats()).toBe(1, "one heartbeat record");
+    expect(timers.deadline(TimerId.Heartbeat)).toBe(BOOT_TIME + 2 * SECOND, "heartbeat deadline");
+    expect(counters.get(Counter.TimersFired)).toBe(2, "the heartbeat and the watchdog's kick");
+    expectTimerArm(only(out, Command.TimerArm), BOOT_TIME + SECOND + KICK_NS);
+    expectSyncAck(out[out.length - 1], 1);
   });
 
   it("keeps its period when it fires late", () => {
     boot();
-    const out = handle(timeEvent(BOOT_TIME + SECOND + SECOND / 4).concat(timerFiredEvent(0)).concat(syncEvent(1)));
-    expect(out.length).toBe(2);
-    expectTimerArm(out[0], BOOT_TIME + 2 * SECOND);
-    expect(counters.get(Counter.TimersFired)).toBe(1);
+    handle(timeEvent(BOOT_TIME + SECOND + SECOND / 4).concat(timerFiredEvent(0)).concat(syncEvent(1)));
+    expect(heartbeats()).toBe(1, "one heartbeat record");
+    expect(timers.deadline(TimerId.Heartbeat)).toBe(BOOT_TIME + 2 * SECOND, "heartbeat deadline");
   });
 
   it("runs once, not once per missed period, when it fires long after its deadline", () => {
     boot();
     const late: u64 = BOOT_TIME + 1_000_000 * SECOND + SECOND / 2;
-    const out = handle(timeEvent(late).concat(timerFiredEvent(0)).concat(syncEvent(1)));
-    expectTimerArm(out[0], BOOT_TIME + 1_000_001 * SECOND);
-    expect(counters.get(Counter.TimersFired)).toBe(1);
+    handle(timeEvent(late).concat(timerFiredEvent(0)).concat(syncEvent(1)));
+    expect(heartbeats()).toBe(1, "one heartbeat record");
+    expect(timers.deadline(TimerId.Heartbeat)).toBe(BOOT_TIME + 1_000_001 * SECOND, "heartbeat deadline");
+    expect(counters.get(Counter.TimersFired)).toBe(2, "the heartbeat and the watchdog's kick, once each");
   });
 
   it("parks at the end of time instead of wrapping when the clock is near 2^64", () => {
     boot();
     const out = handle(timeEvent(U64.MAX_VALUE - 1).concat(timerFiredEvent(0)).concat(syncEvent(1)));
-    expectTimerArm(out[0], U64.MAX_VALUE);
-    expect(counters.get(Counter.TimersFired)).toBe(1);
+    expect(timers.deadline(TimerId.Heartbeat)).toBe(U64.MAX_VALUE, "heartbeat deadline");
+    expectTimerArm(only(out, Command.TimerArm), U64.MAX_VALUE);
+    expect(counters.get(Counter.TimersFired)).toBe(2, "the heartbeat and the watchdog's kick");
   });
 
   it("is re-armed for the same deadline when the hardware fired early", () => {
     boot();
-    const out = handle(timeEvent(BOOT_TIME + SECOND - 1).concat(timerFiredEvent(0)).concat(syncEvent(1)));
+    const out = handle(timeEvent(BOOT_TIME + KICK_NS - 1).concat(timerFiredEvent(0)).concat(syncEvent(1)));
     expect(out.length).toBe(2);
-    expectTimerArm(out[0], BOOT_TIME + SECOND);
+    expectTimerArm(out[0], BOOT_TIME + KICK_NS);
+    expectSyncAck(out[1], 1);
     expect(counters.get(Counter.TimersFired)).toBe(0);
+    expect(timers.deadline(TimerId.Heartbeat)).toBe(BOOT_TIME + SECOND, "heartbeat deadline");
   });
 
   it("is not re-armed at a SYNC when its deadline is already armed", () => {
@@ -400,9 +487,10 @@ describe("ENTROPY and COUNTERS_QUERY", () => {
     for (let i = 0; i < Counter.Count; i++) {
       expect(report.u32(CountersBody.Values + 4 * i)).toBe(counters.get(i), "counter " + i.toString());
     }
-    // TIME, BOOT, SYNC, COUNTERS_QUERY accepted; HELLO, TIMER_ARM, SYNC_ACK, COUNTERS sent.
+    // TIME, BOOT, SYNC, COUNTERS_QUERY accepted; HELLO, REG_WRITE (watchdog kick), FLASH_READ
+    // (the image header), TIMER_ARM, UART_TX (the console's banner), SYNC_ACK, ERROR, COUNTERS sent.
     expect(report.u32(CountersBody.Values + 4 * Counter.EventsIn)).toBe(4, "EventsIn");
-    expect(report.u32(CountersBody.Values + 4 * Counter.CommandsOut)).toBe(5, "CommandsOut, the ERROR included");
+    expect(report.u32(CountersBody.Values + 4 * Counter.CommandsOut)).toBe(8, "CommandsOut, the ERROR included");
     expect(report.u32(CountersBody.Values + 4 * Counter.Errors)).toBe(1, "Errors");
   });
 });

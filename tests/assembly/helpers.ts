@@ -1,13 +1,15 @@
 // Shared by the firmware specs: building message bytes (events to feed rx, or the exact
 // bytes a command should have), delivering them to rx, and reading back the commands
-// buffered by tx. Layouts come from board/map/mailbox.ts, never from literal offsets.
+// buffered by tx and the firmware's log history. Layouts come from board/map/mailbox.ts,
+// never from literal offsets.
 
 import * as rx from "../../assembly/abi/rx";
 import * as tx from "../../assembly/abi/tx";
+import * as log from "../../assembly/log";
 import {
   MAILBOX_VERSION, HEADER_SIZE, Header, Event, BootBody, TimeBody, SyncBody, TimerFiredBody,
   CardRole, ResetCause, LogLevel, ConfigBody, RegValueBody, FabricEventBody, FrameRxBody, NO_TUNNEL,
-  TlpRxBody, Command, RegWriteBody, TlpTxBody,
+  TlpRxBody, Command, RegWriteBody, TlpTxBody, UartRxBody, UartTxBody, FlashDoneBody,
 } from "../../board/map/mailbox";
 import { TlpHeader } from "../../board/map/pcie";
 import { TunnelDefault } from "../../board/map/registers";
@@ -153,6 +155,39 @@ export function tlpRxEvent(reason: u32, port: u32, tlp: u8[]): u8[] {
   return setBytes(msg, TlpRxBody.Tlp, tlp);
 }
 
+/** UART_RX events carrying `bytes`, at most UartRxBody.MaxSize bytes each, as the UART posts them. */
+export function uartRxEvents(bytes: u8[]): u8[] {
+  const events = (bytes.length + UartRxBody.MaxSize - 1) / UartRxBody.MaxSize;
+  const out = new Array<u8>(events * HEADER_SIZE + bytes.length);
+  let to = 0;
+  for (let at = 0; at < bytes.length; at += UartRxBody.MaxSize) {
+    const length = min(UartRxBody.MaxSize, bytes.length - at);
+    setLE(out, to + Header.BodyLength, length, 2);
+    out[to + Header.Type] = Event.UartRx as u8;
+    to += HEADER_SIZE;
+    for (let i = 0; i < length; i++) out[to + UartRxBody.Bytes + i] = bytes[at + i];
+    to += length;
+  }
+  return out;
+}
+
+/** The bytes of an ASCII `text`. */
+export function ascii(text: string): u8[] {
+  const bytes = new Array<u8>(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i) as u8;
+  return bytes;
+}
+
+/** FLASH_DONE for the operation `op` at `address`, with the bytes a FLASH_READ read. */
+export function flashDoneEvent(op: u32, status: u32, address: u32, data: u8[] = []): u8[] {
+  const msg = message(Event.FlashDone, FlashDoneBody.Data + data.length);
+  set8(msg, FlashDoneBody.Op, op);
+  set8(msg, FlashDoneBody.Status, status);
+  set16(msg, FlashDoneBody.Length, data.length);
+  set32(msg, FlashDoneBody.Address, address);
+  return setBytes(msg, FlashDoneBody.Data, data);
+}
+
 /** Hands `bytes` to rx as one read, the way assembly/index.ts step() does. */
 export function deliver(bytes: u8[]): void {
   const room = rx.freeSpace(); // compacts, so it must precede writePointer()
@@ -222,6 +257,44 @@ export function sentTypes(): i32[] {
   return types;
 }
 
+/** The bytes the UART_TX commands among `commands` carry, in order. */
+export function uartBytesOf(commands: Sent[]): u8[] {
+  const bytes = new Array<u8>();
+  for (let i = 0; i < commands.length; i++) {
+    const command = commands[i];
+    if (command.type != Command.UartTx) continue;
+    expect(command.length).toBeGreaterThanOrEqual(UartTxBody.MinSize, "UART_TX body length");
+    expect(command.length).toBeLessThanOrEqual(UartTxBody.MaxSize, "UART_TX body length");
+    for (let j = 0; j < command.length; j++) bytes.push(command.u8(UartTxBody.Bytes + j) as u8);
+  }
+  return bytes;
+}
+
+/** `bytes` as a string, one character per byte. */
+export function textOf(bytes: u8[]): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i++) out += String.fromCharCode(bytes[i]);
+  return out;
+}
+
+/** Expects `text` to contain `part` (a failure shows both) or, with `present` false, not to. */
+export function expectText(text: string, part: string, present: bool = true): void {
+  expect(text.includes(part)).toBe(present, (present ? "expected " : "did not expect ") + quoted(part) + " in " + quoted(text));
+}
+
+/** `text` in double quotes, control characters escaped: readable in a failure message. */
+function quoted(text: string): string {
+  let out = "\"";
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c == 0x0d) out += "\\r";
+    else if (c == 0x0a) out += "\\n";
+    else if (c < 0x20 || c >= 0x7f) out += "\\x" + (c < 16 ? "0" : "") + c.toString(16);
+    else out += String.fromCharCode(c);
+  }
+  return out + "\"";
+}
+
 /** A REG_WRITE command, decoded. */
 export class RegWrite {
   constructor(public address: u32, public value: u32) {}
@@ -232,6 +305,17 @@ export function regWriteOf(command: Sent): RegWrite {
   expect(command.type).toBe(Command.RegWrite, "a REG_WRITE");
   expect(command.length).toBe(RegWriteBody.Size, "REG_WRITE body length");
   return new RegWrite(command.u32(RegWriteBody.Address), command.u32(RegWriteBody.Value));
+}
+
+/** The values of the REG_WRITE commands to `address` among `commands`, in order. */
+export function regWritesTo(commands: Sent[], address: u32): u32[] {
+  const values = new Array<u32>();
+  for (let i = 0; i < commands.length; i++) {
+    if (commands[i].type != Command.RegWrite) continue;
+    const write = regWriteOf(commands[i]);
+    if (write.address == address) values.push(write.value);
+  }
+  return values;
 }
 
 /**
@@ -330,4 +414,19 @@ export function tlpTxOf(command: Sent): TlpSent {
   const bytes = new Array<u8>(command.length);
   for (let i = 0; i < command.length; i++) bytes[i] = command.u8(TlpTxBody.Tlp + i) as u8;
   return new TlpSent(bytes);
+}
+
+// ---- Log -----------------------------------------------------------------------------
+
+let history = "";
+
+function collect(c: i32): void {
+  history += String.fromCharCode(c);
+}
+
+/** The firmware's remembered log records, oldest first, each ending in LF. */
+export function logHistory(): string {
+  history = "";
+  log.replay(collect);
+  return history;
 }

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FIXTURES, iov } from "./helpers.ts";
+import { FIXTURES, iov, assertOneLineError } from "./helpers.ts";
 import type { RunSummary } from "../../tools/sim/summary.ts";
 import { readPcap } from "../../tools/sim/pcap.ts";
 import { PNG } from "pngjs";
@@ -14,17 +14,9 @@ import { decodeControl } from "../../board/link-codec.ts";
 
 const temp = () => mkdtempSync(join(tmpdir(), "iov-cli-"));
 
-/** A failed command says why on exactly one line of stderr, prefixed `iov:`. */
-function assertOneLineError(result: { status: number | null; stderr: string }, status: number, pattern: RegExp): void {
-  assert.equal(result.status, status, result.stderr);
-  const lines = result.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, result.stderr);
-  assert.match(lines[0], /^iov: /);
-  assert.match(lines[0], pattern);
-}
-
 test("every command has --help", () => {
-  for (const args of [[], ["build"], ["sim"], ["trace"], ["trace", "replay"], ["trace", "decode"], ["bench"]]) {
+  for (const args of [[], ["build"], ["sim"], ["trace"], ["trace", "replay"], ["trace", "decode"], ["bench"],
+    ["keygen"], ["image"], ["image", "build"], ["image", "inspect"], ["image", "verify"]]) {
     const result = iov([...args, "--help"]);
     assert.equal(result.status, 0, `${args.join(" ")}: ${result.stderr}`);
     assert.match(result.stdout, /^Usage: iov/);
@@ -62,10 +54,10 @@ test("engine wasm3 with no binary anywhere names both ways to give one", () => {
 test("trace replay fails with the first differing command when the output does not match", () => {
   const dir = temp();
   const wrong = new Uint8Array(readFileSync(`${FIXTURES}default-host.out`));
-  wrong[12 + 4 + 4] ^= 0xff; // the value of the first REG_WRITE (tunnel 0's LinkState)
+  wrong[12 + 4 + 4] ^= 0xff; // the value of the first REG_WRITE (the first watchdog kick)
   writeFileSync(join(dir, "wrong.out"), wrong);
   const result = iov(["trace", "replay", `${FIXTURES}default-host.in`, "--expect", join(dir, "wrong.out")]);
-  assertOneLineError(result, 1, /output differs under node: command #1 at byte 12: expected REG_WRITE 0x0164 = 0x000000fe, got REG_WRITE 0x0164 = 0x00000001/);
+  assertOneLineError(result, 1, /output differs under node: command #1 at byte 12: expected REG_WRITE 0x001c = 0x5afeca01, got REG_WRITE 0x001c = 0x5afecafe/);
 });
 
 test("trace decode reads garbage without failing and says what it found", () => {

@@ -6,7 +6,7 @@ import {
   encodeEvent, encodeCommand, decodeEvent, decodeCommand, MessageReader, EventChecker, MailboxFormatError,
   type EventMessage, type CommandMessage, type RawMessage,
 } from "../../board/mailbox-codec.ts";
-import { Event, MailboxError, MAILBOX_VERSION, MAX_BODY, HelloStatus, CardRole, ResetCause, LogLevel, BootBody, HEADER_SIZE, minBody, maxBody, TlpRxReason } from "../../board/map/mailbox.ts";
+import { Event, MailboxError, MAILBOX_VERSION, MAX_BODY, HelloStatus, CardRole, ResetCause, LogLevel, BootBody, HEADER_SIZE, minBody, maxBody, TlpRxReason, FlashOp, FlashStatus } from "../../board/map/mailbox.ts";
 import { boot, encode } from "./helpers.ts";
 
 function readAll(direction: "events" | "commands", ...chunks: Uint8Array[]): RawMessage[] {
@@ -20,7 +20,7 @@ function readAll(direction: "events" | "commands", ...chunks: Uint8Array[]): Raw
 }
 
 const events: EventMessage[] = [
-  boot({ role: 1, resetCause: 2, serial: 0xdeadbeef, slots: 8, logLevel: 3 }),
+  boot({ role: 1, resetCause: 2, serial: 0xdeadbeef, slots: 8, logLevel: 3, bootSlot: 1, bootFlags: 1 }),
   { kind: "time", now: 0x1234_5678_9abc_def0n },
   { kind: "sync", seq: 0xffff_ffff },
   { kind: "timerFired", channel: 0 },
@@ -29,6 +29,9 @@ const events: EventMessage[] = [
   { kind: "regValue", address: 0x1018, value: 0xdeadbeef },
   { kind: "fabricEvent", tunnel: 7, event: 6, arg: 0xffffffff },
   { kind: "tlpRx", reason: TlpRxReason.Orphaned, port: 8, tlp: Uint8Array.from({ length: 20 }, (_, i) => (i === 0 ? 0x60 : i)) },
+  { kind: "uartRx", bytes: Uint8Array.from({ length: 64 }, (_, i) => i) },
+  { kind: "flashDone", op: FlashOp.Read, status: FlashStatus.Ok, address: 0x3ff00, data: Uint8Array.from({ length: 256 }, (_, i) => i) },
+  { kind: "flashDone", op: FlashOp.Erase, status: FlashStatus.Protected, address: 0x10000, data: new Uint8Array(0) },
 ];
 
 const commandList: CommandMessage[] = [
@@ -41,6 +44,10 @@ const commandList: CommandMessage[] = [
   { kind: "regWrite", address: 0x100, value: 1 },
   { kind: "regRead", address: 0xfffc },
   { kind: "tlpTx", tlp: Uint8Array.from({ length: 16 }, (_, i) => (i === 0 ? 0x4a : i)) },
+  { kind: "uartTx", bytes: Uint8Array.from({ length: 256 }, (_, i) => i) },
+  { kind: "flashErase", address: 0x10000, sectors: 16 },
+  { kind: "flashProgram", address: 0x100ff, data: Uint8Array.of(0xaa) },
+  { kind: "flashRead", address: 0x3ff00, length: 256 },
 ];
 
 test("every event kind survives encode, framing and decode unchanged", () => {

@@ -8,8 +8,8 @@ import { openSession, replay, FirmwareFault, type EngineKind } from "../../tools
 import { InProcessFirmware } from "../../tools/engines/inprocess.ts";
 import { concat } from "../../board/bytes.ts";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
-import { Card } from "../../board/card.ts";
-import { CardRole, HelloStatus, LogLevel, MailboxError, MAILBOX_VERSION } from "../../board/map/mailbox.ts";
+import { HelloStatus, MailboxError, MAILBOX_VERSION } from "../../board/map/mailbox.ts";
+import { testCard } from "./support/card.ts";
 import { FIRMWARE, WASM3, wasm3Skip, boot, commands, encode, scriptedBatches } from "./helpers.ts";
 
 async function lockstep(engine: EngineKind): Promise<{ out: Uint8Array; log: string }> {
@@ -24,11 +24,12 @@ async function lockstep(engine: EngineKind): Promise<{ out: Uint8Array; log: str
 test("the scripted session gets the expected answers from the firmware", async () => {
   const { out } = await lockstep("node");
   const kinds = commands(out).map((c) => (c.kind === "error" ? `error:${MailboxError[c.code]}` : c.kind));
+  // BOOT: HELLO, the first watchdog kick, the read of the running image's header; the banner on the UART.
   assert.deepEqual(kinds, [
-    "hello", "timerArm", "syncAck",
-    "timerArm", "syncAck",
+    "hello", "regWrite", "flashRead", "timerArm", "uartTx", "syncAck",
+    "regWrite", "timerArm", "syncAck",
     "error:BadField", "error:OutOfOrder", "counters", "syncAck",
-    "error:OutOfOrder", "timerArm", "syncAck",
+    "regWrite", "error:OutOfOrder", "timerArm", "syncAck",
     "counters", "syncAck",
   ]);
   const hello = commands(out)[0];
@@ -69,7 +70,7 @@ test("replay of a whole stream equals lockstep exchange of its batches", async (
 test("the firmware log on fd 2 is one stamped line per record, with the level letter", async () => {
   const { log } = await lockstep("node");
   const lines = log.trimEnd().split("\n");
-  assert.match(lines[0], new RegExp(String.raw`^\[    0\.000000\] I boot: firmware 0\.1\.0, mailbox v${MAILBOX_VERSION}, host card, serial 0x10000001, 1 port\(s\), reset power-on$`));
+  assert.match(lines[0], new RegExp(String.raw`^\[    0\.000000\] I boot: firmware 0\.1\.0, mailbox v${MAILBOX_VERSION}, host card, serial 0x10000001, 1 port\(s\), reset power-on, image slot 0$`));
   assert.match(lines[1], /^\[    1\.000000\] I heartbeat: \d+ events, 1 batches, 0 errors$/);
   assert.ok(lines.some((l) => /^\[    1\.500000\] W mailbox: rejected type 0x04 at offset \d+: error 5 detail 0$/.test(l)), log);
 });
@@ -77,19 +78,21 @@ test("the firmware log on fd 2 is one stamped line per record, with the level le
 test("a mailbox version mismatch is reported by the firmware and halts the card", async () => {
   const scheduler = new EventScheduler();
   const notes: string[] = [];
-  const card = new Card(
-    { name: "c", role: CardRole.Host, boardId: 1, serial: 1, mac: new Uint8Array(6), slots: 1, logLevel: LogLevel.Info },
-    scheduler, (n) => new Uint8Array(n), { note: (_c, text) => notes.push(text) },
-  );
-  const session = openSession("node", { firmware: FIRMWARE });
-  const original = session.exchange.bind(session);
-  // A board of a future mailbox version: rewrite the BOOT version field on its way in.
-  session.exchange = (events, seq) => {
-    if (seq === 0) events[12 + 4] = MAILBOX_VERSION + 1;
-    return original(events, seq);
-  };
-  card.powerOn(session);
-  await scheduler.run(1e9);
+  const card = testCard(scheduler, {
+    firmware: FIRMWARE,
+    observer: { note: (_c, text) => notes.push(text) },
+    wrap: (session) => {
+      const original = session.exchange.bind(session);
+      // A board of a future mailbox version: rewrite the BOOT version field on its way in.
+      session.exchange = (events, seq) => {
+        if (seq === 0) events[12 + 4] = MAILBOX_VERSION + 1;
+        return original(events, seq);
+      };
+      return session;
+    },
+  });
+  card.powerOn();
+  await scheduler.run(0.5e9);
   assert.equal(card.state, "halted");
   assert.ok(notes.some((n) => n.includes("firmware rejected BOOT") && n.includes("Version")), notes.join("\n"));
   assert.ok(notes.some((n) => n.includes("card halted")), notes.join("\n"));
@@ -112,14 +115,15 @@ for (const engine of ["node", "node-wasi"] as const) {
     const session = openSession(engine, { firmware: trappingFirmware() });
     await assert.rejects(session.exchange(encode([boot(), { kind: "sync", seq: 0 }]), 0), FirmwareFault);
     const scheduler = new EventScheduler();
-    const card = new Card(
-      { name: "c", role: CardRole.Host, boardId: 1, serial: 1, mac: new Uint8Array(6), slots: 1, logLevel: LogLevel.Info },
-      scheduler, (n) => new Uint8Array(n),
-    );
-    card.powerOn(openSession(engine, { firmware: trappingFirmware() }));
-    await scheduler.run(1e9);
+    const card = testCard(scheduler, { firmware: trappingFirmware(), engine });
+    card.powerOn();
+    await scheduler.run(0.5e9);
     assert.equal(card.state, "faulted");
     assert.equal(card.stats.traps, 1);
+    // Nothing kicks the watchdog any more: it resets the card, which boots the same image and traps again.
+    await scheduler.run(1.5e9);
+    assert.equal(card.stats.watchdogResets, 1);
+    assert.equal(card.stats.traps, 2);
     await card.powerOff();
   });
 }

@@ -1,5 +1,6 @@
 // Shared by the host tests: paths, event builders, command decoding, running `iov`.
 
+import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { encodeEvent, MessageReader, decodeCommand, type EventMessage, type CommandMessage } from "../../board/mailbox-codec.ts";
@@ -17,7 +18,7 @@ export const wasm3Skip = WASM3 && existsSync(WASM3) ? false : "no wasm3 binary: 
 export function boot(overrides: Partial<Extract<EventMessage, { kind: "boot" }>> = {}): EventMessage {
   return {
     kind: "boot", mailboxVersion: MAILBOX_VERSION, role: CardRole.Host, resetCause: ResetCause.PowerOn,
-    boardId: 0x10f00a01, serial: 0x10000001, logLevel: LogLevel.Info, slots: 1,
+    boardId: 0x10f00a01, serial: 0x10000001, logLevel: LogLevel.Info, slots: 1, bootSlot: 0, bootFlags: 0,
     mac: Uint8Array.of(2, 0x10, 0x10, 0, 0, 1), ...overrides,
   };
 }
@@ -44,6 +45,15 @@ export function scriptedBatches(): Uint8Array[] {
     [{ kind: "time", now: 2_100_000_000n }, { kind: "countersQuery" }],
   ];
   return batches.map((events, seq) => encode([...events, { kind: "sync", seq }]));
+}
+
+/** A failed command says why on exactly one line of stderr, prefixed `iov:`. */
+export function assertOneLineError(result: { status: number | null; stderr: string }, status: number, pattern: RegExp): void {
+  assert.equal(result.status, status, result.stderr);
+  const lines = result.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, result.stderr);
+  assert.match(lines[0], /^iov: /);
+  assert.match(lines[0], pattern);
 }
 
 export function iov(args: string[], input?: string) {

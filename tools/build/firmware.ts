@@ -1,11 +1,15 @@
 // `iov build`: compiles the firmware (release build/firmware.wasm, optimised by binaryen
-// through asc; debug build/firmware.debug.wasm with names and source map) and refuses
-// to produce a release that breaks the card's constraints (tools/build/checks.ts).
+// through asc; debug build/firmware.debug.wasm with names and source map), refuses
+// to produce a release that breaks the card's constraints (tools/build/checks.ts), and
+// packs the release into build/firmware.img, a flash image signed with the development key.
 
 import asc from "assemblyscript/asc";
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { checkFirmware, allocatorFunctions, memoryLimits, SIZE_BUDGET } from "./checks.ts";
 import { ROOT, FIRMWARE, FIRMWARE_DEBUG } from "../paths.ts";
+import { developmentKey, formatVersion, keyIdOf, type ImageVersion } from "../../board/image.ts";
+import { BOARD_ID } from "../../board/map/registers.ts";
+import { FIRMWARE_IMAGE, FIRMWARE_VERSION, developmentImage } from "./image.ts";
 
 export class BuildError extends Error {}
 
@@ -23,6 +27,7 @@ export interface BuildReport {
   bytes: number;
   pages: number;
   imports: string[];
+  image: { bytes: number; version: ImageVersion };
 }
 
 export async function buildFirmware(): Promise<BuildReport> {
@@ -34,9 +39,13 @@ export async function buildFirmware(): Promise<BuildReport> {
   if (allocators.length) problems.push(`allocates on the heap (${allocators.join(", ")}); use static buffers (memory.data) instead`);
   if (problems.length) {
     rmSync(FIRMWARE, { force: true });
+    rmSync(FIRMWARE_IMAGE, { force: true });
     throw new BuildError(`firmware.wasm rejected: it ${problems.join("; it ")}`);
   }
+  const image = developmentImage(release);
+  writeFileSync(FIRMWARE_IMAGE, image);
   return {
+    image: { bytes: image.length, version: FIRMWARE_VERSION },
     bytes: release.length,
     pages: memoryLimits(release)!.initial,
     imports: WebAssembly.Module.imports(new WebAssembly.Module(release)).map((i) => i.name),
@@ -46,4 +55,10 @@ export async function buildFirmware(): Promise<BuildReport> {
 export function describeBuild(report: BuildReport): string {
   const percent = ((100 * report.bytes) / SIZE_BUDGET).toFixed(1);
   return `build/firmware.wasm: ${report.bytes} bytes (${percent}% of the ${SIZE_BUDGET}-byte budget), ${report.pages} page of memory, imports ${report.imports.join(", ")}`;
+}
+
+export function describeImage(report: BuildReport): string {
+  const key = Buffer.from(keyIdOf(developmentKey())).toString("hex");
+  return `build/firmware.img: ${report.image.bytes} bytes, firmware ${formatVersion(report.image.version)} for board 0x${BOARD_ID.toString(16)}, ` +
+    `signed with the development key ${key} (simulated cards only)`;
 }

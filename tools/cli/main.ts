@@ -1,10 +1,12 @@
-// iov: build, simulate, replay and decode traces, benchmark. Each command's module is
-// loaded only when it runs, so `iov sim` does not pay for the compiler.
+// iov: build, simulate, replay and decode traces, sign and check flash images, benchmark.
+// Each command's module is loaded only when it runs, so `iov sim` does not pay for the
+// compiler.
 
 import { Command, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { ENGINE_KINDS } from "../engines/index.ts";
 import { CliError, duration, engine, integer } from "./args.ts";
+import { boardId, buildId, collect, version as imageVersion } from "./image-args.ts";
 
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
 
@@ -17,6 +19,7 @@ export function program(): Command {
   const iov = new Command("iov")
     .description("IOV card: firmware build, simulator, traces and tools")
     .version(version)
+    .enablePositionalOptions()
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`iov: ${text.replace(/^error: /, "")}`) });
@@ -39,6 +42,8 @@ export function program(): Command {
     .option("--pcap <file>", "capture every frame on the cables to a pcap file (one per cable, named FILE.CABLE.pcap, when there are several)")
     .option("--screenshot <file>", "save the remote screen (the first graphics adapter) as a PNG when the run ends")
     .option("--lspci <file>", "write the server's PCI hierarchy in lspci -xxx format when the run ends (decode it with lspci -F FILE -vvv)")
+    .addOption(new Option("--console [port]", "serve each card's console (UART) on a local TCP port, PORT + the card's index (default: ports the system picks), and run in real time until Ctrl-C or --duration").argParser(integer(0, 65535)))
+    .option("--flash-dir <dir>", "keep each card's flash in DIR/CARD.flash, so that updates outlive the run (created with the factory image when missing)")
     .option("--verbose", "also show every mailbox message")
     .option("--quiet", "no timeline, only the closing summary")
     .action(async (options) => (await import("./sim.ts")).runSim(options));
@@ -58,6 +63,37 @@ export function program(): Command {
     .argument("<file>", "NAME.in (events) or NAME.out (commands)")
     .addOption(new Option("--as <direction>", "how to read the file (default: from its extension)").choices(["events", "commands"]))
     .action(async (file, options) => (await import("./trace.ts")).runDecode(file, options));
+
+  iov.command("keygen")
+    .description("make an Ed25519 key for signing flash images: OUT (private, mode 0600) and OUT.pub (public)")
+    .argument("<out>", "file for the private key; the public key goes to OUT.pub")
+    .option("--force", "replace existing files")
+    .action(async (out, options) => (await import("./keygen.ts")).runKeygen(out, options));
+
+  const image = iov.command("image").description("flash images: build, inspect and verify (docs/image-format.md)");
+  image.command("build")
+    .description("make a flash image of a firmware.wasm, signed with --key, --dev-key or --unsigned")
+    .argument("<firmware>", "the firmware.wasm to put in the image")
+    .requiredOption("-o, --output <file>", "the image to write")
+    .option("--key <file>", "sign with this private key (PEM, from `iov keygen`)")
+    .option("--dev-key", "sign with the public development key (simulated cards only)")
+    .option("--unsigned", "leave the image unsigned (a card refuses to boot it)")
+    .addOption(new Option("--board-id <n>", "the board it is for (default: this card's, 0x10f00a01)").argParser(boardId))
+    .addOption(new Option("--version <x.y.z>", "firmware version (default: the one the firmware reports in HELLO)").argParser(imageVersion))
+    .addOption(new Option("--build-id <hex>", "16-byte build ID (default: the first 16 bytes of the payload's SHA-256)").argParser(buildId))
+    .action(async (firmware, options, command) => (await import("./image.ts")).runImageBuild(firmware, options, command));
+  image.command("inspect")
+    .description("print an image's header and check its structure and payload hash (not its signature)")
+    .argument("<image>", "the image file")
+    .option("--json", "print the fields as JSON")
+    .action(async (file, options) => (await import("./image.ts")).runImageInspect(file, options));
+  image.command("verify")
+    .description("check an image as a card's boot ROM does: structure, signature by a trusted key, board")
+    .argument("<image>", "the image file")
+    .addOption(new Option("--trust <file>", "a trusted public key (PEM, KEY.pub from `iov keygen`); repeatable").argParser(collect))
+    .option("--dev-key", "also trust the development key")
+    .addOption(new Option("--board-id <n>", "refuse an image built for another board").argParser(boardId))
+    .action(async (file, options, command) => (await import("./image.ts")).runImageVerify(file, options, command));
 
   iov.command("bench")
     .description("run the benchmarks; write bench/results.json and print a table")

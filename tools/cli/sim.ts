@@ -4,6 +4,7 @@ import { World } from "../sim/world.ts";
 import { TIMELINE_HEADER } from "../sim/timeline.ts";
 import type { RunSummary } from "../sim/summary.ts";
 import { CliError, engineOptions, type EngineFlags } from "./args.ts";
+import { FlashFileError } from "../../board/flash.ts";
 
 export interface SimFlags extends EngineFlags {
   scenario: string;
@@ -16,6 +17,9 @@ export interface SimFlags extends EngineFlags {
   lspci?: string;
   verbose?: boolean;
   quiet?: boolean;
+  /** true: ports the system picks; a number: the first port. */
+  console?: boolean | number;
+  flashDir?: string;
 }
 
 export async function runSim(flags: SimFlags): Promise<void> {
@@ -40,11 +44,21 @@ export async function runSim(flags: SimFlags): Promise<void> {
     print(`seed ${flags.seed}, engine ${flags.engine}${flags.record ? `, recording to ${flags.record}/` : ""}\n`);
     print(TIMELINE_HEADER);
   }
-  const world = new World({
-    scenario, seed: flags.seed, engine: flags.engine, engineOptions: options, durationNs: flags.duration,
+  const consolePort = flags.console === undefined || flags.console === false ? undefined : flags.console === true ? 0 : flags.console;
+  const world = created(() => new World({
+    scenario, seed: flags.seed, engine: flags.engine, engineOptions: options,
+    durationNs: flags.duration ?? (consolePort === undefined ? undefined : Infinity),
     record: flags.record, print, verbose: flags.verbose, pcap: flags.pcap, screenshot: flags.screenshot, lspci: flags.lspci,
+    flashDir: flags.flashDir, console: consolePort,
+    onConsoles: (endpoints) => {
+      for (const e of endpoints) process.stdout.write(`console of ${e.card}: tcp://${e.host}:${e.port}  (attach: iov console --port tcp://${e.host}:${e.port})\n`);
+      process.stdout.write("running in real time; Ctrl-C ends the run\n");
+      process.once("SIGINT", () => world.scheduler.stop());
+    },
+  }));
+  const summary = await world.run().catch((error: Error) => {
+    throw error.message.startsWith("console for ") ? new CliError(error.message) : error;
   });
-  const summary = await world.run();
   process.stdout.write(`\n${formatSummary(summary)}\n`);
   if (flags.screenshot) process.stdout.write(`  remote screen saved to ${flags.screenshot}\n`);
   if (flags.lspci) process.stdout.write(`  the server's PCI hierarchy saved to ${flags.lspci} (read it with: lspci -F ${flags.lspci} -vvv)\n`);
@@ -52,6 +66,16 @@ export async function runSim(flags: SimFlags): Promise<void> {
   const { lost, duplicated, reordered } = summary.tlps;
   const failed = lost + duplicated + reordered + summary.hostCompletionTimeouts + summary.dataVerificationErrors + summary.firmwareTraps;
   if (failed > 0 || summary.cards.some((c) => c.state !== "running")) process.exitCode = 1;
+}
+
+/** The world, or a CliError for a flash file that cannot be used. */
+function created(make: () => World): World {
+  try {
+    return make();
+  } catch (error) {
+    if (error instanceof FlashFileError) throw new CliError(error.message);
+    throw error;
+  }
 }
 
 export function formatSummary(s: RunSummary): string {

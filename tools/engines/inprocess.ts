@@ -113,13 +113,21 @@ export class InProcessFirmware {
     return out;
   }
 
-  /** Queues `events` and steps the firmware until it has read them all. */
+  /** Queues `events` and steps the firmware until it has read them all; a step that reads nothing is a fault (it would never end). */
   feed(events: Uint8Array): Uint8Array {
     this.input.push(events);
     this.call(() => {
-      while (this.input.length > 0) this.exports.step();
+      while (this.input.length > 0) {
+        const left = this.pendingBytes();
+        this.exports.step();
+        if (this.pendingBytes() === left) throw new Error("step() returned without reading its mailbox");
+      }
     });
     return this.takeOutput();
+  }
+
+  private pendingBytes(): number {
+    return this.input.reduce((n, chunk) => n + chunk.length, 0) - this.inputOffset;
   }
 
   /** Runs `_start` over `events` as a WASI command runner would, to end of input. */

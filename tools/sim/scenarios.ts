@@ -39,7 +39,8 @@ export interface SwitchSpec {
 /** Something that happens to a card during the run: `reboot` is a software reset (power off, power on at once). */
 export interface ActionSpec {
   atNs: number;
-  kind: "reboot";
+  /** reboot: a software reset; power-cut: power lost (a flash operation stops halfway); power-on: power back. */
+  kind: "reboot" | "power-cut" | "power-on";
   card: string;
 }
 
@@ -101,6 +102,8 @@ export interface Scenario {
   traffic: TrafficSpec[];
   devices: DeviceSpec[];
   servers: ServerSpec[];
+  /** The cards' UART line rate (default 115 200 baud). */
+  uartBaud?: number;
 }
 
 /**
@@ -132,8 +135,6 @@ export function cardLink(scenario: Scenario, spec: CardSpec): LinkConfig | undef
   return { ...fields, pairingKey: pairingKey(installation) };
 }
 
-/** Board ID of the IOV card, revision A (docs/registers.md). */
-export const BOARD_ID = 0x10f0_0a01;
 
 export const SCENARIOS: Record<string, Scenario> = {
   default: {
@@ -156,6 +157,24 @@ export const SCENARIOS: Record<string, Scenario> = {
       { chassis: "chassis", slot: 1, kind: "dma-test" },
       { chassis: "chassis", slot: 2, kind: "keyboard-mouse", typing: { text: "hello from the chassis", startNs: 20_000_000, intervalNs: 2_000_000 } },
       { chassis: "chassis", slot: 3, kind: "nvme" },
+    ],
+    servers: [{ name: "server", host: "host", enumerateNs: 2_000_000 }],
+  },
+  console: {
+    name: "console",
+    description: "a quiet pair for interactive use with --console: a server's host card paired with a chassis card that holds a graphics adapter and a DMA test device, no test traffic; attach to a card's console, look around, update its firmware",
+    durationNs: 3600e9,
+    logLevel: LogLevel.Info,
+    cards: [
+      { name: "host", role: CardRole.Host, serial: 0x1000_0001, slots: 2, powerOnNs: 0 },
+      { name: "chassis", role: CardRole.Chassis, serial: 0x2000_0001, slots: 2, powerOnNs: 0 },
+    ],
+    cables: [{ id: "cable", a: "host", b: "chassis", config: { lengthM: 10 } }],
+    link: { ...DEFAULT_LINK, mtu: 9000, keepaliveNs: 1_000_000, silenceNs: 8_000_000, graceNs: 50_000_000 },
+    traffic: [],
+    devices: [
+      { chassis: "chassis", slot: 0, kind: "graphics" },
+      { chassis: "chassis", slot: 1, kind: "dma-test" },
     ],
     servers: [{ name: "server", host: "host", enumerateNs: 2_000_000 }],
   },

@@ -3,8 +3,16 @@
 // run first-in first-out and every run is a pure function of its inputs. Actions may be
 // async (a firmware batch in a child process); the loop awaits them, so nothing else
 // runs meanwhile. Cancelled actions stay in the heap and are skipped when they surface.
+//
+// Real-time mode (interactive sessions: a user on a card's console) paces the loop so
+// that virtual time keeps up with the wall clock and no further; input from outside
+// enters at realTimeNow(). Such a run is no longer a function of its inputs alone.
 
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Action, Scheduler } from "../../board/scheduler.ts";
+
+/** Longest real-time sleep between looks at the queue. */
+const PACE_SLICE_MS = 5;
 
 export class EventScheduler implements Scheduler {
   now = 0;
@@ -14,6 +22,8 @@ export class EventScheduler implements Scheduler {
   private readonly actions = new Map<number, Action>();
   private nextHandle = 1;
   private stopped = false;
+  /** Real-time mode: the wall clock (ms) and virtual time (ns) at which pacing began. */
+  private origin: { wall: number; virtual: number } | null = null;
 
   get pending(): number {
     return this.actions.size;
@@ -43,6 +53,17 @@ export class EventScheduler implements Scheduler {
     this.actions.delete(handle);
   }
 
+  /** Paces run() against the wall clock from now on (or stops pacing). */
+  realTime(on: boolean): void {
+    this.origin = on ? { wall: performance.now(), virtual: this.now } : null;
+  }
+
+  /** Virtual time that corresponds to the wall clock in real-time mode (else `now`): where outside input enters. */
+  realTimeNow(): number {
+    if (!this.origin) return this.now;
+    return Math.max(this.now, Math.floor(this.origin.virtual + (performance.now() - this.origin.wall) * 1e6));
+  }
+
   /** Ends run() after the current action. */
   stop(): void {
     this.stopped = true;
@@ -52,6 +73,14 @@ export class EventScheduler implements Scheduler {
   async run(until: number): Promise<void> {
     this.stopped = false;
     while (!this.stopped && this.times.length > 0 && this.times[0] <= until) {
+      if (this.origin) {
+        // Sleep in short slices, so that input arriving meanwhile is scheduled and run in time.
+        const ahead = (this.times[0] - this.origin.virtual) / 1e6 - (performance.now() - this.origin.wall);
+        if (ahead > 0) {
+          await sleep(Math.min(ahead, PACE_SLICE_MS));
+          continue;
+        }
+      }
       const time = this.times[0];
       const handle = this.handles[0];
       this.popTop();

@@ -2,12 +2,17 @@
 // scenario (each running its own firmware instance on the chosen engine, each with its
 // fabric), the network between them, and the traffic they carry.
 
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { uniformInt } from "pure-rand/distribution/uniformInt";
 import { Card, type CardObserver } from "../../board/card.ts";
 import { Fabric } from "../../board/fabric.ts";
+import { Flash } from "../../board/flash.ts";
+import { installImage } from "../../board/boot-rom.ts";
+import { developmentKey } from "../../board/image.ts";
+import { developmentImage } from "../build/image.ts";
 import { CardRole, ResetCause } from "../../board/map/mailbox.ts";
 import { FabricEventKind, TunnelReg } from "../../board/map/registers.ts";
 import { LinkState } from "../../board/map/link.ts";
@@ -32,14 +37,24 @@ import { InputDevice, ReportKind, type InputReport } from "../../board/devices/i
 import { inputPciDriver } from "../server/drivers/input.ts";
 import { NvmeController } from "../../board/devices/nvme/controller.ts";
 import { nvmeDriver, nvmeLoad, newNvmeLoadStats, type NvmeDisk, type NvmeLoadStats } from "../server/drivers/nvme.ts";
-import { openSession, type EngineKind, type EngineOptions } from "../engines/index.ts";
+import { openSession, firmwareFile, type EngineKind, type EngineOptions } from "../engines/index.ts";
 import { EventScheduler } from "./scheduler.ts";
-import { BOARD_ID, macFor, cardLink, NVME_LOAD, type Scenario, type CableSpec, type NvmeLoadSpec } from "./scenarios.ts";
+import { ConsoleServers, type ConsoleEndpoint } from "./console-server.ts";
+import { BOARD_ID } from "../../board/map/registers.ts";
+import { macFor, cardLink, NVME_LOAD, type Scenario, type CableSpec, type NvmeLoadSpec } from "./scenarios.ts";
 import { Timeline, type Level } from "./timeline.ts";
 import type { RunSummary, LinkStateChange, ServerSummary, NvmeRun } from "./summary.ts";
 
 export interface WorldOptions {
   scenario: Scenario;
+  /** Keep each card's flash in DIR/CARD.flash (created with the factory image when missing), so that it outlives the run. */
+  flashDir?: string;
+  /** Public keys in the cards' boot ROMs (default: the development key). */
+  trustedKeys?: KeyObject[];
+  /** Serve each card's UART on a local TCP port (this base port + the card's index; 0: ports the system picks) and run in real time. */
+  console?: number;
+  /** Told where each card's console listens. */
+  onConsoles?: (endpoints: ConsoleEndpoint[]) => void;
   seed: number;
   engine: EngineKind;
   engineOptions: Omit<EngineOptions, "onLog">;
@@ -116,6 +131,8 @@ export class World {
   private readonly nvmeStats = new Map<NvmeRun, NvmeLoadStats>();
   /** Set when simulated time is up: NVMe loads start no new round. */
   private stopping = false;
+  private factory: Uint8Array | null = null;
+  private factoryPayload: Uint8Array | null = null;
 
   constructor(private readonly options: WorldOptions) {
     this.timeline = new Timeline(options.print ?? null);
@@ -125,11 +142,19 @@ export class World {
       const rng = base.clone();
       base.jump();
       const entropy = (n: number) => Uint8Array.from({ length: n }, () => uniformInt(rng, 0, 255));
+      const cuts = base.clone();
+      base.jump();
       const config = {
         name: spec.name, role: spec.role, boardId: BOARD_ID, serial: spec.serial, mac: macFor(spec.serial),
         slots: spec.slots, logLevel: options.scenario.logLevel, link: cardLink(options.scenario, spec),
       };
-      const card = new Card(config, this.scheduler, entropy, this.observer(spec.name));
+      const card = new Card(config, this.scheduler, entropy, {
+        flash: this.flashFor(spec.name),
+        trustedKeys: options.trustedKeys ?? [createPublicKey(developmentKey())],
+        openFirmware: (payload, onLog) => openSession(options.engine, { ...options.engineOptions, firmware: this.firmwareFile(payload), onLog }),
+        random: (bound) => uniformInt(cuts, 0, bound - 1),
+        baud: options.scenario.uartBaud,
+      }, this.observer(spec.name));
       const host = spec.role === CardRole.Host;
       const slotsPresent = () => this.chassisRoots.get(spec.name)?.slotsPresent() ?? 0;
       const fabric = new Fabric({ boardId: BOARD_ID, mac: config.mac, tunnels: host ? spec.slots : 1, switchRouter: host, slotsPresent }, this.scheduler, {
@@ -138,6 +163,7 @@ export class World {
         control: (frame, tunnel) => card.post({ kind: "frameRx", tunnel, frame: frame.slice() }),
         linkState: (tunnel, state) => this.onLinkState(card, tunnel, state),
         tlp: (reason, port, tlp) => card.post({ kind: "tlpRx", reason, port, tlp }),
+        system: card.system,
       });
       for (const tunnel of fabric.tunnels) if (fabric.router) this.routers.set(tunnel, fabric.router);
       card.fabric = fabric;
@@ -443,24 +469,56 @@ export class World {
     return observer;
   }
 
-  /** A software reset: the soft-core restarts its firmware and the fabric returns to its reset state. */
-  private async reboot(card: Card): Promise<void> {
-    await card.powerOff();
-    this.fabric(card.name).reset();
-    card.powerOn(openSession(this.options.engine, { ...this.options.engineOptions, onLog: card.onFirmwareLog }), ResetCause.Software);
+  /**
+   * The card's flash: from DIR/CARD.flash when a flash directory is given (written with the
+   * factory image when new), else in memory with the factory image.
+   */
+  private flashFor(name: string): Flash {
+    if (!this.options.flashDir) {
+      const flash = Flash.erased();
+      installImage(flash, this.factoryImage());
+      return flash;
+    }
+    mkdirSync(this.options.flashDir, { recursive: true });
+    const { flash, created } = Flash.file(join(this.options.flashDir, `${name}.flash`));
+    if (created) installImage(flash, this.factoryImage());
+    this.stopHooks.push(() => flash.close());
+    return flash;
+  }
+
+  /** The scenario's firmware as the factory installs it: signed with the development key. */
+  private factoryImage(): Uint8Array {
+    this.factory ??= developmentImage(readFileSync(this.options.engineOptions.firmware));
+    return this.factory;
+  }
+
+  /** A file holding `payload` for the engine: the scenario's firmware file itself when it is that. */
+  private firmwareFile(payload: Uint8Array): string {
+    const { firmware } = this.options.engineOptions;
+    this.factoryPayload ??= readFileSync(firmware);
+    return Buffer.compare(this.factoryPayload, payload) === 0 ? firmware : firmwareFile(payload);
   }
 
   async run(): Promise<RunSummary> {
-    const { scenario, engine, engineOptions } = this.options;
+    const { scenario } = this.options;
     const duration = this.options.durationNs ?? scenario.durationNs;
     scenario.cards.forEach((spec, i) => {
       const card = this.cards[i];
-      this.scheduler.at(spec.powerOnNs, () => card.powerOn(openSession(engine, { ...engineOptions, onLog: card.onFirmwareLog })));
+      this.scheduler.at(spec.powerOnNs, () => card.powerOn(ResetCause.PowerOn));
     });
     for (const action of scenario.actions ?? []) {
       const card = this.cards.find((c) => c.name === action.card);
       if (!card) throw new Error(`scenario ${scenario.name}: no card named ${action.card}`);
-      if (action.atNs <= duration) this.scheduler.at(action.atNs, () => this.reboot(card));
+      if (action.atNs > duration) continue;
+      if (action.kind === "reboot") this.scheduler.at(action.atNs, () => card.reset(ResetCause.Software));
+      if (action.kind === "power-cut") this.scheduler.at(action.atNs, () => card.powerCut());
+      if (action.kind === "power-on") this.scheduler.at(action.atNs, () => card.powerOn(ResetCause.PowerOn));
+    }
+    if (this.options.console !== undefined) {
+      const { servers, endpoints } = await ConsoleServers.open(this.cards, this.options.console, (action) => this.scheduler.at(this.scheduler.realTimeNow(), action));
+      this.stopHooks.push(() => servers.close());
+      this.options.onConsoles?.(endpoints);
+      this.scheduler.realTime(true);
     }
     for (const hook of this.startHooks) await hook(this);
     scenario.servers.forEach((spec, i) => {
@@ -495,7 +553,7 @@ export class World {
     // Collect each firmware's own counters before powering the cards off.
     for (const card of this.cards) card.post({ kind: "countersQuery" });
     await this.scheduler.run(this.scheduler.now);
-    const summary = this.summary(duration);
+    const summary = this.summary(Number.isFinite(duration) ? duration : this.scheduler.now);
     for (const card of this.cards) await card.powerOff();
     for (const fd of this.files.splice(0)) closeSync(fd);
     return summary;
