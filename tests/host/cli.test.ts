@@ -16,7 +16,8 @@ const temp = () => mkdtempSync(join(tmpdir(), "iov-cli-"));
 
 test("every command has --help", () => {
   for (const args of [[], ["build"], ["sim"], ["trace"], ["trace", "replay"], ["trace", "decode"], ["bench"],
-    ["keygen"], ["image"], ["image", "build"], ["image", "inspect"], ["image", "verify"]]) {
+    ["keygen"], ["image"], ["image", "build"], ["image", "inspect"], ["image", "verify"],
+    ["console"], ["flash"]]) {
     const result = iov([...args, "--help"]);
     assert.equal(result.status, 0, `${args.join(" ")}: ${result.stderr}`);
     assert.match(result.stdout, /^Usage: iov/);

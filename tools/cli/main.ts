@@ -95,6 +95,23 @@ export function program(): Command {
     .addOption(new Option("--board-id <n>", "refuse an image built for another board").argParser(boardId))
     .action(async (file, options, command) => (await import("./image.ts")).runImageVerify(file, options, command));
 
+  const portOption = () => new Option("--port <port>", "the card's console: tcp://HOST:PORT (e.g. `iov sim --console`) or a serial device such as /dev/ttyUSB0").makeOptionMandatory();
+  const baudOption = () => new Option("--baud <n>", "serial line speed (8N1); ignored for tcp://").argParser(integer(1, 4_000_000)).default(115200);
+  iov.command("console")
+    .description("join the terminal to a card's console line (Ctrl-] quits); with stdin from a pipe, send it and print the answers")
+    .addOption(portOption())
+    .addOption(baudOption())
+    .addOption(new Option("--linger <ms>", "with piped stdin: how long to keep printing after it ends").argParser(integer(0, 600_000)).default(500))
+    .action(async (options) => (await import("./console.ts")).runConsole(options));
+  iov.command("flash")
+    .description("write a firmware image to a card over its console line (XMODEM) and wait until the card confirms it")
+    .argument("<image>", "the flash image (from `iov image build` or `iov build`: build/firmware.img)")
+    .addOption(portOption())
+    .addOption(baudOption())
+    .addOption(new Option("--timeout <s>", "seconds for the whole update, up to the new firmware's confirmation").argParser(integer(1, 3600)).default(120))
+    .option("--quiet", "print only the final report, not the card's lines and the progress bar")
+    .action(async (file, options) => (await import("./flash.ts")).runFlash(file, options));
+
   iov.command("bench")
     .description("run the benchmarks; write bench/results.json and print a table")
     .option("--quick", "shorter runs (under a minute)")
