@@ -269,8 +269,8 @@ function links(): void {
       uart.text(", session 0x");
       uart.hex(p.session, 8);
       uart.text(", RTT ");
-      uart.dec(p.srtt / 1000);
-      uart.text(" us, RTO ");
+      uart.dec(p.srtt);
+      uart.text(" ns, RTO ");
       uart.dec(p.rto / 1000);
       uart.text(" us");
     }

@@ -421,7 +421,7 @@ function check(): void {
   if (load<u32>(header, ImageHeader.Magic) != IMAGE_MAGIC) problem = "not an IOV image (no IOVF magic)";
   else if (load<u16>(header, ImageHeader.Format) != IMAGE_FORMAT) problem = "unknown image format version";
   else if (load<u16>(header, ImageHeader.HeaderSize) != ImageHeader.Size) problem = "unexpected header size";
-  else if (load<u32>(header, ImageHeader.Reserved44) != 0) problem = "reserved header field not zero";
+  else if (load<u32>(header, ImageHeader.Reserved44) != 0 || (load<u8>(header, ImageHeader.Major) & 0x80) != 0) problem = "reserved header field not zero";
   else if (load<u32>(header, ImageHeader.BoardId) != boardId) problem = "built for another board (see the image's board ID)";
   else if (version < versionKey(FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH)) problem = "older than the running firmware (downgrade)";
   else if (memory.compare(digest, header + ImageHeader.Sha256, SHA256_SIZE) != 0) problem = "payload SHA-256 does not match the header (corrupt image)";

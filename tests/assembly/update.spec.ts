@@ -711,6 +711,9 @@ describe("update: the image's checks", () => {
     const reserved = newImage();
     put(reserved, ImageHeader.Reserved44, 1, 4);
     expectRefused(reserved, "reserved header field not zero");
+    const major = newImage();
+    put(major, ImageHeader.Major, 0x80 | FIRMWARE_MAJOR, 1); // the top bit of Major is reserved (versions order on 7 bits)
+    expectRefused(major, "reserved header field not zero");
   });
 });
 

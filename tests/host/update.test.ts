@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import binaryen from "binaryen";
@@ -119,23 +119,36 @@ for (const kind of ["trap", "silent"] as const) {
 }
 
 test("update: a power cut at any moment of an update leaves a card that boots a valid image (100 seeds)", async () => {
-  const newer = image("0.1.1");
+  // Even seeds update a card fresh from the factory (slot 1 empty) to 0.1.1; odd seeds a card
+  // already updated once (0.1.1 confirmed in slot 1, the factory image superseded in slot 0)
+  // to 0.1.2, which erases and rewrites slot 0.
+  const template = mkdtempSync(join(tmpdir(), "iov-cut-"));
+  const first = await update(image("0.1.1"), 7000 * MS, template);
+  assert.deepEqual(first.end, { slot: 1, trial: false, version: "0.1.1", state: "running" });
   const outcomes = { old: 0, new: 0 };
   for (let seed = 1; seed <= 100; seed++) {
-    // The update takes about 5.3 s from `update` to the confirmation (erase 0.7 s, 40 KiB at 115 200 baud, 1 s of trial): cut anywhere in it.
-    const cutNs = 10 * MS + Math.floor(((seed * 2654435761) % 4294967296) / 4294967296 * 5800) * MS;
+    const updated = seed % 2 === 1;
+    const [before, after] = updated ? ["0.1.1", "0.1.2"] : ["0.1.0", "0.1.1"];
+    let flashDir: string | undefined;
+    if (updated) {
+      flashDir = mkdtempSync(join(tmpdir(), "iov-cut-"));
+      copyFileSync(join(template, "card.flash"), join(flashDir, "card.flash"));
+    }
+    // An update takes about 5.3 s from `update` to the confirmation (erase 0.7 s, 40 KiB at 115 200 baud, 1 s of trial): cut anywhere in it.
+    const cutNs = 10 * MS + Math.floor((((seed * 2654435761) % 4294967296) / 4294967296) * 5800) * MS;
     let end: ReturnType<typeof booted> = null;
     const run = await runConsole({
-      durationNs: cutNs + 1500 * MS, seed, update: { atNs: 10 * MS, image: newer },
+      durationNs: cutNs + 1500 * MS, seed, flashDir, update: { atNs: 10 * MS, image: image(after) },
       actions: [{ kind: "power-cut", atNs: cutNs }, { kind: "power-on", atNs: cutNs + 10 * MS }],
       atEnd: (r) => (end = booted(r)),
     });
-    assert.ok(end, `seed ${seed}: cut at ${cutNs / MS} ms: nothing booted\n${run.output()}`);
+    const context = `seed ${seed}, cut at ${cutNs / MS} ms during the update ${before} -> ${after}`;
+    assert.ok(end, `${context}: nothing booted\n${run.output().slice(-2000)}`);
     const e = end as NonNullable<ReturnType<typeof booted>>;
-    assert.equal(e.state, "running", `seed ${seed}`);
-    assert.ok(["0.1.0", "0.1.1"].includes(e.version), `seed ${seed}: ${e.version}`);
-    assert.equal(e.trial, false, `seed ${seed}: cut at ${cutNs / MS} ms left a trial unconfirmed after 1.5 s\n${run.output().slice(-2000)}`);
-    outcomes[e.version === "0.1.0" ? "old" : "new"]++;
+    assert.equal(e.state, "running", context);
+    assert.ok([before, after].includes(e.version), `${context}: runs ${e.version}`);
+    assert.equal(e.trial, false, `${context}: a trial still unconfirmed 1.5 s after power came back\n${run.output().slice(-2000)}`);
+    outcomes[e.version === before ? "old" : "new"]++;
   }
   assert.ok(outcomes.old > 50 && outcomes.new > 5, JSON.stringify(outcomes));
 });
