@@ -46,7 +46,8 @@ interface SlotView {
   defect: string | null;
 }
 
-const CAUSES: Record<ResetCause, string> = {
+/** How the ROM and the card name each reset cause (the firmware's log uses the same words). */
+export const RESET_CAUSES: Record<ResetCause, string> = {
   [ResetCause.PowerOn]: "power-on", [ResetCause.Watchdog]: "watchdog", [ResetCause.Software]: "software", [ResetCause.Update]: "update",
 };
 
@@ -59,7 +60,7 @@ export class BootRom {
 
   /** Chooses and verifies the image to start; null when nothing is bootable (the card halts). */
   boot(cause: ResetCause): Booted | null {
-    this.print(`boot: IOV boot ROM, reset cause ${CAUSES[cause] ?? cause}`, "detail");
+    this.print(`boot: IOV boot ROM, reset cause ${RESET_CAUSES[cause] ?? cause}`, "detail");
     const slots = Array.from({ length: SLOTS }, (_, s) => this.examine(s));
     for (const view of slots) this.print(`boot: slot ${view.slot}: ${describe(view)}`, "detail");
     const trial = slots.find((v) => v.flags.Pending && !v.flags.Confirmed && !v.flags.Revoked && !v.empty);

@@ -12,7 +12,7 @@ import {
 import { CardReg, BootCommand, WATCHDOG_KEY, WATCHDOG_TIMEOUT_NS } from "./map/registers.ts";
 import { SLOTS } from "./map/flash.ts";
 import { FlashController, type Flash } from "./flash.ts";
-import { BootRom, type Booted } from "./boot-rom.ts";
+import { BootRom, RESET_CAUSES, type Booted } from "./boot-rom.ts";
 import { formatVersion } from "./image.ts";
 import { Uart } from "./uart.ts";
 import {
@@ -79,9 +79,6 @@ export interface CardStats {
 export type EntropySource = (bytes: number) => Uint8Array;
 
 const ENTROPY_AT_BOOT = 48; // what the firmware's DRBG needs to seed (docs/crypto.md)
-const RESET_CAUSES: Record<ResetCause, string> = {
-  [ResetCause.PowerOn]: "power-on", [ResetCause.Watchdog]: "watchdog", [ResetCause.Software]: "software", [ResetCause.Update]: "update",
-};
 
 export class Card {
   state: CardState = "off";

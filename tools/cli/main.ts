@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { ENGINE_KINDS } from "../engines/index.ts";
 import { CliError, duration, engine, integer } from "./args.ts";
 import { boardId, buildId, collect, version as imageVersion } from "./image-args.ts";
+import { DEFAULT_BAUD } from "../../board/uart.ts";
 
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
 
@@ -96,7 +97,7 @@ export function program(): Command {
     .action(async (file, options, command) => (await import("./image.ts")).runImageVerify(file, options, command));
 
   const portOption = () => new Option("--port <port>", "the card's console: tcp://HOST:PORT (e.g. `iov sim --console`) or a serial device such as /dev/ttyUSB0").makeOptionMandatory();
-  const baudOption = () => new Option("--baud <n>", "serial line speed (8N1); ignored for tcp://").argParser(integer(1, 4_000_000)).default(115200);
+  const baudOption = () => new Option("--baud <n>", "serial line speed (8N1); ignored for tcp://").argParser(integer(1, 4_000_000)).default(DEFAULT_BAUD);
   iov.command("console")
     .description("join the terminal to a card's console line (Ctrl-] quits); with stdin from a pipe, send it and print the answers")
     .addOption(portOption())

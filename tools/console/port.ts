@@ -26,8 +26,6 @@ export const BAUD_RATES = [
   500000, 576000, 921600, 1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000,
 ];
 
-export const DEFAULT_BAUD = 115200;
-
 export type PortSpec = { kind: "tcp"; host: string; port: number } | { kind: "serial"; path: string };
 
 /** Checks a --port value and a baud rate without opening anything; throws PortError. */

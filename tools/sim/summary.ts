@@ -2,6 +2,7 @@
 // a function of scenario and seed: no wall-clock figures.
 
 import type { CardStats, CardState } from "../../board/card.ts";
+import type { UartStats } from "../../board/uart.ts";
 
 export interface LinkStateChange {
   timeNs: number;
@@ -16,6 +17,8 @@ export interface CardSummary {
   state: CardState;
   linkStates: LinkStateChange[];
   stats: CardStats;
+  /** Its console line: bytes each way, and bytes dropped (received while no firmware ran, or past the transmit queue). */
+  uart: UartStats;
   firmwareCounters: Record<string, number> | null;
 }
 

@@ -576,6 +576,7 @@ export class World {
       state: card.state,
       linkStates: this.linkStates.get(card.name)!,
       stats: { ...card.stats },
+      uart: { ...card.uart.stats },
       firmwareCounters: card.firmwareCounters,
     }));
     return {
