@@ -119,6 +119,7 @@ export class Fabric {
     for (const tunnel of this.tunnels) tunnel.hardReset();
     this.control.clear();
     this.router?.reset();
+    this.mac.controlVlan = 0;
   }
 
   /** TLP_TX: a completion or MSI from the firmware for the server; a refused one raises TlpRejected. */
@@ -151,6 +152,7 @@ export class Fabric {
       case CardReg.RegErrors: return this.regErrors;
       case CardReg.SwitchPorts: return this.router ? SWITCH_PORTS : 0;
       case CardReg.SlotsPresent: return (this.config.slotsPresent?.() ?? 0) >>> 0;
+      case CardReg.ControlVlan: return this.mac.controlVlan;
     }
     if (this.router && SwitchRouter.holds(address)) return this.router.readRegister(address);
     const target = this.tunnelAt(address);
@@ -163,6 +165,9 @@ export class Fabric {
     if (address === CardReg.Scratch) {
       this.scratch = value >>> 0;
       ok = true;
+    } else if (address === CardReg.ControlVlan) {
+      ok = (value >>> 0) <= 4094;
+      if (ok) this.mac.controlVlan = value >>> 0;
     } else if (address === CardReg.WatchdogKick || address === CardReg.BootControl) {
       ok = this.host.system?.(address, value >>> 0) ?? false;
     } else if (this.router && SwitchRouter.holds(address)) {

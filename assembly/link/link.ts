@@ -12,8 +12,9 @@ import {
   ControlType, DiscoverBody, DiscoverFlag, HandshakeBody, Proposal, AuthBody, ReadyBody, ReadyFlag, ReasonBody,
   RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, LINK_PROTOCOL_MIN, REJECT_REASON_LAST,
 } from "../../board/map/link";
-import { TunnelReg, TunnelStatus, FabricEventKind } from "../../board/map/registers";
+import { TunnelReg, TunnelStatus, FabricEventKind, CardReg } from "../../board/map/registers";
 import { CardRole, Counter, LogLevel } from "../../board/map/mailbox";
+import * as tx from "../abi/tx";
 import * as clock from "../clock";
 import * as log from "../log";
 import * as timers from "../timers";
@@ -47,6 +48,8 @@ export function tryStart(): void {
   if (started || !config.configured || !entropy.ready()) return;
   started = true;
   frames.setBootId(entropy.word32());
+  // Only this group's CONTROL frames reach the mailbox; the MAC drops the other groups' in hardware.
+  tx.regWrite(CardReg.ControlVlan, config.group);
   log.info();
   log.str("link: group ");
   log.dec(config.group);

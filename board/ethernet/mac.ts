@@ -36,6 +36,8 @@ export interface MacCounters {
   rxControl: number;
   /** CONTROL frames longer than the firmware's mailbox takes (1518 bytes without FCS), dropped. */
   rxControlOversize: number;
+  /** CONTROL frames of a VLAN other than `controlVlan` (or untagged while it is set), dropped. */
+  rxControlFiltered: number;
   txFrames: number;
   txDropped: number;
 }
@@ -43,13 +45,19 @@ export interface MacCounters {
 export class CardMac implements PortDevice {
   readonly counters: MacCounters = {
     rxFrames: 0, rxRunts: 0, rxOversize: 0, rxFcsErrors: 0, rxNotForUs: 0, rxOtherEtherType: 0, rxUnknownPeer: 0, rxControl: 0, rxControlOversize: 0,
-    txFrames: 0, txDropped: 0,
+    rxControlFiltered: 0, txFrames: 0, txDropped: 0,
   };
   private port: EthernetPort | null = null;
   private readonly sinks: FrameSink[] = [];
   private readonly sources: FrameSource[] = [];
   private turn = 0;
   private readonly key: number;
+  /**
+   * CardReg.ControlVlan: the VLAN whose CONTROL frames reach the firmware (its group's), or 0
+   * for every frame. Filtering here keeps the other groups' discovery traffic, flooded through
+   * a switched network, off the firmware's mailbox.
+   */
+  controlVlan = 0;
   /** Control frames (FrameKind.Control) for the firmware, with the tunnel they came through or null. */
   onControl: ((frame: Uint8Array, tunnel: FrameSink | null) => void) | null = null;
   /** The port's link went down or came up. */
@@ -139,6 +147,10 @@ export class CardMac implements PortDevice {
     if (end - at >= TUNNEL_HEADER && frame[at + 1] === FrameKind.Control) {
       if (end > MAX_CONTROL_FRAME) {
         c.rxControlOversize++;
+        return;
+      }
+      if (this.controlVlan !== 0 && vid !== this.controlVlan) {
+        c.rxControlFiltered++;
         return;
       }
       c.rxControl++;

@@ -24,6 +24,7 @@ export enum CardReg {
   SlotsPresent = 0x18, //  ro  chassis cards: bit s set while chassis slot s's PCIe link is up (a device is there); 0 on a host card
   WatchdogKick = 0x1c, //  wo  write WATCHDOG_KEY: restart the watchdog's WATCHDOG_TIMEOUT_NS countdown
   BootControl = 0x20, //   wo  BootCommand in bits 7-0, a flash slot in bits 15-8 (Trial): requests to the boot ROM
+  ControlVlan = 0x24, //   rw  bits 11-0: the only VLAN whose CONTROL frames the MAC hands to the firmware; 0 (reset): every VLAN and untagged frames
 }
 
 /** The key a watchdog kick must write; any other value is refused (RegErrors). */

@@ -380,6 +380,15 @@ function writesTo(out: Cmd[], reg: i32, index: i32 = 0): i32[] {
   return values;
 }
 
+/** Values written to CardReg.ControlVlan, in order. */
+function controlVlanWrites(out: Cmd[]): u32[] {
+  const values = new Array<u32>();
+  for (let i = 0; i < out.length; i++) {
+    if (out[i].type == Command.RegWrite && out[i].address() == (CardReg.ControlVlan as u32)) values.push(out[i].value());
+  }
+  return values;
+}
+
 function linkStates(out: Cmd[], index: i32 = 0): i32[] {
   return writesTo(out, TunnelReg.LinkState, index);
 }
@@ -745,7 +754,8 @@ describe("link: Disabled", () => {
     handle(configEvent(GROUP));
     handle(entropyEvent(DRBG_SEED_MIN - 1));
     const out = handle(entropyEvent(1));
-    expect(out.length).toBe(1, "only the LinkState write");
+    expect(out.length).toBe(2, "the MAC's control VLAN and the LinkState write");
+    expect(controlVlanWrites(out)).toStrictEqual([GROUP as u32]);
     expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
     expect(nextDeadline()).toBe(now, "the beacon is due now");
     const beacon = onlyFrame(wait(0));
@@ -773,7 +783,8 @@ describe("link: Disabled", () => {
     powerOn(CardRole.Chassis, CHASSIS_SLOTS);
     handle(entropyEvent(DRBG_SEED_MIN));
     const out = handle(configEvent(GROUP));
-    expect(out.length).toBe(1);
+    expect(out.length).toBe(2);
+    expect(controlVlanWrites(out)).toStrictEqual([GROUP as u32], "only the group's CONTROL frames reach the firmware");
     expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
   });
 });

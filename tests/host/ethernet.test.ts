@@ -7,6 +7,8 @@ import {
   encodeFrame, decodeFrame, writeFcs, fcsValid, vlanOf, etherTypeOf, payloadOffset, isTagged, isMulticast, macKey, formatMac,
   maxFrameSize, FrameError, ETHERTYPE_IOV, BROADCAST, MIN_FRAME, type EthernetFrame, type VlanTag,
 } from "../../board/ethernet/frame.ts";
+import { CardMac } from "../../board/ethernet/mac.ts";
+import { FrameKind } from "../../board/tunnel/wire.ts";
 
 const dst = Uint8Array.of(0x02, 0x10, 0x10, 0x00, 0x00, 0x02);
 const src = Uint8Array.of(0x02, 0x10, 0x10, 0x00, 0x00, 0x01);
@@ -190,4 +192,23 @@ test("decodeFrame never throws on 10 000 random buffers of 0..2000 bytes and its
   }
   // The fuzz reached every verdict, so each branch above ran.
   assert.deepEqual([...seen].sort(), ["bad-fcs", "bad-vlan", "oversize", "runt", "tagged", "untagged"].sort());
+});
+
+test("the MAC hands the firmware only CONTROL frames of its control VLAN once one is set, and counts the others", () => {
+  const mac = new CardMac(dst);
+  const seen: number[] = [];
+  mac.onControl = (frame) => seen.push(vlanOf(frame));
+  const control = (vid: number | null) => {
+    const header = new Uint8Array(16);
+    header[0] = 1;
+    header[1] = FrameKind.Control;
+    return encodeFrame(make(header, vid === null ? null : { pcp: 0, dei: 0, vid }));
+  };
+  for (const vid of [null, 100, 200]) mac.receive(control(vid));
+  assert.deepEqual(seen, [0, 100, 200], "0: every VLAN, untagged too");
+  mac.controlVlan = 100;
+  for (const vid of [null, 100, 200]) mac.receive(control(vid));
+  assert.deepEqual(seen, [0, 100, 200, 100]);
+  assert.equal(mac.counters.rxControlFiltered, 2);
+  assert.equal(mac.counters.rxControl, 4);
 });

@@ -65,8 +65,8 @@ test("trace decode names the CONTROL frame inside FRAME_TX", () => {
 test("firstDifference points at the first command that differs", () => {
   const out = read(`${FIXTURES}default-host.out`);
   const changed = out.slice();
-  changed[40] ^= 1; // the low address byte of REG_WRITE #3 at byte 36 (tunnel 0's LinkState)
-  assert.equal(firstDifference(out, changed), "command #3 at byte 36: expected REG_WRITE 0x0164 = 0x00000001, got REG_WRITE 0x0165 = 0x00000001");
+  changed[40] ^= 1; // the low address byte of REG_WRITE #3 at byte 36 (the MAC's control VLAN)
+  assert.equal(firstDifference(out, changed), "command #3 at byte 36: expected REG_WRITE 0x0024 = 0x00000064, got REG_WRITE 0x0025 = 0x00000064");
   assert.match(firstDifference(out, out.subarray(0, 36))!, /^command #3 at byte 36: expected REG_WRITE .*, got end of output$/);
   assert.equal(firstDifference(out, out.slice()), null);
 });
