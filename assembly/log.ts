@@ -6,7 +6,7 @@
 import { LogLevel } from "../board/map/mailbox";
 import { writeAll, FD_LOG } from "./abi/wasi";
 import { now } from "./clock";
-import { decimal, decimalDigits } from "./decimal";
+import { decimal, decimalDigits, hexDigit } from "./digits";
 
 const CAPACITY: i32 = 256;
 const line = memory.data(CAPACITY);
@@ -83,7 +83,7 @@ export function hex(value: u32, digits: i32): void {
 function digitsOf(value: u32, digits: i32): void {
   for (let shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
     const nibble = ((value >> shift) & 0xf) as i32;
-    put(nibble < 10 ? 0x30 + nibble : 0x57 + nibble);
+    put(hexDigit(nibble));
   }
 }
 

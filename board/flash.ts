@@ -13,7 +13,7 @@
 
 import { closeSync, existsSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import {
-  FLASH_SIZE, SECTOR_SIZE, PAGE_SIZE, SLOT_SIZE, ERASE_SECTOR_NS, PROGRAM_PAGE_NS, READ_NS_PER_BYTE,
+  FLASH_SIZE, SECTOR_SIZE, PAGE_SIZE, SLOT_SIZE, ERASE_SECTOR_NS, slotBase, PROGRAM_PAGE_NS, READ_NS_PER_BYTE,
 } from "./map/flash.ts";
 import { FlashOp, FlashStatus, FLASH_READ_MAX } from "./map/mailbox.ts";
 import type { Scheduler } from "./scheduler.ts";
@@ -181,13 +181,13 @@ export class FlashController {
 
   private refuse(op: FlashOp, address: number): boolean {
     if (!this.running) return false;
-    this.done({ op, status: FlashStatus.Busy, address, data: new Uint8Array(0) });
+    this.finish(op, FlashStatus.Busy, address);
     return true;
   }
 
   private touchesProtected(address: number, length: number): boolean {
     if (this.protectedSlot === null) return false;
-    const base = this.protectedSlot * SLOT_SIZE;
+    const base = slotBase(this.protectedSlot);
     return address < base + SLOT_SIZE && address + length > base;
   }
 

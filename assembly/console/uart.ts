@@ -4,7 +4,7 @@
 
 import { UartTxBody } from "../../board/map/mailbox";
 import { uartTx } from "../abi/tx";
-import { decimal, decimalDigits } from "../decimal";
+import { decimal, decimalDigits, hexDigit } from "../digits";
 
 const CAPACITY: i32 = 2048;
 const out = memory.data(CAPACITY);
@@ -46,7 +46,7 @@ export function dec(value: u64): void {
 export function hex(value: u32, digits: i32): void {
   for (let shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
     const nibble = ((value >> shift) & 0xf) as i32;
-    put(nibble < 10 ? 0x30 + nibble : 0x57 + nibble);
+    put(hexDigit(nibble));
   }
 }
 

@@ -131,8 +131,8 @@ export class World {
   private readonly nvmeStats = new Map<NvmeRun, NvmeLoadStats>();
   /** Set when simulated time is up: NVMe loads start no new round. */
   private stopping = false;
-  private factory: Uint8Array | null = null;
-  private factoryPayload: Uint8Array | null = null;
+  /** The scenario's firmware.wasm, and the image of it that the factory installs. */
+  private factory: { payload: Uint8Array; image: Uint8Array } | null = null;
 
   constructor(private readonly options: WorldOptions) {
     this.timeline = new Timeline(options.print ?? null);
@@ -476,27 +476,29 @@ export class World {
   private flashFor(name: string): Flash {
     if (!this.options.flashDir) {
       const flash = Flash.erased();
-      installImage(flash, this.factoryImage());
+      installImage(flash, this.factoryFirmware().image);
       return flash;
     }
     mkdirSync(this.options.flashDir, { recursive: true });
     const { flash, created } = Flash.file(join(this.options.flashDir, `${name}.flash`));
-    if (created) installImage(flash, this.factoryImage());
+    if (created) installImage(flash, this.factoryFirmware().image);
     this.stopHooks.push(() => flash.close());
     return flash;
   }
 
-  /** The scenario's firmware as the factory installs it: signed with the development key. */
-  private factoryImage(): Uint8Array {
-    this.factory ??= developmentImage(readFileSync(this.options.engineOptions.firmware));
+  /** The scenario's firmware.wasm, read once, and its image as the factory installs it: signed with the development key. */
+  private factoryFirmware(): { payload: Uint8Array; image: Uint8Array } {
+    if (!this.factory) {
+      const payload = readFileSync(this.options.engineOptions.firmware);
+      this.factory = { payload, image: developmentImage(payload) };
+    }
     return this.factory;
   }
 
   /** A file holding `payload` for the engine: the scenario's firmware file itself when it is that. */
   private firmwareFile(payload: Uint8Array): string {
     const { firmware } = this.options.engineOptions;
-    this.factoryPayload ??= readFileSync(firmware);
-    return Buffer.compare(this.factoryPayload, payload) === 0 ? firmware : firmwareFile(payload);
+    return Buffer.compare(this.factoryFirmware().payload, payload) === 0 ? firmware : firmwareFile(payload);
   }
 
   async run(): Promise<RunSummary> {

@@ -1,4 +1,4 @@
-// Decimal digits of a number, for the log and the console.
+// Digits of numbers, for the log and the console.
 
 /** Where decimal() leaves the digits: least significant first. */
 export const decimalDigits = memory.data(20);
@@ -11,4 +11,9 @@ export function decimal(value: u64): i32 {
     value /= 10;
   } while (value != 0);
   return n;
+}
+
+/** The lowercase hex digit (ASCII) of `nibble`, 0..15. */
+export function hexDigit(nibble: i32): i32 {
+  return nibble < 10 ? 0x30 + nibble : 0x57 + nibble;
 }
