@@ -2,8 +2,10 @@
 // against a fake of the host card (support/fake-switch.ts) whose downstream ports keep the
 // hot-plug contract of docs/hotplug.md: boot with and without a device, the Slot Control
 // sequence, surprise removal, re-insertion with Linux's waits, a pull under NVMe load, the
-// edge-triggered MSI rule, a port that never completes a command, and a port without DL Link
-// Active reporting.
+// edge-triggered MSI rule, a port that never completes a command, a port without DL Link
+// Active reporting, and slots with an Attention Button and indicators: the 5 s of blinking
+// after a press, the orderly removal it ends in, a press that cancels, a press that brings a
+// slot up, and surprise removal and insertion with the indicators.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -17,7 +19,9 @@ import {
   OperatingSystem, DeviceRemoved, HOTPLUG_MEMORY_BYTES, HOTPLUG_PREFETCH_BYTES, functionName,
   type OsEvent, type PciDriver,
 } from "../../tools/server/os.ts";
-import { SlotState, CONFIG_READY_MS, LINK_DETECT_MS, LINK_TIMEOUT_MS, VENDOR_ID_POLL_MS, type PciehpOptions } from "../../tools/server/pciehp.ts";
+import {
+  SlotState, CONFIG_READY_MS, LINK_DETECT_MS, LINK_TIMEOUT_MS, VENDOR_ID_POLL_MS, BUTTON_DELAY_MS, PwrInd, AttnInd, type PciehpOptions,
+} from "../../tools/server/pciehp.ts";
 import { spawn, type Task } from "../../tools/server/task.ts";
 import { NvmeController } from "../../board/devices/nvme/controller.ts";
 import { NvmeDisk, nvmeDriver, nvmeLoad, newNvmeLoadStats, type NvmeLoadStats } from "../../tools/server/drivers/nvme.ts";
@@ -95,7 +99,9 @@ test("boot: an occupied slot comes up ON with its driver bound, empty slots OFF,
   assert.equal(functionName(bound.fn), "5:0.0");
   assert.ok(bound.result instanceof NvmeDisk && bound.result.blocks === 131_072);
   // Boot enumerated the device: probe found the slot as it should be, nothing to hot-add.
-  assert.deepEqual(os.hotplugCounters(), { interrupts: 8, commands: 8, commandTimeouts: 0, removals: 0, insertions: 0, failedInsertions: 0 });
+  assert.deepEqual(os.hotplugCounters(), {
+    interrupts: 8, commands: 8, commandTimeouts: 0, removals: 0, orderlyRemovals: 0, surpriseRemovals: 0, buttonPresses: 0, insertions: 0, failedInsertions: 0,
+  });
   for (let i = 0; i < 8; i++) {
     const { memory, prefetchable } = port(os, i).bridge!;
     assert.deepEqual([memory!.size, prefetchable!.size], [HOTPLUG_MEMORY_BYTES, HOTPLUG_PREFETCH_BYTES], `port ${i}'s windows are the reservation`);
@@ -163,8 +169,9 @@ test("surprise removal: after the card's grace, Link Down and Card not present; 
   assert.ok(!lines().some((l) => l.includes("Slot(1): Card present")), "the slot stays off: nothing is there");
   const controller = os.hotplug[0];
   assert.equal(controller.state, SlotState.Off);
-  assert.deepEqual([controller.counters.removals, controller.counters.insertions], [1, 0]);
+  assert.deepEqual([controller.counters.removals, controller.counters.surpriseRemovals, controller.counters.orderlyRemovals, controller.counters.insertions], [1, 1, 0, 0]);
   assert.ok(events.some((e) => e.kind === "hotplug" && e.slot === 1 && e.change === "removal"));
+  assert.equal(fake.ports[0].slotControlWrites, 1, "no indicators: nothing written but the notification enable");
   assert.equal(slotStatus(fake, 0) & EVENTS, 0, "every event acknowledged");
   assert.equal(rc.counters.completionTimeouts, 0);
   await assert.rejects(run(scheduler, os.mmioRead32(fn, fn.bars[0].address)), DeviceRemoved, "no further MMIO to a removed function");
@@ -383,6 +390,7 @@ test("a safe removal asked for by software (sysfs) unbinds and removes without m
   assert.equal(device.header.command.test(Command.BusMaster), false);
   assert.ok(device.header.command.test(Command.InterruptDisable));
   assert.equal(os.hotplug[0].state, SlotState.Off);
+  assert.deepEqual([os.hotplug[0].counters.orderlyRemovals, os.hotplug[0].counters.surpriseRemovals], [1, 0]);
   assert.ok(os.hotplug[0].requestEnable(), "and it can be brought back");
   await until(scheduler, () => boundTo(events, "nvme").length === 2);
   assert.equal(os.hotplug[0].state, SlotState.On);
@@ -440,4 +448,231 @@ test("a cable pulled again while the slot is coming up: the insertion fails clea
   fake.insert(0, new NvmeController(scheduler));
   await until(scheduler, () => boundTo(events, "nvme").length === 1);
   assert.equal(controller.counters.insertions, 1);
+});
+
+// ---- Attention Button and indicators -------------------------------------------------------
+
+/** Slots as the host card's will be: Attention Button, Power Indicator and Attention Indicator, no power controller. */
+const BUTTON: FakeSwitchOptions = { attentionButton: true, powerIndicator: true, attentionIndicator: true };
+const PIC = (value: number) => value & SltCtl.PowerIndicator;
+const AIC = (value: number) => value & SltCtl.AttentionIndicator;
+/** A port's Slot Control writes from `from` on: ms after `from`, Power and Attention Indicator Control. */
+const indicatorWrites = (fake: FakeHostSwitch, index: number, from: number) =>
+  fake.ports[index].slotControlLog.filter((w) => w.timeNs >= from).map((w) => ({ ms: (w.timeNs - from) / MS, pic: PIC(w.value), aic: AIC(w.value) }));
+const slotLines = (lines: string[]) => lines.filter((l) => l.startsWith("pcieport 0000:02:00.0: pciehp: Slot("));
+
+/** Boots one slot with a button and indicators and an NVMe drive bound in it; the driver's remove calls are recorded. */
+async function bootWithButton() {
+  const r = rig({ ports: 1, ...BUTTON });
+  const device = new NvmeController(r.scheduler);
+  r.fake.plug(0, device);
+  const calls: string[] = [];
+  r.os.registerDriver({
+    ...nvmeDriver,
+    remove: (fn) => {
+      calls.push(`remove ${functionName(fn)}: disconnected ${fn.disconnected}, still listed ${r.os.functions.includes(fn)}`);
+      nvmeDriver.remove(fn);
+    },
+  } satisfies PciDriver<NvmeDisk>);
+  await run(r.scheduler, r.os.boot());
+  await until(r.scheduler, () => boundTo(r.events, "nvme").length === 1);
+  return { ...r, device, calls, controller: r.os.hotplug[0], fn: boundTo(r.events, "nvme")[0].fn };
+}
+
+test("attention button: a press blinks the Power Indicator for 5 s, then an orderly removal: the driver removed with the device still reachable, the function gone, Power Indicator Off written last", async () => {
+  const { scheduler, fake, rc, os, events, lines, when, device, calls, controller, fn } = await bootWithButton();
+  assert.ok(lines().includes("pcieport 0000:02:00.0: pciehp: Slot #1 AttnBtn+ PwrCtrl- MRL- AttnInd+ PwrInd+ HotPlug+ Surprise+ Interlock- NoCompl- IbPresDis- LLActRep+"), lines().join("\n"));
+  // pcie_enable_notification with a button: ABPE, not PDCE; the indicators keep their reset values (Power On, Attention Off).
+  assert.equal(controller.slotCtrl, SltCtl.AttentionButtonEnable | SltCtl.CommandCompletedEnable | SltCtl.HotPlugInterruptEnable | SltCtl.DlStateChangedEnable | PwrInd.On | AttnInd.Off);
+  assert.equal(slotControl(fake, 0), 0x11f1);
+  assert.equal(controller.state, SlotState.On);
+  let atCompletion: { removed: boolean; busMaster: boolean; state: SlotState; unbound: number } | null = null;
+  fake.onRemovalComplete = () => {
+    atCompletion = { removed: fn.removed, busMaster: device.header.command.test(Command.BusMaster), state: controller.state, unbound: events.filter((e) => e.kind === "unbound").length };
+  };
+  const msiBefore = fake.ports[0].msiSent;
+  const pressed = scheduler.now;
+  fake.pressAttentionButton(0);
+  await scheduler.run(pressed + 5 * MS);
+  assert.equal(fake.ports[0].msiSent - msiBefore, 2, "the press, then the Command Completed of the indicator command");
+  assert.equal(controller.state, SlotState.BlinkingOff);
+  const pressedLine = "pcieport 0000:02:00.0: pciehp: Slot(1): Attention button pressed";
+  assert.ok(when(pressedLine) >= pressed && when(pressedLine) < pressed + MS, lines().join("\n"));
+  assert.ok(when("pcieport 0000:02:00.0: pciehp: Slot(1): Button press: will power off in 5 sec") >= when(pressedLine));
+  assert.deepEqual(indicatorWrites(fake, 0, pressed).map((w) => [w.pic, w.aic]), [[PwrInd.Blink, AttnInd.Off]], "Power Indicator Blink, Attention Indicator Off");
+  assert.ok(indicatorWrites(fake, 0, pressed)[0].ms < 1);
+  assert.equal(slotStatus(fake, 0) & EVENTS, 0, "the press and the Command Completed acknowledged");
+  // Nothing more for 5 s: the slot blinks, the driver keeps its device.
+  await scheduler.run(pressed + BUTTON_DELAY_MS * MS - 1);
+  assert.equal(controller.state, SlotState.BlinkingOff);
+  assert.deepEqual(calls, []);
+  assert.ok(!fn.removed);
+  assert.equal(indicatorWrites(fake, 0, pressed).length, 1);
+  assert.equal(fake.ports[0].removalCompletedAt, null);
+  // Then the push-button work: a safe removal.
+  await until(scheduler, () => fake.ports[0].removalCompletedAt !== null, 100 * MS);
+  const completed = fake.ports[0].removalCompletedAt!;
+  assert.ok(completed >= pressed + BUTTON_DELAY_MS * MS && completed < pressed + (BUTTON_DELAY_MS + 1) * MS, `${(completed - pressed) / MS} ms`);
+  assert.deepEqual(calls, ["remove 3:0.0: disconnected false, still listed true"], "a safe removal: the device is still reachable, nothing is marked disconnected");
+  assert.deepEqual(events.filter((e) => "fn" in e && e.fn === fn).map((e) => e.kind), ["added", "bound", "unbound", "removed"]);
+  assert.ok(fn.removed && !fn.disconnected);
+  assert.equal(os.functionAt(3, 0, 0), undefined, "the OS no longer has it");
+  assert.deepEqual(atCompletion, { removed: true, busMaster: false, state: SlotState.PowerOff, unbound: 1 }, "Power Indicator Off after the function is gone and its bus mastering stopped, before the slot is OFF");
+  const writes = indicatorWrites(fake, 0, pressed);
+  assert.deepEqual(writes.map((w) => [w.pic, w.aic]), [[PwrInd.Blink, AttnInd.Off], [PwrInd.Off, AttnInd.Off]], "the last write turns the Power Indicator Off and leaves the Attention Indicator");
+  assert.equal(writes[1].ms, (completed - pressed) / MS);
+  assert.ok(lines().some((l) => l.startsWith("device 3:0.0 ") && l.endsWith(" removed")), "removed, not disconnected");
+  assert.ok(!lines().some((l) => /Link Down|Card not present/.test(l)));
+  await scheduler.run(scheduler.now + MS);
+  assert.equal(controller.state, SlotState.Off);
+  assert.ok(events.some((e) => e.kind === "hotplug" && e.slot === 1 && e.change === "removal"));
+  const { buttonPresses, removals, orderlyRemovals, surpriseRemovals, insertions, commandTimeouts } = controller.counters;
+  assert.deepEqual({ buttonPresses, removals, orderlyRemovals, surpriseRemovals, insertions, commandTimeouts }, { buttonPresses: 1, removals: 1, orderlyRemovals: 1, surpriseRemovals: 0, insertions: 0, commandTimeouts: 0 });
+  assert.equal(os.hotplugCounters().orderlyRemovals, 1);
+  // The card then closes the slot: presence and DL Link Active clear. A link change on a slot
+  // that is OFF with nothing there does nothing.
+  const before = { lines: lines().length, writes: fake.ports[0].slotControlWrites, msi: fake.ports[0].msiSent, interrupts: controller.counters.interrupts };
+  fake.pull(0);
+  await scheduler.run(scheduler.now + CABLE_GRACE_NS + 5 * MS);
+  assert.equal(fake.ports[0].msiSent - before.msi, 1, "DL State Changed is enabled: one MSI");
+  assert.equal(controller.counters.interrupts - before.interrupts, 1);
+  assert.deepEqual(lines().slice(before.lines), [], "nothing logged");
+  assert.equal(fake.ports[0].slotControlWrites, before.writes, "no command");
+  assert.equal(slotStatus(fake, 0) & EVENTS, 0, "both events acknowledged");
+  assert.equal(controller.state, SlotState.Off);
+  assert.deepEqual([controller.counters.removals, controller.counters.insertions, controller.counters.failedInsertions], [1, 0, 0]);
+  assert.equal(rc.counters.completionTimeouts, 0);
+});
+
+test("attention button: a second press within the 5 s cancels — Power Indicator back On, the device kept — and a later press starts 5 s of its own", async () => {
+  const { scheduler, fake, os, lines, calls, controller, fn } = await bootWithButton();
+  const pressed = scheduler.now;
+  fake.pressAttentionButton(0);
+  await scheduler.run(pressed + 2000 * MS);
+  assert.equal(controller.state, SlotState.BlinkingOff);
+  fake.pressAttentionButton(0);
+  await scheduler.run(pressed + 2005 * MS);
+  assert.equal(controller.state, SlotState.On);
+  assert.deepEqual(slotLines(lines()), [
+    "pcieport 0000:02:00.0: pciehp: Slot(1): Attention button pressed",
+    "pcieport 0000:02:00.0: pciehp: Slot(1): Button press: will power off in 5 sec",
+    "pcieport 0000:02:00.0: pciehp: Slot(1): Attention button pressed",
+    "pcieport 0000:02:00.0: pciehp: Slot(1): Button press: canceling request to power off",
+  ]);
+  assert.deepEqual(indicatorWrites(fake, 0, pressed).map((w) => [Math.floor(w.ms), w.pic, w.aic]), [[0, PwrInd.Blink, AttnInd.Off], [2000, PwrInd.On, AttnInd.Off]]);
+  assert.equal(fake.ports[0].removalCompletedAt, null);
+  // A third press at 3 s blinks again; the first press's work was cancelled, so 5 s after the
+  // first press nothing happens ...
+  await scheduler.run(pressed + 3000 * MS);
+  const again = scheduler.now;
+  fake.pressAttentionButton(0);
+  await scheduler.run(pressed + (BUTTON_DELAY_MS + 500) * MS);
+  assert.equal(controller.state, SlotState.BlinkingOff);
+  assert.deepEqual(calls, []);
+  assert.ok(!fn.removed && os.functionAt(3, 0, 0) === fn);
+  assert.deepEqual([controller.counters.buttonPresses, controller.counters.removals], [3, 0]);
+  // ... and the removal comes 5 s after the third.
+  await until(scheduler, () => fn.removed, (BUTTON_DELAY_MS + 100) * MS);
+  assert.ok(scheduler.now >= again + BUTTON_DELAY_MS * MS, `${(scheduler.now - again) / MS} ms after the third press`);
+  assert.deepEqual(calls, ["remove 3:0.0: disconnected false, still listed true"]);
+  await scheduler.run(scheduler.now + MS);
+  assert.deepEqual(indicatorWrites(fake, 0, again).map((w) => w.pic), [PwrInd.Blink, PwrInd.Off]);
+  assert.deepEqual([controller.state, controller.counters.buttonPresses, controller.counters.orderlyRemovals], [SlotState.Off, 3, 1]);
+});
+
+test("attention button on a slot that is off with its device there: the slot blinks for 5 s, then comes up with Linux's waits, Power Indicator Blink then On", async () => {
+  const { scheduler, fake, os, events, lines, when, controller } = await bootWithButton();
+  // Software takes the slot down safely (sysfs): Power Indicator Off; the device stays in the slot.
+  assert.ok(controller.requestDisable());
+  await until(scheduler, () => controller.state === SlotState.Off);
+  await scheduler.run(scheduler.now + MS);
+  assert.equal(PIC(slotControl(fake, 0)), PwrInd.Off);
+  assert.equal(os.functionAt(3, 0, 0), undefined);
+  const pressed = scheduler.now;
+  fake.pressAttentionButton(0);
+  await scheduler.run(pressed + 5 * MS);
+  assert.equal(controller.state, SlotState.BlinkingOn);
+  assert.ok(lines().includes("pcieport 0000:02:00.0: pciehp: Slot(1): Button press: will power on in 5 sec"));
+  await scheduler.run(pressed + BUTTON_DELAY_MS * MS - 1);
+  assert.equal(controller.state, SlotState.BlinkingOn);
+  assert.equal(fake.requestsBelow.filter((r) => r.timeNs >= pressed).length, 0, "nothing is sent to the device while the slot blinks");
+  await until(scheduler, () => boundTo(events, "nvme").length === 2, 1000 * MS);
+  const present = when("pcieport 0000:02:00.0: pciehp: Slot(1): Card present");
+  assert.ok(present >= pressed + BUTTON_DELAY_MS * MS && present < pressed + (BUTTON_DELAY_MS + 1) * MS, `${(present - pressed) / MS} ms`);
+  assert.ok(lines().includes("pcieport 0000:02:00.0: pciehp: Slot(1): Link Up"));
+  const first = fake.requestsBelow.find((r) => r.timeNs >= pressed)!;
+  const wait = first.timeNs - present;
+  assert.ok(wait >= (LINK_DETECT_MS + CONFIG_READY_MS) * MS && wait < (LINK_DETECT_MS + CONFIG_READY_MS + 1) * MS, `${wait / MS} ms`);
+  const writes = indicatorWrites(fake, 0, pressed);
+  assert.deepEqual(writes.map((w) => [w.pic, w.aic]), [[PwrInd.Blink, AttnInd.Off], [PwrInd.Blink, AttnInd.Off], [PwrInd.On, AttnInd.Off]],
+    "the press's Blink, board_added's Blink before the link check, On after configuration");
+  assert.ok(writes[2].ms > (first.timeNs - pressed) / MS, "On after the device was configured");
+  assert.equal(controller.state, SlotState.On);
+  assert.equal(functionName(boundTo(events, "nvme")[1].fn), "3:0.0");
+  const { buttonPresses, orderlyRemovals, insertions, failedInsertions } = controller.counters;
+  assert.deepEqual({ buttonPresses, orderlyRemovals, insertions, failedInsertions }, { buttonPresses: 1, orderlyRemovals: 1, insertions: 1, failedInsertions: 0 });
+});
+
+test("attention button on an empty slot: after the 5 s nothing is there, so the slot goes back off (Card not present, Power Indicator Off)", async () => {
+  const { scheduler, fake, os, lines } = rig({ ports: 1, ...BUTTON });
+  await run(scheduler, os.boot());
+  const controller = os.hotplug[0];
+  assert.equal(controller.state, SlotState.Off);
+  const pressed = scheduler.now;
+  fake.pressAttentionButton(0);
+  await scheduler.run(pressed + (BUTTON_DELAY_MS + 10) * MS);
+  assert.deepEqual(slotLines(lines()), [
+    "pcieport 0000:02:00.0: pciehp: Slot(1): Attention button pressed",
+    "pcieport 0000:02:00.0: pciehp: Slot(1): Button press: will power on in 5 sec",
+    "pcieport 0000:02:00.0: pciehp: Slot(1): Card not present",
+  ]);
+  assert.deepEqual(indicatorWrites(fake, 0, pressed).map((w) => [Math.floor(w.ms), w.pic, w.aic]), [[0, PwrInd.Blink, AttnInd.Off], [BUTTON_DELAY_MS, PwrInd.Off, AttnInd.Off]]);
+  assert.equal(controller.state, SlotState.Off);
+  assert.deepEqual([controller.counters.insertions, controller.counters.failedInsertions], [0, 0], "no insertion was tried");
+  assert.deepEqual(fake.requestsBelow.filter((r) => r.timeNs >= pressed), [], "nothing sent below the port");
+});
+
+test("with a button and indicators, a surprise removal still comes through DL State Changed and ends with the Power Indicator Off; a re-insertion blinks it, then turns it On", async () => {
+  const { scheduler, fake, rc, events, lines, when, calls, controller } = await bootWithButton();
+  const msiBefore = fake.ports[0].msiSent;
+  const pulled = scheduler.now;
+  fake.pull(0);
+  await scheduler.run(pulled + CABLE_GRACE_NS + 5 * MS);
+  assert.ok(when("pcieport 0000:02:00.0: pciehp: Slot(1): Link Down") >= pulled + CABLE_GRACE_NS, lines().join("\n"));
+  assert.ok(lines().includes("pcieport 0000:02:00.0: pciehp: Slot(1): Card not present"), "Presence Detect Changed is read with DL State Changed");
+  assert.deepEqual(calls, ["remove 3:0.0: disconnected true, still listed true"]);
+  assert.equal(fake.ports[0].msiSent - msiBefore, 2, "DL State Changed (Presence Detect Changed is not enabled), then the indicator command's Command Completed");
+  assert.deepEqual(indicatorWrites(fake, 0, pulled).map((w) => [w.pic, w.aic]), [[PwrInd.Off, AttnInd.Off]], "remove_board: Power Indicator Off");
+  assert.equal(fake.ports[0].removalCompletedAt, null, "no press: the card was not asking");
+  assert.equal(controller.state, SlotState.Off);
+  assert.deepEqual([controller.counters.surpriseRemovals, controller.counters.orderlyRemovals, controller.counters.buttonPresses], [1, 0, 0]);
+  const inserted = scheduler.now;
+  fake.insert(0, new NvmeController(scheduler));
+  await until(scheduler, () => boundTo(events, "nvme").length === 2);
+  assert.ok(when("pcieport 0000:02:00.0: pciehp: Slot(1): Card present") >= inserted);
+  assert.ok(when("pcieport 0000:02:00.0: pciehp: Slot(1): Link Up") >= inserted);
+  const first = fake.requestsBelow.find((r) => r.timeNs >= inserted)!;
+  assert.ok(first.timeNs - inserted >= (LINK_DETECT_MS + CONFIG_READY_MS) * MS && first.timeNs - inserted < (LINK_DETECT_MS + CONFIG_READY_MS + 1) * MS);
+  const writes = indicatorWrites(fake, 0, inserted);
+  assert.deepEqual(writes.map((w) => [w.pic, w.aic]), [[PwrInd.Blink, AttnInd.Off], [PwrInd.On, AttnInd.Off]]);
+  assert.ok(writes[0].ms < 1, "Blink at once, before the link check");
+  assert.ok(writes[1].ms > (first.timeNs - inserted) / MS, "On once the device is configured");
+  assert.equal(controller.state, SlotState.On);
+  assert.deepEqual([controller.counters.insertions, controller.counters.commandTimeouts], [1, 0]);
+  assert.equal(slotStatus(fake, 0) & EVENTS, 0);
+  assert.equal(rc.counters.completionTimeouts, 0);
+});
+
+test("with indicators, an insertion that fails turns the slot off as set_slot_off does: Power Indicator Off and Attention Indicator On, then Power Indicator Off again (pciehp_enable_slot)", async () => {
+  const { scheduler, fake, os, lines } = rig({ ports: 1, ...BUTTON });
+  await run(scheduler, os.boot());
+  const detected = scheduler.now;
+  fake.ports[0].slot.presenceDetectState.set(1); // a card, but its link never trains
+  fake.ports[0].slot.dlStateChanged.set(1); // DL State Changed, as Presence Detect Changed is not enabled with a button
+  fake.raise(0, 0);
+  await scheduler.run(detected + 1200 * MS);
+  assert.ok(lines().includes("pcieport 0000:02:00.0: pciehp: Slot(1): No link"), lines().join("\n"));
+  assert.deepEqual(indicatorWrites(fake, 0, detected).map((w) => [w.pic, w.aic]), [[PwrInd.Blink, AttnInd.Off], [PwrInd.Off, AttnInd.On], [PwrInd.Off, AttnInd.On]]);
+  assert.equal(os.hotplug[0].state, SlotState.Off);
+  assert.equal(os.hotplug[0].counters.failedInsertions, 1);
 });

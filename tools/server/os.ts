@@ -9,7 +9,7 @@
 import { spawn, wait, type Op, type Task } from "./task.ts";
 import { RootComplex, ROOT_PORT_DEVICE, MSI_BASE, RequestFailed } from "./root-complex.ts";
 import { Command, Exp, ExpFlags, PortType, SltCap } from "../../board/map/pcie.ts";
-import { PciehpController, type HotplugCounters, type PciehpOptions } from "./pciehp.ts";
+import { PciehpController, newHotplugCounters, type HotplugCounters, type PciehpOptions } from "./pciehp.ts";
 
 export interface BarInfo {
   index: number;
@@ -677,7 +677,7 @@ export class OperatingSystem {
 
   /** The hot-plug counters of every slot added up. */
   hotplugCounters(): HotplugCounters {
-    const total: HotplugCounters = { interrupts: 0, commands: 0, commandTimeouts: 0, removals: 0, insertions: 0, failedInsertions: 0 };
+    const total: HotplugCounters = newHotplugCounters();
     for (const controller of this.hotplug) {
       for (const key of Object.keys(total) as (keyof HotplugCounters)[]) total[key] += controller.counters[key];
     }

@@ -9,7 +9,13 @@
 //   acknowledges the events, wakes a waiter for Command Completed and hands the rest on;
 // - the interrupt thread (pciehp_ist), which acts on the events: it takes the slot down on
 //   a surprise removal and brings it up when a card (a chassis device behind a cable that is
-//   back) is present.
+//   back) is present; an Attention Button press starts the 5 s blinking that ends in an
+//   orderly removal (or insertion) unless a second press cancels it;
+// - and, like Linux's system workqueue, the push-button work (pciehp_queue_pushbutton_work):
+//   a timer 5 s after a press that hands the thread the disable or enable request.
+// Attention Button, Power Indicator and Attention Indicator are each used only when Slot
+// Capabilities says the slot has them, as Linux does (ATTN_BUTTN, PWR_LED, ATTN_LED); a power
+// controller and an MRL sensor are never used: the host card's slots have neither.
 // All waits are virtual-time sleeps of the root complex; the model never reads a clock.
 
 import { spawn, wait, Lock, type Op, type Task } from "./task.ts";
@@ -38,14 +44,34 @@ export const VENDOR_ID_TIMEOUT_MS = 1000;
 /** pciehp_poll: poll mode starts 10 s after probe and reads Slot Status every pciehp_poll_time (default 2 s). */
 export const POLL_MODE_START_MS = 10_000;
 export const POLL_MODE_INTERVAL_MS = 2000;
+/** pciehp_handle_button_press: the push-button work runs 5 s after a press (schedule_delayed_work(..., 5 * HZ)). */
+export const BUTTON_DELAY_MS = 5000;
 
-/** Linux ctrl->state. The blinking states need an Attention Button, which these slots lack. */
+/**
+ * Linux ctrl->state. The blinking states are the 5 s after an Attention Button press: ON
+ * becomes BLINKINGOFF (a removal is pending), OFF becomes BLINKINGON (an insertion is pending).
+ */
 export enum SlotState {
   Off = "OFF_STATE",
+  BlinkingOn = "BLINKINGON_STATE",
+  BlinkingOff = "BLINKINGOFF_STATE",
   PowerOn = "POWERON_STATE",
-  On = "ON_STATE",
   PowerOff = "POWEROFF_STATE",
+  On = "ON_STATE",
 }
+
+/** The states' numbers in pciehp.h, as Linux prints an invalid one ("%#x"). */
+const STATE_NUMBER: Record<SlotState, number> = {
+  [SlotState.Off]: 0, [SlotState.BlinkingOn]: 1, [SlotState.BlinkingOff]: 2,
+  [SlotState.PowerOn]: 3, [SlotState.PowerOff]: 4, [SlotState.On]: 5,
+};
+
+/** Slot Control Power Indicator Control values (pci_regs.h PCI_EXP_SLTCTL_PWR_IND_*). */
+export const PwrInd = { On: 0x0100, Blink: 0x0200, Off: 0x0300 } as const;
+/** Slot Control Attention Indicator Control values (pci_regs.h PCI_EXP_SLTCTL_ATTN_IND_*). */
+export const AttnInd = { On: 0x0040, Blink: 0x0080, Off: 0x00c0 } as const;
+/** pciehp.h INDICATOR_NOOP: leave that indicator as it is. */
+const INDICATOR_NOOP = -1;
 
 /** A request for the interrupt thread that is not a Slot Status bit (pciehp.h DISABLE_SLOT). */
 const DISABLE_SLOT = 1 << 16;
@@ -70,12 +96,23 @@ export interface HotplugCounters {
   commands: number;
   /** Commands whose Command Completed did not come in time ("Timeout on hotplug command"). */
   commandTimeouts: number;
-  /** Slots taken down: every function below removed (pciehp_disable_slot). */
+  /** Slots taken down: every function below removed (pciehp_disable_slot); orderlyRemovals + surpriseRemovals. */
   removals: number;
+  /** Of those, safe removals (SAFE_REMOVAL): after an Attention Button press and its 5 s, or asked for by software. */
+  orderlyRemovals: number;
+  /** Of those, surprise removals (SURPRISE_REMOVAL): a link or presence change of a slot that was on. */
+  surpriseRemovals: number;
+  /** Attention Button Pressed events handled (pciehp_handle_button_press), cancelling presses included. */
+  buttonPresses: number;
   /** Slots brought up with their device configured and handed to its driver (pciehp_enable_slot succeeded). */
   insertions: number;
   /** Attempts to bring a slot up that failed: no link, no device, no room. */
   failedInsertions: number;
+}
+
+/** A controller's counters, all zero. */
+export function newHotplugCounters(): HotplugCounters {
+  return { interrupts: 0, commands: 0, commandTimeouts: 0, removals: 0, orderlyRemovals: 0, surpriseRemovals: 0, buttonPresses: 0, insertions: 0, failedInsertions: 0 };
 }
 
 /** pciehp's module parameters. */
@@ -90,7 +127,7 @@ const flag = (value: number, bit: number) => (value & bit ? "+" : "-");
 
 export class PciehpController {
   state: SlotState = SlotState.Off;
-  readonly counters: HotplugCounters = { interrupts: 0, commands: 0, commandTimeouts: 0, removals: 0, insertions: 0, failedInsertions: 0 };
+  readonly counters: HotplugCounters = newHotplugCounters();
   /** Slot Capabilities as read at probe (ctrl->slot_cap). */
   slotCap = 0;
   /** The Physical Slot Number: the slot's name in the log. */
@@ -105,6 +142,8 @@ export class PciehpController {
   /** Events for the interrupt thread (ctrl->pending_events). */
   private pendingEvents = 0;
   private powerFaultDetected = false;
+  /** The pending push-button work (ctrl->button_work): cancels its timer, or null when none is pending. */
+  private buttonWork: (() => void) | null = null;
   private readonly commandLock = new Lock(); // ctrl->ctrl_lock
   private readonly commandWaiters: (() => void)[] = []; // ctrl->queue
   private isrRunning = false;
@@ -151,6 +190,18 @@ export class PciehpController {
 
   private get noCommandCompleted(): boolean {
     return (this.slotCap & SltCap.NoCommandCompleted) !== 0; // NO_CMD_CMPL(ctrl)
+  }
+
+  private get attentionButton(): boolean {
+    return (this.slotCap & SltCap.AttentionButton) !== 0; // ATTN_BUTTN(ctrl)
+  }
+
+  private get powerIndicator(): boolean {
+    return (this.slotCap & SltCap.PowerIndicator) !== 0; // PWR_LED(ctrl)
+  }
+
+  private get attentionIndicator(): boolean {
+    return (this.slotCap & SltCap.AttentionIndicator) !== 0; // ATTN_LED(ctrl)
   }
 
   // ---- probe (pciehp_core.c) ----------------------------------------------------------------
@@ -205,14 +256,17 @@ export class PciehpController {
 
   /**
    * pcie_enable_notification: Data Link Layer State Changed always (link up and down are
-   * treated as insertion and removal), Presence Detect Changed (no Attention Button here),
-   * Hot-Plug Interrupt and Command Completed Interrupt unless polling (and CC only when the
-   * port completes commands). Power Fault stays off, as in Linux.
+   * treated as insertion and removal); Attention Button Pressed when the slot has an
+   * Attention Button, else Presence Detect Changed — with a button Linux does not ask for
+   * presence events at all, and a surprise removal or an insertion still reaches it through
+   * DL State Changed (Presence Detect Changed, when set too, is read with it from Slot
+   * Status); Hot-Plug Interrupt and Command Completed Interrupt unless polling (and CC only
+   * when the port completes commands). Power Fault stays off, as in Linux.
    *
    * Linux issues this with pcie_write_cmd_nowait and waits for its Command Completed only
-   * before its next command; these slots have no indicators and no power controller, so no
-   * further command ever comes. This model waits here (pcie_write_cmd): the same register
-   * traffic, and a port that never completes a command is reported at probe.
+   * before its next command (an indicator, at the first insertion, removal or button press).
+   * This model waits here (pcie_write_cmd): the same register traffic, and a port that never
+   * completes a command is reported at probe rather than at its next command.
    */
   private *enableNotification(): Task<void> {
     let cmd = SltCtl.DlStateChangedEnable;
@@ -233,9 +287,10 @@ export class PciehpController {
     if ((occupied > 0 && this.state === SlotState.Off) || (occupied === 0 && this.state === SlotState.On)) this.request(SltSta.PresenceDetectChanged);
   }
 
-  /** pciehp_remove, as far as the OS needs it when the port itself goes away: no interrupts, no polling. */
+  /** pciehp_remove, as far as the OS needs it when the port itself goes away: no interrupts, no polling, no push-button work (pciehp_release_ctrl). */
   release(): void {
     this.released = true;
+    this.cancelButtonWork();
     if (this.port.msiVector !== null) this.os.freeIrq(this.port.msiVector);
   }
 
@@ -325,6 +380,26 @@ export class PciehpController {
       left -= COMMAND_POLL_MS;
     } while (left >= 0);
     return false;
+  }
+
+  /**
+   * pciehp_set_indicators: one Slot Control command for the Power Indicator and the Attention
+   * Indicator, each only if the slot has it and it is not INDICATOR_NOOP; nothing when neither
+   * applies. Issued with pcie_write_cmd_nowait: its Command Completed is waited for before
+   * the next command, not here.
+   */
+  private *setIndicators(pwr: number, attn: number): Task<void> {
+    let cmd = 0;
+    let mask = 0;
+    if (this.powerIndicator && pwr !== INDICATOR_NOOP) {
+      cmd |= pwr & SltCtl.PowerIndicator;
+      mask |= SltCtl.PowerIndicator;
+    }
+    if (this.attentionIndicator && attn !== INDICATOR_NOOP) {
+      cmd |= attn & SltCtl.AttentionIndicator;
+      mask |= SltCtl.AttentionIndicator;
+    }
+    if (cmd) yield* this.writeCommand(cmd, mask, false);
   }
 
   // ---- slot state (pciehp_hpc.c) --------------------------------------------------------------
@@ -435,7 +510,7 @@ export class PciehpController {
     }
   }
 
-  /** pciehp_request: hand the interrupt thread an event of our own making (probe, sysfs). */
+  /** pciehp_request: hand the interrupt thread an event of our own making (probe, sysfs, the push-button work). */
   private request(action: number): void {
     this.pendingEvents |= action;
     if (!this.pollMode) this.wakeThread();
@@ -454,15 +529,23 @@ export class PciehpController {
   }
 
   /**
-   * pciehp_ist: take the pending events and act on them. A disable request (sysfs) comes
-   * before presence and link changes. Attention Button and Power Fault events cannot occur:
-   * the slots have neither.
+   * pciehp_ist: take the pending events and act on them: an Attention Button press first,
+   * then a power fault (which these slots, without a power controller, never report), then a
+   * disable request (sysfs, or the push-button work after a press) before presence and link
+   * changes.
    */
   private *ist(): Task<IrqReturn> {
     const events = this.pendingEvents;
     this.pendingEvents = 0; // atomic_xchg(&ctrl->pending_events, 0)
     if (!events) return IrqReturn.None;
-    if (events & SltSta.PowerFaultDetected) this.info(`Slot(${this.slotName}): Power fault`);
+    if (events & SltSta.AttentionButtonPressed) {
+      this.info(`Slot(${this.slotName}): Attention button pressed`);
+      yield* this.handleButtonPress();
+    }
+    if (events & SltSta.PowerFaultDetected) {
+      this.info(`Slot(${this.slotName}): Power fault`);
+      yield* this.setIndicators(PwrInd.Off, AttnInd.On);
+    }
     if (events & DISABLE_SLOT) yield* this.handleDisableRequest();
     else if (events & (SltSta.PresenceDetectChanged | SltSta.DlStateChanged)) yield* this.handlePresenceOrLinkChange(events);
     return IrqReturn.Handled;
@@ -470,13 +553,84 @@ export class PciehpController {
 
   // ---- slot state machine (pciehp_ctrl.c) ------------------------------------------------------
 
+  /** schedule_delayed_work(&ctrl->button_work, 5 * HZ): nothing if the work is already pending. */
+  private scheduleButtonWork(): void {
+    if (this.buttonWork) return;
+    this.buttonWork = this.os.rc.timer(BUTTON_DELAY_MS * MS, () => {
+      this.buttonWork = null;
+      this.queuePushbuttonWork();
+    });
+  }
+
+  /** cancel_delayed_work(&ctrl->button_work). */
+  private cancelButtonWork(): void {
+    this.buttonWork?.();
+    this.buttonWork = null;
+  }
+
   /**
-   * pciehp_handle_presence_or_link_change: a slot that is on is turned off whatever the
-   * change — even if it is occupied again, it may not be the same card — and then turned on
-   * if a card is present or its link is up.
+   * pciehp_queue_pushbutton_work: 5 s after a press, a slot still blinking off is handed to the
+   * thread as a disable request (a safe removal), one still blinking on as a presence change.
+   */
+  private queuePushbuttonWork(): void {
+    if (this.released) return;
+    if (this.state === SlotState.BlinkingOff) this.request(DISABLE_SLOT);
+    else if (this.state === SlotState.BlinkingOn) this.request(SltSta.PresenceDetectChanged);
+  }
+
+  /**
+   * pciehp_handle_button_press: a press on a slot that is on (off) starts the 5 s in which it
+   * blinks before it is turned off (on): Power Indicator Blink, Attention Indicator Off, the
+   * push-button work scheduled. A press while blinking cancels: the work is cancelled, the
+   * slot goes back to ON (Power Indicator On) or OFF (Power Indicator Off). A press while
+   * powering on or off is ignored. Linux 6.5's messages.
+   */
+  private *handleButtonPress(): Task<void> {
+    this.counters.buttonPresses++;
+    switch (this.state) {
+      case SlotState.Off:
+      case SlotState.On:
+        if (this.state === SlotState.On) {
+          this.state = SlotState.BlinkingOff;
+          this.info(`Slot(${this.slotName}): Button press: will power off in ${BUTTON_DELAY_MS / 1000} sec`);
+        } else {
+          this.state = SlotState.BlinkingOn;
+          this.info(`Slot(${this.slotName}): Button press: will power on in ${BUTTON_DELAY_MS / 1000} sec`);
+        }
+        yield* this.setIndicators(PwrInd.Blink, AttnInd.Off); // blink power indicator and turn off attention
+        this.scheduleButtonWork();
+        break;
+      case SlotState.BlinkingOff:
+      case SlotState.BlinkingOn:
+        // A second press within the 5 s cancels the pending removal or insertion.
+        this.cancelButtonWork();
+        if (this.state === SlotState.BlinkingOff) {
+          this.state = SlotState.On;
+          yield* this.setIndicators(PwrInd.On, AttnInd.Off);
+          this.info(`Slot(${this.slotName}): Button press: canceling request to power off`);
+        } else {
+          this.state = SlotState.Off;
+          yield* this.setIndicators(PwrInd.Off, AttnInd.Off);
+          this.info(`Slot(${this.slotName}): Button press: canceling request to power on`);
+        }
+        break;
+      default:
+        this.info(`Slot(${this.slotName}): Button press: ignoring invalid state 0x${STATE_NUMBER[this.state].toString(16)}`);
+    }
+  }
+
+  /**
+   * pciehp_handle_presence_or_link_change: a slot that is on (or blinking off: its pending
+   * removal is cancelled) is turned off whatever the change — even if it is occupied again,
+   * it may not be the same card — as a surprise removal. Then, if a card is present or its
+   * link is up, a slot that is off (or blinking on: its pending insertion is cancelled) is
+   * turned on; if neither, a slot blinking on goes back off ("Card not present"), and any
+   * other state is left as it is: a link down on a slot that is already OFF — the card
+   * closing the slot after an orderly removal — does nothing.
    */
   private *handlePresenceOrLinkChange(events: number): Task<void> {
-    if (this.state === SlotState.On) {
+    if (this.state === SlotState.BlinkingOff || this.state === SlotState.On) {
+      if (this.state === SlotState.BlinkingOff) this.cancelButtonWork();
       this.state = SlotState.PowerOff;
       if (events & SltSta.DlStateChanged) this.info(`Slot(${this.slotName}): Link Down`);
       if (events & SltSta.PresenceDetectChanged) this.info(`Slot(${this.slotName}): Card not present`);
@@ -484,8 +638,17 @@ export class PciehpController {
     }
     const present = yield* this.cardPresent();
     const linkActive = yield* this.checkLinkActive();
-    if (present <= 0 && linkActive <= 0) return;
-    if (this.state === SlotState.Off) {
+    if (present <= 0 && linkActive <= 0) {
+      if (this.state === SlotState.BlinkingOn) {
+        this.state = SlotState.Off;
+        this.cancelButtonWork();
+        yield* this.setIndicators(PwrInd.Off, INDICATOR_NOOP);
+        this.info(`Slot(${this.slotName}): Card not present`);
+      }
+      return;
+    }
+    if (this.state === SlotState.BlinkingOn || this.state === SlotState.Off) {
+      if (this.state === SlotState.BlinkingOn) this.cancelButtonWork();
       this.state = SlotState.PowerOn;
       if (present > 0) this.info(`Slot(${this.slotName}): Card present`);
       if (linkActive > 0) this.info(`Slot(${this.slotName}): Link Up`);
@@ -493,15 +656,16 @@ export class PciehpController {
     }
   }
 
-  /** pciehp_handle_disable_request: a safe removal asked for through sysfs. */
+  /** pciehp_handle_disable_request: a safe removal, asked for through sysfs or by the push-button work; pending push-button work is cancelled. */
   private *handleDisableRequest(): Task<void> {
+    if (this.state === SlotState.BlinkingOn || this.state === SlotState.BlinkingOff) this.cancelButtonWork();
     this.state = SlotState.PowerOff;
     yield* this.disableSlot("safe");
   }
 
-  /** pciehp_sysfs_disable_slot without the wait: ask the thread to take an enabled slot down safely. */
+  /** pciehp_sysfs_disable_slot without the wait: ask the thread to take an enabled (or blinking off) slot down safely. */
   requestDisable(): boolean {
-    if (this.state !== SlotState.On) {
+    if (this.state !== SlotState.On && this.state !== SlotState.BlinkingOff) {
       this.info(`Slot(${this.slotName}): Already ${this.state === SlotState.PowerOff ? "in powering off state" : "disabled"}`);
       return false;
     }
@@ -509,9 +673,9 @@ export class PciehpController {
     return true;
   }
 
-  /** pciehp_sysfs_enable_slot without the wait: ask the thread to bring a disabled slot up. */
+  /** pciehp_sysfs_enable_slot without the wait: ask the thread to bring a disabled (or blinking on) slot up. */
   requestEnable(): boolean {
-    if (this.state !== SlotState.Off) {
+    if (this.state !== SlotState.Off && this.state !== SlotState.BlinkingOn) {
       this.info(`Slot(${this.slotName}): Already ${this.state === SlotState.PowerOn ? "in powering on state" : "enabled"}`);
       return false;
     }
@@ -519,9 +683,13 @@ export class PciehpController {
     return true;
   }
 
-  /** pciehp_enable_slot → __pciehp_enable_slot → board_added; the slot ends ON or, on failure, OFF. */
+  /**
+   * pciehp_enable_slot → __pciehp_enable_slot → board_added; the slot ends ON or, on failure,
+   * OFF — with the Power Indicator Off when the slot has a button (it may be blinking).
+   */
   private *enableSlot(): Task<number> {
     const result = yield* this.boardAdded();
+    if (result && this.attentionButton) yield* this.setIndicators(PwrInd.Off, INDICATOR_NOOP); // may be blinking
     this.state = result ? SlotState.Off : SlotState.On;
     if (result) this.counters.failedInsertions++;
     else this.counters.insertions++;
@@ -531,29 +699,52 @@ export class PciehpController {
 
   /** pciehp_disable_slot → __pciehp_disable_slot → remove_board; the slot ends OFF. */
   private *disableSlot(how: "surprise" | "safe"): Task<void> {
-    yield* this.unconfigureDevice(how); // remove_board: no power to switch off, no indicator to set
+    yield* this.removeBoard(how);
     this.state = SlotState.Off;
     this.counters.removals++;
+    if (how === "safe") this.counters.orderlyRemovals++;
+    else this.counters.surpriseRemovals++;
     this.os.notify({ kind: "hotplug", port: this.port, slot: Number(this.slotName), change: "removal" });
   }
 
   /**
-   * board_added: no power to switch on and no indicator to blink here; check the link and the
-   * device behind it, then configure it. A failure leaves the slot off (set_slot_off has
-   * nothing to switch either).
+   * remove_board: unconfigure the device (safely or as a surprise), then — no power to switch
+   * off — turn the Power Indicator off. After a button press this write is the last thing
+   * the slot sees of the removal: the host card takes it as the removal being complete.
+   */
+  private *removeBoard(how: "surprise" | "safe"): Task<void> {
+    yield* this.unconfigureDevice(how);
+    yield* this.setIndicators(PwrInd.Off, INDICATOR_NOOP);
+  }
+
+  /**
+   * board_added: no power to switch on; Power Indicator Blink; check the link and the device
+   * behind it, then configure it; Power Indicator On, Attention Indicator Off. A failure
+   * turns the slot off (set_slot_off).
    */
   private *boardAdded(): Task<number> {
-    if ((yield* this.checkLinkStatus()) !== 0) return -1;
-    if (this.powerFaultDetected || ((yield* this.readWord(Exp.SltSta)) & SltSta.PowerFaultDetected)) {
+    yield* this.setIndicators(PwrInd.Blink, INDICATOR_NOOP);
+    let result = yield* this.checkLinkStatus();
+    if (result === 0 && (this.powerFaultDetected || ((yield* this.readWord(Exp.SltSta)) & SltSta.PowerFaultDetected))) {
       this.info(`Slot(${this.slotName}): Power fault`);
-      return -5; // EIO
+      result = -5; // EIO
     }
-    const result = yield* this.configureDevice();
-    if (result !== 0 && result !== EEXIST) {
-      this.info(`Cannot add device at 0000:${hex2(this.port.bridge!.secondary)}:00`);
+    if (result === 0) {
+      result = yield* this.configureDevice();
+      if (result === EEXIST) result = 0;
+      else if (result !== 0) this.info(`Cannot add device at 0000:${hex2(this.port.bridge!.secondary)}:00`);
+    }
+    if (result !== 0) {
+      yield* this.setSlotOff();
       return result;
     }
+    yield* this.setIndicators(PwrInd.On, AttnInd.Off);
     return 0;
+  }
+
+  /** set_slot_off: no power to switch off; Power Indicator Off, Attention Indicator On. */
+  private *setSlotOff(): Task<void> {
+    yield* this.setIndicators(PwrInd.Off, AttnInd.On);
   }
 
   /**

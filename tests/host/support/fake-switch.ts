@@ -6,17 +6,20 @@
 //
 // Each downstream port: Type 1 header; PCI Express capability v2 at 0x40 (Downstream Port,
 // Slot Implemented; LnkCap DL Link Active Reporting; SltCap Hot-Plug Capable and Surprise,
-// Command Completed supported, Physical Slot Number index + 1, no button, power controller,
-// MRL or indicators); MSI at 0x80 (64-bit, one vector). Every Slot Control write sets Command
-// Completed at once; an MSI goes out when (MSI Enable && Bus Master && Hot-Plug Interrupt
-// Enable && an enabled event is set) goes from false to true. A cable pull cuts the device
-// off at once and, after the card's 20 ms grace, clears Presence Detect State and DL Link
-// Active, sets Presence Detect Changed and DL State Changed, and completes every request held
-// for the slot with Unsupported Request; later requests below the port get UR at once. An
-// insertion sets presence and DL Link Active and both events.
+// Command Completed supported, Physical Slot Number index + 1, no power controller or MRL;
+// optionally an Attention Button, a Power Indicator and an Attention Indicator); MSI at 0x80
+// (64-bit, one vector). Every Slot Control write sets Command Completed at once; an MSI goes
+// out when (MSI Enable && Bus Master && Hot-Plug Interrupt Enable && an enabled event is set)
+// goes from false to true. A cable pull cuts the device off at once and, after the card's
+// 20 ms grace, clears Presence Detect State and DL Link Active, sets Presence Detect Changed
+// and DL State Changed, and completes every request held for the slot with Unsupported
+// Request; later requests below the port get UR at once. An insertion sets presence and DL
+// Link Active and both events. A press of the Attention Button (a chassis asking for an
+// orderly removal) sets Attention Button Pressed; the card then takes the first Slot Control
+// write that turns the Power Indicator Off as the removal being complete.
 
 import { ConfigSpace, Command, defineType1Header, type Type1Header } from "../../../board/pcie/config-space.ts";
-import { addExpress, addMsi, PortType, LinkSpeed, SltCtl, SltSta, type ExpressCapability, type MsiCapability } from "../../../board/pcie/capabilities.ts";
+import { addExpress, addMsi, PortType, LinkSpeed, SltCtl, SltSta, Indicator, type ExpressCapability, type MsiCapability } from "../../../board/pcie/capabilities.ts";
 import { decodeTlp, encodeTlp, isMalformed, CplStatus, TlpType, DEFAULT_COMMON, type Tlp } from "../../../board/pcie/tlp.ts";
 import { configCompletion, errorCompletion, isNonPosted } from "../../../board/pcie/completer.ts";
 import { PcieLink, type PcieDevice } from "../../../board/pcie/link.ts";
@@ -38,6 +41,18 @@ export interface FakeSwitchOptions {
   dlActiveReporting?: boolean;
   /** From a cable pull to the link reported down (default CABLE_GRACE_NS). */
   graceNs?: number;
+  /** SltCap Attention Button Present (default false). */
+  attentionButton?: boolean;
+  /** SltCap Power Indicator Present (default false); resets to On. */
+  powerIndicator?: boolean;
+  /** SltCap Attention Indicator Present (default false); resets to Off. */
+  attentionIndicator?: boolean;
+}
+
+/** A Slot Control write a port received: the register after it. */
+export interface SlotControlWrite {
+  timeNs: number;
+  value: number;
 }
 
 /** A request below a downstream port, as the fake saw it (tests check timings and what was polled). */
@@ -68,25 +83,41 @@ export class FakePort {
   msiSent = 0;
   /** Slot Control writes it received. */
   slotControlWrites = 0;
+  /** Every Slot Control write, with the register's value after it. */
+  readonly slotControlLog: SlotControlWrite[] = [];
+  /** When the Attention Button was last pressed; null once the removal it asked for is complete (or never pressed). */
+  buttonPressedAt: number | null = null;
+  /** When the last removal asked for by a press completed: the first write after the press that turned the Power Indicator Off. */
+  removalCompletedAt: number | null = null;
   /** The interrupt condition as last evaluated: an MSI is sent on its rising edge. */
   private interruptLine = false;
   private physical: PcieLink | null = null;
   /** Non-posted requests sent below and not completed, by requester ID and tag. */
   readonly outstanding = new Map<number, Tlp>();
 
-  constructor(readonly index: number, options: FakeSwitchOptions) {
+  constructor(readonly index: number, options: FakeSwitchOptions, private readonly scheduler: Scheduler, onRemovalComplete: (port: FakePort) => void) {
     this.completesCommands = options.commandCompleted ?? true;
     this.header = defineType1Header(this.config, { vendorId: SWITCH_VENDOR_ID, deviceId: SWITCH_DOWNSTREAM_DEVICE_ID, io: false, prefetchable: 64 });
     this.express = addExpress(this.config, {
       portType: PortType.DownstreamPort, at: SwitchCapability.Express,
       link: { maxSpeed: LinkSpeed.Gen3, maxWidth: LINK_WIDTH, portNumber: index + 1, dlActiveReporting: options.dlActiveReporting ?? true },
-      slot: { physicalSlot: index + 1, hotPlugCapable: true, hotPlugSurprise: true },
+      slot: {
+        physicalSlot: index + 1, hotPlugCapable: true, hotPlugSurprise: true,
+        attentionButton: options.attentionButton ?? false, powerIndicator: options.powerIndicator ?? false, attentionIndicator: options.attentionIndicator ?? false,
+      },
     });
     this.msi = addMsi(this.config, { vectors: 1, address64: true, at: SwitchCapability.Msi });
     this.express.link.negotiatedWidth.set(0);
-    this.express.registers.slotControl.onWrite(() => {
+    this.express.registers.slotControl.onWrite((write) => {
       this.slotControlWrites++;
+      this.slotControlLog.push({ timeNs: this.scheduler.now, value: write.value });
       if (this.completesCommands) this.slot.commandCompleted.set(1);
+      const powerIndicator = (write.value & SltCtl.PowerIndicator) >> 8;
+      if (this.buttonPressedAt !== null && powerIndicator === Indicator.Off && ((write.old & SltCtl.PowerIndicator) >> 8) !== Indicator.Off) {
+        this.buttonPressedAt = null;
+        this.removalCompletedAt = this.scheduler.now;
+        onRemovalComplete(this);
+      }
     });
   }
 
@@ -153,6 +184,8 @@ export class FakeHostSwitch implements PcieDevice {
   readonly requestsBelow: RequestBelow[] = [];
   /** Called after a port answered a configuration read of `register` (DW): a test's chance to change the hardware between a driver's read and write. */
   afterPortRead: ((port: FakePort, register: number) => void) | null = null;
+  /** Called when a removal asked for by the Attention Button is complete (the Power Indicator went Off): what the card does next, e.g. close the slot. */
+  onRemovalComplete: ((index: number) => void) | null = null;
   private upstreamId = 0;
   private send: ((tlp: Uint8Array) => void) | null = null;
   private readonly graceNs: number;
@@ -163,7 +196,7 @@ export class FakeHostSwitch implements PcieDevice {
     addExpress(config, { portType: PortType.UpstreamPort, at: SwitchCapability.Express, link: { maxSpeed: LinkSpeed.Gen3, maxWidth: 8 } });
     addMsi(config, { vectors: 1, at: SwitchCapability.Msi });
     this.upstream = { config, header };
-    for (let i = 0; i < (options.ports ?? 8); i++) this.ports.push(new FakePort(i, options));
+    for (let i = 0; i < (options.ports ?? 8); i++) this.ports.push(new FakePort(i, options, scheduler, (port) => this.onRemovalComplete?.(port.index)));
     this.graceNs = options.graceNs ?? CABLE_GRACE_NS;
   }
 
@@ -208,6 +241,19 @@ export class FakeHostSwitch implements PcieDevice {
       port.outstanding.clear();
       this.raise(index, SltSta.PresenceDetectChanged | (port.reportsDlActive ? SltSta.DlStateChanged : 0));
     });
+  }
+
+  /**
+   * The chassis behind the slot asks for an orderly removal: Attention Button Pressed is set
+   * and an MSI sent if that is a rising edge (an enabled event, as for the other events).
+   * Pressing again while the server blinks cancels, as the button does on any slot.
+   */
+  pressAttentionButton(index: number): void {
+    const port = this.ports[index];
+    if (port.slot.attentionButtonPressed.reserved !== undefined) throw new Error(`slot ${index + 1} has no attention button`);
+    port.buttonPressedAt = this.scheduler.now;
+    port.removalCompletedAt = null;
+    this.raise(index, SltSta.AttentionButtonPressed);
   }
 
   /** Sets Slot Status event bits from the hardware side and sends an MSI if that is a rising edge. */
