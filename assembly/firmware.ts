@@ -25,6 +25,8 @@ import * as timers from "./timers";
 import * as entropy from "./entropy";
 import * as system from "./system";
 import * as update from "./update/update";
+import * as manage from "./manage/manage";
+import * as configStore from "./manage/store";
 import * as console from "./console/console";
 import * as uart from "./console/uart";
 import { TimerId } from "./timers";
@@ -65,6 +67,7 @@ export function reset(): void {
   vswitch.reset();
   system.reset();
   update.reset();
+  manage.reset();
   console.reset();
   uart.discard();
   clearAll();
@@ -154,7 +157,10 @@ function onFlashDone(body: usize, length: i32): void {
     return;
   }
   accept();
-  update.onFlashDone(body);
+  if (configStore.busy()) {
+    const outcome = configStore.onFlashDone(body);
+    if (outcome != configStore.Outcome.Pending) manage.onStored(outcome == configStore.Outcome.Written);
+  } else update.onFlashDone(body);
   console.resumeAfterUpdate();
 }
 
@@ -326,6 +332,8 @@ function configFieldError(body: usize): i32 {
   if (keepalive < 1000) return ConfigBody.KeepaliveNs;
   if (silence < SILENCE_MIN_KEEPALIVES * keepalive) return ConfigBody.SilenceNs;
   if ((load<u32>(body, ConfigBody.GraceNs) as u64) < silence) return ConfigBody.GraceNs;
+  const management = load<u16>(body, ConfigBody.ManagementVlan) as u32;
+  if (management < 1 || management > 4094 || management == group) return ConfigBody.ManagementVlan;
   return -1;
 }
 
@@ -334,7 +342,7 @@ function onConfig(body: usize): void {
     reject(MailboxError.OutOfOrder, 0);
     return;
   }
-  let bad = nonZero(body, ConfigBody.Reserved20, 4);
+  let bad = nonZero(body, ConfigBody.Reserved22, 2);
   if (bad >= 0) {
     reject(MailboxError.Reserved, bad as u32);
     return;
@@ -361,7 +369,7 @@ function onFrameRx(body: usize, length: i32): void {
     return;
   }
   accept();
-  link.onControl(body + FrameRxBody.Frame, length - FrameRxBody.Frame);
+  if (link.onControl(body + FrameRxBody.Frame, length - FrameRxBody.Frame)) manage.onRequest();
 }
 
 /**
@@ -397,6 +405,8 @@ function onTlpRx(body: usize, length: i32): void {
   accept();
   count(Counter.TlpRx);
   vswitch.onTlpRx(reason, port, tlp, length - TlpRxBody.Tlp);
+  const released = vswitch.takeReleased();
+  if (released >= 0) link.onReleased(released);
 }
 
 function onCountersQuery(): void {
@@ -409,6 +419,8 @@ function onRegValue(body: usize): void {
   const address = load<u32>(body, RegValueBody.Address);
   if (address == CardReg.SlotsPresent) config.setSlotsPresent(load<u32>(body, RegValueBody.Value));
   link.onRegValue(address, load<u32>(body, RegValueBody.Value));
+  const idle = vswitch.onRegValue(address, load<u32>(body, RegValueBody.Value));
+  if (idle >= 0) link.onPortsIdle(idle);
   log.debug();
   log.str("fabric: register ");
   log.hex(load<u32>(body, RegValueBody.Address), 4);

@@ -7,17 +7,18 @@
 
 import type { KeyObject } from "node:crypto";
 import {
-  MAILBOX_VERSION, TIMER_CHANNELS, CardRole, ResetCause, LogLevel, HelloStatus, BootFlag,
+  MAILBOX_VERSION, TIMER_CHANNELS, CardRole, ResetCause, LogLevel, HelloStatus, BootFlag, Event, Header, HEADER_SIZE,
 } from "./map/mailbox.ts";
 import { CardReg, BootCommand, WATCHDOG_KEY, WATCHDOG_TIMEOUT_NS } from "./map/registers.ts";
 import { SLOTS } from "./map/flash.ts";
 import { FlashController, type Flash } from "./flash.ts";
+import { inspectConfigRecords, readConfigRecord } from "./config-store.ts";
 import { BootRom, RESET_CAUSES, type Booted } from "./boot-rom.ts";
 import { formatVersion } from "./image.ts";
 import { Uart } from "./uart.ts";
 import {
   type LinkConfig, encodeEvent, MessageReader, decodeCommand, describe, describeMessage, namedCounters, errorName, typeName,
-  type EventMessage, type CommandMessage,
+  type EventMessage, type CommandMessage, type RawMessage,
 } from "./mailbox-codec.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { concat } from "./bytes.ts";
@@ -33,7 +34,12 @@ export interface CardConfig {
   /** Downstream ports (host card) or chassis slots (chassis card). */
   slots: number;
   logLevel: LogLevel;
-  /** The link section of the card's flash configuration, posted as CONFIG after BOOT; none leaves the link disabled. */
+  /**
+   * The factory configuration record's content: what whoever builds the card (the world's
+   * factory) writes into a flash that holds no valid record (board/config-store.ts). The card
+   * itself posts CONFIG from the newest valid record in its flash at every power-on; without
+   * one, it posts none and the link stays disabled.
+   */
   link?: LinkConfig;
 }
 
@@ -78,6 +84,14 @@ export interface CardStats {
 
 export type EntropySource = (bytes: number) => Uint8Array;
 
+/** The text of one framed event. */
+function describeFramed(message: Uint8Array): string {
+  const reader = new MessageReader("events");
+  reader.push(message);
+  const raw: RawMessage | null = reader.next();
+  return raw ? describe(raw, "events") : "(incomplete event)";
+}
+
 const ENTROPY_AT_BOOT = 48; // what the firmware's DRBG needs to seed (docs/crypto.md)
 
 export class Card {
@@ -92,7 +106,8 @@ export class Card {
   private readonly rom: BootRom;
   private watchdog: number | null = null;
   private session: FirmwareSession | null = null;
-  private pending: EventMessage[] = [];
+  /** Events for the next batch; a Uint8Array is a message already framed (CONFIG from flash, posted byte for byte). */
+  private pending: (EventMessage | Uint8Array)[] = [];
   private flushScheduled = false;
   private seq = 0;
   private timers: (number | null)[] = new Array(TIMER_CHANNELS).fill(null);
@@ -153,11 +168,37 @@ export class Card {
     const bootFlags = booted.trial ? BootFlag.Trial : 0;
     this.post({ kind: "boot", mailboxVersion: MAILBOX_VERSION, role, resetCause: cause, boardId, serial, logLevel, slots, mac, bootSlot: booted.slot, bootFlags });
     this.post({ kind: "entropy", bytes: this.entropy(ENTROPY_AT_BOOT) });
-    if (this.config.link) this.post({ kind: "config", ...this.config.link });
+    this.postStoredConfig();
+  }
+
+  /**
+   * CONFIG from the newest valid configuration record in flash, its body byte for byte (the
+   * firmware checks the fields); none when no sector holds a valid record.
+   */
+  private postStoredConfig(): void {
+    const sectors = inspectConfigRecords(this.parts.flash);
+    const record = readConfigRecord(this.parts.flash);
+    if (!record) {
+      const why = sectors.map((r) => `sector ${r.sector}: ${r.ok ? "valid" : r.reason}`).join("; ");
+      this.observer.note?.(this, `no valid configuration record in flash (${why}): no CONFIG, the link stays disabled`, "warn");
+      return;
+    }
+    for (const r of sectors) {
+      if (!r.ok && r.reason !== "erased") this.observer.note?.(this, `configuration sector ${r.sector} skipped: ${r.reason}; record ${record.sequence} (sector ${record.sector}) used`, "info");
+    }
+    const message = new Uint8Array(HEADER_SIZE + record.body.length);
+    new DataView(message.buffer).setUint16(Header.BodyLength, record.body.length, true);
+    message[Header.Type] = Event.Config;
+    message.set(record.body, HEADER_SIZE);
+    this.postFramed(message);
   }
 
   /** Queues an event for the firmware; it goes out in this instant's batch. */
   post(event: EventMessage): void {
+    this.postFramed(event);
+  }
+
+  private postFramed(event: EventMessage | Uint8Array): void {
     if (this.state === "off" || this.state === "faulted") return;
     this.pending.push(event);
     if (!this.flushScheduled) {
@@ -171,10 +212,10 @@ export class Card {
     if (!this.session || this.state === "off" || this.state === "faulted") return;
     const seq = this.seq;
     this.seq = (this.seq + 1) >>> 0;
-    const batch: EventMessage[] = [{ kind: "time", now: BigInt(this.scheduler.now) }, ...this.pending, { kind: "sync", seq }];
+    const batch: (EventMessage | Uint8Array)[] = [{ kind: "time", now: BigInt(this.scheduler.now) }, ...this.pending, { kind: "sync", seq }];
     this.pending = [];
-    const events = concat(batch.map(encodeEvent));
-    if (this.observer.message) for (const e of batch) this.observer.message(this, "events", describeMessage(e));
+    const events = concat(batch.map((e) => (e instanceof Uint8Array ? e : encodeEvent(e))));
+    if (this.observer.message) for (const e of batch) this.observer.message(this, "events", e instanceof Uint8Array ? describeFramed(e) : describeMessage(e));
     let commands: Uint8Array;
     try {
       commands = await this.session.exchange(events, seq);

@@ -22,6 +22,8 @@ export interface FabricConfig {
   switchRouter?: boolean;
   /** A chassis card: which of its slots' PCIe links are up (bit per slot), for CardReg.SlotsPresent. */
   slotsPresent?: () => number;
+  /** A chassis card: how many slots it has; CardReg.SlotReset refuses bits beyond them. */
+  chassisSlots?: number;
 }
 
 export interface FabricHost {
@@ -37,6 +39,11 @@ export interface FabricHost {
   tlp?(reason: TlpRxReason, port: number, tlp: Uint8Array): void;
   /** A write to the card's system registers (watchdog, boot control); false refuses it. */
   system?(address: CardReg, value: number): boolean;
+  /**
+   * Chassis cards, CardReg.SlotReset: a fundamental reset (PERST#) of the device in each chassis
+   * slot whose bit is set in `slots` (the fabric has checked the bits); false refuses the write.
+   */
+  slotReset?(slots: number): boolean;
 }
 
 /** CONTROL frames waiting for the MAC; FRAME_TX beyond this is refused. */
@@ -110,6 +117,7 @@ export class Fabric {
           toFirmware: (reason, port, tlp) => host.tlp?.(reason, port, tlp),
           submit: (tunnel, slot, tlp) => this.tunnels[tunnel].submit(tlp, slot),
           tunnels: this.tunnels.length,
+          now: () => scheduler.now,
         })
       : null;
   }
@@ -120,6 +128,7 @@ export class Fabric {
     this.control.clear();
     this.router?.reset();
     this.mac.controlVlan = 0;
+    this.mac.managementVlan = 0;
   }
 
   /** TLP_TX: a completion or MSI from the firmware for the server; a refused one raises TlpRejected. */
@@ -153,10 +162,18 @@ export class Fabric {
       case CardReg.SwitchPorts: return this.router ? SWITCH_PORTS : 0;
       case CardReg.SlotsPresent: return (this.config.slotsPresent?.() ?? 0) >>> 0;
       case CardReg.ControlVlan: return this.mac.controlVlan;
+      case CardReg.ManagementVlan: return this.mac.managementVlan;
     }
     if (this.router && SwitchRouter.holds(address)) return this.router.readRegister(address);
     const target = this.tunnelAt(address);
     return target ? target[0].readRegister(target[1]) : 0;
+  }
+
+  /** SlotReset: chassis cards only, and only bits of slots the chassis has (0 resets nothing). */
+  private slotResetAllowed(slots: number): boolean {
+    const count = this.config.chassisSlots ?? 0;
+    if (this.router || count < 1) return false;
+    return count >= 32 || slots >>> count === 0;
   }
 
   /** Writes a register; a refused write is counted and raises RegisterRejected. */
@@ -168,6 +185,11 @@ export class Fabric {
     } else if (address === CardReg.ControlVlan) {
       ok = (value >>> 0) <= 4094;
       if (ok) this.mac.controlVlan = value >>> 0;
+    } else if (address === CardReg.ManagementVlan) {
+      ok = (value >>> 0) <= 4094;
+      if (ok) this.mac.managementVlan = value >>> 0;
+    } else if (address === CardReg.SlotReset) {
+      ok = this.slotResetAllowed(value >>> 0) && (this.host.slotReset?.(value >>> 0) ?? false);
     } else if (address === CardReg.WatchdogKick || address === CardReg.BootControl) {
       ok = this.host.system?.(address, value >>> 0) ?? false;
     } else if (this.router && SwitchRouter.holds(address)) {

@@ -14,7 +14,7 @@ import {
 } from "./map/mailbox.ts";
 import { SLOTS } from "./map/flash.ts";
 import { FabricEventKind, MTU_MIN, MTU_MAX } from "./map/registers.ts";
-import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, PAIRING_KEY_SIZE, SILENCE_MIN_KEEPALIVES, AckPolicy, ControlType } from "./map/link.ts";
+import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, PAIRING_KEY_SIZE, ADMIN_KEY_SIZE, SILENCE_MIN_KEEPALIVES, AckPolicy, ControlType } from "./map/link.ts";
 import { decodeControl } from "./link-codec.ts";
 import { formatMac } from "./ethernet/frame.ts";
 import { describeHeader as describeTlpHeader } from "./pcie/tlp.ts";
@@ -30,7 +30,10 @@ export interface LinkConfig {
   keepaliveNs: number;
   silenceNs: number;
   graceNs: number;
+  /** VLAN of management requests and replies (docs/management.md). */
+  managementVlan: number;
   pairingKey: Uint8Array;
+  adminKey: Uint8Array;
 }
 
 export type EventMessage =
@@ -160,6 +163,9 @@ export function encodeEvent(event: EventMessage): Uint8Array {
       v.setUint32(ConfigBody.GraceNs, event.graceNs >>> 0, true);
       if (event.pairingKey.length !== PAIRING_KEY_SIZE) throw new MailboxFormatError(`a pairing key has ${PAIRING_KEY_SIZE} bytes, not ${event.pairingKey.length}`);
       b.set(event.pairingKey, ConfigBody.PairingKey);
+      v.setUint16(ConfigBody.ManagementVlan, event.managementVlan, true);
+      if (event.adminKey.length !== ADMIN_KEY_SIZE) throw new MailboxFormatError(`an admin key has ${ADMIN_KEY_SIZE} bytes, not ${event.adminKey.length}`);
+      b.set(event.adminKey, ConfigBody.AdminKey);
       return message(Event.Config, b);
     }
     case "frameRx": {
@@ -383,7 +389,9 @@ export function decodeEvent(raw: RawMessage): EventMessage {
         kind: "config", group: v.getUint16(ConfigBody.Group, true), protocolMax: b[ConfigBody.ProtocolMax], ackPolicies: b[ConfigBody.AckPolicies],
         mtu: v.getUint16(ConfigBody.Mtu, true), maxPayload: v.getUint16(ConfigBody.MaxPayload, true),
         keepaliveNs: v.getUint32(ConfigBody.KeepaliveNs, true), silenceNs: v.getUint32(ConfigBody.SilenceNs, true),
-        graceNs: v.getUint32(ConfigBody.GraceNs, true), pairingKey: b.slice(ConfigBody.PairingKey, ConfigBody.PairingKey + PAIRING_KEY_SIZE),
+        graceNs: v.getUint32(ConfigBody.GraceNs, true), managementVlan: v.getUint16(ConfigBody.ManagementVlan, true),
+        pairingKey: b.slice(ConfigBody.PairingKey, ConfigBody.PairingKey + PAIRING_KEY_SIZE),
+        adminKey: b.slice(ConfigBody.AdminKey, ConfigBody.AdminKey + ADMIN_KEY_SIZE),
       };
     case Event.FrameRx:
       return { kind: "frameRx", tunnel: b[FrameRxBody.Tunnel], frame: b.slice(FrameRxBody.Frame) };
@@ -553,7 +561,7 @@ export class EventChecker {
 
   private checkConfig(b: Uint8Array, v: DataView): Verdict | null {
     if (this.configured) return { error: MailboxError.OutOfOrder, detail: 0 };
-    const bad = firstNonZero(b, ConfigBody.Reserved20, 4);
+    const bad = firstNonZero(b, ConfigBody.Reserved22, 2);
     if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
     const field = configFieldError(b, v);
     if (field >= 0) return { error: MailboxError.BadField, detail: field };
@@ -610,6 +618,8 @@ export function configFieldError(b: Uint8Array, v: DataView): number {
   if (keepalive < 1000) return ConfigBody.KeepaliveNs;
   if (silence < SILENCE_MIN_KEEPALIVES * keepalive) return ConfigBody.SilenceNs;
   if (v.getUint32(ConfigBody.GraceNs, true) < silence) return ConfigBody.GraceNs;
+  const management = v.getUint16(ConfigBody.ManagementVlan, true);
+  if (management < 1 || management > 4094 || management === group) return ConfigBody.ManagementVlan;
   return -1;
 }
 

@@ -37,7 +37,8 @@ const COUNTER_NAMES: StaticArray<string> = [
   "ControlTx", "ControlMalformed", "ForeignGroup", "ControlIgnored", "NegotiationFailures", "AuthFailures", "PeerRejects",
   "HandshakeTimeouts", "LinkUps", "Recoveries", "Resumes", "LinkDowns", "PeerReboots", "RtoUpdates", "TlpRx", "ConfigRequests",
   "UnsupportedRequests", "OrphansCompleted", "HotplugEvents", "MsiSent", "ConsoleCommands", "ConsoleErrors", "XmodemBlocks",
-  "XmodemErrors", "UpdatesVerified", "UpdatesRefused", "FlashErrors",
+  "XmodemErrors", "UpdatesVerified", "UpdatesRefused", "FlashErrors", "ManageRequests", "ManageAuthFailures", "ManageReplays",
+  "GroupChanges", "Releases",
 ];
 const STATE_NAMES: StaticArray<string> = ["disabled", "discover", "negotiate", "authenticate", "configure", "active", "recovery", "down"];
 
@@ -243,6 +244,8 @@ function status(): void {
   uart.dec(get(Counter.ConsoleErrors));
   uart.text(", flash ");
   uart.dec(get(Counter.FlashErrors));
+  uart.text(", management refused ");
+  uart.dec(get(Counter.ManageAuthFailures) + get(Counter.ManageReplays));
   uart.newline();
 }
 

@@ -2,7 +2,7 @@
 // configuration record). Both arrive once per boot; the link state machine reads them.
 
 import { ConfigBody, CardRole } from "../../board/map/mailbox";
-import { PAIRING_KEY_SIZE } from "../../board/map/link";
+import { PAIRING_KEY_SIZE, ADMIN_KEY_SIZE } from "../../board/map/link";
 
 export let role: i32 = CardRole.Host;
 export let serial: u32 = 0;
@@ -23,7 +23,11 @@ export let maxPayload: i32 = 0;
 export let keepaliveNs: u32 = 0;
 export let silenceNs: u32 = 0;
 export let graceNs: u32 = 0;
+export let managementVlan: u32 = 0;
 export const pairingKey = memory.data(PAIRING_KEY_SIZE);
+export const adminKey = memory.data(ADMIN_KEY_SIZE);
+/** The CONFIG body as it came from flash, with the group changes since: what a new configuration record holds. */
+export const record = memory.data(ConfigBody.Size);
 
 export function reset(): void {
   role = CardRole.Host;
@@ -41,7 +45,10 @@ export function reset(): void {
   keepaliveNs = 0;
   silenceNs = 0;
   graceNs = 0;
+  managementVlan = 0;
   memory.fill(pairingKey, 0, PAIRING_KEY_SIZE);
+  memory.fill(adminKey, 0, ADMIN_KEY_SIZE);
+  memory.fill(record, 0, ConfigBody.Size);
 }
 
 export function setIdentity(newRole: i32, newSerial: u32, newSlots: i32, address: usize): void {
@@ -68,6 +75,15 @@ export function apply(body: usize): void {
   keepaliveNs = load<u32>(body, ConfigBody.KeepaliveNs);
   silenceNs = load<u32>(body, ConfigBody.SilenceNs);
   graceNs = load<u32>(body, ConfigBody.GraceNs);
+  managementVlan = load<u16>(body, ConfigBody.ManagementVlan) as u32;
   memory.copy(pairingKey, body + ConfigBody.PairingKey, PAIRING_KEY_SIZE);
+  memory.copy(adminKey, body + ConfigBody.AdminKey, ADMIN_KEY_SIZE);
+  memory.copy(record, body, ConfigBody.Size);
   configured = true;
+}
+
+/** The card moves to `newGroup` (already in its flash configuration). */
+export function setGroup(newGroup: u32): void {
+  group = newGroup;
+  store<u16>(record, newGroup as u16, ConfigBody.Group);
 }

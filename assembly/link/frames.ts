@@ -4,7 +4,7 @@
 
 import {
   ControlHeader, ControlType, CONTROL_TYPE_LAST, CONTROL_MULTICAST_HIGH, CONTROL_MULTICAST_LOW,
-  LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX,
+  LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, MANAGEMENT_ROLE,
 } from "../../board/map/link";
 import { CardRole, Counter } from "../../board/map/mailbox";
 import * as tx from "../abi/tx";
@@ -29,11 +29,16 @@ export const multicast = memory.data<u8>([0x03, 0x49, 0x4f, 0x56, 0x00, 0x01, 0,
 
 /** Starts a CONTROL message of `type` to `destination`; returns where its body goes, zeroed. */
 export function begin(destination: usize, type: i32, version: i32, session: u32): usize {
+  return beginOn(config.group, destination, type, version, session);
+}
+
+/** begin() on VLAN `vlan`: the group's, or the management VLAN for a MANAGE_REPLY. */
+export function beginOn(vlan: u32, destination: usize, type: i32, version: i32, session: u32): usize {
   memory.fill(frame, 0, FRAME_SIZE); // the body's reserved bytes too, not the last message's
   memory.copy(frame, destination, 6);
   memory.copy(frame + 6, config.mac, 6);
   store16be(frame + 12, ETHERTYPE_VLAN);
-  store16be(frame + 14, config.group);
+  store16be(frame + 14, vlan);
   store16be(frame + 16, ETHERTYPE_IOV);
   const tunnel = frame + ETHERNET;
   store<u8>(tunnel, TUNNEL_VERSION);
@@ -82,6 +87,8 @@ export let session: u32 = 0;
 export let body: usize = 0;
 export let bodyLength: i32 = 0;
 export let toMulticast = false;
+/** The frame came on the management VLAN (a MANAGE_REQUEST; nothing else is accepted there). */
+export let management = false;
 
 function isOurMulticast(at: usize): bool {
   return load16be(at) == CONTROL_MULTICAST_HIGH && load32be(at + 2) == CONTROL_MULTICAST_LOW;
@@ -107,9 +114,11 @@ function check(at: usize, length: i32): i32 {
   if (toMulticast ? !isOurMulticast(at) : !sameMac(at, config.mac)) return Parsed.Ignored;
   let tunnel = 14;
   if (load16be(at + 12) == ETHERTYPE_VLAN) {
-    if ((load16be(at + 14) & 0xfff) != config.group) return Parsed.ForeignGroup;
+    const vlan = load16be(at + 14) & 0xfff;
+    management = vlan == config.managementVlan;
+    if (!management && vlan != config.group) return Parsed.ForeignGroup;
     tunnel = 18;
-  } else return Parsed.ForeignGroup; // every card tags its frames with its group
+  } else return Parsed.ForeignGroup; // every card tags its frames with its group, a station with the management VLAN
   if (load16be(at + tunnel - 2) != ETHERTYPE_IOV) return Parsed.Malformed;
   const head = at + tunnel;
   const declared = load16be(head + 2) as i32;
@@ -123,9 +132,14 @@ function check(at: usize, length: i32): i32 {
   senderRole = load<u8>(control + ControlHeader.Role) as i32;
   if (type < ControlType.Discover || type > CONTROL_TYPE_LAST) return Parsed.Malformed;
   if (version < LINK_PROTOCOL_MIN || version > LINK_PROTOCOL_MAX) return Parsed.Malformed;
-  if (senderRole > CardRole.Chassis) return Parsed.Malformed;
   if (load<u8>(control + ControlHeader.Reserved3) != 0 || load<u16>(control + ControlHeader.Reserved6) != 0) return Parsed.Malformed;
-  if (load16be(control + ControlHeader.Group) != config.group) return Parsed.ForeignGroup;
+  if (management != (type == ControlType.ManageRequest)) return Parsed.ForeignGroup;
+  if (management) {
+    if (senderRole != MANAGEMENT_ROLE || load16be(control + ControlHeader.Group) != 0) return Parsed.Malformed;
+  } else {
+    if (senderRole > CardRole.Chassis) return Parsed.Malformed;
+    if (load16be(control + ControlHeader.Group) != config.group) return Parsed.ForeignGroup;
+  }
   senderSerial = load32be(control + ControlHeader.Serial);
   senderBootId = load32be(control + ControlHeader.BootId);
   session = load32be(head + 4);

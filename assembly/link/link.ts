@@ -10,7 +10,7 @@
 
 import {
   ControlType, DiscoverBody, DiscoverFlag, HandshakeBody, Proposal, AuthBody, ReadyBody, ReadyFlag, ReasonBody,
-  RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, LINK_PROTOCOL_MIN, REJECT_REASON_LAST,
+  RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, LINK_PROTOCOL_MIN, REJECT_REASON_LAST, RELEASE_TIMEOUT_NS,
 } from "../../board/map/link";
 import { TunnelReg, TunnelStatus, FabricEventKind, CardReg } from "../../board/map/registers";
 import { CardRole, Counter, LogLevel } from "../../board/map/mailbox";
@@ -35,10 +35,16 @@ import { transcriptTag, sessionId, LABEL_HOST, LABEL_CHASSIS } from "./auth";
 let started = false;
 let beaconInterval: u64 = LinkTiming.DiscoverMinNs;
 const tag = memory.data(TAG_SIZE);
+/** The group management moved this card to, while the move is under way (0: none). */
+let pendingGroup: u32 = 0;
+/** Chassis card: RELEASE sent, waiting for the host card's CLOSE. */
+let releasing = false;
 
 export function reset(): void {
   started = false;
   beaconInterval = LinkTiming.DiscoverMinNs;
+  pendingGroup = 0;
+  releasing = false;
   resetAll();
   penalty.reset();
 }
@@ -50,6 +56,7 @@ export function tryStart(): void {
   frames.setBootId(entropy.word32());
   // Only this group's CONTROL frames reach the mailbox; the MAC drops the other groups' in hardware.
   tx.regWrite(CardReg.ControlVlan, config.group);
+  tx.regWrite(CardReg.ManagementVlan, config.managementVlan);
   log.info();
   log.str("link: group ");
   log.dec(config.group);
@@ -114,6 +121,8 @@ function reasonName(reason: i32): string {
     case RejectReason.PeerRebooted: return "the peer rebooted";
     case RejectReason.PeerLost: return "the peer ended the session";
     case RejectReason.PeerClosed: return "the peer closed the session";
+    case RejectReason.Reassigned: return "moved to another group";
+    case RejectReason.Released: return "slots released for another server";
     default: return "unknown reason";
   }
 }
@@ -135,6 +144,11 @@ function logPeer(index: i32): void {
 
 /** Moves port `index` to `next`; `cause` is the RejectReason or FabricEventKind behind it, if any. */
 function enter(index: i32, next: i32, cause: i32): void {
+  // A chassis card that is moving away does not ride out an outage for its old host card.
+  if (releasing && next == LinkState.Recovery) {
+    next = LinkState.Down;
+    cause = RejectReason.Reassigned;
+  }
   const p = port(index);
   const previous = p.state;
   const since = p.enteredAt;
@@ -219,6 +233,8 @@ function enter(index: i32, next: i32, cause: i32): void {
       if (cause != RejectReason.PeerClosed && cause != RejectReason.PeerRebooted && cause != RejectReason.PeerLost) {
         sendReason(index, ControlType.Close, cause);
       }
+      // The next owner finds the chassis's devices as after power-on: nothing of this session stays in them.
+      if (!isHost()) tx.regWrite(CardReg.SlotReset, ((1 << config.slots) - 1) as u32);
       timers.start(TimerId.PortState + index, LinkTiming.DownHoldNs);
       begin(LogLevel.Warn, index);
       log.str("down: ");
@@ -226,6 +242,7 @@ function enter(index: i32, next: i32, cause: i32): void {
       log.str("; ");
       logPeer(index);
       log.end();
+      if (releasing) applyGroup();
       break;
   }
 }
@@ -367,21 +384,25 @@ function malformed(): void {
   count(Counter.ControlMalformed);
 }
 
-/** A FRAME_RX: `frame` is the Ethernet frame without FCS. */
-export function onControl(frame: usize, length: i32): void {
+/** A FRAME_RX: `frame` is the Ethernet frame without FCS. True when it is a MANAGE_REQUEST, for the caller to serve. */
+export function onControl(frame: usize, length: i32): bool {
   count(Counter.ControlRx);
-  if (frames.parse(frame, length) != frames.Parsed.Ok) return;
+  if (frames.parse(frame, length) != frames.Parsed.Ok) return false;
   if (!started) {
     ignored();
-    return;
+    return false;
   }
   const type = frames.type;
-  if (type == ControlType.Discover) onDiscover();
+  if (type == ControlType.ManageRequest) return true;
+  if (type == ControlType.ManageReply) ignored(); // for a station
+  else if (type == ControlType.Release) onRelease();
+  else if (type == ControlType.Discover) onDiscover();
   else if (type == ControlType.Offer) onOffer();
   else if (type == ControlType.Accept) onAccept();
   else if (type == ControlType.Auth) onAuth();
   else if (type == ControlType.Ready) onReady();
   else onReason(type);
+  return false;
 }
 
 function remember(index: i32): void {
@@ -546,6 +567,7 @@ function onReason(type: i32): void {
     log.str("peer closed the session: ");
     log.str(reasonName(reason));
     log.end();
+    if (releasing && reason == RejectReason.Released) count(Counter.Releases);
     enter(index, LinkState.Down, RejectReason.PeerClosed);
     return;
   }
@@ -585,6 +607,7 @@ function onStateTimer(index: i32): void {
     timers.start(TimerId.PortState + index, LinkTiming.HandshakeTimeoutNs);
   } else if (p.state == LinkState.Recovery) enter(index, LinkState.Down, RejectReason.GraceExpired);
   else if (p.state == LinkState.Down) enter(index, LinkState.Discover, 0);
+  else if (p.state == LinkState.Active && releasing) enter(index, LinkState.Down, RejectReason.Reassigned); // the host card did not release in time
 }
 
 function onHealthTimer(index: i32): void {
@@ -674,4 +697,91 @@ function updateRto(index: i32, sample: u32): void {
   p.rto = rto as u32;
   fabric.write(index, TunnelReg.RtoNs, p.rto);
   count(Counter.RtoUpdates);
+}
+
+// ---- Reassignment (docs/management.md) -----------------------------------------------
+
+/** A group change is under way: the card has not settled in its new group yet. */
+export function reassigning(): bool {
+  return pendingGroup != 0;
+}
+
+/**
+ * Management moved the card to `group` (already saved in flash). A chassis card with an
+ * active session asks its host card to release the slots (RELEASE) and moves once the host
+ * card closes the session, or after RELEASE_TIMEOUT_NS. Otherwise the card ends its sessions
+ * and handshakes at once, and discovers in the new group.
+ */
+export function reassign(group: u32): void {
+  pendingGroup = group;
+  if (!started) return applyGroup();
+  if (!isHost() && port(0).state == LinkState.Active) {
+    releasing = true;
+    const body = frames.begin(field(0, PEER_MAC), ControlType.Release, port(0).version, port(0).session);
+    store<u8>(body + ReasonBody.Reason, RejectReason.Reassigned as u8);
+    frames.send(ReasonBody.Size);
+    timers.start(TimerId.PortState, RELEASE_TIMEOUT_NS);
+    begin(LogLevel.Info, 0);
+    log.str("asking ");
+    logPeer(0);
+    log.str(" to release the slots");
+    log.end();
+    return;
+  }
+  for (let i = 0; i < config.ports; i++) {
+    const s = port(i).state;
+    if (inSession(s)) enter(i, LinkState.Down, RejectReason.Reassigned);
+    else if (inHandshake(s)) enter(i, LinkState.Discover, RejectReason.Reassigned);
+  }
+  applyGroup();
+}
+
+/** The card takes its new group: CONTROL frames of that VLAN only, a fresh discovery. */
+function applyGroup(): void {
+  config.setGroup(pendingGroup);
+  pendingGroup = 0;
+  releasing = false;
+  penalty.reset();
+  if (!started) return;
+  tx.regWrite(CardReg.ControlVlan, config.group);
+  log.info();
+  log.str("link: now in group ");
+  log.dec(config.group);
+  log.end();
+  if (discovering()) wakeBeacon();
+}
+
+/** Host card: the chassis card of a session asks for its slots back (it moves to another group). */
+function onRelease(): void {
+  const index = peerPort();
+  if (!isHost() || index < 0) return ignored();
+  const p = port(index);
+  if (p.state != LinkState.Active || frames.session != p.session) return ignored();
+  begin(LogLevel.Info, index);
+  logPeer(index);
+  log.str(" moves to another group; releasing its slots");
+  log.end();
+  // The server's view decides how: ask how long each of its ports has been idle.
+  if (!vswitch.releasePorts(index)) enter(index, LinkState.Down, RejectReason.Released);
+}
+
+/**
+ * Host card: every port of tunnel `index` answered its idle time. All idle: the server is
+ * asked for an orderly removal (the attention button); otherwise the slots go at once, a
+ * surprise removal, as a pulled cable would.
+ */
+export function onPortsIdle(index: i32): void {
+  if (port(index).state != LinkState.Active) return;
+  if (vswitch.pressButtons(index)) {
+    begin(LogLevel.Info, index);
+    log.str("slots idle: attention button pressed, waiting for the server to remove them");
+    log.end();
+  } else enter(index, LinkState.Down, RejectReason.Released);
+}
+
+/** Host card: the server finished the orderly removal of every slot of tunnel `index`. */
+export function onReleased(index: i32): void {
+  if (port(index).state != LinkState.Active) return;
+  count(Counter.Releases);
+  enter(index, LinkState.Down, RejectReason.Released);
 }

@@ -72,11 +72,14 @@ const LNKCTL_RW_DOWNSTREAM: u32 = LNKCTL_RW_UPSTREAM | LnkCtl.LinkDisable |
 const LNKSTA_UPSTREAM: u32 = GEN3 | (UPSTREAM_WIDTH << WIDTH_SHIFT);
 const LNKSTA_DOWNSTREAM: u32 = GEN3; //     width 0 and DL Link Active 0 until a chassis slot is bound
 const LNKSTA_W1C_DOWNSTREAM: u32 = LnkSta.BandwidthManagement | LnkSta.AutonomousBandwidth; // never set
-const SLTCAP: u32 = SltCap.HotPlugSurprise | SltCap.HotPlugCapable; // Physical Slot Number added per port
+// An attention button (the card presses it to hand the slot to another server) and both indicators; no power controller.
+const SLTCAP: u32 = SltCap.AttentionButton | SltCap.AttentionIndicator | SltCap.PowerIndicator |
+  SltCap.HotPlugSurprise | SltCap.HotPlugCapable; // Physical Slot Number added per port
 const PHYSICAL_SLOT_SHIFT: u32 = 19;
-const SLTCTL_RW: u32 = SltCtl.PresenceDetectEnable | SltCtl.CommandCompletedEnable | SltCtl.HotPlugInterruptEnable |
-  SltCtl.DlStateChangedEnable;
-const SLTSTA_W1C: u32 = SltSta.PresenceDetectChanged | SltSta.CommandCompleted | SltSta.DlStateChanged;
+const SLTCTL_RW: u32 = SltCtl.AttentionButtonEnable | SltCtl.PresenceDetectEnable | SltCtl.CommandCompletedEnable |
+  SltCtl.HotPlugInterruptEnable | SltCtl.AttentionIndicator | SltCtl.PowerIndicator | SltCtl.DlStateChangedEnable;
+const SLTCTL_RESET: u32 = 0x00c0 | 0x0100; // Attention Indicator Off (11b), Power Indicator On (01b)
+const SLTSTA_W1C: u32 = SltSta.AttentionButtonPressed | SltSta.PresenceDetectChanged | SltSta.CommandCompleted | SltSta.DlStateChanged;
 const LNKCAP2_SPEEDS: u32 = 0b1110; //     Supported Link Speeds Vector: 2.5, 5 and 8 GT/s
 const LNKCTL2_RW: u32 = 0x000f; //         Target Link Speed (reset Gen3); no effect
 const MSI_CONTROL_RW: u32 = MsiCtrl.Enable | MsiCtrl.MultipleMessageEnable;
@@ -153,7 +156,7 @@ const DOWNSTREAM = memory.data<u32>([
   /* 0x4c Link Capabilities (+ Port Number) */ LNKCAP_DOWNSTREAM, 0, 0,
   /* 0x50 Link Control, Link Status */ LNKSTA_DOWNSTREAM << 16, LNKCTL_RW_DOWNSTREAM, LNKSTA_W1C_DOWNSTREAM << 16,
   /* 0x54 Slot Capabilities (+ Physical Slot Number) */ SLTCAP, 0, 0,
-  /* 0x58 Slot Control, Slot Status */ 0, SLTCTL_RW, SLTSTA_W1C << 16,
+  /* 0x58 Slot Control, Slot Status */ SLTCTL_RESET, SLTCTL_RW, SLTSTA_W1C << 16,
   /* 0x5c Root Control, Root Capabilities */ 0, 0, 0,
   /* 0x60 Root Status */ 0, 0, 0,
   /* 0x64 Device Capabilities 2 */ 0, 0, 0,
@@ -303,6 +306,11 @@ export function setSlotPresent(port: i32, present: bool): void {
     clear16(port, EXP + Exp.LnkSta, LnkSta.DlActive | LnkSta.Width);
   }
   or16(port, EXP + Exp.SltSta, SltSta.PresenceDetectChanged | SltSta.DlStateChanged);
+}
+
+/** The card presses downstream port `port`'s attention button: Attention Button Pressed is set. */
+export function pressAttentionButton(port: i32): void {
+  or16(port, EXP + Exp.SltSta, SltSta.AttentionButtonPressed);
 }
 
 // Compile-time checks: the tables end with the MSI capability's last DW, inside the conventional

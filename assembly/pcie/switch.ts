@@ -12,13 +12,24 @@
 // is Physical Slot N, and device N - 1 on the upstream port's secondary (internal) bus.
 
 import { SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE } from "../../board/map/registers";
+import { RELEASE_IDLE_US } from "../../board/map/link";
 import { Counter, TlpRxReason, LogLevel } from "../../board/map/mailbox";
-import { Hdr, Hdr1, Command, SltCtl, SltSta, MsiCtrl, TlpType, SWITCH_PORTS } from "../../board/map/pcie";
+import { Hdr, Hdr1, Exp, Command, SltCtl, SltSta, MsiCtrl, TlpType, SWITCH_PORTS, SwitchCapability } from "../../board/map/pcie";
 import * as tx from "../abi/tx";
 import * as log from "../log";
 import { count } from "../counters";
 import * as config from "./config";
 import * as tlp from "./tlp";
+
+/** Where a bound port is in the release of its chassis slot to another server (docs/management.md). */
+enum Release {
+  None = 0,
+  Asking = 1, //  its idle time (SwitchReg.IdleUs) was asked for
+  Idle = 2, //    ... and it is idle
+  Busy = 3, //    ... and it is not
+  Pressed = 4, // the attention button is pressed: the server removes the device, then turns the power indicator off
+  Done = 5, //    the server has turned the power indicator off
+}
 
 /** What the switch remembers of a downstream port's chassis slot (static memory, one per port). */
 @unmanaged
@@ -34,9 +45,12 @@ class Binding {
   tunnel: i32;
   chassisSlot: i32;
   peerSerial: u32;
+  release: i32;
 }
 
 const RECORD: i32 = 32; // >= offsetof<Binding>()
+/** Power Indicator Control: Off (PCIe Base 7.5.3.10). */
+const INDICATOR_OFF: u32 = 0x0300;
 const bindings = memory.data(RECORD * SWITCH_PORTS);
 
 function binding(port: i32): Binding {
@@ -44,12 +58,15 @@ function binding(port: i32): Binding {
 }
 
 let active = false;
+/** A tunnel whose slots the server has all removed after the attention button, for takeReleased(); -1: none. */
+let released: i32 = -1;
 /** Bus and device of the upstream port (bus << 8 | device << 3), from the last Type 0 request. */
 let upstreamId: u32 = 0;
 
 /** Back to power-on: no ports (a chassis card has none), nothing bound or remembered. */
 export function reset(): void {
   active = false;
+  released = -1;
   upstreamId = 0;
   memory.fill(bindings, 0, RECORD * SWITCH_PORTS);
   config.reset();
@@ -103,7 +120,8 @@ function interruptPending(port: i32): bool {
   if ((config.msiControl(port) & MsiCtrl.Enable) == 0) return false;
   if ((config.command(port) & Command.BusMaster) == 0) return false;
   if ((control & SltCtl.HotPlugInterruptEnable) == 0) return false;
-  return ((status & SltSta.PresenceDetectChanged) != 0 && (control & SltCtl.PresenceDetectEnable) != 0) ||
+  return ((status & SltSta.AttentionButtonPressed) != 0 && (control & SltCtl.AttentionButtonEnable) != 0) ||
+    ((status & SltSta.PresenceDetectChanged) != 0 && (control & SltCtl.PresenceDetectEnable) != 0) ||
     ((status & SltSta.CommandCompleted) != 0 && (control & SltCtl.CommandCompletedEnable) != 0) ||
     ((status & SltSta.DlStateChanged) != 0 && (control & SltCtl.DlStateChangedEnable) != 0);
 }
@@ -144,7 +162,10 @@ function serveConfig(port: i32, request: usize, completer: u32): void {
   // The server may route through the port as soon as it sees the completion: the router first.
   mirror(port, dw, firstBe);
   tlp.completeWrite(request, completer);
-  if (port > 0) evaluate(port);
+  if (port > 0) {
+    evaluate(port);
+    if (config.touches(SwitchCapability.Express + Exp.SltCtl, 2, dw, firstBe)) watchIndicator(port);
+  }
 }
 
 /** TLP_RX Config: Type 0 for the upstream port, Type 1 on the internal bus for a downstream port. */
@@ -269,6 +290,7 @@ export function detach(tunnel: i32): void {
     const b = binding(port);
     if (!b.bound || b.tunnel != tunnel) continue;
     b.bound = false;
+    b.release = Release.None;
     router(port, SwitchReg.Control, control(port));
     if (b.occupied) slotEvent(port, false);
     b.occupied = false;
@@ -300,6 +322,83 @@ export function isActive(): bool {
 export function boundTunnel(port: i32): i32 {
   const b = binding(port);
   return b.bound ? b.tunnel : -1;
+}
+
+// ---- Releasing a chassis card's slots to another server -----------------------------------
+
+/** Starts the release of tunnel `tunnel`'s slots: asks each occupied port's idle time. False when no port shows a device. */
+export function releasePorts(tunnel: i32): bool {
+  let any = false;
+  for (let port = 1; port < SWITCH_PORTS; port++) {
+    const b = binding(port);
+    if (!b.bound || b.tunnel != tunnel || !b.occupied) continue;
+    b.release = Release.Asking;
+    tx.regRead((SWITCH_BASE + port * SWITCH_STRIDE + SwitchReg.IdleUs) as u32);
+    any = true;
+  }
+  return any;
+}
+
+/** The tunnel bound to `port` when none of its ports is in release step `step` any more but some was; else -1. */
+function tunnelPast(port: i32, step: i32): i32 {
+  const tunnel = binding(port).tunnel;
+  for (let p = 1; p < SWITCH_PORTS; p++) {
+    const b = binding(p);
+    if (b.bound && b.tunnel == tunnel && b.release == step) return -1;
+  }
+  return tunnel;
+}
+
+/** A REG_VALUE: when it answers the last idle-time question of a release, that tunnel; else -1. */
+export function onRegValue(address: u32, value: u32): i32 {
+  const offset = (address as i32) - SWITCH_BASE;
+  if (offset < 0 || offset >= SWITCH_PORTS * SWITCH_STRIDE || offset % SWITCH_STRIDE != SwitchReg.IdleUs) return -1;
+  const port = offset / SWITCH_STRIDE;
+  const b = binding(port);
+  if (port == 0 || !b.bound || b.release != Release.Asking) return -1;
+  b.release = value >= (RELEASE_IDLE_US as u32) ? Release.Idle : Release.Busy;
+  return tunnelPast(port, Release.Asking);
+}
+
+/**
+ * Every port of tunnel `tunnel` told its idle time. All idle: the attention button of each is
+ * pressed (Attention Button Pressed, and its interrupt) and true is returned; else false.
+ */
+export function pressButtons(tunnel: i32): bool {
+  let idle = true;
+  for (let port = 1; port < SWITCH_PORTS; port++) {
+    const b = binding(port);
+    if (b.bound && b.tunnel == tunnel && b.release == Release.Busy) idle = false;
+  }
+  for (let port = 1; port < SWITCH_PORTS; port++) {
+    const b = binding(port);
+    if (!b.bound || b.tunnel != tunnel || b.release == Release.None) continue;
+    if (!idle) {
+      b.release = Release.None;
+      continue;
+    }
+    b.release = Release.Pressed;
+    config.pressAttentionButton(port);
+    count(Counter.HotplugEvents);
+    evaluate(port);
+  }
+  return idle;
+}
+
+/** After a Slot Control write: the power indicator off on a port whose button was pressed means the server removed its device. */
+function watchIndicator(port: i32): void {
+  const b = binding(port);
+  if (!b.bound || b.release != Release.Pressed) return;
+  if ((config.slotControl(port) & SltCtl.PowerIndicator) != INDICATOR_OFF) return;
+  b.release = Release.Done;
+  released = tunnelPast(port, Release.Pressed);
+}
+
+/** The tunnel whose slots the server has all removed in order since the last call, or -1. */
+export function takeReleased(): i32 {
+  const t = released;
+  released = -1;
+  return t;
 }
 
 assert(offsetof<Binding>() <= (RECORD as usize));

@@ -23,6 +23,7 @@ import * as timers from "../timers";
 import { TimerId } from "../timers";
 import * as uart from "../console/uart";
 import * as system from "../system";
+import * as configStore from "../manage/store";
 import * as log from "../log";
 import { count } from "../counters";
 import { sha256Init, sha256Update, sha256Final } from "../crypto/sha256";
@@ -100,6 +101,11 @@ export function start(card: u32): void {
   tx.flashRead(slotBase(system.bootSlot), ImageHeader.Size);
 }
 
+/** No update is using the flash (it may be written for something else). */
+export function idle(): bool {
+  return state == State.Idle;
+}
+
 /** True while the console belongs to the transfer (no echo, no asynchronous text). */
 export function ownsLine(): bool {
   return state >= State.Waiting && state <= State.Writing;
@@ -119,8 +125,8 @@ export function ownHeader(): usize {
 
 /** The console's `update`: false (and why, on the console) when one cannot start now. */
 export function begin(): bool {
-  if (state != State.Idle) {
-    uart.line(state == State.Identify ? "update: the card is still starting; try again" : "update: one is already running");
+  if (state != State.Idle || configStore.busy()) {
+    uart.line(state == State.Identify ? "update: the card is still starting; try again" : state == State.Idle ? "update: the flash is busy; try again" : "update: one is already running");
     return false;
   }
   if (system.trial) {

@@ -69,6 +69,22 @@ export class DmaTestDevice extends Endpoint {
       vendorId: DMA_TEST_VENDOR, deviceId: DMA_TEST_DEVICE, classCode: 0xff0000, // unassigned class: a test device
       bars: [{ kind: "memory32", size: 4096 }], msiVectors: 1, interruptPin: 1,
     });
+    this.resetRegisters();
+  }
+
+  /**
+   * A fundamental reset: every register back to 0 but ID (no address, length or seed, not
+   * busy), and an operation in progress abandoned: a verify waiting for its data never
+   * finishes and raises no MSI.
+   */
+  override reset(): void {
+    super.reset();
+    this.startedAt = 0;
+    this.resetRegisters();
+  }
+
+  private resetRegisters(): void {
+    new Uint8Array(this.regs.buffer).fill(0);
     this.regs.setUint32(DmaReg.Id, DMA_TEST_ID, true);
   }
 

@@ -44,10 +44,23 @@ export class GraphicsAdapter extends Endpoint {
       msiVectors: 1,
     });
     if (width * height * 4 > FRAMEBUFFER_BYTES) throw new RangeError(`${width}x${height} does not fit the framebuffer`);
+    this.resetRegisters();
+  }
+
+  /** A fundamental reset: the framebuffer is cleared to black and the frame count to 0. */
+  override reset(): void {
+    super.reset();
+    this.framebuffer.fill(0);
+    this.frames = 0;
+    this.resetRegisters();
+  }
+
+  private resetRegisters(): void {
+    new Uint8Array(this.regs.buffer).fill(0);
     this.regs.setUint32(GfxReg.Id, GRAPHICS_ID, true);
-    this.regs.setUint32(GfxReg.Width, width, true);
-    this.regs.setUint32(GfxReg.Height, height, true);
-    this.regs.setUint32(GfxReg.Stride, width * 4, true);
+    this.regs.setUint32(GfxReg.Width, this.width, true);
+    this.regs.setUint32(GfxReg.Height, this.height, true);
+    this.regs.setUint32(GfxReg.Stride, this.width * 4, true);
   }
 
   protected mmioRead(bar: number, offset: number, length: number): Uint8Array | null {

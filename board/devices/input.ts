@@ -77,6 +77,22 @@ export class InputDevice extends Endpoint {
       vendorId: INPUT_VENDOR, deviceId: INPUT_DEVICE, classCode: 0x090000, // input device: keyboard
       bars: [{ kind: "memory32", size: 4096 }], msiVectors: 1,
     });
+    this.resetRegisters();
+  }
+
+  /**
+   * A fundamental reset: reporting off, no ring, the producer and consumer indices and the
+   * dropped count back to 0. Reports not yet written are lost; new input is dropped until a
+   * driver sets the ring up again.
+   */
+  override reset(): void {
+    super.reset();
+    this.head = 0;
+    this.resetRegisters();
+  }
+
+  private resetRegisters(): void {
+    new Uint8Array(this.regs.buffer).fill(0);
     this.regs.setUint32(InputReg.Id, INPUT_ID, true);
   }
 

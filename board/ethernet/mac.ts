@@ -36,7 +36,7 @@ export interface MacCounters {
   rxControl: number;
   /** CONTROL frames longer than the firmware's mailbox takes (1518 bytes without FCS), dropped. */
   rxControlOversize: number;
-  /** CONTROL frames of a VLAN other than `controlVlan` (or untagged while it is set), dropped. */
+  /** CONTROL frames of a VLAN other than `controlVlan` and `managementVlan` (or untagged while `controlVlan` is set), dropped. */
   rxControlFiltered: number;
   txFrames: number;
   txDropped: number;
@@ -58,6 +58,11 @@ export class CardMac implements PortDevice {
    * a switched network, off the firmware's mailbox.
    */
   controlVlan = 0;
+  /**
+   * CardReg.ManagementVlan: a second VLAN whose CONTROL frames reach the firmware while
+   * `controlVlan` filters (management requests, docs/management.md), or 0 for none.
+   */
+  managementVlan = 0;
   /** Control frames (FrameKind.Control) for the firmware, with the tunnel they came through or null. */
   onControl: ((frame: Uint8Array, tunnel: FrameSink | null) => void) | null = null;
   /** The port's link went down or came up. */
@@ -149,7 +154,7 @@ export class CardMac implements PortDevice {
         c.rxControlOversize++;
         return;
       }
-      if (this.controlVlan !== 0 && vid !== this.controlVlan) {
+      if (this.controlVlan !== 0 && vid !== this.controlVlan && (this.managementVlan === 0 || vid !== this.managementVlan)) {
         c.rxControlFiltered++;
         return;
       }

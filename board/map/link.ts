@@ -29,9 +29,12 @@ export enum ControlType {
   Ready = 5, //    either way: fabric programmed for the session in the tunnel header
   Reject = 6, //   either way: the handshake ends, with a RejectReason
   Close = 7, //    either way: the session in the tunnel header is over, with a RejectReason
+  Release = 8, //  chassis to host: the chassis card moves to another group; remove its slots, then CLOSE (Released)
+  ManageRequest = 9, // management station to cards, on the management VLAN: authenticated with the admin key
+  ManageReply = 10, //  card to the station that asked: authenticated with the admin key
 }
 
-export const CONTROL_TYPE_LAST = ControlType.Close;
+export const CONTROL_TYPE_LAST = ControlType.ManageReply;
 
 /** Fields of every CONTROL message, right after the tunnel header. */
 export enum ControlHeader {
@@ -131,9 +134,81 @@ export enum RejectReason {
   PeerRebooted = 9, //      the peer announced itself with a new boot ID
   PeerLost = 10, //         the peer announced itself unpaired: it ended the session
   PeerClosed = 11, //       the peer sent CLOSE
+  Reassigned = 12, //       this card's group changed (management), or the host card did not release the slots in time
+  Released = 13, //         the host card removed the chassis card's slots after a RELEASE
 }
 
-export const REJECT_REASON_LAST = RejectReason.PeerClosed;
+export const REJECT_REASON_LAST = RejectReason.Released;
+
+/**
+ * Management (docs/management.md). A station (ControlHeader.Role = MANAGEMENT_ROLE) sends
+ * MANAGE_REQUEST on the management VLAN to CONTROL_MULTICAST or a card's address, with
+ * ControlHeader.Group 0 and its own serial and boot ID. A card accepts a request only if
+ * its tag verifies under the admin key, BootId names the card's current boot (or is 0 for
+ * a Discover), and Counter is above the last counter the card accepted in this boot; it
+ * answers with MANAGE_REPLY to the station's address. Refused requests get no answer.
+ */
+export const MANAGEMENT_ROLE = 2;
+export const ADMIN_KEY_SIZE = 32;
+/** ManageRequestBody.Target that addresses every card (Discover only). */
+export const ALL_CARDS = 0xffff_ffff;
+/** Counters a reply reports, in ManageReplyBody.Counters. */
+export const REPLY_COUNTERS = 8;
+
+export enum ManageOp {
+  Discover = 1, // every card (Target ALL_CARDS) or one: who it is and how it is
+  Status = 2, //   one card: the same report
+  SetGroup = 3, // one card: move to NewGroup, persisted in its flash configuration
+}
+
+export const MANAGE_OP_LAST = ManageOp.SetGroup;
+
+export enum ManageRequestBody {
+  Op = 0, //         u8  ManageOp
+  Reserved1 = 1, //  u8
+  NewGroup = 2, //   u16 SetGroup: 1..4094; otherwise 0
+  Target = 4, //     u32 the serial of the card addressed, or ALL_CARDS
+  BootId = 8, //     u32 the target's current boot ID; 0 only in a Discover
+  CounterHigh = 12, // u32 the station's request counter, 64 bits: strictly increasing
+  CounterLow = 16, //  u32
+  Tag = 20, //       u8[TAG_SIZE] HMAC-SHA-256(admin key, "IOVm" | ControlHeader | body bytes 0..19)
+  Size = 52,
+}
+
+export enum ManageStatus {
+  Ok = 0,
+  Busy = 1, //       the flash is busy (an update) or a group change is still in progress
+  BadGroup = 2, //   NewGroup outside 1..4094, or the management VLAN
+  FlashFailed = 3, // the configuration record could not be written; nothing changed
+}
+
+export const MANAGE_STATUS_LAST = ManageStatus.FlashFailed;
+
+export enum ManageReplyBody {
+  Op = 0, //          u8  the request's ManageOp
+  Status = 1, //      u8  ManageStatus
+  Group = 2, //       u16 the card's group now (SetGroup Ok: the new one)
+  CounterHigh = 4, // u32 the request's counter, tying the reply to it
+  CounterLow = 8, //  u32
+  FirmwareMajor = 12, // u8
+  FirmwareMinor = 13, // u8
+  FirmwarePatch = 14, // u8
+  Slots = 15, //      u8  chassis slots (chassis card) or downstream ports (host card)
+  BootSlot = 16, //   u8  flash slot running
+  BootFlags = 17, //  u8  BootFlag bits (board/map/mailbox.ts)
+  SlotsPresent = 18, // u8 chassis card: slots holding a device; host card: 0
+  Ports = 19, //      u8  link state machines: the host card's downstream ports, 1 on a chassis card
+  LinkStates = 20, // u8[8] LinkState of each port (0 past Ports)
+  PeerSerials = 28, // u32[8] the serial of each port's peer in a handshake or session, else 0
+  Counters = 60, //   u32[REPLY_COUNTERS] the card's LinkUps, LinkDowns, Recoveries, AuthFailures, HotplugEvents, ManageRequests, ManageAuthFailures, ManageReplays (Counter, board/map/mailbox.ts)
+  Tag = 92, //        u8[TAG_SIZE] HMAC-SHA-256(admin key, "IOVr" | ControlHeader | body bytes 0..91)
+  Size = 124,
+}
+
+/** How long a chassis card waits for its host card to release its slots (CLOSE after RELEASE) before it closes the session itself. */
+export const RELEASE_TIMEOUT_NS = 10_000_000_000;
+/** A port is idle when no TLP crossed it for this long (SwitchReg.IdleUs): RELEASE then asks the server for an orderly removal. */
+export const RELEASE_IDLE_US = 10_000;
 
 /** The tunnel link state machine (docs/link.md); also the value of the LinkState register. */
 export enum LinkState {

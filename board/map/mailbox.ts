@@ -16,7 +16,7 @@ import { FABRIC_EVENT_LAST, MAX_TUNNELS } from "./registers.ts";
 
 export { FABRIC_EVENT_LAST, MAX_TUNNELS };
 
-export const MAILBOX_VERSION = 4;
+export const MAILBOX_VERSION = 5;
 export const HEADER_SIZE = 4;
 export const MAX_BODY = 1536;
 
@@ -129,9 +129,11 @@ export enum ConfigBody {
   KeepaliveNs = 8, // u32 >= 1000
   SilenceNs = 12, //  u32 >= SILENCE_MIN_KEEPALIVES * KeepaliveNs
   GraceNs = 16, //    u32 >= SilenceNs
-  Reserved20 = 20, // u32
-  PairingKey = 24, // u8[PAIRING_KEY_SIZE] per-installation secret
-  Size = 56,
+  ManagementVlan = 20, // u16 VLAN of management requests and replies, 1..4094, not Group
+  Reserved22 = 22, // u16
+  PairingKey = 24, // u8[PAIRING_KEY_SIZE] per-installation secret: pairs host and chassis cards
+  AdminKey = 56, //   u8[ADMIN_KEY_SIZE] per-installation secret: authenticates management requests
+  Size = 88,
 }
 
 /** A CONTROL frame the MAC received (docs/wire-format.md). */
@@ -391,7 +393,12 @@ export enum Counter {
   UpdatesVerified = 41, // images received, checked, and handed to the boot ROM for a trial
   UpdatesRefused = 42, // received images that failed the firmware's checks
   FlashErrors = 43, //    FLASH_DONE with a status other than Ok
-  Count = 44,
+  ManageRequests = 44, // management requests authenticated and answered
+  ManageAuthFailures = 45, // management requests refused: the tag does not verify (no or another admin key)
+  ManageReplays = 46, //  management requests refused: authentic, but an old counter or another boot ID (replayed or stale)
+  GroupChanges = 47, //   group changes written to flash and applied
+  Releases = 48, //       chassis slots released to a new owner in order (host card: orderly removals; chassis card: RELEASEs answered)
+  Count = 49,
 }
 
 export const TIMER_CHANNELS = 1;

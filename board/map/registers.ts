@@ -24,7 +24,9 @@ export enum CardReg {
   SlotsPresent = 0x18, //  ro  chassis cards: bit s set while chassis slot s's PCIe link is up (a device is there); 0 on a host card
   WatchdogKick = 0x1c, //  wo  write WATCHDOG_KEY: restart the watchdog's WATCHDOG_TIMEOUT_NS countdown
   BootControl = 0x20, //   wo  BootCommand in bits 7-0, a flash slot in bits 15-8 (Trial): requests to the boot ROM
-  ControlVlan = 0x24, //   rw  bits 11-0: the only VLAN whose CONTROL frames the MAC hands to the firmware; 0 (reset): every VLAN and untagged frames
+  ControlVlan = 0x24, //   rw  bits 11-0: the VLAN (the group) whose CONTROL frames the MAC hands to the firmware; 0 (reset): every VLAN and untagged frames
+  ManagementVlan = 0x28, // rw bits 11-0: a second VLAN whose CONTROL frames the MAC hands over (management); 0 (reset): none besides ControlVlan
+  SlotReset = 0x2c, //     wo  chassis cards: bit s set resets the device in chassis slot s to its power-on state (a fundamental reset); 0 on a host card is refused
 }
 
 /** The key a watchdog kick must write; any other value is refused (RegErrors). */
@@ -55,6 +57,7 @@ export enum SwitchReg {
   PrefetchBaseUpper = 0x10, // rw as DW 0x28
   PrefetchLimitUpper = 0x14, // rw as DW 0x2c
   Binding = 0x18, //        rw  downstream ports: tunnel (7:0) and chassis slot (15:8) the port's traffic goes through
+  IdleUs = 0x1c, //         ro  downstream ports: microseconds since a TLP last crossed the port either way (saturates; since reset if none did)
 }
 
 export enum SwitchControl {

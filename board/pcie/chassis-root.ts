@@ -2,15 +2,22 @@
 // tunnel are replayed on the link of the slot their record names; everything a device sends
 // (completions, DMA requests, MSI writes) goes back through the tunnel tagged with its slot.
 // A non-posted request for an empty slot is completed with Unsupported Request, as a
-// downstream port with no device behind it would.
+// downstream port with no device behind it would. The card's SlotReset register asserts a
+// slot's PERST#: the device returns to its power-on state and the slot's link retrains,
+// losing what was in flight.
 
 import { PcieLink, type PcieDevice, type PcieLinkConfig } from "./link.ts";
 import { decodeTlp, encodeTlp, isMalformed, CplStatus } from "./tlp.ts";
 import { errorCompletion, isNonPosted } from "./completer.ts";
 import type { Scheduler } from "../scheduler.ts";
 
-/** What a slot holds: anything that takes TLPs and can be given a way to send them. */
-export type SlotDevice = PcieDevice;
+/**
+ * What a slot holds: anything that takes TLPs and can be given a way to send them, and
+ * that a fundamental reset (PERST#) returns to its power-on state.
+ */
+export interface SlotDevice extends PcieDevice {
+  reset?(): void;
+}
 
 /** Where the chassis sends upstream TLPs: its tunnel toward the host card. */
 export interface Uplink {
@@ -31,9 +38,36 @@ export const DEFAULT_SLOT_LINK: PcieLinkConfig = { generation: 3, lanes: 4, late
 export class ChassisRoot {
   readonly counters: ChassisCounters = { downstreamTlps: 0, upstreamTlps: 0, emptySlot: 0, dropped: 0 };
   private readonly links: (PcieLink | null)[];
+  private readonly devices: (SlotDevice | null)[];
 
   constructor(private readonly scheduler: Scheduler, private readonly uplink: Uplink, slots: number) {
     this.links = new Array(slots).fill(null);
+    this.devices = new Array(slots).fill(null);
+  }
+
+  /** Number of slots. */
+  get slots(): number {
+    return this.links.length;
+  }
+
+  /** The device in `slot`, or null. */
+  device(slot: number): SlotDevice | null {
+    return this.devices[slot] ?? null;
+  }
+
+  /**
+   * CardReg.SlotReset: a fundamental reset of the device in each slot whose bit is set in
+   * `slots`: the link drops what is in flight and the device returns to its power-on state.
+   * An empty slot's bit does nothing. False, and nothing reset, for a bit beyond the slots.
+   */
+  resetSlots(slots: number): boolean {
+    if (this.links.length < 32 && slots >>> this.links.length !== 0) return false;
+    this.links.forEach((link, slot) => {
+      if (!link || ((slots >>> slot) & 1) === 0) return;
+      link.reset();
+      this.devices[slot]?.reset?.();
+    });
+    return true;
   }
 
   /** Which slots hold a device, bit per slot: what the card's slot links report (CardReg.SlotsPresent). */
@@ -48,6 +82,7 @@ export class ChassisRoot {
     link.plugDown(device);
     link.up.onTlp = (tlp) => this.toHost(tlp, slot);
     this.links[slot] = link;
+    this.devices[slot] = device;
   }
 
   private toHost(tlp: Uint8Array, slot: number): void {

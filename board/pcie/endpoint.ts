@@ -65,6 +65,8 @@ export abstract class Endpoint {
   };
   /** Bus, device and function number, captured from the Type 0 configuration requests it receives. */
   routingId = 0;
+  /** Fundamental resets (PERST#) the function went through: how a scenario tells it was reset between two owners. */
+  resets = 0;
   private send: ((tlp: Uint8Array) => void) | null = null;
   private readonly reads = new Map<number, PendingRead>();
   /** Read requests waiting for a free tag, issued in order as completions free them. */
@@ -84,6 +86,24 @@ export abstract class Endpoint {
   /** Plugs the function into a link: `send` carries its TLPs upstream. */
   connect(send: (tlp: Uint8Array) => void): void {
     this.send = send;
+  }
+
+  /**
+   * A fundamental reset (PERST#, CardReg.SlotReset): the configuration space returns to its
+   * reset values (BARs unassigned, Memory, Bus Master and MSI off, error status clear, no MSI
+   * pending), the routing ID is forgotten, and DMA reads in flight are dropped: their callbacks
+   * never run and late completions count as unexpected. A device model extends it with its
+   * own registers and work, calling this first.
+   */
+  reset(): void {
+    this.resets++;
+    this.config.reset();
+    this.msi.pending?.set(0);
+    this.routingId = 0;
+    for (const read of this.reads.values()) this.scheduler.cancel(read.timer);
+    this.reads.clear();
+    this.waitingForTag.length = 0;
+    this.nextTag = 0;
   }
 
   /** A BAR read of `length` bytes at `offset` (DW aligned); null answers with Completer Abort. */

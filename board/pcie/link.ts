@@ -54,6 +54,8 @@ class Direction implements PcieEnd {
   onTlp: ((tlp: Uint8Array) => void) | null = null;
   peer!: Direction;
   private freeAt = 0;
+  /** Bumped when the link goes down: TLPs sent before it are lost. */
+  private epoch = 0;
 
   constructor(private readonly scheduler: Scheduler, private readonly config: PcieLinkConfig, private readonly bytesPerNs: number) {}
 
@@ -61,7 +63,16 @@ class Direction implements PcieEnd {
     const start = Math.max(this.scheduler.now, this.freeAt);
     this.freeAt = start + (tlp.length + TLP_FRAMING_BYTES) / this.bytesPerNs;
     const arrival = Math.ceil(this.freeAt + this.config.latencyNs);
-    this.scheduler.at(arrival, () => this.peer.onTlp?.(tlp));
+    const epoch = this.epoch;
+    this.scheduler.at(arrival, () => {
+      if (epoch === this.epoch) this.peer.onTlp?.(tlp);
+    });
+  }
+
+  /** The link went down: what is in flight is lost. */
+  drop(): void {
+    this.epoch++;
+    this.freeAt = 0;
   }
 }
 
@@ -70,6 +81,7 @@ export class PcieLink {
   readonly up: PcieEnd;
   /** The downstream end (the card or device plugged in). */
   readonly down: PcieEnd;
+  private readonly directions: Direction[];
 
   constructor(scheduler: Scheduler, readonly config: PcieLinkConfig) {
     const rate = linkBytesPerNs(config);
@@ -79,6 +91,12 @@ export class PcieLink {
     down.peer = up;
     this.up = up;
     this.down = down;
+    this.directions = [up, down];
+  }
+
+  /** A fundamental reset retrains the link: TLPs in flight either way are lost. */
+  reset(): void {
+    for (const d of this.directions) d.drop();
   }
 
   /** Plugs `device` into the downstream end of the link. */

@@ -11,6 +11,9 @@
 //   from a tunnel     TLPs of a (tunnel, chassis slot) bound to a forwarding port -> the server
 //   from firmware     completions and one-DW memory writes (MSI) -> the server (TLP_TX)
 //
+// Each downstream port also keeps the time a TLP last crossed it, either way (SwitchReg.IdleUs):
+// the firmware reads it to tell whether a device is in use before it hands a chassis slot over.
+//
 // The router remembers each non-posted request it tunnels until its last completion comes
 // back. When the firmware stops a port forwarding (its link went down), the router hands those
 // requests to the firmware (TLP_RX Orphaned) so that each is completed with Unsupported Request
@@ -29,7 +32,12 @@ export interface SwitchRouterHost {
   submit(tunnel: number, slot: number, tlp: Uint8Array): boolean;
   /** The number of tunnels a Binding register may name. */
   tunnels: number;
+  /** The current time, ns (SwitchReg.IdleUs); without it the router counts no idle time. */
+  now?: () => number;
 }
+
+/** SwitchReg.IdleUs saturates here. */
+export const IDLE_US_MAX = 0xffff_ffff;
 
 export interface SwitchRouterCounters {
   fromServer: number;
@@ -109,9 +117,28 @@ export class SwitchRouter {
   private readonly ports: PortRegisters[] = Array.from({ length: SWITCH_PORTS }, blank);
   /** Non-posted requests tunnelled and not yet completed, by requester ID << 10 | tag. */
   private readonly outstanding = new Map<number, Outstanding>();
+  /** Per port: when a TLP last crossed it (ns), or when the router was reset. */
+  private readonly lastCrossed: number[];
   private send: ((tlp: Uint8Array) => void) | null = null;
 
-  constructor(private readonly host: SwitchRouterHost) {}
+  constructor(private readonly host: SwitchRouterHost) {
+    this.lastCrossed = new Array(SWITCH_PORTS).fill(this.now());
+  }
+
+  private now(): number {
+    return this.host.now?.() ?? 0;
+  }
+
+  /** A TLP crossed downstream port `port`, to its tunnel or up from it. */
+  private crossed(port: number): void {
+    this.lastCrossed[port] = this.now();
+  }
+
+  /** SwitchReg.IdleUs of `port`: whole microseconds since a TLP last crossed it (or since reset), saturating; 0 for the upstream port. */
+  idleUs(port: number): number {
+    if (port < 1 || port > SWITCH_DOWNSTREAM_PORTS) return 0;
+    return Math.min(Math.floor((this.now() - this.lastCrossed[port]) / 1000), IDLE_US_MAX);
+  }
 
   /** Plugs the router into the server's root port link. */
   connect(send: (tlp: Uint8Array) => void): void {
@@ -122,6 +149,7 @@ export class SwitchRouter {
   reset(): void {
     this.ports.forEach((_, i) => (this.ports[i] = blank()));
     this.outstanding.clear();
+    this.lastCrossed.fill(this.now());
   }
 
   /** Non-posted requests tunnelled through `port` that await their completion. */
@@ -151,6 +179,7 @@ export class SwitchRouter {
       case SwitchReg.PrefetchBaseUpper: return r.prefetchBaseUpper;
       case SwitchReg.PrefetchLimitUpper: return r.prefetchLimitUpper;
       case SwitchReg.Binding: return r.binding;
+      case SwitchReg.IdleUs: return this.idleUs(port);
       default: return 0;
     }
   }
@@ -177,6 +206,7 @@ export class SwitchRouter {
         if (value >>> 16 !== 0 || (value & 0xff) >= this.host.tunnels) return false;
         r.binding = value;
         return true;
+      case SwitchReg.IdleUs: // read-only
       default:
         return false;
     }
@@ -215,6 +245,7 @@ export class SwitchRouter {
       return;
     }
     this.counters.tunnelled++;
+    this.crossed(port);
     if (isNonPosted(tlp)) {
       const request = tlp as Extract<Tlp, { requester: number; tag: number }>;
       this.outstanding.set(request.requester * 1024 + request.tag, { port, request: headerAndFirstDw(bytes) });
@@ -319,6 +350,7 @@ export class SwitchRouter {
       // The last completion of a request returns no more bytes than it carries (section 2.3.1.1).
       const byteCount = tlp.byteCount === 0 ? 4096 : tlp.byteCount;
       if (!tlp.data || byteCount <= tlp.data.length || tlp.status !== CplStatus.SuccessfulCompletion) this.outstanding.delete(key);
+      this.crossed(port);
       this.toServer(bytes);
       return;
     }
@@ -328,6 +360,7 @@ export class SwitchRouter {
       if (isNonPosted(tlp)) this.host.submit(tunnel, slot, encodeTlp(errorCompletion(tlp, this.portId(port), CplStatus.UnsupportedRequest)));
       return;
     }
+    this.crossed(port);
     this.toServer(bytes);
   }
 

@@ -197,7 +197,7 @@ describe("console: commands", () => {
       "firmware: " + VERSION + ", slot 0, reset power-on",
       "uptime: 0.007 s",
       "link: disabled (no link configuration)",
-      "errors: mailbox 0, console 0, flash 0",
+      "errors: mailbox 0, console 0, flash 0, management refused 0",
       PROMPT,
     ]);
   });
@@ -212,7 +212,7 @@ describe("console: commands", () => {
     expect(lines[1]).toBe("card: chassis, serial 0x10000001, 3 slot(s)");
     expect(lines[2]).toBe("firmware: " + VERSION + ", slot 1 on trial, reset watchdog");
     expect(lines[3]).toBe("uptime: 61.250 s"); // counted from BOOT, not from the card's clock
-    expect(lines[5]).toBe("errors: mailbox 0, console 1, flash 0");
+    expect(lines[5]).toBe("errors: mailbox 0, console 1, flash 0, management refused 0");
   });
 
   it("link says the link is disabled before it starts", () => {
@@ -386,7 +386,7 @@ describe("console: refused lines", () => {
     type("version");
     type("counters all");
     expectCounted(3, 4);
-    expect(type("status")[5]).toBe("errors: mailbox 0, console 4, flash 0");
+    expect(type("status")[5]).toBe("errors: mailbox 0, console 4, flash 0, management refused 0");
   });
 });
 

@@ -13,7 +13,7 @@ import {
 } from "../../board/map/mailbox";
 import { TlpHeader } from "../../board/map/pcie";
 import { TunnelDefault } from "../../board/map/registers";
-import { AckPolicy, LinkTiming, LINK_PROTOCOL_MAX, PAIRING_KEY_SIZE } from "../../board/map/link";
+import { AckPolicy, LinkTiming, LINK_PROTOCOL_MAX, PAIRING_KEY_SIZE, ADMIN_KEY_SIZE } from "../../board/map/link";
 
 // ---- Building messages -------------------------------------------------------------
 
@@ -112,9 +112,20 @@ export function pairingKey(): u8[] {
   return key;
 }
 
+/** The admin key configEvent() carries: 0x60, 0x61, ... */
+export function adminKey(): u8[] {
+  const key = new Array<u8>(ADMIN_KEY_SIZE);
+  for (let i = 0; i < ADMIN_KEY_SIZE; i++) key[i] = (0x60 + i) as u8;
+  return key;
+}
+
+/** The management VLAN configEvent() carries. */
+export const MANAGEMENT_VLAN: u32 = 4000;
+
 /**
  * A valid CONFIG for `group`: every protocol version and acknowledgement policy, the
- * tunnel's default MTU and payload, the default timers, and pairingKey().
+ * tunnel's default MTU and payload, the default timers, management on MANAGEMENT_VLAN,
+ * pairingKey() and adminKey().
  */
 export function configEvent(group: u32): u8[] {
   const msg = message(Event.Config, ConfigBody.Size);
@@ -126,7 +137,8 @@ export function configEvent(group: u32): u8[] {
   set32(msg, ConfigBody.KeepaliveNs, LinkTiming.KeepaliveNs);
   set32(msg, ConfigBody.SilenceNs, LinkTiming.SilenceNs);
   set32(msg, ConfigBody.GraceNs, LinkTiming.GraceNs);
-  return setBytes(msg, ConfigBody.PairingKey, pairingKey());
+  set16(msg, ConfigBody.ManagementVlan, MANAGEMENT_VLAN);
+  return setBytes(setBytes(msg, ConfigBody.PairingKey, pairingKey()), ConfigBody.AdminKey, adminKey());
 }
 
 export function regValueEvent(address: u32, value: u32): u8[] {

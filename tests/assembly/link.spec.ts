@@ -10,22 +10,30 @@ import * as tx from "../../assembly/abi/tx";
 import * as counters from "../../assembly/counters";
 import { hmacInit, hmacUpdate, hmacFinal } from "../../assembly/crypto/hmac";
 import { DRBG_SEED_MIN } from "../../assembly/crypto/drbg";
-import { Command, Counter, CardRole, BootBody, ConfigBody, RegWriteBody, RegReadBody, TimerArmBody } from "../../board/map/mailbox";
+import {
+  Command, Counter, CardRole, BootBody, ConfigBody, RegWriteBody, RegReadBody, TimerArmBody, FlashOp, FlashStatus,
+  FlashProgramBody, FlashEraseBody, TlpRxReason,
+} from "../../board/map/mailbox";
 import {
   TUNNEL_BASE, TUNNEL_STRIDE, TunnelReg, TunnelControl, TunnelStatus, TunnelDefault, FabricEventKind,
   SWITCH_BASE, SWITCH_STRIDE, SwitchReg, SwitchControl,
   CardReg,
 } from "../../board/map/registers";
-import { SWITCH_PORTS } from "../../board/map/pcie";
+import { SWITCH_PORTS, SwitchCapability, Exp, SltSta } from "../../board/map/pcie";
 import {
   ControlType, ControlHeader, DiscoverBody, DiscoverFlag, HandshakeBody, Proposal, AuthBody, ReadyBody, ReadyFlag,
   ReasonBody, AckPolicy, RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, PAIRING_KEY_SIZE,
   LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, CONTROL_MULTICAST_HIGH, CONTROL_MULTICAST_LOW, CONTROL_TYPE_LAST, REJECT_REASON_LAST,
-  SILENCE_MIN_KEEPALIVES,
+  SILENCE_MIN_KEEPALIVES, ManageOp, ManageRequestBody, ManageReplyBody, ManageStatus, ALL_CARDS, MANAGEMENT_ROLE,
+  RELEASE_TIMEOUT_NS, RELEASE_IDLE_US,
 } from "../../board/map/link";
+import { configSector, ConfigRecord, CONFIG_HASH_SIZE } from "../../board/map/flash";
+import { ImageHeader } from "../../board/map/image";
+import { sha256 } from "../../assembly/crypto/sha256";
+import * as pcieConfig from "../../assembly/pcie/config";
 import {
   deliver, sent, set8, set32, setBytes, bootEvent, timeEvent, syncEvent, timerFiredEvent, entropyEvent,
-  configEvent, pairingKey, regValueEvent, fabricEvent, frameRxEvent,
+  configEvent, pairingKey, regValueEvent, fabricEvent, frameRxEvent, adminKey, MANAGEMENT_VLAN, flashDoneEvent, tlpRxEvent,
 } from "./helpers";
 
 // ---- The wire (docs/wire-format.md, board/map/link.ts) ---------------------------------
@@ -754,7 +762,7 @@ describe("link: Disabled", () => {
     handle(configEvent(GROUP));
     handle(entropyEvent(DRBG_SEED_MIN - 1));
     const out = handle(entropyEvent(1));
-    expect(out.length).toBe(2, "the MAC's control VLAN and the LinkState write");
+    expect(out.length).toBe(3, "the MAC's control and management VLANs and the LinkState write");
     expect(controlVlanWrites(out)).toStrictEqual([GROUP as u32]);
     expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
     expect(nextDeadline()).toBe(now, "the beacon is due now");
@@ -783,7 +791,7 @@ describe("link: Disabled", () => {
     powerOn(CardRole.Chassis, CHASSIS_SLOTS);
     handle(entropyEvent(DRBG_SEED_MIN));
     const out = handle(configEvent(GROUP));
-    expect(out.length).toBe(2);
+    expect(out.length).toBe(3);
     expect(controlVlanWrites(out)).toStrictEqual([GROUP as u32], "only the group's CONTROL frames reach the firmware");
     expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
   });
@@ -2240,5 +2248,415 @@ describe("link: hot-plug hooks", () => {
     expect(linkStates(down)).toStrictEqual([LinkState.Down]);
     expect(routerWrites(down).length).toBe(0);
     expect(counters.get(Counter.HotplugEvents)).toBe(0);
+  });
+});
+
+// ---- Management (assembly/manage/manage.ts, docs/management.md) -----------------------------
+
+const STATION_MAC: u8[] = [2, 0x4d, 0x47, 0, 0, 9];
+const STATION_SERIAL: u32 = 0x5a000001;
+const NEW_GROUP: u32 = 0x200;
+
+/** A MANAGE_REQUEST from the station: on `vlan`, to `destination`, tagged with `key` (the admin key when empty). */
+function manageRequest(op: i32, target: u32, boot: u32, counter: u64, newGroup: u32 = 0, key: u8[] = [], vlan: u32 = MANAGEMENT_VLAN, destination: u8[] = MULTICAST): u8[] {
+  const f = new Array<u8>(BODY_AT + ManageRequestBody.Size);
+  for (let i = 0; i < 6; i++) {
+    f[Eth.Destination + i] = destination[i];
+    f[Eth.Source + i] = STATION_MAC[i];
+  }
+  put16(f, Eth.TagType, ETHERTYPE_VLAN);
+  put16(f, Eth.Tag, vlan);
+  put16(f, Eth.EtherType, ETHERTYPE_IOV);
+  f[TUNNEL_AT + Tunnel.Version] = TUNNEL_VERSION;
+  f[TUNNEL_AT + Tunnel.Kind] = KIND_CONTROL;
+  put16(f, TUNNEL_AT + Tunnel.Length, ControlHeader.Size + ManageRequestBody.Size);
+  f[CONTROL_AT + ControlHeader.Type] = ControlType.ManageRequest as u8;
+  f[CONTROL_AT + ControlHeader.Version] = LINK_PROTOCOL_MIN as u8;
+  f[CONTROL_AT + ControlHeader.Role] = MANAGEMENT_ROLE as u8;
+  put32(f, CONTROL_AT + ControlHeader.Serial, STATION_SERIAL);
+  put32(f, CONTROL_AT + ControlHeader.BootId, 0x57a7);
+  f[BODY_AT + ManageRequestBody.Op] = op as u8;
+  put16(f, BODY_AT + ManageRequestBody.NewGroup, newGroup);
+  put32(f, BODY_AT + ManageRequestBody.Target, target);
+  put32(f, BODY_AT + ManageRequestBody.BootId, boot);
+  put32(f, BODY_AT + ManageRequestBody.CounterHigh, (counter >> 32) as u32);
+  put32(f, BODY_AT + ManageRequestBody.CounterLow, counter as u32);
+  const tag = manageTag(key.length > 0 ? key : adminKey(), "IOVm", f.slice(CONTROL_AT, BODY_AT + ManageRequestBody.Tag));
+  for (let i = 0; i < TAG_SIZE; i++) f[BODY_AT + ManageRequestBody.Tag + i] = tag[i];
+  return f;
+}
+
+/** HMAC-SHA-256(key, label | bytes). */
+function manageTag(key: u8[], label: string, bytes: u8[]): u8[] {
+  for (let i = 0; i < key.length; i++) store<u8>(scratch + i, key[i]);
+  hmacInit(scratch, key.length);
+  mac(ascii(label));
+  mac(bytes);
+  hmacFinal(scratch);
+  const tag = new Array<u8>(TAG_SIZE);
+  for (let i = 0; i < TAG_SIZE; i++) tag[i] = load<u8>(scratch + i);
+  return tag;
+}
+
+/** The one MANAGE_REPLY among `out`, checked: to the station, on the management VLAN, tag verified. */
+function expectReply(out: Cmd[], op: i32, status: i32, counter: u64): u8[] {
+  const replies = framesOfType(out, ControlType.ManageReply);
+  expect(replies.length).toBe(1, "one MANAGE_REPLY");
+  if (replies.length != 1) return new Array<u8>(BODY_AT + ManageReplyBody.Size);
+  const f = replies[0];
+  expect(f.length).toBe(BODY_AT + ManageReplyBody.Size, "reply size");
+  for (let i = 0; i < 6; i++) expect(f[Eth.Destination + i]).toBe(STATION_MAC[i], "to the station");
+  expect(get16(f, Eth.Tag)).toBe(MANAGEMENT_VLAN, "on the management VLAN");
+  expect(f[CONTROL_AT + ControlHeader.Role]).toBe(cardRole as u8, "from the card's role");
+  expect(get32(f, CONTROL_AT + ControlHeader.Serial)).toBe(cardSerial, "from the card's serial");
+  const tag = manageTag(adminKey(), "IOVr", f.slice(CONTROL_AT, BODY_AT + ManageReplyBody.Tag));
+  expect(f.slice(BODY_AT + ManageReplyBody.Tag)).toStrictEqual(tag, "reply tag under the admin key");
+  expect(f[BODY_AT + ManageReplyBody.Op]).toBe(op as u8, "Op");
+  expect(f[BODY_AT + ManageReplyBody.Status]).toBe(status as u8, "Status");
+  expect(get32(f, BODY_AT + ManageReplyBody.CounterHigh)).toBe((counter >> 32) as u32, "CounterHigh");
+  expect(get32(f, BODY_AT + ManageReplyBody.CounterLow)).toBe(counter as u32, "CounterLow");
+  return f.slice(BODY_AT);
+}
+
+describe("management: requests", () => {
+  beforeEach(fresh);
+
+  it("Discover to every card: an authenticated report of who the card is and how its link is", () => {
+    pairChassis();
+    const counter: u64 = 0x1_0000_0005;
+    const body = expectReply(receive(manageRequest(ManageOp.Discover, ALL_CARDS, 0, counter)), ManageOp.Discover, ManageStatus.Ok, counter);
+    expect(get16(body, ManageReplyBody.Group)).toBe(GROUP, "group");
+    expect(body[ManageReplyBody.Slots]).toBe(CHASSIS_SLOTS as u8, "slots");
+    expect(body[ManageReplyBody.Ports]).toBe(1, "one port");
+    expect(body[ManageReplyBody.LinkStates]).toBe(LinkState.Active as u8, "port 0 active");
+    expect(get32(body, ManageReplyBody.PeerSerials)).toBe(HOST_SERIAL, "paired with the host card");
+    expect(get32(body, ManageReplyBody.Counters)).toBe(1, "LinkUps");
+    expect(get32(body, ManageReplyBody.Counters + 20)).toBe(1, "ManageRequests, this one");
+    expect(counters.get(Counter.ManageRequests)).toBe(1);
+  });
+
+  it("Status names the card by serial and boot ID; another card's request is not answered", () => {
+    bootChassis();
+    expectReply(receive(manageRequest(ManageOp.Status, cardSerial, cardBootId, 1)), ManageOp.Status, ManageStatus.Ok, 1);
+    expect(framesIn(receive(manageRequest(ManageOp.Status, cardSerial + 1, cardBootId, 2))).length).toBe(0, "for another serial");
+    expect(counters.get(Counter.ControlIgnored)).toBe(1);
+    expect(framesIn(receive(manageRequest(ManageOp.Status, ALL_CARDS, cardBootId, 3))).length).toBe(0, "Status to every card");
+  });
+
+  it("refuses, counts and never answers a request under another key", () => {
+    bootHost();
+    const key = adminKey();
+    key[0] ^= 1;
+    expect(framesIn(receive(manageRequest(ManageOp.Discover, ALL_CARDS, 0, 1, 0, key))).length).toBe(0);
+    expect(counters.get(Counter.ManageAuthFailures)).toBe(1);
+    expect(counters.get(Counter.ManageRequests)).toBe(0);
+  });
+
+  it("refuses a tampered request: the tag covers header and body", () => {
+    bootHost();
+    const request = manageRequest(ManageOp.SetGroup, cardSerial, cardBootId, 1, NEW_GROUP);
+    put16(request, BODY_AT + ManageRequestBody.NewGroup, NEW_GROUP + 1);
+    expect(framesIn(receive(request)).length).toBe(0, "body changed");
+    const header = manageRequest(ManageOp.Discover, ALL_CARDS, 0, 2);
+    put32(header, CONTROL_AT + ControlHeader.Serial, STATION_SERIAL + 1);
+    expect(framesIn(receive(header)).length).toBe(0, "header changed");
+    expect(counters.get(Counter.ManageAuthFailures)).toBe(2);
+  });
+
+  it("refuses a replayed request and an old counter, and a request for another boot", () => {
+    bootHost();
+    const first = manageRequest(ManageOp.Discover, ALL_CARDS, 0, 10);
+    expectReply(receive(first), ManageOp.Discover, ManageStatus.Ok, 10);
+    expect(framesIn(receive(first)).length).toBe(0, "the same request again");
+    expect(framesIn(receive(manageRequest(ManageOp.Discover, ALL_CARDS, 0, 9))).length).toBe(0, "an older counter");
+    expect(framesIn(receive(manageRequest(ManageOp.Status, cardSerial, cardBootId ^ 1, 11))).length).toBe(0, "another boot");
+    expect(framesIn(receive(manageRequest(ManageOp.Status, cardSerial, 0, 12))).length).toBe(0, "boot 0 outside Discover");
+    expect(counters.get(Counter.ManageReplays)).toBe(4);
+    expectReply(receive(manageRequest(ManageOp.Status, cardSerial, cardBootId, 13)), ManageOp.Status, ManageStatus.Ok, 13);
+  });
+
+  it("takes management requests only on the management VLAN, and nothing else there", () => {
+    bootHost();
+    expectRefused(manageRequest(ManageOp.Discover, ALL_CARDS, 0, 1, 0, [], GROUP), Counter.ForeignGroup, "a request on the group's VLAN");
+    expectRefused(manageRequest(ManageOp.Discover, ALL_CARDS, 0, 2, 0, [], OTHER_GROUP), Counter.ForeignGroup, "a request on another VLAN");
+    const discover = peer.discover(DiscoverFlag.Unpaired);
+    put16(discover, Eth.Tag, MANAGEMENT_VLAN);
+    expectRefused(discover, Counter.ForeignGroup, "a DISCOVER on the management VLAN");
+  });
+
+  it("counts malformed requests: short, unknown op, reserved byte, wrong role or group", () => {
+    bootHost();
+    const short = manageRequest(ManageOp.Discover, ALL_CARDS, 0, 1).slice(0, BODY_AT + ManageRequestBody.Size - 1);
+    put16(short, TUNNEL_AT + Tunnel.Length, ControlHeader.Size + ManageRequestBody.Size - 1);
+    expectRefused(short, Counter.ControlMalformed, "truncated body");
+    expectRefused(manageRequest(4, ALL_CARDS, 0, 2), Counter.ControlMalformed, "op 4");
+    const reserved = manageRequest(ManageOp.Discover, ALL_CARDS, 0, 3);
+    reserved[BODY_AT + ManageRequestBody.Reserved1] = 1;
+    expectRefused(reserved, Counter.ControlMalformed, "reserved byte");
+    const role = manageRequest(ManageOp.Discover, ALL_CARDS, 0, 4);
+    role[CONTROL_AT + ControlHeader.Role] = CardRole.Chassis as u8;
+    expectRefused(role, Counter.ControlMalformed, "a card's role on the management VLAN");
+    const group = manageRequest(ManageOp.Discover, ALL_CARDS, 0, 5);
+    put16(group, CONTROL_AT + ControlHeader.Group, GROUP);
+    expectRefused(group, Counter.ControlMalformed, "a group in the header");
+    expect(counters.get(Counter.ManageRequests)).toBe(0);
+  });
+});
+
+// ---- Group changes and reassignment ------------------------------------------------------
+
+/** The config record the card writes: sector `sector`, sequence, and the group inside it. */
+function expectRecordWrite(out: Cmd[], sector: i32): u8[] {
+  const programs = commandsOf(out, Command.FlashProgram);
+  expect(programs.length).toBe(1, "one FLASH_PROGRAM");
+  if (programs.length != 1) return [];
+  const body = programs[0].body;
+  expect(le32(body, FlashProgramBody.Address)).toBe((configSector(sector)) as u32, "into the sector not holding the newest record");
+  return body.slice(FlashProgramBody.Data);
+}
+
+function commandsOf(out: Cmd[], type: i32): Cmd[] {
+  const list = new Array<Cmd>();
+  for (let i = 0; i < out.length; i++) if (out[i].type == type) list.push(out[i]);
+  return list;
+}
+
+/** A config record as the board wrote it: `sequence`, the default CONFIG body with `group`, its SHA-256. */
+function recordBytes(sequence: u32, group: u32): u8[] {
+  const config = configEvent(group).slice(4);
+  const record = new Array<u8>(ConfigRecord.Body + config.length + CONFIG_HASH_SIZE);
+  record[0] = 0x49;
+  record[1] = 0x4f;
+  record[2] = 0x56;
+  record[3] = 0x43;
+  record[ConfigRecord.Sequence] = sequence as u8;
+  record[ConfigRecord.Length] = config.length as u8;
+  for (let i = 0; i < config.length; i++) record[ConfigRecord.Body + i] = config[i];
+  const hashed = ConfigRecord.Body + config.length;
+  for (let i = 0; i < hashed; i++) store<u8>(scratch + i, record[i]);
+  sha256(scratch, hashed, scratch + 200);
+  for (let i = 0; i < CONFIG_HASH_SIZE; i++) record[hashed + i] = load<u8>(scratch + 200 + i);
+  return record;
+}
+
+/** Drives the flash side of a SetGroup: both sectors read (`first`, `second`), erase, program; returns the commands of the last step. */
+function storeRecord(first: u8[], second: u8[], sector: i32): Cmd[] {
+  const reads0 = handle(flashDoneEvent(FlashOp.Read, FlashStatus.Ok, configSector(0), first));
+  expect(commandsOf(reads0, Command.FlashRead).length).toBe(1, "reads the second sector");
+  const erase = handle(flashDoneEvent(FlashOp.Read, FlashStatus.Ok, configSector(1), second));
+  const erases = commandsOf(erase, Command.FlashErase);
+  expect(erases.length).toBe(1, "one FLASH_ERASE");
+  if (erases.length == 1) expect(le32(erases[0].body, FlashEraseBody.Address)).toBe(configSector(sector) as u32, "erases the other sector");
+  const program = handle(flashDoneEvent(FlashOp.Erase, FlashStatus.Ok, configSector(sector)));
+  const record = expectRecordWrite(program, sector);
+  expect(record.length).toBe(ConfigRecord.Body + ConfigBody.Size + CONFIG_HASH_SIZE, "record size");
+  return handle(flashDoneEvent(FlashOp.Program, FlashStatus.Ok, configSector(sector)));
+}
+
+/** The board answers the flash read the update module makes at boot (the running image's header): the flash is free. */
+function bootReadDone(): void {
+  handle(flashDoneEvent(FlashOp.Read, FlashStatus.Ok, 0, new Array<u8>(ImageHeader.Size)));
+}
+
+function setGroupRequest(counter: u64, group: u32 = NEW_GROUP): Cmd[] {
+  bootReadDone();
+  const out = receive(manageRequest(ManageOp.SetGroup, cardSerial, cardBootId, counter, group));
+  expect(framesOfType(out, ControlType.ManageReply).length).toBe(0, "no answer before the record is in flash");
+  const reads = commandsOf(out, Command.FlashRead);
+  expect(reads.length).toBe(1, "reads the first config sector");
+  return out;
+}
+
+describe("management: group changes", () => {
+  beforeEach(fresh);
+
+  it("writes the new group to flash, answers Ok, then discovers in the new group", () => {
+    bootHost();
+    setGroupRequest(1);
+    // Sector 0 holds the factory record (sequence 1); sector 1 is blank: the record goes to sector 1 with sequence 2.
+    const blank = new Array<u8>(recordBytes(1, GROUP).length).fill(0xff);
+    const erase = handle(flashDoneEvent(FlashOp.Read, FlashStatus.Ok, configSector(0), recordBytes(1, GROUP)));
+    expect(commandsOf(erase, Command.FlashRead).length).toBe(1);
+    handle(flashDoneEvent(FlashOp.Read, FlashStatus.Ok, configSector(1), blank));
+    const program = handle(flashDoneEvent(FlashOp.Erase, FlashStatus.Ok, configSector(1)));
+    const record = expectRecordWrite(program, 1);
+    expect(record).toStrictEqual(recordBytes(2, NEW_GROUP), "sequence 2, the new group, SHA-256 over it");
+    const done = handle(flashDoneEvent(FlashOp.Program, FlashStatus.Ok, configSector(1)));
+    const body = expectReply(done, ManageOp.SetGroup, ManageStatus.Ok, 1);
+    expect(get16(body, ManageReplyBody.Group)).toBe(NEW_GROUP, "reports the new group");
+    expect(controlVlanWrites(done)).toStrictEqual([NEW_GROUP], "the MAC takes the new group's frames");
+    expect(counters.get(Counter.GroupChanges)).toBe(1);
+    const beacon = onlyFrame(wait(0));
+    expect(get16(beacon, Eth.Tag)).toBe(NEW_GROUP, "DISCOVER on the new VLAN");
+    expect(get16(beacon, CONTROL_AT + ControlHeader.Group)).toBe(NEW_GROUP, "in the new group");
+  });
+
+  it("writes over the older of two valid records and numbers past the newest", () => {
+    bootHost();
+    setGroupRequest(1);
+    const done = storeRecord(recordBytes(7, GROUP), recordBytes(6, GROUP), 1);
+    expectReply(done, ManageOp.SetGroup, ManageStatus.Ok, 1);
+  });
+
+  it("never erases the newest valid record, even when the other sector holds a higher but broken one", () => {
+    bootHost();
+    setGroupRequest(1);
+    const broken = recordBytes(9, GROUP);
+    broken[ConfigRecord.Body] ^= 1; // a record cut short by a power cut: its hash fails
+    storeRecord(broken, recordBytes(3, GROUP), 0);
+  });
+
+  it("answers FlashFailed and keeps its group when the flash fails", () => {
+    bootHost();
+    setGroupRequest(1);
+    const out = handle(flashDoneEvent(FlashOp.Read, FlashStatus.Busy, configSector(0)));
+    const body = expectReply(out, ManageOp.SetGroup, ManageStatus.FlashFailed, 1);
+    expect(get16(body, ManageReplyBody.Group)).toBe(GROUP);
+    expect(controlVlanWrites(out).length).toBe(0);
+    expect(counters.get(Counter.GroupChanges)).toBe(0);
+  });
+
+  it("refuses a group out of range or equal to the management VLAN; the same group is Ok at once; Busy while writing", () => {
+    bootHost();
+    bootReadDone();
+    expectReply(receive(manageRequest(ManageOp.SetGroup, cardSerial, cardBootId, 1, 0)), ManageOp.SetGroup, ManageStatus.BadGroup, 1);
+    expectReply(receive(manageRequest(ManageOp.SetGroup, cardSerial, cardBootId, 2, 4095)), ManageOp.SetGroup, ManageStatus.BadGroup, 2);
+    expectReply(receive(manageRequest(ManageOp.SetGroup, cardSerial, cardBootId, 3, MANAGEMENT_VLAN)), ManageOp.SetGroup, ManageStatus.BadGroup, 3);
+    expectReply(receive(manageRequest(ManageOp.SetGroup, cardSerial, cardBootId, 4, GROUP)), ManageOp.SetGroup, ManageStatus.Ok, 4);
+    setGroupRequest(5);
+    expectReply(receive(manageRequest(ManageOp.SetGroup, cardSerial, cardBootId, 6, NEW_GROUP + 1)), ManageOp.SetGroup, ManageStatus.Busy, 6);
+    expect(counters.get(Counter.FlashErrors)).toBe(0);
+  });
+
+  it("a chassis card in session asks its host card to release the slots, and moves when the host card closes", () => {
+    pairChassis();
+    setGroupRequest(1);
+    const done = storeRecord(recordBytes(1, GROUP), recordBytes(0, GROUP), 1);
+    expectReply(done, ManageOp.SetGroup, ManageStatus.Ok, 1);
+    const releases = framesOfType(done, ControlType.Release);
+    expect(releases.length).toBe(1, "RELEASE to the host card");
+    if (releases.length == 1) expectReason(releases[0], ControlType.Release, RejectReason.Reassigned, HOST_MAC, session);
+    expect(controlVlanWrites(done).length).toBe(0, "still in the old group until released");
+    const closed = receive(peer.reason(ControlType.Close, RejectReason.Released, session));
+    expect(linkStates(closed)).toStrictEqual([LinkState.Down]);
+    expect(framesOfType(closed, ControlType.Close).length).toBe(0, "a closed session is not closed back");
+    const resets = new Array<u32>();
+    for (let i = 0; i < closed.length; i++) if (closed[i].type == Command.RegWrite && closed[i].address() == (CardReg.SlotReset as u32)) resets.push(closed[i].value());
+    expect(resets).toStrictEqual([((1 << CHASSIS_SLOTS) - 1) as u32], "every slot reset for the next owner");
+    expect(controlVlanWrites(closed)).toStrictEqual([NEW_GROUP]);
+    expect(counters.get(Counter.Releases)).toBe(1);
+    const beacon = framesOfType(wait(LinkTiming.DownHoldNs), ControlType.Discover);
+    expect(beacon.length).toBeGreaterThan(0, "discovers again");
+    if (beacon.length > 0) expect(get16(beacon[0], Eth.Tag)).toBe(NEW_GROUP, "in the new group");
+  });
+
+  it("a chassis card whose host card does not release in time closes the session itself", () => {
+    pairChassis();
+    setGroupRequest(1);
+    storeRecord(recordBytes(1, GROUP), recordBytes(0, GROUP), 1);
+    expect(linkStates(fireAt(now + RELEASE_TIMEOUT_NS - 1)).length).toBe(0, "still waiting");
+    const out = fireAt(now + 1);
+    expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    const closes = framesOfType(out, ControlType.Close);
+    expect(closes.length).toBe(1, "CLOSE to the old host card");
+    if (closes.length == 1) {
+      expectReason(closes[0], ControlType.Close, RejectReason.Reassigned, HOST_MAC, session);
+      expect(get16(closes[0], Eth.Tag)).toBe(GROUP, "on the old group's VLAN");
+    }
+    expect(controlVlanWrites(out)).toStrictEqual([NEW_GROUP]);
+    expect(counters.get(Counter.Releases)).toBe(0);
+  });
+
+  it("a chassis card moving away does not ride out an outage for its old host card", () => {
+    pairChassis();
+    setGroupRequest(1);
+    storeRecord(recordBytes(1, GROUP), recordBytes(0, GROUP), 1);
+    const out = fabric(FabricEventKind.PeerSilent, 1000);
+    expect(linkStates(out)).toStrictEqual([LinkState.Down], "Down at once, not Recovery");
+    expect(controlVlanWrites(out)).toStrictEqual([NEW_GROUP]);
+  });
+
+  it("a host card moved to another group ends its sessions at once: a surprise removal", () => {
+    pairHost();
+    setGroupRequest(1);
+    const done = storeRecord(recordBytes(1, GROUP), recordBytes(0, GROUP), 1);
+    expectReply(done, ManageOp.SetGroup, ManageStatus.Ok, 1);
+    expect(linkStates(done)).toStrictEqual([LinkState.Down]);
+    const closes = framesOfType(done, ControlType.Close);
+    expect(closes.length).toBe(1);
+    if (closes.length == 1) expectReason(closes[0], ControlType.Close, RejectReason.Reassigned, CHASSIS_MAC, session);
+    expect(counters.get(Counter.HotplugEvents)).toBe(2 * CHASSIS_SLOTS, "each slot inserted, then removed");
+    expect(controlVlanWrites(done)).toStrictEqual([NEW_GROUP]);
+  });
+});
+
+/** A configuration write to downstream `port`'s DW `dw`, as the switch router hands it over. */
+function slotControlWrite(port: i32, value: u32): u8[] {
+  const dw = (SwitchCapability.Express + Exp.SltCtl) >> 2;
+  const tlp = new Array<u8>(16);
+  tlp[0] = 0x45; // Fmt 010 (3DW with data), Type 00101 (configuration Type 1)
+  tlp[3] = 1; // Length 1 DW
+  tlp[7] = 0x03; // First DW BE: Slot Control's two bytes
+  tlp[8] = 1; // the internal bus
+  tlp[9] = ((port - 1) << 3) as u8;
+  tlp[11] = (dw << 2) as u8;
+  tlp[12] = value as u8;
+  tlp[13] = (value >> 8) as u8;
+  return tlpRxEvent(TlpRxReason.Config, port, tlp);
+}
+
+/** A host card in session receives RELEASE and asks each occupied port how long it has been idle. */
+function release(): Cmd[] {
+  pairHost();
+  const out = receive(peer.reason(ControlType.Release, RejectReason.Reassigned, session));
+  const expected = new Array<u32>();
+  for (let p = 1; p <= CHASSIS_SLOTS; p++) expected.push(switchAddress(p, SwitchReg.IdleUs));
+  expect(readsIn(out)).toStrictEqual(expected, "asks each occupied port how long it has been idle");
+  return out;
+}
+
+describe("management: a host card releases a chassis card's slots", () => {
+  beforeEach(fresh);
+
+  it("idle ports: presses each slot's attention button, then closes once the server turned every power indicator off", () => {
+    release();
+    for (let p = 1; p < CHASSIS_SLOTS; p++) expect(handle(regValueEvent(switchAddress(p, SwitchReg.IdleUs), RELEASE_IDLE_US)).length).toBe(0);
+    handle(regValueEvent(switchAddress(CHASSIS_SLOTS, SwitchReg.IdleUs), 0xffffffff));
+    for (let p = 1; p <= CHASSIS_SLOTS; p++) {
+      expect(pcieConfig.slotStatus(p) & SltSta.AttentionButtonPressed).toBe(SltSta.AttentionButtonPressed, "button pressed");
+      expect(pcieConfig.slotStatus(p) & SltSta.PresenceDetectState).toBe(SltSta.PresenceDetectState, "the device stays present");
+    }
+    // pciehp blinks the power indicator for 5 s, removes the driver, then turns the indicator off.
+    expect(linkStates(handle(slotControlWrite(1, 0x0200))).length).toBe(0, "Blink: not yet");
+    for (let p = 1; p < CHASSIS_SLOTS; p++) expect(linkStates(handle(slotControlWrite(p, 0x0300))).length).toBe(0, "not every slot yet");
+    const out = handle(slotControlWrite(CHASSIS_SLOTS, 0x03c0));
+    expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    const closes = framesOfType(out, ControlType.Close);
+    expect(closes.length).toBe(1);
+    if (closes.length == 1) expectReason(closes[0], ControlType.Close, RejectReason.Released, CHASSIS_MAC, session);
+    expect(counters.get(Counter.Releases)).toBe(1);
+  });
+
+  it("a busy port: the slots go at once, a surprise removal, and the session closes", () => {
+    release();
+    handle(regValueEvent(switchAddress(1, SwitchReg.IdleUs), RELEASE_IDLE_US - 1));
+    for (let p = 2; p < CHASSIS_SLOTS; p++) handle(regValueEvent(switchAddress(p, SwitchReg.IdleUs), 0xffffffff));
+    const out = handle(regValueEvent(switchAddress(CHASSIS_SLOTS, SwitchReg.IdleUs), 0xffffffff));
+    expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    for (let p = 1; p <= CHASSIS_SLOTS; p++) {
+      expect(pcieConfig.slotStatus(p) & SltSta.AttentionButtonPressed).toBe(0, "no button");
+      expect(pcieConfig.slotStatus(p) & SltSta.PresenceDetectState).toBe(0, "gone");
+    }
+    const closes = framesOfType(out, ControlType.Close);
+    expect(closes.length).toBe(1);
+    if (closes.length == 1) expectReason(closes[0], ControlType.Close, RejectReason.Released, CHASSIS_MAC, session);
+    expect(counters.get(Counter.Releases)).toBe(0, "not an orderly release");
+  });
+
+  it("ignores RELEASE outside its session, and from a host card's point of view only from its chassis card", () => {
+    pairHost();
+    expectRefused(peer.reason(ControlType.Release, RejectReason.Reassigned, session + 1), Counter.ControlIgnored, "another session");
+    pairChassis();
+    expectRefused(peer.reason(ControlType.Release, RejectReason.Reassigned, session), Counter.ControlIgnored, "to a chassis card");
   });
 });

@@ -292,10 +292,12 @@ function registers(port: i32): Dw[] {
     // LnkSta: Gen3, x8 up; down x0 until a slot is bound, bandwidth status bits (15:14) W1C.
     new Dw(0x50, "Link Control, Link Status", down ? 0x00030000 : 0x00830000, down ? 0x00000cd3 : 0x000000c3, down ? 0xc0000000 : 0),
     // Hot-Plug Surprise (5), Hot-Plug Capable (6), Physical Slot Number (31:19) = port.
-    new Dw(0x54, "Slot Capabilities", down ? 0x00000060 | (p << 19) : 0, 0, 0),
+    // Attention Button, Attention and Power Indicators, Hot-Plug Surprise and Capable; Physical Slot Number = port.
+    new Dw(0x54, "Slot Capabilities", down ? 0x00000079 | (p << 19) : 0, 0, 0),
     // SltCtl RW: Presence Detect Changed Enable (3), Command Completed Enable (4), HPIE (5), DLLSC Enable (12).
     // SltSta W1C: Presence Detect Changed (3), Command Completed (4), DLLSC (8).
-    new Dw(0x58, "Slot Control, Slot Status", 0, down ? 0x00001038 : 0, down ? 0x01180000 : 0),
+    // Attention Indicator Off and Power Indicator On at reset; Attention Button Pressed is RW1C.
+    new Dw(0x58, "Slot Control, Slot Status", down ? 0x000001c0 : 0, down ? 0x000013f9 : 0, down ? 0x01190000 : 0),
     new Dw(0x6c, "Link Capabilities 2: 2.5, 5, 8 GT/s", 0x0000000e, 0, 0),
     new Dw(0x70, "Link Control 2: Target Link Speed", 0x00000003, 0x0000000f, 0),
     // ID 05, Next 00; Message Control: 64-bit (7) RO, Enable (0) and MME (6:4) RW, MMC 0.

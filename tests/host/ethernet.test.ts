@@ -9,6 +9,9 @@ import {
 } from "../../board/ethernet/frame.ts";
 import { CardMac } from "../../board/ethernet/mac.ts";
 import { FrameKind } from "../../board/tunnel/wire.ts";
+import { Fabric } from "../../board/fabric.ts";
+import { BOARD_ID, CardReg, FabricEventKind } from "../../board/map/registers.ts";
+import { EventScheduler } from "../../tools/sim/scheduler.ts";
 
 const dst = Uint8Array.of(0x02, 0x10, 0x10, 0x00, 0x00, 0x02);
 const src = Uint8Array.of(0x02, 0x10, 0x10, 0x00, 0x00, 0x01);
@@ -211,4 +214,46 @@ test("the MAC hands the firmware only CONTROL frames of its control VLAN once on
   assert.deepEqual(seen, [0, 100, 200, 100]);
   assert.equal(mac.counters.rxControlFiltered, 2);
   assert.equal(mac.counters.rxControl, 4);
+});
+
+test("the MAC also hands over CONTROL frames of the management VLAN, and only while one is set", () => {
+  const mac = new CardMac(dst);
+  const seen: number[] = [];
+  mac.onControl = (frame) => seen.push(vlanOf(frame));
+  const control = (vid: number | null) => {
+    const header = new Uint8Array(16);
+    header[0] = 1;
+    header[1] = FrameKind.Control;
+    return encodeFrame(make(header, vid === null ? null : { pcp: 0, dei: 0, vid }));
+  };
+  const all = [null, 100, 200, 4000];
+  mac.controlVlan = 100;
+  for (const vid of all) mac.receive(control(vid));
+  assert.deepEqual(seen, [100], "management VLAN 0: the group's VLAN alone");
+  mac.managementVlan = 4000;
+  for (const vid of all) mac.receive(control(vid));
+  assert.deepEqual(seen, [100, 100, 4000], "the group's and the management VLAN; untagged and other groups still dropped");
+  assert.equal(mac.counters.rxControlFiltered, 3 + 2);
+  mac.controlVlan = 0;
+  for (const vid of all) mac.receive(control(vid));
+  assert.deepEqual(seen, [100, 100, 4000, 0, 100, 200, 4000], "control VLAN 0: every frame, as before");
+});
+
+test("CardReg.ManagementVlan: read-write bits 11-0, above 4094 refused, 0 after a fabric reset", () => {
+  const events: [FabricEventKind, number][] = [];
+  const fabric = new Fabric({ boardId: BOARD_ID, mac: dst, tunnels: 1 }, new EventScheduler(), {
+    event: (kind, _tunnel, arg) => events.push([kind, arg]),
+    deliver: () => {},
+  });
+  assert.equal(fabric.readRegister(CardReg.ManagementVlan), 0);
+  assert.ok(fabric.writeRegister(CardReg.ManagementVlan, 4000));
+  assert.equal(fabric.readRegister(CardReg.ManagementVlan), 4000);
+  assert.equal(fabric.mac.managementVlan, 4000);
+  assert.equal(fabric.writeRegister(CardReg.ManagementVlan, 4095), false);
+  assert.equal(fabric.writeRegister(CardReg.ManagementVlan, 0x1_0fa0), false);
+  assert.equal(fabric.readRegister(CardReg.ManagementVlan), 4000, "a refused write changes nothing");
+  assert.equal(fabric.readRegister(CardReg.RegErrors), 2);
+  assert.deepEqual(events, [[FabricEventKind.RegisterRejected, CardReg.ManagementVlan], [FabricEventKind.RegisterRejected, CardReg.ManagementVlan]]);
+  fabric.reset();
+  assert.equal(fabric.readRegister(CardReg.ManagementVlan), 0);
 });

@@ -11,7 +11,7 @@ import { encodeEvent, EventChecker, MessageReader, type EventMessage, type Comma
 import { Counter, HEADER_SIZE, MailboxError, MAX_BODY, MAILBOX_VERSION, NO_TUNNEL, NO_PORT, errorCounter, LogLevel, CardRole } from "../../board/map/mailbox.ts";
 import { ControlType, CONTROL_TYPE_LAST, HandshakeBody, Proposal } from "../../board/map/link.ts";
 import { encodeControl, CONTROL_MULTICAST } from "../../board/link-codec.ts";
-import { DEFAULT_LINK, pairingKey } from "../../tools/sim/scenarios.ts";
+import { DEFAULT_LINK, pairingKey, adminKey } from "../../tools/sim/scenarios.ts";
 import { InProcessFirmware } from "../../tools/engines/inprocess.ts";
 import { replay } from "../../tools/engines/index.ts";
 import { concat } from "../../board/bytes.ts";
@@ -76,7 +76,7 @@ function generator(seed: number) {
       case 6: {
         const keepaliveNs = int(0, 3) ? DEFAULT_LINK.keepaliveNs : int(0, 2000);
         return {
-          kind: "config", ...DEFAULT_LINK, keepaliveNs, pairingKey: pairingKey("fuzz"),
+          kind: "config", ...DEFAULT_LINK, keepaliveNs, pairingKey: pairingKey("fuzz"), adminKey: adminKey("fuzz"),
           ...(int(0, 1) ? {} : { group: int(0, 4095), protocolMax: int(0, 3), ackPolicies: int(0, 4), mtu: int(500, 9100), maxPayload: 1 << int(6, 13) }),
         };
       }

@@ -71,7 +71,8 @@ test("a cable pulled under NVMe load: surprise removal, drivers unbound, every o
   const down = removals[0].timeNs;
   assert.ok(down - pull >= LinkTiming.GraceNs && down - pull < LinkTiming.GraceNs + MS, `removal ${(down - pull) / 1000} µs after the pull`);
   for (const fn of ["3:0.0", "4:0.0"]) assert.deepEqual(unbound(s, fn).length, 1, `${fn} unbound`);
-  assert.ok(unbound(s, "3:0.0")[0] >= down);
+  // The drivers go during the removal, which pciehp records once it has turned the power indicator off.
+  assert.ok(unbound(s, "3:0.0")[0] >= pull + LinkTiming.GraceNs && unbound(s, "3:0.0")[0] <= down);
   // The load stopped cleanly: the command caught by the pull was aborted by the driver, nothing failed.
   assert.equal(server.nvme.length, 1);
   assert.equal(server.nvme[0].ended, "removed");

@@ -146,9 +146,9 @@ const hotplugPort = (n: number) => [
   /^02:0\d\.0 PCI bridge: .*1fff:0002/,
   /\tCapabilities: \[40\] Express \(v2\) Downstream Port \(Slot\+\)/,
   new RegExp(`\\t\\tLnkCap:\\tPort #${n}, Speed 8GT/s, Width x4, [^\\n]*\\n\\t\\t\\t[^\\n]*LLActRep\\+`),
-  new RegExp(`\\t\\tSltCap:\\t[^\\n]*HotPlug\\+ Surprise\\+\\n\\t\\t\\tSlot #${n}, `),
-  // pciehp enabled notification (PDCE | DLLSCE | HPIE | CCIE) and cleared every event.
-  /\t\tSltCtl:\tEnable: AttnBtn- PwrFlt- MRL- PresDet\+ CmdCplt\+ HPIrq\+ LinkChg\+\n/,
+  new RegExp(`\\t\\tSltCap:\\tAttnBtn\\+ PwrCtrl- MRL- AttnInd\\+ PwrInd\\+ HotPlug\\+ Surprise\\+\\n\\t\\t\\tSlot #${n}, `),
+  // pciehp enabled notification (with an attention button: ABPE, not PDCE; DLLSCE, HPIE, CCIE) and cleared every event.
+  /\t\tSltCtl:\tEnable: AttnBtn\+ PwrFlt- MRL- PresDet- CmdCplt\+ HPIrq\+ LinkChg\+\n/,
   /\t\t\tChanged: MRL- PresDet- LinkState-\n/,
 ];
 const NVME = /^06:00\.0 (Non-Volatile memory controller|Class 0108): Device 1fff:0300 \(prog-if 02/m;

@@ -4,7 +4,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SwitchRouter } from "../../board/pcie/switch-router.ts";
-import { SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE } from "../../board/map/registers.ts";
+import { SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE, BOARD_ID, CardReg, FabricEventKind } from "../../board/map/registers.ts";
+import { Fabric } from "../../board/fabric.ts";
+import { EventScheduler } from "../../tools/sim/scheduler.ts";
 import { TlpRxReason, NO_PORT } from "../../board/map/mailbox.ts";
 import {
   encodeTlp, decodeTlp, isMalformed, memoryRead, memoryWrite, completionWithData, DEFAULT_COMMON, CplStatus, type Tlp,
@@ -18,6 +20,8 @@ class Bench {
   readonly firmware: { reason: TlpRxReason; port: number; tlp: Uint8Array }[] = [];
   readonly tunnelled: { tunnel: number; slot: number; tlp: Tlp }[] = [];
   refuse = false;
+  /** The router's clock, ns. */
+  time = 0;
   readonly router = new SwitchRouter({
     toFirmware: (reason, port, tlp) => this.firmware.push({ reason, port, tlp }),
     submit: (tunnel, slot, tlp) => {
@@ -28,6 +32,7 @@ class Bench {
       return true;
     },
     tunnels: 2,
+    now: () => this.time,
   });
 
   constructor() {
@@ -204,4 +209,57 @@ test("malformed TLPs from the server are counted and dropped; a tunnel that refu
   b.router.receive(memoryRead(ROOT, 1, 0xe000_0000, 4));
   assert.equal(b.router.counters.tunnelRefused, 1);
   assert.equal(b.router.outstandingOn(1), 0, "a request the tunnel refused is not outstanding");
+});
+
+test("IdleUs: microseconds since a TLP last crossed a downstream port either way, since reset when none did; read-only, saturating", () => {
+  const b = new Bench();
+  const idle = (port: number) => b.router.readRegister(reg(port, SwitchReg.IdleUs));
+  b.time = 5_000_999;
+  assert.deepEqual([1, 2, 8].map(idle), [5000, 5000, 5000], "since the router came out of reset at time 0");
+  assert.equal(idle(0), 0, "the upstream port has no idle time");
+  b.programmed();
+  b.router.receive(memoryWrite(ROOT, 0, 0xe000_0000, new Uint8Array(4))); // down through port 1
+  b.time += 1_234_567;
+  assert.deepEqual([idle(1), idle(2)], [1234, 6235]);
+  b.router.fromTunnel(1, 0, memoryWrite(0x0400, 0, 0xfee0_0000, new Uint8Array(4))); // up through port 2 (an MSI)
+  assert.deepEqual([idle(1), idle(2)], [1234, 0]);
+  b.router.receive(memoryRead(ROOT, 30, 0xe010_0000, 4)); // a read down port 2 ...
+  b.time += 10_000;
+  b.router.fromTunnel(1, 0, completionWithData(0x0400, ROOT, 30, new Uint8Array(4))); // ... and its completion up
+  assert.deepEqual([idle(1), idle(2)], [1244, 0]);
+  // What does not cross the port leaves it idle: a TLP the tunnel refuses, one blocked upstream, one handed to the firmware.
+  b.time += 2_000_000;
+  b.refuse = true;
+  b.router.receive(memoryWrite(ROOT, 0, 0xe000_0000, new Uint8Array(4)));
+  b.refuse = false;
+  b.write(1, SwitchReg.Control, SwitchControl.MemoryEnable | SwitchControl.Forward);
+  b.router.fromTunnel(0, 1, memoryWrite(0x0300, 0, 0x1000, new Uint8Array(4)));
+  b.write(1, SwitchReg.Control, SwitchControl.MemoryEnable | SwitchControl.BusMaster);
+  b.router.receive(memoryWrite(ROOT, 0, 0xe000_0000, new Uint8Array(4)));
+  assert.equal(b.firmware.at(-1)!.port, 1);
+  assert.equal(idle(1), 3244);
+  assert.equal(b.router.writeRegister(reg(1, SwitchReg.IdleUs), 0), false, "read-only");
+  assert.equal(idle(1), 3244);
+  b.time += 0xffff_ffff * 1000;
+  assert.equal(idle(1), 0xffff_ffff, "saturates");
+  b.router.reset();
+  b.time += 42_000;
+  assert.deepEqual([idle(1), idle(2)], [42, 42], "counted again from the reset");
+});
+
+test("IdleUs through the fabric: the card's clock, and a write is refused and counted", async () => {
+  const scheduler = new EventScheduler();
+  const rejected: number[] = [];
+  const fabric = new Fabric({ boardId: BOARD_ID, mac: new Uint8Array(6), tunnels: 2, switchRouter: true }, scheduler, {
+    event: (kind, _tunnel, arg) => kind === FabricEventKind.RegisterRejected && rejected.push(arg),
+    deliver: () => {},
+  });
+  await scheduler.run(7_500_000);
+  assert.equal(fabric.readRegister(reg(3, SwitchReg.IdleUs)), 7500);
+  assert.equal(fabric.writeRegister(reg(3, SwitchReg.IdleUs), 1), false);
+  assert.equal(fabric.readRegister(CardReg.RegErrors), 1);
+  assert.deepEqual(rejected, [reg(3, SwitchReg.IdleUs)]);
+  fabric.reset();
+  await scheduler.run(7_600_000);
+  assert.equal(fabric.readRegister(reg(3, SwitchReg.IdleUs)), 100, "the card's reset restarts the count");
 });

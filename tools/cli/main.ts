@@ -6,6 +6,7 @@ import { Command, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { ENGINE_KINDS } from "../engines/index.ts";
 import { CliError, duration, engine, integer } from "./args.ts";
+import { netArg, serialArg } from "./manage-args.ts";
 import { boardId, buildId, collect, version as imageVersion } from "./image-args.ts";
 import { DEFAULT_BAUD } from "../../board/uart.ts";
 
@@ -44,6 +45,7 @@ export function program(): Command {
     .option("--screenshot <file>", "save the remote screen (the first graphics adapter) as a PNG when the run ends")
     .option("--lspci <file>", "write the server's PCI hierarchy in lspci -xxx format when the run ends (decode it with lspci -F FILE -vvv)")
     .addOption(new Option("--console [port]", "serve each card's console (UART) on a local TCP port, PORT + the card's index (default: ports the system picks), and run in real time until Ctrl-C or --duration").argParser(integer(0, 65535)))
+    .addOption(new Option("--manage [port]", "serve the scenario's management port on a local TCP port (default: one the system picks) for `iov manage`, and run in real time until Ctrl-C or --duration").argParser(integer(0, 65535)))
     .option("--flash-dir <dir>", "keep each card's flash in DIR/CARD.flash, so that updates outlive the run (created with the factory image when missing)")
     .option("--verbose", "also show every mailbox message")
     .option("--quiet", "no timeline, only the closing summary")
@@ -112,6 +114,29 @@ export function program(): Command {
     .addOption(new Option("--timeout <s>", "seconds for the whole update, up to the new firmware's confirmation").argParser(integer(1, 3600)).default(120))
     .option("--quiet", "print only the final report, not the card's lines and the progress bar")
     .action(async (file, options) => (await import("./flash.ts")).runFlash(file, options));
+
+  const manage = iov.command("manage").description("the management station: find cards, read their status, move them between groups (docs/management.md)");
+  const manageOptions = (command: Command, timeout: { ms: number; what: string }) => command
+    .addOption(new Option("--net <url>", "how to reach the management network: tcp://HOST:PORT, a QEMU-style frame stream (e.g. `iov sim --manage`)").argParser(netArg).makeOptionMandatory())
+    .addOption(new Option("--installation <name>", "a simulated installation: its admin key (as `iov sim` gives its cards)").conflicts("keyFile"))
+    .option("--key-file <file>", "the installation's admin key: a file with 64 hex digits")
+    .addOption(new Option("--vlan <n>", "the management VLAN").argParser(integer(1, 4094)).default(4000))
+    .addOption(new Option("--timeout <ms>", timeout.what).argParser(integer(1, 600_000)).default(timeout.ms))
+    .option("--json", "print one JSON document on stdout");
+  manageOptions(manage.command("discover")
+    .description("ask every card on the management VLAN who and how it is, and print a table"), { ms: 1000, what: "how long to collect answers, in milliseconds" })
+    .action(async (options, command) => (await import("./manage.ts")).runDiscover(options, command));
+  manageOptions(manage.command("status")
+    .description("one card's report: firmware, group, slots, link ports and peers, counters")
+    .argument("<serial>", "the card's serial, in hex as the cards log it: 0x20000001 or 20000001", serialArg), { ms: 200, what: "how long each try waits for the answer, in milliseconds (3 tries, then the card is discovered again and 3 more)" })
+    .action(async (serial, options, command) => (await import("./manage.ts")).runStatus(serial, options, command));
+  manageOptions(manage.command("assign")
+    .description("move a card to another group (SetGroup, kept in its flash), then wait until it reports the group and, for a chassis card, an active link")
+    .argument("<serial>", "the card's serial, in hex as the cards log it: 0x20000001 or 20000001", serialArg)
+    .addOption(new Option("--group <n>", "the new group, 1..4094 (not the management VLAN)").argParser(integer(1, 4094)).makeOptionMandatory())
+    .addOption(new Option("--wait <ms>", "how long to wait for the card to report the new group and, for a chassis card, an active link again (0: not for the link)").argParser(integer(0, 3_600_000)).default(30_000)),
+  { ms: 200, what: "how long each try waits for the answer, in milliseconds (3 tries, then the card is discovered again and 3 more)" })
+    .action(async (serial, options, command) => (await import("./manage.ts")).runAssign(serial, options, command));
 
   iov.command("bench")
     .description("run the benchmarks; write bench/results.json and print a table")

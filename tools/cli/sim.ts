@@ -19,6 +19,8 @@ export interface SimFlags extends EngineFlags {
   quiet?: boolean;
   /** true: ports the system picks; a number: the first port. */
   console?: boolean | number;
+  /** The management port: true: a port the system picks; a number: that port. */
+  manage?: boolean | number;
   flashDir?: string;
 }
 
@@ -30,6 +32,11 @@ export async function runSim(flags: SimFlags): Promise<void> {
     throw new CliError(`scenario ${scenario.name} has no graphics adapter: --screenshot has nothing to save`);
   }
   if (flags.lspci && scenario.servers.length === 0) throw new CliError(`scenario ${scenario.name} has no server: --lspci has nothing to dump`);
+  const managePort = flags.manage === undefined || flags.manage === false ? undefined : flags.manage === true ? 0 : flags.manage;
+  if (managePort !== undefined && !scenario.management) {
+    const managed = Object.values(SCENARIOS).filter((s) => s.management).map((s) => s.name);
+    throw new CliError(`scenario ${scenario.name} has no management port: --manage needs one (built-in: ${managed.join(", ")})`);
+  }
   for (const [flag, file] of [["--lspci", flags.lspci], ["--screenshot", flags.screenshot], ["--summary", flags.summary]] as const) {
     if (!file) continue;
     try {
@@ -45,19 +52,30 @@ export async function runSim(flags: SimFlags): Promise<void> {
     print(TIMELINE_HEADER);
   }
   const consolePort = flags.console === undefined || flags.console === false ? undefined : flags.console === true ? 0 : flags.console;
+  let live = false;
+  const realTime = () => {
+    if (live) return;
+    live = true;
+    process.stdout.write("running in real time; Ctrl-C ends the run\n");
+    process.once("SIGINT", () => world.scheduler.stop());
+  };
   const world = created(() => new World({
     scenario, seed: flags.seed, engine: flags.engine, engineOptions: options,
-    durationNs: flags.duration ?? (consolePort === undefined ? undefined : Infinity),
+    durationNs: flags.duration ?? (consolePort === undefined && managePort === undefined ? undefined : Infinity),
     record: flags.record, print, verbose: flags.verbose, pcap: flags.pcap, screenshot: flags.screenshot, lspci: flags.lspci,
-    flashDir: flags.flashDir, console: consolePort,
+    flashDir: flags.flashDir, console: consolePort, manage: managePort,
     onConsoles: (endpoints) => {
       for (const e of endpoints) process.stdout.write(`console of ${e.card}: tcp://${e.host}:${e.port}  (attach: iov console --port tcp://${e.host}:${e.port})\n`);
-      process.stdout.write("running in real time; Ctrl-C ends the run\n");
-      process.once("SIGINT", () => world.scheduler.stop());
+      realTime();
+    },
+    onManage: (e) => {
+      const vlan = scenario.link.managementVlan === 4000 ? "" : ` --vlan ${scenario.link.managementVlan}`;
+      process.stdout.write(`management port: tcp://${e.host}:${e.port}  (try: iov manage discover --net tcp://${e.host}:${e.port} --installation ${scenario.link.installation}${vlan})\n`);
+      realTime();
     },
   }));
   const summary = await world.run().catch((error: Error) => {
-    throw error.message.startsWith("console for ") ? new CliError(error.message) : error;
+    throw /^(console for |management port: )/.test(error.message) ? new CliError(error.message) : error;
   });
   process.stdout.write(`\n${formatSummary(summary)}\n`);
   if (flags.screenshot) process.stdout.write(`  remote screen saved to ${flags.screenshot}\n`);

@@ -19,7 +19,7 @@ export interface CardSpec {
    * fields changed; `installation` names the pairing key (see pairingKey). null: no
    * configuration, so the card's link stays disabled.
    */
-  link?: (Partial<Omit<LinkConfig, "pairingKey">> & { installation?: string }) | null;
+  link?: (Partial<Omit<LinkConfig, "pairingKey" | "adminKey">> & { installation?: string }) | null;
 }
 
 /** A cable between two cards, or between a card and a switch port. */
@@ -39,9 +39,14 @@ export interface SwitchSpec {
 /** Something that happens to a card during the run: `reboot` is a software reset (power off, power on at once). */
 export interface ActionSpec {
   atNs: number;
-  /** reboot: a software reset; power-cut: power lost (a flash operation stops halfway); power-on: power back. */
-  kind: "reboot" | "power-cut" | "power-on";
+  /**
+   * reboot: a software reset; power-cut: power lost (a flash operation stops halfway); power-on: power back;
+   * assign: the management station moves the card to `group` (SetGroup; the scenario needs `management`).
+   */
+  kind: "reboot" | "power-cut" | "power-on" | "assign";
   card: string;
+  /** assign: the new group. */
+  group?: number;
 }
 
 /** TLPs from one card to another through their tunnel, `count` of them from `startNs`, as fast as the tunnel takes them. */
@@ -98,17 +103,19 @@ export interface Scenario {
   switches?: SwitchSpec[];
   actions?: ActionSpec[];
   /** The flash configuration every card starts from; the pairing key comes from `installation`. */
-  link: Omit<LinkConfig, "pairingKey"> & { installation: string };
+  link: Omit<LinkConfig, "pairingKey" | "adminKey"> & { installation: string };
   traffic: TrafficSpec[];
   devices: DeviceSpec[];
   servers: ServerSpec[];
   /** The cards' UART line rate (default 115 200 baud). */
   uartBaud?: number;
+  /** A management station's cable to this switch port (docs/management.md): tools/sim/management-port.ts. */
+  management?: { switch: string; port: number };
 }
 
 /**
- * The link configuration a card leaves the factory with (docs/link.md): group 100, the
- * newest protocol, both acknowledgement policies, standard Ethernet MTU, 256-byte payloads,
+ * The link configuration a card leaves the factory with (docs/link.md): group 100,
+ * management on VLAN 4000, the newest protocol, both acknowledgement policies, standard Ethernet MTU, 256-byte payloads,
  * and the timers justified in docs/link.md.
  */
 export const DEFAULT_LINK: Scenario["link"] = {
@@ -120,6 +127,7 @@ export const DEFAULT_LINK: Scenario["link"] = {
   keepaliveNs: LinkTiming.KeepaliveNs,
   silenceNs: LinkTiming.SilenceNs,
   graceNs: LinkTiming.GraceNs,
+  managementVlan: 4000,
   installation: "default",
 };
 
@@ -128,11 +136,16 @@ export function pairingKey(installation: string): Uint8Array {
   return new Uint8Array(createHash("sha256").update(`iov pairing key: ${installation}`).digest());
 }
 
+/** The 32-byte admin key of an installation, which authenticates management requests: SHA-256 of its name (simulated installations only). */
+export function adminKey(installation: string): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(`iov admin key: ${installation}`).digest());
+}
+
 /** The CONFIG record card `spec` of `scenario` boots with, or undefined when it has none. */
 export function cardLink(scenario: Scenario, spec: CardSpec): LinkConfig | undefined {
   if (spec.link === null) return undefined;
   const { installation, ...fields } = { ...scenario.link, ...spec.link };
-  return { ...fields, pairingKey: pairingKey(installation) };
+  return { ...fields, pairingKey: pairingKey(installation), adminKey: adminKey(installation) };
 }
 
 
@@ -178,6 +191,30 @@ export const SCENARIOS: Record<string, Scenario> = {
     ],
     servers: [{ name: "server", host: "host", enumerateNs: 2_000_000 }],
   },
+  handover: {
+    name: "handover",
+    description: "two servers, each with a host card (groups 100 and 200), and a chassis card with a graphics adapter and a DMA test device, all on one switch; the chassis starts in group 100 with the first server. A management station sits on the switch's fourth port (a trunk of the management VLAN only): run with --manage and hand the chassis over with `iov manage assign 0x20000001 --group 200`",
+    durationNs: 3600e9,
+    logLevel: LogLevel.Info,
+    cards: [
+      { name: "host1", role: CardRole.Host, serial: 0x1000_0001, slots: 2, powerOnNs: 0 },
+      { name: "host2", role: CardRole.Host, serial: 0x1000_0002, slots: 2, powerOnNs: 0, link: { group: 200 } },
+      { name: "chassis", role: CardRole.Chassis, serial: 0x2000_0001, slots: 2, powerOnNs: 0 },
+    ],
+    cables: ["host1", "host2", "chassis"].map((name, port) => ({ id: `cable-${name}`, a: name, b: { switch: "switch", port }, config: { lengthM: 10 } })),
+    switches: [{ name: "switch", config: { ports: [{ mode: "trunk" }, { mode: "trunk" }, { mode: "trunk" }, { mode: "trunk", allowed: [DEFAULT_LINK.managementVlan] }] } }],
+    management: { switch: "switch", port: 3 },
+    link: { ...DEFAULT_LINK, mtu: 9000, keepaliveNs: 1_000_000, silenceNs: 8_000_000, graceNs: 50_000_000 },
+    traffic: [],
+    devices: [
+      { chassis: "chassis", slot: 0, kind: "graphics" },
+      { chassis: "chassis", slot: 1, kind: "dma-test" },
+    ],
+    servers: [
+      { name: "server1", host: "host1", enumerateNs: 2_000_000 },
+      { name: "server2", host: "host2", enumerateNs: 2_000_000 },
+    ],
+  },
 };
 
 /** Locally administered unicast MAC derived from the card serial: 02:10:xx:xx:xx:xx. */
@@ -198,6 +235,8 @@ export interface PairOptions {
   chassis?: Partial<CardSpec>;
   /** More cards on the switch (switched only). */
   others?: CardSpec[];
+  /** A management station on one more switch port, a trunk of the management VLAN only (implies switched). */
+  management?: boolean;
   traffic?: TrafficSpec[];
   actions?: ActionSpec[];
 }
@@ -217,7 +256,9 @@ export function pairScenario(o: PairOptions): Scenario {
     ...(o.loss ? { aToB: { loss: o.loss }, bToA: { loss: o.loss } } : {}),
     ...(outages ? { outages } : {}),
   });
-  const switched = o.switched || (o.others?.length ?? 0) > 0;
+  const switched = o.switched || o.management || (o.others?.length ?? 0) > 0;
+  const link = { ...DEFAULT_LINK, mtu: 9000 };
+  const ports = cards.map(() => ({ mode: "trunk" as const }));
   return {
     name: "pair",
     description: "a host card and a chassis card",
@@ -227,9 +268,10 @@ export function pairScenario(o: PairOptions): Scenario {
     cables: switched
       ? cards.map((c, port) => ({ id: `cable-${c.name}`, a: c.name, b: { switch: "switch", port }, config: cable(c.name === "chassis" ? o.outages : undefined) }))
       : [{ id: "cable", a: "host", b: "chassis", config: cable(o.outages) }],
-    switches: switched ? [{ name: "switch", config: { ports: cards.map(() => ({ mode: "trunk" as const })) } }] : [],
+    switches: switched ? [{ name: "switch", config: { ports: o.management ? [...ports, { mode: "trunk" as const, allowed: [link.managementVlan] }] : ports } }] : [],
+    ...(o.management ? { management: { switch: "switch", port: cards.length } } : {}),
     actions: o.actions ?? [],
-    link: { ...DEFAULT_LINK, mtu: 9000 },
+    link,
     traffic: o.traffic ?? [],
     devices: [],
     servers: [],

@@ -11,6 +11,8 @@ import { Card, type CardObserver } from "../../board/card.ts";
 import { Fabric } from "../../board/fabric.ts";
 import { Flash } from "../../board/flash.ts";
 import { installImage } from "../../board/boot-rom.ts";
+import { readConfigRecord, writeFactoryConfig } from "../../board/config-store.ts";
+import type { LinkConfig } from "../../board/mailbox-codec.ts";
 import { developmentKey } from "../../board/image.ts";
 import { developmentImage } from "../build/image.ts";
 import { CardRole, ResetCause } from "../../board/map/mailbox.ts";
@@ -40,8 +42,9 @@ import { nvmeDriver, nvmeLoad, newNvmeLoadStats, type NvmeDisk, type NvmeLoadSta
 import { openSession, firmwareFile, type EngineKind, type EngineOptions } from "../engines/index.ts";
 import { EventScheduler } from "./scheduler.ts";
 import { ConsoleServers, type ConsoleEndpoint } from "./console-server.ts";
+import { ManagementPort, type ManagementEndpoint } from "./management-port.ts";
 import { BOARD_ID } from "../../board/map/registers.ts";
-import { macFor, cardLink, NVME_LOAD, type Scenario, type CableSpec, type NvmeLoadSpec } from "./scenarios.ts";
+import { macFor, cardLink, adminKey, NVME_LOAD, type Scenario, type CableSpec, type NvmeLoadSpec } from "./scenarios.ts";
 import { Timeline, type Level } from "./timeline.ts";
 import type { RunSummary, LinkStateChange, ServerSummary, NvmeRun } from "./summary.ts";
 
@@ -55,6 +58,10 @@ export interface WorldOptions {
   console?: number;
   /** Told where each card's console listens. */
   onConsoles?: (endpoints: ConsoleEndpoint[]) => void;
+  /** Serve the scenario's management port on this local TCP port (0: one the system picks), QEMU stream framing, and run in real time. */
+  manage?: number;
+  /** Told where the management port listens. */
+  onManage?: (endpoint: ManagementEndpoint) => void;
   seed: number;
   engine: EngineKind;
   engineOptions: Omit<EngineOptions, "onLog">;
@@ -111,6 +118,8 @@ export class World {
   readonly cards: Card[] = [];
   readonly fabrics = new Map<string, Fabric>();
   readonly network: Network;
+  /** The management station on the scenario's `management` switch port, if it has one (docs/management.md). */
+  readonly management: ManagementPort | null = null;
   private readonly files: number[] = [];
   private readonly flows: Flow[] = [];
   /** Flows by receiving tunnel: TLPs arriving there are checked against them. */
@@ -149,7 +158,7 @@ export class World {
         slots: spec.slots, logLevel: options.scenario.logLevel, link: cardLink(options.scenario, spec),
       };
       const card = new Card(config, this.scheduler, entropy, {
-        flash: this.flashFor(spec.name),
+        flash: this.flashFor(spec.name, config.link),
         trustedKeys: options.trustedKeys ?? [createPublicKey(developmentKey())],
         openFirmware: (payload, onLog) => openSession(options.engine, { ...options.engineOptions, firmware: this.firmwareFile(payload), onLog }),
         random: (bound) => uniformInt(cuts, 0, bound - 1),
@@ -157,13 +166,14 @@ export class World {
       }, this.observer(spec.name));
       const host = spec.role === CardRole.Host;
       const slotsPresent = () => this.chassisRoots.get(spec.name)?.slotsPresent() ?? 0;
-      const fabric = new Fabric({ boardId: BOARD_ID, mac: config.mac, tunnels: host ? spec.slots : 1, switchRouter: host, slotsPresent }, this.scheduler, {
+      const fabric = new Fabric({ boardId: BOARD_ID, mac: config.mac, tunnels: host ? spec.slots : 1, switchRouter: host, slotsPresent, chassisSlots: host ? 0 : spec.slots }, this.scheduler, {
         event: (kind, tunnel, arg) => this.fabricEvent(card, kind, tunnel, arg),
         deliver: (tlp, cls, tunnel, slot) => this.deliver(tlp, cls, tunnel, slot),
         control: (frame, tunnel) => card.post({ kind: "frameRx", tunnel, frame: frame.slice() }),
         linkState: (tunnel, state) => this.onLinkState(card, tunnel, state),
         tlp: (reason, port, tlp) => card.post({ kind: "tlpRx", reason, port, tlp }),
         system: card.system,
+        slotReset: (slots) => this.chassisRoots.get(spec.name)?.resetSlots(slots) ?? false,
       });
       for (const tunnel of fabric.tunnels) if (fabric.router) this.routers.set(tunnel, fabric.router);
       card.fabric = fabric;
@@ -188,6 +198,10 @@ export class World {
           capture.close();
         });
       }
+    }
+    const { management, link } = options.scenario;
+    if (management) {
+      this.management = new ManagementPort(this.scheduler, this.network, management, { seed: options.seed, vlan: link.managementVlan, key: adminKey(link.installation) });
     }
   }
 
@@ -471,18 +485,23 @@ export class World {
 
   /**
    * The card's flash: from DIR/CARD.flash when a flash directory is given (written with the
-   * factory image when new), else in memory with the factory image.
+   * factory image when new), else in memory with the factory image. The factory also writes
+   * the configuration record of `link` when the flash holds no valid one; a record already
+   * there (a group change a station made) stays.
    */
-  private flashFor(name: string): Flash {
+  private flashFor(name: string, link: LinkConfig | undefined): Flash {
+    let flash: Flash;
     if (!this.options.flashDir) {
-      const flash = Flash.erased();
+      flash = Flash.erased();
       installImage(flash, this.factoryFirmware().image);
-      return flash;
+    } else {
+      mkdirSync(this.options.flashDir, { recursive: true });
+      const file = Flash.file(join(this.options.flashDir, `${name}.flash`));
+      flash = file.flash;
+      if (file.created) installImage(flash, this.factoryFirmware().image);
+      this.stopHooks.push(() => flash.close());
     }
-    mkdirSync(this.options.flashDir, { recursive: true });
-    const { flash, created } = Flash.file(join(this.options.flashDir, `${name}.flash`));
-    if (created) installImage(flash, this.factoryFirmware().image);
-    this.stopHooks.push(() => flash.close());
+    if (link && !readConfigRecord(flash)) writeFactoryConfig(flash, link);
     return flash;
   }
 
@@ -515,11 +534,24 @@ export class World {
       if (action.kind === "reboot") this.scheduler.at(action.atNs, () => card.reset(ResetCause.Software));
       if (action.kind === "power-cut") this.scheduler.at(action.atNs, () => card.powerCut());
       if (action.kind === "power-on") this.scheduler.at(action.atNs, () => card.powerOn(ResetCause.PowerOn));
+      if (action.kind === "assign") {
+        const station = this.management;
+        if (!station || action.group === undefined) throw new Error(`scenario ${scenario.name}: assign ${action.card} needs a management port and a group`);
+        this.scheduler.at(action.atNs, () => station.assign(card.config.serial, action.group!, (text, level) =>
+          this.timeline.add({ timeNs: this.scheduler.now, card: "station", source: "manage", text, level })));
+      }
     }
     if (this.options.console !== undefined) {
       const { servers, endpoints } = await ConsoleServers.open(this.cards, this.options.console, (action) => this.scheduler.at(this.scheduler.realTimeNow(), action));
       this.stopHooks.push(() => servers.close());
       this.options.onConsoles?.(endpoints);
+      this.scheduler.realTime(true);
+    }
+    if (this.options.manage !== undefined) {
+      if (!this.management) throw new Error(`management port: scenario ${scenario.name} has none (a scenario's \`management\` switch port)`);
+      const { endpoint, close } = await this.management.serve(this.options.manage, (action) => this.scheduler.at(this.scheduler.realTimeNow(), action));
+      this.stopHooks.push(close);
+      this.options.onManage?.(endpoint);
       this.scheduler.realTime(true);
     }
     for (const hook of this.startHooks) await hook(this);

@@ -59,6 +59,24 @@ export class NvmeController extends Endpoint {
       vendorId: NVME_VENDOR, deviceId: NVME_DEVICE, classCode: 0x010802, // mass storage, NVM, NVMe
       bars: [{ kind: "memory64", size: 16 * 1024 }], msiVectors: 1,
     });
+    this.resetRegisters();
+  }
+
+  /**
+   * A fundamental reset: the controller registers return to their reset values (CC.EN and
+   * CSTS.RDY clear, no admin queue), every queue is deleted and the commands in progress
+   * are dropped without a completion. The namespace's blocks stay: the media is a disk.
+   */
+  override reset(): void {
+    super.reset();
+    this.sqs.clear();
+    this.cqs.clear();
+    this.resetRegisters();
+  }
+
+  /** Every register 0 but CAP and VS, which are hardwired. */
+  private resetRegisters(): void {
+    new Uint8Array(this.regs.buffer).fill(0);
     const cap = splitQword(encodeCap({
       mqes: MAX_QUEUE_ENTRIES - 1, cqr: true, ams: 0, to: 20, dstrd: 0, nssrs: false, css: CapCss.Nvm, bps: false, cps: 0,
       mpsmin: 0, mpsmax: 0, pmrs: false, cmbs: false, nsss: false, crms: 0,

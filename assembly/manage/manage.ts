@@ -1,0 +1,157 @@
+// Management requests (docs/management.md): a station on the management VLAN discovers the
+// cards, reads their status and moves them between groups. Every request is authenticated
+// with the installation's admin key (HMAC-SHA-256) and must be fresh: it names this boot of
+// the card (a Discover may name none) and carries a counter above the last one accepted.
+// Refused requests are counted and get no answer, so a station without the key learns nothing.
+//
+// A group change is written to the flash configuration first (store.ts); only once it is
+// there does the card answer Ok and move (link.reassign).
+
+import {
+  ControlType, ManageOp, ManageRequestBody, ManageReplyBody, ManageStatus, MANAGE_OP_LAST, ALL_CARDS, TAG_SIZE,
+  ADMIN_KEY_SIZE, LINK_PROTOCOL_MIN, REPLY_COUNTERS, ControlHeader,
+} from "../../board/map/link";
+import { Counter, LogLevel, MAX_SLOTS } from "../../board/map/mailbox";
+import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../version";
+import { count, get } from "../counters";
+import { hmacInit, hmacUpdate, hmacFinal, equal32 } from "../crypto/hmac";
+import * as log from "../log";
+import * as system from "../system";
+import * as update from "../update/update";
+import * as config from "../link/config";
+import * as frames from "../link/frames";
+import * as link from "../link/link";
+import { port } from "../link/port";
+import { load16be, load32be, store16be, store32be } from "../link/be";
+import * as configStore from "./store";
+
+const REQUEST_LABEL = memory.data<u8>([0x49, 0x4f, 0x56, 0x6d]); // "IOVm"
+const REPLY_LABEL = memory.data<u8>([0x49, 0x4f, 0x56, 0x72]); //   "IOVr"
+const tag = memory.data(TAG_SIZE);
+
+/** The counter of the last request accepted in this boot; none yet while `accepted` is false. */
+let lastCounter: u64 = 0;
+let accepted = false;
+
+/** The SetGroup waiting for its flash write: whom to answer, and the group. */
+const station = memory.data(8);
+let pendingCounter: u64 = 0;
+let pendingGroup: u32 = 0;
+
+const REPORTED = memory.data<u8>([
+  <u8>Counter.LinkUps, <u8>Counter.LinkDowns, <u8>Counter.Recoveries, <u8>Counter.AuthFailures,
+  <u8>Counter.HotplugEvents, <u8>Counter.ManageRequests, <u8>Counter.ManageAuthFailures, <u8>Counter.ManageReplays,
+]);
+
+export function reset(): void {
+  lastCounter = 0;
+  accepted = false;
+  pendingGroup = 0;
+  configStore.reset();
+}
+
+/** HMAC-SHA-256 under the admin key of `label`, the ControlHeader before `body`, and `length` bytes of `body`. */
+function sign(label: usize, body: usize, length: i32, out: usize): void {
+  hmacInit(config.adminKey, ADMIN_KEY_SIZE);
+  hmacUpdate(label, 4);
+  hmacUpdate(body - ControlHeader.Size, ControlHeader.Size);
+  hmacUpdate(body, length);
+  hmacFinal(out);
+}
+
+function refuse(counter: i32, why: string): void {
+  count(counter);
+  log.begin(LogLevel.Warn);
+  log.str("manage: request from ");
+  log.mac(frames.source);
+  log.str(" refused: ");
+  log.str(why);
+  log.end();
+}
+
+/** A MANAGE_REQUEST that frames.parse() accepted (on the management VLAN, from a station). */
+export function onRequest(): void {
+  const body = frames.body;
+  if (frames.bodyLength < ManageRequestBody.Size) {
+    count(Counter.ControlMalformed);
+    return;
+  }
+  const op = load<u8>(body + ManageRequestBody.Op) as i32;
+  const target = load32be(body + ManageRequestBody.Target);
+  if (op < ManageOp.Discover || op > MANAGE_OP_LAST || load<u8>(body + ManageRequestBody.Reserved1) != 0) {
+    count(Counter.ControlMalformed);
+    return;
+  }
+  if (target != config.serial && !(target == ALL_CARDS && op == ManageOp.Discover)) {
+    count(Counter.ControlIgnored); // for another card
+    return;
+  }
+  sign(REQUEST_LABEL, body, ManageRequestBody.Tag, tag);
+  if (!equal32(tag, body + ManageRequestBody.Tag)) return refuse(Counter.ManageAuthFailures, "bad tag (no or another admin key)");
+  const boot = load32be(body + ManageRequestBody.BootId);
+  const counter = ((load32be(body + ManageRequestBody.CounterHigh) as u64) << 32) | (load32be(body + ManageRequestBody.CounterLow) as u64);
+  if (boot != frames.bootId && !(boot == 0 && op == ManageOp.Discover)) return refuse(Counter.ManageReplays, "for another boot of this card");
+  if (accepted && counter <= lastCounter) return refuse(Counter.ManageReplays, "old counter (replayed)");
+  accepted = true;
+  lastCounter = counter;
+  count(Counter.ManageRequests);
+  if (op == ManageOp.SetGroup) setGroup(load16be(body + ManageRequestBody.NewGroup), counter);
+  else reply(frames.source, counter, op, ManageStatus.Ok, config.group);
+}
+
+function setGroup(group: u32, counter: u64): void {
+  const busy = configStore.busy() || !update.idle() || link.reassigning();
+  if (group < 1 || group > 4094 || group == config.managementVlan) reply(frames.source, counter, ManageOp.SetGroup, ManageStatus.BadGroup, config.group);
+  else if (group == config.group && !busy) reply(frames.source, counter, ManageOp.SetGroup, ManageStatus.Ok, group);
+  else if (busy) reply(frames.source, counter, ManageOp.SetGroup, ManageStatus.Busy, config.group);
+  else {
+    memory.copy(station, frames.source, 6);
+    pendingCounter = counter;
+    pendingGroup = group;
+    configStore.write(config.record, group);
+  }
+}
+
+/** The configuration record for the pending SetGroup is written (`ok`) or not. */
+export function onStored(ok: bool): void {
+  const group = pendingGroup;
+  pendingGroup = 0;
+  if (!ok) {
+    reply(station, pendingCounter, ManageOp.SetGroup, ManageStatus.FlashFailed, config.group);
+    return;
+  }
+  count(Counter.GroupChanges);
+  log.info();
+  log.str("manage: group ");
+  log.dec(config.group);
+  log.str(" -> ");
+  log.dec(group);
+  log.str(", saved in flash");
+  log.end();
+  reply(station, pendingCounter, ManageOp.SetGroup, ManageStatus.Ok, group);
+  link.reassign(group);
+}
+
+function reply(destination: usize, counter: u64, op: i32, status: i32, group: u32): void {
+  const body = frames.beginOn(config.managementVlan, destination, ControlType.ManageReply, LINK_PROTOCOL_MIN, 0);
+  store<u8>(body + ManageReplyBody.Op, op as u8);
+  store<u8>(body + ManageReplyBody.Status, status as u8);
+  store16be(body + ManageReplyBody.Group, group);
+  store32be(body + ManageReplyBody.CounterHigh, (counter >> 32) as u32);
+  store32be(body + ManageReplyBody.CounterLow, counter as u32);
+  store<u8>(body + ManageReplyBody.FirmwareMajor, FIRMWARE_MAJOR as u8);
+  store<u8>(body + ManageReplyBody.FirmwareMinor, FIRMWARE_MINOR as u8);
+  store<u8>(body + ManageReplyBody.FirmwarePatch, FIRMWARE_PATCH as u8);
+  store<u8>(body + ManageReplyBody.Slots, config.slots as u8);
+  store<u8>(body + ManageReplyBody.BootSlot, system.bootSlot as u8);
+  store<u8>(body + ManageReplyBody.BootFlags, system.trial ? 1 : 0);
+  store<u8>(body + ManageReplyBody.SlotsPresent, config.slotsPresent as u8);
+  store<u8>(body + ManageReplyBody.Ports, config.ports as u8);
+  for (let i = 0; i < config.ports && i < MAX_SLOTS; i++) {
+    store<u8>(body + ManageReplyBody.LinkStates + i, link.state(i) as u8);
+    store32be(body + ManageReplyBody.PeerSerials + 4 * i, port(i).peerSerial);
+  }
+  for (let i = 0; i < REPLY_COUNTERS; i++) store32be(body + ManageReplyBody.Counters + 4 * i, get(load<u8>(REPORTED + i) as i32));
+  sign(REPLY_LABEL, body, ManageReplyBody.Tag, body + ManageReplyBody.Tag);
+  frames.send(ManageReplyBody.Size);
+}
