@@ -11,7 +11,7 @@ import {
   ControlType, ManageOp, ManageRequestBody, ManageReplyBody, ManageStatus, MANAGE_OP_LAST, ALL_CARDS, TAG_SIZE,
   ADMIN_KEY_SIZE, LINK_PROTOCOL_MIN, REPLY_COUNTERS, ControlHeader,
 } from "../../board/map/link";
-import { Counter, LogLevel, MAX_SLOTS } from "../../board/map/mailbox";
+import { BootFlag, Counter, LogLevel, MAX_SLOTS } from "../../board/map/mailbox";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../version";
 import { count, get } from "../counters";
 import { hmacInit, hmacUpdate, hmacFinal, equal32 } from "../crypto/hmac";
@@ -144,7 +144,7 @@ function reply(destination: usize, counter: u64, op: i32, status: i32, group: u3
   store<u8>(body + ManageReplyBody.FirmwarePatch, FIRMWARE_PATCH as u8);
   store<u8>(body + ManageReplyBody.Slots, config.slots as u8);
   store<u8>(body + ManageReplyBody.BootSlot, system.bootSlot as u8);
-  store<u8>(body + ManageReplyBody.BootFlags, system.trial ? 1 : 0);
+  store<u8>(body + ManageReplyBody.BootFlags, (system.trial ? BootFlag.Trial : 0) as u8);
   store<u8>(body + ManageReplyBody.SlotsPresent, config.slotsPresent as u8);
   store<u8>(body + ManageReplyBody.Ports, config.ports as u8);
   for (let i = 0; i < config.ports && i < MAX_SLOTS; i++) {

@@ -9,7 +9,8 @@ import { uniformInt } from "pure-rand/distribution/uniformInt";
 import type { RandomGenerator } from "pure-rand/types/RandomGenerator";
 import { encodeEvent, EventChecker, MessageReader, type EventMessage, type CommandMessage } from "../../board/mailbox-codec.ts";
 import { Counter, HEADER_SIZE, MailboxError, MAX_BODY, MAILBOX_VERSION, NO_TUNNEL, NO_PORT, errorCounter, LogLevel, CardRole } from "../../board/map/mailbox.ts";
-import { ControlType, CONTROL_TYPE_LAST, HandshakeBody, Proposal } from "../../board/map/link.ts";
+import { ControlType, CONTROL_TYPE_LAST, HandshakeBody, Proposal, ALL_CARDS } from "../../board/map/link.ts";
+import { encodeRequest } from "../../board/manage-codec.ts";
 import { encodeControl, CONTROL_MULTICAST } from "../../board/link-codec.ts";
 import { DEFAULT_LINK, pairingKey, adminKey } from "../../tools/sim/scenarios.ts";
 import { InProcessFirmware } from "../../tools/engines/inprocess.ts";
@@ -27,8 +28,24 @@ function generator(seed: number) {
 
   const group = DEFAULT_LINK.group;
 
-  /** A CONTROL frame for the booted card (02:10:10:00:00:01 in group 100), mostly well formed. */
+  /** A management request under the fuzz installation's admin key, for the booted card (serial 0x10000001) or another, mostly of a boot it does not run. */
+  function manageRequest(): Uint8Array {
+    return encodeRequest({
+      destination: int(0, 1) ? CONTROL_MULTICAST : Uint8Array.of(2, 0x10, 0x10, 0, 0, 1), source: Uint8Array.of(2, 0x4d, 0x47, 0, 0, 1),
+      vlan: int(0, 10) === 0 ? int(0, 4095) : DEFAULT_LINK.managementVlan,
+      op: int(1, 3), newGroup: int(0, 4095), target: [0x1000_0001, ALL_CARDS, int(0, 0x7fffffff)][int(0, 2)],
+      bootId: int(0, 1) ? 0 : int(0, 0x7fffffff), counter: BigInt(int(0, 0x7fffffff)) * BigInt(int(0, 0x7fffffff)),
+      station: { serial: 0x5a00_0001, bootId: 1 },
+    }, adminKey("fuzz"));
+  }
+
+  /** A CONTROL frame for the booted card (02:10:10:00:00:01 in group 100), mostly well formed; now and then an authenticated management request. */
   function controlFrame(): Uint8Array {
+    if (int(0, 5) === 0) {
+      const frame = manageRequest();
+      if (int(0, 2) === 0) frame[int(0, frame.length - 1)] ^= 1 << int(0, 7);
+      return frame;
+    }
     const type = int(0, 10) === 0 ? int(0, 255) : int(ControlType.Discover, CONTROL_TYPE_LAST);
     const sizes: Record<number, number> = { [ControlType.Offer]: HandshakeBody.Proposal + Proposal.SizeV2, [ControlType.Accept]: HandshakeBody.Proposal + Proposal.SizeV2, [ControlType.Auth]: 32 };
     const body = bytes(int(0, 3) === 0 ? int(0, 80) : sizes[type] ?? 4);
