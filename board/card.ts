@@ -304,10 +304,11 @@ export class Card {
     this.powerOn(cause);
   }
 
-  /** Power is cut: a flash operation in progress stops halfway. */
+  /** Power is cut: a flash operation in progress stops halfway, and the fabric loses its state with the soft-core. */
   async powerCut(): Promise<void> {
     this.flash.powerCut(this.parts.random);
     await this.powerOff();
+    this.fabric?.reset();
   }
 
   private cancelTimers(): void {
