@@ -33,7 +33,8 @@ export function program(): Command {
 
   iov.command("sim")
     .description("run a simulation and print its timeline")
-    .option("--scenario <name>", "built-in scenario", "default")
+    .option("--scenario <name|file>", "a built-in scenario (see --list), or a scenario file: a value ending in .json or containing a / (docs/scenarios.md)", "default")
+    .option("--list", "list the built-in scenarios and stop")
     .addOption(new Option("--seed <n>", "random seed").argParser(integer(0, 2 ** 32 - 1)).default(1))
     .addOption(new Option("--duration <time>", "simulated time, e.g. 3s or 250ms (default: the scenario's)").argParser(duration))
     .addOption(engineOption())

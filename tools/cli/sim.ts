@@ -1,5 +1,7 @@
 import { writeFileSync } from "node:fs";
-import { SCENARIOS } from "../sim/scenarios.ts";
+import { SCENARIOS, type Scenario } from "../sim/scenarios.ts";
+import { loadScenarioFile } from "../sim/scenario-file.ts";
+import { ScenarioError } from "../sim/scenario-check.ts";
 import { World } from "../sim/world.ts";
 import { TIMELINE_HEADER } from "../sim/timeline.ts";
 import type { RunSummary } from "../sim/summary.ts";
@@ -8,6 +10,7 @@ import { FlashFileError } from "../../board/flash.ts";
 
 export interface SimFlags extends EngineFlags {
   scenario: string;
+  list?: boolean;
   seed: number;
   duration?: number;
   record?: string;
@@ -24,9 +27,41 @@ export interface SimFlags extends EngineFlags {
   flashDir?: string;
 }
 
+/** A value of --scenario that names a file rather than a built-in scenario: one ending in .json, or with a / in it. */
+export function isScenarioFile(value: string): boolean {
+  return value.endsWith(".json") || value.includes("/");
+}
+
+/** The scenario --scenario names: a scenario file (docs/scenarios.md), or a built-in scenario. */
+export function resolveScenario(value: string): Scenario {
+  if (isScenarioFile(value)) {
+    try {
+      return loadScenarioFile(value);
+    } catch (error) {
+      if (error instanceof ScenarioError) throw new CliError(error.message);
+      throw error;
+    }
+  }
+  if (!Object.hasOwn(SCENARIOS, value)) throw new CliError(`unknown scenario '${value}'; built-in: ${Object.keys(SCENARIOS).join(", ")} (or a scenario file, PATH.json)`);
+  return SCENARIOS[value];
+}
+
+/** `iov sim --list`: the built-in scenarios, one per line with what it shows. */
+export function listScenarios(): string {
+  const names = Object.keys(SCENARIOS);
+  const width = Math.max(...names.map((n) => n.length));
+  return names.map((name) => {
+    const s = SCENARIOS[name];
+    return `${name.padEnd(width)}  ${(s.durationNs / 1e9).toString().padStart(6)} s  ${s.cards.length} cards, ${s.servers.length} server(s)${s.management ? ", management station" : ""}: ${s.description}`;
+  }).join("\n") + "\n\nor a scenario file: iov sim --scenario PATH.json (docs/scenarios.md; scenarios/lab.json to start from)\n";
+}
+
 export async function runSim(flags: SimFlags): Promise<void> {
-  const scenario = SCENARIOS[flags.scenario];
-  if (!scenario) throw new CliError(`unknown scenario '${flags.scenario}'; built-in: ${Object.keys(SCENARIOS).join(", ")}`);
+  if (flags.list) {
+    process.stdout.write(listScenarios());
+    return;
+  }
+  const scenario = resolveScenario(flags.scenario);
   const options = engineOptions(flags);
   if (flags.screenshot && !scenario.devices.some((d) => d.kind === "graphics")) {
     throw new CliError(`scenario ${scenario.name} has no graphics adapter: --screenshot has nothing to save`);
@@ -82,7 +117,7 @@ export async function runSim(flags: SimFlags): Promise<void> {
   if (flags.lspci) process.stdout.write(`  the server's PCI hierarchy saved to ${flags.lspci} (read it with: lspci -F ${flags.lspci} -vvv)\n`);
   if (flags.summary) writeFileSync(flags.summary, JSON.stringify(summary, null, 2) + "\n");
   const { lost, duplicated, reordered } = summary.tlps;
-  const failed = lost + duplicated + reordered + summary.hostCompletionTimeouts + summary.dataVerificationErrors + summary.firmwareTraps;
+  const failed = lost + duplicated + reordered + summary.hostCompletionTimeouts + summary.dataVerificationErrors + summary.firmwareTraps + summary.invariants.length;
   if (failed > 0 || summary.cards.some((c) => c.state !== "running")) process.exitCode = 1;
 }
 
@@ -91,26 +126,40 @@ function created(make: () => World): World {
   try {
     return make();
   } catch (error) {
-    if (error instanceof FlashFileError) throw new CliError(error.message);
+    if (error instanceof FlashFileError || error instanceof ScenarioError) throw new CliError(error.message);
     throw error;
   }
 }
 
+/** Past this many cards (or servers), the summary shows only those with something to tell, and counts the rest. */
+const SUMMARY_ROWS = 16;
+
 export function formatSummary(s: RunSummary): string {
-  const rows = s.cards.map((c) => {
+  const many = s.cards.length > SUMMARY_ROWS;
+  const shownCards = many ? s.cards.filter((c) => c.state !== "running" || c.stats.traps > 0 || (c.firmwareCounters?.Errors ?? 0) > 0) : s.cards;
+  const rows = shownCards.map((c) => {
     const fw = c.firmwareCounters ?? {};
     return `  ${c.name.padEnd(8)} ${c.role.padEnd(8)} ${c.serial}  fw ${(c.firmware ?? "-").padEnd(6)} ${c.state.padEnd(8)} ` +
       `batches ${String(c.stats.batches).padStart(5)}  events ${String(fw.EventsIn ?? 0).padStart(5)}  ` +
       `commands ${String(fw.CommandsOut ?? 0).padStart(5)}  errors ${fw.Errors ?? 0}  traps ${c.stats.traps}`;
   });
   const t = s.tlps;
+  const busy = (v: RunSummary["servers"][number]) => v.hotplug.length > 0 || v.requestsOutstanding > 0 || v.nvme.some((r) => r.errors + r.mismatches > 0);
+  const manyServers = s.servers.length > SUMMARY_ROWS;
+  const servers = manyServers ? s.servers.filter(busy) : s.servers;
+  const verified = (v: RunSummary["servers"][number]) => v.nvme.reduce((n, r) => n + r.bytesVerified, 0);
   return [
     `summary: ${s.scenario}, seed ${s.seed}, ${s.simulatedNs / 1e9} s simulated on ${s.engine}`,
     ...rows,
+    ...(many ? [`  ${s.cards.length - shownCards.length} of ${s.cards.length} cards running without traps or mailbox errors${shownCards.length ? "; the others above" : ""}`] : []),
     `  TLPs: ${t.sent} sent, ${t.delivered} delivered, ${t.lost} lost, ${t.duplicated} duplicated, ${t.reordered} out of order`,
     `  server: ${s.hostCompletionTimeouts} completion timeouts, ${s.dataVerificationErrors} data verification errors`,
-    ...s.servers.map((v) => `  ${v.name} hot-plug: ${v.hotplug.filter((h) => h.change === "removal").length} removal(s), ${v.hotplug.filter((h) => h.change === "insertion").length} insertion(s); ` +
+    ...(manyServers ? [`  ${s.servers.length} servers: NVMe ${(s.servers.reduce((n, v) => n + verified(v), 0) / 2 ** 20).toFixed(1)} MiB verified in all; ${s.servers.length - servers.length} without hot-plug events, requests outstanding or NVMe errors; the others:`] : []),
+    ...servers.map((v) => `  ${v.name} hot-plug: ${v.hotplug.filter((h) => h.change === "removal").length} removal(s), ${v.hotplug.filter((h) => h.change === "insertion").length} insertion(s); ` +
       `${v.errorCompletions} request(s) completed with Unsupported Request; NVMe ${(v.nvme.reduce((n, r) => n + r.bytesVerified, 0) / 2 ** 20).toFixed(1)} MiB verified, ` +
       `${v.nvme.reduce((n, r) => n + r.commandsAborted, 0)} command(s) aborted by removal`),
+    ...s.assignments.map((a) => `  assign ${a.card} at ${a.timeNs / 1e9} s: group ${a.from} -> ${a.to}, ${a.outcome === "ok" ? (a.doneNs === null ? "taken, not done by the end" : `done at ${(a.doneNs / 1e9).toFixed(3)} s`) : a.outcome}`),
+    `  invariants: ${s.invariants.length === 0 ? "all held" : `${s.invariants.length} violated`} (${s.crossDeliveries} cross-deliveries, ${s.unresetHandovers} handovers without a device reset)`,
+    ...s.invariants.map((line) => `    !! ${line}`),
   ].join("\n");
 }

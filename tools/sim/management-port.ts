@@ -130,13 +130,19 @@ export class ManagementPort implements PortDevice {
 
   /**
    * Moves card `serial` to `group` (a scenario action): SetGroup through a client of its own,
-   * the outcome told to `note`.
+   * the outcome told to `note` and to `done` (null: the card took it).
    */
-  assign(serial: number, group: number, note: (text: string, level: "info" | "error") => void): void {
+  assign(serial: number, group: number, note: (text: string, level: "info" | "error") => void, done?: (error: Error | null) => void): void {
     const client = this.client();
     client.setGroup(serial, group).then(
-      (reply) => note(`card ${formatSerial(serial)} moved to group ${reply.group}`, "info"),
-      (error: Error) => note(error.message, "error"),
+      (reply) => {
+        note(`card ${formatSerial(serial)} moved to group ${reply.group}`, "info");
+        done?.(null);
+      },
+      (error: Error) => {
+        note(error.message, "error");
+        done?.(error);
+      },
     ).finally(() => client.close());
   }
 

@@ -7,6 +7,7 @@ import type { LinkConfig as CableConfig } from "./net/link.ts";
 import type { SwitchConfig } from "./net/switch.ts";
 import type { LinkConfig } from "../../board/mailbox-codec.ts";
 import type { TrafficMix } from "./traffic.ts";
+import { fleetScenario, FLEET } from "./fleet.ts";
 
 export interface CardSpec {
   name: string;
@@ -36,18 +37,49 @@ export interface SwitchSpec {
   config: SwitchConfig;
 }
 
-/** Something that happens to a card during the run: `reboot` is a software reset (power off, power on at once). */
-export interface ActionSpec {
+/**
+ * Something that happens during the run, at `atNs` (docs/scenarios.md#actions):
+ * - reboot: a card's software reset; power-cut: its power is lost (a flash operation stops
+ *   halfway); power-on: power back;
+ * - assign: the management station moves a card to `group` (SetGroup; the scenario needs `management`);
+ * - pull-cable / plug-cable: cable `cable` is pulled (the link goes down for both ends) and plugged back;
+ * - fail-port / restore-port: port `port` of switch `switch` stops (its PHY: the link on that
+ *   port goes down for both ends) and comes back.
+ * A link is up while nothing holds it down: a pulled cable stays down while its switch port is
+ * restored, and the other way round.
+ */
+export type ActionSpec = CardAction | AssignAction | CableAction | PortAction;
+
+export interface CardAction {
   atNs: number;
-  /**
-   * reboot: a software reset; power-cut: power lost (a flash operation stops halfway); power-on: power back;
-   * assign: the management station moves the card to `group` (SetGroup; the scenario needs `management`).
-   */
-  kind: "reboot" | "power-cut" | "power-on" | "assign";
+  kind: "reboot" | "power-cut" | "power-on";
   card: string;
-  /** assign: the new group. */
-  group?: number;
 }
+
+export interface AssignAction {
+  atNs: number;
+  kind: "assign";
+  card: string;
+  /** The new group, 1..4094, not the management VLAN. */
+  group: number;
+}
+
+export interface CableAction {
+  atNs: number;
+  kind: "pull-cable" | "plug-cable";
+  /** A cable's id, or "management" for the management station's. */
+  cable: string;
+}
+
+export interface PortAction {
+  atNs: number;
+  kind: "fail-port" | "restore-port";
+  switch: string;
+  port: number;
+}
+
+/** Every action kind, in the order docs/scenarios.md lists them. */
+export const ACTION_KINDS = ["reboot", "power-cut", "power-on", "assign", "pull-cable", "plug-cable", "fail-port", "restore-port"] as const satisfies readonly ActionSpec["kind"][];
 
 /** TLPs from one card to another through their tunnel, `count` of them from `startNs`, as fast as the tunnel takes them. */
 export interface TrafficSpec {
@@ -214,6 +246,10 @@ export const SCENARIOS: Record<string, Scenario> = {
       { name: "server1", host: "host1", enumerateNs: 2_000_000 },
       { name: "server2", host: "host2", enumerateNs: 2_000_000 },
     ],
+  },
+  /** 256 servers, 64 chassis, leaf and spine switches, a schedule of moves and failures (tools/sim/fleet.ts); built when asked for. */
+  get fleet(): Scenario {
+    return fleetScenario(FLEET);
   },
 };
 

@@ -20,6 +20,27 @@ export interface CardSummary {
   /** Its console line: bytes each way, and bytes dropped (received while no firmware ran, or past the transmit queue). */
   uart: UartStats;
   firmwareCounters: Record<string, number> | null;
+  /** Chassis cards: the host card of each session, from when it began; `host: null` from when a session ended. */
+  owners?: Owner[];
+}
+
+/** A chassis card's owner from `timeNs`: the host card of its session (null: none) and the group (ControlVlan) it was in. */
+export interface Owner {
+  timeNs: number;
+  host: string | null;
+  group: number;
+}
+
+/** A scenario's assign action: when the station was told, the card, its group then and the new one. */
+export interface Assignment {
+  timeNs: number;
+  card: string;
+  from: number;
+  to: number;
+  /** A chassis card: when its first session in the new group began; a host card: when the station had its Ok. Null: not by the end of the run. */
+  doneNs: number | null;
+  /** "ok", "pending" (no answer by the end), or the station's error. */
+  outcome: string;
 }
 
 /** What a server went through: its hot-plug events, its drivers coming and going, its NVMe load. */
@@ -71,6 +92,14 @@ export interface RunSummary {
   servers: ServerSummary[];
   firmwareTraps: number;
   mailboxErrors: number;
+  /** TLPs a tunnel delivered that did not come from its pair in its group and session (docs/scenarios.md#invariants). */
+  crossDeliveries: number;
+  /** Sessions of a chassis card with a new host card that began before every device was reset. */
+  unresetHandovers: number;
+  /** The scenario's assign actions and how they went. */
+  assignments: Assignment[];
+  /** Every fleet invariant that did not hold, one line each; empty when all did. */
+  invariants: string[];
 }
 
 /** The times card `card`'s tunnel `tunnel` entered link state `state` (lower case, as in linkStates). */

@@ -8,7 +8,7 @@ export type Level = "info" | "warn" | "error";
 export interface TimelineEntry {
   timeNs: number;
   card: string;
-  source: "board" | "fw" | "mailbox" | "os" | "manage";
+  source: "board" | "fw" | "mailbox" | "os" | "manage" | "net";
   text: string;
   level: Level;
 }

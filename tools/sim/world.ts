@@ -22,6 +22,7 @@ import { macKey } from "../../board/ethernet/frame.ts";
 import { routingId, type TlpClass } from "../../board/pcie/tlp.ts";
 import type { TunnelEngine } from "../../board/tunnel/engine.ts";
 import { Network } from "./net/network.ts";
+import type { LinkPort } from "./net/link.ts";
 import { PcapWriter } from "./pcap.ts";
 import { TlpStream, DeliveryChecker } from "./traffic.ts";
 import { PcieLink } from "../../board/pcie/link.ts";
@@ -44,7 +45,9 @@ import { EventScheduler } from "./scheduler.ts";
 import { ConsoleServers, type ConsoleEndpoint } from "./console-server.ts";
 import { ManagementPort, type ManagementEndpoint } from "./management-port.ts";
 import { BOARD_ID } from "../../board/map/registers.ts";
-import { macFor, cardLink, adminKey, NVME_LOAD, type Scenario, type CableSpec, type NvmeLoadSpec } from "./scenarios.ts";
+import { macFor, cardLink, adminKey, NVME_LOAD, type Scenario, type CableSpec, type NvmeLoadSpec, type ActionSpec } from "./scenarios.ts";
+import { checkScenario, describeAction, ScenarioError } from "./scenario-check.ts";
+import { FleetAudit, type AuditedCard } from "./invariants.ts";
 import { Timeline, type Level } from "./timeline.ts";
 import type { RunSummary, LinkStateChange, ServerSummary, NvmeRun } from "./summary.ts";
 
@@ -142,9 +145,20 @@ export class World {
   private stopping = false;
   /** The scenario's firmware.wasm, and the image of it that the factory installs. */
   private factory: { payload: Uint8Array; image: Uint8Array } | null = null;
+  /** The fleet invariants, watched throughout the run (tools/sim/invariants.ts). */
+  readonly audit: FleetAudit;
+  private readonly audited: AuditedCard[] = [];
 
+  /** Throws a ScenarioError (one line naming the field) for a scenario that cannot run as written. */
   constructor(private readonly options: WorldOptions) {
+    try {
+      checkScenario(options.scenario);
+    } catch (error) {
+      if (error instanceof ScenarioError) throw new ScenarioError(error.path, error.reason, error.source ?? `scenario ${options.scenario.name}`);
+      throw error;
+    }
     this.timeline = new Timeline(options.print ?? null);
+    const audited = this.audited;
     const base = xoroshiro128plus(options.seed);
     if (options.record) mkdirSync(options.record, { recursive: true });
     for (const spec of options.scenario.cards) {
@@ -168,27 +182,51 @@ export class World {
       const slotsPresent = () => this.chassisRoots.get(spec.name)?.slotsPresent() ?? 0;
       const fabric = new Fabric({ boardId: BOARD_ID, mac: config.mac, tunnels: host ? spec.slots : 1, switchRouter: host, slotsPresent, chassisSlots: host ? 0 : spec.slots }, this.scheduler, {
         event: (kind, tunnel, arg) => this.fabricEvent(card, kind, tunnel, arg),
-        deliver: (tlp, cls, tunnel, slot) => this.deliver(tlp, cls, tunnel, slot),
+        deliver: (tlp, cls, tunnel, slot) => this.deliver(entry, tlp, cls, tunnel, slot),
         control: (frame, tunnel) => card.post({ kind: "frameRx", tunnel, frame: frame.slice() }),
-        linkState: (tunnel, state) => this.onLinkState(card, tunnel, state),
+        linkState: (tunnel, state) => this.onLinkState(entry, tunnel, state),
         tlp: (reason, port, tlp) => card.post({ kind: "tlpRx", reason, port, tlp }),
         system: card.system,
         slotReset: (slots) => this.chassisRoots.get(spec.name)?.resetSlots(slots) ?? false,
       });
       for (const tunnel of fabric.tunnels) if (fabric.router) this.routers.set(tunnel, fabric.router);
-      card.fabric = fabric;
+      const entry: AuditedCard = { name: spec.name, role: spec.role, card, fabric, mac: macKey(config.mac) };
+      audited.push(entry);
+      // The card reaches its fabric through the audit's eyes: resets and the frames the firmware sends.
+      card.fabric = {
+        readRegister: (address) => fabric.readRegister(address),
+        writeRegister: (address, value) => fabric.writeRegister(address, value),
+        transmitControl: (frame) => {
+          this.audit.controlSent(entry, frame);
+          return fabric.transmitControl(frame);
+        },
+        transmitTlp: (tlp) => fabric.transmitTlp(tlp),
+        reset: () => {
+          this.audit.fabricReset(entry);
+          fabric.reset();
+        },
+      };
       this.cards.push(card);
       this.fabrics.set(spec.name, fabric);
       this.linkStates.set(spec.name, []);
     }
     this.buildPcie();
+    this.audit = new FleetAudit({
+      now: () => this.scheduler.now,
+      report: (card, text, level) => this.timeline.add({ timeNs: this.scheduler.now, card, source: "board", text, level }),
+      devices: (chassis) => {
+        const root = this.chassisRoots.get(chassis);
+        return root ? Array.from({ length: root.slots }, (_, slot) => root.device(slot)) : [];
+      },
+      servers: () => this.servers,
+    }, audited);
     this.network = new Network(this.scheduler, options.seed);
     for (const spec of options.scenario.switches ?? []) this.network.addSwitch(spec.name, spec.config);
     for (const cable of options.scenario.cables) {
       const end = (e: CableSpec["a"]) => (typeof e === "string" ? null : e);
       const link = this.network.connect(cable.id, end(cable.a), end(cable.b), cable.config);
-      if (typeof cable.a === "string") this.fabric(cable.a).mac.connect(link.a);
-      if (typeof cable.b === "string") this.fabric(cable.b).mac.connect(link.b);
+      if (typeof cable.a === "string") this.plugCard(cable.a, link.a);
+      if (typeof cable.b === "string") this.plugCard(cable.b, link.b);
       if (options.pcap) {
         const file = options.scenario.cables.length === 1 ? options.pcap : options.pcap.replace(/(\.pcap)?$/, `.${cable.id}$1`);
         const capture = new PcapWriter(file);
@@ -203,6 +241,18 @@ export class World {
     if (management) {
       this.management = new ManagementPort(this.scheduler, this.network, management, { seed: options.seed, vlan: link.managementVlan, key: adminKey(link.installation) });
     }
+  }
+
+  /** Plugs card `name`'s MAC into a cable end, with the audit seeing every frame it receives. */
+  private plugCard(name: string, port: LinkPort): void {
+    const mac = this.fabric(name).mac;
+    const entry = this.audited.find((c) => c.name === name)!;
+    mac.connect(port);
+    port.attach({
+      receive: (frame) => this.audit.receiving(entry, frame, mac),
+      transmitIdle: () => mac.transmitIdle(),
+      carrier: (up) => mac.carrier(up),
+    });
   }
 
   /** Chassis roots with their devices, and each server with its host card's switch. */
@@ -395,8 +445,9 @@ export class World {
     card.post({ kind: "fabricEvent", tunnel, event: kind, arg });
   }
 
-  /** A TLP out of a tunnel: test traffic to its checker, the rest to the card's PCIe side. */
-  private deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void {
+  /** A TLP out of a tunnel of `card`: checked for cross-delivery, then test traffic to its checker, the rest to the card's PCIe side. */
+  private deliver(card: AuditedCard, tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void {
+    this.audit.delivered(card, tunnel, tlp, slot);
     if (slot === TRAFFIC_SLOT) this.inbound.get(tunnel)?.checker.deliver(tlp);
     else {
       const copy = tlp.slice();
@@ -407,9 +458,10 @@ export class World {
     tunnel.release(cls, tlp);
   }
 
-  /** The firmware moved a tunnel's link state: the history records it. */
-  private onLinkState(card: Card, tunnel: TunnelEngine, state: number): void {
+  /** The firmware moved a tunnel's link state: the history records it, the audit follows the sessions. */
+  private onLinkState(card: AuditedCard, tunnel: TunnelEngine, state: number): void {
     this.linkState(card.name, `tunnel${tunnel.index}:${LinkState[state]?.toLowerCase() ?? state}`);
+    this.audit.linkState(card, tunnel, state);
   }
 
   /** `from`'s tunnel that is up with card `to`, if any. */
@@ -528,18 +580,7 @@ export class World {
       this.scheduler.at(spec.powerOnNs, () => card.powerOn(ResetCause.PowerOn));
     });
     for (const action of scenario.actions ?? []) {
-      const card = this.cards.find((c) => c.name === action.card);
-      if (!card) throw new Error(`scenario ${scenario.name}: no card named ${action.card}`);
-      if (action.atNs > duration) continue;
-      if (action.kind === "reboot") this.scheduler.at(action.atNs, () => card.reset(ResetCause.Software));
-      if (action.kind === "power-cut") this.scheduler.at(action.atNs, () => card.powerCut());
-      if (action.kind === "power-on") this.scheduler.at(action.atNs, () => card.powerOn(ResetCause.PowerOn));
-      if (action.kind === "assign") {
-        const station = this.management;
-        if (!station || action.group === undefined) throw new Error(`scenario ${scenario.name}: assign ${action.card} needs a management port and a group`);
-        this.scheduler.at(action.atNs, () => station.assign(card.config.serial, action.group!, (text, level) =>
-          this.timeline.add({ timeNs: this.scheduler.now, card: "station", source: "manage", text, level })));
-      }
+      if (action.atNs <= duration) this.scheduler.at(action.atNs, () => this.act(action));
     }
     if (this.options.console !== undefined) {
       const { servers, endpoints } = await ConsoleServers.open(this.cards, this.options.console, (action) => this.scheduler.at(this.scheduler.realTimeNow(), action));
@@ -593,6 +634,49 @@ export class World {
     return summary;
   }
 
+  /** Carries out a scenario action (checked by checkScenario before the run). */
+  private async act(action: ActionSpec): Promise<void> {
+    const net = (what: string, text: string) => this.timeline.add({ timeNs: this.scheduler.now, card: what, source: "net", text, level: "info" });
+    switch (action.kind) {
+      case "reboot":
+        return this.card(action.card).reset(ResetCause.Software);
+      case "power-cut":
+        return this.card(action.card).powerCut();
+      case "power-on":
+        return this.card(action.card).powerOn(ResetCause.PowerOn);
+      case "assign": {
+        const card = this.card(action.card);
+        const assignment = this.audit.assigning(action.card, action.group);
+        this.management!.assign(card.config.serial, action.group, (text, level) =>
+          this.timeline.add({ timeNs: this.scheduler.now, card: "station", source: "manage", text, level }), (error) => this.audit.assigned(assignment, error));
+        return;
+      }
+      case "pull-cable":
+      case "plug-cable": {
+        const pull = action.kind === "pull-cable";
+        this.network.link(action.cable).hold("pulled", pull);
+        net(action.cable, pull ? "cable pulled" : `cable plugged back${this.network.link(action.cable).up ? "" : " (the link stays down: a switch port is failed)"}`);
+        return;
+      }
+      case "fail-port":
+      case "restore-port": {
+        const fail = action.kind === "fail-port";
+        const link = this.network.linkAt(action.switch, action.port);
+        link?.hold(`${action.switch}:${action.port}`, fail);
+        net(action.switch, `port ${action.port} ${fail ? "failed" : "restored"}${link ? `: cable ${link.id} ${link.up ? "up" : "down"}` : ", nothing plugged into it"}`);
+        return;
+      }
+      default:
+        throw new Error(`scenario ${this.options.scenario.name}: cannot do ${describeAction(action)}`);
+    }
+  }
+
+  private card(name: string): Card {
+    const card = this.cards.find((c) => c.name === name);
+    if (!card) throw new Error(`scenario ${this.options.scenario.name}: no card named ${name}`);
+    return card;
+  }
+
   private summary(duration: number): RunSummary {
     let nvmeErrors = 0;
     for (const [run, stats] of this.nvmeStats) {
@@ -612,7 +696,9 @@ export class World {
       stats: { ...card.stats },
       uart: { ...card.uart.stats },
       firmwareCounters: card.firmwareCounters,
+      ...(card.config.role === CardRole.Chassis ? { owners: this.audit.owners.get(card.name) ?? [] } : {}),
     }));
+    const invariants = this.audit.finish(duration);
     return {
       scenario: this.options.scenario.name,
       seed: this.options.seed,
@@ -637,6 +723,10 @@ export class World {
       servers: this.servers.map((s) => ({ ...s.summary, errorCompletions: s.rc.counters.errorCompletions, requestsOutstanding: s.rc.outstandingRequests })),
       firmwareTraps: cards.reduce((n, c) => n + c.stats.traps, 0),
       mailboxErrors: cards.reduce((n, c) => n + c.stats.mailboxErrors, 0),
+      crossDeliveries: this.audit.crossDeliveries,
+      unresetHandovers: this.audit.unresetHandovers,
+      assignments: this.audit.assignments.map((a) => ({ ...a })),
+      invariants,
     };
   }
 }

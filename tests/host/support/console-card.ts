@@ -6,7 +6,7 @@
 
 import { World } from "../../../tools/sim/world.ts";
 import { CardRole, LogLevel } from "../../../board/map/mailbox.ts";
-import { DEFAULT_LINK, type ActionSpec, type Scenario } from "../../../tools/sim/scenarios.ts";
+import { DEFAULT_LINK, type CardAction, type Scenario } from "../../../tools/sim/scenarios.ts";
 import { sendXmodem, type XmodemResult } from "../../../tools/console/xmodem.ts";
 import type { Card } from "../../../board/card.ts";
 import { FIRMWARE, WASM3 } from "../helpers.ts";
@@ -30,14 +30,14 @@ export interface ConsoleScript {
   lines?: { atNs: number; text: string }[];
   /** Type `update` at this time and send `image` with XMODEM. */
   update?: { atNs: number; image: Uint8Array };
-  actions?: Omit<ActionSpec, "card">[];
+  actions?: Omit<CardAction, "card">[];
   flashDir?: string;
   engine?: EngineKind;
   /** Runs before the cards are powered off, with the world still live. */
   atEnd?: (run: ConsoleRun) => void;
 }
 
-export function singleCardScenario(durationNs: number, actions: Omit<ActionSpec, "card">[] = []): Scenario {
+export function singleCardScenario(durationNs: number, actions: Omit<CardAction, "card">[] = []): Scenario {
   return {
     name: "console", description: "one card, no link", durationNs, logLevel: LogLevel.Info,
     cards: [{ name: "card", role: CardRole.Host, serial: 0x1000_0001, slots: 1, powerOnNs: 0, link: null }],

@@ -289,6 +289,9 @@ export class LinkPort implements EthernetPort {
   }
 }
 
+/** The hold a scheduled outage (LinkConfig.outages) puts on its cable. */
+const OUTAGE = "outage";
+
 /** A cable: `a` and `b` are its two ends. */
 export class Link {
   readonly a: LinkPort;
@@ -305,6 +308,7 @@ export class Link {
   readonly history: { timeNs: number; up: boolean }[] = [];
   /** Sees every frame handed to a receiver (after impairments), e.g. for a pcap writer. */
   tap: ((frame: Uint8Array, to: LinkPort) => void) | null = null;
+  private readonly downFor = new Set<string>();
 
   constructor(private readonly scheduler: Scheduler, readonly id: string, config: LinkConfig = {}) {
     const rate = config.rateBps ?? LINK_DEFAULTS.rateBps;
@@ -332,14 +336,30 @@ export class Link {
     for (const { downAtNs, upAtNs } of config.outages ?? []) {
       if (!(Number.isSafeInteger(downAtNs) && downAtNs >= last)) throw new RangeError(`link ${id}: outage at ${downAtNs} ns is not an integer time after ${last} ns`);
       if (upAtNs !== undefined && !(Number.isSafeInteger(upAtNs) && upAtNs > downAtNs)) throw new RangeError(`link ${id}: outage up time ${upAtNs} ns must be an integer after ${downAtNs} ns`);
-      scheduler.at(downAtNs, () => this.setUp(false));
+      scheduler.at(downAtNs, () => this.hold(OUTAGE, true));
       if (upAtNs === undefined) {
         last = Infinity;
       } else {
-        scheduler.at(upAtNs, () => this.setUp(true));
+        scheduler.at(upAtNs, () => this.hold(OUTAGE, false));
         last = upAtNs;
       }
     }
+  }
+
+  /**
+   * Holds the link down for `reason` (a scheduled outage, a pulled cable, a failed switch
+   * port), or lets go of that hold; the link is up while nothing holds it down, so a cable
+   * pulled while its switch port is failed stays down when the port comes back.
+   */
+  hold(reason: string, down: boolean): void {
+    if (down) this.downFor.add(reason);
+    else this.downFor.delete(reason);
+    this.setUp(this.downFor.size === 0);
+  }
+
+  /** What holds the link down now (empty while it is up, unless setUp(false) took it down directly). */
+  holds(): string[] {
+    return [...this.downFor];
   }
 
   /** Takes the cable down or up now; both devices get carrier(up) (end a first). */

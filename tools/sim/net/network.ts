@@ -24,6 +24,8 @@ export interface NetworkCounters {
 export class Network {
   readonly links = new Map<string, Link>();
   readonly switches = new Map<string, EthernetSwitch>();
+  /** The link plugged into each switch port, by "switch:port". */
+  private readonly portLinks = new Map<string, Link>();
 
   constructor(readonly scheduler: Scheduler, readonly seed = 0) {
     if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a safe integer, got ${seed}`);
@@ -45,7 +47,16 @@ export class Network {
     this.links.set(id, link);
     plugA(link.a);
     plugB(link.b);
+    for (const end of [a, b]) {
+      if (end !== null && !("receive" in end)) this.portLinks.set(`${typeof end.switch === "string" ? end.switch : end.switch.name}:${end.port}`, link);
+    }
     return link;
+  }
+
+  /** The link plugged into port `port` of switch `name`, or null when nothing is. */
+  linkAt(name: string, port: number): Link | null {
+    this.switch(name);
+    return this.portLinks.get(`${name}:${port}`) ?? null;
   }
 
   link(id: string): Link {

@@ -1,0 +1,141 @@
+// Fleet topologies: many servers and chassis on a two-tier switched network. Each server's
+// host card and each chassis card hangs off a leaf switch (trunk port, every VLAN); every
+// leaf has one uplink to the spine, and the management station sits on the spine (a trunk of
+// the management VLAN only). Chassis i starts in the group of server i, so the first
+// `chassis` servers each get one chassis; the others keep discovering in their own group
+// until a chassis is assigned to them. The built-in `fleet` scenario is fleetScenario(FLEET).
+
+import { CardRole, LogLevel } from "../../board/map/mailbox.ts";
+import { DEFAULT_LINK, type ActionSpec, type CableSpec, type CardSpec, type DeviceSpec, type NvmeLoadSpec, type Scenario, type ServerSpec, type SwitchSpec } from "./scenarios.ts";
+
+export interface FleetOptions {
+  servers: number;
+  chassis: number;
+  /** Cards per leaf switch (its other port is the uplink). */
+  portsPerLeaf: number;
+  durationNs: number;
+  /** Cable length from a card to its leaf, and from a leaf to the spine. */
+  accessM?: number;
+  uplinkM?: number;
+  /** The schedule of actions; default fleetSchedule(options). */
+  actions?: ActionSpec[];
+}
+
+/**
+ * The built-in fleet: 256 servers, 64 chassis, 16 leaves of 20 card ports under one spine,
+ * 0.6 simulated seconds: time for the schedule's last moves to finish (their servers verify
+ * NVMe reads again from 470 ms) and about a minute of wall time (the first 10 ms, every card
+ * booting and pairing, take a few seconds, then each simulated millisecond some 70 ms).
+ */
+export const FLEET: FleetOptions = { servers: 256, chassis: 64, portsPerLeaf: 20, durationNs: 600e6 };
+
+/** Each NVMe drive's load: one 4 KiB write and read-back a millisecond, verified. */
+export const FLEET_LOAD: NvmeLoadSpec = { queueDepth: 1, blocksPerCommand: 8, intervalNs: 1_000_000 };
+
+/** Group of server i's host card: 1000 + i (VLAN IDs 1000..), clear of the default group 100. */
+export function fleetGroup(server: number): number {
+  return 1000 + server;
+}
+
+export const hostName = (i: number) => `host${i}`;
+export const chassisName = (i: number) => `chassis${i}`;
+export const serverName = (i: number) => `server${i}`;
+export const cableName = (card: string) => `cable-${card}`;
+
+/** When the default schedule acts (docs/scenarios.md#the-built-in-fleet). */
+export const FLEET_TIMES = {
+  assignNs: 50e6,
+  pullNs: 100e6,
+  plugNs: 200e6,
+  failPortNs: 150e6,
+  restorePortNs: 250e6,
+  rebootNs: 250e6,
+  assignBackNs: 300e6,
+} as const;
+
+/** The leaf switches a fleet of these options has. */
+export function fleetLeaves(o: Pick<FleetOptions, "servers" | "chassis" | "portsPerLeaf">): number {
+  return Math.ceil((o.servers + o.chassis) / o.portsPerLeaf);
+}
+
+/** The leaf port of card number `index` (hosts first, then chassis cards): cards are dealt over the leaves in turn. */
+function leafPort(index: number, leaves: number): { switch: string; port: number } {
+  return { switch: `leaf${index % leaves}`, port: Math.floor(index / leaves) };
+}
+
+/** How many chassis the default schedule moves: one per eight, 1..8. */
+export function fleetMoves(o: Pick<FleetOptions, "chassis">): number {
+  return Math.max(1, Math.min(8, Math.floor(o.chassis / 8)));
+}
+
+/**
+ * The default schedule, while every other chassis carries its NVMe load: chassis 0..m-1 (m =
+ * fleetMoves) are assigned to waiting servers chassis..chassis+m-1 at 50 ms and the first
+ * half of them back to their first servers at 300 ms; chassis m's cable is pulled at 100 ms
+ * and plugged back at 200 ms; the leaf port of server m+1's host card fails at 150 ms and
+ * comes back at 250 ms; chassis m+2 reboots at 250 ms. A move takes some 170 ms until the
+ * new server's NVMe load verifies its first read (45 ms of it the card's flash write), a
+ * cable or port back some 120 ms (pciehp's waits before it configures the device).
+ */
+export function fleetSchedule(o: Pick<FleetOptions, "servers" | "chassis" | "portsPerLeaf">): ActionSpec[] {
+  const m = fleetMoves(o);
+  if (o.chassis < m + 3 || o.servers < o.chassis + m) {
+    throw new Error(`fleet: the schedule needs at least ${m + 3} chassis and ${m} servers waiting for one (${o.servers} servers, ${o.chassis} chassis)`);
+  }
+  const t = FLEET_TIMES;
+  const port = leafPort(m + 1, fleetLeaves(o));
+  return [
+    ...Array.from({ length: m }, (_, k): ActionSpec => ({ atNs: t.assignNs, kind: "assign", card: chassisName(k), group: fleetGroup(o.chassis + k) })),
+    { atNs: t.pullNs, kind: "pull-cable", cable: cableName(chassisName(m)) },
+    { atNs: t.failPortNs, kind: "fail-port", switch: port.switch, port: port.port },
+    { atNs: t.plugNs, kind: "plug-cable", cable: cableName(chassisName(m)) },
+    { atNs: t.restorePortNs, kind: "restore-port", switch: port.switch, port: port.port },
+    { atNs: t.rebootNs, kind: "reboot", card: chassisName(m + 2) },
+    ...Array.from({ length: Math.ceil(m / 2) }, (_, k): ActionSpec => ({ atNs: t.assignBackNs, kind: "assign", card: chassisName(k), group: fleetGroup(k) })),
+  ];
+}
+
+export function fleetScenario(o: FleetOptions): Scenario {
+  if (o.chassis > o.servers) throw new Error(`fleet: ${o.chassis} chassis for ${o.servers} servers; at most one each`);
+  if (fleetGroup(o.servers - 1) >= DEFAULT_LINK.managementVlan) throw new Error(`fleet: ${o.servers} servers need VLAN IDs up to ${fleetGroup(o.servers - 1)}, past the management VLAN ${DEFAULT_LINK.managementVlan}`);
+  const cards: CardSpec[] = [];
+  for (let i = 0; i < o.servers; i++) {
+    cards.push({ name: hostName(i), role: CardRole.Host, serial: 0x1000_0000 + i, slots: 1, powerOnNs: 0, link: { group: fleetGroup(i) } });
+  }
+  for (let i = 0; i < o.chassis; i++) {
+    cards.push({ name: chassisName(i), role: CardRole.Chassis, serial: 0x2000_0000 + i, slots: 1, powerOnNs: 0, link: { group: fleetGroup(i) } });
+  }
+  const leaves = fleetLeaves(o);
+  const switches: SwitchSpec[] = [
+    {
+      name: "spine",
+      config: { ports: [...Array.from({ length: leaves }, () => ({ mode: "trunk" as const })), { mode: "trunk" as const, allowed: [DEFAULT_LINK.managementVlan] }] },
+    },
+    ...Array.from({ length: leaves }, (_, l) => ({ name: `leaf${l}`, config: { ports: Array.from({ length: o.portsPerLeaf + 1 }, () => ({ mode: "trunk" as const })) } })),
+  ];
+  const cables: CableSpec[] = [];
+  for (let l = 0; l < leaves; l++) {
+    cables.push({ id: `uplink${l}`, a: { switch: `leaf${l}`, port: o.portsPerLeaf }, b: { switch: "spine", port: l }, config: { lengthM: o.uplinkM ?? 30 } });
+  }
+  // Deal hosts and chassis over the leaves in turn, so that a pair mostly crosses the spine.
+  cards.forEach((card, i) => cables.push({ id: cableName(card.name), a: card.name, b: leafPort(i, leaves), config: { lengthM: o.accessM ?? 5 } }));
+  const devices: DeviceSpec[] = Array.from({ length: o.chassis }, (_, i) => ({ chassis: chassisName(i), slot: 0, kind: "nvme" as const, load: FLEET_LOAD }));
+  const servers: ServerSpec[] = Array.from({ length: o.servers }, (_, i) => ({ name: serverName(i), host: hostName(i), enumerateNs: 2_000_000 }));
+  return {
+    name: "fleet",
+    description: `${o.servers} servers and ${o.chassis} chassis cards with an NVMe drive each under a light verified load, on ${leaves} leaf switches under one spine with the management station; chassis i starts in server i's group. ` +
+      `The schedule moves chassis to waiting servers and some back, pulls a cable and plugs it back, fails a leaf port and restores it, and reboots a chassis card; the world checks the fleet invariants throughout (docs/scenarios.md)`,
+    durationNs: o.durationNs,
+    logLevel: LogLevel.Warn,
+    cards,
+    cables,
+    switches,
+    management: { switch: "spine", port: leaves },
+    // Keepalives every millisecond: the fleet's links are idle most of the time.
+    link: { ...DEFAULT_LINK, mtu: 9000, keepaliveNs: 1_000_000, silenceNs: 8_000_000, graceNs: 50_000_000 },
+    traffic: [],
+    devices,
+    servers,
+    actions: o.actions ?? fleetSchedule(o),
+  };
+}

@@ -1,0 +1,423 @@
+// The fleet invariants a world checks during every run (docs/scenarios.md#invariants). It
+// watches, without changing anything: every TLP a tunnel hands to a chassis device or to a
+// server's switch router (with the frame it came in), every LinkState a firmware writes, every
+// reset of a card's fabric, every CONTROL frame a firmware sends; and at the end it compares
+// what it saw with the firmware's own counters and with what each server has enumerated.
+//
+// - No cross-delivery: the frame that carried a delivered TLP comes from the card the receiving
+//   tunnel is paired with, in the same group, in the same session (board/ethernet frame bytes,
+//   tunnel registers, both MACs' ControlVlan).
+// - Devices reset between owners: a chassis card's session with a host card other than its
+//   last one begins only after each of its devices' fundamental resets (Endpoint.resets) went
+//   up since the previous session ended.
+// - Every server sees only its own devices, at the end of the run.
+// - Counters consistent, at the end of the run: both ends of every session saw it start; each
+//   card's LinkUps, ManageRequests and (host cards) MsiSent since its last reset match what
+//   the world saw of them.
+
+import { CardRole } from "../../board/map/mailbox.ts";
+import { LinkState, ControlType, ControlHeader } from "../../board/map/link.ts";
+import { CardReg, SwitchControl, SwitchReg, SWITCH_BASE, SWITCH_STRIDE, TunnelReg } from "../../board/map/registers.ts";
+import { SWITCH_DOWNSTREAM_PORTS } from "../../board/map/pcie.ts";
+import { ETHERTYPE_IOV, macKey, payloadOffset, vlanOf } from "../../board/ethernet/frame.ts";
+import { FrameKind, TUNNEL_HEADER } from "../../board/tunnel/wire.ts";
+import { routingId } from "../../board/pcie/tlp.ts";
+import { Endpoint } from "../../board/pcie/endpoint.ts";
+import type { Card } from "../../board/card.ts";
+import type { Fabric } from "../../board/fabric.ts";
+import type { TunnelEngine } from "../../board/tunnel/engine.ts";
+import type { SlotDevice } from "../../board/pcie/chassis-root.ts";
+import { functionName, type OperatingSystem } from "../server/os.ts";
+import type { Level } from "./timeline.ts";
+import type { Assignment, Owner } from "./summary.ts";
+
+/** A card as the audit knows it. */
+export interface AuditedCard {
+  name: string;
+  role: CardRole;
+  card: Card;
+  fabric: Fabric;
+  /** Its MAC as a number (macKey). */
+  mac: number;
+}
+
+/** A server as the audit knows it. */
+export interface AuditedServer {
+  name: string;
+  host: string;
+  os: OperatingSystem;
+}
+
+export interface AuditHost {
+  now(): number;
+  /** A line for the timeline. */
+  report(card: string, text: string, level: Level): void;
+  /** The devices in a chassis card's slots (null: empty slot). */
+  devices(chassis: string): (SlotDevice | null)[];
+  servers(): AuditedServer[];
+}
+
+/**
+ * A TLP is delivered while the frame that carried it is being received, or later, when the
+ * tunnel releases the frame from its reorder buffer. The audit remembers, per card, the
+ * headers of DATA frames none of whose TLPs came out while they were received (held back, or
+ * dropped), up to this many, oldest forgotten first. It holds their buffers only weakly: a
+ * frame's bytes live in a slab shared with other frames (board/bytes.ts), which the audit
+ * must not keep alive.
+ */
+export const HELD_FRAMES = 4096;
+
+/** What a received frame's headers say, and where its bytes are. */
+interface FrameInfo {
+  buffer: WeakRef<ArrayBufferLike> | ArrayBufferLike;
+  start: number;
+  end: number;
+  /** Destination and source MAC (macKey), VLAN ID (0: untagged), the tunnel header's kind and session. */
+  destination: number;
+  source: number;
+  vid: number;
+  kind: number;
+  session: number;
+}
+
+/** The headers of a frame long enough to hold a tunnel header, else null. */
+function frameInfo(frame: Uint8Array, weak: boolean): FrameInfo | null {
+  if (frame.length < 18 + TUNNEL_HEADER) return null;
+  const at = payloadOffset(frame);
+  if (((frame[at - 2] << 8) | frame[at - 1]) !== ETHERTYPE_IOV) return null;
+  return {
+    buffer: weak ? new WeakRef(frame.buffer) : frame.buffer,
+    start: frame.byteOffset,
+    end: frame.byteOffset + frame.length,
+    destination: macKey(frame, 0),
+    source: macKey(frame, 6),
+    vid: vlanOf(frame),
+    kind: frame[at + 1],
+    session: ((frame[at + 4] << 24) | (frame[at + 5] << 16) | (frame[at + 6] << 8) | frame[at + 7]) >>> 0,
+  };
+}
+
+/** Cross-deliveries and unreset handovers described on the timeline; the rest are only counted. */
+export const DESCRIBED = 5;
+
+/**
+ * A session that became Active this close to the end of the run may not have reached its
+ * other end yet: the last READY of a handshake is a frame's flight away.
+ */
+export const SESSION_SLACK_NS = 1_000_000;
+
+interface Session {
+  card: string;
+  peer: string | null;
+  session: number;
+  timeNs: number;
+  /** The card's fabric resets before this session (its counters started again at each). */
+  epoch: number;
+}
+
+const live = (state: number) => state === LinkState.Active || state === LinkState.Recovery;
+const hex8 = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, "0")}`;
+const seconds = (ns: number) => `${(ns / 1e9).toFixed(6)} s`;
+
+export class FleetAudit {
+  crossDeliveries = 0;
+  unresetHandovers = 0;
+  /** TLPs checked for cross-delivery. */
+  deliveries = 0;
+  /** Each chassis card's owners over time; `host: null` from when a session ended. */
+  readonly owners = new Map<string, Owner[]>();
+  readonly assignments: Assignment[] = [];
+  private readonly byMac = new Map<number, AuditedCard>();
+  private readonly byName = new Map<string, AuditedCard>();
+  private readonly tunnelOf = new Map<TunnelEngine, AuditedCard>();
+  private readonly states = new Map<TunnelEngine, number>();
+  private readonly sessions: Session[] = [];
+  /** Per card: each session it went active in, with whom and in which group. */
+  private readonly opened = new Map<AuditedCard, Map<number, { peer: AuditedCard | null; group: number }>>();
+  /** Per card: fabric resets so far, management replies it sent since the last, its server's hot-plug interrupts at the last. */
+  private readonly epochs = new Map<string, { epoch: number; replies: number; interruptsBase: number }>();
+  /** Per chassis card: its last owner, and its devices' resets when that session began or, once seen, ended. */
+  private readonly lastOwner = new Map<string, { host: string | null; resets: number[] }>();
+  /** The frame a card's MAC is being handed now, and whether a TLP of it came out meanwhile. */
+  private current: Uint8Array | null = null;
+  private currentInfo: FrameInfo | null = null;
+  private currentDelivered = false;
+  /** Per card: DATA frames received whose TLPs did not come out at once (HELD_FRAMES at most). */
+  private readonly held = new Map<AuditedCard, FrameInfo[]>();
+
+  constructor(private readonly host: AuditHost, cards: AuditedCard[]) {
+    for (const card of cards) {
+      this.byMac.set(card.mac, card);
+      this.byName.set(card.name, card);
+      for (const tunnel of card.fabric.tunnels) this.tunnelOf.set(tunnel, card);
+      this.epochs.set(card.name, { epoch: 0, replies: 0, interruptsBase: 0 });
+      this.held.set(card, []);
+      if (card.role === CardRole.Chassis) this.owners.set(card.name, []);
+    }
+  }
+
+  private group(card: AuditedCard): number {
+    return card.fabric.readRegister(CardReg.ControlVlan);
+  }
+
+  private resets(chassis: string): number[] {
+    return this.host.devices(chassis).map((d) => (d instanceof Endpoint ? d.resets : 0));
+  }
+
+  // ---- during the run ---------------------------------------------------------------------
+
+  /** `card`'s MAC (`mac`) is handed `frame` from its cable. */
+  receiving(card: AuditedCard, frame: Uint8Array, mac: { receive(frame: Uint8Array): void }): void {
+    const outer = this.current;
+    const outerInfo = this.currentInfo;
+    const outerDelivered = this.currentDelivered;
+    this.current = frame;
+    this.currentInfo = null;
+    this.currentDelivered = false;
+    try {
+      mac.receive(frame);
+    } finally {
+      if (!this.currentDelivered) {
+        const info = frameInfo(frame, true);
+        if (info && info.kind === FrameKind.Data && info.destination === card.mac) {
+          const held = this.held.get(card)!;
+          if (held.length >= HELD_FRAMES) held.shift();
+          held.push(info);
+        }
+      }
+      this.current = outer;
+      this.currentInfo = outerInfo;
+      this.currentDelivered = outerDelivered;
+    }
+  }
+
+  /** The headers of the received frame `tlp` is a view into: the one being received, or one held back; null when none is. */
+  private frameOf(card: AuditedCard, tlp: Uint8Array): FrameInfo | null {
+    const start = tlp.byteOffset;
+    const end = start + tlp.length;
+    const f = this.current;
+    if (f !== null && f.buffer === tlp.buffer && f.byteOffset <= start && f.byteOffset + f.length >= end) {
+      this.currentDelivered = true;
+      return (this.currentInfo ??= frameInfo(f, false));
+    }
+    const held = this.held.get(card)!;
+    for (let k = held.length - 1; k >= 0; k--) {
+      const h = held[k];
+      const buffer = h.buffer instanceof WeakRef ? h.buffer.deref() : h.buffer;
+      if (buffer === tlp.buffer && h.start <= start && h.end >= end) return h;
+    }
+    return null;
+  }
+
+  /**
+   * A tunnel of `receiver` delivered `tlp`, a view into the frame that carried it: that
+   * frame's Ethernet header names the sender and the VLAN, its tunnel header the session.
+   */
+  delivered(receiver: AuditedCard, tunnel: TunnelEngine, tlp: Uint8Array, slot: number): void {
+    this.deliveries++;
+    const problem = this.deliveryProblem(receiver, tunnel, tlp);
+    if (problem === null) return;
+    this.crossDeliveries++;
+    if (this.crossDeliveries <= DESCRIBED) {
+      this.host.report(receiver.name, `cross-delivery: a TLP for ${receiver.role === CardRole.Host ? "the server" : `slot ${slot}`} through tunnel ${tunnel.index}: ${problem}`, "error");
+    }
+  }
+
+  private deliveryProblem(receiver: AuditedCard, tunnel: TunnelEngine, tlp: Uint8Array): string | null {
+    const frame = this.frameOf(receiver, tlp);
+    if (!frame) return "it is in no frame the card received";
+    if (frame.destination !== receiver.mac || frame.kind !== FrameKind.Data) return "the frame that carried it is no DATA frame to this card";
+    const { session, vid, source } = frame;
+    const sender = this.byMac.get(source);
+    if (!sender) return `it came from ${source.toString(16).padStart(12, "0")}, which is no card's address`;
+    if (sender.role === receiver.role) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: a ${receiver.role === CardRole.Host ? "host" : "chassis"} card, as this one`;
+    const group = this.group(receiver);
+    if (vid !== group) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: this card is in group ${group}`;
+    if (tunnel.peerKey() !== source) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: the tunnel is paired with ${this.byMac.get(tunnel.peerKey())?.name ?? "no card"}`;
+    if (tunnel.readRegister(TunnelReg.Session) !== session) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: the tunnel's session is ${hex8(tunnel.readRegister(TunnelReg.Session))}`;
+    if (!live(tunnel.readRegister(TunnelReg.LinkState))) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: the tunnel's link is ${LinkState[tunnel.readRegister(TunnelReg.LinkState)]}`;
+    // The sender went active in this session with this card, in this group (it may have left the
+    // session since: a frame it sent before is still the session's).
+    const theirs = this.opened.get(sender)?.get(session);
+    if (theirs === undefined || theirs.peer !== receiver) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: the sender never went active in that session with this card`;
+    if (theirs.group !== vid) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: the sender was in group ${theirs.group} in that session`;
+    return null;
+  }
+
+  /** The firmware of `card` wrote LinkState `state` into `tunnel`. */
+  linkState(card: AuditedCard, tunnel: TunnelEngine, state: number): void {
+    const previous = this.states.get(tunnel) ?? LinkState.Disabled;
+    this.states.set(tunnel, state);
+    if (state === LinkState.Active && previous !== LinkState.Recovery && previous !== LinkState.Active) this.sessionStarted(card, tunnel);
+    else if (live(previous) && !live(state)) this.sessionEnded(card);
+  }
+
+  /** The card's fabric is reset (a reboot, the watchdog, an update, a power cut): its sessions end, its firmware's counters start again. */
+  fabricReset(card: AuditedCard): void {
+    for (const tunnel of card.fabric.tunnels) {
+      if (live(this.states.get(tunnel) ?? LinkState.Disabled)) this.sessionEnded(card);
+      this.states.set(tunnel, LinkState.Disabled);
+    }
+    const e = this.epochs.get(card.name)!;
+    e.epoch++;
+    e.replies = 0;
+    e.interruptsBase = this.interrupts(card.name);
+  }
+
+  /** The firmware of `card` sends a CONTROL frame. */
+  controlSent(card: AuditedCard, frame: Uint8Array): void {
+    if (frame.length < 18 + TUNNEL_HEADER + ControlHeader.Size) return;
+    const at = payloadOffset(frame) + TUNNEL_HEADER;
+    if (frame[at + ControlHeader.Type] === ControlType.ManageReply) this.epochs.get(card.name)!.replies++;
+  }
+
+  /** The station is told to move `card` to `to` (a scenario's assign action). */
+  assigning(card: string, to: number): Assignment {
+    const found = this.byName.get(card);
+    const assignment: Assignment = { timeNs: this.host.now(), card, from: found ? this.group(found) : 0, to, doneNs: null, outcome: "pending" };
+    this.assignments.push(assignment);
+    return assignment;
+  }
+
+  /** The station's SetGroup for `assignment` ended: for a host card the move is done with it. */
+  assigned(assignment: Assignment, error: Error | null): void {
+    assignment.outcome = error ? error.message : "ok";
+    const card = this.byName.get(assignment.card);
+    if (!error && card?.role === CardRole.Host && assignment.doneNs === null) assignment.doneNs = this.host.now();
+  }
+
+  private sessionStarted(card: AuditedCard, tunnel: TunnelEngine): void {
+    const now = this.host.now();
+    const peer = this.byMac.get(tunnel.peerKey()) ?? null;
+    const session = tunnel.readRegister(TunnelReg.Session);
+    const group = this.group(card);
+    this.sessions.push({ card: card.name, peer: peer?.name ?? null, session, timeNs: now, epoch: this.epochs.get(card.name)!.epoch });
+    let opened = this.opened.get(card);
+    if (!opened) this.opened.set(card, (opened = new Map()));
+    opened.set(session, { peer, group });
+    if (card.role !== CardRole.Chassis) return;
+    const resets = this.resets(card.name);
+    const last = this.lastOwner.get(card.name);
+    if (last && last.host !== (peer?.name ?? null)) {
+      const devices = this.host.devices(card.name);
+      const stale = resets.map((n, slot) => ({ n, slot, was: last.resets[slot] ?? 0 })).filter((d) => devices[d.slot] && d.n <= d.was);
+      if (stale.length > 0) {
+        this.unresetHandovers++;
+        if (this.unresetHandovers <= DESCRIBED) {
+          this.host.report(card.name, `handed from ${last.host ?? "no host card"} to ${peer?.name ?? "an unknown card"} without a reset of the device${stale.length > 1 ? "s" : ""} in slot${stale.length > 1 ? "s" : ""} ${stale.map((d) => d.slot).join(", ")} (resets: ${stale.map((d) => `${d.was} then, ${d.n} now`).join("; ")})`, "error");
+        }
+      }
+    }
+    this.lastOwner.set(card.name, { host: peer?.name ?? null, resets });
+    this.owners.get(card.name)!.push({ timeNs: now, host: peer?.name ?? null, group });
+    for (const a of this.assignments) if (a.card === card.name && a.doneNs === null && a.to === group) a.doneNs = now;
+  }
+
+  private sessionEnded(card: AuditedCard): void {
+    if (card.role !== CardRole.Chassis) return;
+    const last = this.lastOwner.get(card.name);
+    if (last) last.resets = this.resets(card.name);
+    this.owners.get(card.name)!.push({ timeNs: this.host.now(), host: null, group: this.group(card) });
+  }
+
+  /** Hot-plug interrupts the server of host card `name` has handled, all its slots together. */
+  private interrupts(name: string): number {
+    const server = this.host.servers().find((s) => s.host === name);
+    return server ? server.os.hotplugCounters().interrupts : 0;
+  }
+
+  // ---- at the end ---------------------------------------------------------------------------
+
+  /** The host card `host` is paired with `chassis` now (both ends live, the same session and group), through which of its tunnels. */
+  private pairedTunnel(host: AuditedCard, chassis: AuditedCard): TunnelEngine | null {
+    const c = chassis.fabric.tunnels[0];
+    if (!live(c.readRegister(TunnelReg.LinkState)) || c.peerKey() !== host.mac) return null;
+    if (this.group(host) !== this.group(chassis)) return null;
+    const session = c.readRegister(TunnelReg.Session);
+    return host.fabric.tunnels.find((t) => t.peerKey() === chassis.mac && t.readRegister(TunnelReg.Session) === session && live(t.readRegister(TunnelReg.LinkState))) ?? null;
+  }
+
+  /** Every invariant checked at the end of the run: one line per violation. */
+  finish(endNs: number): string[] {
+    const out: string[] = [];
+    if (this.crossDeliveries > 0) out.push(`${this.crossDeliveries} TLP(s) delivered across pairings or groups (cross-deliveries; the first ${Math.min(DESCRIBED, this.crossDeliveries)} on the timeline)`);
+    if (this.unresetHandovers > 0) out.push(`${this.unresetHandovers} chassis handover(s) to a new host card without a reset of every device`);
+    this.checkSessions(out, endNs);
+    this.checkCounters(out);
+    this.checkServers(out);
+    return out;
+  }
+
+  private checkSessions(out: string[], endNs: number): void {
+    const seen = new Set(this.sessions.map((s) => `${s.card}|${s.peer}|${s.session}`));
+    for (const s of this.sessions) {
+      if (s.peer === null) {
+        out.push(`${s.card} had session ${hex8(s.session)} from ${seconds(s.timeNs)} with a peer that is no card of the scenario`);
+        continue;
+      }
+      if (s.timeNs > endNs - SESSION_SLACK_NS) continue;
+      if (!seen.has(`${s.peer}|${s.card}|${s.session}`)) out.push(`${s.card} had session ${hex8(s.session)} with ${s.peer} from ${seconds(s.timeNs)}, but ${s.peer} never went active in it`);
+    }
+  }
+
+  private checkCounters(out: string[]): void {
+    for (const card of this.byName.values()) {
+      const fw = card.card.firmwareCounters;
+      if (card.card.state !== "running" || !fw) continue;
+      const e = this.epochs.get(card.name)!;
+      const ups = this.sessions.filter((s) => s.card === card.name && s.epoch === e.epoch).length;
+      if (fw.LinkUps !== ups) out.push(`${card.name} counted ${fw.LinkUps} link up(s) since its last reset, the world saw ${ups} session(s) start`);
+      // A SetGroup is answered once its configuration record is in flash: one reply may still be owed while a move is under way.
+      const owed = this.assignments.some((a) => a.card === card.name && a.doneNs === null) ? 1 : 0;
+      if (fw.ManageRequests !== e.replies && fw.ManageRequests !== e.replies + owed) out.push(`${card.name} counted ${fw.ManageRequests} management request(s) taken since its last reset, but sent ${e.replies} repl${e.replies === 1 ? "y" : "ies"}`);
+      if (card.role === CardRole.Host && this.host.servers().some((s) => s.host === card.name)) {
+        const handled = this.interrupts(card.name) - e.interruptsBase;
+        if (fw.MsiSent !== handled) out.push(`${card.name} sent ${fw.MsiSent} hot-plug MSI(s) since its last reset, its server's pciehp handled ${handled}`);
+      }
+    }
+  }
+
+  private checkServers(out: string[]): void {
+    for (const server of this.host.servers()) {
+      const host = this.byName.get(server.host);
+      if (!host?.fabric.router) continue;
+      const router = host.fabric.router;
+      const reg = (port: number, r: SwitchReg) => router.readRegister(SWITCH_BASE + port * SWITCH_STRIDE + r);
+      for (const fn of server.os.functions) {
+        if (fn.bridge || fn.removed || fn.disconnected) continue;
+        const what = `${server.name} has ${functionName(fn)} [${fn.vendorId.toString(16).padStart(4, "0")}:${fn.deviceId.toString(16).padStart(4, "0")}]`;
+        let port = 0;
+        for (let p = 1; p <= SWITCH_DOWNSTREAM_PORTS && port === 0; p++) {
+          const buses = reg(p, SwitchReg.Buses);
+          const secondary = (buses >>> 8) & 0xff;
+          if ((reg(p, SwitchReg.Control) & SwitchControl.Forward) !== 0 && secondary !== 0 && fn.bus >= secondary && fn.bus <= ((buses >>> 16) & 0xff)) port = p;
+        }
+        if (port === 0) {
+          out.push(`${what}, but no port of ${host.name} forwards to bus ${fn.bus}`);
+          continue;
+        }
+        const binding = reg(port, SwitchReg.Binding);
+        const tunnel = host.fabric.tunnels[binding & 0xff];
+        const slot = (binding >>> 8) & 0xff;
+        const chassis = tunnel ? this.byMac.get(tunnel.peerKey()) : undefined;
+        if (!chassis || chassis.role !== CardRole.Chassis) {
+          out.push(`${what} through port ${port} of ${host.name}, whose tunnel ${binding & 0xff} has no chassis card`);
+          continue;
+        }
+        if (this.pairedTunnel(host, chassis) !== tunnel) {
+          const owner = chassis.fabric.tunnels[0].peerKey();
+          out.push(`${what} in slot ${slot} of ${chassis.name}, which is paired with ${this.byMac.get(owner)?.name ?? "no host card"} in group ${this.group(chassis)}, not with ${host.name} in group ${this.group(host)}`);
+          continue;
+        }
+        const device = this.host.devices(chassis.name)[slot] ?? null;
+        if (!(device instanceof Endpoint)) {
+          out.push(`${what} in slot ${slot} of ${chassis.name}, which holds no device`);
+          continue;
+        }
+        if (device.routingId !== routingId(fn.bus, fn.device, fn.fn) || device.header.vendorId.get() !== fn.vendorId) {
+          out.push(`${what} in slot ${slot} of ${chassis.name}, but the device there was not configured as that function since its last reset`);
+        }
+      }
+    }
+  }
+}
