@@ -614,6 +614,8 @@ function onHealthTimer(index: i32): void {
   const p = port(index);
   if (p.state == LinkState.Active) {
     fabric.read(index, TunnelReg.RttNs);
+    // A lost RELEASE would cost the whole release timeout: send it again while the host card has not answered.
+    if (releasing && p.attempts < LinkTiming.HandshakeAttempts) sendRelease();
     timers.start(TimerId.PortHealth + index, LinkTiming.HealthIntervalNs);
   } else if (p.state == LinkState.Recovery) {
     fabric.read(index, TunnelReg.Status);
@@ -717,9 +719,7 @@ export function reassign(group: u32): void {
   if (!started) return applyGroup();
   if (!isHost() && port(0).state == LinkState.Active) {
     releasing = true;
-    const body = frames.begin(field(0, PEER_MAC), ControlType.Release, port(0).version, port(0).session);
-    store<u8>(body + ReasonBody.Reason, RejectReason.Reassigned as u8);
-    frames.send(ReasonBody.Size);
+    sendRelease();
     timers.start(TimerId.PortState, RELEASE_TIMEOUT_NS);
     begin(LogLevel.Info, 0);
     log.str("asking ");
@@ -734,6 +734,15 @@ export function reassign(group: u32): void {
     else if (inHandshake(s)) enter(i, LinkState.Discover, RejectReason.Reassigned);
   }
   applyGroup();
+}
+
+/** Chassis card: RELEASE to the host card of the session (sent again at each health tick, HandshakeAttempts times in all). */
+function sendRelease(): void {
+  const p = port(0);
+  const body = frames.begin(field(0, PEER_MAC), ControlType.Release, p.version, p.session);
+  store<u8>(body + ReasonBody.Reason, RejectReason.Reassigned as u8);
+  frames.send(ReasonBody.Size);
+  p.attempts++;
 }
 
 /** The card takes its new group: CONTROL frames of that VLAN only, a fresh discovery. */
@@ -756,7 +765,7 @@ function onRelease(): void {
   const index = peerPort();
   if (!isHost() || index < 0) return ignored();
   const p = port(index);
-  if (p.state != LinkState.Active || frames.session != p.session) return ignored();
+  if (p.state != LinkState.Active || frames.session != p.session || vswitch.releasing(index)) return ignored();
   begin(LogLevel.Info, index);
   logPeer(index);
   log.str(" moves to another group; releasing its slots");

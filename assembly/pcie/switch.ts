@@ -339,6 +339,15 @@ export function releasePorts(tunnel: i32): bool {
   return any;
 }
 
+/** A release of tunnel `tunnel`'s slots is under way (a RELEASE sent again changes nothing). */
+export function releasing(tunnel: i32): bool {
+  for (let port = 1; port < SWITCH_PORTS; port++) {
+    const b = binding(port);
+    if (b.bound && b.tunnel == tunnel && b.release != Release.None) return true;
+  }
+  return false;
+}
+
 /** The tunnel bound to `port` when none of its ports is in release step `step` any more but some was; else -1. */
 function tunnelPast(port: i32, step: i32): i32 {
   const tunnel = binding(port).tunnel;

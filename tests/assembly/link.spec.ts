@@ -2550,6 +2550,15 @@ describe("management: group changes", () => {
     if (beacon.length > 0) expect(get16(beacon[0], Eth.Tag)).toBe(NEW_GROUP, "in the new group");
   });
 
+  it("a chassis card sends RELEASE again at each health tick until the host card answers, HandshakeAttempts times in all", () => {
+    pairChassis();
+    setGroupRequest(1);
+    expect(framesOfType(storeRecord(recordBytes(1, GROUP), recordBytes(0, GROUP), 1), ControlType.Release).length).toBe(1, "the first RELEASE");
+    let again = 0;
+    for (let i = 0; i < LinkTiming.HandshakeAttempts + 2; i++) again += framesOfType(wait(LinkTiming.HealthIntervalNs), ControlType.Release).length;
+    expect(again).toBe(LinkTiming.HandshakeAttempts - 1, "sent again until HandshakeAttempts in all, then only the timeout is left");
+  });
+
   it("a chassis card whose host card does not release in time closes the session itself", () => {
     pairChassis();
     setGroupRequest(1);
@@ -2651,6 +2660,14 @@ describe("management: a host card releases a chassis card's slots", () => {
     expect(closes.length).toBe(1);
     if (closes.length == 1) expectReason(closes[0], ControlType.Close, RejectReason.Released, CHASSIS_MAC, session);
     expect(counters.get(Counter.Releases)).toBe(0, "not an orderly release");
+  });
+
+  it("a RELEASE sent again while the release is under way changes nothing", () => {
+    release();
+    expectRefused(peer.reason(ControlType.Release, RejectReason.Reassigned, session), Counter.ControlIgnored, "a second RELEASE");
+    for (let p = 1; p <= CHASSIS_SLOTS; p++) handle(regValueEvent(switchAddress(p, SwitchReg.IdleUs), 0xffffffff));
+    expectRefused(peer.reason(ControlType.Release, RejectReason.Reassigned, session), Counter.ControlIgnored, "a RELEASE after the buttons were pressed");
+    for (let p = 1; p <= CHASSIS_SLOTS; p++) expect(pcieConfig.slotStatus(p) & SltSta.AttentionButtonPressed).toBe(SltSta.AttentionButtonPressed);
   });
 
   it("ignores RELEASE outside its session, and from a host card's point of view only from its chassis card", () => {
