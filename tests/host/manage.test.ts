@@ -401,6 +401,46 @@ test("SetGroup whose Ok was lost: Busy to the retry, then a Status shows the cha
   assert.deepEqual(net.sent.map((f) => ManageOp[decodeRequest(f, KEY).op]), ["Discover", "SetGroup", "SetGroup", "Status"]);
 });
 
+test("SetGroup still being written when the retries come: Busy, then Status polled until the card shows the group", async () => {
+  const { scheduler, net, client, settle } = bench();
+  const card = net.add(chassis());
+  await settle(client.find(0x2000_0001));
+  // The first SetGroup is taken but its flash write lasts 900 ms (a simulation slower than real time):
+  // no answer to it, Busy to the retries, the old group in every Status until the write is done.
+  const original = card.answer.bind(card);
+  let writing = false;
+  card.answer = (frame) => {
+    const op = decodeRequest(frame, KEY).op;
+    if (op === ManageOp.SetGroup && !writing && card.group === 100) {
+      writing = true;
+      scheduler.after(900e6, () => {
+        writing = false;
+        card.group = 200;
+      });
+      return null;
+    }
+    card.setGroupStatus = writing ? ManageStatus.Busy : ManageStatus.Ok;
+    return original(frame);
+  };
+  const result = await settle(client.setGroup(0x2000_0001, 200));
+  assert.deepEqual([result.status, result.group], [ManageStatus.Ok, 200]);
+  const ops = net.sent.map((f) => ManageOp[decodeRequest(f, KEY).op]);
+  assert.ok(ops.filter((op) => op === "Status").length >= 2, `polled: ${ops.join(" ")}`);
+  // Not for ever: a change that never shows is a refusal once settleMs has passed.
+  let first = true;
+  card.setGroupStatus = ManageStatus.Busy;
+  card.answer = (frame) => {
+    if (decodeRequest(frame, KEY).op === ManageOp.SetGroup && first) {
+      first = false;
+      return null;
+    }
+    return original(frame);
+  };
+  const started = scheduler.now;
+  await assert.rejects(settle(client.setGroup(0x2000_0001, 300, 1000)), /refused the group change to 300: busy/);
+  assert.ok(scheduler.now - started >= 1000 * 1e6, "polled for settleMs first");
+});
+
 test("replies that are duplicated, replayed, for another counter, card or station, or with a bad tag are ignored and counted", async () => {
   const { net, client, settle } = bench();
   const card = net.add(chassis());

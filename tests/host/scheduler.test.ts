@@ -87,3 +87,26 @@ test("a large random load comes out sorted and stable", async () => {
   assert.deepEqual(times, sorted);
   assert.equal(s.executed, 20_000);
 });
+
+test("real time, behind the wall clock: the loop still lets timers and sockets in, and outside input enters at its next action", async () => {
+  const s = new EventScheduler();
+  const busy = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+  // 200 actions 1 µs of virtual time apart, each taking 1 ms of wall time: 1000 times slower than real time.
+  for (let i = 0; i < 200; i++) s.at(i * 1000, () => busy(1));
+  s.realTime(true);
+  let timerAt = -1;
+  let inputAt = -1;
+  setTimeout(() => {
+    timerAt = s.now;
+    // By the wall clock this is ~20 ms of virtual time, far past anything run yet: it enters at the next action instead.
+    s.at(s.realTimeNow(), () => {
+      inputAt = s.now;
+    });
+  }, 20);
+  await s.run(Infinity);
+  assert.ok(timerAt >= 0 && timerAt < 199_000, `the timer ran while the loop was busy (virtual ${timerAt} ns)`);
+  assert.ok(inputAt >= timerAt && inputAt <= timerAt + 1000, `the input ran at the next action, not after the lag (virtual ${inputAt} ns, timer at ${timerAt} ns)`);
+});

@@ -130,7 +130,7 @@ export async function runAssign(serial: number, flags: AssignFlags, command: Com
     }
     say(`card ${formatSerial(serial)} (${roleName(before.sender.role)}): group ${from} -> ${flags.group}`);
     const started = Date.now();
-    await client.setGroup(serial, flags.group);
+    await client.setGroup(serial, flags.group, Math.max(flags.wait, 2000));
     say("  the card took the new group (written to its flash) and is moving");
     // Until the card reports the new group (it reports the old one while it hands its slots
     // back) and, for a chassis card, a session with a host card again: after its old session

@@ -178,13 +178,21 @@ export class ManageClient {
   /**
    * Moves the card to `group`. Resolves with its Ok reply; throws ManageError when it does
    * not answer or refuses (Busy, BadGroup, FlashFailed). A Busy answer to a retry, after an
-   * earlier send went unanswered, is checked with a Status: the lost one may have done it.
+   * earlier send went unanswered, may mean that send is the change in progress: the card's
+   * status is polled until it shows the group, for up to `settleMs`.
    */
-  async setGroup(serial: number, group: number): Promise<ManageReply> {
+  async setGroup(serial: number, group: number, settleMs = 2000): Promise<ManageReply> {
     const { reply, sends } = await this.ask(ManageOp.SetGroup, serial, group);
     if (reply.status === ManageStatus.Busy && sends > 1) {
-      const now = await this.status(serial);
-      if (now.group === group) return { ...now, op: ManageOp.SetGroup, status: ManageStatus.Ok };
+      // An earlier send went through: the card answers it only once the new group is in its
+      // flash (a sector erase, 45 ms on a card, longer in a simulation slower than real time).
+      const deadline = this.clock.now() + settleMs;
+      for (;;) {
+        const now = await this.status(serial);
+        if (now.group === group) return { ...now, op: ManageOp.SetGroup, status: ManageStatus.Ok };
+        if (this.clock.now() >= deadline) break;
+        await new Promise<void>((resolve) => this.clock.after(this.tryMs, resolve));
+      }
     }
     if (reply.status !== ManageStatus.Ok) {
       throw new ManageError(`card ${formatSerial(serial)} refused the group change to ${group}: ${STATUS_TEXT[reply.status] ?? `status ${reply.status}`}`,

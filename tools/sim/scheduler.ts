@@ -6,7 +6,8 @@
 //
 // Real-time mode (interactive sessions: a user on a card's console) paces the loop so
 // that virtual time keeps up with the wall clock and no further; input from outside
-// enters at realTimeNow(). Such a run is no longer a function of its inputs alone.
+// enters at realTimeNow(), at once even when the simulation runs behind the wall clock.
+// Such a run is no longer a function of its inputs alone.
 
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Action, Scheduler } from "../../board/scheduler.ts";
@@ -24,6 +25,8 @@ export class EventScheduler implements Scheduler {
   private stopped = false;
   /** Real-time mode: the wall clock (ms) and virtual time (ns) at which pacing began. */
   private origin: { wall: number; virtual: number } | null = null;
+  /** Real-time mode: the wall clock (ms) when the loop last let other work run. */
+  private yielded = 0;
 
   get pending(): number {
     return this.actions.size;
@@ -58,10 +61,16 @@ export class EventScheduler implements Scheduler {
     this.origin = on ? { wall: performance.now(), virtual: this.now } : null;
   }
 
-  /** Virtual time that corresponds to the wall clock in real-time mode (else `now`): where outside input enters. */
+  /**
+   * Where input from outside enters in real-time mode (else `now`): the virtual time of the
+   * wall clock, or, when the simulation has fallen behind the wall clock, the time of its next
+   * pending action, so that the input is taken at once instead of after the lag (a busy
+   * scenario runs slower than real time; its virtual time then runs behind the wall clock).
+   */
   realTimeNow(): number {
     if (!this.origin) return this.now;
-    return Math.max(this.now, Math.floor(this.origin.virtual + (performance.now() - this.origin.wall) * 1e6));
+    const wall = Math.floor(this.origin.virtual + (performance.now() - this.origin.wall) * 1e6);
+    return Math.max(this.now, Math.min(wall, this.times.length > 0 ? this.times[0] : wall));
   }
 
   /** Ends run() after the current action. */
@@ -74,10 +83,13 @@ export class EventScheduler implements Scheduler {
     this.stopped = false;
     while (!this.stopped && this.times.length > 0 && this.times[0] <= until) {
       if (this.origin) {
-        // Sleep in short slices, so that input arriving meanwhile is scheduled and run in time.
-        const ahead = (this.times[0] - this.origin.virtual) / 1e6 - (performance.now() - this.origin.wall);
-        if (ahead > 0) {
-          await sleep(Math.min(ahead, PACE_SLICE_MS));
+        // Sleep in short slices, so that input arriving meanwhile is scheduled and run in time;
+        // behind the wall clock, still let input in (sockets, timers) every slice.
+        const wall = performance.now();
+        const ahead = (this.times[0] - this.origin.virtual) / 1e6 - (wall - this.origin.wall);
+        if (ahead > 0 || wall - this.yielded >= PACE_SLICE_MS) {
+          await (ahead > 0 ? sleep(Math.min(ahead, PACE_SLICE_MS)) : new Promise<void>((resolve) => setImmediate(resolve)));
+          this.yielded = performance.now();
           continue;
         }
       }
