@@ -54,7 +54,7 @@ export async function manageBenchmarks(_options: { quick: boolean }, progress: (
       { id: "cto_count.reassign", metric: { value: timeouts, unit: "count" } },
     ],
     notes: [
-      `reassign_ms: \`iov manage assign\`'s SetGroup from the station (scenario handover, seed ${SEED}, an NVMe drive idle for more than ${RELEASE_IDLE_US / 1000} ms) ` +
+      `reassign_ms: the station's SetGroup (the scenario's assign action; what \`iov manage assign\` sends) in scenario handover (seed ${SEED}; an NVMe drive idle for more than ${RELEASE_IDLE_US / 1000} ms) ` +
         "to server2's first verified NVMe read-back: the station finds the card, the card writes its configuration record (a 45 ms sector erase), " +
         "RELEASE, the attention button and pciehp's 5 s blink before the orderly removal, re-pairing in the new group, pciehp's 100 ms wait, enumeration, the driver's init and a 4 KiB write and read-back",
       "reassign_ms.busy: the same under a 4 KiB write and read-back every millisecond: the old server loses the drive at once (a surprise removal), no 5 s blink",
