@@ -9,6 +9,7 @@ import { concat } from "../board/bytes.ts";
 import { FIRMWARE } from "../tools/paths.ts";
 import { memoryLimits } from "../tools/build/checks.ts";
 import { openSession, type EngineKind } from "../tools/engines/index.ts";
+import { barChart } from "./svg.ts";
 import type { Section } from "./metrics.ts";
 
 const EVENTS_PER_BATCH = 8; // TIME, 6 payload events, SYNC
@@ -63,5 +64,21 @@ export async function firmwareBenchmarks(options: { quick: boolean; wasm3?: stri
   } else {
     notes.push("fw_events_per_s.wasm3 skipped: no wasm3 binary (pass --wasm3 PATH or set IOV_WASM3)");
   }
-  return { rows, notes };
+  const engines: Record<string, string> = {
+    "fw_events_per_s.inproc": "in-process (V8)", "fw_events_per_s.child": "child process, Node WASI", "fw_events_per_s.wasm3": "child process, wasm3 (the card's engine)",
+  };
+  const speed = {
+    file: "firmware-speed.svg",
+    title: "Firmware events per second, by engine",
+    svg: barChart({
+      title: `firmware.wasm (${firmware.length} bytes) through the mailbox in lockstep`,
+      unit: "events/s",
+      log: true,
+      bars: rows.filter((r) => r.id in engines).map((r) => ({ label: engines[r.id], value: r.metric.value })),
+    }),
+    caption: `Batches of ${EVENTS_PER_BATCH} events (TIME, fabric events, a register value, counter queries, SYNC) and the firmware's answers, in lockstep: the mailbox path itself, on this machine's wall clock. ` +
+      "A child process pays a pipe round trip per batch. The card's soft-core runs wasm3; on the host, wasm3 is measured only when a binary is given." +
+      (options.wasm3 ? "" : " No wasm3 binary was given in this run."),
+  };
+  return { rows, notes, figures: [speed] };
 }

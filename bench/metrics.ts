@@ -18,9 +18,19 @@ export interface Row {
   baseline?: string;
 }
 
+/** A plot for the report: an SVG file under bench/figures/. */
+export interface Figure {
+  file: string;
+  title: string;
+  svg: string;
+  /** What it shows and how it was made: the model, the workload, the seeds. */
+  caption: string;
+}
+
 export interface Section {
   rows: Row[];
   notes: string[];
+  figures?: Figure[];
 }
 
 export function writeResults(rows: Row[]): Record<string, Metric> {

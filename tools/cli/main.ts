@@ -140,8 +140,9 @@ export function program(): Command {
     .action(async (serial, options, command) => (await import("./manage.ts")).runAssign(serial, options, command));
 
   iov.command("bench")
-    .description("run the benchmarks; write bench/results.json and print a table")
+    .description("run the benchmarks; write bench/results.json, bench/figures/*.svg and (all parts) bench/report.md, and print a table")
     .option("--quick", "shorter runs (under a minute)")
+    .option("--only <part>", "run one part: firmware, tunnel, pcie, link, hotplug, manage or fleet")
     .addOption(wasm3Option())
     .action(async (options) => (await import("./bench.ts")).runBench(options));
 

@@ -677,6 +677,13 @@ export class World {
     return card;
   }
 
+  /** NVMe bytes written, read back and found equal so far, by every server's load (a live figure, for throughput over time). */
+  nvmeVerifiedBytes(): number {
+    let bytes = 0;
+    for (const stats of this.nvmeStats.values()) bytes += stats.verifiedBytes;
+    return bytes;
+  }
+
   private summary(duration: number): RunSummary {
     let nvmeErrors = 0;
     for (const [run, stats] of this.nvmeStats) {
