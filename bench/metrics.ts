@@ -33,8 +33,9 @@ export interface Section {
   figures?: Figure[];
 }
 
-export function writeResults(rows: Row[]): Record<string, Metric> {
-  const previous: Record<string, Metric> = existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, "utf8")) : {};
+/** Writes bench/results.json: this run's rows, merged into the last file's when `merge` (a run of some parts only). */
+export function writeResults(rows: Row[], merge: boolean): Record<string, Metric> {
+  const previous: Record<string, Metric> = merge && existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, "utf8")) : {};
   const results = { ...previous, ...Object.fromEntries(rows.map((r) => [r.id, r.metric])) };
   writeFileSync(RESULTS, JSON.stringify(results, null, 2) + "\n");
   return results;

@@ -78,7 +78,7 @@ export async function runBenchmarks(options: BenchOptions): Promise<Record<strin
   }
   progress.done();
   const rows = parts.flatMap((p) => p.section.rows);
-  const results = writeResults(rows);
+  const results = writeResults(rows, options.only !== undefined);
   mkdirSync(FIGURES, { recursive: true });
   const figures = parts.flatMap((p) => p.section.figures ?? []);
   for (const figure of figures) writeFileSync(join(FIGURES, figure.file), figure.svg);
