@@ -100,7 +100,7 @@ export function renderReport(parts: ReportPart[], results: Record<string, Metric
     `Written by \`npm run bench${o.quick ? " -- --quick" : ""}\`: every figure here comes from that one run, ` +
       `${o.quick ? "in quick mode (fewer samples; run it without `--quick` for the published figures)" : "in full mode"}, ` +
       `with Node ${process.version} on ${cpu} (${cpus().length} cores)${o.wasm3 ? " and a wasm3 binary" : ", without a wasm3 binary"}. ` +
-      "Each part names the command that reruns it alone. The raw figures are in [results.json](results.json), keyed by metric ID.",
+      "Each part names the command that reruns it alone. The run also writes its figures to `bench/results.json`, keyed by metric ID; the tables below hold every one of them.",
     "",
   );
   out.push("## Headline figures", "", "| | |", "|---|---|");
