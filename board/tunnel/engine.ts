@@ -114,6 +114,8 @@ export class TunnelEngine implements FrameSink {
   private nextSeq = 0;
   private sndUna = 0;
   private readonly sent = new Map<number, Sent>();
+  /** Where DATA frames are packed before they are copied out at their own size. */
+  private packing = new Uint8Array(0);
   private replayBytes = 0;
   private readonly resend: number[] = [];
   private consecutiveTimeouts = 0;
@@ -368,11 +370,16 @@ export class TunnelEngine implements FrameSink {
     return this.dataFrame();
   }
 
-  private frameHead(payload: number): { frame: Uint8Array; view: DataView; at: number } {
+  /**
+   * The Ethernet header of a frame to the peer with `payload` bytes after it: in a new buffer
+   * of the frame's size, or at the start of `into` (which must be large enough; only the
+   * header's bytes are written).
+   */
+  private frameHead(payload: number, into?: Uint8Array): { frame: Uint8Array; view: DataView; at: number } {
     const vlan = this.reg(TunnelReg.Vlan);
     const tag = this.vlan() ? VLAN_TAG_SIZE : 0;
     const head = HEADER_SIZE + tag;
-    const frame = allocBytes(head + Math.max(payload, MIN_PAYLOAD) + FCS_SIZE);
+    const frame = into ?? allocBytes(head + Math.max(payload, MIN_PAYLOAD) + FCS_SIZE);
     const high = this.reg(TunnelReg.PeerMacHigh);
     const low = this.reg(TunnelReg.PeerMacLow);
     frame[0] = high >> 8;
@@ -474,14 +481,16 @@ export class TunnelEngine implements FrameSink {
 
   /**
    * Packs the next DATA frame: TLPs in ordering-rule order while they fit the MTU, the
-   * credits and the window. Records are written straight into a frame buffer of the MTU's
-   * size, which is then cut to the length used.
+   * credits and the window. Records are written into the engine's packing buffer, of the
+   * MTU's size; the frame is a copy of the part used.
    */
   private dataFrame(): Uint8Array | null {
     let cls = this.nextEligible();
     if (cls === -1) return null;
     const mtu = this.reg(TunnelReg.Mtu);
-    const { frame: buffer, view, at } = this.frameHead(mtu);
+    const largest = HEADER_SIZE + VLAN_TAG_SIZE + Math.max(mtu, MIN_PAYLOAD) + FCS_SIZE;
+    if (this.packing.length < largest) this.packing = new Uint8Array(largest);
+    const { frame: buffer, view, at } = this.frameHead(mtu, this.packing);
     const overhead = at + TUNNEL_HEADER + FCS_SIZE;
     const end = at + mtu;
     let p = at + TUNNEL_HEADER;
@@ -504,10 +513,12 @@ export class TunnelEngine implements FrameSink {
     }
     if (tlps === 0) return null;
     const bytes = p - at - TUNNEL_HEADER;
-    const frame = buffer.subarray(0, Math.max(p, at + MIN_PAYLOAD) + FCS_SIZE);
     const seq = this.nextSeq;
     this.nextSeq = (this.nextSeq + 1) >>> 0;
     writeHeader(view, at, FrameKind.Data, bytes, this.reg(TunnelReg.Session), seq, this.rcvNext);
+    const padded = Math.max(p, at + MIN_PAYLOAD);
+    buffer.fill(0, p, padded); // the last frame's bytes are still there
+    const frame = copyBytes(buffer.subarray(0, padded + FCS_SIZE));
     writeFcs(frame);
     this.sent.set(seq, { seq, frame, sentAt: this.now, transmissions: 1, sacked: false, pending: false });
     this.replayBytes += frame.length;
