@@ -4,6 +4,7 @@
 // and the command that reproduces it.
 
 import { cpus } from "node:os";
+import { groupDigits } from "./svg.ts";
 import type { Metric, Row, Section } from "./metrics.ts";
 
 export interface ReportPart {
@@ -15,19 +16,11 @@ export interface ReportPart {
   section: Section;
 }
 
+/** A table value: four significant digits, whole numbers of five digits and more grouped by thousands ("45 290", but "5167"). */
 export function formatValue(value: number): string {
-  if (Number.isInteger(value)) return groupDigits(String(value));
-  if (Math.abs(value) >= 1000) return groupDigits(value.toFixed(0));
+  if (Number.isInteger(value)) return groupDigits(String(value), 5);
+  if (Math.abs(value) >= 1000) return groupDigits(value.toFixed(0), 5);
   return value.toPrecision(4).replace(/\.?0+$/, (m) => (m.startsWith(".") ? "" : m));
-}
-
-/** 2351116 -> "2 351 116" (thin spaces would not survive every viewer; plain spaces do). */
-function groupDigits(text: string): string {
-  const [whole, fraction] = text.split(".");
-  const sign = whole.startsWith("-") ? "-" : "";
-  const digits = sign ? whole.slice(1) : whole;
-  const grouped = digits.length > 4 ? digits.replace(/\B(?=(\d{3})+(?!\d))/g, " ") : digits;
-  return sign + grouped + (fraction !== undefined ? `.${fraction}` : "");
 }
 
 function table(rows: Row[], results: Record<string, Metric>): string {

@@ -113,12 +113,15 @@ function fit(text: string, width: number, size: number): string {
   return chars.length <= max ? text : chars.slice(0, Math.max(0, max - 1)).join("") + "…";
 }
 
-/** Digits grouped by three with spaces, SI style: "2351116.5" → "2 351 116.5". */
-function group(fixed: string): string {
+/**
+ * Digits grouped by three with spaces, SI style: "2351116.5" → "2 351 116.5", when the whole
+ * part has at least `minDigits` digits (4 here: "1 000" on an axis; a table may start at 5).
+ */
+export function groupDigits(fixed: string, minDigits = 4): string {
   const match = /^(-?)(\d+)(\.\d+)?$/.exec(fixed);
   if (!match) return fixed;
   const [, sign, int, frac = ""] = match;
-  const grouped = int.length >= 4 ? int.replace(/\B(?=(\d{3})+(?!\d))/g, " ") : int;
+  const grouped = int.length >= minDigits ? int.replace(/\B(?=(\d{3})+(?!\d))/g, " ") : int;
   return sign + grouped + frac;
 }
 
@@ -133,11 +136,11 @@ function formatValue(v: number): string {
   if (v === 0) return "0";
   const abs = Math.abs(v);
   if (abs >= 1e15 || abs < 1e-6) return exponential(v);
-  if (Number.isInteger(v)) return group(String(v));
+  if (Number.isInteger(v)) return groupDigits(String(v));
   const decimals = abs >= 1000 ? 0 : Math.min(9, 3 - Math.floor(Math.log10(abs)));
   let fixed = v.toFixed(decimals);
   if (fixed.includes(".")) fixed = fixed.replace(/0+$/, "").replace(/\.$/, "");
-  return group(fixed === "-0" ? "0" : fixed);
+  return groupDigits(fixed === "-0" ? "0" : fixed);
 }
 
 /** A tick label on a linear axis with ticks `step` apart. */
@@ -145,14 +148,14 @@ function tickLabel(v: number, step: number): string {
   if (v === 0) return "0";
   const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
   if (Math.abs(v) >= 1e15 || decimals > 6) return exponential(v);
-  return group(v.toFixed(decimals));
+  return groupDigits(v.toFixed(decimals));
 }
 
 /** A tick label on a log axis (decades): "0.01", "1", "1 000", "1e9". */
 function decadeLabel(v: number): string {
   const e = Math.round(Math.log10(v));
   if (e < -3 || e > 9) return `1e${e}`;
-  return group(v.toFixed(Math.max(0, -e)));
+  return groupDigits(v.toFixed(Math.max(0, -e)));
 }
 
 function plural(count: number, one: string, many = `${one}s`): string {

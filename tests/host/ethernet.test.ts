@@ -197,16 +197,18 @@ test("decodeFrame never throws on 10 000 random buffers of 0..2000 bytes and its
   assert.deepEqual([...seen].sort(), ["bad-fcs", "bad-vlan", "oversize", "runt", "tagged", "untagged"].sort());
 });
 
+/** A CONTROL frame for the MAC, tagged with `vid` (null: untagged). */
+function control(vid: number | null): Uint8Array {
+  const header = new Uint8Array(16);
+  header[0] = 1;
+  header[1] = FrameKind.Control;
+  return encodeFrame(make(header, vid === null ? null : { pcp: 0, dei: 0, vid }));
+}
+
 test("the MAC hands the firmware only CONTROL frames of its control VLAN once one is set, and counts the others", () => {
   const mac = new CardMac(dst);
   const seen: number[] = [];
   mac.onControl = (frame) => seen.push(vlanOf(frame));
-  const control = (vid: number | null) => {
-    const header = new Uint8Array(16);
-    header[0] = 1;
-    header[1] = FrameKind.Control;
-    return encodeFrame(make(header, vid === null ? null : { pcp: 0, dei: 0, vid }));
-  };
   for (const vid of [null, 100, 200]) mac.receive(control(vid));
   assert.deepEqual(seen, [0, 100, 200], "0: every VLAN, untagged too");
   mac.controlVlan = 100;
@@ -220,12 +222,6 @@ test("the MAC also hands over CONTROL frames of the management VLAN, and only wh
   const mac = new CardMac(dst);
   const seen: number[] = [];
   mac.onControl = (frame) => seen.push(vlanOf(frame));
-  const control = (vid: number | null) => {
-    const header = new Uint8Array(16);
-    header[0] = 1;
-    header[1] = FrameKind.Control;
-    return encodeFrame(make(header, vid === null ? null : { pcp: 0, dei: 0, vid }));
-  };
   const all = [null, 100, 200, 4000];
   mac.controlVlan = 100;
   for (const vid of all) mac.receive(control(vid));

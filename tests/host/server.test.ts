@@ -3,6 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { runTask } from "./support/run-task.ts";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
 import { remotePcie } from "../../tools/sim/remote-pcie.ts";
 import { DmaTestDevice } from "../../board/devices/dma-test.ts";
@@ -29,26 +30,13 @@ function server(loss = 0, withGraphics = false) {
   return { scheduler, device, graphics, ...remote, a: remote.host, b: remote.chassis };
 }
 
-/** Runs a task to completion in virtual time and returns its result. */
-async function run<T>(scheduler: EventScheduler, task: Task<T>, limitNs = 2e9): Promise<T> {
-  let outcome: T | Error | undefined;
-  let finished = false;
-  spawn(task, (result) => {
-    outcome = result;
-    finished = true;
-  });
-  while (!finished && scheduler.now < limitNs) await scheduler.run(scheduler.now + 100_000);
-  assert.ok(finished, "the task finished");
-  if (outcome instanceof Error) throw outcome;
-  return outcome as T;
-}
 
 const name = (f: PciFunction) => `${f.bus}:${f.device}.${f.fn}`;
 
 test("the OS enumerates the remote hierarchy: buses depth first, BARs assigned, windows around them", async () => {
   const { scheduler, os, device, log } = server();
   await scheduler.run(50_000);
-  const found = await run(scheduler, os.enumerate());
+  const found = await runTask(scheduler, os.enumerate());
   assert.deepEqual(found.map((f) => [name(f), f.bridge ? `${f.bridge.secondary}-${f.bridge.subordinate}` : "endpoint"]), [
     ["0:1.0", "1-4"], ["1:0.0", "2-4"], ["2:0.0", "3-3"], ["3:0.0", "endpoint"], ["2:1.0", "4-4"],
   ]);
@@ -69,8 +57,8 @@ for (const loss of [0, 0.01]) {
   test(`a driver runs verified DMA on the remote device through the tunnel (${loss * 100} % frame loss)`, async () => {
     const { scheduler, os, rc } = server(loss);
     await scheduler.run(50_000);
-    const found = await run(scheduler, os.enumerate());
-    const result: DmaTestResult = await run(scheduler, dmaTestDriver(os, found.find(isDmaTest)!, 0x1_0000_0000, 256 * 1024, 77));
+    const found = await runTask(scheduler, os.enumerate());
+    const result: DmaTestResult = await runTask(scheduler, dmaTestDriver(os, found.find(isDmaTest)!, 0x1_0000_0000, 256 * 1024, 77));
     assert.deepEqual(result, { hostMismatches: 0, deviceErrors: 0, writeNs: result.writeNs, verifyNs: result.verifyNs });
     assert.equal(result.hostMismatches, 0);
     assert.equal(result.deviceErrors, 0);
@@ -85,7 +73,7 @@ test("when the chassis stops answering, requests fail by completion timeout and 
   await scheduler.run(50_000);
   b.fabric.writeRegister(TUNNEL_BASE + TunnelReg.Control, 0); // the chassis card goes silent
   const started = scheduler.now;
-  const found = await run(scheduler, os.enumerate());
+  const found = await runTask(scheduler, os.enumerate());
   assert.deepEqual(found.map(name), ["0:1.0", "1:0.0", "2:0.0", "2:1.0"], "no device behind either downstream port");
   assert.equal(rc.counters.completionTimeouts, 2, "one probe per downstream port timed out");
   assert.ok(scheduler.now - started >= 2 * 50_000_000, "each after the 50 ms completion timeout");
@@ -94,7 +82,7 @@ test("when the chassis stops answering, requests fail by completion timeout and 
 test("the driver draws the test picture on the remote screen, and the screenshot shows exactly it", async () => {
   const { scheduler, os, graphics, log } = server(0, true);
   await scheduler.run(50_000);
-  const found = await run(scheduler, os.enumerate());
+  const found = await runTask(scheduler, os.enumerate());
   const gfx = found.find(isGraphics)!;
   assert.equal(`${gfx.bus}:${gfx.device}.${gfx.fn}`, "4:0.0");
   // Behind the first downstream port's windows: its hot-plug reservation when it is a hot-plug port.
@@ -106,7 +94,7 @@ test("the driver draws the test picture on the remote screen, and the screenshot
   const hex = (n: number) => n.toString(16);
   const windows = `memory 0x${hex(memory)}-0x${hex(memory + (hotplug ? 2 << 20 : 1 << 20) - 1)}, prefetchable 0x${hex(prefetchable)}-0x${hex(prefetchable + (2 << 20) - 1)}${hotplug ? ", hot-plug slot" : ""}`;
   assert.ok(log.includes(`bridge 2:1.0 [0x1fff:0x2] buses 4-4, ${windows}`), log.join("\n"));
-  const drawn = await run(scheduler, graphicsDriver(os, gfx));
+  const drawn = await runTask(scheduler, graphicsDriver(os, gfx));
   assert.deepEqual(drawn, { width: 640, height: 480, bytes: 640 * 480 * 4, frames: 1 });
   await scheduler.run(scheduler.now + 1_000_000);
   assert.deepEqual(graphics.framebuffer.subarray(0, drawn.bytes), testPicture(640, 480));
@@ -123,7 +111,7 @@ test("keys and mouse moves at the chassis reach the server's driver in order, ea
   const input = new InputDevice(scheduler);
   const remote = remotePcie(scheduler, { slots: [input], seed: 4 });
   await scheduler.run(50_000);
-  const found = await run(scheduler, remote.os.enumerate());
+  const found = await runTask(scheduler, remote.os.enumerate());
   const fn = found.find(isInput)!;
   const got: [InputReport, number][] = [];
   spawn(inputDriver(remote.os, fn, 0x2_0000_0000, 64, (report, latency) => got.push([report, latency])));
@@ -148,7 +136,7 @@ test("an input device with a full ring counts what it drops instead of overwriti
   const input = new InputDevice(scheduler);
   const remote = remotePcie(scheduler, { slots: [input], seed: 4 });
   await scheduler.run(50_000);
-  const found = await run(scheduler, remote.os.enumerate());
+  const found = await runTask(scheduler, remote.os.enumerate());
   const fn = found.find(isInput)!;
   const bar = fn.bars[0].address;
   const write = (offset: number, value: number) => spawn((function* () { yield* wait(remote.rc.memoryWrite(bar + offset, Uint8Array.of(value & 0xff, (value >> 8) & 0xff, 0, 0))); })());
@@ -159,7 +147,7 @@ test("an input device with a full ring counts what it drops instead of overwriti
   await scheduler.run(scheduler.now + 100_000);
   for (let i = 0; i < 5; i++) input.key(65 + i, true); // nobody consumes: two fit
   await scheduler.run(scheduler.now + 100_000);
-  const [dropped] = await run(scheduler, (function* () { return [new DataView((yield* wait(remote.rc.memoryRead(bar + InputReg.Dropped, 4))).buffer).getUint32(0, true)]; })());
+  const [dropped] = await runTask(scheduler, (function* () { return [new DataView((yield* wait(remote.rc.memoryRead(bar + InputReg.Dropped, 4))).buffer).getUint32(0, true)]; })());
   assert.equal(dropped, 3);
 });
 
@@ -168,20 +156,20 @@ test("the NVMe driver brings the remote controller up, writes and reads back 1 M
   const nvme = new NvmeController(scheduler);
   const remote = remotePcie(scheduler, { slots: [nvme], seed: 6 });
   await scheduler.run(50_000);
-  const found = await run(scheduler, remote.os.enumerate());
+  const found = await runTask(scheduler, remote.os.enumerate());
   const fn = found.find(isNvme)!;
   assert.deepEqual(fn.bars.map((b) => [b.kind, b.size]), [["memory64", 16384]]);
-  const disk = await run(scheduler, nvmeInit(remote.os, fn, 0x3_0000_0000));
+  const disk = await runTask(scheduler, nvmeInit(remote.os, fn, 0x3_0000_0000));
   assert.equal(disk.blocks, 131_072);
   assert.equal(disk.identity!.sn, "IOV0000000001");
   assert.equal(disk.identity!.mn, "IOV remote NVMe");
   const data = pattern(11, 1 << 20);
   const chunk = 128 * 1024;
-  await run(scheduler, (function* (): Task<void> {
+  await runTask(scheduler, (function* (): Task<void> {
     for (let i = 0; i < 8; i++) yield* disk.write(100 + i * 256, data.subarray(i * chunk, (i + 1) * chunk), 0x4_0000_0000, 0x4_1000_0000);
   })());
   assert.deepEqual(nvme.media.read(100 * 512, 1 << 20), data, "the media holds what was written");
-  const back = await run(scheduler, (function* (): Task<Uint8Array> {
+  const back = await runTask(scheduler, (function* (): Task<Uint8Array> {
     const out = new Uint8Array(1 << 20);
     for (let i = 0; i < 8; i++) out.set(yield* disk.read(100 + i * 256, 256, 0x5_0000_0000, 0x5_1000_0000), i * chunk);
     return out;
@@ -195,10 +183,10 @@ test("NVMe errors come back as statuses: a read past the end, a namespace that d
   const nvme = new NvmeController(scheduler, 1024);
   const remote = remotePcie(scheduler, { slots: [nvme], seed: 6 });
   await scheduler.run(50_000);
-  const fn = (await run(scheduler, remote.os.enumerate())).find(isNvme)!;
-  const disk = await run(scheduler, nvmeInit(remote.os, fn, 0x3_0000_0000));
-  await assert.rejects(run(scheduler, disk.read(1020, 8, 0x4_0000_0000, 0x4_1000_0000)), /status 0\/128/);
-  const cqe = await run(scheduler, (function* (): Task<Cqe> {
+  const fn = (await runTask(scheduler, remote.os.enumerate())).find(isNvme)!;
+  const disk = await runTask(scheduler, nvmeInit(remote.os, fn, 0x3_0000_0000));
+  await assert.rejects(runTask(scheduler, disk.read(1020, 8, 0x4_0000_0000, 0x4_1000_0000)), /status 0\/128/);
+  const cqe = await runTask(scheduler, (function* (): Task<Cqe> {
     return yield* wait(disk.submit(1, readCommand({ cid: 0, nsid: 9, slba: 0, nlb: 0, prp1: 0x4_0000_0000 })));
   })());
   assert.deepEqual([cqe.status.sct, cqe.status.sc], [0, 0x0b]);

@@ -5,9 +5,10 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { runTask } from "./support/run-task.ts";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
 import { remotePcie } from "../../tools/sim/remote-pcie.ts";
-import { spawn, wait, type Task } from "../../tools/server/task.ts";
+import { spawn } from "../../tools/server/task.ts";
 import { Fabric } from "../../board/fabric.ts";
 import { ChassisRoot } from "../../board/pcie/chassis-root.ts";
 import { BOARD_ID, CardReg, FabricEventKind } from "../../board/map/registers.ts";
@@ -24,18 +25,6 @@ import { graphicsDriver, isGraphics } from "../../tools/server/drivers/graphics.
 import { inputDriver, isInput } from "../../tools/server/drivers/input.ts";
 import { pattern } from "../../board/devices/dma-test.ts";
 
-async function run<T>(scheduler: EventScheduler, task: Task<T>, limitNs = 2e9): Promise<T> {
-  let outcome: T | Error | undefined;
-  let finished = false;
-  spawn(task, (result) => {
-    outcome = result;
-    finished = true;
-  });
-  while (!finished && scheduler.now < limitNs) await scheduler.run(scheduler.now + 100_000);
-  assert.ok(finished, "the task finished");
-  if (outcome instanceof Error) throw outcome;
-  return outcome as T;
-}
 
 /** A device's BAR registers as the device holds them (its BARs are unassigned after a reset, so not through TLPs). */
 function registers(device: Endpoint, bar: number, length: number): Uint8Array {
@@ -94,10 +83,10 @@ test("a reset NVMe controller is back to its power-on state, queues and all, and
   const fresh = new NvmeController(new EventScheduler());
   const remote = remotePcie(scheduler, { slots: [nvme], seed: 6 });
   await scheduler.run(50_000);
-  const fn = (await run(scheduler, remote.os.enumerate())).find(isNvme)!;
-  const disk = await run(scheduler, nvmeInit(remote.os, fn, 0x3_0000_0000));
+  const fn = (await runTask(scheduler, remote.os.enumerate())).find(isNvme)!;
+  const disk = await runTask(scheduler, nvmeInit(remote.os, fn, 0x3_0000_0000));
   const data = pattern(5, 64 * 1024);
-  await run(scheduler, disk.write(200, data, 0x4_0000_0000, 0x4_1000_0000));
+  await runTask(scheduler, disk.write(200, data, 0x4_0000_0000, 0x4_1000_0000));
   const reg = (r: NvmeReg) => new DataView(registers(nvme, 0, 0x40).buffer).getUint32(r, true);
   assert.equal(reg(NvmeReg.CC) & 1, 1, "enabled before the reset");
   assert.ok(nvme.header.command.test(Command.BusMaster) && nvme.msi.enabled());
@@ -126,8 +115,8 @@ test("a reset graphics adapter shows black, counts no frames and has its BARs un
   const fresh = new GraphicsAdapter(new EventScheduler());
   const remote = remotePcie(scheduler, { slots: [null, graphics], seed: 3 });
   await scheduler.run(50_000);
-  const fn = (await run(scheduler, remote.os.enumerate())).find(isGraphics)!;
-  await run(scheduler, graphicsDriver(remote.os, fn));
+  const fn = (await runTask(scheduler, remote.os.enumerate())).find(isGraphics)!;
+  await runTask(scheduler, graphicsDriver(remote.os, fn));
   await scheduler.run(scheduler.now + 1_000_000);
   assert.ok(graphics.framebuffer.some((b) => b !== 0) && graphics.frames === 1);
   assert.ok(remote.chassisRoot.resetSlots(0b10));
@@ -145,7 +134,7 @@ test("a reset input device has no ring, no indices and no pending reports: new i
   const fresh = new InputDevice(new EventScheduler());
   const remote = remotePcie(scheduler, { slots: [input], seed: 4 });
   await scheduler.run(50_000);
-  const fn = (await run(scheduler, remote.os.enumerate())).find(isInput)!;
+  const fn = (await runTask(scheduler, remote.os.enumerate())).find(isInput)!;
   const got: number[] = [];
   spawn(inputDriver(remote.os, fn, 0x2_0000_0000, 64, (report) => got.push(report.code)));
   await scheduler.run(scheduler.now + 100_000);
