@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { buildImage, developmentKey, inspectImage, isDefect, formatVersion, type ImageVersion } from "../../board/image.ts";
 import { BOARD_ID } from "../../board/map/registers.ts";
 import { ACK, CAN, CRC_REQUEST, EOT, NAK, SOH, STX, crc16xmodem, checksum8, sendXmodem, XmodemError, type XmodemLine } from "../../tools/console/xmodem.ts";
@@ -48,9 +48,18 @@ function lastLine(text: string): string {
   return text.trimEnd().split("\n").at(-1) ?? "";
 }
 
-/** Real lrzsz `rx` receiving into `file`, its stdin and stdout as the line. */
+/**
+ * Real lrzsz `rx` receiving into `file`, run as its users run it: in the target directory with
+ * a plain file name. Debian's lrzsz since 0.12.21-10+deb12u1 runs restricted by default and
+ * refuses a path name ("rx: Security Violation", then CAN CAN); a plain name works with every version.
+ */
+function startRx(file: string, crc: boolean): ChildProcess {
+  return spawn("rx", [...(crc ? ["-c"] : []), "-q", "-y", basename(file)], { cwd: dirname(file), stdio: ["pipe", "pipe", "ignore"] });
+}
+
+/** `startRx` with its stdin and stdout as an XMODEM line. */
 function spawnRx(file: string, crc: boolean): { line: XmodemLine; exit: Promise<number | null>; child: ChildProcess } {
-  const child = spawn("rx", [...(crc ? ["-c"] : []), "-q", "-y", file], { stdio: ["pipe", "pipe", "ignore"] });
+  const child = startRx(file, crc);
   const line: XmodemLine = {
     write: (bytes) => new Promise((resolve) => child.stdin!.write(bytes, () => resolve())),
     onData: (cb) => child.stdout!.on("data", (chunk: Buffer) => cb(new Uint8Array(chunk))),
@@ -451,7 +460,7 @@ class FakeCard {
       return receiver;
     }
     const file = join(temp(), "received.img");
-    const rx = spawn("rx", ["-c", "-q", "-y", file], { stdio: ["pipe", "pipe", "ignore"] });
+    const rx = startRx(file, true);
     rx.stdin!.on("error", () => {});
     rx.stdout!.on("data", (chunk: Buffer) => socket.write(chunk));
     rx.on("close", (status) => {
