@@ -3,13 +3,14 @@
 // which the card's watchdog turns into a reset.
 
 import { writeAll, FD_LOG } from "./abi/wasi";
+import { textByte, textLength } from "./text";
 
 const text = memory.data(128);
 
 export function abort(message: string | null, fileName: string | null, line: u32, column: u32): void {
   let n = 0;
   const prefix = "panic: ";
-  for (let i = 0; i < prefix.length; i++) store<u8>(text + n++, prefix.charCodeAt(i) as u8);
+  for (let i = 0; i < textLength(prefix); i++) store<u8>(text + n++, textByte(prefix, i) as u8);
   if (message !== null) {
     for (let i = 0; i < message.length && n < 100; i++) store<u8>(text + n++, message.charCodeAt(i) as u8);
   }

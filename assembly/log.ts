@@ -7,6 +7,7 @@ import { LogLevel } from "../board/map/mailbox";
 import { writeAll, FD_LOG } from "./abi/wasi";
 import { now } from "./clock";
 import { decimal, decimalDigits, hexDigit } from "./digits";
+import { Text, textByte, textLength } from "./text";
 
 const CAPACITY: i32 = 256;
 const line = memory.data(CAPACITY);
@@ -60,11 +61,11 @@ function padded(value: u64, width: i32, fill: i32): void {
   while (n > 0) put(load<u8>(decimalDigits + --n));
 }
 
-/** Appends ASCII text (other characters become '?'). */
-export function str(text: string): void {
+/** Appends printable ASCII text (other bytes become '?'). */
+export function str(text: Text): void {
   if (!active) return;
-  for (let i = 0, n = text.length; i < n; i++) {
-    const c = text.charCodeAt(i);
+  for (let i = 0, n = textLength(text); i < n; i++) {
+    const c = textByte(text, i);
     put(c >= 0x20 && c < 0x7f ? c : 0x3f);
   }
 }

@@ -10,6 +10,7 @@
 import { BootBody, BootFlag, ResetCause } from "../board/map/mailbox";
 import { CardReg, BootCommand, WATCHDOG_KEY, WATCHDOG_TIMEOUT_NS } from "../board/map/registers";
 import * as tx from "./abi/tx";
+import { Text } from "./text";
 import * as timers from "./timers";
 import { TimerId } from "./timers";
 import * as log from "./log";
@@ -75,6 +76,6 @@ export function tryImage(slot: i32): void {
   tx.regWrite(CardReg.BootControl, BootCommand.Trial | (slot << 8));
 }
 
-export function causeName(cause: i32): string {
+export function causeName(cause: i32): Text {
   return cause == ResetCause.PowerOn ? "power-on" : cause == ResetCause.Watchdog ? "watchdog" : cause == ResetCause.Software ? "software" : "update";
 }

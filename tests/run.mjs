@@ -20,7 +20,7 @@ let failed = 0;
 let skipped = 0;
 
 // Firmware unit tests.
-const aspect = run(process.execPath, ["node_modules/@as-pect/cli/bin/asp.js", "--config", "as-pect.config.js", "--as-config", "as-pect.asconfig.json", "--no-logo"]);
+const aspect = run(process.execPath, ["node_modules/@as-pect/cli/bin/asp.js", "--config", "as-pect.config.js", "--as-config", join(root, "as-pect.asconfig.json"), "--no-logo"]);
 const tests = /\[Tests\]:\s*(\d+)\s*\/\s*(\d+)/.exec(aspect.output);
 if (tests) {
   passed += Number(tests[1]);

@@ -4,3 +4,5 @@ import { fileURLToPath } from "node:url";
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
 export const FIRMWARE = `${ROOT}build/firmware.wasm`;
 export const FIRMWARE_DEBUG = `${ROOT}build/firmware.debug.wasm`;
+/** The release with its function names kept, made by `iov build --sizes`. */
+export const FIRMWARE_NAMES = `${ROOT}build/firmware.names.wasm`;

@@ -16,11 +16,12 @@ import { port } from "../link/port";
 import * as vswitch from "../pcie/switch";
 import * as clock from "../clock";
 import * as log from "../log";
+import { Text, textByte, textLength } from "../text";
 import { count, get } from "../counters";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../version";
 
-const NAMES: StaticArray<string> = ["help", "status", "link", "counters", "slots", "log", "version", "reboot", "update"];
-const HELP: StaticArray<string> = [
+const NAMES: StaticArray<Text> = ["help", "status", "link", "counters", "slots", "log", "version", "reboot", "update"];
+const HELP: StaticArray<Text> = [
   "this list",
   "card, firmware and link at a glance",
   "each link port: state, peer, MTU, round trip",
@@ -31,7 +32,7 @@ const HELP: StaticArray<string> = [
   "reset the card",
   "receive a new image with XMODEM and boot it on trial",
 ];
-const COUNTER_NAMES: StaticArray<string> = [
+const COUNTER_NAMES: StaticArray<Text> = [
   "EventsIn", "CommandsOut", "BytesIn", "BytesOut", "Batches", "TimersFired", "Errors", "ErrUnknownType", "ErrBadLength",
   "ErrOversize", "ErrReserved", "ErrBadField", "ErrOutOfOrder", "ErrVersion", "ErrTruncated", "FabricEvents", "ControlRx",
   "ControlTx", "ControlMalformed", "ForeignGroup", "ControlIgnored", "NegotiationFailures", "AuthFailures", "PeerRejects",
@@ -40,7 +41,7 @@ const COUNTER_NAMES: StaticArray<string> = [
   "XmodemErrors", "UpdatesVerified", "UpdatesRefused", "FlashErrors", "ManageRequests", "ManageAuthFailures", "ManageReplays",
   "GroupChanges", "Releases",
 ];
-const STATE_NAMES: StaticArray<string> = ["disabled", "discover", "negotiate", "authenticate", "configure", "active", "recovery", "down"];
+const STATE_NAMES: StaticArray<Text> = ["disabled", "discover", "negotiate", "authenticate", "configure", "active", "recovery", "down"];
 
 // The line being run, split into words: start and length of the first two.
 let at: usize = 0;
@@ -169,9 +170,9 @@ function split(line: usize, length: i32): void {
   }
 }
 
-function is(start: i32, length: i32, name: string): bool {
-  if (length != name.length) return false;
-  for (let i = 0; i < length; i++) if ((load<u8>(at + start + i) as i32) != name.charCodeAt(i)) return false;
+function is(start: i32, length: i32, name: Text): bool {
+  if (length != textLength(name)) return false;
+  for (let i = 0; i < length; i++) if ((load<u8>(at + start + i) as i32) != textByte(name, i)) return false;
   return true;
 }
 
@@ -185,7 +186,7 @@ function help(): void {
   for (let i = 0; i < NAMES.length; i++) {
     uart.text("  ");
     uart.text(NAMES[i]);
-    for (let pad = NAMES[i].length; pad < 10; pad++) uart.put(0x20);
+    for (let pad = textLength(NAMES[i]); pad < 10; pad++) uart.put(0x20);
     uart.line(HELP[i]);
   }
   uart.line("keys: Tab completes, Up/Down recall, Ctrl-A/E/B/F/K/U/W edit, Ctrl-C drops the line");
@@ -288,7 +289,7 @@ function counters(all: bool): void {
     if (value == 0 && !all) continue;
     uart.text(COUNTER_NAMES[i]);
     uart.put(0x20);
-    for (let pad = COUNTER_NAMES[i].length; pad < 20; pad++) uart.put(0x2e);
+    for (let pad = textLength(COUNTER_NAMES[i]); pad < 20; pad++) uart.put(0x2e);
     uart.put(0x20);
     uart.dec(value);
     uart.newline();

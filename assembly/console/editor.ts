@@ -9,6 +9,7 @@
 // buffers for the line and the history, no allocation.
 
 import * as uart from "./uart";
+import { Text, textByte, textLength } from "../text";
 
 /** Characters in a line. */
 export const LINE_MAX: i32 = 80;
@@ -96,7 +97,7 @@ let unusual = false; // the parameters are something else than one plain number
 let afterCr = false;
 let tabbed = false; // the previous byte was a Tab that found several names
 
-let names: StaticArray<string> | null = null;
+let names: StaticArray<Text> | null = null;
 
 /** An empty line, an empty history, the escape parser idle. The completion names stay. */
 export function reset(): void {
@@ -114,7 +115,7 @@ export function reset(): void {
 }
 
 /** The command names Tab completes the first word against (ASCII). */
-export function setCompletions(list: StaticArray<string>): void {
+export function setCompletions(list: StaticArray<Text>): void {
   names = list;
 }
 
@@ -398,21 +399,21 @@ function complete(again: bool): void {
   const typed = cursor - start;
   const list = names;
   let found = 0;
-  let first = "";
+  let first: Text = 0;
   let common = 0;
   if (list !== null) {
     for (let i = 0; i < list.length; i++) {
       const name = list[i];
       if (!startsLine(name, start, typed)) continue;
       if (found++ == 0) first = name;
-      common = found == 1 ? name.length : min(common, shared(first, name));
+      common = found == 1 ? textLength(name) : min(common, shared(first, name));
     }
   }
   if (found == 0) {
     bell();
     return;
   }
-  for (let i = typed; i < common; i++) insert(first.charCodeAt(i));
+  for (let i = typed; i < common; i++) insert(textByte(first, i));
   if (found == 1) {
     insert(SPACE);
     return;
@@ -435,17 +436,17 @@ function complete(again: bool): void {
 }
 
 /** `name` starts with the `n` bytes of the line from `start`. */
-function startsLine(name: string, start: i32, n: i32): bool {
-  if (name.length < n) return false;
+function startsLine(name: Text, start: i32, n: i32): bool {
+  if (textLength(name) < n) return false;
   for (let i = 0; i < n; i++) {
-    if (name.charCodeAt(i) != load<u8>(line + start + i)) return false;
+    if (textByte(name, i) != load<u8>(line + start + i)) return false;
   }
   return true;
 }
 
 /** The length of the common beginning of `a` and `b`. */
-function shared(a: string, b: string): i32 {
+function shared(a: Text, b: Text): i32 {
   let i = 0;
-  while (i < a.length && i < b.length && a.charCodeAt(i) == b.charCodeAt(i)) i++;
+  while (i < textLength(a) && i < textLength(b) && textByte(a, i) == textByte(b, i)) i++;
   return i;
 }

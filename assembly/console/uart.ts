@@ -5,6 +5,7 @@
 import { UartTxBody } from "../../board/map/mailbox";
 import { uartTx } from "../abi/tx";
 import { decimal, decimalDigits, hexDigit } from "../digits";
+import { Text, textByte, textLength } from "../text";
 
 const CAPACITY: i32 = 2048;
 const out = memory.data(CAPACITY);
@@ -15,10 +16,10 @@ export function put(c: i32): void {
   store<u8>(out + filled++, c as u8);
 }
 
-/** ASCII text; other characters become '?'. */
-export function text(s: string): void {
-  for (let i = 0, n = s.length; i < n; i++) {
-    const c = s.charCodeAt(i);
+/** Printable ASCII text; other bytes become '?'. */
+export function text(s: Text): void {
+  for (let i = 0, n = textLength(s); i < n; i++) {
+    const c = textByte(s, i);
     put(c >= 0x20 && c < 0x7f ? c : 0x3f);
   }
 }
@@ -32,7 +33,7 @@ export function newline(): void {
   put(0x0a);
 }
 
-export function line(s: string): void {
+export function line(s: Text): void {
   text(s);
   newline();
 }

@@ -17,6 +17,7 @@ import { CardRole, Counter, LogLevel } from "../../board/map/mailbox";
 import * as tx from "../abi/tx";
 import * as clock from "../clock";
 import * as log from "../log";
+import { Text } from "../text";
 import * as timers from "../timers";
 import * as entropy from "../entropy";
 import { TimerId } from "../timers";
@@ -95,7 +96,7 @@ function inHandshake(state: i32): bool {
   return state == LinkState.Negotiate || state == LinkState.Authenticate || state == LinkState.Configure;
 }
 
-function stateName(state: i32): string {
+function stateName(state: i32): Text {
   switch (state) {
     case LinkState.Disabled: return "disabled";
     case LinkState.Discover: return "discover";
@@ -108,7 +109,7 @@ function stateName(state: i32): string {
   }
 }
 
-function reasonName(reason: i32): string {
+function reasonName(reason: i32): Text {
   switch (reason) {
     case RejectReason.Busy: return "busy with another host card";
     case RejectReason.NoCommonVersion: return "no common protocol version";

@@ -16,6 +16,7 @@ import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../version";
 import { count, get } from "../counters";
 import { hmacInit, hmacUpdate, hmacFinal, equal32 } from "../crypto/hmac";
 import * as log from "../log";
+import { Text } from "../text";
 import * as system from "../system";
 import * as update from "../update/update";
 import * as config from "../link/config";
@@ -59,7 +60,7 @@ function sign(label: usize, body: usize, length: i32, out: usize): void {
   hmacFinal(out);
 }
 
-function refuse(counter: i32, why: string): void {
+function refuse(counter: i32, why: Text): void {
   count(counter);
   log.begin(LogLevel.Warn);
   log.str("manage: request from ");

@@ -17,6 +17,7 @@ import { Counter, TlpRxReason, LogLevel } from "../../board/map/mailbox";
 import { Hdr, Hdr1, Exp, Command, SltCtl, SltSta, MsiCtrl, TlpType, SWITCH_PORTS, SwitchCapability } from "../../board/map/pcie";
 import * as tx from "../abi/tx";
 import * as log from "../log";
+import { Text } from "../text";
 import { count } from "../counters";
 import * as config from "./config";
 import * as tlp from "./tlp";
@@ -208,7 +209,7 @@ export function onTlpRx(reason: i32, port: i32, request: usize, length: i32): vo
 
 // ---- Binding chassis slots to downstream ports --------------------------------------------
 
-function logSlot(port: i32, b: Binding, what: string): void {
+function logSlot(port: i32, b: Binding, what: Text): void {
   log.info();
   log.str("slot ");
   log.dec(port);

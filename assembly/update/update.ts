@@ -25,6 +25,7 @@ import * as uart from "../console/uart";
 import * as system from "../system";
 import * as configStore from "../manage/store";
 import * as log from "../log";
+import { Text } from "../text";
 import { count } from "../counters";
 import { sha256Init, sha256Update, sha256Final } from "../crypto/sha256";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../version";
@@ -291,7 +292,7 @@ function endOfTransfer(): void {
 }
 
 /** Ends the transfer: CAN CAN CAN to the sender (unless it cancelled), and the reason on the console. */
-function cancel(reason: string, tellSender: bool): void {
+function cancel(reason: Text, tellSender: bool): void {
   if (tellSender) for (let i = 0; i < 3; i++) send(CAN);
   count(Counter.XmodemErrors);
   count(Counter.UpdatesRefused);
@@ -423,7 +424,7 @@ function verifyChunk(data: usize, length: i32): void {
 
 function check(): void {
   const version = versionKey(load<u8>(header, ImageHeader.Major), load<u8>(header, ImageHeader.Minor), load<u16>(header, ImageHeader.Patch));
-  let problem: string | null = null;
+  let problem: Text = 0;
   if (load<u32>(header, ImageHeader.Magic) != IMAGE_MAGIC) problem = "not an IOV image (no IOVF magic)";
   else if (load<u16>(header, ImageHeader.Format) != IMAGE_FORMAT) problem = "unknown image format version";
   else if (load<u16>(header, ImageHeader.HeaderSize) != ImageHeader.Size) problem = "unexpected header size";
@@ -432,7 +433,7 @@ function check(): void {
   else if (version < versionKey(FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH)) problem = "older than the running firmware (downgrade)";
   else if (memory.compare(digest, header + ImageHeader.Sha256, SHA256_SIZE) != 0) problem = "payload SHA-256 does not match the header (corrupt image)";
   else if (signatureBlank) problem = "the image is not signed";
-  if (problem != null) {
+  if (problem != 0) {
     uart.text("update: refused: ");
     uart.line(problem);
     log.warn();

@@ -4,8 +4,10 @@
 
 import * as editor from "../../assembly/console/editor";
 import * as uart from "../../assembly/console/uart";
+import { Text } from "../../assembly/text";
+import { firmwareText } from "./helpers";
 
-const NAMES: StaticArray<string> = ["status", "stats", "slots", "link", "log", "reboot"];
+const NAMES: StaticArray<Text> = [firmwareText("status"), firmwareText("stats"), firmwareText("slots"), firmwareText("link"), firmwareText("log"), firmwareText("reboot")];
 
 const UP = "\x1b[A";
 const DOWN = "\x1b[B";

@@ -6,6 +6,7 @@
 import * as rx from "../../assembly/abi/rx";
 import * as tx from "../../assembly/abi/tx";
 import * as log from "../../assembly/log";
+import { Text } from "../../assembly/text";
 import {
   MAILBOX_VERSION, HEADER_SIZE, Header, Event, BootBody, TimeBody, SyncBody, TimerFiredBody,
   CardRole, ResetCause, LogLevel, ConfigBody, RegValueBody, FabricEventBody, FrameRxBody, NO_TUNNEL,
@@ -189,6 +190,16 @@ export function ascii(text: string): u8[] {
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i) as u8;
   return bytes;
 }
+
+/** A firmware Text (assembly/text.ts: a length byte, then the bytes) holding an ASCII `text`. */
+export function firmwareText(text: string): Text {
+  const bytes = new StaticArray<u8>(text.length + 1);
+  bytes[0] = text.length as u8;
+  for (let i = 0; i < text.length; i++) bytes[i + 1] = text.charCodeAt(i) as u8;
+  kept.push(bytes);
+  return changetype<Text>(bytes);
+}
+const kept: StaticArray<u8>[] = []; // keeps the texts' memory from the collector
 
 /** FLASH_DONE for the operation `op` at `address`, with the bytes a FLASH_READ read. */
 export function flashDoneEvent(op: u32, status: u32, address: u32, data: u8[] = []): u8[] {

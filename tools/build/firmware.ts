@@ -6,18 +6,21 @@
 import asc from "assemblyscript/asc";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { checkFirmware, allocatorFunctions, memoryLimits, SIZE_BUDGET } from "./checks.ts";
-import { ROOT, FIRMWARE, FIRMWARE_DEBUG } from "../paths.ts";
+import { ROOT, FIRMWARE, FIRMWARE_DEBUG, FIRMWARE_NAMES } from "../paths.ts";
+import { concat } from "../../board/bytes.ts";
+import { sizeReport, type SizeReport } from "./sizes.ts";
+import { lastTable } from "./text-transform.mjs";
 import { developmentKey, formatVersion, keyIdOf, type ImageVersion } from "../../board/image.ts";
 import { BOARD_ID } from "../../board/map/registers.ts";
 import { FIRMWARE_IMAGE, FIRMWARE_VERSION, developmentImage } from "./image.ts";
 
 export class BuildError extends Error {}
 
-async function compile(target: "release" | "debug"): Promise<void> {
+async function compile(target: "release" | "debug", extra: string[] = []): Promise<void> {
   const stdout = asc.createMemoryStream();
   const stderr = asc.createMemoryStream();
   const { error } = await asc.main(
-    ["assembly/index.ts", "--config", "asconfig.json", "--target", target, "--baseDir", ROOT],
+    ["assembly/index.ts", "--config", "asconfig.json", "--target", target, "--baseDir", ROOT, ...extra],
     { stdout, stderr },
   );
   if (error) throw new BuildError(`${target} build failed: ${error.message}\n${stderr.toString().trim()}`);
@@ -28,9 +31,41 @@ export interface BuildReport {
   pages: number;
   imports: string[];
   image: { bytes: number; version: ImageVersion };
+  /** With `sizes`: where the release's bytes go. */
+  sizes?: SizeReport;
 }
 
-export async function buildFirmware(): Promise<BuildReport> {
+/** The module without its custom sections (names, source maps): what a release ships. */
+function stripCustom(bytes: Uint8Array): Uint8Array {
+  const parts = [bytes.subarray(0, 8)];
+  for (let pos = 8; pos < bytes.length; ) {
+    const start = pos++;
+    let size = 0;
+    for (let shift = 0; ; shift += 7) {
+      const byte = bytes[pos++];
+      size += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) break;
+    }
+    pos += size;
+    if (bytes[start] !== 0) parts.push(bytes.subarray(start, pos));
+  }
+  return concat(parts);
+}
+
+/**
+ * The release compiled again with its function names kept (build/firmware.names.wasm), checked
+ * to be the release byte for byte once the names are stripped, and where its bytes go.
+ */
+export async function releaseSizes(release: Uint8Array, namedFile = FIRMWARE_NAMES): Promise<SizeReport> {
+  await compile("release", ["--debug", "--outFile", namedFile]);
+  const named = new Uint8Array(readFileSync(namedFile));
+  if (!Buffer.from(stripCustom(named)).equals(release)) {
+    throw new BuildError("the release compiled with names differs from the release without them: sizes would not describe firmware.wasm");
+  }
+  return sizeReport(named, lastTable);
+}
+
+export async function buildFirmware(options: { sizes?: boolean } = {}): Promise<BuildReport> {
   await compile("debug");
   await compile("release");
   const release = new Uint8Array(readFileSync(FIRMWARE));
@@ -45,6 +80,7 @@ export async function buildFirmware(): Promise<BuildReport> {
   const image = developmentImage(release);
   writeFileSync(FIRMWARE_IMAGE, image);
   return {
+    sizes: options.sizes ? await releaseSizes(release) : undefined,
     image: { bytes: image.length, version: FIRMWARE_VERSION },
     bytes: release.length,
     pages: memoryLimits(release)!.initial,

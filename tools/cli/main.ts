@@ -29,6 +29,7 @@ export function program(): Command {
   iov.command("build")
     .description("compile firmware.wasm (release and debug) and check it fits the card")
     .option("--quiet", "print only the size line")
+    .option("--sizes", "also print where the release's bytes go: each section, then each module's functions, texts and data, largest first")
     .action(async (options) => (await import("./build.ts")).runBuild(options));
 
   iov.command("sim")
