@@ -23,7 +23,7 @@ import {
 import type { Scheduler } from "./scheduler.ts";
 import { concat } from "./bytes.ts";
 import type { Fabric } from "./fabric.ts";
-import type { FirmwareSession } from "./softcore.ts";
+import { EngineFailure, type FirmwareSession } from "./softcore.ts";
 
 export interface CardConfig {
   name: string;
@@ -161,6 +161,7 @@ export class Card {
     try {
       this.session = this.parts.openFirmware(booted.payload, this.onFirmwareLog);
     } catch (error) {
+      if (error instanceof EngineFailure) throw error;
       this.fault((error as Error).message);
       return;
     }
@@ -220,6 +221,7 @@ export class Card {
     try {
       commands = await this.session.exchange(events, seq);
     } catch (error) {
+      if (error instanceof EngineFailure) throw error;
       this.fault((error as Error).message);
       return;
     }
@@ -404,6 +406,7 @@ export class Card {
       const rest = await session.close();
       if (rest.length) this.observer.mailbox?.(this, new Uint8Array(0), rest);
     } catch (error) {
+      if (error instanceof EngineFailure) throw error;
       if (!faulted) this.fault((error as Error).message);
     }
     if (this.logLine) this.onFirmwareLog("\n");

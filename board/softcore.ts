@@ -2,6 +2,13 @@
 // mailbox FIFOs. tools/engines/ provides it in-process (V8) or in a child process
 // (Node's WASI, wasm3).
 
+/**
+ * The host cannot run the engine that stands in for the soft-core: its interpreter binary is
+ * missing, cannot be started, or crashed. Nothing the firmware did, and nothing a card could
+ * meet, so the board does not turn it into a firmware fault: the simulation stops with it.
+ */
+export class EngineFailure extends Error {}
+
 export interface FirmwareSession {
   /** Which engine runs it ("node", "node-wasi", "wasm3"). */
   readonly engine: string;

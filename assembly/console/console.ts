@@ -41,7 +41,6 @@ const COUNTER_NAMES: StaticArray<Text> = [
   "XmodemErrors", "UpdatesVerified", "UpdatesRefused", "FlashErrors", "ManageRequests", "ManageAuthFailures", "ManageReplays",
   "GroupChanges", "Releases",
 ];
-const STATE_NAMES: StaticArray<Text> = ["disabled", "discover", "negotiate", "authenticate", "configure", "active", "recovery", "down"];
 
 // The line being run, split into words: start and length of the first two.
 let at: usize = 0;
@@ -110,7 +109,7 @@ function run(): void {
     return;
   }
   let command = -1;
-  for (let i = 0; i < NAMES.length; i++) if (is(word0, length0, NAMES[i])) command = i;
+  for (let i = 0; i < NAMES.length; i++) if (is(word0, length0, unchecked(NAMES[i]))) command = i;
   if (command < 0) {
     refuse();
     uart.text("unknown command '");
@@ -118,7 +117,7 @@ function run(): void {
     uart.line("'; type 'help' for the list");
   } else if (words > (command == 3 ? 2 : 1) || (words == 2 && !is(word1, length1, "all"))) {
     refuse();
-    uart.text(NAMES[command]);
+    uart.text(unchecked(NAMES[command]));
     uart.line(command == 3 ? ": the only argument is 'all'" : ": takes no arguments");
   } else {
     count(Counter.ConsoleCommands);
@@ -185,9 +184,10 @@ function lineOut(c: i32): void {
 function help(): void {
   for (let i = 0; i < NAMES.length; i++) {
     uart.text("  ");
-    uart.text(NAMES[i]);
-    for (let pad = textLength(NAMES[i]); pad < 10; pad++) uart.put(0x20);
-    uart.line(HELP[i]);
+    const name = unchecked(NAMES[i]);
+    uart.text(name);
+    for (let pad = textLength(name); pad < 10; pad++) uart.put(0x20);
+    uart.line(unchecked(HELP[i]));
   }
   uart.line("keys: Tab completes, Up/Down recall, Ctrl-A/E/B/F/K/U/W edit, Ctrl-C drops the line");
 }
@@ -260,7 +260,7 @@ function links(): void {
     uart.text("port ");
     uart.dec(i);
     uart.text(": ");
-    uart.text(p.state <= LinkState.Down ? STATE_NAMES[p.state] : "?");
+    uart.text(p.state <= LinkState.Down ? link.stateName(p.state) : "?");
     if (p.peerSerial != 0) {
       uart.text(", peer 0x");
       uart.hex(p.peerSerial, 8);
@@ -284,12 +284,15 @@ function links(): void {
 
 function counters(all: bool): void {
   let shown = 0;
-  for (let i = 0; i < Counter.Count; i++) {
+  // A counter without a name would be left out (and the console spec fails), never read past the list.
+  const named = min(Counter.Count, COUNTER_NAMES.length);
+  for (let i = 0; i < named; i++) {
     const value = get(i);
     if (value == 0 && !all) continue;
-    uart.text(COUNTER_NAMES[i]);
+    const name = unchecked(COUNTER_NAMES[i]);
+    uart.text(name);
     uart.put(0x20);
-    for (let pad = textLength(COUNTER_NAMES[i]); pad < 20; pad++) uart.put(0x2e);
+    for (let pad = textLength(name); pad < 20; pad++) uart.put(0x2e);
     uart.put(0x20);
     uart.dec(value);
     uart.newline();

@@ -403,7 +403,7 @@ function complete(again: bool): void {
   let common = 0;
   if (list !== null) {
     for (let i = 0; i < list.length; i++) {
-      const name = list[i];
+      const name = unchecked(list[i]);
       if (!startsLine(name, start, typed)) continue;
       if (found++ == 0) first = name;
       common = found == 1 ? textLength(name) : min(common, shared(first, name));
@@ -426,7 +426,7 @@ function complete(again: bool): void {
   leaveLine();
   let listed = 0;
   for (let i = 0; i < list!.length; i++) {
-    const name = list![i];
+    const name = unchecked(list![i]);
     if (!startsLine(name, start, typed)) continue;
     if (listed++ > 0) uart.text("  ");
     uart.text(name);

@@ -96,7 +96,7 @@ function inHandshake(state: i32): bool {
   return state == LinkState.Negotiate || state == LinkState.Authenticate || state == LinkState.Configure;
 }
 
-function stateName(state: i32): Text {
+export function stateName(state: i32): Text {
   switch (state) {
     case LinkState.Disabled: return "disabled";
     case LinkState.Discover: return "discover";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FIXTURES, iov, assertOneLineError } from "./helpers.ts";
+import { FIXTURES, ROOT, iov, assertOneLineError, wasm3Skip } from "./helpers.ts";
 import type { RunSummary } from "../../tools/sim/summary.ts";
 import { readPcap } from "../../tools/sim/pcap.ts";
 import { PNG } from "pngjs";
@@ -38,7 +38,6 @@ test("bad arguments get a one-line error and exit status 2", () => {
 test("things that cannot be done get a one-line reason and exit status 1", () => {
   assertOneLineError(iov(["sim", "--scenario", "moon"]), 1, /unknown scenario 'moon'; built-in: default/);
   assertOneLineError(iov(["sim", "--firmware", "/nonexistent/fw.wasm"]), 1, /firmware not found: \/nonexistent\/fw.wasm/);
-  assertOneLineError(iov(["sim", "--engine", "wasm3", "--wasm3", "/nonexistent/wasm3"]), 1, /wasm3 binary not found/);
   assertOneLineError(iov(["trace", "replay", "/nonexistent/a.in"]), 1, /cannot read trace '\/nonexistent\/a.in': no such file/);
   assertOneLineError(iov(["trace", "decode", "/nonexistent/a.bin"]), 1, /cannot tell whether/);
   const dir = temp();
@@ -47,9 +46,44 @@ test("things that cannot be done get a one-line reason and exit status 1", () =>
 });
 
 test("engine wasm3 with no binary anywhere names both ways to give one", () => {
-  const result = iov(["sim", "--engine", "wasm3"]);
-  if (process.env.IOV_WASM3) return; // a binary is configured; the message cannot appear
-  assertOneLineError(result, 1, /needs a wasm3 binary: pass --wasm3 PATH or set IOV_WASM3/);
+  const { IOV_WASM3: _, ...env } = process.env;
+  assertOneLineError(iov(["sim", "--engine", "wasm3"], undefined, env), 1, /needs a wasm3 binary: pass --wasm3 PATH or set IOV_WASM3/);
+});
+
+test("a wasm3 binary that is missing, not executable or crashes stops the run with one line naming it and why", () => {
+  const dir = temp();
+  const script = (name: string, body: string, mode = 0o755) => {
+    writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`, { mode });
+    return join(dir, name);
+  };
+  const sim = (wasm3: string) => iov(["sim", "--engine", "wasm3", "--wasm3", wasm3, "--quiet"]);
+  assertOneLineError(sim("/nonexistent/wasm3"), 1, /^iov: wasm3 binary \/nonexistent\/wasm3: not found$/);
+  assertOneLineError(sim(dir), 1, new RegExp(`^iov: wasm3 binary ${dir}: is a directory$`));
+  const plain = script("plain", "exit 0", 0o644);
+  assertOneLineError(sim(plain), 1, new RegExp(`^iov: wasm3 binary ${plain}: not executable \\(mode 644\\)$`));
+  const crash = script("crash", "kill -SEGV $$");
+  assertOneLineError(sim(crash), 1, new RegExp(`^iov: wasm3 binary ${crash}: crashed \\(SIGSEGV\\) when asked for its version$`));
+  assertOneLineError(iov(["trace", "replay", `${FIXTURES}default-host.in`, "--engine", "wasm3", "--wasm3", crash]), 1, /crashed \(SIGSEGV\)/);
+  assertOneLineError(iov(["bench", "--only", "firmware", "--quick", "--wasm3", plain]), 1, /not executable/);
+  // A stand-in that answers --version, runs the firmware under Node's WASI and crashes a second
+  // into the run: the simulation stops there, not at the watchdog.
+  const midway = script("midway", `[ "$1" = "--version" ] && exit 0\n(sleep 1; kill -SEGV $$) &\nexec "${process.execPath}" "${ROOT}tools/engines/wasi-runner.mjs" "$@"`);
+  assertOneLineError(sim(midway), 1, new RegExp(`^iov: wasm3 binary ${midway} crashed \\(SIGSEGV\\)$`));
+});
+
+test("the default scenario under real wasm3 gives the same summary, timeline and capture as in-process", { skip: wasm3Skip }, () => {
+  const dir = temp();
+  const runs = ["node", "wasm3"].map((engine) => {
+    const result = iov(["sim", "--engine", engine, "--summary", join(dir, `${engine}.json`), "--pcap", join(dir, `${engine}.pcap`)]);
+    assert.equal(result.status, 0, result.stderr);
+    const { engine: _, ...summary } = JSON.parse(readFileSync(join(dir, `${engine}.json`), "utf8")) as RunSummary;
+    return { summary, pcap: readFileSync(join(dir, `${engine}.pcap`)), timeline: result.stdout.replaceAll(engine, "ENGINE") };
+  });
+  assert.equal(runs[0].summary.firmwareTraps, 0);
+  assert.deepEqual(runs[1].summary, runs[0].summary);
+  assert.ok(runs[0].pcap.length > 100_000, `${runs[0].pcap.length} bytes of capture`);
+  assert.ok(runs[1].pcap.equals(runs[0].pcap), "the captures differ");
+  assert.equal(runs[1].timeline, runs[0].timeline);
 });
 
 test("trace replay fails with the first differing command when the output does not match", () => {

@@ -137,5 +137,5 @@ test("a child runner that cannot load the firmware fails the exchange with its r
 
 test("engine wasm3 without a binary is refused with a clear message", () => {
   assert.throws(() => openSession("wasm3", { firmware: FIRMWARE }), /needs a wasm3 binary/);
-  assert.throws(() => openSession("wasm3", { firmware: FIRMWARE, wasm3: "/nonexistent/wasm3" }), /wasm3 binary not found/);
+  assert.throws(() => openSession("wasm3", { firmware: FIRMWARE, wasm3: "/nonexistent/wasm3" }), /wasm3 binary \/nonexistent\/wasm3: not found/);
 });

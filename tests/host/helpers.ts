@@ -56,7 +56,7 @@ export function assertOneLineError(result: { status: number | null; stderr: stri
   assert.match(lines[0], pattern);
 }
 
-export function iov(args: string[], input?: string) {
-  const result = spawnSync(process.execPath, [`${ROOT}tools/iov.mjs`, ...args], { cwd: ROOT, encoding: "utf8", input, timeout: 120_000 });
+export function iov(args: string[], input?: string, env: NodeJS.ProcessEnv = process.env) {
+  const result = spawnSync(process.execPath, [`${ROOT}tools/iov.mjs`, ...args], { cwd: ROOT, encoding: "utf8", input, env, timeout: 120_000 });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }

@@ -4,7 +4,7 @@
 
 import { Command, Option } from "commander";
 import { readFileSync } from "node:fs";
-import { ENGINE_KINDS } from "../engines/index.ts";
+import { ENGINE_KINDS, EngineFailure } from "../engines/index.ts";
 import { CliError, duration, engine, integer } from "./args.ts";
 import { netArg, serialArg } from "./manage-args.ts";
 import { boardId, buildId, collect, version as imageVersion } from "./image-args.ts";
@@ -160,7 +160,7 @@ export async function main(argv: string[]): Promise<number> {
       // Help and version exit 0; usage errors were already printed by commander.
       return e.exitCode === 0 ? 0 : 2;
     }
-    if (error instanceof CliError) {
+    if (error instanceof CliError || error instanceof EngineFailure) {
       process.stderr.write(`iov: ${e.message}\n`);
       return 1;
     }

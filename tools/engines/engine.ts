@@ -2,7 +2,7 @@
 // Two uses: lockstep co-simulation (exchange a batch, get its commands) and whole-trace
 // replay (feed a recorded fd 0 stream, collect fd 1 and fd 2 until the firmware exits).
 
-export type { FirmwareSession } from "../../board/softcore.ts";
+export { EngineFailure, type FirmwareSession } from "../../board/softcore.ts";
 
 export type EngineKind = "node" | "node-wasi" | "wasm3";
 export const ENGINE_KINDS: EngineKind[] = ["node", "node-wasi", "wasm3"];

@@ -9,7 +9,8 @@ import { ChildSession, replayChild } from "./child.ts";
 import { InProcessSession, replayInProcess } from "./inprocess.ts";
 import type { EngineKind, EngineOptions, FirmwareSession, ReplayResult } from "./engine.ts";
 
-export { ENGINE_KINDS, FirmwareFault, type EngineKind, type EngineOptions, type FirmwareSession, type ReplayResult } from "./engine.ts";
+export { wasm3Problem } from "./child.ts";
+export { ENGINE_KINDS, EngineFailure, FirmwareFault, type EngineKind, type EngineOptions, type FirmwareSession, type ReplayResult } from "./engine.ts";
 
 export const WASM3_ENV = "IOV_WASM3";
 
