@@ -5,8 +5,7 @@
 
 import asc from "assemblyscript/asc";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import binaryen from "binaryen";
-import { checkFirmware, allocatorFunctions, memoryLimits, ALLOWED_FEATURES, SIZE_BUDGET } from "./checks.ts";
+import { checkFirmware, allocatorFunctions, memoryLimits, SIZE_BUDGET } from "./checks.ts";
 import { ROOT, FIRMWARE, FIRMWARE_DEBUG, FIRMWARE_NAMES } from "../paths.ts";
 import { concat } from "../../board/bytes.ts";
 import { sizeReport, type SizeReport } from "./sizes.ts";
@@ -25,29 +24,6 @@ async function compile(target: "release" | "debug", extra: string[] = []): Promi
     { stdout, stderr },
   );
   if (error) throw new BuildError(`${target} build failed: ${error.message}\n${stderr.toString().trim()}`);
-}
-
-/**
- * One more round of binaryen's size-first optimisation (-Os with shrink level 2, then the globals
- * ordered so the most used get the shortest indices) over asc's release: asc stops a few hundred
- * bytes short of what binaryen reaches from its output. With `keepNames` the name section stays
- * (for --sizes) and the code is the same. (reorder-functions is left out: it breaks ties by
- * name, so a build with names would differ from the release.)
- */
-function shrink(file: string, keepNames: boolean): void {
-  binaryen.setDebugInfo(keepNames);
-  const module = binaryen.readBinary(readFileSync(file));
-  try {
-    module.setFeatures(ALLOWED_FEATURES);
-    binaryen.setOptimizeLevel(2);
-    binaryen.setShrinkLevel(2);
-    module.optimize();
-    module.runPasses(["reorder-globals"]);
-    writeFileSync(file, module.emitBinary());
-  } finally {
-    module.dispose();
-    binaryen.setDebugInfo(false);
-  }
 }
 
 export interface BuildReport {
@@ -82,7 +58,6 @@ function stripCustom(bytes: Uint8Array): Uint8Array {
  */
 export async function releaseSizes(release: Uint8Array, namedFile = FIRMWARE_NAMES): Promise<SizeReport> {
   await compile("release", ["--debug", "--outFile", namedFile]);
-  shrink(namedFile, true);
   const named = new Uint8Array(readFileSync(namedFile));
   if (!Buffer.from(stripCustom(named)).equals(release)) {
     throw new BuildError("the release compiled with names differs from the release without them: sizes would not describe firmware.wasm");
@@ -93,7 +68,6 @@ export async function releaseSizes(release: Uint8Array, namedFile = FIRMWARE_NAM
 export async function buildFirmware(options: { sizes?: boolean } = {}): Promise<BuildReport> {
   await compile("debug");
   await compile("release");
-  shrink(FIRMWARE, false);
   const release = new Uint8Array(readFileSync(FIRMWARE));
   const problems = checkFirmware(release);
   const allocators = allocatorFunctions(new Uint8Array(readFileSync(FIRMWARE_DEBUG)));

@@ -4,7 +4,7 @@ import { SIZE_BUDGET } from "../build/checks.ts";
 import { CliError } from "./args.ts";
 
 export async function runBuild(options: { quiet?: boolean; sizes?: boolean }): Promise<void> {
-  if (!options.quiet) process.stdout.write("compiling assembly/ (debug, then release, optimised for size by binaryen)...\n");
+  if (!options.quiet) process.stdout.write("compiling assembly/ (debug, then release with binaryen -O3, shrink level 2)...\n");
   try {
     const report = await buildFirmware({ sizes: options.sizes });
     process.stdout.write(describeBuild(report) + "\n");
