@@ -13,6 +13,7 @@ import { linkBenchmarks } from "./link.ts";
 import { hotplugBenchmarks } from "./hotplug.ts";
 import { manageBenchmarks } from "./manage.ts";
 import { fleetBenchmarks } from "./fleet.ts";
+import { softcoreBenchmarks } from "./softcore.ts";
 import { formatTable, writeResults, RESULTS, type Metric, type Section } from "./metrics.ts";
 import { renderReport, type ReportPart } from "./report.ts";
 
@@ -42,6 +43,7 @@ export const PARTS: Part[] = [
   { name: "link", title: "Link bring-up and health", about: "How fast two cards pair, how fast a cut is detected and declared down, and that heavy loss or a short flap does not take the link down.", run: linkBenchmarks },
   { name: "hotplug", title: "Cable pull and reconnect", about: "What the server sees when the cable is pulled under NVMe load and plugged back: a surprise removal, then a hot-plug insertion, and no request left to time out.", run: hotplugBenchmarks },
   { name: "manage", title: "Handing a chassis to another server", about: "From the management station's group change to the new server verifying NVMe I/O, with the drive idle (orderly removal) and under load (surprise removal).", run: manageBenchmarks },
+  { name: "softcore", title: "The soft-core", about: "What the firmware costs the card's CPU: WebAssembly instructions per batch, the soft-core's utilisation and longest batch at its default clock beside the zero-time model, and the calibration of wasm3's cost on the host by callgrind (docs/softcore.md).", run: softcoreBenchmarks },
   { name: "fleet", title: "Simulating a fleet", about: "Wall time to simulate the built-in fleet: 256 servers, 64 chassis cards under load, a two-tier switched network, chassis moved between servers.", run: fleetBenchmarks },
 ];
 

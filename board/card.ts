@@ -23,7 +23,7 @@ import {
 import type { Scheduler } from "./scheduler.ts";
 import { concat } from "./bytes.ts";
 import type { Fabric } from "./fabric.ts";
-import { EngineFailure, type FirmwareSession } from "./softcore.ts";
+import { BatchOverrun, EngineFailure, SoftcoreTiming, type FirmwareSession } from "./softcore.ts";
 
 export interface CardConfig {
   name: string;
@@ -54,6 +54,8 @@ export interface CardParts {
   random(bound: number): number;
   /** UART line rate (default 115 200). */
   baud?: number;
+  /** The soft-core's clock and costs (default: the zero-time model). */
+  softcore?: SoftcoreTiming;
 }
 
 /** Who watches the card: the timeline, trace recorders. All optional. */
@@ -80,6 +82,14 @@ export interface CardStats {
   traps: number;
   /** Resets by the watchdog. */
   watchdogResets: number;
+  /** Time the soft-core spent on batches and on loading the firmware. */
+  busyNs: number;
+  /** The longest batch, and how many took longer than the soft-core's batch limit. */
+  maxBatchNs: number;
+  longBatches: number;
+  /** WebAssembly instructions executed and bytes of code compiled, over every batch. */
+  instructions: number;
+  compiledBytes: number;
 }
 
 export type EntropySource = (bytes: number) => Uint8Array;
@@ -98,7 +108,11 @@ export class Card {
   state: CardState = "off";
   firmwareVersion: string | null = null;
   firmwareCounters: Record<string, number> | null = null;
-  readonly stats: CardStats = { batches: 0, eventsSent: 0, commandsReceived: 0, mailboxErrors: 0, traps: 0, watchdogResets: 0 };
+  readonly stats: CardStats = {
+    batches: 0, eventsSent: 0, commandsReceived: 0, mailboxErrors: 0, traps: 0, watchdogResets: 0,
+    busyNs: 0, maxBatchNs: 0, longBatches: 0, instructions: 0, compiledBytes: 0,
+  };
+  readonly softcore: SoftcoreTiming;
   readonly uart: Uart;
   readonly flash: FlashController;
   /** What the boot ROM started at the last reset; null while off or halted. */
@@ -109,6 +123,10 @@ export class Card {
   /** Events for the next batch; a Uint8Array is a message already framed (CONFIG from flash, posted byte for byte). */
   private pending: (EventMessage | Uint8Array)[] = [];
   private flushScheduled = false;
+  /** The soft-core is busy (loading the firmware, or running a batch) until then. */
+  private busyUntil = 0;
+  /** Bumped at every power-off: a batch that finishes after it belongs to a firmware that is gone. */
+  private generation = 0;
   private seq = 0;
   private timers: (number | null)[] = new Array(TIMER_CHANNELS).fill(null);
   private logLine = "";
@@ -122,6 +140,7 @@ export class Card {
     private readonly parts: CardParts,
     private readonly observer: CardObserver = {},
   ) {
+    this.softcore = parts.softcore ?? new SoftcoreTiming(0);
     this.uart = new Uart(scheduler, parts.baud);
     this.flash = new FlashController(parts.flash, scheduler, (done) => this.post({ kind: "flashDone", ...done }));
     this.rom = new BootRom(parts.flash, { boardId: config.boardId, trustedKeys: parts.trustedKeys }, (line, level) => {
@@ -132,6 +151,11 @@ export class Card {
 
   get name(): string {
     return this.config.name;
+  }
+
+  /** The card's statistics as of now: busy time counts only up to now, not the rest of a batch still running. */
+  statsNow(): CardStats {
+    return { ...this.stats, busyNs: this.stats.busyNs - Math.max(0, this.busyUntil - this.scheduler.now) };
   }
 
   /** Receives the firmware's fd 2 text as the engine delivers it. */
@@ -158,6 +182,9 @@ export class Card {
     }
     this.flash.protectedSlot = booted.slot;
     this.armWatchdog();
+    const loadNs = this.softcore.loadNs(booted.payload.length);
+    this.busyUntil = this.scheduler.now + loadNs;
+    this.stats.busyNs += loadNs;
     try {
       this.session = this.parts.openFirmware(booted.payload, this.onFirmwareLog);
     } catch (error) {
@@ -208,9 +235,19 @@ export class Card {
     }
   }
 
+  /**
+   * Runs the pending events as one batch. While the soft-core is busy they wait, and more join
+   * them, until it is free, as on the card. The batch's commands take effect when the soft-core
+   * has finished it.
+   */
   private async flush(): Promise<void> {
     this.flushScheduled = false;
     if (!this.session || this.state === "off" || this.state === "faulted") return;
+    if (this.scheduler.now < this.busyUntil) {
+      this.flushScheduled = true;
+      this.scheduler.at(this.busyUntil, () => this.flush());
+      return;
+    }
     const seq = this.seq;
     this.seq = (this.seq + 1) >>> 0;
     const batch: (EventMessage | Uint8Array)[] = [{ kind: "time", now: BigInt(this.scheduler.now) }, ...this.pending, { kind: "sync", seq }];
@@ -222,12 +259,43 @@ export class Card {
       commands = await this.session.exchange(events, seq);
     } catch (error) {
       if (error instanceof EngineFailure) throw error;
-      this.fault((error as Error).message);
+      this.fault(error instanceof BatchOverrun ? this.overrun(error) : (error as Error).message);
       return;
     }
     this.stats.batches++;
     this.stats.eventsSent += batch.length;
     this.observer.mailbox?.(this, events, commands);
+    const cost = this.session.lastBatch;
+    const ns = cost ? this.softcore.batchNs(cost) : 0;
+    if (cost) {
+      this.stats.instructions += cost.instructions;
+      this.stats.compiledBytes += cost.compiledBytes;
+    }
+    this.stats.busyNs += ns;
+    this.stats.maxBatchNs = Math.max(this.stats.maxBatchNs, ns);
+    if (ns > this.softcore.batchLimitNs) {
+      this.stats.longBatches++;
+      this.observer.note?.(this, `batch ${seq} kept the soft-core busy ${(ns / 1000).toFixed(1)} µs, over the ${this.softcore.batchLimitNs / 1000} µs batch limit (${cost!.instructions} instructions)`, "warn");
+    }
+    if (ns === 0) {
+      this.carryOut(commands);
+      return;
+    }
+    this.busyUntil = this.scheduler.now + ns;
+    const generation = this.generation;
+    this.scheduler.at(this.busyUntil, () => {
+      if (generation === this.generation) this.carryOut(commands);
+    });
+  }
+
+  /** Why a batch that would not end stopped the soft-core, in the card's terms. */
+  private overrun(error: BatchOverrun): string {
+    const ms = (error.limit * this.softcore.batchNs({ instructions: 1, compiledBytes: 0 })) / 1e6;
+    return `${error.message} (${this.softcore.mhz ? `${ms.toFixed(0)} ms at ${this.softcore.mhz} MHz` : "the watchdog period at the default clock"}): the soft-core never answers, and the watchdog resets the card`;
+  }
+
+  /** The commands of a finished batch take effect; events that waited for the soft-core go next. */
+  private carryOut(commands: Uint8Array): void {
     const reader = new MessageReader("commands");
     reader.push(commands);
     for (const raw of reader.all()) {
@@ -239,6 +307,10 @@ export class Card {
       const command = decodeCommand(raw);
       this.observer.message?.(this, "commands", describeMessage(command));
       this.apply(command);
+    }
+    if (this.pending.length > 0 && !this.flushScheduled) {
+      this.flushScheduled = true;
+      this.scheduler.at(this.scheduler.now, () => this.flush());
     }
   }
 
@@ -399,6 +471,8 @@ export class Card {
     const session = this.session;
     this.session = null;
     this.pending = [];
+    this.generation++;
+    this.busyUntil = 0;
     const faulted = this.state === "faulted";
     if (!faulted) this.state = "off";
     if (!session) return;

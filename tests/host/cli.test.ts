@@ -31,6 +31,9 @@ test("bad arguments get a one-line error and exit status 2", () => {
   assertOneLineError(iov(["sim", "--engine", "qemu"]), 2, /expected one of node, node-wasi, wasm3, got 'qemu'/);
   assertOneLineError(iov(["sim", "--duration", "5parsecs"]), 2, /expected a duration such as 3s/);
   assertOneLineError(iov(["sim", "--bogus"]), 2, /unknown option '--bogus'/);
+  assertOneLineError(iov(["sim", "--softcore-mhz", "fast"]), 2, /expected a clock in MHz, 0 \(zero-time model\) or 1\.\.1000, got 'fast'/);
+  assertOneLineError(iov(["sim", "--softcore-mhz", "0.5"]), 2, /expected 0 \(zero-time model\) or 1\.\.1000, got 0\.5/);
+  assertOneLineError(iov(["sim", "--softcore-mhz", "100000"]), 2, /expected 0 \(zero-time model\) or 1\.\.1000, got 100000/);
   assertOneLineError(iov(["trace", "decode", "x.in", "--as", "sideways"]), 2, /Allowed choices are events, commands/);
   assertOneLineError(iov(["trace", "replay"]), 2, /missing required argument 'input'/);
 });
@@ -84,6 +87,19 @@ test("the default scenario under real wasm3 gives the same summary, timeline and
   assert.ok(runs[0].pcap.length > 100_000, `${runs[0].pcap.length} bytes of capture`);
   assert.ok(runs[1].pcap.equals(runs[0].pcap), "the captures differ");
   assert.equal(runs[1].timeline, runs[0].timeline);
+});
+
+test("iov sim --softcore-mhz prints each card's soft-core utilisation and worst batch, and the summary has them", () => {
+  const file = join(temp(), "summary.json");
+  const run = iov(["sim", "--softcore-mhz", "200", "--duration", "50ms", "--quiet", "--summary", file]);
+  assert.match(run.stdout, /^summary: default, seed 1, 0\.05 s simulated on node, soft-cores at 200 MHz$/m);
+  assert.equal(run.stdout.match(/soft-core \d+\.\d % busy, worst batch \d+\.\d µs/g)?.length, 2, run.stdout);
+  const summary = JSON.parse(readFileSync(file, "utf8")) as RunSummary;
+  assert.equal(summary.softcoreMhz, 200);
+  for (const card of summary.cards) {
+    assert.ok(card.stats.busyNs > 0 && card.stats.busyNs <= summary.simulatedNs, card.name);
+    assert.ok(card.stats.maxBatchNs > 0 && card.stats.instructions > 0 && card.stats.compiledBytes > 0, card.name);
+  }
 });
 
 test("trace replay fails with the first differing command when the output does not match", () => {

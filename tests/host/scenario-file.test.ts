@@ -110,6 +110,6 @@ test("iov sim takes a scenario file for --scenario, lists the built-ins, and ref
   assert.match(list.stdout, /^handover /m);
   const run = iov(["sim", "--scenario", "scenarios/lab.json", "--duration", "30ms", "--quiet"]);
   assert.equal(run.status, 0, run.stderr);
-  assert.match(run.stdout, /^summary: lab, seed 1, 0\.03 s simulated on node$/m);
+  assert.match(run.stdout, /^summary: lab, seed 1, 0\.03 s simulated on node, soft-cores in zero time$/m);
   assert.match(run.stdout, /^  invariants: all held \(0 cross-deliveries, 0 handovers without a device reset\)$/m);
 });

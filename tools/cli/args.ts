@@ -3,6 +3,7 @@
 
 import { InvalidArgumentError } from "commander";
 import { existsSync } from "node:fs";
+import { SOFTCORE_MHZ_MAX, SOFTCORE_MHZ_MIN } from "../../board/softcore.ts";
 import { ENGINE_KINDS, wasm3Path, wasm3Problem, type EngineKind, type EngineOptions } from "../engines/index.ts";
 import { FIRMWARE } from "../paths.ts";
 
@@ -16,6 +17,15 @@ export function integer(min: number, max: number) {
     if (!Number.isSafeInteger(value) || value < min || value > max) throw new InvalidArgumentError(`expected ${min}..${max}, got ${text}`);
     return value;
   };
+}
+
+/** --softcore-mhz: 0 (the zero-time model) or a clock the soft-core class can have. */
+export function softcoreMhz(text: string): number {
+  const range = `0 (zero-time model) or ${SOFTCORE_MHZ_MIN}..${SOFTCORE_MHZ_MAX}`;
+  if (!/^\d+(\.\d+)?$/.test(text.trim())) throw new InvalidArgumentError(`expected a clock in MHz, ${range}, got '${text}'`);
+  const value = Number(text);
+  if (value !== 0 && !(value >= SOFTCORE_MHZ_MIN && value <= SOFTCORE_MHZ_MAX)) throw new InvalidArgumentError(`expected ${range}, got ${text}`);
+  return value;
 }
 
 const UNITS: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9 };

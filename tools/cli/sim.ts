@@ -25,6 +25,7 @@ export interface SimFlags extends EngineFlags {
   /** The management port: true: a port the system picks; a number: that port. */
   manage?: boolean | number;
   flashDir?: string;
+  softcoreMhz: number;
 }
 
 /** A value of --scenario that names a file rather than a built-in scenario: one ending in .json, or with a / in it. */
@@ -95,7 +96,7 @@ export async function runSim(flags: SimFlags): Promise<void> {
     process.once("SIGINT", () => world.scheduler.stop());
   };
   const world = created(() => new World({
-    scenario, seed: flags.seed, engine: flags.engine, engineOptions: options,
+    scenario, seed: flags.seed, engine: flags.engine, engineOptions: options, softcoreMhz: flags.softcoreMhz,
     durationNs: flags.duration ?? (consolePort === undefined && managePort === undefined ? undefined : Infinity),
     record: flags.record, print, verbose: flags.verbose, pcap: flags.pcap, screenshot: flags.screenshot, lspci: flags.lspci,
     flashDir: flags.flashDir, console: consolePort, manage: managePort,
@@ -141,7 +142,9 @@ export function formatSummary(s: RunSummary): string {
     const fw = c.firmwareCounters ?? {};
     return `  ${c.name.padEnd(8)} ${c.role.padEnd(8)} ${c.serial}  fw ${(c.firmware ?? "-").padEnd(6)} ${c.state.padEnd(8)} ` +
       `batches ${String(c.stats.batches).padStart(5)}  events ${String(fw.EventsIn ?? 0).padStart(5)}  ` +
-      `commands ${String(fw.CommandsOut ?? 0).padStart(5)}  errors ${fw.Errors ?? 0}  traps ${c.stats.traps}`;
+      `commands ${String(fw.CommandsOut ?? 0).padStart(5)}  errors ${fw.Errors ?? 0}  traps ${c.stats.traps}  ` +
+      (s.softcoreMhz === 0 ? `soft-core ${(c.stats.instructions / Math.max(c.stats.batches, 1)).toFixed(0)} instr/batch` :
+        `soft-core ${((100 * c.stats.busyNs) / s.simulatedNs).toFixed(1)} % busy, worst batch ${(c.stats.maxBatchNs / 1000).toFixed(1)} µs${c.stats.longBatches ? ` (${c.stats.longBatches} over the limit)` : ""}`);
   });
   const t = s.tlps;
   const busy = (v: RunSummary["servers"][number]) => v.hotplug.length > 0 || v.requestsOutstanding > 0 || v.nvme.some((r) => r.errors + r.mismatches > 0);
@@ -149,7 +152,8 @@ export function formatSummary(s: RunSummary): string {
   const servers = manyServers ? s.servers.filter(busy) : s.servers;
   const verified = (v: RunSummary["servers"][number]) => v.nvme.reduce((n, r) => n + r.bytesVerified, 0);
   return [
-    `summary: ${s.scenario}, seed ${s.seed}, ${s.simulatedNs / 1e9} s simulated on ${s.engine}`,
+    `summary: ${s.scenario}, seed ${s.seed}, ${s.simulatedNs / 1e9} s simulated on ${s.engine}, ` +
+      (s.softcoreMhz === 0 ? "soft-cores in zero time" : `soft-cores at ${s.softcoreMhz} MHz`),
     ...rows,
     ...(many ? [`  ${s.cards.length - shownCards.length} of ${s.cards.length} cards running without traps or mailbox errors${shownCards.length ? "; the others above" : ""}`] : []),
     `  TLPs: ${t.sent} sent, ${t.delivered} delivered, ${t.lost} lost, ${t.duplicated} duplicated, ${t.reordered} out of order`,

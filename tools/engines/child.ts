@@ -67,9 +67,10 @@ function runnerName(kind: Exclude<EngineKind, "node">, options: EngineOptions): 
   return kind === "wasm3" ? `wasm3 binary ${options.wasm3}` : `${kind} runner`;
 }
 
+/** fd 3 is a pipe too: a metered module reports its count there at the end of input. */
 function spawnRunner(kind: Exclude<EngineKind, "node">, options: EngineOptions): ChildProcess {
   const [command, args] = childCommand(kind, options);
-  return spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+  return spawn(command, args, { stdio: ["pipe", "pipe", "pipe", "pipe"] });
 }
 
 export class ChildSession implements FirmwareSession {
@@ -183,6 +184,7 @@ export function replayChild(kind: Exclude<EngineKind, "node">, options: EngineOp
       return;
     }
     const out: Buffer[] = [];
+    const meter: Buffer[] = [];
     let log = "";
     let killed = false;
     const timer = setTimeout(() => {
@@ -190,6 +192,7 @@ export function replayChild(kind: Exclude<EngineKind, "node">, options: EngineOp
       child.kill("SIGKILL");
     }, REPLAY_TIMEOUT_MS);
     child.stdout!.on("data", (chunk: Buffer) => out.push(chunk));
+    (child.stdio[3] as NodeJS.ReadableStream).on("data", (chunk: Buffer) => meter.push(chunk));
     child.stderr!.setEncoding("utf8");
     child.stderr!.on("data", (text: string) => (log += text));
     child.stdin!.on("error", () => {});
@@ -203,7 +206,9 @@ export function replayChild(kind: Exclude<EngineKind, "node">, options: EngineOp
         reject(new EngineFailure(`${runnerName(kind, options)} crashed (${signal})`));
         return;
       }
-      resolve({ commands: new Uint8Array(Buffer.concat(out)), log, exitCode: code ?? (signal ? 128 : 1) });
+      const report = Buffer.concat(meter);
+      const instructions = report.length === 8 ? report.readBigUInt64LE(0) : undefined;
+      resolve({ commands: new Uint8Array(Buffer.concat(out)), log, exitCode: code ?? (signal ? 128 : 1), instructions });
     });
     child.stdin!.end(events);
   });

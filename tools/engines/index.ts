@@ -10,7 +10,8 @@ import { InProcessSession, replayInProcess } from "./inprocess.ts";
 import type { EngineKind, EngineOptions, FirmwareSession, ReplayResult } from "./engine.ts";
 
 export { wasm3Problem } from "./child.ts";
-export { ENGINE_KINDS, EngineFailure, FirmwareFault, type EngineKind, type EngineOptions, type FirmwareSession, type ReplayResult } from "./engine.ts";
+export { MeteredSession } from "./metered.ts";
+export { ENGINE_KINDS, BatchOverrun, EngineFailure, FirmwareFault, type EngineKind, type EngineOptions, type FirmwareSession, type ReplayResult } from "./engine.ts";
 
 export const WASM3_ENV = "IOV_WASM3";
 

@@ -13,6 +13,10 @@ interface FirmwareExports {
   memory: WebAssembly.Memory;
   step(): number;
   _start(): void;
+  /** A metered module's instruction count and limit (tools/engines/meter.ts). */
+  iov_meter?: WebAssembly.Global;
+  iov_meter_limit?: WebAssembly.Global;
+  iov_meter_compiled?: WebAssembly.Global;
 }
 
 const modules = new Map<string, WebAssembly.Module>();
@@ -82,7 +86,7 @@ export class InProcessFirmware {
   }
 
   private fdWrite(fd: number, iovs: number, count: number, nwritten: number): number {
-    if (fd !== 1 && fd !== 2) return ERRNO_BADF;
+    if (fd !== 1 && fd !== 2) return ERRNO_BADF; // a metered module's report on fd 3 is read from its global instead
     let total = 0;
     for (let i = 0; i < count; i++) {
       const ptr = this.view.getUint32(iovs + 8 * i, true);
@@ -104,6 +108,27 @@ export class InProcessFirmware {
       this.faulted = error instanceof ProcExit ? error.message : `firmware trapped: ${(error as Error).message}`;
       throw new FirmwareFault(this.faulted);
     }
+  }
+
+  /** Instructions a metered module has executed so far; null for a module without a meter. */
+  get instructions(): bigint | null {
+    return this.exports.iov_meter ? (this.exports.iov_meter.value as bigint) : null;
+  }
+
+  /** Bytes of function bodies a metered module has entered so far: what wasm3 compiled. */
+  get compiledBytes(): bigint | null {
+    return this.exports.iov_meter_compiled ? (this.exports.iov_meter_compiled.value as bigint) : null;
+  }
+
+  /** A metered module traps once its count passes `limit`. */
+  setLimit(limit: bigint): void {
+    if (this.exports.iov_meter_limit) this.exports.iov_meter_limit.value = limit;
+  }
+
+  /** The module's meter has passed its limit: a trap there is a batch that would not end. */
+  get overran(): boolean {
+    const { iov_meter: meter, iov_meter_limit: limit } = this.exports;
+    return !!meter && !!limit && (meter.value as bigint) > (limit.value as bigint);
   }
 
   /** Commands written since the last call, including any written before a fault. */
@@ -159,9 +184,10 @@ export function replayInProcess(options: EngineOptions, events: Uint8Array): Rep
   let log = "";
   const firmware = new InProcessFirmware({ ...options, onLog: (text) => (log += text) });
   try {
-    return { commands: firmware.runToEnd(events), log, exitCode: 0 };
+    const commands = firmware.runToEnd(events);
+    return { commands, log, exitCode: 0, instructions: firmware.instructions ?? undefined };
   } catch (error) {
-    if (error instanceof FirmwareFault) return { commands: firmware.takeOutput(), log: `${log}${error.message}\n`, exitCode: 134 };
+    if (error instanceof FirmwareFault) return { commands: firmware.takeOutput(), log: `${log}${error.message}\n`, exitCode: 134, instructions: firmware.instructions ?? undefined };
     throw error;
   }
 }

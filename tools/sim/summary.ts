@@ -82,6 +82,8 @@ export interface RunSummary {
   scenario: string;
   seed: number;
   engine: string;
+  /** The cards' soft-core clock; 0: the zero-time model. */
+  softcoreMhz: number;
   simulatedNs: number;
   cards: CardSummary[];
   tlps: { sent: number; delivered: number; lost: number; duplicated: number; reordered: number };

@@ -40,7 +40,8 @@ import { InputDevice, ReportKind, type InputReport } from "../../board/devices/i
 import { inputPciDriver } from "../server/drivers/input.ts";
 import { NvmeController } from "../../board/devices/nvme/controller.ts";
 import { nvmeDriver, nvmeLoad, newNvmeLoadStats, type NvmeDisk, type NvmeLoadStats } from "../server/drivers/nvme.ts";
-import { openSession, firmwareFile, type EngineKind, type EngineOptions } from "../engines/index.ts";
+import { MeteredSession, firmwareFile, type EngineKind, type EngineOptions } from "../engines/index.ts";
+import { SoftcoreTiming } from "../../board/softcore.ts";
 import { EventScheduler } from "./scheduler.ts";
 import { ConsoleServers, type ConsoleEndpoint } from "./console-server.ts";
 import { ManagementPort, type ManagementEndpoint } from "./management-port.ts";
@@ -68,6 +69,8 @@ export interface WorldOptions {
   seed: number;
   engine: EngineKind;
   engineOptions: Omit<EngineOptions, "onLog">;
+  /** The cards' soft-core clock in MHz (default 100); 0 is the zero-time model (board/softcore.ts). */
+  softcoreMhz?: number;
   durationNs?: number;
   /** Directory for raw mailbox traces: CARD.in, CARD.out, CARD.log. */
   record?: string;
@@ -113,6 +116,8 @@ export type Hook = (world: World) => void | Promise<void>;
 
 export class World {
   readonly scheduler = new EventScheduler();
+  /** The cards' soft-core timing. */
+  readonly softcore: SoftcoreTiming;
   /** Run at time 0, before anything else happens. */
   readonly startHooks: Hook[] = [];
   /** Run when simulated time is up, before the cards are powered off. */
@@ -161,6 +166,7 @@ export class World {
     const audited = this.audited;
     const base = xoroshiro128plus(options.seed);
     if (options.record) mkdirSync(options.record, { recursive: true });
+    const softcore = (this.softcore = new SoftcoreTiming(options.softcoreMhz ?? 0));
     for (const spec of options.scenario.cards) {
       const rng = base.clone();
       base.jump();
@@ -174,9 +180,10 @@ export class World {
       const card = new Card(config, this.scheduler, entropy, {
         flash: this.flashFor(spec.name, config.link),
         trustedKeys: options.trustedKeys ?? [createPublicKey(developmentKey())],
-        openFirmware: (payload, onLog) => openSession(options.engine, { ...options.engineOptions, firmware: this.firmwareFile(payload), onLog }),
+        openFirmware: (payload, onLog) => new MeteredSession(options.engine, { ...options.engineOptions, firmware: this.firmwareFile(payload), onLog }, softcore.instructionLimit),
         random: (bound) => uniformInt(cuts, 0, bound - 1),
         baud: options.scenario.uartBaud,
+        softcore,
       }, this.observer(spec.name));
       const host = spec.role === CardRole.Host;
       const slotsPresent = () => this.chassisRoots.get(spec.name)?.slotsPresent() ?? 0;
@@ -700,7 +707,7 @@ export class World {
       firmware: card.firmwareVersion,
       state: card.state,
       linkStates: this.linkStates.get(card.name)!,
-      stats: { ...card.stats },
+      stats: card.statsNow(),
       uart: { ...card.uart.stats },
       firmwareCounters: card.firmwareCounters,
       ...(card.config.role === CardRole.Chassis ? { owners: this.audit.owners.get(card.name) ?? [] } : {}),
@@ -710,6 +717,7 @@ export class World {
       scenario: this.options.scenario.name,
       seed: this.options.seed,
       engine: this.options.engine,
+      softcoreMhz: this.softcore.mhz,
       simulatedNs: duration,
       cards,
       tlps: {

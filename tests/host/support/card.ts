@@ -10,8 +10,8 @@ import { developmentKey } from "../../../board/image.ts";
 import { CardRole, LogLevel } from "../../../board/map/mailbox.ts";
 import { BOARD_ID } from "../../../board/map/registers.ts";
 import { developmentImage } from "../../../tools/build/image.ts";
-import { openSession, firmwareFile, type EngineKind } from "../../../tools/engines/index.ts";
-import type { FirmwareSession } from "../../../board/softcore.ts";
+import { MeteredSession, openSession, firmwareFile, type EngineKind } from "../../../tools/engines/index.ts";
+import type { FirmwareSession, SoftcoreTiming } from "../../../board/softcore.ts";
 import type { Scheduler } from "../../../board/scheduler.ts";
 
 export interface TestCardOptions {
@@ -22,6 +22,10 @@ export interface TestCardOptions {
   /** Wraps each session the card opens (to tamper with its traffic). */
   wrap?: (session: FirmwareSession) => FirmwareSession;
   flash?: Flash;
+  /** The soft-core's timing; with it the card runs a metered session (tools/engines/metered.ts). */
+  softcore?: SoftcoreTiming;
+  /** The metered session's instruction limit per batch (default: the soft-core's). */
+  limit?: number;
 }
 
 export function testCard(scheduler: Scheduler, o: TestCardOptions): Card {
@@ -34,8 +38,13 @@ export function testCard(scheduler: Scheduler, o: TestCardOptions): Card {
     {
       flash,
       trustedKeys: [createPublicKey(developmentKey())],
-      openFirmware: (payload, onLog) => (o.wrap ?? ((s) => s))(openSession(o.engine ?? "node", { firmware: firmwareFile(payload), onLog })),
+      openFirmware: (payload, onLog) => {
+        const options = { firmware: firmwareFile(payload), onLog };
+        const session = o.softcore ? new MeteredSession(o.engine ?? "node", options, o.limit ?? o.softcore.instructionLimit) : openSession(o.engine ?? "node", options);
+        return (o.wrap ?? ((s) => s))(session);
+      },
       random: (bound) => n++ % bound,
+      softcore: o.softcore,
     },
     o.observer,
   );
