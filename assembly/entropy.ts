@@ -2,6 +2,9 @@
 // random number generator collect in a pool; once it holds DRBG_SEED_MIN bytes they seed
 // an HMAC_DRBG (assembly/crypto/drbg.ts), and every DRBG_RESEED_MIN bytes after that
 // reseed it. Callers ask ready() before take(): nothing is drawn from an unseeded DRBG.
+// Timing jitter needs no secret, and a DRBG draw costs about 127 000 instructions (17 ms of the
+// soft-core at 100 MHz, docs/softcore.md): jitter() draws from a xorshift generator instead,
+// which the same board bytes seed and stir.
 
 import { drbgInstantiate, drbgReseed, drbgReady, drbgGenerate, drbgReset, DRBG_SEED_MIN, DRBG_RESEED_MIN } from "./crypto/drbg";
 
@@ -9,17 +12,23 @@ const POOL_SIZE: i32 = 64;
 const pool = memory.data(POOL_SIZE);
 let available: i32 = 0;
 const scratch = memory.data(4);
+const JITTER_SEED: u32 = 0x9e3779b9; // any odd start; the first ENTROPY bytes replace it
+let jitterState: u32 = JITTER_SEED;
 
 export function reset(): void {
   available = 0;
+  jitterState = JITTER_SEED;
   drbgReset();
 }
 
 /** Adds `length` bytes from the board; seeds or reseeds the DRBG when enough have come. */
 export function feed(ptr: usize, length: i32): void {
   for (let i = 0; i < length; i++) {
-    store<u8>(pool + available, load<u8>(ptr + i));
+    const byte = load<u8>(ptr + i);
+    store<u8>(pool + available, byte);
     available++;
+    jitterState = rotl<u32>(jitterState, 8) ^ byte;
+    if (jitterState == 0) jitterState = JITTER_SEED;
     if (!drbgReady() && available == DRBG_SEED_MIN) {
       drbgInstantiate(pool, available);
       available = 0;
@@ -43,6 +52,16 @@ export function ready(): bool {
 /** `length` random bytes into `out` (at most 1024); only when ready(). */
 export function take(out: usize, length: i32): void {
   drbgGenerate(out, length);
+}
+
+/** 16 random bits for timing jitter (not for secrets): xorshift32, stirred by every ENTROPY byte. */
+export function jitter16(): u32 {
+  let x = jitterState;
+  x ^= x << 13;
+  x ^= x >>> 17;
+  x ^= x << 5;
+  jitterState = x;
+  return x >>> 16;
 }
 
 /** A random u32; only when ready(). */

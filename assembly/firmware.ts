@@ -459,7 +459,8 @@ function onFabricEvent(body: usize): void {
     kind == FabricEventKind.RegisterRejected ? " register write refused: " :
     kind == FabricEventKind.CarrierDown ? " carrier down " :
     kind == FabricEventKind.CarrierUp ? " carrier up " :
-    kind == FabricEventKind.FrameRejected ? " control frame refused, length " : " TLP refused by the switch router, length ",
+    kind == FabricEventKind.FrameRejected ? " control frame refused, length " :
+    kind == FabricEventKind.RttChanged ? " round trip now ns " : " TLP refused by the switch router, length ",
   );
   log.dec(load<u32>(body, FabricEventBody.Arg));
   log.end();

@@ -196,7 +196,8 @@ function enter(index: i32, next: i32, cause: i32): void {
       timers.start(TimerId.PortState + index, LinkTiming.HandshakeTimeoutNs);
       break;
     case LinkState.Active:
-      timers.start(TimerId.PortHealth + index, LinkTiming.HealthIntervalNs);
+      // No timer while Active: the fabric reports RTT changes (RttChanged) and trouble itself.
+      timers.stop(TimerId.PortHealth + index);
       if (previous == LinkState.Recovery) {
         count(Counter.Resumes);
         begin(LogLevel.Info, index);
@@ -355,7 +356,7 @@ function wakeBeacon(): void {
 
 /** `interval` scaled by a random factor in [0.75, 1.25). */
 export function jitter(interval: u64): u64 {
-  const r = (entropy.word32() >> 16) as u64;
+  const r = entropy.jitter16() as u64;
   return interval - (interval >> 2) + (((interval >> 1) * r) >> 16);
 }
 
@@ -613,11 +614,10 @@ function onStateTimer(index: i32): void {
 
 function onHealthTimer(index: i32): void {
   const p = port(index);
-  if (p.state == LinkState.Active) {
-    fabric.read(index, TunnelReg.RttNs);
+  if (p.state == LinkState.Active && releasing) {
     // A lost RELEASE would cost the whole release timeout: send it again while the host card has not answered.
-    if (releasing && p.attempts < LinkTiming.HandshakeAttempts) sendRelease();
-    timers.start(TimerId.PortHealth + index, LinkTiming.HealthIntervalNs);
+    sendRelease();
+    if (p.attempts < LinkTiming.HandshakeAttempts) timers.start(TimerId.PortHealth + index, LinkTiming.ReleaseRepeatNs);
   } else if (p.state == LinkState.Recovery) {
     fabric.read(index, TunnelReg.Status);
     timers.start(TimerId.PortHealth + index, LinkTiming.ProbeIntervalNs);
@@ -647,6 +647,8 @@ export function onFabricEvent(tunnel: i32, kind: i32, arg: u32): void {
   if (kind == FabricEventKind.PeerSilent || kind == FabricEventKind.RetryLimit) {
     if (kind == FabricEventKind.RetryLimit) p.retryExhausted = true;
     if (p.state == LinkState.Active) enter(tunnel, LinkState.Recovery, kind);
+  } else if (kind == FabricEventKind.RttChanged) {
+    if (p.state == LinkState.Active) updateRto(tunnel, arg);
   } else if (kind == FabricEventKind.PeerHeard && p.state == LinkState.Recovery) {
     // The peer is back in this session: restart retransmission now, without back-off.
     fabric.kick(tunnel, p);
@@ -673,7 +675,7 @@ export function onRegValue(address: u32, value: u32): void {
         fabric.kick(index, p);
       }
     }
-  } else if (reg == TunnelReg.RttNs && p.state == LinkState.Active) updateRto(index, value);
+  }
 }
 
 /**
@@ -721,6 +723,7 @@ export function reassign(group: u32): void {
   if (!isHost() && port(0).state == LinkState.Active) {
     releasing = true;
     sendRelease();
+    timers.start(TimerId.PortHealth, LinkTiming.ReleaseRepeatNs);
     timers.start(TimerId.PortState, RELEASE_TIMEOUT_NS);
     begin(LogLevel.Info, 0);
     log.str("asking ");
@@ -737,7 +740,7 @@ export function reassign(group: u32): void {
   applyGroup();
 }
 
-/** Chassis card: RELEASE to the host card of the session (sent again at each health tick, HandshakeAttempts times in all). */
+/** Chassis card: RELEASE to the host card of the session (sent again every ReleaseRepeatNs, HandshakeAttempts times in all). */
 function sendRelease(): void {
   const p = port(0);
   const body = frames.begin(field(0, PEER_MAC), ControlType.Release, p.version, p.session);

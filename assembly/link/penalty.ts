@@ -45,7 +45,7 @@ export function add(mac: usize): void {
   const failures = min<u32>(load<u16>(e, 6) as u32 + 1, 16);
   store<u16>(e, failures as u16, 6);
   const wait = min<u64>((LinkTiming.PenaltyMinNs as u64) << (failures - 1), LinkTiming.PenaltyMaxNs);
-  const r = (entropy.word32() >> 16) as u64;
+  const r = entropy.jitter16() as u64;
   store<u64>(e, clock.now + wait - (wait >> 2) + (((wait >> 1) * r) >> 16) + 1, 8);
 }
 

@@ -241,7 +241,7 @@ export enum LinkTiming {
   PenaltyMinNs = 4_000_000, //       after a failed handshake with a peer; doubles up to PenaltyMaxNs
   PenaltyMaxNs = 256_000_000,
   DownHoldNs = 1_000_000, //         in Down before discovering again
-  HealthIntervalNs = 1_000_000, //   RTT sample period while active
+  ReleaseRepeatNs = 1_000_000, //    a chassis card's RELEASE is sent again after this while unanswered
   ProbeIntervalNs = 1_000_000, //    resume probe period in recovery
   RtoInitialNs = 200_000,
   RtoMinNs = 50_000,

@@ -16,7 +16,7 @@ import { FABRIC_EVENT_LAST, MAX_TUNNELS } from "./registers.ts";
 
 export { FABRIC_EVENT_LAST, MAX_TUNNELS };
 
-export const MAILBOX_VERSION = 5;
+export const MAILBOX_VERSION = 6;
 export const HEADER_SIZE = 4;
 export const MAX_BODY = 1536;
 

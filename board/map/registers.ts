@@ -95,6 +95,7 @@ export enum TunnelReg {
   Snapshot = 0x5c, //      wo  write 1: copy the live counters to the Count* registers, then raise CountersReady
   RttNs = 0x60, //         ro  last round-trip sample (a frame sent once, acknowledged)
   LinkState = 0x64, //     rw  the firmware's link state (LinkState, board/map/link.ts): shown to the card's PCIe side, no effect on the data path
+  RttReportNs = 0x68, //   rw  RttChanged at most this often, >= 1000
   CountTxFrames = 0x80, // ro  counters as of the last snapshot, in TunnelCounter order
 }
 
@@ -117,6 +118,7 @@ export enum TunnelDefault {
   CreditNpd = 64,
   CreditCplh = 128,
   CreditCpld = 2048,
+  RttReportNs = 10_000_000,
 }
 
 export enum TunnelControl {
@@ -170,9 +172,10 @@ export enum FabricEventKind {
   CarrierUp = 8, //        the port's link is back (card-wide: tunnel 0)
   FrameRejected = 9, //    a FRAME_TX the MAC refused (not a CONTROL frame from this card); arg: its length
   TlpRejected = 10, //     a TLP_TX the switch router refused (malformed, or not a completion or one-DW memory write); arg: its length
+  RttChanged = 11, //      the round-trip time moved by more than 1/8 since the last report (at most one per RttReportNs); arg: RttNs
 }
 
-export const FABRIC_EVENT_LAST = FabricEventKind.TlpRejected;
+export const FABRIC_EVENT_LAST = FabricEventKind.RttChanged;
 
 export const MTU_MIN = 576;
 export const MTU_MAX = 9000;

@@ -138,6 +138,10 @@ export class TunnelEngine implements FrameSink {
   private ackTimer: number | null = null;
   private keepaliveTimer: number | null = null;
   private silenceTimer: number | null = null;
+  /** RttChanged: the value last reported, when, and the report waiting for RttReportNs to pass. */
+  private rttReported = 0;
+  private rttReportedAt = -Infinity;
+  private rttReportTimer: number | null = null;
 
   constructor(readonly index: number, private readonly host: TunnelHost) {
     for (const [reg, value] of Object.entries(TUNNEL_DEFAULTS)) this.regs[Number(reg) / 4] = value;
@@ -212,6 +216,7 @@ export class TunnelEngine implements FrameSink {
       case TunnelReg.KeepaliveNs:
       case TunnelReg.SilenceNs:
       case TunnelReg.AckDelayNs:
+      case TunnelReg.RttReportNs:
         if (value < 1000) return false;
         break;
       case TunnelReg.Vlan:
@@ -272,6 +277,40 @@ export class TunnelEngine implements FrameSink {
     this.setStatus(TunnelStatus.Silent, false);
     this.setStatus(TunnelStatus.RetryExhausted, false);
     this.setStatus(TunnelStatus.Stalled, false);
+    // A new session reports its first RTT sample, whatever the last one's was.
+    this.rttReported = 0;
+    this.rttReportedAt = -Infinity;
+  }
+
+  /**
+   * A round-trip sample (a frame sent once, acknowledged): into RttNs, and reported with
+   * RttChanged when it moved by more than 1/8 from the last report, at most once per
+   * RttReportNs (a move within that time is reported at its end, if it still stands). So the
+   * firmware hears of the RTT when it changes, and a steady link costs it nothing.
+   */
+  private rttSample(sample: number): void {
+    this.regs[TunnelReg.RttNs / 4] = sample;
+    if (!this.rttMoved() || this.rttReportTimer !== null) return;
+    const due = this.rttReportedAt + this.reg(TunnelReg.RttReportNs);
+    if (this.now >= due) {
+      this.reportRtt();
+      return;
+    }
+    this.rttReportTimer = this.host.scheduler.at(due, () => {
+      this.rttReportTimer = null;
+      if (this.enabled && this.rttMoved()) this.reportRtt();
+    });
+  }
+
+  private rttMoved(): boolean {
+    const sample = this.reg(TunnelReg.RttNs);
+    return this.rttReported === 0 ? sample > 0 : Math.abs(sample - this.rttReported) * 8 > this.rttReported;
+  }
+
+  private reportRtt(): void {
+    this.rttReported = this.reg(TunnelReg.RttNs);
+    this.rttReportedAt = this.now;
+    this.host.event(FabricEventKind.RttChanged, this.rttReported, this);
   }
 
   /** Discards the TLPs waiting to be sent (a session that ended must not carry them into the next). */
@@ -302,10 +341,10 @@ export class TunnelEngine implements FrameSink {
 
   private stop(): void {
     this.setStatus(TunnelStatus.Enabled, false);
-    for (const timer of [this.rtoTimer, this.ackTimer, this.keepaliveTimer, this.silenceTimer]) {
+    for (const timer of [this.rtoTimer, this.ackTimer, this.keepaliveTimer, this.silenceTimer, this.rttReportTimer]) {
       if (timer !== null) this.host.scheduler.cancel(timer);
     }
-    this.rtoTimer = this.ackTimer = this.keepaliveTimer = this.silenceTimer = null;
+    this.rtoTimer = this.ackTimer = this.keepaliveTimer = this.silenceTimer = this.rttReportTimer = null;
   }
 
   /** The block's reset: registers back to their defaults, session and queued TLPs gone, the engine stopped. */
@@ -561,7 +600,7 @@ export class TunnelEngine implements FrameSink {
       for (let seq = this.sndUna; seqDiff(seq, ack) < 0; seq = (seq + 1) >>> 0) {
         const entry = this.sent.get(seq);
         if (!entry) continue;
-        if (entry.transmissions === 1) this.regs[TunnelReg.RttNs / 4] = Math.min(this.now - entry.sentAt, 0xffffffff);
+        if (entry.transmissions === 1) this.rttSample(Math.min(this.now - entry.sentAt, 0xffffffff));
         this.replayBytes -= entry.frame.length;
         this.sent.delete(seq);
       }

@@ -718,10 +718,10 @@ function expectProgrammed(out: Cmd[], control: i32): void {
   }
 }
 
-/** The card in Active sends nothing on its own but the health timer's REG_READ. */
+/** The card in Active sends nothing on its own, reads nothing and arms no timer of its own: the fabric reports. */
 function expectActive(): void {
-  const out = wait(LinkTiming.HealthIntervalNs);
-  expect(readsIn(out)).toStrictEqual([address(TunnelReg.RttNs)], "RttNs sampled: Active");
+  const out = wait(LinkTiming.ProbeIntervalNs);
+  expect(readsIn(out).length).toBe(0, "nothing read in Active");
   expect(framesIn(out).length).toBe(0, "nothing sent in Active");
 }
 
@@ -1889,23 +1889,22 @@ describe("link: session end", () => {
 
 // ---- RTT health ------------------------------------------------------------------------------
 
-/** REG_VALUE RttNs = `sample`: returns the RtoNs values written for it. */
+/** FABRIC_EVENT RttChanged with `sample`: returns the RtoNs values written for it. */
 function sample(value: u32): i32[] {
-  return writesTo(regValue(TunnelReg.RttNs, value), TunnelReg.RtoNs);
+  return writesTo(fabric(FabricEventKind.RttChanged, value), TunnelReg.RtoNs);
 }
 
 describe("link: RTT health", () => {
   beforeEach(fresh);
 
-  it("reads RttNs every HealthIntervalNs in Active", () => {
+  it("does not poll RttNs in Active: the fabric reports changes with RttChanged", () => {
     pairHost();
-    const entered = now;
-    for (let i: u64 = 1; i <= 3; i++) {
-      expect(runTo(entered + i * LinkTiming.HealthIntervalNs - 1).length).toBe(0);
-      const out = runTo(entered + i * LinkTiming.HealthIntervalNs);
-      expect(out.length).toBe(1);
-      expect(readsIn(out)).toStrictEqual([address(TunnelReg.RttNs)]);
-    }
+    expect(runTo(now + 100 * LinkTiming.ProbeIntervalNs).length).toBe(0, "a steady link: no batch the firmware answers with anything");
+  });
+
+  it("ignores a REG_VALUE of RttNs: the sample comes with RttChanged", () => {
+    pairHost();
+    expect(writesTo(regValue(TunnelReg.RttNs, 1_000_000), TunnelReg.RtoNs).length).toBe(0);
   });
 
   it("updates RtoNs from samples: SRTT + 4 RTTVAR + ack delay, smoothed by 1/8 and 1/4", () => {
@@ -1969,7 +1968,7 @@ describe("link: RTT health", () => {
     expect(counters.get(Counter.RtoUpdates)).toBe(0);
   });
 
-  it("ignores RttNs values outside Active", () => {
+  it("ignores RttChanged outside Active", () => {
     pairHost();
     fabric(FabricEventKind.PeerSilent);
     expect(sample(1_000_000).length).toBe(0, "in Recovery");
@@ -2550,12 +2549,12 @@ describe("management: group changes", () => {
     if (beacon.length > 0) expect(get16(beacon[0], Eth.Tag)).toBe(NEW_GROUP, "in the new group");
   });
 
-  it("a chassis card sends RELEASE again at each health tick until the host card answers, HandshakeAttempts times in all", () => {
+  it("a chassis card sends RELEASE again every ReleaseRepeatNs until the host card answers, HandshakeAttempts times in all", () => {
     pairChassis();
     setGroupRequest(1);
     expect(framesOfType(storeRecord(recordBytes(1, GROUP), recordBytes(0, GROUP), 1), ControlType.Release).length).toBe(1, "the first RELEASE");
     let again = 0;
-    for (let i = 0; i < LinkTiming.HandshakeAttempts + 2; i++) again += framesOfType(wait(LinkTiming.HealthIntervalNs), ControlType.Release).length;
+    for (let i = 0; i < LinkTiming.HandshakeAttempts + 2; i++) again += framesOfType(wait(LinkTiming.ReleaseRepeatNs), ControlType.Release).length;
     expect(again).toBe(LinkTiming.HandshakeAttempts - 1, "sent again until HandshakeAttempts in all, then only the timeout is left");
   });
 

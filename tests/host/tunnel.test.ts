@@ -370,6 +370,32 @@ test("the round-trip sample reflects the cable", async () => {
   assert.ok(rtt >= 2 * link.transitNs(64) && rtt <= 2 * link.transitNs(64) + 5_000, `${rtt} ns for ${link.transitNs(64)} ns each way`);
 });
 
+test("RttChanged reports the first sample and then only moves of more than 1/8, at most once per RttReportNs", async () => {
+  const scheduler = new EventScheduler();
+  const { a, b } = tunnelPair(scheduler, { link: { lengthM: 100 } });
+  b.onTlp = (tlp, cls, tunnel) => tunnel.release(cls, tlp);
+  const reports = () => a.events.filter((e) => e.kind === FabricEventKind.RttChanged);
+  assert.equal(a.fabric.readRegister(TUNNEL_BASE + TunnelReg.RttReportNs), 10_000_000, "10 ms at reset");
+  assert.ok(a.fabric.writeRegister(TUNNEL_BASE + TunnelReg.RttReportNs, 1_000_000));
+  await scheduler.run(100_000);
+  // A write every 10 µs for 5 ms over a steady cable: one report, the first sample.
+  for (let t = 100_000; t < 5_100_000; t += 10_000) scheduler.at(t, () => void a.tunnel.submit(memoryWrite(1, 1, 0x1000, new Uint8Array(4))));
+  await scheduler.run(5_200_000);
+  assert.equal(reports().length, 1, "a steady link is reported once");
+  assert.equal(reports()[0].arg, a.fabric.readRegister(TUNNEL_BASE + TunnelReg.RttNs));
+  // The peer's acknowledgements now wait four times longer: the RTT grows, and is reported
+  // within RttReportNs of the last report, not at every sample.
+  assert.ok(b.fabric.writeRegister(TUNNEL_BASE + TunnelReg.AckDelayNs, 40_000));
+  assert.ok(b.fabric.writeRegister(TUNNEL_BASE + TunnelReg.AckFrames, 255));
+  for (let t = 5_200_000; t < 8_000_000; t += 10_000) scheduler.at(t, () => void a.tunnel.submit(memoryWrite(1, 1, 0x1000, new Uint8Array(4))));
+  await scheduler.run(8_100_000);
+  const later = reports().slice(1);
+  assert.ok(later.length >= 1 && later.length <= 3, `${later.length} reports for 2.8 ms of a changed RTT`);
+  assert.ok(later[0].arg > reports()[0].arg * 1.125, `${later[0].arg} after ${reports()[0].arg}`);
+  for (let i = 1; i < reports().length; i++) assert.ok(reports()[i].timeNs - reports()[i - 1].timeNs >= 1_000_000, "at most one per RttReportNs");
+  assert.equal(a.fabric.writeRegister(TUNNEL_BASE + TunnelReg.RttReportNs, 999), false, "RttReportNs below 1 µs is refused");
+});
+
 test("Reset on both ends starts a fresh session and traffic goes on exactly once", async () => {
   const scheduler = new EventScheduler();
   const { a, b } = tunnelPair(scheduler);

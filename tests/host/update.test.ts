@@ -11,6 +11,7 @@ import { join } from "node:path";
 import binaryen from "binaryen";
 import { buildImage, developmentKey, formatVersion, type ImageVersion } from "../../board/image.ts";
 import { BOARD_ID } from "../../board/map/registers.ts";
+import { MAILBOX_VERSION } from "../../board/map/mailbox.ts";
 import { FIRMWARE, wasm3Skip } from "./helpers.ts";
 import type { EngineKind } from "../../tools/engines/index.ts";
 import { runConsole, MS, type ConsoleRun } from "./support/console-card.ts";
@@ -167,8 +168,8 @@ test("console: commands answer, and bad lines are refused with a reason and coun
   assert.match(out, /iov> status now\r\nstatus: takes no arguments\r\n/);
   assert.match(out, /counters foo\r\ncounters: the only argument is 'all'\r\n/);
   assert.match(out, /line too long \(80 characters at most\)\r\n/);
-  assert.match(out, /iov> version\r\nfirmware 0\.1\.0, mailbox v5\r\nimage: slot 0, confirmed, version 0\.1\.0, build [0-9a-f]{32}\r\n/);
-  assert.match(out, /iov> log\r\n\[    0\.000000\] I boot: firmware 0\.1\.0, mailbox v5, host card/);
+  assert.match(out, new RegExp(String.raw`iov> version\r\nfirmware 0\.1\.0, mailbox v${MAILBOX_VERSION}\r\nimage: slot 0, confirmed, version 0\.1\.0, build [0-9a-f]{32}\r\n`));
+  assert.match(out, new RegExp(String.raw`iov> log\r\n\[    0\.000000\] I boot: firmware 0\.1\.0, mailbox v${MAILBOX_VERSION}, host card`));
   assert.match(out, /ConsoleCommands \.+ 5\r\nConsoleErrors \.+ 4\r\n/);
 });
 
