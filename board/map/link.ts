@@ -237,7 +237,7 @@ export enum LinkTiming {
   HandshakeTimeoutNs = 1_000_000, // resend OFFER, ACCEPT, AUTH or READY after this
   HandshakeAttempts = 4, //          sends before the handshake is given up
   DiscoverMinNs = 1_000_000, //      first DISCOVER repeat; doubles up to DiscoverMaxNs
-  DiscoverMaxNs = 32_000_000,
+  DiscoverMaxNs = 1_024_000_000,
   PenaltyMinNs = 4_000_000, //       after a failed handshake with a peer; doubles up to PenaltyMaxNs
   PenaltyMaxNs = 256_000_000,
   DownHoldNs = 1_000_000, //         in Down before discovering again

@@ -13,7 +13,8 @@ import { MeteredSession } from "../../tools/engines/metered.ts";
 import { BatchOverrun, replay, type EngineKind } from "../../tools/engines/index.ts";
 import { MessageReader } from "../../board/mailbox-codec.ts";
 import { Event, HEADER_SIZE } from "../../board/map/mailbox.ts";
-import { FIRMWARE, FIXTURES, WASM3, wasm3Skip, boot, encode } from "./helpers.ts";
+import { profileTrace } from "../../tools/engines/profile.ts";
+import { FIRMWARE, FIXTURES, WASM3, wasm3Skip, boot, encode, iov, assertOneLineError } from "./helpers.ts";
 
 const TRACES = ["default-host", "default-chassis", "malformed", "version-mismatch"];
 const dir = mkdtempSync(join(tmpdir(), "iov-meter-"));
@@ -132,3 +133,17 @@ function firstSyncEnd(events: Uint8Array): number {
   for (const raw of reader.all()) if (raw.type === Event.Sync) return raw.offset + HEADER_SIZE + raw.length;
   throw new Error("no SYNC");
 }
+
+test("a profile of a trace accounts for every instruction, by batch and by function", () => {
+  const events = new Uint8Array(readFileSync(`${FIXTURES}default-host.in`));
+  const profile = profileTrace(new Uint8Array(readFileSync(FIRMWARE)), events);
+  assert.equal(profile.groups.reduce((n, g) => n + g.instructions, 0), profile.instructions);
+  assert.equal(profile.groups.reduce((n, g) => n + g.batches, 0), profile.batches);
+  assert.equal(profile.functions.reduce((n, f) => n + f.instructions, 0), profile.instructions);
+  assert.ok(profile.groups.some((g) => g.carries === "boot + config + entropy" && g.batches === 1), profile.groups.map((g) => g.carries).join(", "));
+  const run = iov(["trace", "profile", `${FIXTURES}default-host.in`, "--top", "3"]);
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, new RegExp(`^\\S+default-host\\.in: ${profile.batches} batches, [\\d ]+ WebAssembly instructions`));
+  assert.equal(run.stdout.split("functions, most instructions first")[1].trim().split("\n").length, 3);
+  assertOneLineError(iov(["trace", "profile", `${FIXTURES}default-host.in`, "--names", FIRMWARE]), 1, /is not .* with names/);
+});

@@ -7,8 +7,7 @@ import asc from "assemblyscript/asc";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { checkFirmware, allocatorFunctions, memoryLimits, SIZE_BUDGET } from "./checks.ts";
 import { ROOT, FIRMWARE, FIRMWARE_DEBUG, FIRMWARE_NAMES } from "../paths.ts";
-import { concat } from "../../board/bytes.ts";
-import { sizeReport, type SizeReport } from "./sizes.ts";
+import { sizeReport, stripCustom, type SizeReport } from "./sizes.ts";
 import { lastTable } from "./text-transform.mjs";
 import { developmentKey, formatVersion, keyIdOf, type ImageVersion } from "../../board/image.ts";
 import { BOARD_ID } from "../../board/map/registers.ts";
@@ -33,23 +32,6 @@ export interface BuildReport {
   image: { bytes: number; version: ImageVersion };
   /** With `sizes`: where the release's bytes go. */
   sizes?: SizeReport;
-}
-
-/** The module without its custom sections (names, source maps): what a release ships. */
-function stripCustom(bytes: Uint8Array): Uint8Array {
-  const parts = [bytes.subarray(0, 8)];
-  for (let pos = 8; pos < bytes.length; ) {
-    const start = pos++;
-    let size = 0;
-    for (let shift = 0; ; shift += 7) {
-      const byte = bytes[pos++];
-      size += (byte & 0x7f) * 2 ** shift;
-      if ((byte & 0x80) === 0) break;
-    }
-    pos += size;
-    if (bytes[start] !== 0) parts.push(bytes.subarray(start, pos));
-  }
-  return concat(parts);
 }
 
 /**

@@ -5,6 +5,7 @@
 // are shared out by text, each to the module whose literal first used it.
 
 import binaryen from "binaryen";
+import { concat } from "../../board/bytes.ts";
 import type { TextTable } from "./text-transform.mjs";
 
 export interface SizeItem {
@@ -107,6 +108,28 @@ function importedFunctions(bytes: Uint8Array, section: Section | undefined): num
     } else r.pos += 2;
   }
   return functions;
+}
+
+/** The module without its custom sections (names, source maps): what a release ships. */
+export function stripCustom(bytes: Uint8Array): Uint8Array {
+  const parts = [bytes.subarray(0, 8)];
+  for (let pos = 8; pos < bytes.length; ) {
+    const start = pos++;
+    let size = 0;
+    for (let shift = 0; ; shift += 7) {
+      const byte = bytes[pos++];
+      size += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) break;
+    }
+    pos += size;
+    if (bytes[start] !== 0) parts.push(bytes.subarray(start, pos));
+  }
+  return concat(parts);
+}
+
+/** The function names of a module's name section, by function index (empty without one). */
+export function namesOf(bytes: Uint8Array): Map<number, string> {
+  return functionNames(bytes, sections(bytes).filter((s) => s.id === 0));
 }
 
 function functionNames(bytes: Uint8Array, custom: Section[]): Map<number, string> {

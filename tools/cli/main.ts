@@ -64,6 +64,13 @@ export function program(): Command {
     .addOption(firmwareOption())
     .option("--write <file>", "also save the output produced")
     .action(async (input, options) => (await import("./trace.ts")).runReplay(input, options));
+  trace.command("profile")
+    .description("where the firmware spends its WebAssembly instructions over a recorded fd 0 stream: by what each batch carried, and by function (docs/softcore.md)")
+    .argument("<input>", "the events the firmware read (NAME.in)")
+    .addOption(firmwareOption())
+    .option("--names <file>", "the same firmware built with function names (default: build/firmware.names.wasm from `iov build --sizes`, when it matches)")
+    .addOption(new Option("--top <n>", "functions to list").argParser(integer(1, 100_000)).default(25))
+    .action(async (input, options) => (await import("./trace.ts")).runProfile(input, options));
   trace.command("decode")
     .description("print a trace as one readable line per message")
     .argument("<file>", "NAME.in (events) or NAME.out (commands)")

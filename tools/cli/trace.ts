@@ -1,6 +1,9 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { EventChecker, MessageReader, describe, errorName } from "../../board/mailbox-codec.ts";
 import { replay } from "../engines/index.ts";
+import { profileTrace } from "../engines/profile.ts";
+import { namesOf, stripCustom } from "../build/sizes.ts";
+import { FIRMWARE_NAMES } from "../paths.ts";
 import { CliError, engineOptions, type EngineFlags } from "./args.ts";
 
 function readTrace(path: string, what: string): Uint8Array {
@@ -83,4 +86,40 @@ export async function runDecode(file: string, flags: { as?: "events" | "commands
   if (!direction) throw new CliError(`cannot tell whether '${file}' holds events or commands: name it .in or .out, or pass --as`);
   const bytes = readTrace(file, "trace");
   process.stdout.write(decodeLines(bytes, direction).join("\n") + "\n");
+}
+
+export interface ProfileFlags {
+  firmware?: string;
+  names?: string;
+  top: number;
+}
+
+const group = (n: number) => Math.round(n).toLocaleString("en-US").replace(/,/g, " ");
+
+/**
+ * `iov trace profile NAME.in`: the firmware's WebAssembly instructions over a recorded stream,
+ * by what each batch carried and by function (names from a release built with them:
+ * `iov build --sizes` leaves build/firmware.names.wasm, used when it is that firmware).
+ */
+export async function runProfile(input: string, flags: ProfileFlags): Promise<void> {
+  const { firmware: path } = engineOptions({ engine: "node", firmware: flags.firmware });
+  const firmware = readTrace(path, "firmware");
+  const profile = profileTrace(firmware, readTrace(input, "trace"));
+  const namesFile = flags.names ?? FIRMWARE_NAMES;
+  const named = existsSync(namesFile) ? new Uint8Array(readFileSync(namesFile)) : null;
+  if (flags.names && !named) throw new CliError(`cannot read names '${flags.names}': no such file`);
+  const usable = named !== null && namesOf(named).size > 0 && Buffer.from(stripCustom(named)).equals(firmware);
+  if (flags.names && !usable) throw new CliError(`${flags.names} is not ${path} with names: build them together with \`iov build --sizes\``);
+  const names = usable ? namesOf(named!) : new Map<number, string>();
+  const share = (n: number) => `${((100 * n) / profile.instructions).toFixed(1).padStart(5)} %`;
+  const out: string[] = [
+    `${input}: ${profile.batches} batches, ${group(profile.instructions)} WebAssembly instructions (${group(profile.instructions / Math.max(profile.batches, 1))} per batch), ${group(profile.compiledBytes)} bytes of code compiled`,
+    "",
+    `${"batches carrying".padEnd(44)}${"n".padStart(7)}${"mean".padStart(10)}${"max".padStart(10)}${"total".padStart(13)}   share`,
+    ...profile.groups.map((g) => `${g.carries.slice(0, 43).padEnd(44)}${String(g.batches).padStart(7)}${group(g.instructions / g.batches).padStart(10)}${group(g.max).padStart(10)}${group(g.instructions).padStart(13)} ${share(g.instructions)}`),
+    "",
+    `functions, most instructions first${usable ? "" : ` (no names: run \`iov build --sizes\` to have ${FIRMWARE_NAMES} match ${path})`}`,
+    ...profile.functions.slice(0, flags.top).map((fn) => `${group(fn.instructions).padStart(13)} ${share(fn.instructions)}  ${names.get(fn.index) ?? `function ${fn.index}`}`),
+  ];
+  process.stdout.write(out.join("\n") + "\n");
 }

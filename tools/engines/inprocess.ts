@@ -120,6 +120,13 @@ export class InProcessFirmware {
     return this.exports.iov_meter_compiled ? (this.exports.iov_meter_compiled.value as bigint) : null;
   }
 
+  /** The exported globals whose names start with `prefix`, with their values. */
+  globals(prefix: string): [string, bigint][] {
+    return Object.entries(this.exports as unknown as Record<string, unknown>)
+      .filter(([name, value]) => name.startsWith(prefix) && value instanceof WebAssembly.Global)
+      .map(([name, value]) => [name, BigInt((value as WebAssembly.Global).value)]);
+  }
+
   /** A metered module traps once its count passes `limit`. */
   setLimit(limit: bigint): void {
     if (this.exports.iov_meter_limit) this.exports.iov_meter_limit.value = limit;
