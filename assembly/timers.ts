@@ -73,8 +73,8 @@ export function hardwareFired(): void {
 export function nextExpired(): i32 {
   let found = -1;
   let earliest: u64 = clock.now;
-  for (let id = 0; id < TimerId.Count; id++) {
-    if (!isRunning(id)) continue;
+  for (let bits = running; bits != 0; bits &= bits - 1) {
+    const id = ctz(bits);
     const due = deadline(id);
     if (due <= earliest && (found < 0 || due < earliest)) {
       found = id;
@@ -95,8 +95,10 @@ export function program(): void {
     return;
   }
   let earliest: u64 = U64.MAX_VALUE;
-  for (let id = 0; id < TimerId.Count; id++) {
-    if (isRunning(id) && deadline(id) < earliest) earliest = deadline(id);
+  // Only the running timers: usually two or three of TimerId.Count. This runs at every SYNC.
+  for (let bits = running; bits != 0; bits &= bits - 1) {
+    const at = deadline(ctz(bits));
+    if (at < earliest) earliest = at;
   }
   if (hardwareArmed && hardwareDeadline == earliest) return;
   tx.timerArm(CHANNEL, earliest);

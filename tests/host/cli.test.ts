@@ -151,6 +151,9 @@ test("iov sim prints a timeline and writes a summary that is the same for the sa
   assert.deepEqual(summary.hotplugEvents, { host: { removals: 4, insertions: 4 } });
   assert.equal(summary.hostCompletionTimeouts, 0);
   assert.equal(summary.dataVerificationErrors, 0);
+  const reads = summary.servers[0].configReads;
+  assert.ok(reads.count > 100, `${reads.count} configuration reads completed`);
+  assert.ok(reads.p50Ns > 0 && reads.p50Ns <= reads.p99Ns && reads.p99Ns <= reads.maxNs && reads.maxNs < 50e6, JSON.stringify(reads));
   assert.match(runs[0].stdout, /server   os      graphics 3:0.0: test picture drawn, 640x480, remote framebuffer matches/);
   assert.match(runs[0].stdout, /server   os      dma-test 4:0.0: 1 MiB written to server memory .* 0 word errors/);
   assert.match(runs[0].stdout, /server   os      nvme 6:0.0: first read verified/);

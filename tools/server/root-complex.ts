@@ -51,6 +51,8 @@ interface Outstanding {
 
 export class RootComplex {
   readonly memory = new SparseMemory();
+  /** How long each configuration read below the root port took to complete, in order. */
+  readonly configReadNs: number[] = [];
   readonly counters: RootCounters = { completionTimeouts: 0, errorCompletions: 0, malformed: 0, unexpectedCompletions: 0, dmaReads: 0, dmaWrites: 0, interrupts: 0 };
   readonly rootPort: { config: ConfigSpace; header: Type1Header };
   /** Called with the message data of every MSI write. */
@@ -168,13 +170,26 @@ export class RootComplex {
     };
   }
 
-  /** A configuration read of one DW; the root port itself answers for its own function. */
+  /**
+   * A configuration read of one DW; the root port itself answers for its own function. The
+   * time each one below the root port took, to its successful completion, is kept in
+   * configReadNs.
+   */
   configRead(bus: number, device: number, fn: number, register: number): Op<number> {
     if (bus === 0) return this.localConfig(device, fn, register, null);
     const kind = bus === this.rootPort.header.secondaryBus.get() ? "CfgRd0" : "CfgRd1";
     const op = this.request(`config read ${bus}:${device}.${fn} register ${register}`,
       (tag) => ({ kind, ...DEFAULT_COMMON, requester: ROOT_PORT_DEVICE << 3, tag, firstBe: 0xf, bus, device, fn, register }), 4);
-    return mapOp(op, (data) => new DataView(data.buffer).getUint32(0, true));
+    const read = mapOp(op, (data) => new DataView(data.buffer).getUint32(0, true));
+    return {
+      start: (resume) => {
+        const issued = this.scheduler.now;
+        read.start((result) => {
+          if (!(result instanceof Error)) this.configReadNs.push(this.scheduler.now - issued);
+          resume(result);
+        });
+      },
+    };
   }
 
   configWrite(bus: number, device: number, fn: number, register: number, value: number, firstBe = 0xf): Op<number> {

@@ -56,6 +56,8 @@ export interface ServerSummary {
   errorCompletions: number;
   /** Requests of the root complex still waiting for their completion when the run ended. */
   requestsOutstanding: number;
+  /** Configuration reads below the root port that completed, and their latency (ns) at the 50th and 99th percentile and at most. */
+  configReads: { count: number; p50Ns: number; p99Ns: number; maxNs: number };
   /** The verified NVMe load, one record each time a disk was bound. */
   nvme: NvmeRun[];
 }

@@ -112,6 +112,14 @@ const FIRMWARE_LOG_STAMP = /^\[\s*\d+\.\d+\] /;
 /** The routing ID a device model takes from its configuration requests, for the function the OS found. */
 const idOf = (fn: PciFunction) => routingId(fn.bus, fn.device, fn.fn);
 
+/** Count, 50th and 99th percentile and maximum of `samples` (nearest rank; zeros when empty). */
+function latencies(samples: number[]): ServerSummary["configReads"] {
+  if (samples.length === 0) return { count: 0, p50Ns: 0, p99Ns: 0, maxNs: 0 };
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = (p: number) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
+  return { count: sorted.length, p50Ns: rank(50), p99Ns: rank(99), maxNs: sorted[sorted.length - 1] };
+}
+
 export type Hook = (world: World) => void | Promise<void>;
 
 export class World {
@@ -315,7 +323,7 @@ export class World {
         name: spec.name, host: spec.host, rc, os, router,
         summary: {
           name: spec.name, host: spec.host, hotplug: [], drivers: [], errorCompletions: 0, requestsOutstanding: 0,
-          nvme: [],
+          configReads: latencies([]), nvme: [],
         },
       });
     }
@@ -735,7 +743,9 @@ export class World {
         const counters = this.servers.filter((s) => s.host === c.name).map((s) => s.os.hotplugCounters());
         return [c.name, { removals: counters.reduce((n, h) => n + h.removals, 0), insertions: counters.reduce((n, h) => n + h.insertions, 0) }];
       })),
-      servers: this.servers.map((s) => ({ ...s.summary, errorCompletions: s.rc.counters.errorCompletions, requestsOutstanding: s.rc.outstandingRequests })),
+      servers: this.servers.map((s) => ({
+        ...s.summary, errorCompletions: s.rc.counters.errorCompletions, requestsOutstanding: s.rc.outstandingRequests, configReads: latencies(s.rc.configReadNs),
+      })),
       firmwareTraps: cards.reduce((n, c) => n + c.stats.traps, 0),
       mailboxErrors: cards.reduce((n, c) => n + c.stats.mailboxErrors, 0),
       crossDeliveries: this.audit.crossDeliveries,
