@@ -90,6 +90,8 @@ export interface CardStats {
   /** WebAssembly instructions executed and bytes of code compiled, over every batch. */
   instructions: number;
   compiledBytes: number;
+  /** From the last power-on or reset to the first batch's commands (its SYNC_ACK) taking effect; null until then. */
+  bootNs: number | null;
 }
 
 export type EntropySource = (bytes: number) => Uint8Array;
@@ -110,8 +112,10 @@ export class Card {
   firmwareCounters: Record<string, number> | null = null;
   readonly stats: CardStats = {
     batches: 0, eventsSent: 0, commandsReceived: 0, mailboxErrors: 0, traps: 0, watchdogResets: 0,
-    busyNs: 0, maxBatchNs: 0, longBatches: 0, instructions: 0, compiledBytes: 0,
+    busyNs: 0, maxBatchNs: 0, longBatches: 0, instructions: 0, compiledBytes: 0, bootNs: null,
   };
+  /** When the card last came out of reset. */
+  private poweredAt = 0;
   readonly softcore: SoftcoreTiming;
   readonly uart: Uart;
   readonly flash: FlashController;
@@ -171,6 +175,8 @@ export class Card {
    */
   powerOn(cause: ResetCause = ResetCause.PowerOn): void {
     this.state = "booting";
+    this.poweredAt = this.scheduler.now;
+    this.stats.bootNs = null;
     this.seq = 0;
     const { role, boardId, serial, logLevel, slots, mac } = this.config;
     this.observer.note?.(this, `power on (reset cause: ${RESET_CAUSES[cause]})`, "info");
@@ -296,6 +302,7 @@ export class Card {
 
   /** The commands of a finished batch take effect; events that waited for the soft-core go next. */
   private carryOut(commands: Uint8Array): void {
+    this.stats.bootNs ??= this.scheduler.now - this.poweredAt;
     const reader = new MessageReader("commands");
     reader.push(commands);
     for (const raw of reader.all()) {
