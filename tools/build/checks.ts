@@ -3,6 +3,7 @@
 // WASI runner and the engines call, and (on the debug build) no heap allocator at all.
 
 import binaryen from "binaryen";
+import { WasmReader, sections } from "./wasm-binary.ts";
 
 /**
  * What the card's on-chip RAM affords (docs/firmware-build.md): wasm3 keeps the module, its
@@ -23,46 +24,29 @@ export interface MemoryLimits {
   maximum: number | null;
 }
 
-function leb(bytes: Uint8Array, at: { pos: number }): number {
-  let result = 0;
-  let shift = 0;
-  for (;;) {
-    const byte = bytes[at.pos++];
-    if (byte === undefined) throw new Error("truncated LEB128");
-    result += (byte & 0x7f) * 2 ** shift;
-    if ((byte & 0x80) === 0) return result;
-    shift += 7;
-  }
-}
-
 /** The limits of the module's memory, declared (section 5) or imported (section 2). */
 export function memoryLimits(bytes: Uint8Array): MemoryLimits | null {
-  const at = { pos: 8 };
-  const limits = () => {
-    const flags = leb(bytes, at);
-    const initial = leb(bytes, at);
-    return { initial, maximum: flags & 1 ? leb(bytes, at) : null };
+  const limits = (r: WasmReader) => {
+    const flags = r.u32();
+    const initial = r.u32();
+    return { initial, maximum: flags & 1 ? r.u32() : null };
   };
-  while (at.pos < bytes.length) {
-    const id = bytes[at.pos++];
-    const size = leb(bytes, at);
-    const end = at.pos + size;
-    if (id === 5 && leb(bytes, at) > 0) return limits();
-    if (id === 2) {
-      for (let n = leb(bytes, at); n > 0; n--) {
-        for (let names = 0; names < 2; names++) {
-          const length = leb(bytes, at); // module name, then field name
-          at.pos += length;
-        }
-        const kind = bytes[at.pos++];
-        if (kind === 2) return limits();
-        if (kind === 0) leb(bytes, at);
-        else if (kind === 1) { at.pos++; limits(); }
-        else if (kind === 3) at.pos += 2;
-        else throw new Error(`unknown import kind ${kind}`);
-      }
+  for (const section of sections(bytes)) {
+    const r = new WasmReader(section.body);
+    if (section.id === 5 && r.u32() > 0) return limits(r);
+    if (section.id !== 2) continue;
+    for (let n = r.u32(); n > 0; n--) {
+      r.name(); // module name, then field name
+      r.name();
+      const kind = r.byte();
+      if (kind === 2) return limits(r);
+      if (kind === 0) r.u32();
+      else if (kind === 1) {
+        r.byte();
+        limits(r);
+      } else if (kind === 3) r.pos += 2;
+      else throw new Error(`unknown import kind ${kind}`);
     }
-    at.pos = end;
   }
   return null;
 }

@@ -5,7 +5,7 @@
 // are shared out by text, each to the module whose literal first used it.
 
 import binaryen from "binaryen";
-import { concat } from "../../board/bytes.ts";
+import { WasmReader, readImports, sections, type WasmSection } from "./wasm-binary.ts";
 import type { TextTable } from "./text-transform.mjs";
 
 export interface SizeItem {
@@ -28,14 +28,6 @@ export interface SizeReport {
 
 const SECTION_NAMES = ["custom", "type", "import", "function", "table", "memory", "global", "export", "start", "element", "code", "data", "data count"];
 
-interface Section {
-  id: number;
-  /** The whole section: id, size and contents. */
-  bytes: number;
-  start: number;
-  end: number;
-}
-
 interface Segment {
   offset: number;
   length: number;
@@ -44,137 +36,54 @@ interface Segment {
   data: Uint8Array;
 }
 
-class Reader {
-  constructor(readonly bytes: Uint8Array, public pos = 0) {}
-  leb(): number {
-    let result = 0;
-    for (let shift = 0; ; shift += 7) {
-      const byte = this.bytes[this.pos++];
-      if (byte === undefined) throw new Error("truncated LEB128");
-      result += (byte & 0x7f) * 2 ** shift;
-      if ((byte & 0x80) === 0) return result;
-    }
-  }
-  sleb(): number {
-    let result = 0;
-    let shift = 0;
-    let byte: number;
-    do {
-      byte = this.bytes[this.pos++];
-      result += (byte & 0x7f) * 2 ** shift;
-      shift += 7;
-    } while (byte & 0x80);
-    return byte & 0x40 ? result - 2 ** shift : result;
-  }
-  name(): string {
-    const length = this.leb();
-    const text = new TextDecoder().decode(this.bytes.subarray(this.pos, this.pos + length));
-    this.pos += length;
-    return text;
-  }
-}
-
-function sections(bytes: Uint8Array): Section[] {
-  const r = new Reader(bytes, 8);
-  const out: Section[] = [];
-  while (r.pos < bytes.length) {
-    const at = r.pos;
-    const id = bytes[r.pos++];
-    const size = r.leb();
-    out.push({ id, start: r.pos, end: r.pos + size, bytes: r.pos + size - at });
-    r.pos += size;
-  }
-  return out;
-}
-
-function importedFunctions(bytes: Uint8Array, section: Section | undefined): number {
-  if (!section) return 0;
-  const r = new Reader(bytes, section.start);
-  let functions = 0;
-  for (let n = r.leb(); n > 0; n--) {
-    r.name();
-    r.name();
-    const kind = bytes[r.pos++];
-    if (kind === 0) {
-      r.leb();
-      functions++;
-    } else if (kind === 1) {
-      r.pos++;
-      if (r.leb() & 1) r.leb();
-      r.leb();
-    } else if (kind === 2) {
-      if (r.leb() & 1) r.leb();
-      r.leb();
-    } else r.pos += 2;
-  }
-  return functions;
-}
-
-/** The module without its custom sections (names, source maps): what a release ships. */
-export function stripCustom(bytes: Uint8Array): Uint8Array {
-  const parts = [bytes.subarray(0, 8)];
-  for (let pos = 8; pos < bytes.length; ) {
-    const start = pos++;
-    let size = 0;
-    for (let shift = 0; ; shift += 7) {
-      const byte = bytes[pos++];
-      size += (byte & 0x7f) * 2 ** shift;
-      if ((byte & 0x80) === 0) break;
-    }
-    pos += size;
-    if (bytes[start] !== 0) parts.push(bytes.subarray(start, pos));
-  }
-  return concat(parts);
-}
-
 /** The function names of a module's name section, by function index (empty without one). */
 export function namesOf(bytes: Uint8Array): Map<number, string> {
   return functionNames(bytes, sections(bytes).filter((s) => s.id === 0));
 }
 
-function functionNames(bytes: Uint8Array, custom: Section[]): Map<number, string> {
+function functionNames(bytes: Uint8Array, custom: WasmSection[]): Map<number, string> {
   const names = new Map<number, string>();
   for (const section of custom) {
-    const r = new Reader(bytes, section.start);
+    const r = new WasmReader(bytes, section.start);
     if (r.name() !== "name") continue;
     while (r.pos < section.end) {
       const sub = bytes[r.pos++];
-      const end = r.leb() + r.pos;
-      if (sub === 1) for (let n = r.leb(); n > 0; n--) names.set(r.leb(), r.name());
+      const end = r.u32() + r.pos;
+      if (sub === 1) for (let n = r.u32(); n > 0; n--) names.set(r.u32(), r.name());
       r.pos = end;
     }
   }
   return names;
 }
 
-function bodySizes(bytes: Uint8Array, section: Section | undefined): number[] {
+function bodySizes(bytes: Uint8Array, section: WasmSection | undefined): number[] {
   if (!section) return [];
-  const r = new Reader(bytes, section.start);
+  const r = new WasmReader(bytes, section.start);
   const sizes: number[] = [];
-  for (let n = r.leb(); n > 0; n--) {
+  for (let n = r.u32(); n > 0; n--) {
     const at = r.pos;
-    const size = r.leb();
+    const size = r.u32();
     r.pos += size;
     sizes.push(r.pos - at);
   }
   return sizes;
 }
 
-function segments(bytes: Uint8Array, section: Section | undefined): Segment[] {
+function segments(bytes: Uint8Array, section: WasmSection | undefined): Segment[] {
   if (!section) return [];
-  const r = new Reader(bytes, section.start);
+  const r = new WasmReader(bytes, section.start);
   const out: Segment[] = [];
-  for (let n = r.leb(); n > 0; n--) {
+  for (let n = r.u32(); n > 0; n--) {
     const at = r.pos;
-    const flags = r.leb();
+    const flags = r.u32();
     let offset = -1;
-    if (flags === 2) r.leb();
+    if (flags === 2) r.u32();
     if (flags !== 1) {
       const op = bytes[r.pos++];
-      offset = op === 0x41 ? r.sleb() : -1;
+      offset = op === 0x41 ? r.s32() : -1;
       while (bytes[r.pos++] !== 0x0b);
     }
-    const length = r.leb();
+    const length = r.u32();
     out.push({ offset, length, data: bytes.subarray(r.pos, r.pos + length), bytes: r.pos + length - at });
     r.pos += length;
   }
@@ -235,7 +144,7 @@ export function sizeReport(named: Uint8Array, table: TextTable | null): SizeRepo
   const names = functionNames(named, custom);
   const shipped = all.filter((s) => s.id !== 0);
   const bytes = 8 + shipped.reduce((sum, s) => sum + s.bytes, 0);
-  const imported = importedFunctions(named, all.find((s) => s.id === 2));
+  const imported = readImports(all.find((s) => s.id === 2)?.body).functions.length;
   const modules = new Map<string, ModuleSizes>();
   const add = (module: string, item: SizeItem) => {
     const entry = modules.get(module) ?? { module, bytes: 0, items: [] };

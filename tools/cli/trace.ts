@@ -2,7 +2,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { EventChecker, MessageReader, describe, errorName } from "../../board/mailbox-codec.ts";
 import { replay } from "../engines/index.ts";
 import { profileTrace } from "../engines/profile.ts";
-import { namesOf, stripCustom } from "../build/sizes.ts";
+import { namesOf } from "../build/sizes.ts";
+import { stripCustom } from "../build/wasm-binary.ts";
 import { FIRMWARE_NAMES } from "../paths.ts";
 import { CliError, engineOptions, type EngineFlags } from "./args.ts";
 

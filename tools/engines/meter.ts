@@ -22,6 +22,8 @@
 // 8 bytes little-endian, to fd 3, so a WASI runner whose parent opened fd 3 reports it too.
 // The release that is flashed is never instrumented.
 
+import { WasmReader, readImports, sections } from "../build/wasm-binary.ts";
+
 export const METER_GLOBAL = "iov_meter";
 export const LIMIT_GLOBAL = "iov_meter_limit";
 export const COMPILED_GLOBAL = "iov_meter_compiled";
@@ -29,32 +31,6 @@ export const COMPILED_GLOBAL = "iov_meter_compiled";
 export const PROFILE_PREFIX = "iov_profile_";
 /** The file descriptor on which `_start` reports the final count. */
 export const METER_FD = 3;
-
-class Reader {
-  constructor(readonly bytes: Uint8Array, public pos = 0) {}
-  byte(): number {
-    if (this.pos >= this.bytes.length) throw new Error("truncated module");
-    return this.bytes[this.pos++];
-  }
-  u32(): number {
-    let result = 0;
-    for (let shift = 0; ; shift += 7) {
-      const b = this.byte();
-      result += (b & 0x7f) * 2 ** shift;
-      if ((b & 0x80) === 0) return result;
-    }
-  }
-  text(): string {
-    const length = this.u32();
-    const start = this.pos;
-    this.pos += length;
-    return new TextDecoder().decode(this.bytes.subarray(start, this.pos));
-  }
-  /** Skips a signed LEB128 of any width. */
-  skipLeb(): void {
-    while (this.byte() & 0x80);
-  }
-}
 
 function leb(value: number): number[] {
   const out: number[] = [];
@@ -82,7 +58,7 @@ function sleb(value: bigint): number[] {
 
 const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
 const vec = (items: number[][]) => [...leb(items.length), ...items.flat()];
-const name = (text: string) => vec([...new TextEncoder().encode(text)].map((b) => [b]));
+const nameOf = (text: string) => vec([...new TextEncoder().encode(text)].map((b) => [b]));
 
 /** Where control flow splits; a run ends after the instruction (or, for markers, at it). */
 const enum Flow {
@@ -96,7 +72,7 @@ const enum Flow {
 }
 
 /** Skips the immediates of the instruction `op` (the opcode read); says how it shapes the runs. */
-function skipImmediates(r: Reader, op: number): Flow {
+function skipImmediates(r: WasmReader, op: number): Flow {
   switch (op) {
     case 0x02: // block
       r.skipLeb();
@@ -206,7 +182,7 @@ interface MeterGlobals {
 /** Function `index` (of the module's own) with its runs charged; `body` is its locals and code. */
 function meterBody(body: Uint8Array, index: number, g: MeterGlobals): number[] {
   const { meter, limit } = g;
-  const r = new Reader(body);
+  const r = new WasmReader(body);
   for (let groups = r.u32(); groups > 0; groups--) {
     r.u32();
     r.byte();
@@ -242,65 +218,13 @@ function meterBody(body: Uint8Array, index: number, g: MeterGlobals): number[] {
   return out;
 }
 
-interface Section {
-  id: number;
-  body: Uint8Array;
-}
-
-function sections(bytes: Uint8Array): Section[] {
-  const r = new Reader(bytes, 8);
-  const out: Section[] = [];
-  while (r.pos < bytes.length) {
-    const id = r.byte();
-    const size = r.u32();
-    out.push({ id, body: bytes.subarray(r.pos, r.pos + size) });
-    r.pos += size;
-  }
-  return out;
-}
-
-interface Imports {
-  functions: number;
-  globals: number;
-  /** The index of the imported `wasi_snapshot_preview1.fd_write`. */
-  fdWrite: number;
-}
-
-function readImports(body: Uint8Array | undefined): Imports {
-  const imports = { functions: 0, globals: 0, fdWrite: -1 };
-  if (!body) return imports;
-  const r = new Reader(body);
-  for (let n = r.u32(); n > 0; n--) {
-    const module = r.text();
-    const field = r.text();
-    const kind = r.byte();
-    if (kind === 0) {
-      r.u32();
-      if (module === "wasi_snapshot_preview1" && field === "fd_write") imports.fdWrite = imports.functions;
-      imports.functions++;
-    } else if (kind === 1) {
-      r.byte();
-      if (r.u32() & 1) r.u32();
-      r.u32();
-    } else if (kind === 2) {
-      if (r.u32() & 1) r.u32();
-      r.u32();
-    } else if (kind === 3) {
-      r.byte();
-      r.byte();
-      imports.globals++;
-    }
-  }
-  return imports;
-}
-
 function count(body: Uint8Array | undefined): number {
-  return body ? new Reader(body).u32() : 0;
+  return body ? new WasmReader(body).u32() : 0;
 }
 
 /** The items of a vector section, each as raw bytes, read with `item`. */
-function items(body: Uint8Array, item: (r: Reader) => void): Uint8Array[] {
-  const r = new Reader(body);
+function items(body: Uint8Array, item: (r: WasmReader) => void): Uint8Array[] {
+  const r = new WasmReader(body);
   const out: Uint8Array[] = [];
   for (let n = r.u32(); n > 0; n--) {
     const start = r.pos;
@@ -317,7 +241,8 @@ function items(body: Uint8Array, item: (r: Reader) => void): Uint8Array[] {
 export function meterModule(wasm: Uint8Array, options: { profile?: boolean } = {}): Uint8Array {
   const all = sections(wasm);
   const find = (id: number) => all.find((s) => s.id === id)?.body;
-  const imports = readImports(find(2));
+  const imported = readImports(find(2));
+  const imports = { functions: imported.functions.length, globals: imported.globals, fdWrite: imported.functions.indexOf("wasi_snapshot_preview1.fd_write") };
   const globals = find(6) ?? Uint8Array.of(0);
   const functions = count(find(3));
   const meter = imports.globals + count(globals);
@@ -345,25 +270,25 @@ export function meterModule(wasm: Uint8Array, options: { profile?: boolean } = {
 
   let start = -1;
   const exportItems = items(find(7)!, (r) => {
-    r.text();
+    r.name();
     r.byte();
     r.u32();
   }).map((e) => {
-    const r = new Reader(e);
-    const field = r.text();
+    const r = new WasmReader(e);
+    const field = r.name();
     const kind = r.byte();
     if (field !== "_start" || kind !== 0 || imports.fdWrite < 0) return [...e];
     start = r.u32();
-    return [...name("_start"), 0x00, ...leb(wrapper)];
+    return [...nameOf("_start"), 0x00, ...leb(wrapper)];
   });
-  exportItems.push([...name(METER_GLOBAL), 0x03, ...leb(meter)], [...name(LIMIT_GLOBAL), 0x03, ...leb(limit)], [...name(COMPILED_GLOBAL), 0x03, ...leb(g.compiled)]);
-  if (g.profile !== null) for (let i = 0; i < functions; i++) exportItems.push([...name(`${PROFILE_PREFIX}${imports.functions + i}`), 0x03, ...leb(g.profile + i)]);
+  exportItems.push([...nameOf(METER_GLOBAL), 0x03, ...leb(meter)], [...nameOf(LIMIT_GLOBAL), 0x03, ...leb(limit)], [...nameOf(COMPILED_GLOBAL), 0x03, ...leb(g.compiled)]);
+  if (g.profile !== null) for (let i = 0; i < functions; i++) exportItems.push([...nameOf(`${PROFILE_PREFIX}${imports.functions + i}`), 0x03, ...leb(g.profile + i)]);
 
   const bodies = items(find(10)!, (r) => {
     const size = r.u32();
     r.pos += size;
   }).map((b, index) => {
-    const r = new Reader(b);
+    const r = new WasmReader(b);
     const size = r.u32();
     const metered = meterBody(b.subarray(r.pos, r.pos + size), index, g);
     return [...leb(metered.length), ...metered];
