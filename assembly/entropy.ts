@@ -2,13 +2,19 @@
 // random number generator collect in a pool; once it holds DRBG_SEED_MIN bytes they seed
 // an HMAC_DRBG (assembly/crypto/drbg.ts), and every DRBG_RESEED_MIN bytes after that
 // reseed it. Callers ask ready() before take(): nothing is drawn from an unseeded DRBG.
+// Seeding costs about 190 000 instructions (25 ms of the soft-core at 100 MHz): it runs in a
+// batch of its own, on a timer due at once, so that the batch that brought the bytes (at boot:
+// BOOT, ENTROPY and CONFIG) is answered without waiting for it.
 // Timing jitter needs no secret, and a DRBG draw costs about 127 000 instructions (17 ms of the
 // soft-core at 100 MHz, docs/softcore.md): jitter() draws from a xorshift generator instead,
 // which the same board bytes seed and stir.
 
 import { drbgInstantiate, drbgReseed, drbgReady, drbgGenerate, drbgReset, DRBG_SEED_MIN, DRBG_RESEED_MIN } from "./crypto/drbg";
+import * as timers from "./timers";
+import { TimerId } from "./timers";
+import * as clock from "./clock";
 
-const POOL_SIZE: i32 = 64;
+export const POOL_SIZE: i32 = 64;
 const pool = memory.data(POOL_SIZE);
 let available: i32 = 0;
 const scratch = memory.data(4);
@@ -21,22 +27,27 @@ export function reset(): void {
   drbgReset();
 }
 
-/** Adds `length` bytes from the board; seeds or reseeds the DRBG when enough have come. */
+/**
+ * Adds `length` bytes from the board (past a full pool they only stir the jitter); once enough
+ * have come to seed or reseed the DRBG, the Entropy timer is started to do so (mix()).
+ */
 export function feed(ptr: usize, length: i32): void {
   for (let i = 0; i < length; i++) {
     const byte = load<u8>(ptr + i);
-    store<u8>(pool + available, byte);
-    available++;
     jitterState = rotl<u32>(jitterState, 8) ^ byte;
     if (jitterState == 0) jitterState = JITTER_SEED;
-    if (!drbgReady() && available == DRBG_SEED_MIN) {
-      drbgInstantiate(pool, available);
-      available = 0;
-    } else if (drbgReady() && available == DRBG_RESEED_MIN) {
-      drbgReseed(pool, available);
-      available = 0;
-    }
+    if (available < POOL_SIZE) store<u8>(pool + available++, byte);
   }
+  if (available >= (drbgReady() ? DRBG_RESEED_MIN : DRBG_SEED_MIN) && !timers.isRunning(TimerId.Entropy)) {
+    timers.startAt(TimerId.Entropy, clock.now);
+  }
+}
+
+/** The Entropy timer: seeds the DRBG with the pool, or reseeds it. */
+export function mix(): void {
+  if (!drbgReady()) drbgInstantiate(pool, available);
+  else drbgReseed(pool, available);
+  available = 0;
 }
 
 /** Bytes in the pool not yet mixed into the DRBG. */

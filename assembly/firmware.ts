@@ -288,6 +288,9 @@ function onTimer(id: i32): void {
   } else if (id == TimerId.Update) {
     update.onTimer();
     console.resumeAfterUpdate();
+  } else if (id == TimerId.Entropy) {
+    entropy.mix();
+    link.tryStart();
   } else if (id != TimerId.Heartbeat) link.onTimer(id);
   else {
     timers.restartPeriodic(TimerId.Heartbeat, HEARTBEAT_NS);

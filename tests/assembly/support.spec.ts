@@ -1,5 +1,7 @@
 import * as counters from "../../assembly/counters";
 import * as entropy from "../../assembly/entropy";
+import * as timers from "../../assembly/timers";
+import { TimerId } from "../../assembly/timers";
 import * as clock from "../../assembly/clock";
 import { DRBG_SEED_MIN, DRBG_RESEED_MIN } from "../../assembly/crypto/drbg";
 import { Counter, MailboxError, errorCounter } from "../../board/map/mailbox";
@@ -53,53 +55,69 @@ describe("counters", () => {
   });
 });
 
+/** `length` bytes from `at`, then the Entropy timer's work if they started it. */
+function feedAndMix(at: usize, length: i32): void {
+  entropy.feed(at, length);
+  if (timers.isRunning(TimerId.Entropy)) {
+    timers.stop(TimerId.Entropy);
+    entropy.mix();
+  }
+}
+
 describe("entropy pool and DRBG", () => {
   beforeEach(() => {
     entropy.reset();
+    timers.reset();
     for (let i = 0; i < 256; i++) store<u8>(source + i, i as u8);
   });
+
 
   it("holds no bytes and is not ready after reset", () => {
     expect(entropy.bytesAvailable()).toBe(0);
     expect(entropy.ready()).toBe(false);
   });
 
-  it("collects bytes across feeds until there are enough to seed", () => {
+  it("collects bytes across feeds; at DRBG_SEED_MIN it starts the Entropy timer, which seeds", () => {
     entropy.feed(source, 10);
     entropy.feed(source, 22);
     expect(entropy.bytesAvailable()).toBe(32);
-    expect(entropy.ready()).toBe(false, "32 bytes do not seed");
     entropy.feed(source, DRBG_SEED_MIN - 33);
-    expect(entropy.ready()).toBe(false, "one byte short");
+    expect(timers.isRunning(TimerId.Entropy)).toBe(false, "one byte short");
     entropy.feed(source, 1);
-    expect(entropy.ready()).toBe(true, "seeded at DRBG_SEED_MIN bytes");
+    expect(timers.isRunning(TimerId.Entropy)).toBe(true, "enough to seed: a batch of its own does it");
+    expect(timers.deadline(TimerId.Entropy)).toBe(clock.now, "due at once");
+    expect(entropy.ready()).toBe(false, "not in the batch that brought the bytes");
+    entropy.mix();
+    expect(entropy.ready()).toBe(true, "seeded");
     expect(entropy.bytesAvailable()).toBe(0, "the seed was used up");
   });
 
-  it("seeds from the first DRBG_SEED_MIN bytes of one large feed and keeps the rest for a reseed", () => {
-    entropy.feed(source, DRBG_SEED_MIN + 20);
+  it("keeps at most POOL_SIZE bytes of one large feed, and seeds with all of them", () => {
+    entropy.feed(source, entropy.POOL_SIZE + 20);
+    expect(entropy.bytesAvailable()).toBe(entropy.POOL_SIZE);
+    entropy.mix();
     expect(entropy.ready()).toBe(true);
-    expect(entropy.bytesAvailable()).toBe(20);
+    expect(entropy.bytesAvailable()).toBe(0);
   });
 
   it("reseeds every DRBG_RESEED_MIN bytes, which changes what it generates", () => {
-    entropy.feed(source, DRBG_SEED_MIN);
+    feedAndMix(source, DRBG_SEED_MIN);
     const before = entropy.word32();
     entropy.reset();
-    entropy.feed(source, DRBG_SEED_MIN);
+    feedAndMix(source, DRBG_SEED_MIN);
     expect(entropy.word32()).toBe(before, "the same seed gives the same output");
     entropy.reset();
-    entropy.feed(source, DRBG_SEED_MIN);
-    entropy.feed(source + 100, DRBG_RESEED_MIN);
+    feedAndMix(source, DRBG_SEED_MIN);
+    feedAndMix(source + 100, DRBG_RESEED_MIN);
     expect(entropy.bytesAvailable()).toBe(0);
     expect(entropy.word32()).not.toBe(before, "a reseed changes the output");
   });
 
   it("different seeds give different output", () => {
-    entropy.feed(source, DRBG_SEED_MIN);
+    feedAndMix(source, DRBG_SEED_MIN);
     const a = entropy.word32();
     entropy.reset();
-    entropy.feed(source + 1, DRBG_SEED_MIN);
+    feedAndMix(source + 1, DRBG_SEED_MIN);
     expect(entropy.word32()).not.toBe(a);
   });
 
