@@ -25,7 +25,7 @@ import type { Section } from "./metrics.ts";
 type Group = "execute" | "compile" | "allocation" | "io";
 
 /** Which part of wasm3's work a function of its is. */
-export function wasm3Group(fn: string): Group {
+function wasm3Group(fn: string): Group {
   if (/^op_Compile/.test(fn)) return "compile";
   if (/^op_/.test(fn)) return "execute";
   if (/mem(set|cpy|move)|malloc|calloc|realloc|free|_int_|brk|mmap|tcache|arena|unlink_chunk/.test(fn)) return "allocation";

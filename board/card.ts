@@ -296,7 +296,7 @@ export class Card {
 
   /** Why a batch that would not end stopped the soft-core, in the card's terms. */
   private overrun(error: BatchOverrun): string {
-    const ms = (error.limit * this.softcore.batchNs({ instructions: 1, compiledBytes: 0 })) / 1e6;
+    const ms = this.softcore.batchNs({ instructions: error.limit, compiledBytes: 0 }) / 1e6;
     return `${error.message} (${this.softcore.mhz ? `${ms.toFixed(0)} ms at ${this.softcore.mhz} MHz` : "the watchdog period at the default clock"}): the soft-core never answers, and the watchdog resets the card`;
   }
 
