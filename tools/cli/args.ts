@@ -4,7 +4,7 @@
 import { InvalidArgumentError } from "commander";
 import { existsSync } from "node:fs";
 import { SOFTCORE_MHZ_MAX, SOFTCORE_MHZ_MIN } from "../../board/softcore.ts";
-import { ENGINE_KINDS, wasm3Path, wasm3Problem, type EngineKind, type EngineOptions } from "../engines/index.ts";
+import { ENGINE_KINDS, checkWasm3, wasm3Path, type EngineKind, type EngineOptions } from "../engines/index.ts";
 import { FIRMWARE } from "../paths.ts";
 
 /** A failure the user can act on: printed as `iov: message`, exit status 1. */
@@ -57,14 +57,9 @@ export function engineOptions(flags: EngineFlags): Omit<EngineOptions, "onLog"> 
     throw new CliError(flags.firmware ? `firmware not found: ${firmware}` : "build/firmware.wasm is missing: run `npm run build` first");
   }
   const wasm3 = wasm3Path(flags.wasm3);
-  if (flags.engine === "wasm3" && !wasm3) throw new CliError("engine wasm3 needs a wasm3 binary: pass --wasm3 PATH or set IOV_WASM3");
-  if (flags.engine === "wasm3") usableWasm3(wasm3!);
+  if (flags.engine === "wasm3") {
+    if (!wasm3) throw new CliError("engine wasm3 needs a wasm3 binary: pass --wasm3 PATH or set IOV_WASM3");
+    checkWasm3(wasm3);
+  }
   return { firmware, wasm3 };
-}
-
-/** `path` when it names a wasm3 binary that runs; otherwise a CliError naming it and what is wrong. */
-export function usableWasm3(path: string): string {
-  const problem = wasm3Problem(path);
-  if (problem) throw new CliError(`wasm3 binary ${path}: ${problem}`);
-  return path;
 }

@@ -25,7 +25,7 @@ const usable = new Set<string>();
  * executable file that answers `--version` (a crash there is reported with its signal). A path
  * that passed is not probed again.
  */
-export function wasm3Problem(path: string): string | null {
+function wasm3Problem(path: string): string | null {
   if (usable.has(path)) return null;
   let stat;
   try {

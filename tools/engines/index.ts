@@ -9,7 +9,7 @@ import { ChildSession, replayChild } from "./child.ts";
 import { InProcessSession, replayInProcess } from "./inprocess.ts";
 import type { EngineKind, EngineOptions, FirmwareSession, ReplayResult } from "./engine.ts";
 
-export { wasm3Problem } from "./child.ts";
+export { checkWasm3 } from "./child.ts";
 export { MeteredSession } from "./metered.ts";
 export { ENGINE_KINDS, BatchOverrun, EngineFailure, FirmwareFault, type EngineKind, type EngineOptions, type FirmwareSession, type ReplayResult } from "./engine.ts";
 
