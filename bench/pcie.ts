@@ -7,6 +7,7 @@ import { EventScheduler } from "../tools/sim/scheduler.ts";
 import { remotePcie } from "../tools/sim/remote-pcie.ts";
 import { spawn, wait, type Task } from "../tools/server/task.ts";
 import { TlpStream } from "../tools/sim/traffic.ts";
+import { percentile } from "../tools/sim/summary.ts";
 import { DmaTestDevice, DmaReg } from "../board/devices/dma-test.ts";
 import { InputDevice } from "../board/devices/input.ts";
 import { NvmeController } from "../board/devices/nvme/controller.ts";
@@ -16,10 +17,6 @@ import { lineChart, cdf } from "./svg.ts";
 import type { Section } from "./metrics.ts";
 
 const TRAFFIC_SLOT = 7;
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 /** Round-trip times of `count` back-to-back 4-byte reads of a device register, in ns. */
 export async function readRoundTrips(count: number, loaded: boolean): Promise<number[]> {

@@ -6,23 +6,23 @@
 // agrees on the input's meaning.
 
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { meterModule } from "./meter.ts";
+import { firmwareFile } from "./index.ts";
 import { InProcessFirmware } from "./inprocess.ts";
 import { ChildSession } from "./child.ts";
 import { BatchOverrun, EngineFailure, type EngineKind, type EngineOptions, type FirmwareSession } from "./engine.ts";
 import type { BatchCost } from "../../board/softcore.ts";
 
-/** The metered copy of the firmware file `path`, made once per content. */
+/** The file of the metered copy of the firmware file `path`: instrumented once per content and process. */
+const metered = new Map<string, string>();
 function meteredFile(path: string): string {
   const release = new Uint8Array(readFileSync(path));
-  const dir = join(tmpdir(), "iov-firmware");
-  const file = join(dir, `${createHash("sha256").update(release).digest("hex")}.metered.wasm`);
-  if (!existsSync(file)) {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(file, meterModule(release));
+  const key = createHash("sha256").update(release).digest("hex");
+  let file = metered.get(key);
+  if (!file) {
+    file = firmwareFile(meterModule(release));
+    metered.set(key, file);
   }
   return file;
 }

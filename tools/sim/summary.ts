@@ -112,3 +112,8 @@ export function stateEntries(summary: RunSummary, card: string, state: string, t
   if (!found) throw new Error(`no card named ${card} in the summary`);
   return found.linkStates.filter((s) => s.state === `tunnel${tunnel}:${state}`).map((s) => s.timeNs);
 }
+
+/** The `p`th percentile of ascending `sorted` samples (the sample at rank floor(p% of n), the last at most). */
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}

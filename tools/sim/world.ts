@@ -50,7 +50,7 @@ import { macFor, cardLink, adminKey, NVME_LOAD, type Scenario, type CableSpec, t
 import { checkScenario, describeAction, ScenarioError } from "./scenario-check.ts";
 import { FleetAudit, type AuditedCard } from "./invariants.ts";
 import { Timeline, type Level } from "./timeline.ts";
-import type { RunSummary, LinkStateChange, ServerSummary, NvmeRun } from "./summary.ts";
+import { percentile, type RunSummary, type LinkStateChange, type ServerSummary, type NvmeRun } from "./summary.ts";
 
 export interface WorldOptions {
   scenario: Scenario;
@@ -112,12 +112,11 @@ const FIRMWARE_LOG_STAMP = /^\[\s*\d+\.\d+\] /;
 /** The routing ID a device model takes from its configuration requests, for the function the OS found. */
 const idOf = (fn: PciFunction) => routingId(fn.bus, fn.device, fn.fn);
 
-/** Count, 50th and 99th percentile and maximum of `samples` (nearest rank; zeros when empty). */
+/** Count, 50th and 99th percentile and maximum of `samples` (zeros when empty). */
 function latencies(samples: number[]): ServerSummary["configReads"] {
   if (samples.length === 0) return { count: 0, p50Ns: 0, p99Ns: 0, maxNs: 0 };
   const sorted = [...samples].sort((a, b) => a - b);
-  const rank = (p: number) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
-  return { count: sorted.length, p50Ns: rank(50), p99Ns: rank(99), maxNs: sorted[sorted.length - 1] };
+  return { count: sorted.length, p50Ns: percentile(sorted, 50), p99Ns: percentile(sorted, 99), maxNs: sorted[sorted.length - 1] };
 }
 
 export type Hook = (world: World) => void | Promise<void>;
