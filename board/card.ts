@@ -1,24 +1,25 @@
 // The card as the firmware sees it: the fabric side of the mailbox, the hardware timer
-// channel, the random number generator, the UART, the flash controller, the watchdog and
-// the boot ROM. At every reset the boot ROM chooses the image to start from flash; the
-// card then batches events that fall due at the same instant, runs them through the
-// firmware in lockstep (TIME, events..., SYNC; the firmware answers with commands and
+// channel, the random number generator, the hash engine, the UART, the flash controller, the
+// watchdog and the boot ROM. At every reset the boot ROM chooses the image to start from
+// flash; the card then batches events that fall due at the same instant, runs them through
+// the firmware in lockstep (TIME, events..., SYNC; the firmware answers with commands and
 // SYNC_ACK), and carries out the commands.
 
 import type { KeyObject } from "node:crypto";
 import {
   MAILBOX_VERSION, TIMER_CHANNELS, CardRole, ResetCause, LogLevel, HelloStatus, BootFlag, Event, Header, HEADER_SIZE,
 } from "./map/mailbox.ts";
-import { CardReg, BootCommand, WATCHDOG_KEY, WATCHDOG_TIMEOUT_NS } from "./map/registers.ts";
+import { CardReg, BootCommand, WATCHDOG_KEY, WATCHDOG_TIMEOUT_NS, ENTROPY_REQUEST_MAX } from "./map/registers.ts";
 import { SLOTS } from "./map/flash.ts";
 import { FlashController, type Flash } from "./flash.ts";
+import { HashEngine } from "./hash-engine.ts";
 import { inspectConfigRecords, readConfigRecord } from "./config-store.ts";
 import { BootRom, RESET_CAUSES, type Booted } from "./boot-rom.ts";
 import { formatVersion } from "./image.ts";
 import { Uart } from "./uart.ts";
 import {
   type LinkConfig, encodeEvent, MessageReader, decodeCommand, describe, describeMessage, namedCounters, errorName, typeName,
-  type EventMessage, type CommandMessage, type RawMessage,
+  MailboxFormatError, type EventMessage, type CommandMessage, type RawMessage,
 } from "./mailbox-codec.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { concat } from "./bytes.ts";
@@ -104,7 +105,7 @@ function describeFramed(message: Uint8Array): string {
   return raw ? describe(raw, "events") : "(incomplete event)";
 }
 
-const ENTROPY_AT_BOOT = 48; // what the firmware's DRBG needs to seed (docs/crypto.md)
+const ENTROPY_AT_BOOT = ENTROPY_REQUEST_MAX; // fills the firmware's pool (assembly/entropy.ts): the boot ID and the first nonces
 
 export class Card {
   state: CardState = "off";
@@ -119,6 +120,7 @@ export class Card {
   readonly softcore: SoftcoreTiming;
   readonly uart: Uart;
   readonly flash: FlashController;
+  readonly hash: HashEngine;
   /** What the boot ROM started at the last reset; null while off or halted. */
   booted: Booted | null = null;
   private readonly rom: BootRom;
@@ -147,6 +149,7 @@ export class Card {
     this.softcore = parts.softcore ?? new SoftcoreTiming(0);
     this.uart = new Uart(scheduler, parts.baud);
     this.flash = new FlashController(parts.flash, scheduler, (done) => this.post({ kind: "flashDone", ...done }));
+    this.hash = new HashEngine(scheduler, (done) => this.post({ kind: "hashDone", ...done }));
     this.rom = new BootRom(parts.flash, { boardId: config.boardId, trustedKeys: parts.trustedKeys }, (line, level) => {
       this.uart.transmit(new TextEncoder().encode(line + "\r\n"));
       if (level !== "detail") this.observer.note?.(this, line, level);
@@ -307,11 +310,14 @@ export class Card {
     reader.push(commands);
     for (const raw of reader.all()) {
       this.stats.commandsReceived++;
-      if (raw.framing) {
+      let command: CommandMessage;
+      try {
+        command = decodeCommand(raw);
+      } catch (error) {
+        if (!(error instanceof MailboxFormatError)) throw error;
         this.observer.note?.(this, `malformed command from firmware: ${describe(raw, "commands")}`, "error");
         continue;
       }
-      const command = decodeCommand(raw);
       this.observer.message?.(this, "commands", describeMessage(command));
       this.apply(command);
     }
@@ -345,12 +351,21 @@ export class Card {
     this.watchdog = null;
   }
 
-  /** The system registers (CardReg.WatchdogKick, CardReg.BootControl), written through the fabric; false refuses the write. */
+  /**
+   * The system registers (CardReg.WatchdogKick, CardReg.EntropyRequest, CardReg.BootControl),
+   * written through the fabric; false refuses the write.
+   */
   system = (address: CardReg, value: number): boolean => {
     if (!this.booted) return false;
     if (address === CardReg.WatchdogKick) {
       if (value !== WATCHDOG_KEY) return false;
       this.armWatchdog();
+      return true;
+    }
+    if (address === CardReg.EntropyRequest) {
+      // The generator keeps a FIFO of conditioned bytes full: a request is answered at once.
+      if (value < 1 || value > ENTROPY_REQUEST_MAX) return false;
+      this.post({ kind: "entropy", bytes: this.entropy(value) });
       return true;
     }
     const command = value & 0xff;
@@ -462,18 +477,25 @@ export class Card {
       case "flashRead":
         this.flash.read(command.address, command.length);
         break;
+      case "hash":
+        this.hash.command(command);
+        break;
       case "syncAck":
         break;
     }
   }
 
-  /** Powers the card off: ends the firmware session (closing its fd 0). A flash operation in progress completes. */
+  /**
+   * Powers the card off: ends the firmware session (closing its fd 0). A flash operation in
+   * progress completes; the hash engine forgets its contexts.
+   */
   async powerOff(): Promise<void> {
     this.cancelTimers();
     this.disarmWatchdog();
     this.uart.receiver = null;
     this.uart.reset();
     this.flash.reset();
+    this.hash.reset();
     this.booted = null;
     const session = this.session;
     this.session = null;

@@ -37,7 +37,7 @@ export interface FabricHost {
   linkState?(tunnel: TunnelEngine, state: number): void;
   /** A TLP the switch router hands to the firmware (TLP_RX). */
   tlp?(reason: TlpRxReason, port: number, tlp: Uint8Array): void;
-  /** A write to the card's system registers (watchdog, boot control); false refuses it. */
+  /** A write to the card's system registers (watchdog, entropy request, boot control); false refuses it. */
   system?(address: CardReg, value: number): boolean;
   /**
    * Chassis cards, CardReg.SlotReset: a fundamental reset (PERST#) of the device in each chassis
@@ -190,7 +190,7 @@ export class Fabric {
       if (ok) this.mac.managementVlan = value >>> 0;
     } else if (address === CardReg.SlotReset) {
       ok = this.slotResetAllowed(value >>> 0) && (this.host.slotReset?.(value >>> 0) ?? false);
-    } else if (address === CardReg.WatchdogKick || address === CardReg.BootControl) {
+    } else if (address === CardReg.WatchdogKick || address === CardReg.EntropyRequest || address === CardReg.BootControl) {
       ok = this.host.system?.(address, value >>> 0) ?? false;
     } else if (this.router && SwitchRouter.holds(address)) {
       ok = this.router.writeRegister(address, value);

@@ -10,7 +10,8 @@ import {
   LogLevel, HelloStatus, MailboxError, Counter, FABRIC_EVENT_LAST, MAX_TUNNELS, minBody, maxBody, isEvent, isCommand,
   ConfigBody, FrameRxBody, FrameTxBody, NO_TUNNEL, TlpRxBody, TlpRxReason, TlpTxBody, TLP_RX_REASON_LAST, NO_PORT,
   BootFlag, UartRxBody, UartTxBody, FlashDoneBody, FlashOp, FlashStatus, FLASH_OP_LAST, FLASH_STATUS_LAST,
-  FlashEraseBody, FlashProgramBody, FlashReadBody,
+  FlashEraseBody, FlashProgramBody, FlashReadBody, HashBody, HashDoneBody, HashOp, HashStatus, HASH_OP_LAST, HASH_STATUS_LAST,
+  HASH_CONTEXTS, HASH_KEY_MAX, HASH_UPDATE_MAX, HASH_DIGEST_SIZE,
 } from "./map/mailbox.ts";
 import { SLOTS } from "./map/flash.ts";
 import { FabricEventKind, MTU_MIN, MTU_MAX } from "./map/registers.ts";
@@ -56,7 +57,9 @@ export type EventMessage =
   | { kind: "tlpRx"; reason: TlpRxReason; port: number; tlp: Uint8Array }
   | { kind: "uartRx"; bytes: Uint8Array }
   /** `data`: what a FLASH_READ read (empty for the other operations). */
-  | { kind: "flashDone"; op: FlashOp; status: FlashStatus; address: number; data: Uint8Array };
+  | { kind: "flashDone"; op: FlashOp; status: FlashStatus; address: number; data: Uint8Array }
+  /** `digest`: HASH_DIGEST_SIZE bytes, zero unless `status` is Ok. */
+  | { kind: "hashDone"; context: number; status: HashStatus; tag: number; digest: Uint8Array };
 
 export type CommandMessage =
   | { kind: "hello"; mailboxVersion: number; status: HelloStatus; firmware: [number, number, number] }
@@ -72,7 +75,9 @@ export type CommandMessage =
   | { kind: "uartTx"; bytes: Uint8Array }
   | { kind: "flashErase"; address: number; sectors: number }
   | { kind: "flashProgram"; address: number; data: Uint8Array }
-  | { kind: "flashRead"; address: number; length: number };
+  | { kind: "flashRead"; address: number; length: number }
+  /** `data`: StartHmac's key or Update's bytes, empty for Start and Finish; `tag` is 0 except on Finish. */
+  | { kind: "hash"; context: number; op: HashOp; tag: number; data: Uint8Array };
 
 /** One framed message. `framing` is non-zero when the header already condemns it; then `body` is null. */
 export interface RawMessage {
@@ -192,6 +197,15 @@ export function encodeEvent(event: EventMessage): Uint8Array {
       b.set(event.data, FlashDoneBody.Data);
       return message(Event.FlashDone, b);
     }
+    case "hashDone": {
+      if (event.digest.length !== HASH_DIGEST_SIZE) throw new MailboxFormatError(`a digest has ${HASH_DIGEST_SIZE} bytes, not ${event.digest.length}`);
+      const [b, v] = body(HashDoneBody.Size);
+      v.setUint8(HashDoneBody.Context, event.context);
+      v.setUint8(HashDoneBody.Status, event.status);
+      v.setUint16(HashDoneBody.Tag, event.tag, true);
+      b.set(event.digest, HashDoneBody.Digest);
+      return message(Event.HashDone, b);
+    }
   }
 }
 
@@ -271,6 +285,14 @@ export function encodeCommand(command: CommandMessage): Uint8Array {
       v.setUint32(FlashReadBody.Address, command.address >>> 0, true);
       v.setUint16(FlashReadBody.Length, command.length, true);
       return message(Command.FlashRead, b);
+    }
+    case "hash": {
+      const [b, v] = body(HashBody.Data + command.data.length);
+      v.setUint8(HashBody.Context, command.context);
+      v.setUint8(HashBody.Op, command.op);
+      v.setUint16(HashBody.Tag, command.tag, true);
+      b.set(command.data, HashBody.Data);
+      return message(Command.Hash, b);
     }
   }
 }
@@ -404,6 +426,11 @@ export function decodeEvent(raw: RawMessage): EventMessage {
         kind: "flashDone", op: b[FlashDoneBody.Op], status: b[FlashDoneBody.Status], address: v.getUint32(FlashDoneBody.Address, true),
         data: b.slice(FlashDoneBody.Data),
       };
+    case Event.HashDone:
+      return {
+        kind: "hashDone", context: b[HashDoneBody.Context], status: b[HashDoneBody.Status], tag: v.getUint16(HashDoneBody.Tag, true),
+        digest: b.slice(HashDoneBody.Digest, HashDoneBody.Digest + HASH_DIGEST_SIZE),
+      };
   }
   throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not an event`);
 }
@@ -454,8 +481,34 @@ export function decodeCommand(raw: RawMessage): CommandMessage {
       return { kind: "flashProgram", address: v.getUint32(FlashProgramBody.Address, true), data: b.slice(FlashProgramBody.Data) };
     case Command.FlashRead:
       return { kind: "flashRead", address: v.getUint32(FlashReadBody.Address, true), length: v.getUint16(FlashReadBody.Length, true) };
+    case Command.Hash: {
+      const hash = { kind: "hash" as const, context: b[HashBody.Context], op: b[HashBody.Op], tag: v.getUint16(HashBody.Tag, true), data: b.slice(HashBody.Data) };
+      const fault = hashFault(hash);
+      if (fault) throw new MailboxFormatError(`HASH at offset ${raw.offset}: ${fault}`);
+      return hash;
+    }
   }
   throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not a command`);
+}
+
+/** Bytes of Data each HASH op carries. */
+const HASH_DATA: Record<HashOp, [number, number]> = {
+  [HashOp.Start]: [0, 0],
+  [HashOp.StartHmac]: [1, HASH_KEY_MAX],
+  [HashOp.Update]: [1, HASH_UPDATE_MAX],
+  [HashOp.Finish]: [0, 0],
+};
+
+/** Why a HASH command is malformed, from the first field that is wrong (context, op, tag, data length); null when it is not. */
+function hashFault(c: Extract<CommandMessage, { kind: "hash" }>): string | null {
+  if (c.context >= HASH_CONTEXTS) return `context ${c.context} is not below ${HASH_CONTEXTS}`;
+  if (c.op < 1 || c.op > HASH_OP_LAST) return `op ${c.op} is not 1..${HASH_OP_LAST}`;
+  if (c.tag !== 0 && c.op !== HashOp.Finish) return `tag ${c.tag} on ${HashOp[c.op]}: only Finish carries one`;
+  const [min, max] = HASH_DATA[c.op];
+  if (c.data.length < min || c.data.length > max) {
+    return `${HashOp[c.op]} carries ${min === max ? "no data" : `${min}..${max} bytes`}, not ${c.data.length}`;
+  }
+  return null;
 }
 
 export function errorName(code: number): string {
@@ -541,6 +594,7 @@ export class EventChecker {
     }
     if (raw.type === Event.TlpRx) return this.checkTlpRx(b);
     if (raw.type === Event.FlashDone) return checkFlashDone(b, v);
+    if (raw.type === Event.HashDone) return checkHashDone(b);
     return null;
   }
 
@@ -601,6 +655,13 @@ function checkFlashDone(b: Uint8Array, v: DataView): Verdict | null {
   return null;
 }
 
+/** HASH_DONE: a context that exists and a known status (the firmware reads the digest only when it is Ok). */
+function checkHashDone(b: Uint8Array): Verdict | null {
+  if (b[HashDoneBody.Context] >= HASH_CONTEXTS) return { error: MailboxError.BadField, detail: HashDoneBody.Context };
+  if (b[HashDoneBody.Status] > HASH_STATUS_LAST) return { error: MailboxError.BadField, detail: HashDoneBody.Status };
+  return null;
+}
+
 /** Offset of the first out-of-range field of a CONFIG body, in the firmware's order, or -1. */
 export function configFieldError(b: Uint8Array, v: DataView): number {
   const group = v.getUint16(ConfigBody.Group, true);
@@ -625,10 +686,14 @@ export function configFieldError(b: Uint8Array, v: DataView): number {
 
 /** One readable line for a message (trace decoding, timelines). */
 export function describe(raw: RawMessage, direction: "events" | "commands"): string {
-  if (raw.framing) {
-    return `${typeName(raw.type)} (type 0x${raw.type.toString(16).padStart(2, "0")}, flags 0x${raw.flags.toString(16)}, ${raw.length}-byte body): malformed, ${errorName(raw.framing)}`;
+  const malformed = `${typeName(raw.type)} (type 0x${raw.type.toString(16).padStart(2, "0")}, flags 0x${raw.flags.toString(16)}, ${raw.length}-byte body): malformed`;
+  if (raw.framing) return `${malformed}, ${errorName(raw.framing)}`;
+  try {
+    return describeMessage(direction === "events" ? decodeEvent(raw) : decodeCommand(raw));
+  } catch (error) {
+    if (!(error instanceof MailboxFormatError)) throw error;
+    return `${malformed}: ${error.message}`;
   }
-  return describeMessage(direction === "events" ? decodeEvent(raw) : decodeCommand(raw));
 }
 
 /** ": OFFER v2 from 02:10:... to ..., session 0x...", or "" for a frame that is not CONTROL. */
@@ -696,6 +761,10 @@ export function describeMessage(m: EventMessage | CommandMessage): string {
       return `FLASH_PROGRAM ${hex(m.address, 5)}, ${m.data.length} bytes`;
     case "flashRead":
       return `FLASH_READ ${hex(m.address, 5)}, ${m.length} bytes`;
+    case "hash":
+      return `HASH context ${m.context} ${HashOp[m.op] ?? `op ${m.op}`}${m.op === HashOp.StartHmac ? `, ${m.data.length}-byte key` : m.data.length ? `, ${m.data.length} bytes` : ""}${m.op === HashOp.Finish ? `, tag ${m.tag}` : ""}`;
+    case "hashDone":
+      return `HASH_DONE context ${m.context}, tag ${m.tag}: ${HashStatus[m.status] ?? `status ${m.status}`}${m.status === HashStatus.Ok ? `, digest ${Buffer.from(m.digest.subarray(0, 8)).toString("hex")}...` : ""}`;
     case "hello":
       return `HELLO mailbox v${m.mailboxVersion}, ${m.status === HelloStatus.Ok ? "ok" : (HelloStatus[m.status] ?? `status ${m.status}`)}, firmware ${m.firmware.join(".")}`;
     case "syncAck":

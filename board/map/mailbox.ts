@@ -16,7 +16,7 @@ import { FABRIC_EVENT_LAST, MAX_TUNNELS } from "./registers.ts";
 
 export { FABRIC_EVENT_LAST, MAX_TUNNELS };
 
-export const MAILBOX_VERSION = 6;
+export const MAILBOX_VERSION = 7;
 export const HEADER_SIZE = 4;
 export const MAX_BODY = 1536;
 
@@ -41,6 +41,7 @@ export enum Event {
   TlpRx = 0x0b,
   UartRx = 0x0c,
   FlashDone = 0x0d,
+  HashDone = 0x0e,
 }
 
 /** Commands: firmware to fabric, written by the firmware on fd 1. */
@@ -59,6 +60,7 @@ export enum Command {
   FlashErase = 0x8c,
   FlashProgram = 0x8d,
   FlashRead = 0x8e,
+  Hash = 0x8f,
 }
 
 // Body layouts: byte offsets of each field, and the body size as `Size`.
@@ -213,6 +215,26 @@ export enum FlashStatus {
 }
 
 export const FLASH_OP_LAST = FlashOp.Read;
+
+/**
+ * The hash engine finished a HASH Finish (docs/mailbox.md, "Hash engine"): the digest of what the
+ * context's Start and Updates fed it, or why there is none.
+ */
+export enum HashDoneBody {
+  Context = 0, // u8  the context, < HASH_CONTEXTS
+  Status = 1, //  u8  HashStatus
+  Tag = 2, //     u16 the Finish's Tag
+  Digest = 4, //  u8[HASH_DIGEST_SIZE] SHA-256 or HMAC-SHA-256; zero unless Status is Ok
+  Size = 36,
+}
+
+export enum HashStatus {
+  Ok = 0,
+  Idle = 1, // Update or Finish on a context that no Start began (or that a Finish ended)
+}
+
+export const HASH_STATUS_LAST = HashStatus.Idle;
+export const HASH_DIGEST_SIZE = 32;
 /** Most bytes one FLASH_READ returns. */
 export const FLASH_READ_MAX = 256;
 export const FLASH_STATUS_LAST = FlashStatus.Protected;
@@ -295,6 +317,33 @@ export enum FlashProgramBody {
   MinSize = 5,
   MaxSize = 4 + 256,
 }
+
+/**
+ * Feeds the fabric's hash engine, one SHA-256 core shared by HASH_CONTEXTS contexts
+ * (docs/mailbox.md, "Hash engine"). A context runs one hash at a time: Start or StartHmac
+ * begins it (and drops whatever the context held), Updates feed it in order, Finish ends it,
+ * and the engine answers HASH_DONE with the digest once its core has worked through the bytes.
+ */
+export enum HashBody {
+  Context = 0, // u8  < HASH_CONTEXTS
+  Op = 1, //      u8  HashOp
+  Tag = 2, //     u16 Finish: echoed in HASH_DONE; otherwise 0
+  Data = 4, //    u8[] StartHmac: the key (1..HASH_KEY_MAX bytes); Update: 1..HASH_UPDATE_MAX bytes; Start, Finish: none
+  MinSize = 4,
+  MaxSize = 4 + 1024,
+}
+
+export enum HashOp {
+  Start = 1, //     SHA-256
+  StartHmac = 2, // HMAC-SHA-256 under the key in Data
+  Update = 3,
+  Finish = 4,
+}
+
+export const HASH_OP_LAST = HashOp.Finish;
+export const HASH_CONTEXTS = 32;
+export const HASH_KEY_MAX = 64;
+export const HASH_UPDATE_MAX = 1024;
 
 /** Read `Length` bytes from `Address`; FLASH_DONE carries them. */
 export enum FlashReadBody {
@@ -425,6 +474,7 @@ export function minBody(type: i32): i32 {
     case Event.TlpRx: return TlpRxBody.MinSize;
     case Event.UartRx: return UartRxBody.MinSize;
     case Event.FlashDone: return FlashDoneBody.MinSize;
+    case Event.HashDone: return HashDoneBody.Size;
     case Command.Hello: return HelloBody.Size;
     case Command.SyncAck: return SyncAckBody.Size;
     case Command.TimerArm: return TimerArmBody.Size;
@@ -439,6 +489,7 @@ export function minBody(type: i32): i32 {
     case Command.FlashErase: return FlashEraseBody.Size;
     case Command.FlashProgram: return FlashProgramBody.MinSize;
     case Command.FlashRead: return FlashReadBody.Size;
+    case Command.Hash: return HashBody.MinSize;
     default: return -1;
   }
 }
@@ -455,6 +506,7 @@ export function maxBody(type: i32): i32 {
     case Event.FlashDone: return FlashDoneBody.MaxSize;
     case Command.UartTx: return UartTxBody.MaxSize;
     case Command.FlashProgram: return FlashProgramBody.MaxSize;
+    case Command.Hash: return HashBody.MaxSize;
     case Command.Counters: return CountersBody.Values + 4 * Counter.Count;
     default: return minBody(type);
   }

@@ -27,7 +27,11 @@ export enum CardReg {
   ControlVlan = 0x24, //   rw  bits 11-0: the VLAN (the group) whose CONTROL frames the MAC hands to the firmware; 0 (reset): every VLAN and untagged frames
   ManagementVlan = 0x28, // rw bits 11-0: a second VLAN whose CONTROL frames the MAC hands over (management); 0 (reset): none besides ControlVlan
   SlotReset = 0x2c, //     wo  chassis cards: bit s set resets the device in chassis slot s to its power-on state (a fundamental reset); 0 on a host card is refused
+  EntropyRequest = 0x30, // wo  1..ENTROPY_REQUEST_MAX: the random number generator posts ENTROPY with that many bytes; other values are refused
 }
+
+/** Most bytes one CardReg.EntropyRequest asks for (EntropyBody.MaxSize). */
+export const ENTROPY_REQUEST_MAX = 64;
 
 /** The key a watchdog kick must write; any other value is refused (RegErrors). */
 export const WATCHDOG_KEY = 0x5afe_cafe;

@@ -3,10 +3,13 @@ import assert from "node:assert/strict";
 import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { uniformInt } from "pure-rand/distribution/uniformInt";
 import {
-  encodeEvent, encodeCommand, decodeEvent, decodeCommand, MessageReader, EventChecker, MailboxFormatError,
+  encodeEvent, encodeCommand, decodeEvent, decodeCommand, describe, MessageReader, EventChecker, MailboxFormatError,
   type EventMessage, type CommandMessage, type RawMessage,
 } from "../../board/mailbox-codec.ts";
-import { Event, MailboxError, MAILBOX_VERSION, MAX_BODY, HelloStatus, CardRole, ResetCause, LogLevel, BootBody, HEADER_SIZE, minBody, maxBody, TlpRxReason, FlashOp, FlashStatus } from "../../board/map/mailbox.ts";
+import {
+  Event, Command, MailboxError, MAILBOX_VERSION, MAX_BODY, HelloStatus, CardRole, ResetCause, LogLevel, BootBody, HEADER_SIZE, minBody, maxBody,
+  TlpRxReason, FlashOp, FlashStatus, HashOp, HashStatus, HashBody, HashDoneBody, HASH_CONTEXTS, HASH_KEY_MAX, HASH_UPDATE_MAX, HASH_DIGEST_SIZE,
+} from "../../board/map/mailbox.ts";
 import { boot, encode } from "./helpers.ts";
 
 function readAll(direction: "events" | "commands", ...chunks: Uint8Array[]): RawMessage[] {
@@ -32,6 +35,8 @@ const events: EventMessage[] = [
   { kind: "uartRx", bytes: Uint8Array.from({ length: 64 }, (_, i) => i) },
   { kind: "flashDone", op: FlashOp.Read, status: FlashStatus.Ok, address: 0x3ff00, data: Uint8Array.from({ length: 256 }, (_, i) => i) },
   { kind: "flashDone", op: FlashOp.Erase, status: FlashStatus.Protected, address: 0x10000, data: new Uint8Array(0) },
+  { kind: "hashDone", context: HASH_CONTEXTS - 1, status: HashStatus.Ok, tag: 0xffff, digest: Uint8Array.from({ length: HASH_DIGEST_SIZE }, (_, i) => 0xff - i) },
+  { kind: "hashDone", context: 0, status: HashStatus.Idle, tag: 0, digest: new Uint8Array(HASH_DIGEST_SIZE) },
 ];
 
 const commandList: CommandMessage[] = [
@@ -48,6 +53,11 @@ const commandList: CommandMessage[] = [
   { kind: "flashErase", address: 0x10000, sectors: 16 },
   { kind: "flashProgram", address: 0x100ff, data: Uint8Array.of(0xaa) },
   { kind: "flashRead", address: 0x3ff00, length: 256 },
+  { kind: "hash", context: 0, op: HashOp.Start, tag: 0, data: new Uint8Array(0) },
+  { kind: "hash", context: HASH_CONTEXTS - 1, op: HashOp.StartHmac, tag: 0, data: Uint8Array.from({ length: HASH_KEY_MAX }, (_, i) => i) },
+  { kind: "hash", context: 1, op: HashOp.Update, tag: 0, data: Uint8Array.from({ length: HASH_UPDATE_MAX }, (_, i) => i & 0xff) },
+  { kind: "hash", context: 1, op: HashOp.Update, tag: 0, data: Uint8Array.of(0x61) },
+  { kind: "hash", context: 1, op: HashOp.Finish, tag: 0xffff, data: new Uint8Array(0) },
 ];
 
 test("every event kind survives encode, framing and decode unchanged", () => {
@@ -195,4 +205,55 @@ test("the checker predicts TLP_RX errors in the firmware's order: chassis card, 
   assert.equal(check(CardRole.Host, [1, 0xff, 0, 0, ...configRead]), null, "NO_PORT");
   assert.deepEqual(check(CardRole.Host, [1, 0, 0, 0, 0x84, ...configRead.slice(1)]), { error: MailboxError.BadField, detail: 4 }, "TLP prefix");
   assert.deepEqual(check(CardRole.Host, [1, 0, 0, 0, 0x44, ...configRead.slice(1)]), { error: MailboxError.BadField, detail: 4 }, "data promised, none carried");
+});
+
+test("HASH: each malformed command is refused with the codec's format error, field by field in the fabric's order", () => {
+  const hash = (context: number, op: number, tag: number, length: number): RawMessage => {
+    const [raw] = readAll("commands", encodeCommand({ kind: "hash", context, op, tag, data: new Uint8Array(length).fill(1) }));
+    assert.equal(raw.framing, 0, `${context} ${op} ${tag} ${length}: framed`);
+    return raw;
+  };
+  const cases: [RawMessage, RegExp][] = [
+    [hash(HASH_CONTEXTS, HashOp.Start, 0, 0), /context 32 is not below 32/],
+    [hash(0xff, HashOp.Update, 5, 0), /context 255 is not below 32/],
+    [hash(0, 0, 0, 0), /op 0 is not 1\.\.4/],
+    [hash(0, 5, 0, 0), /op 5 is not 1\.\.4/],
+    [hash(0, HashOp.Start, 1, 0), /tag 1 on Start: only Finish carries one/],
+    [hash(0, HashOp.StartHmac, 0x8000, 16), /tag 32768 on StartHmac/],
+    [hash(0, HashOp.Update, 7, 16), /tag 7 on Update/],
+    [hash(0, HashOp.Start, 0, 1), /Start carries no data, not 1/],
+    [hash(0, HashOp.Finish, 3, 32), /Finish carries no data, not 32/],
+    [hash(0, HashOp.StartHmac, 0, 0), /StartHmac carries 1\.\.64 bytes, not 0/],
+    [hash(0, HashOp.StartHmac, 0, HASH_KEY_MAX + 1), /StartHmac carries 1\.\.64 bytes, not 65/],
+    [hash(0, HashOp.Update, 0, 0), /Update carries 1\.\.1024 bytes, not 0/],
+  ];
+  for (const [raw, reason] of cases) {
+    assert.throws(() => decodeCommand(raw), (error: Error) => error instanceof MailboxFormatError && /^HASH at offset 0: /.test(error.message) && reason.test(error.message), String(reason));
+    assert.match(describe(raw, "commands"), /^HASH \(type 0x8f, flags 0x0, \d+-byte body\): malformed: HASH at offset 0: /, "trace decoding says why instead of throwing");
+  }
+  // Beyond the largest Update, or short of the header, the body length is already wrong: a framing fault.
+  const [long] = readAll("commands", encodeCommand({ kind: "hash", context: 0, op: HashOp.Update, tag: 0, data: new Uint8Array(HASH_UPDATE_MAX + 1) }));
+  const [short] = readAll("commands", Uint8Array.of(3, 0, Command.Hash, 0, 0, HashOp.Start, 0));
+  assert.deepEqual([long.framing, short.framing], [MailboxError.BadLength, MailboxError.BadLength]);
+  assert.deepEqual([minBody(Command.Hash), maxBody(Command.Hash)], [HashBody.MinSize, HashBody.Data + HASH_UPDATE_MAX]);
+});
+
+test("HASH_DONE: a 36-byte body; the checker wants a context below 32 and a known status", () => {
+  assert.deepEqual([minBody(Event.HashDone), maxBody(Event.HashDone)], [HashDoneBody.Size, HashDoneBody.Size]);
+  assert.equal(HashDoneBody.Digest + HASH_DIGEST_SIZE, HashDoneBody.Size);
+  assert.throws(() => encodeEvent({ kind: "hashDone", context: 0, status: HashStatus.Ok, tag: 0, digest: new Uint8Array(31) }), MailboxFormatError);
+  const check = (body: number[], booted = true) => {
+    const checker = new EventChecker();
+    if (booted) assert.equal(checker.check(readAll("events", encodeEvent(boot()))[0]), null);
+    return checker.check(readAll("events", Uint8Array.from([body.length, 0, Event.HashDone, 0, ...body]))[0]);
+  };
+  const digest = Array.from({ length: HASH_DIGEST_SIZE }, (_, i) => i);
+  const zero = new Array(HASH_DIGEST_SIZE).fill(0);
+  assert.equal(check([HASH_CONTEXTS - 1, HashStatus.Ok, 0x34, 0x12, ...digest]), null);
+  assert.equal(check([0, HashStatus.Idle, 0, 0, ...zero]), null);
+  assert.deepEqual(check([0, HashStatus.Ok, 0, 0, ...digest], false), { error: MailboxError.OutOfOrder, detail: 0 });
+  assert.deepEqual(check([HASH_CONTEXTS, HashStatus.Ok, 0, 0, ...digest]), { error: MailboxError.BadField, detail: HashDoneBody.Context });
+  assert.deepEqual(check([0, HashStatus.Idle + 1, 0, 0, ...zero]), { error: MailboxError.BadField, detail: HashDoneBody.Status });
+  assert.equal(check([0, HashStatus.Idle, 0, 0, ...digest]), null, "the digest of a status other than Ok is not read");
+  assert.equal(readAll("events", Uint8Array.from([35, 0, Event.HashDone, 0, ...zero.slice(1), 0, 0, 0, 0]))[0].framing, MailboxError.BadLength);
 });
