@@ -1,36 +1,29 @@
-// Randomness for nonces, boot IDs and back-off jitter. ENTROPY events from the board's
-// random number generator collect in a pool; once it holds DRBG_SEED_MIN bytes they seed
-// an HMAC_DRBG (assembly/crypto/drbg.ts), and every DRBG_RESEED_MIN bytes after that
-// reseed it. Callers ask ready() before take(): nothing is drawn from an unseeded DRBG.
-// Seeding costs about 190 000 instructions (25 ms of the soft-core at 100 MHz): it runs in a
-// batch of its own, on a timer due at once, so that the batch that brought the bytes (at boot:
-// BOOT, ENTROPY and CONFIG) is answered without waiting for it.
-// Timing jitter needs no secret, and a DRBG draw costs about 127 000 instructions (17 ms of the
-// soft-core at 100 MHz, docs/softcore.md): jitter() draws from a xorshift generator instead,
-// which the same board bytes seed and stir.
+// Randomness for nonces, boot IDs and back-off jitter. The board's random number generator
+// (a conditioned generator in the fabric, docs/registers.md, CardReg.EntropyRequest) posts
+// ENTROPY events: POOL_SIZE bytes at boot, and as many as the firmware asks for after that.
+// They collect in a pool that take() draws from; whenever a draw leaves less than half of it,
+// the pool asks the generator to fill it again, so a nonce is at hand without waiting.
+// Timing jitter needs no secret and must never wait: jitter16() is a xorshift generator that
+// the same bytes seed and stir.
 
-import { drbgInstantiate, drbgReseed, drbgReady, drbgGenerate, drbgReset, DRBG_SEED_MIN, DRBG_RESEED_MIN } from "./crypto/drbg";
-import * as timers from "./timers";
-import { TimerId } from "./timers";
-import * as clock from "./clock";
+import { CardReg, ENTROPY_REQUEST_MAX } from "../board/map/registers";
+import * as tx from "./abi/tx";
 
-export const POOL_SIZE: i32 = 64;
+export const POOL_SIZE: i32 = ENTROPY_REQUEST_MAX;
 const pool = memory.data(POOL_SIZE);
 let available: i32 = 0;
-const scratch = memory.data(4);
+/** Bytes asked of the generator and not yet come. */
+let requested: i32 = 0;
 const JITTER_SEED: u32 = 0x9e3779b9; // any odd start; the first ENTROPY bytes replace it
 let jitterState: u32 = JITTER_SEED;
 
 export function reset(): void {
   available = 0;
+  requested = 0;
   jitterState = JITTER_SEED;
-  drbgReset();
 }
 
-/**
- * Adds `length` bytes from the board (past a full pool they only stir the jitter); once enough
- * have come to seed or reseed the DRBG, the Entropy timer is started to do so (mix()).
- */
+/** Adds `length` bytes from the board (past a full pool they only stir the jitter). */
 export function feed(ptr: usize, length: i32): void {
   for (let i = 0; i < length; i++) {
     const byte = load<u8>(ptr + i);
@@ -38,31 +31,29 @@ export function feed(ptr: usize, length: i32): void {
     if (jitterState == 0) jitterState = JITTER_SEED;
     if (available < POOL_SIZE) store<u8>(pool + available++, byte);
   }
-  if (available >= (drbgReady() ? DRBG_RESEED_MIN : DRBG_SEED_MIN) && !timers.isRunning(TimerId.Entropy)) {
-    timers.startAt(TimerId.Entropy, clock.now);
-  }
+  requested = max(requested - length, 0);
 }
 
-/** The Entropy timer: seeds the DRBG with the pool, or reseeds it. */
-export function mix(): void {
-  if (!drbgReady()) drbgInstantiate(pool, available);
-  else drbgReseed(pool, available);
-  available = 0;
-}
-
-/** Bytes in the pool not yet mixed into the DRBG. */
+/** Bytes in the pool. */
 export function bytesAvailable(): i32 {
   return available;
 }
 
-/** True once the DRBG is seeded. */
-export function ready(): bool {
-  return drbgReady();
+/** Whether `length` random bytes can be taken now. */
+export function has(length: i32): bool {
+  return available >= length;
 }
 
-/** `length` random bytes into `out` (at most 1024); only when ready(). */
+/** Moves `length` random bytes (at most what has() allows) into `out`, and refills the pool when it runs low. */
 export function take(out: usize, length: i32): void {
-  drbgGenerate(out, length);
+  available -= length;
+  memory.copy(out, pool + available, length);
+  memory.fill(pool + available, 0, length);
+  const missing = POOL_SIZE - available - requested;
+  if (available < POOL_SIZE / 2 && missing > 0) {
+    tx.regWrite(CardReg.EntropyRequest, missing as u32);
+    requested += missing;
+  }
 }
 
 /** 16 random bits for timing jitter (not for secrets): xorshift32, stirred by every ENTROPY byte. */
@@ -75,8 +66,9 @@ export function jitter16(): u32 {
   return x >>> 16;
 }
 
-/** A random u32; only when ready(). */
+/** A random u32 (only when has(4)). */
 export function word32(): u32 {
-  drbgGenerate(scratch, 4);
+  const scratch = memory.data(4);
+  take(scratch, 4);
   return load<u32>(scratch);
 }

@@ -7,6 +7,7 @@ import {
   BootBody, TimeBody, SyncBody, TimerFiredBody, RegValueBody, FabricEventBody, CardRole, ResetCause, LogLevel,
   FABRIC_EVENT_LAST, MAX_TUNNELS, errorCounter, ConfigBody, FrameRxBody, NO_TUNNEL, TlpRxBody, TLP_RX_REASON_LAST, NO_PORT,
   BootFlag, FlashDoneBody, FlashOp, FlashStatus, FLASH_OP_LAST, FLASH_STATUS_LAST,
+  HashDoneBody, HashStatus, HASH_CONTEXTS, HASH_STATUS_LAST,
 } from "../board/map/mailbox";
 import { SLOTS } from "../board/map/flash";
 import { Fmt, SWITCH_PORTS } from "../board/map/pcie";
@@ -23,6 +24,8 @@ import * as clock from "./clock";
 import * as log from "./log";
 import * as timers from "./timers";
 import * as entropy from "./entropy";
+import * as hash from "./hash";
+import { Context, LINK_TAGS } from "./hash";
 import * as system from "./system";
 import * as update from "./update/update";
 import * as manage from "./manage/manage";
@@ -62,6 +65,7 @@ export function reset(): void {
   clock.reset();
   timers.reset();
   entropy.reset();
+  hash.reset();
   config.reset();
   link.reset();
   vswitch.reset();
@@ -136,6 +140,7 @@ function dispatch(): void {
   else if (type == Event.TlpRx) onTlpRx(body, rx.msgLength);
   else if (type == Event.UartRx) onUartRx(body, rx.msgLength);
   else if (type == Event.FlashDone) onFlashDone(body, rx.msgLength);
+  else if (type == Event.HashDone) onHashDone(body);
 }
 
 function onUartRx(body: usize, length: i32): void {
@@ -162,6 +167,35 @@ function onFlashDone(body: usize, length: i32): void {
     if (outcome != configStore.Outcome.Pending) manage.onStored(outcome == configStore.Outcome.Written);
   } else update.onFlashDone(body);
   console.resumeAfterUpdate();
+}
+
+/** HASH_DONE, checked in this order: Context, Status (docs/mailbox.md); a stale one is dropped. */
+function onHashDone(body: usize): void {
+  const context = load<u8>(body, HashDoneBody.Context) as i32;
+  const status = load<u8>(body, HashDoneBody.Status) as i32;
+  if (context >= HASH_CONTEXTS) {
+    reject(MailboxError.BadField, HashDoneBody.Context);
+    return;
+  }
+  if (status > HASH_STATUS_LAST) {
+    reject(MailboxError.BadField, HashDoneBody.Status);
+    return;
+  }
+  accept();
+  if (status != HashStatus.Ok) {
+    log.error();
+    log.str("hash: the engine had no hash on context ");
+    log.dec(context);
+    log.end();
+  }
+  if (!hash.current(context, load<u16>(body, HashDoneBody.Tag) as u32, status)) return;
+  const digest = body + HashDoneBody.Digest;
+  if (context == Context.Update) {
+    update.onDigest(digest);
+    console.resumeAfterUpdate();
+  } else if (context == Context.Store) configStore.onDigest(digest);
+  else if (context == Context.Manage) manage.onDigest(digest);
+  else if (context < Context.Link + LINK_TAGS * config.ports) link.onDigest(context - Context.Link, digest);
 }
 
 function onTime(body: usize): void {
@@ -288,9 +322,6 @@ function onTimer(id: i32): void {
   } else if (id == TimerId.Update) {
     update.onTimer();
     console.resumeAfterUpdate();
-  } else if (id == TimerId.Entropy) {
-    entropy.mix();
-    link.tryStart();
   } else if (id != TimerId.Heartbeat) link.onTimer(id);
   else {
     timers.restartPeriodic(TimerId.Heartbeat, HEARTBEAT_NS);

@@ -13,8 +13,7 @@ export enum TimerId {
   Watchdog = 18, //   kick the watchdog
   Confirm = 19, //    confirm a trial image after a healthy start
   Update = 20, //     the update's transfer: receiver start and timeouts
-  Entropy = 21, //    seed or reseed the DRBG, in a batch of its own
-  Count = 22,
+  Count = 21,
 }
 
 const CHANNEL: i32 = 0;

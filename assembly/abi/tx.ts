@@ -4,7 +4,7 @@
 import {
   HEADER_SIZE, Header, Command, MAILBOX_VERSION, Counter,
   HelloBody, SyncAckBody, TimerArmBody, TimerDisarmBody, ErrorBody, CountersBody, RegWriteBody, RegReadBody, FrameTxBody, TlpTxBody,
-  UartTxBody, FlashEraseBody, FlashProgramBody, FlashReadBody,
+  UartTxBody, FlashEraseBody, FlashProgramBody, FlashReadBody, HashBody,
 } from "../../board/map/mailbox";
 import { writeAll, FD_COMMANDS } from "./wasi";
 import { counters, count, add } from "../counters";
@@ -124,6 +124,15 @@ export function flashRead(address: u32, length: i32): void {
   const body = begin(Command.FlashRead, FlashReadBody.Size);
   store<u32>(body, address, FlashReadBody.Address);
   store<u16>(body, length as u16, FlashReadBody.Length);
+}
+
+/** HASH `op` on engine context `context`, carrying `length` bytes at `data` (none for Start and Finish). */
+export function hash(context: i32, op: i32, tag: u32, data: usize, length: i32): void {
+  const body = begin(Command.Hash, HashBody.Data + length);
+  store<u8>(body, context as u8, HashBody.Context);
+  store<u8>(body, op as u8, HashBody.Op);
+  store<u16>(body, tag as u16, HashBody.Tag);
+  memory.copy(body + HashBody.Data, data, length);
 }
 
 /** Start of the buffered, not yet flushed, commands (for inspection in unit tests). */

@@ -8,43 +8,66 @@
 //   host tag    = HMAC(key, "IOVh" | T)
 //   chassis tag = HMAC(key, "IOVc" | T)
 //   session ID  = first 4 bytes of HMAC(key, "IOVs" | T), big-endian; 0 becomes 1
+//
+// The fabric's hash engine computes the three at once as soon as the transcript is complete
+// (startTags()); they come back as HASH_DONEs into the port's TAGS field (onTag()), and the
+// handshake goes on when the last has come (port.tagsPending == 0).
 
 import { CardRole } from "../../board/map/mailbox";
-import { NONCE_SIZE } from "../../board/map/link";
-import { hmacInit, hmacUpdate, hmacFinal } from "../crypto/hmac";
+import { NONCE_SIZE, TAG_SIZE } from "../../board/map/link";
+import * as hash from "../hash";
+import { Context, LINK_TAGS } from "../hash";
 import { store16be, store32be, load32be } from "./be";
-import { field, port, NONCE, PEER_NONCE, PROPOSAL, PEER_PROPOSAL } from "./port";
+import { field, port, NONCE, PEER_NONCE, PROPOSAL, PEER_PROPOSAL, TAGS } from "./port";
 import * as config from "./config";
 
-export const LABEL_HOST: u32 = 0x494f5668; //    "IOVh"
-export const LABEL_CHASSIS: u32 = 0x494f5663; // "IOVc"
-export const LABEL_SESSION: u32 = 0x494f5673; // "IOVs"
+/** The transcript's tags, in the order of their contexts and of the port's TAGS field. */
+export enum TranscriptTag {
+  Host = 0,
+  Chassis = 1,
+  Session = 2,
+}
 
+const LABELS = memory.data<u32>([0x68564f49, 0x63564f49, 0x73564f49]); // "IOVh", "IOVc", "IOVs" as bytes
 const scratch = memory.data(16);
 
-/** HMAC(key, label | T) of port `index` into `out` (32 bytes). */
-export function transcriptTag(index: i32, label: u32, out: usize): void {
+/** Asks the hash engine for port `index`'s three tags over its transcript, which must be complete. */
+export function startTags(index: i32): void {
   const p = port(index);
   const host = config.role == CardRole.Host;
-  hmacInit(config.pairingKey, 32);
-  store32be(scratch, label);
-  hmacUpdate(scratch, 4);
-  hmacUpdate(field(index, host ? NONCE : PEER_NONCE), NONCE_SIZE);
-  hmacUpdate(field(index, host ? PEER_NONCE : NONCE), NONCE_SIZE);
-  hmacUpdate(field(index, host ? PROPOSAL : PEER_PROPOSAL), p.proposalLength);
-  hmacUpdate(field(index, host ? PEER_PROPOSAL : PROPOSAL), p.proposalLength);
   store32be(scratch, host ? config.serial : p.peerSerial);
   store32be(scratch + 4, host ? p.peerSerial : config.serial);
   store16be(scratch + 8, config.group);
   store<u8>(scratch + 10, p.version as u8);
-  hmacUpdate(scratch, 11);
-  hmacFinal(out);
+  for (let t = 0; t < LINK_TAGS; t++) {
+    const context = Context.Link + LINK_TAGS * index + t;
+    hash.startHmac(context, config.pairingKey, 32);
+    hash.update(context, LABELS + 4 * t, 4);
+    hash.update(context, field(index, host ? NONCE : PEER_NONCE), NONCE_SIZE);
+    hash.update(context, field(index, host ? PEER_NONCE : NONCE), NONCE_SIZE);
+    hash.update(context, field(index, host ? PROPOSAL : PEER_PROPOSAL), p.proposalLength);
+    hash.update(context, field(index, host ? PEER_PROPOSAL : PROPOSAL), p.proposalLength);
+    hash.update(context, scratch, 11);
+    hash.finish(context);
+  }
+  p.tagsPending = LINK_TAGS;
 }
 
-/** The session ID both cards derive for port `index`. */
+/** A tag the engine returned for port `index`; true when it was the last one awaited. */
+export function onTag(index: i32, which: i32, digest: usize): bool {
+  const p = port(index);
+  if (p.tagsPending == 0) return false;
+  memory.copy(tag(index, which), digest, TAG_SIZE);
+  return --p.tagsPending == 0;
+}
+
+/** Port `index`'s tag `which` (TranscriptTag), valid once its tagsPending is 0. */
+export function tag(index: i32, which: i32): usize {
+  return field(index, TAGS) + which * TAG_SIZE;
+}
+
+/** The session ID both cards derive for port `index`, once its tags are in. */
 export function sessionId(index: i32): u32 {
-  const tag = memory.data(32);
-  transcriptTag(index, LABEL_SESSION, tag);
-  const id = load32be(tag);
+  const id = load32be(tag(index, TranscriptTag.Session));
   return id == 0 ? 1 : id;
 }

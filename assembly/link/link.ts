@@ -22,7 +22,7 @@ import * as timers from "../timers";
 import * as entropy from "../entropy";
 import { TimerId } from "../timers";
 import { count } from "../counters";
-import { equal32 } from "../crypto/hmac";
+import { equal32 } from "../hash";
 import { sameMac } from "./be";
 import { port, field, resetAll, PEER_MAC, NONCE, PEER_NONCE, PROPOSAL, PEER_PROPOSAL } from "./port";
 import * as frames from "./frames";
@@ -31,11 +31,11 @@ import * as config from "./config";
 import * as penalty from "./penalty";
 import * as vswitch from "../pcie/switch";
 import { writeProposal, proposalSize, intersect, commonVersion } from "./negotiate";
-import { transcriptTag, sessionId, LABEL_HOST, LABEL_CHASSIS } from "./auth";
+import { startTags, onTag, tag, sessionId, TranscriptTag } from "./auth";
+import { LINK_TAGS } from "../hash";
 
 let started = false;
 let beaconInterval: u64 = LinkTiming.DiscoverMinNs;
-const tag = memory.data(TAG_SIZE);
 /** The group management moved this card to, while the move is under way (0: none). */
 let pendingGroup: u32 = 0;
 /** Chassis card: RELEASE sent, waiting for the host card's CLOSE. */
@@ -50,9 +50,9 @@ export function reset(): void {
   penalty.reset();
 }
 
-/** Leaves Disabled once CONFIG has arrived and the DRBG is seeded; a no-op before, or after. */
+/** Leaves Disabled once CONFIG and the first ENTROPY (for the boot ID) have arrived; a no-op before, or after. */
 export function tryStart(): void {
-  if (started || !config.configured || !entropy.ready()) return;
+  if (started || !config.configured || !entropy.has(4)) return;
   started = true;
   frames.setBootId(entropy.word32());
   // Only this group's CONTROL frames reach the mailbox; the MAC drops the other groups' in hardware.
@@ -181,7 +181,7 @@ function enter(index: i32, next: i32, cause: i32): void {
       log.end();
       break;
     case LinkState.Authenticate:
-      sendAuth(index);
+      if (p.tagsPending == 0) sendAuth(index); // the host card's tags may still be on their way (onDigest)
       timers.start(TimerId.PortState + index, LinkTiming.HandshakeTimeoutNs);
       break;
     case LinkState.Configure:
@@ -310,7 +310,7 @@ function sendHandshake(index: i32): void {
 
 function sendAuth(index: i32): void {
   const body = frames.begin(field(index, PEER_MAC), ControlType.Auth, port(index).version, 0);
-  transcriptTag(index, isHost() ? LABEL_HOST : LABEL_CHASSIS, body + AuthBody.Tag);
+  memory.copy(body + AuthBody.Tag, tag(index, isHost() ? TranscriptTag.Host : TranscriptTag.Chassis), TAG_SIZE);
   frames.send(AuthBody.Size);
 }
 
@@ -445,7 +445,7 @@ function onDiscover(): void {
       break;
     }
   }
-  if (free < 0) return ignored();
+  if (free < 0 || !entropy.has(NONCE_SIZE)) return ignored(); // no nonce at hand: the chassis card beacons again
   const p = port(free);
   remember(free);
   const version = commonVersion(load<u8>(body + DiscoverBody.VersionMin) as i32, load<u8>(body + DiscoverBody.VersionMax) as i32);
@@ -486,7 +486,7 @@ function onOffer(): void {
       return;
     }
   } else if (p.state != LinkState.Discover) return ignored();
-  if (penalty.active(frames.source)) return ignored();
+  if (penalty.active(frames.source) || !entropy.has(NONCE_SIZE)) return ignored(); // no nonce at hand: the host card offers again
   remember(0);
   memory.copy(field(0, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE);
   const size = proposalSize(version);
@@ -496,6 +496,7 @@ function onOffer(): void {
   const reason = intersect(p, field(0, PROPOSAL), field(0, PEER_PROPOSAL), version);
   if (reason != 0) return fail(0, reason, true);
   enter(0, LinkState.Negotiate, 0);
+  startTags(0); // the transcript is complete with this card's nonce
 }
 
 function onAccept(): void {
@@ -516,8 +517,19 @@ function onAccept(): void {
   p.peerBootId = frames.senderBootId;
   const reason = intersect(p, field(index, PROPOSAL), field(index, PEER_PROPOSAL), p.version);
   if (reason != 0) return fail(index, reason, true);
-  p.session = sessionId(index);
+  startTags(index);
   enter(index, LinkState.Authenticate, 0);
+}
+
+/** A transcript tag from the hash engine (`offset` is its context past Context.Link). */
+export function onDigest(offset: i32, digest: usize): void {
+  const index = offset / LINK_TAGS;
+  if (!onTag(index, offset % LINK_TAGS, digest)) return;
+  const p = port(index);
+  if (isHost() && p.state == LinkState.Authenticate) {
+    p.session = sessionId(index);
+    sendAuth(index);
+  }
 }
 
 function onAuth(): void {
@@ -532,8 +544,8 @@ function onAuth(): void {
     else ignored();
     return;
   }
-  transcriptTag(index, isHost() ? LABEL_CHASSIS : LABEL_HOST, tag);
-  if (!equal32(tag, frames.body + AuthBody.Tag)) return fail(index, RejectReason.AuthFailed, true);
+  if (p.tagsPending != 0) return ignored(); // the peer's AUTH came before the engine's tags: it sends it again
+  if (!equal32(tag(index, isHost() ? TranscriptTag.Chassis : TranscriptTag.Host), frames.body + AuthBody.Tag)) return fail(index, RejectReason.AuthFailed, true);
   if (isHost()) enter(index, LinkState.Configure, 0);
   else {
     p.session = sessionId(index);
@@ -591,7 +603,7 @@ function resend(index: i32): void {
   const p = port(index);
   p.attempts++;
   if (p.state == LinkState.Negotiate) sendHandshake(index);
-  else if (p.state == LinkState.Authenticate) sendAuth(index);
+  else if (p.state == LinkState.Authenticate && p.tagsPending == 0) sendAuth(index);
   else if (p.state == LinkState.Configure && p.fabricReady) sendReady(index, 0);
 }
 

@@ -2,7 +2,8 @@
 // (a host card's downstream ports; port 0 on a chassis card), and its byte fields.
 
 import { MAX_TUNNELS } from "../../board/map/registers";
-import { NONCE_SIZE, Proposal } from "../../board/map/link";
+import { NONCE_SIZE, Proposal, TAG_SIZE } from "../../board/map/link";
+import { LINK_TAGS } from "../hash";
 
 @unmanaged
 export class Port {
@@ -30,6 +31,8 @@ export class Port {
   graceNs: u32;
   ackDelayNs: u32;
   proposalLength: i32;
+  /** Transcript tags the hash engine has still to return (auth.ts); the handshake waits for them. */
+  tagsPending: i32;
   // Configure.
   fabricReady: bool;
   peerReady: bool;
@@ -49,7 +52,8 @@ export const NONCE: i32 = PEER_MAC + 8; //                    u8[NONCE_SIZE] thi
 export const PEER_NONCE: i32 = NONCE + NONCE_SIZE; //          u8[NONCE_SIZE]
 export const PROPOSAL: i32 = PEER_NONCE + NONCE_SIZE; //       u8[Proposal.SizeV2] as this card sent it
 export const PEER_PROPOSAL: i32 = PROPOSAL + Proposal.SizeV2; // u8[Proposal.SizeV2] as received
-const STRIDE: i32 = 256;
+export const TAGS: i32 = PEER_PROPOSAL + Proposal.SizeV2; //     u8[TAG_SIZE] per TranscriptTag, from the hash engine
+const STRIDE: i32 = 384;
 
 const storage = memory.data(STRIDE * MAX_TUNNELS);
 
@@ -69,4 +73,4 @@ export function resetAll(): void {
 
 // Compile-time layout checks.
 assert(offsetof<Port>() <= (RECORD as usize));
-assert(PEER_PROPOSAL + Proposal.SizeV2 <= STRIDE);
+assert(TAGS + LINK_TAGS * TAG_SIZE <= STRIDE);

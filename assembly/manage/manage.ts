@@ -6,6 +6,12 @@
 //
 // A group change is written to the flash configuration first (store.ts); only once it is
 // there does the card answer Ok and move (link.reassign).
+//
+// The fabric's hash engine checks a request's tag and signs the reply (Context.Manage), each
+// answered by a HASH_DONE in a later batch (onDigest()). One exchange runs at a time: requests
+// that come meanwhile wait in a queue of QUEUE (past it they are dropped and counted as
+// ControlIgnored; the station asks again), and so does the answer to a group change whose write
+// ends meanwhile.
 
 import {
   ControlType, ManageOp, ManageRequestBody, ManageReplyBody, ManageStatus, MANAGE_OP_LAST, ALL_CARDS, TAG_SIZE,
@@ -14,7 +20,8 @@ import {
 import { BootFlag, Counter, LogLevel, MAX_SLOTS } from "../../board/map/mailbox";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../version";
 import { count, get } from "../counters";
-import { hmacInit, hmacUpdate, hmacFinal, equal32 } from "../crypto/hmac";
+import * as hash from "../hash";
+import { Context, equal32 } from "../hash";
 import * as log from "../log";
 import { Text } from "../text";
 import * as system from "../system";
@@ -28,7 +35,27 @@ import * as configStore from "./store";
 
 const REQUEST_LABEL = memory.data<u8>([0x49, 0x4f, 0x56, 0x6d]); // "IOVm"
 const REPLY_LABEL = memory.data<u8>([0x49, 0x4f, 0x56, 0x72]); //   "IOVr"
-const tag = memory.data(TAG_SIZE);
+
+enum Phase {
+  Idle = 0,
+  Checking = 1, // the request's tag
+  Signing = 2, //  the reply
+}
+
+let phase = Phase.Idle;
+/** A group change's write that ended while another exchange ran: 0, or 1 + whether it was written. */
+let storedLater: i32 = 0;
+/** The request being checked: its sender, then its ControlHeader and body. */
+const REQUEST: i32 = 8 + ControlHeader.Size + ManageRequestBody.Size;
+const requester = memory.data(REQUEST);
+const request = requester + 8;
+/** Requests waiting for the exchange before them, oldest first, each laid out as `requester`. */
+const QUEUE: i32 = 4;
+const queue = memory.data(QUEUE * REQUEST);
+let queued: i32 = 0;
+/** The reply being signed: its destination, then its ControlHeader and body. */
+const replyTo = memory.data(8);
+const replyMessage = memory.data(ControlHeader.Size + ManageReplyBody.Size);
 
 /** The counter of the last request accepted in this boot; none yet while `accepted` is false. */
 let lastCounter: u64 = 0;
@@ -48,23 +75,26 @@ export function reset(): void {
   lastCounter = 0;
   accepted = false;
   pendingGroup = 0;
+  phase = Phase.Idle;
+  storedLater = 0;
+  queued = 0;
   configStore.reset();
 }
 
-/** HMAC-SHA-256 under the admin key of `label`, the ControlHeader before `body`, and `length` bytes of `body`. */
-function sign(label: usize, body: usize, length: i32, out: usize): void {
-  hmacInit(config.adminKey, ADMIN_KEY_SIZE);
-  hmacUpdate(label, 4);
-  hmacUpdate(body - ControlHeader.Size, ControlHeader.Size);
-  hmacUpdate(body, length);
-  hmacFinal(out);
+/** Asks the engine for HMAC-SHA-256 under the admin key of `label` and the `length` bytes at `message` (ControlHeader and body). */
+function sign(label: usize, message: usize, length: i32, next: Phase): void {
+  hash.startHmac(Context.Manage, config.adminKey, ADMIN_KEY_SIZE);
+  hash.update(Context.Manage, label, 4);
+  hash.update(Context.Manage, message, length);
+  hash.finish(Context.Manage);
+  phase = next;
 }
 
 function refuse(counter: i32, why: Text): void {
   count(counter);
   log.begin(LogLevel.Warn);
   log.str("manage: request from ");
-  log.mac(frames.source);
+  log.mac(requester);
   log.str(" refused: ");
   log.str(why);
   log.end();
@@ -83,12 +113,49 @@ export function onRequest(): void {
     count(Counter.ControlMalformed);
     return;
   }
-  if (target != config.serial && !(target == ALL_CARDS && op == ManageOp.Discover)) {
-    count(Counter.ControlIgnored); // for another card
+  if ((target != config.serial && !(target == ALL_CARDS && op == ManageOp.Discover)) || queued == QUEUE) {
+    count(Counter.ControlIgnored); // for another card, or more than the queue holds
     return;
   }
-  sign(REQUEST_LABEL, body, ManageRequestBody.Tag, tag);
-  if (!equal32(tag, body + ManageRequestBody.Tag)) return refuse(Counter.ManageAuthFailures, "bad tag (no or another admin key)");
+  const entry = phase == Phase.Idle ? requester : queue + queued++ * REQUEST;
+  memory.copy(entry, frames.source, 6);
+  memory.copy(entry + 8, body - ControlHeader.Size, ControlHeader.Size + ManageRequestBody.Size);
+  if (phase == Phase.Idle) check();
+}
+
+/** Asks the engine for the tag the request in `requester` should carry. */
+function check(): void {
+  sign(REQUEST_LABEL, request, ControlHeader.Size + ManageRequestBody.Tag, Phase.Checking);
+}
+
+/** The engine's answer on Context.Manage: the request's expected tag, or the reply's. */
+export function onDigest(digest: usize): void {
+  if (phase == Phase.Checking) checked(digest);
+  else if (phase == Phase.Signing) {
+    phase = Phase.Idle;
+    const body = frames.beginOn(config.managementVlan, replyTo, ControlType.ManageReply, LINK_PROTOCOL_MIN, 0);
+    memory.copy(body - ControlHeader.Size, replyMessage, ControlHeader.Size + ManageReplyBody.Tag);
+    memory.copy(body + ManageReplyBody.Tag, digest, TAG_SIZE);
+    frames.send(ManageReplyBody.Size);
+  }
+  if (phase == Phase.Idle && storedLater != 0) {
+    const written = storedLater == 2;
+    storedLater = 0;
+    stored(written);
+  }
+  if (phase == Phase.Idle && queued > 0) {
+    memory.copy(requester, queue, REQUEST);
+    memory.copy(queue, queue + REQUEST, --queued * REQUEST);
+    check();
+  }
+}
+
+/** The request in `request` whose tag should be `expected`. */
+function checked(expected: usize): void {
+  phase = Phase.Idle;
+  const body = request + ControlHeader.Size;
+  const op = load<u8>(body + ManageRequestBody.Op) as i32;
+  if (!equal32(expected, body + ManageRequestBody.Tag)) return refuse(Counter.ManageAuthFailures, "bad tag (no or another admin key)");
   const boot = load32be(body + ManageRequestBody.BootId);
   const counter = ((load32be(body + ManageRequestBody.CounterHigh) as u64) << 32) | (load32be(body + ManageRequestBody.CounterLow) as u64);
   if (boot != frames.bootId && !(boot == 0 && op == ManageOp.Discover)) return refuse(Counter.ManageReplays, "for another boot of this card");
@@ -97,16 +164,16 @@ export function onRequest(): void {
   lastCounter = counter;
   count(Counter.ManageRequests);
   if (op == ManageOp.SetGroup) setGroup(load16be(body + ManageRequestBody.NewGroup), counter);
-  else reply(frames.source, counter, op, ManageStatus.Ok, config.group);
+  else reply(requester, counter, op, ManageStatus.Ok, config.group);
 }
 
 function setGroup(group: u32, counter: u64): void {
   const busy = configStore.busy() || !update.idle() || link.reassigning();
-  if (group < 1 || group > 4094 || group == config.managementVlan) reply(frames.source, counter, ManageOp.SetGroup, ManageStatus.BadGroup, config.group);
-  else if (group == config.group && !busy) reply(frames.source, counter, ManageOp.SetGroup, ManageStatus.Ok, group);
-  else if (busy) reply(frames.source, counter, ManageOp.SetGroup, ManageStatus.Busy, config.group);
+  if (group < 1 || group > 4094 || group == config.managementVlan) reply(requester, counter, ManageOp.SetGroup, ManageStatus.BadGroup, config.group);
+  else if (group == config.group && !busy) reply(requester, counter, ManageOp.SetGroup, ManageStatus.Ok, group);
+  else if (busy) reply(requester, counter, ManageOp.SetGroup, ManageStatus.Busy, config.group);
   else {
-    memory.copy(station, frames.source, 6);
+    memory.copy(station, requester, 6);
     pendingCounter = counter;
     pendingGroup = group;
     configStore.write(config.record, group);
@@ -115,6 +182,11 @@ function setGroup(group: u32, counter: u64): void {
 
 /** The configuration record for the pending SetGroup is written (`ok`) or not. */
 export function onStored(ok: bool): void {
+  if (phase == Phase.Idle) stored(ok);
+  else storedLater = ok ? 2 : 1;
+}
+
+function stored(ok: bool): void {
   const group = pendingGroup;
   pendingGroup = 0;
   if (!ok) {
@@ -153,6 +225,7 @@ function reply(destination: usize, counter: u64, op: i32, status: i32, group: u3
     store32be(body + ManageReplyBody.PeerSerials + 4 * i, port(i).peerSerial);
   }
   for (let i = 0; i < REPLY_COUNTERS; i++) store32be(body + ManageReplyBody.Counters + 4 * i, get(load<u8>(REPORTED + i) as i32));
-  sign(REPLY_LABEL, body, ManageReplyBody.Tag, body + ManageReplyBody.Tag);
-  frames.send(ManageReplyBody.Size);
+  memory.copy(replyTo, destination, 6);
+  memory.copy(replyMessage, body - ControlHeader.Size, ControlHeader.Size + ManageReplyBody.Tag);
+  sign(REPLY_LABEL, replyMessage, ControlHeader.Size + ManageReplyBody.Tag, Phase.Signing);
 }

@@ -3,11 +3,14 @@
 // both, keeps the sector holding the newest valid record untouched, erases the other and
 // programs the new record there with the next sequence number. A power cut at any step leaves
 // the previous record valid; the board boots from whichever valid record is newest.
+// The fabric's hash engine (Context.Store) checks the records read and seals the new one: each
+// check is a step of its own, which the HASH_DONE that answers it (onDigest()) moves on.
 
 import { ConfigBody, FlashDoneBody, FlashOp, FlashStatus } from "../../board/map/mailbox";
 import { ConfigRecord, CONFIG_MAGIC, CONFIG_HASH_SIZE, configSector } from "../../board/map/flash";
 import * as tx from "../abi/tx";
-import { sha256 } from "../crypto/sha256";
+import * as hash from "../hash";
+import { Context } from "../hash";
 
 const HASHED: i32 = ConfigRecord.Body + ConfigBody.Size;
 export const RECORD_SIZE: i32 = HASHED + CONFIG_HASH_SIZE;
@@ -15,9 +18,12 @@ export const RECORD_SIZE: i32 = HASHED + CONFIG_HASH_SIZE;
 enum Step {
   Idle = 0,
   ReadFirst = 1,
-  ReadSecond = 2,
-  Erase = 3,
-  Program = 4,
+  CheckFirst = 2,
+  ReadSecond = 3,
+  CheckSecond = 4,
+  Seal = 5,
+  Erase = 6,
+  Program = 7,
 }
 
 /** What onFlashDone() made of a FLASH_DONE. */
@@ -29,9 +35,11 @@ export enum Outcome {
 
 let step = Step.Idle;
 let firstSequence: u32 = 0;
+/** The sequence number of the record being checked, and the hash it claims. */
+let readSequence: u32 = 0;
+const claimed = memory.data(CONFIG_HASH_SIZE);
 let target: i32 = 0;
 const record = memory.data(RECORD_SIZE);
-const digest = memory.data(CONFIG_HASH_SIZE);
 
 export function reset(): void {
   step = Step.Idle;
@@ -52,15 +60,49 @@ export function write(body: usize, group: u32): void {
   tx.flashRead(configSector(0), RECORD_SIZE);
 }
 
-/** The sequence number of the record read at `data` (`length` bytes), or 0 when it is not a valid record. */
-function validSequence(data: usize, length: i32): u32 {
-  if (length != RECORD_SIZE) return 0;
-  if (load<u32>(data, ConfigRecord.Magic) != CONFIG_MAGIC) return 0;
-  if ((load<u16>(data, ConfigRecord.Length) as i32) != ConfigBody.Size) return 0;
-  if (load<u16>(data, ConfigRecord.Reserved10) != 0 || load<u32>(data, ConfigRecord.Reserved12) != 0) return 0;
-  sha256(data, HASHED, digest);
-  if (memory.compare(digest, data + HASHED, CONFIG_HASH_SIZE) != 0) return 0;
-  return load<u32>(data, ConfigRecord.Sequence);
+/** Whether the `length` bytes read at `data` can be a record: then the engine checks its hash (onDigest). */
+function plausible(data: usize, length: i32): bool {
+  if (length != RECORD_SIZE) return false;
+  if (load<u32>(data, ConfigRecord.Magic) != CONFIG_MAGIC) return false;
+  if ((load<u16>(data, ConfigRecord.Length) as i32) != ConfigBody.Size) return false;
+  if (load<u16>(data, ConfigRecord.Reserved10) != 0 || load<u32>(data, ConfigRecord.Reserved12) != 0) return false;
+  readSequence = load<u32>(data, ConfigRecord.Sequence);
+  memory.copy(claimed, data + HASHED, CONFIG_HASH_SIZE);
+  digestOf(data);
+  return true;
+}
+
+function digestOf(data: usize): void {
+  hash.start(Context.Store);
+  hash.update(Context.Store, data, HASHED);
+  hash.finish(Context.Store);
+}
+
+function readSecond(): void {
+  step = Step.ReadSecond;
+  tx.flashRead(configSector(1), RECORD_SIZE);
+}
+
+/** Both records are known: seal the new one for the other sector than the newest valid record's (never erase that one). */
+function seal(second: u32): void {
+  target = second > firstSequence ? 0 : 1;
+  store<u32>(record, max(firstSequence, second) + 1, ConfigRecord.Sequence);
+  step = Step.Seal;
+  digestOf(record);
+}
+
+/** The engine's digest for the step that asked for it. */
+export function onDigest(digest: usize): void {
+  const valid = memory.compare(digest, claimed, CONFIG_HASH_SIZE) == 0;
+  if (step == Step.CheckFirst) {
+    firstSequence = valid ? readSequence : 0;
+    readSecond();
+  } else if (step == Step.CheckSecond) seal(valid ? readSequence : 0);
+  else if (step == Step.Seal) {
+    memory.copy(record + HASHED, digest, CONFIG_HASH_SIZE);
+    step = Step.Erase;
+    tx.flashErase(configSector(target), 1);
+  }
 }
 
 /** A FLASH_DONE (checked by the dispatcher) while busy(). */
@@ -73,17 +115,12 @@ export function onFlashDone(body: usize): Outcome {
   const data = body + FlashDoneBody.Data;
   const length = load<u16>(body, FlashDoneBody.Length) as i32;
   if (step == Step.ReadFirst && op == FlashOp.Read) {
-    firstSequence = validSequence(data, length);
-    step = Step.ReadSecond;
-    tx.flashRead(configSector(1), RECORD_SIZE);
+    firstSequence = 0;
+    if (plausible(data, length)) step = Step.CheckFirst;
+    else readSecond();
   } else if (step == Step.ReadSecond && op == FlashOp.Read) {
-    const second = validSequence(data, length);
-    // Never erase the newest valid record: write into the other sector.
-    target = second > firstSequence ? 0 : 1;
-    store<u32>(record, max(firstSequence, second) + 1, ConfigRecord.Sequence);
-    sha256(record, HASHED, record + HASHED);
-    step = Step.Erase;
-    tx.flashErase(configSector(target), 1);
+    if (plausible(data, length)) step = Step.CheckSecond;
+    else seal(0);
   } else if (step == Step.Erase && op == FlashOp.Erase) {
     step = Step.Program;
     tx.flashProgram(configSector(target), record, RECORD_SIZE);

@@ -27,7 +27,8 @@ import * as configStore from "../manage/store";
 import * as log from "../log";
 import { Text } from "../text";
 import { count } from "../counters";
-import { sha256Init, sha256Update, sha256Final } from "../crypto/sha256";
+import * as hash from "../hash";
+import { Context } from "../hash";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../version";
 
 const SOH: i32 = 0x01;
@@ -83,7 +84,6 @@ let readLength: i32 = 0;
 let signatureBlank = true;
 let signatureFirst: i32 = 0;
 const header = memory.data(ImageHeader.Size);
-const digest = memory.data(SHA256_SIZE);
 /** The running image's header, from flash. */
 const own = memory.data(ImageHeader.Size);
 let ownKnown = false;
@@ -287,7 +287,7 @@ function endOfTransfer(): void {
   state = State.Verifying;
   readAt = 0;
   signatureBlank = true;
-  sha256Init();
+  hash.start(Context.Update);
   readNext();
 }
 
@@ -412,17 +412,18 @@ function verifyChunk(data: usize, length: i32): void {
   const payloadEnd = ImageHeader.Size + (load<u32>(header, ImageHeader.PayloadLength) as i32);
   const start = max(readAt, ImageHeader.Size);
   const end = min(readAt + length, payloadEnd);
-  if (end > start) sha256Update(data + start - readAt, end - start);
+  if (end > start) hash.update(Context.Update, data + start - readAt, end - start);
   readAt += length;
-  if (readAt < size) {
-    readNext();
-    return;
-  }
-  sha256Final(digest);
-  check();
+  if (readAt < size) readNext();
+  else hash.finish(Context.Update); // check() on its HASH_DONE
 }
 
-function check(): void {
+/** The hash engine's digest of the payload, once the whole image has been read back. */
+export function onDigest(digest: usize): void {
+  if (state == State.Verifying && readAt >= size) check(digest);
+}
+
+function check(digest: usize): void {
   const version = versionKey(load<u8>(header, ImageHeader.Major), load<u8>(header, ImageHeader.Minor), load<u16>(header, ImageHeader.Patch));
   let problem: Text = 0;
   if (load<u32>(header, ImageHeader.Magic) != IMAGE_MAGIC) problem = "not an IOV image (no IOVF magic)";

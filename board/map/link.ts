@@ -234,7 +234,7 @@ export enum LinkTiming {
   SilenceNs = 200_000,
   GraceNs = 20_000_000,
   AckDelayNs = 4_000,
-  HandshakeTimeoutNs = 1_000_000, // resend OFFER, ACCEPT, AUTH or READY after this
+  HandshakeTimeoutNs = 10_000_000, // resend OFFER, ACCEPT, AUTH or READY after this
   HandshakeAttempts = 4, //          sends before the handshake is given up
   DiscoverMinNs = 1_000_000, //      first DISCOVER repeat; doubles up to DiscoverMaxNs
   DiscoverMaxNs = 1_024_000_000,

@@ -15,12 +15,12 @@ import {
   MailboxError, HelloStatus, CardRole, ResetCause, LogLevel, errorCounter,
   BootBody, TimeBody, SyncBody, TimerFiredBody, HelloBody, SyncAckBody, TimerArmBody, ErrorBody,
   CountersBody, FabricEventBody, RegValueBody, RegReadBody, MAX_TUNNELS, FABRIC_EVENT_LAST,
-  FlashDoneBody, FlashOp, FlashStatus, FLASH_OP_LAST, FLASH_STATUS_LAST,
+  FlashDoneBody, FlashOp, FlashStatus, FLASH_OP_LAST, FLASH_STATUS_LAST, HashDoneBody, HashStatus, HASH_CONTEXTS, HASH_STATUS_LAST,
 } from "../../board/map/mailbox";
 import {
-  Sent, message, set8, set16, set32, typeOf, bodyLengthOf, deliver, sent, sentTypes,
+  Sent, message, set8, set16, set32, typeOf, bodyLengthOf, deliver, deliverAndAnswer, sent, sentTypes,
   bootEvent, timeEvent, syncEvent, timerFiredEvent, entropyEvent, countersQueryEvent, logHistory,
-  uartRxEvents, ascii, flashDoneEvent,
+  uartRxEvents, ascii, flashDoneEvent, expectText,
 } from "./helpers";
 
 const SECOND: u64 = 1_000_000_000;
@@ -37,9 +37,8 @@ function fresh(): void {
 /** Delivers `bytes` as one read and handles them; returns only the commands they caused. */
 function handle(bytes: u8[]): Sent[] {
   tx.discard();
-  deliver(bytes);
   streamed += bytes.length;
-  firmware.handleAll();
+  deliverAndAnswer(bytes);
   return sent();
 }
 
@@ -275,6 +274,33 @@ describe("SYNC", () => {
     expect(out.length).toBe(2);
     expectError(out[0], MailboxError.OutOfOrder, Event.Sync, SyncBody.Size, at, 4);
     expectSyncAck(out[1], 3);
+  });
+});
+
+function hashDone(context: i32, status: i32, tag: i32): u8[] {
+  const event = message(Event.HashDone, HashDoneBody.Size);
+  set8(event, HashDoneBody.Context, context);
+  set8(event, HashDoneBody.Status, status);
+  return set16(event, HashDoneBody.Tag, tag);
+}
+
+describe("HASH_DONE", () => {
+  beforeEach(() => {
+    fresh();
+    boot();
+  });
+
+  it("rejects a context at or above HASH_CONTEXTS, then a status past the last, with BadField", () => {
+    expectRejected(hashDone(HASH_CONTEXTS, HashStatus.Ok, 0), MailboxError.BadField, HashDoneBody.Context);
+    expectRejected(hashDone(HASH_CONTEXTS, HASH_STATUS_LAST + 1, 0), MailboxError.BadField, HashDoneBody.Context);
+    expectRejected(hashDone(0, HASH_STATUS_LAST + 1, 0), MailboxError.BadField, HashDoneBody.Status);
+  });
+
+  it("drops a digest nobody waits for, and logs the engine's Idle status as an error", () => {
+    expect(handle(hashDone(0, HashStatus.Ok, 7)).length).toBe(0, "no Finish with tag 7 on context 0");
+    expect(handle(hashDone(1, HashStatus.Idle, 0)).length).toBe(0);
+    expectText(logHistory(), "E hash: the engine had no hash on context 1\n");
+    expect(counters.get(Counter.Errors)).toBe(0, "well-formed: no mailbox error");
   });
 });
 

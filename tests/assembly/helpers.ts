@@ -6,6 +6,8 @@
 import * as rx from "../../assembly/abi/rx";
 import * as tx from "../../assembly/abi/tx";
 import * as log from "../../assembly/log";
+import * as firmware from "../../assembly/firmware";
+import { boardAnswers } from "./support/engine";
 import { Text } from "../../assembly/text";
 import {
   MAILBOX_VERSION, HEADER_SIZE, Header, Event, BootBody, TimeBody, SyncBody, TimerFiredBody,
@@ -220,6 +222,22 @@ export function deliver(bytes: u8[]): void {
   rx.commit(bytes.length);
 }
 
+/**
+ * Hands `bytes` to the firmware and handles them; then, as the fabric does a moment later, the
+ * HASH_DONEs for the Finishes among the commands and ENTROPY for its EntropyRequests, until the
+ * firmware asks for no more.
+ */
+export function deliverAndAnswer(bytes: u8[]): void {
+  let from = tx.bufferedLength();
+  deliver(bytes);
+  firmware.handleAll();
+  for (let answers = boardAnswers(from); answers.length > 0; answers = boardAnswers(from)) {
+    from = tx.bufferedLength();
+    deliver(answers);
+    firmware.handleAll();
+  }
+}
+
 // ---- Commands ----------------------------------------------------------------------
 
 /** A copy of the bytes tx holds, not yet flushed. */
@@ -256,8 +274,11 @@ export class Sent {
   }
 }
 
-/** The commands buffered by tx, in order; the buffer must end on a message boundary. */
-export function sent(): Sent[] {
+/**
+ * The commands buffered by tx, in order, but for the HASH commands (deliverAndAnswer() answers
+ * them) unless `withHash`; the buffer must end on a message boundary.
+ */
+export function sent(withHash: bool = false): Sent[] {
   const start = tx.buffered();
   const end = tx.bufferedLength();
   const out = new Array<Sent>();
@@ -265,7 +286,8 @@ export function sent(): Sent[] {
   while (at + HEADER_SIZE <= end) {
     const head = start + at;
     const length = load<u16>(head, Header.BodyLength) as i32;
-    out.push(new Sent(load<u8>(head, Header.Type), load<u8>(head, Header.Flags), length, head + HEADER_SIZE));
+    const type = load<u8>(head, Header.Type) as i32;
+    if (withHash || type != Command.Hash) out.push(new Sent(type, load<u8>(head, Header.Flags), length, head + HEADER_SIZE));
     at += HEADER_SIZE + length;
   }
   expect(at).toBe(end, "tx buffer ends on a message boundary");

@@ -8,12 +8,14 @@
 import * as firmware from "../../assembly/firmware";
 import * as tx from "../../assembly/abi/tx";
 import * as counters from "../../assembly/counters";
-import { hmacInit, hmacUpdate, hmacFinal } from "../../assembly/crypto/hmac";
-import { DRBG_SEED_MIN } from "../../assembly/crypto/drbg";
+import { hmacInit, hmacUpdate, hmacFinal } from "./support/hmac";
+import { POOL_SIZE } from "../../assembly/entropy";
 import {
   Command, Counter, CardRole, BootBody, ConfigBody, RegWriteBody, RegReadBody, TimerArmBody, FlashOp, FlashStatus,
-  FlashProgramBody, FlashEraseBody, TlpRxReason,
+  FlashProgramBody, FlashEraseBody, TlpRxReason, HashBody, HashOp,
 } from "../../board/map/mailbox";
+import { Context as HashContext } from "../../assembly/hash";
+import { boardAnswers } from "./support/engine";
 import {
   TUNNEL_BASE, TUNNEL_STRIDE, TunnelReg, TunnelControl, TunnelStatus, TunnelDefault, FabricEventKind,
   SWITCH_BASE, SWITCH_STRIDE, SwitchReg, SwitchControl,
@@ -29,10 +31,10 @@ import {
 } from "../../board/map/link";
 import { configSector, ConfigRecord, CONFIG_HASH_SIZE } from "../../board/map/flash";
 import { ImageHeader } from "../../board/map/image";
-import { sha256 } from "../../assembly/crypto/sha256";
+import { sha256 } from "./support/sha256";
 import * as pcieConfig from "../../assembly/pcie/config";
 import {
-  deliver, sent, set8, set32, setBytes, bootEvent, timeEvent, syncEvent, timerFiredEvent, entropyEvent,
+  Sent, deliver, deliverAndAnswer, sent, set8, set32, setBytes, bootEvent, timeEvent, syncEvent, timerFiredEvent, entropyEvent,
   configEvent, pairingKey, regValueEvent, fabricEvent, frameRxEvent, adminKey, MANAGEMENT_VLAN, flashDoneEvent, tlpRxEvent,
 } from "./helpers";
 
@@ -294,8 +296,12 @@ function fresh(): void {
 /** Delivers `bytes` as one read and handles them; returns the commands they caused. */
 function handle(bytes: u8[]): Cmd[] {
   tx.discard();
-  deliver(bytes);
-  firmware.handleAll();
+  deliverAndAnswer(bytes);
+  return commands();
+}
+
+/** The commands tx holds (without HASH commands), as Cmds. */
+function commands(): Cmd[] {
   const list = sent();
   const out = new Array<Cmd>();
   for (let i = 0; i < list.length; i++) {
@@ -318,17 +324,9 @@ function fabric(kind: i32, arg: u32 = 0, tunnel: i32 = 0): Cmd[] {
   return handle(fabricEvent(tunnel as u32, kind as u32, arg));
 }
 
-/**
- * ENTROPY of `length` bytes, then the batch of its own in which the firmware seeds (or reseeds)
- * its DRBG once enough has come (TimerId.Entropy, due at once): what both batches sent.
- */
+/** ENTROPY of `length` bytes from the board's random number generator. */
 function entropy(length: i32): Cmd[] {
-  const out = handle(entropyEvent(length));
-  if (nextDeadline() <= now) {
-    const mixed = fireAt(now);
-    for (let i = 0; i < mixed.length; i++) out.push(mixed[i]);
-  }
-  return out;
+  return handle(entropyEvent(length));
 }
 
 /** The board ends a batch: returns the deadline the firmware's hardware timer is armed for. */
@@ -406,6 +404,15 @@ function controlVlanWrites(out: Cmd[]): u32[] {
   const values = new Array<u32>();
   for (let i = 0; i < out.length; i++) {
     if (out[i].type == Command.RegWrite && out[i].address() == (CardReg.ControlVlan as u32)) values.push(out[i].value());
+  }
+  return values;
+}
+
+/** The byte counts the card asked the random number generator for (CardReg.EntropyRequest). */
+function entropyRequests(out: Cmd[]): u32[] {
+  const values = new Array<u32>();
+  for (let i = 0; i < out.length; i++) {
+    if (out[i].type == Command.RegWrite && out[i].address() == (CardReg.EntropyRequest as u32)) values.push(out[i].value());
   }
   return values;
 }
@@ -579,7 +586,7 @@ function powerOn(role: i32, slots: i32): void {
 /** Boots a card with `config` through Disabled to Discover, and lets its first DISCOVER go. */
 function bootWith(role: i32, slots: i32, config: u8[]): void {
   powerOn(role, slots);
-  entropy(DRBG_SEED_MIN);
+  entropy(POOL_SIZE);
   const out = handle(config);
   expect(linkStates(out)).toStrictEqual([LinkState.Discover], "Disabled -> Discover");
   const beacon = onlyFrame(wait(0));
@@ -745,8 +752,8 @@ describe("link: Disabled", () => {
 
   it("stays Disabled without CONFIG, however much entropy arrives and time passes", () => {
     powerOn(CardRole.Host, 1);
-    expect(entropy(DRBG_SEED_MIN).length).toBe(0, "nothing on ENTROPY");
-    expect(entropy(DRBG_SEED_MIN).length).toBe(0, "nothing on more ENTROPY");
+    expect(entropy(POOL_SIZE).length).toBe(0, "nothing on ENTROPY");
+    expect(entropy(POOL_SIZE).length).toBe(0, "nothing on more ENTROPY");
     const out = wait(LinkTiming.DiscoverMinNs << 5);
     expect(out.length).toBe(0, "no beacon, no register write");
     expect(fabric(FabricEventKind.CarrierUp).length).toBe(0, "fabric events change nothing");
@@ -755,10 +762,10 @@ describe("link: Disabled", () => {
     expect(counters.get(Counter.ControlTx)).toBe(0);
   });
 
-  it("stays Disabled with CONFIG but less entropy than seeds the DRBG", () => {
+  it("stays Disabled with CONFIG but less entropy than the boot ID takes", () => {
     powerOn(CardRole.Host, 1);
     expect(handle(configEvent(GROUP)).length).toBe(0, "nothing on CONFIG");
-    expect(entropy(DRBG_SEED_MIN - 1).length).toBe(0, "nothing on ENTROPY");
+    expect(entropy(3).length).toBe(0, "nothing on ENTROPY");
     expect(wait(LinkTiming.DiscoverMinNs << 5).length).toBe(0, "no beacon");
     expect(regValue(TunnelReg.Status, TunnelStatus.Enabled).length).toBe(0, "REG_VALUE changes nothing");
     expect(fabric(FabricEventKind.PeerSilent).length).toBe(0, "FABRIC_EVENT changes nothing");
@@ -773,20 +780,20 @@ describe("link: Disabled", () => {
   it("leaves for Discover when the entropy completes after CONFIG, and sends DISCOVER at once", () => {
     powerOn(CardRole.Host, 1);
     handle(configEvent(GROUP));
-    entropy(DRBG_SEED_MIN - 1);
+    entropy(3);
     const out = entropy(1);
     let writes = 0;
     for (let i = 0; i < out.length; i++) if (out[i].type == Command.RegWrite) writes++;
-    expect(writes).toBe(3, "the MAC's control and management VLANs and the LinkState write");
+    expect(writes).toBe(4, "the MAC's control and management VLANs, the LinkState write and the request for more entropy");
     expect(controlVlanWrites(out)).toStrictEqual([GROUP as u32]);
     expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
-    // The link starts in the batch that seeds the DRBG, where the beacon, due at once, fires too.
-    expect(framesOfType(out, ControlType.Discover).length).toBe(1, "the first DISCOVER at once");
+    expect(entropyRequests(out)).toStrictEqual([POOL_SIZE as u32], "the boot ID emptied the pool: refill it");
+    expect(framesOfType(out, ControlType.Discover).length).toBe(0, "the beacon, due at once, fires when the batch ends");
   });
 
   it("leaves for Discover when CONFIG arrives after the entropy", () => {
     powerOn(CardRole.Host, 1);
-    expect(entropy(DRBG_SEED_MIN).length).toBe(0, "entropy alone does not start the link");
+    expect(entropy(POOL_SIZE).length).toBe(0, "entropy alone does not start the link");
     const out = handle(configEvent(GROUP));
     expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
     expect(framesOfType(wait(0), ControlType.Discover).length).toBe(1);
@@ -794,7 +801,7 @@ describe("link: Disabled", () => {
 
   it("starts every port of a host card, each in its own tunnel block", () => {
     powerOn(CardRole.Host, 3);
-    entropy(DRBG_SEED_MIN);
+    entropy(POOL_SIZE);
     const out = handle(configEvent(GROUP));
     for (let i = 0; i < 3; i++) expect(linkStates(out, i)).toStrictEqual([LinkState.Discover], "port " + i.toString());
     const beacon = onlyFrame(wait(0));
@@ -803,7 +810,7 @@ describe("link: Disabled", () => {
 
   it("starts the one port of a chassis card whatever its slots", () => {
     powerOn(CardRole.Chassis, CHASSIS_SLOTS);
-    entropy(DRBG_SEED_MIN);
+    entropy(POOL_SIZE);
     const out = handle(configEvent(GROUP));
     expect(out.length).toBe(3);
     expect(controlVlanWrites(out)).toStrictEqual([GROUP as u32], "only the group's CONTROL frames reach the firmware");
@@ -818,7 +825,7 @@ describe("link: Discover", () => {
 
   it("a host card's DISCOVER goes to the control multicast address, Unpaired and Solicit, with its versions and free ports", () => {
     powerOn(CardRole.Host, 1);
-    entropy(DRBG_SEED_MIN);
+    entropy(POOL_SIZE);
     handle(configEvent(GROUP));
     const beacon = onlyFrame(wait(0));
     expectControl(beacon, ControlType.Discover, MULTICAST, 0, DiscoverBody.Size);
@@ -833,7 +840,7 @@ describe("link: Discover", () => {
 
   it("a chassis card's DISCOVER is Unpaired without Solicit and announces its slots", () => {
     powerOn(CardRole.Chassis, CHASSIS_SLOTS);
-    entropy(DRBG_SEED_MIN);
+    entropy(POOL_SIZE);
     handle(set8(configEvent(GROUP), ConfigBody.ProtocolMax, LINK_PROTOCOL_MIN));
     const beacon = onlyFrame(wait(0));
     expectControl(beacon, ControlType.Discover, MULTICAST, 0, DiscoverBody.Size);
@@ -1124,7 +1131,7 @@ describe("link: chassis card handshake", () => {
   it("reads which slots hold a device at boot, and its proposal says so", () => {
     powerOn(CardRole.Chassis, CHASSIS_SLOTS);
     // BOOT's answer: HELLO, then the read of SlotsPresent.
-    entropy(DRBG_SEED_MIN);
+    entropy(POOL_SIZE);
     handle(regValueEvent(CardReg.SlotsPresent, 0xfffffff0 | 0b10));
     handle(configEvent(GROUP));
     cardBootId = get32(onlyFrame(wait(0)), CONTROL_AT + ControlHeader.BootId);
@@ -1263,6 +1270,82 @@ describe("link: authentication failure and penalty", () => {
     receive(peer.auth(wrongTag()));
     runTo(now + LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
     expect(linkStates(chassisNegotiate())).toStrictEqual([LinkState.Negotiate], "not doubled");
+  });
+});
+
+// ---- The hash engine ---------------------------------------------------------------------------
+
+/** Hands `bytes` to the card without the fabric's answers; returns the HASH commands it sent, and keeps the others for commands(). */
+function handleUnanswered(bytes: u8[]): Sent[] {
+  tx.discard();
+  deliver(bytes);
+  firmware.handleAll();
+  const all = sent(true);
+  const hashes = new Array<Sent>();
+  for (let i = 0; i < all.length; i++) if (all[i].type == Command.Hash) hashes.push(all[i]);
+  return hashes;
+}
+
+/** The engine's answers to what the card sent last: the commands they cause. */
+function engineAnswers(): Cmd[] {
+  const answers = boardAnswers(0);
+  return handle(answers);
+}
+
+describe("link: the transcript's tags come from the hash engine", () => {
+  beforeEach(fresh);
+
+  it("host card: ACCEPT asks for the three tags under the pairing key; AUTH goes out when they are back", () => {
+    bootHost();
+    hostNegotiate();
+    const hashes = handleUnanswered(frameRxEvent(peer.handshake(ControlType.Accept, version)));
+    const finishes = new Array<i32>();
+    for (let i = 0; i < hashes.length; i++) {
+      if (hashes[i].u8(HashBody.Op) == HashOp.StartHmac) expect(hashes[i].length - HashBody.Data).toBe(PAIRING_KEY_SIZE, "keyed with the pairing key");
+      if (hashes[i].u8(HashBody.Op) == HashOp.Finish) finishes.push(hashes[i].u8(HashBody.Context));
+    }
+    expect(finishes).toStrictEqual([HashContext.Link, HashContext.Link + 1, HashContext.Link + 2], "host, chassis and session tags of port 0");
+    expect(framesIn(commands()).length).toBe(0, "no AUTH before the tags");
+    const out = engineAnswers();
+    session = expectedSession();
+    expect(bodyOf(onlyFrame(out))).toStrictEqual(transcriptTag(HOST_LABEL), "AUTH with the host tag");
+  });
+
+  it("host card: a resend timeout before the tags are back sends nothing", () => {
+    bootHost();
+    hostNegotiate();
+    handleUnanswered(frameRxEvent(peer.handshake(ControlType.Accept, version)));
+    expect(framesIn(wait(LinkTiming.HandshakeTimeoutNs)).length).toBe(0, "no AUTH without its tag");
+  });
+
+  it("chassis card: the host card's AUTH before the tags are back is ignored, and accepted when sent again", () => {
+    bootChassis();
+    version = LINK_PROTOCOL_MAX;
+    const hashes = handleUnanswered(frameRxEvent(peer.handshake(ControlType.Offer, version)));
+    expect(hashes.length).toBeGreaterThan(0, "ACCEPT completes the transcript: the tags are asked for");
+    const accepts = framesOfType(commands(), ControlType.Accept);
+    expect(accepts.length).toBe(1);
+    if (accepts.length == 1) learn(accepts[0]);
+    const pending = boardAnswers(0);
+    session = expectedSession();
+    expectRefused(peer.auth(peerTag()), Counter.ControlIgnored, "AUTH before the tags");
+    handle(pending);
+    expect(linkStates(receive(peer.auth(peerTag())))).toStrictEqual([LinkState.Authenticate]);
+  });
+
+  it("drops the tags of a handshake the card has since started again", () => {
+    bootHost();
+    hostNegotiate();
+    handleUnanswered(frameRxEvent(peer.handshake(ControlType.Accept, version)));
+    const stale = boardAnswers(0);
+    receive(peer.reason(ControlType.Reject, RejectReason.Busy, 0));
+    runTo(now + LinkTiming.PenaltyMaxNs);
+    hostNegotiate();
+    handleUnanswered(frameRxEvent(peer.handshake(ControlType.Accept, version)));
+    const fresh = boardAnswers(0);
+    expect(framesIn(handle(stale)).length).toBe(0, "the first handshake's tags are stale");
+    session = expectedSession();
+    expect(bodyOf(onlyFrame(handle(fresh)))).toStrictEqual(transcriptTag(HOST_LABEL), "the new transcript's tag");
   });
 });
 

@@ -1,10 +1,14 @@
 import * as counters from "../../assembly/counters";
 import * as entropy from "../../assembly/entropy";
-import * as timers from "../../assembly/timers";
-import { TimerId } from "../../assembly/timers";
 import * as clock from "../../assembly/clock";
-import { DRBG_SEED_MIN, DRBG_RESEED_MIN } from "../../assembly/crypto/drbg";
-import { Counter, MailboxError, errorCounter } from "../../board/map/mailbox";
+import * as hash from "../../assembly/hash";
+import { Context } from "../../assembly/hash";
+import * as tx from "../../assembly/abi/tx";
+import { sent } from "./helpers";
+import {
+  Counter, MailboxError, errorCounter, Command, RegWriteBody, HashBody, HashOp, HashStatus, HASH_UPDATE_MAX,
+} from "../../board/map/mailbox";
+import { CardReg } from "../../board/map/registers";
 
 const source = memory.data(256); // bytes handed to entropy.feed()
 
@@ -55,70 +59,63 @@ describe("counters", () => {
   });
 });
 
-/** `length` bytes from `at`, then the Entropy timer's work if they started it. */
-function feedAndMix(at: usize, length: i32): void {
-  entropy.feed(at, length);
-  if (timers.isRunning(TimerId.Entropy)) {
-    timers.stop(TimerId.Entropy);
-    entropy.mix();
+/** The EntropyRequest writes among the buffered commands: the byte counts asked for. */
+function entropyRequests(): u32[] {
+  const out = new Array<u32>();
+  const commands = sent();
+  for (let i = 0; i < commands.length; i++) {
+    if (commands[i].type == Command.RegWrite && commands[i].u32(RegWriteBody.Address) == (CardReg.EntropyRequest as u32)) out.push(commands[i].u32(RegWriteBody.Value));
   }
+  return out;
 }
 
-describe("entropy pool and DRBG", () => {
+describe("entropy pool", () => {
   beforeEach(() => {
     entropy.reset();
-    timers.reset();
+    tx.discard();
     for (let i = 0; i < 256; i++) store<u8>(source + i, i as u8);
   });
 
-
-  it("holds no bytes and is not ready after reset", () => {
+  it("holds no bytes after reset", () => {
     expect(entropy.bytesAvailable()).toBe(0);
-    expect(entropy.ready()).toBe(false);
+    expect(entropy.has(1)).toBe(false);
   });
 
-  it("collects bytes across feeds; at DRBG_SEED_MIN it starts the Entropy timer, which seeds", () => {
+  it("collects bytes across feeds, at most POOL_SIZE", () => {
     entropy.feed(source, 10);
     entropy.feed(source, 22);
     expect(entropy.bytesAvailable()).toBe(32);
-    entropy.feed(source, DRBG_SEED_MIN - 33);
-    expect(timers.isRunning(TimerId.Entropy)).toBe(false, "one byte short");
-    entropy.feed(source, 1);
-    expect(timers.isRunning(TimerId.Entropy)).toBe(true, "enough to seed: a batch of its own does it");
-    expect(timers.deadline(TimerId.Entropy)).toBe(clock.now, "due at once");
-    expect(entropy.ready()).toBe(false, "not in the batch that brought the bytes");
-    entropy.mix();
-    expect(entropy.ready()).toBe(true, "seeded");
-    expect(entropy.bytesAvailable()).toBe(0, "the seed was used up");
-  });
-
-  it("keeps at most POOL_SIZE bytes of one large feed, and seeds with all of them", () => {
-    entropy.feed(source, entropy.POOL_SIZE + 20);
+    expect(entropy.has(32)).toBe(true);
+    expect(entropy.has(33)).toBe(false);
+    entropy.feed(source, entropy.POOL_SIZE);
     expect(entropy.bytesAvailable()).toBe(entropy.POOL_SIZE);
-    entropy.mix();
-    expect(entropy.ready()).toBe(true);
+  });
+
+  it("gives each byte once, and zeroes what it gave", () => {
+    const out = memory.data(64);
+    entropy.feed(source, 8);
+    entropy.take(out, 4);
+    entropy.take(out + 4, 4);
+    const seen = new Set<u8>();
+    for (let i = 0; i < 8; i++) seen.add(load<u8>(out + i));
+    expect(seen.size).toBe(8, "eight different bytes from eight different ones");
     expect(entropy.bytesAvailable()).toBe(0);
   });
 
-  it("reseeds every DRBG_RESEED_MIN bytes, which changes what it generates", () => {
-    feedAndMix(source, DRBG_SEED_MIN);
-    const before = entropy.word32();
-    entropy.reset();
-    feedAndMix(source, DRBG_SEED_MIN);
-    expect(entropy.word32()).toBe(before, "the same seed gives the same output");
-    entropy.reset();
-    feedAndMix(source, DRBG_SEED_MIN);
-    feedAndMix(source + 100, DRBG_RESEED_MIN);
-    expect(entropy.bytesAvailable()).toBe(0);
-    expect(entropy.word32()).not.toBe(before, "a reseed changes the output");
-  });
-
-  it("different seeds give different output", () => {
-    feedAndMix(source, DRBG_SEED_MIN);
-    const a = entropy.word32();
-    entropy.reset();
-    feedAndMix(source + 1, DRBG_SEED_MIN);
-    expect(entropy.word32()).not.toBe(a);
+  it("asks the generator to fill the pool once a draw leaves less than half, and only once", () => {
+    entropy.feed(source, entropy.POOL_SIZE);
+    const out = memory.data(64);
+    entropy.take(out, 16);
+    expect(entropyRequests().length).toBe(0, "48 left: no request");
+    entropy.take(out, 20);
+    expect(entropyRequests()).toStrictEqual([36 as u32], "28 left: ask for the 36 missing");
+    entropy.take(out, 16);
+    expect(entropyRequests()).toStrictEqual([36 as u32, 16 as u32], "only what was not asked for yet");
+    entropy.feed(source, 52);
+    expect(entropy.bytesAvailable()).toBe(entropy.POOL_SIZE);
+    tx.discard();
+    entropy.take(out, 8);
+    expect(entropyRequests().length).toBe(0, "the requests were answered: full again");
   });
 
   it("ignores an empty feed", () => {
@@ -127,11 +124,44 @@ describe("entropy pool and DRBG", () => {
     expect(entropy.bytesAvailable()).toBe(5);
   });
 
-  it("reset() forgets the seed and the pool", () => {
-    entropy.feed(source, DRBG_SEED_MIN + 5);
+  it("jitter16() depends on the bytes fed", () => {
+    entropy.feed(source, 8);
+    const a = entropy.jitter16();
     entropy.reset();
-    expect(entropy.bytesAvailable()).toBe(0);
-    expect(entropy.ready()).toBe(false);
+    entropy.feed(source + 1, 8);
+    expect(entropy.jitter16()).not.toBe(a);
+  });
+});
+
+describe("hash engine driver", () => {
+  beforeEach(() => {
+    hash.reset();
+    tx.discard();
+  });
+
+  it("splits a long update into HASH Updates of at most HASH_UPDATE_MAX bytes, in order", () => {
+    hash.update(Context.Update, source, HASH_UPDATE_MAX * 2 + 5);
+    const commands = sent(true);
+    expect(commands.length).toBe(3);
+    expect(commands[0].length).toBe(HashBody.Data + HASH_UPDATE_MAX);
+    expect(commands[2].length).toBe(HashBody.Data + 5);
+    for (let i = 0; i < 3; i++) {
+      expect(commands[i].type).toBe(Command.Hash);
+      expect(commands[i].u8(HashBody.Op)).toBe(HashOp.Update);
+      expect(commands[i].u8(HashBody.Context)).toBe(Context.Update);
+    }
+  });
+
+  it("accepts only the HASH_DONE of the last Finish on a context", () => {
+    hash.finish(Context.Manage);
+    const first = sent(true)[0].u16(HashBody.Tag) as u32;
+    hash.finish(Context.Manage);
+    const second = sent(true)[1].u16(HashBody.Tag) as u32;
+    expect(second).not.toBe(first);
+    expect(hash.current(Context.Manage, first, HashStatus.Ok)).toBe(false, "the abandoned hash");
+    expect(hash.current(Context.Manage, second, HashStatus.Ok)).toBe(true);
+    expect(hash.current(Context.Manage, second, HashStatus.Idle)).toBe(false, "no digest");
+    expect(hash.current(Context.Store, second, HashStatus.Ok)).toBe(false, "another context");
   });
 });
 

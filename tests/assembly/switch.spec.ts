@@ -20,7 +20,7 @@ import {
   Command as PciCommand, CapabilityId, SwitchCapability, SWITCH_PORTS, SWITCH_DOWNSTREAM_PORTS,
 } from "../../board/map/pcie";
 import {
-  Sent, TlpSent, message, set8, set16, set32, setBytes, typeOf, bodyLengthOf, deliver, sent, bootEvent, timeEvent,
+  Sent, TlpSent, message, set8, set16, set32, setBytes, typeOf, bodyLengthOf, deliver, deliverAndAnswer, sent, bootEvent, timeEvent,
   tlpRxEvent, tlpTxOf, regWriteOf, fabricEvent,
 } from "./helpers";
 
@@ -111,9 +111,8 @@ function fresh(): void {
 /** Delivers `bytes` as one read and handles them; returns the commands they caused. */
 function handle(bytes: u8[]): Sent[] {
   tx.discard();
-  deliver(bytes);
   streamed += bytes.length;
-  firmware.handleAll();
+  deliverAndAnswer(bytes);
   return sent();
 }
 

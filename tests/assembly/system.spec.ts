@@ -10,7 +10,7 @@ import { CardReg, BootCommand, WATCHDOG_KEY, WATCHDOG_TIMEOUT_NS } from "../../b
 import { SLOTS } from "../../board/map/flash";
 import { Command, Counter, MailboxError, BootBody, BootFlag, ErrorBody, TimerArmBody } from "../../board/map/mailbox";
 import {
-  Sent, deliver, sent, set8, bootEvent, timeEvent, syncEvent, timerFiredEvent, regWritesTo, logHistory, expectText,
+  Sent, deliver, deliverAndAnswer, sent, set8, bootEvent, timeEvent, syncEvent, timerFiredEvent, regWritesTo, logHistory, expectText,
 } from "./helpers";
 
 const SECOND: u64 = 1_000_000_000;
@@ -27,8 +27,7 @@ function fresh(): void {
 /** Delivers `bytes` as one read and handles them; returns only the commands they caused. */
 function handle(bytes: u8[]): Sent[] {
   tx.discard();
-  deliver(bytes);
-  firmware.handleAll();
+  deliverAndAnswer(bytes);
   return sent();
 }
 

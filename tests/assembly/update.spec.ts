@@ -4,13 +4,13 @@
 // and the flash controller: it keeps the card's flash in an array, applies each FLASH_ERASE
 // and FLASH_PROGRAM the firmware sends (NOR: erase sets 0xff, programming clears bits),
 // answers each with FLASH_DONE, and serves FLASH_READ from it. Images are built here (header
-// per board/map/image.ts, SHA-256 with assembly/crypto/sha256.ts, a non-blank signature),
+// per board/map/image.ts, SHA-256 with support/sha256.ts, a non-blank signature),
 // blocks with the CRC-16/XMODEM or the checksum computed here.
 
 import * as firmware from "../../assembly/firmware";
 import * as tx from "../../assembly/abi/tx";
 import * as counters from "../../assembly/counters";
-import { sha256 } from "../../assembly/crypto/sha256";
+import { sha256 } from "./support/sha256";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../../assembly/version";
 import {
   Command, Counter, BootBody, BootFlag, FlashOp, FlashStatus, FlashEraseBody, FlashProgramBody, FlashReadBody, FLASH_READ_MAX,
@@ -24,6 +24,7 @@ import {
   Sent, deliver, sent, bootEvent, timeEvent, syncEvent, timerFiredEvent, uartRxEvents, ascii, flashDoneEvent,
   regWritesTo, expectText, set8,
 } from "./helpers";
+import { boardAnswers } from "./support/engine";
 
 const SECOND: u64 = 1_000_000_000;
 const BOOT_TIME: u64 = 5 * SECOND;
@@ -86,7 +87,7 @@ function run(events: u8[]): void {
     deliver(timeEvent(now).concat(input).concat(syncEvent(seq++)));
     firmware.handleAll();
     const out = sent();
-    input = new Array<u8>();
+    input = boardAnswers(0);
     for (let i = 0; i < out.length; i++) {
       const answer = perform(out[i]);
       if (holding) held = held.concat(answer);

@@ -65,9 +65,9 @@ test("trace decode names the CONTROL frame inside FRAME_TX", () => {
 test("firstDifference points at the first command that differs", () => {
   const out = read(`${FIXTURES}default-host.out`);
   const changed = out.slice();
-  changed[40] ^= 1; // the channel of TIMER_ARM #3 at byte 36 (the Entropy timer, due at once)
-  assert.equal(firstDifference(out, changed), "command #3 at byte 36: expected TIMER_ARM channel 0 at 0.000000000s, got TIMER_ARM channel 1 at 0.000000000s");
-  assert.match(firstDifference(out, out.subarray(0, 36))!, /^command #3 at byte 36: expected TIMER_ARM .*, got end of output$/);
+  changed[40] ^= 1; // the address of REG_WRITE #3 at byte 36 (the MAC's control VLAN)
+  assert.equal(firstDifference(out, changed), "command #3 at byte 36: expected REG_WRITE 0x0024 = 0x00000064, got REG_WRITE 0x0025 = 0x00000064");
+  assert.match(firstDifference(out, out.subarray(0, 36))!, /^command #3 at byte 36: expected REG_WRITE .*, got end of output$/);
   assert.equal(firstDifference(out, out.slice()), null);
 });
 
