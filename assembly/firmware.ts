@@ -291,6 +291,7 @@ function onTimer(id: i32): void {
   } else if (id == TimerId.Entropy) {
     entropy.mix();
     link.tryStart();
+    vswitch.setReady();
   } else if (id != TimerId.Heartbeat) link.onTimer(id);
   else {
     timers.restartPeriodic(TimerId.Heartbeat, HEARTBEAT_NS);

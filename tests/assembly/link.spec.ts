@@ -745,7 +745,10 @@ describe("link: Disabled", () => {
 
   it("stays Disabled without CONFIG, however much entropy arrives and time passes", () => {
     powerOn(CardRole.Host, 1);
-    expect(entropy(DRBG_SEED_MIN).length).toBe(0, "nothing on ENTROPY");
+    const seeded = entropy(DRBG_SEED_MIN);
+    expect(seeded.length).toBe(1, "nothing on ENTROPY but, the DRBG seeded, the switch's ConfigReady");
+    expect(seeded[0].address()).toBe((SWITCH_BASE + SwitchReg.Control) as u32);
+    expect(seeded[0].value()).toBe(SwitchControl.ConfigReady as u32);
     expect(entropy(DRBG_SEED_MIN).length).toBe(0, "nothing on more ENTROPY");
     const out = wait(LinkTiming.DiscoverMinNs << 5);
     expect(out.length).toBe(0, "no beacon, no register write");
@@ -777,7 +780,7 @@ describe("link: Disabled", () => {
     const out = entropy(1);
     let writes = 0;
     for (let i = 0; i < out.length; i++) if (out[i].type == Command.RegWrite) writes++;
-    expect(writes).toBe(3, "the MAC's control and management VLANs and the LinkState write");
+    expect(writes).toBe(4, "the MAC's control and management VLANs, the LinkState write and the switch's ConfigReady");
     expect(controlVlanWrites(out)).toStrictEqual([GROUP as u32]);
     expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
     // The link starts in the batch that seeds the DRBG, where the beacon, due at once, fires too.
@@ -786,7 +789,8 @@ describe("link: Disabled", () => {
 
   it("leaves for Discover when CONFIG arrives after the entropy", () => {
     powerOn(CardRole.Host, 1);
-    expect(entropy(DRBG_SEED_MIN).length).toBe(0, "entropy alone does not start the link");
+    const seeded = entropy(DRBG_SEED_MIN);
+    expect(linkStates(seeded).length + framesIn(seeded).length).toBe(0, "entropy alone does not start the link");
     const out = handle(configEvent(GROUP));
     expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
     expect(framesOfType(wait(0), ControlType.Discover).length).toBe(1);

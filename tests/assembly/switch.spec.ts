@@ -848,6 +848,24 @@ describe("switch: router registers", () => {
     expect(routerWrites(out, 3, SwitchReg.Control)).toStrictEqual([SwitchControl.Forward as u32], "bound, Command off");
   });
 
+  it("ConfigReady: set on the upstream port once per boot, when the boot's work is done; never on a chassis card", () => {
+    tx.discard();
+    vswitch.setReady();
+    const out = sent();
+    expect(out.length).toBe(1, "one REG_WRITE");
+    expect(regWriteOf(out[0]).address).toBe(routerAddress(0, SwitchReg.Control));
+    expect(regWriteOf(out[0]).value).toBe(SwitchControl.ConfigReady as u32);
+    tx.discard();
+    vswitch.setReady();
+    expect(sent().length).toBe(0, "once: the router keeps it until the card resets");
+    bootHost();
+    vswitch.setReady();
+    expect(sent().length).toBe(1, "again after a reset");
+    bootAs(CardRole.Chassis);
+    vswitch.setReady();
+    expect(sent().length).toBe(0, "a chassis card has no switch");
+  });
+
   it("writes no router register for a Status-only write, a write with no byte enabled, or any other register", () => {
     expect(typesOf(writeDw(1, Hdr.Command, 0xffff0000, STATUS_LANES))).toStrictEqual([Command.TlpTx]);
     expect(typesOf(writeDw(1, Hdr1.PrimaryBus, 0xffffffff, 0))).toStrictEqual([Command.TlpTx]);

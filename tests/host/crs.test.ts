@@ -1,7 +1,8 @@
 // Configuration Request Retry Status on the server's side: the root complex completes a Vendor
 // ID read as 0001h with CRS Software Visibility and re-issues every other configuration request
 // itself (tools/server/root-complex.ts); the OS turns the visibility on and waits for a function
-// that is not ready, as Linux does (tools/server/os.ts).
+// that is not ready, as Linux does (tools/server/os.ts); and a whole run at 100 MHz, where the
+// server enumerates long before the host card's firmware can serve it.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,6 +16,9 @@ import { findCapability, CapabilityId, Exp, RootCap, RootCtl } from "../../board
 import { configCompletion, errorCompletion } from "../../board/pcie/completer.ts";
 import { COMPLETION_TIMEOUT_NS } from "../../board/pcie/endpoint.ts";
 import { decodeTlp, encodeTlp, isMalformed, isConfigRequest, routingId, CplStatus } from "../../board/pcie/tlp.ts";
+import { World } from "../../tools/sim/world.ts";
+import { SCENARIOS } from "../../tools/sim/scenarios.ts";
+import { FIRMWARE } from "./helpers.ts";
 
 const MS = 1_000_000;
 const ID = 0x0d0a_1fff; // Device ID 0d0a, Vendor ID 1fff
@@ -171,3 +175,23 @@ test("a presence check (no wait) takes a not-ready function for absent at once",
   await scheduler.run(10 * MS);
   assert.equal(await run(scheduler, os.readVendorId(1, 0, 0), 11 * MS), ID);
 });
+
+// The host card is ready when its boot's batches are done: about 99 ms after power-on at 100 MHz.
+// A server that asks at 30 ms re-reads at 31, 33, 37, 45 ms ...: ready at the end of the BOOT
+// batch instead (about 40 ms), the read at 45 ms would wait for the DRBG's seeding batch (61 ms of
+// the soft-core) and end in a completion timeout.
+for (const enumerateMs of [2, 30]) {
+  test(`at 100 MHz a server that enumerates ${enumerateMs} ms after power-on waits through CRS until the host card is ready, and finds the switch`, async () => {
+    const scenario = { ...SCENARIOS.default, servers: SCENARIOS.default.servers.map((s) => ({ ...s, enumerateNs: enumerateMs * MS })) };
+    const world = new World({ scenario, seed: 1, engine: "node", engineOptions: { firmware: FIRMWARE }, softcoreMhz: 100, durationNs: 400 * MS, print: null });
+    const summary = await world.run();
+    const router = world.fabrics.get("host")!.router!;
+    assert.ok(router.counters.crsCompletions >= 4, `${router.counters.crsCompletions} CRS completions: the server asked before the card was ready`);
+    assert.equal(summary.hostCompletionTimeouts, 0);
+    const reads = summary.servers[0].configReads;
+    assert.ok(reads.count > 100, `${reads.count} configuration reads completed`);
+    assert.ok(reads.maxNs < COMPLETION_TIMEOUT_NS, JSON.stringify(reads));
+    const done = world.timeline.entries.find((e) => e.source === "os" && e.text.startsWith("enumeration"));
+    assert.equal(done?.text, "enumeration done: 10 functions", "the root port, the upstream port and its eight downstream ports");
+  });
+}
