@@ -265,6 +265,7 @@ function onBoot(body: usize): void {
   config.setIdentity(role, serial, slots, body + BootBody.Mac);
   if (role == CardRole.Host) vswitch.init();
   tx.hello(HelloStatus.Ok, FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH);
+  vswitch.setReady();
   // Which chassis slots hold a device goes into every proposal: the host card shows only those as present.
   if (role == CardRole.Chassis) tx.regRead(CardReg.SlotsPresent);
   timers.start(TimerId.Heartbeat, HEARTBEAT_NS);

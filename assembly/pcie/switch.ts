@@ -59,6 +59,8 @@ function binding(port: i32): Binding {
 }
 
 let active = false;
+/** ConfigReady is set in the router. */
+let ready = false;
 /** A tunnel whose slots the server has all removed after the attention button, for takeReleased(); -1: none. */
 let released: i32 = -1;
 /** Bus and device of the upstream port (bus << 8 | device << 3), from the last Type 0 request. */
@@ -67,6 +69,7 @@ let upstreamId: u32 = 0;
 /** Back to power-on: no ports (a chassis card has none), nothing bound or remembered. */
 export function reset(): void {
   active = false;
+  ready = false;
   released = -1;
   upstreamId = 0;
   memory.fill(bindings, 0, RECORD * SWITCH_PORTS);
@@ -77,6 +80,17 @@ export function reset(): void {
 export function init(): void {
   reset();
   active = true;
+}
+
+/**
+ * The configuration space is set up (at BOOT): ConfigReady, once. Until then the router answers
+ * the server's configuration requests with Configuration Request Retry Status, and the server
+ * waits; from then on they come to us.
+ */
+export function setReady(): void {
+  if (!active || ready) return;
+  ready = true;
+  router(0, SwitchReg.Control, SwitchControl.ConfigReady);
 }
 
 /** The routing ID of `port`: the upstream port's own, or device port - 1 on its secondary bus. */

@@ -68,6 +68,7 @@ export enum SwitchControl {
   Forward = 1 << 0, //      downstream ports: tunnel what the port's bus range and windows claim; clearing it hands the port's outstanding non-posted requests to the firmware (TLP_RX Orphaned)
   MemoryEnable = 1 << 1, // the port's Command.Memory: its windows claim memory requests
   BusMaster = 1 << 2, //    the port's Command.BusMaster: it forwards requests from below (DMA, MSI) upstream
+  ConfigReady = 1 << 3, //  port 0 only: the firmware serves configuration requests; until it is set (0 at every card reset) the router completes each one itself with Configuration Request Retry Status; once set it stays set until reset
 }
 
 

@@ -285,6 +285,8 @@ export const RootCtl = {
   CrsVisibility: 0x0010,
 } as const;
 
+export const RootCap = { CrsVisibility: 0x0001 } as const;
+
 export const RootSta = { PmeRequesterId: 0x0000ffff, PmeStatus: 0x00010000, PmePending: 0x00020000 } as const;
 
 export const DevCap2 = { CompletionTimeoutRanges: 0x0000000f, CompletionTimeoutDisable: 0x00000010, AriForwarding: 0x00000020 } as const;
@@ -590,7 +592,7 @@ export function addExpress(cs: ConfigSpace, o: ExpressOptions): ExpressCapabilit
   const rootControl = reg("rootControl", Exp.RootCtl, 2, {
     rw: root ? RootCtl.SerrOnCorrectable | RootCtl.SerrOnNonFatal | RootCtl.SerrOnFatal | RootCtl.PmeInterruptEnable | bit(o.crsVisibility, RootCtl.CrsVisibility) : 0,
   });
-  const rootCapabilities = reg("rootCapabilities", Exp.RootCap, 2, { reset: bit(o.crsVisibility, 1) });
+  const rootCapabilities = reg("rootCapabilities", Exp.RootCap, 2, { reset: bit(o.crsVisibility, RootCap.CrsVisibility) });
   const rootStatus = reg("rootStatus", Exp.RootSta, 4, { w1c: root ? RootSta.PmeStatus : 0 });
 
   const deviceCapabilities2 = reg("deviceCapabilities2", Exp.DevCap2, 4, {

@@ -12,8 +12,8 @@ export function isNonPosted(tlp: Tlp): boolean {
   return !(tlp.kind === "MWr" || tlp.kind === "Msg" || tlp.kind === "MsgD" || tlp.kind.startsWith("Cpl"));
 }
 
-/** The completion for a non-posted request that fails with `status`. */
-export function errorCompletion(tlp: Tlp, completer: number, status: CplStatus.UnsupportedRequest | CplStatus.CompleterAbort): Tlp {
+/** The completion without data for a non-posted request that ends with `status`: an error, or Configuration Request Retry Status. */
+export function errorCompletion(tlp: Tlp, completer: number, status: Exclude<CplStatus, CplStatus.SuccessfulCompletion>): Tlp {
   const request = tlp as Extract<Tlp, { requester: number; tag: number }>;
   return {
     kind: tlp.kind === "MRdLk" ? "CplLk" : "Cpl", ...DEFAULT_COMMON, tc: tlp.tc, attr: tlp.attr, completer, status, bcm: false,

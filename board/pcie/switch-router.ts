@@ -11,6 +11,12 @@
 //   from a tunnel     TLPs of a (tunnel, chassis slot) bound to a forwarding port -> the server
 //   from firmware     completions and one-DW memory writes (MSI) -> the server (TLP_TX)
 //
+// Until the firmware sets ConfigReady on the upstream port (it is clear at every reset) the
+// switch is not ready: the router completes every configuration request from the server itself
+// with Configuration Request Retry Status (CRS), and the firmware sees none of them. CRS is the
+// one completion a not-yet-ready function may give, to configuration requests only (PCIe Base,
+// 2.3.1 and 6.6.1); ConfigReady stays set until the next reset, so no CRS follows a completion.
+//
 // Each downstream port also keeps the time a TLP last crossed it, either way (SwitchReg.IdleUs):
 // the firmware reads it to tell whether a device is in use before it hands a chassis slot over.
 //
@@ -22,7 +28,7 @@
 import { SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE } from "../map/registers.ts";
 import { TlpRxReason, NO_PORT } from "../map/mailbox.ts";
 import { SWITCH_PORTS, SWITCH_DOWNSTREAM_PORTS, TlpHeader } from "../map/pcie.ts";
-import { decodeTlp, encodeTlp, isMalformed, hasData, headerBytes, CplStatus, TlpType, type Tlp } from "./tlp.ts";
+import { decodeTlp, encodeTlp, isMalformed, isConfigRequest, hasData, headerBytes, routingId, CplStatus, TlpType, type ConfigRequest, type Tlp } from "./tlp.ts";
 import { errorCompletion, isNonPosted } from "./completer.ts";
 
 export interface SwitchRouterHost {
@@ -44,6 +50,8 @@ export interface SwitchRouterCounters {
   toServer: number;
   /** TLPs from the server that fail the receiver checks (section 2.3), dropped. */
   malformed: number;
+  /** Configuration requests completed with Configuration Request Retry Status before ConfigReady. */
+  crsCompletions: number;
   configToFirmware: number;
   unroutedToFirmware: number;
   orphaned: number;
@@ -111,7 +119,7 @@ function headerAndFirstDw(bytes: Uint8Array): Uint8Array {
 
 export class SwitchRouter {
   readonly counters: SwitchRouterCounters = {
-    fromServer: 0, toServer: 0, malformed: 0, configToFirmware: 0, unroutedToFirmware: 0, orphaned: 0, tunnelled: 0, tunnelRefused: 0,
+    fromServer: 0, toServer: 0, malformed: 0, crsCompletions: 0, configToFirmware: 0, unroutedToFirmware: 0, orphaned: 0, tunnelled: 0, tunnelRefused: 0,
     unclaimedCompletions: 0, staleCompletions: 0, unboundUpstream: 0, blockedUpstream: 0, messages: 0, firmwareTlps: 0, firmwareRejected: 0,
   };
   private readonly ports: PortRegisters[] = Array.from({ length: SWITCH_PORTS }, blank);
@@ -184,16 +192,21 @@ export class SwitchRouter {
     }
   }
 
-  /** Writes a register; false (refused) for an unknown offset, undefined Control bits or a Binding to no tunnel. */
+  /**
+   * Writes a register; false (refused) for an unknown offset, undefined Control bits (ConfigReady
+   * is the upstream port's alone) or a Binding to no tunnel. ConfigReady, once set, stays set
+   * until reset: writing 0 there leaves it.
+   */
   writeRegister(address: number, value: number): boolean {
     const [port, reg] = this.locate(address);
     const r = this.ports[port];
     value >>>= 0;
     switch (reg) {
       case SwitchReg.Control: {
-        if (value & ~(SwitchControl.Forward | SwitchControl.MemoryEnable | SwitchControl.BusMaster)) return false;
+        const defined = SwitchControl.Forward | SwitchControl.MemoryEnable | SwitchControl.BusMaster | (port === 0 ? SwitchControl.ConfigReady : 0);
+        if (value & ~defined) return false;
         const stopped = (r.control & SwitchControl.Forward) !== 0 && (value & SwitchControl.Forward) === 0;
-        r.control = value;
+        r.control = value | (r.control & SwitchControl.ConfigReady);
         if (stopped) this.orphan(port);
         return true;
       }
@@ -252,6 +265,12 @@ export class SwitchRouter {
     }
   }
 
+  /** Before ConfigReady: completes a configuration request with Configuration Request Retry Status, as the function it addresses. */
+  private retryStatus(tlp: ConfigRequest): void {
+    this.counters.crsCompletions++;
+    this.toServer(encodeTlp(errorCompletion(tlp, routingId(tlp.bus, tlp.device, tlp.fn), CplStatus.ConfigRequestRetry)));
+  }
+
   /** The downstream port whose bus range holds `bus`, or -1. */
   private portForBus(bus: number): number {
     for (let p = 1; p <= SWITCH_DOWNSTREAM_PORTS; p++) if (forwardsBus(this.ports[p], bus)) return p;
@@ -267,6 +286,10 @@ export class SwitchRouter {
       return;
     }
     const upstream = this.ports[0];
+    if (isConfigRequest(tlp) && (upstream.control & SwitchControl.ConfigReady) === 0) {
+      this.retryStatus(tlp);
+      return;
+    }
     switch (tlp.kind) {
       case "CfgRd0":
       case "CfgWr0":

@@ -194,6 +194,10 @@ export function isMalformed(result: Tlp | Malformed): result is Malformed {
   return "malformed" in result;
 }
 
+export function isConfigRequest(tlp: Tlp): tlp is ConfigRequest {
+  return tlp.kind === "CfgRd0" || tlp.kind === "CfgWr0" || tlp.kind === "CfgRd1" || tlp.kind === "CfgWr1";
+}
+
 /** Packs an ID from bus, device, function. */
 export function routingId(bus: number, device: number, fn: number): number {
   return ((bus & 0xff) << 8) | ((device & 0x1f) << 3) | (fn & 0x7);

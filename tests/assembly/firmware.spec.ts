@@ -514,9 +514,10 @@ describe("ENTROPY and COUNTERS_QUERY", () => {
       expect(report.u32(CountersBody.Values + 4 * i)).toBe(counters.get(i), "counter " + i.toString());
     }
     // TIME, BOOT, SYNC, COUNTERS_QUERY accepted; HELLO, REG_WRITE (watchdog kick), FLASH_READ
-    // (the image header), TIMER_ARM, UART_TX (the console's banner), SYNC_ACK, ERROR, COUNTERS sent.
+    // (the image header), REG_WRITE (the switch's ConfigReady), TIMER_ARM, UART_TX (the console's
+    // banner), SYNC_ACK, ERROR, COUNTERS sent.
     expect(report.u32(CountersBody.Values + 4 * Counter.EventsIn)).toBe(4, "EventsIn");
-    expect(report.u32(CountersBody.Values + 4 * Counter.CommandsOut)).toBe(8, "CommandsOut, the ERROR included");
+    expect(report.u32(CountersBody.Values + 4 * Counter.CommandsOut)).toBe(9, "CommandsOut, the ERROR included");
     expect(report.u32(CountersBody.Values + 4 * Counter.Errors)).toBe(1, "Errors");
   });
 });

@@ -847,6 +847,19 @@ describe("switch: router registers", () => {
     expect(routerWrites(out, 3, SwitchReg.Control)).toStrictEqual([SwitchControl.Forward as u32], "bound, Command off");
   });
 
+  it("ConfigReady: written on the upstream port in the BOOT batch, once per boot; never on a chassis card", () => {
+    for (let role = CardRole.Host; role <= CardRole.Chassis; role++) {
+      fresh();
+      const out = handle(timeEvent(T0).concat(set8(bootEvent(), BootBody.Role, role)));
+      const readies = routerWrites(out, 0, SwitchReg.Control);
+      if (role == CardRole.Host) expect(readies).toStrictEqual([SwitchControl.ConfigReady as u32], "the host card serves configuration from BOOT on");
+      else expect(readies.length).toBe(0, "a chassis card has no switch");
+      tx.discard();
+      vswitch.setReady();
+      expect(sent().length).toBe(0, "once: the router keeps it until the card resets");
+    }
+  });
+
   it("writes no router register for a Status-only write, a write with no byte enabled, or any other register", () => {
     expect(typesOf(writeDw(1, Hdr.Command, 0xffff0000, STATUS_LANES))).toStrictEqual([Command.TlpTx]);
     expect(typesOf(writeDw(1, Hdr1.PrimaryBus, 0xffffffff, 0))).toStrictEqual([Command.TlpTx]);

@@ -1,5 +1,6 @@
 // The host card's switch router (board/pcie/switch-router.ts) on its own: its registers, how it
-// routes each kind of TLP by them, what it hands to the firmware, and the orphan rule.
+// routes each kind of TLP by them, what it hands to the firmware, the orphan rule, and the
+// Configuration Request Retry Status it answers with until the firmware is ready.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -48,7 +49,7 @@ class Bench {
   }
 
   /**
-   * The routing an OS gives a switch below bus 1: internal bus 2, port 1 owns bus 3 and memory
+   * The firmware ready (ConfigReady) and the routing an OS gives a switch below bus 1: internal bus 2, port 1 owns bus 3 and memory
    * 0xe0000000-0xe00fffff, port 2 owns bus 4 and 0xe0100000-0xe01fffff; port 1 bound to tunnel 0
    * slot 1, port 2 to tunnel 1 slot 0; both forwarding.
    */
@@ -56,7 +57,7 @@ class Bench {
     const all = SwitchControl.MemoryEnable | SwitchControl.BusMaster;
     this.write(0, SwitchReg.Buses, 0x04_02_01);
     this.write(0, SwitchReg.MemoryWindow, 0xe010_e000);
-    this.write(0, SwitchReg.Control, all);
+    this.write(0, SwitchReg.Control, all | SwitchControl.ConfigReady);
     this.write(1, SwitchReg.Buses, 0x03_03_02);
     this.write(1, SwitchReg.MemoryWindow, 0xe000_e000);
     this.write(1, SwitchReg.Binding, 0x0100);
@@ -79,11 +80,49 @@ test("every register resets to 0, keeps what is written, and refuses undefined C
   for (let port = 0; port < 9; port++) for (const r of [0, 4, 8, 12, 16, 20, 24]) assert.equal(router.readRegister(reg(port, r)), 0);
   assert.ok(router.writeRegister(reg(3, SwitchReg.PrefetchBaseUpper), 0xdead_beef));
   assert.equal(router.readRegister(reg(3, SwitchReg.PrefetchBaseUpper)), 0xdead_beef);
-  assert.equal(router.writeRegister(reg(1, SwitchReg.Control), 1 << 3), false);
+  assert.equal(router.writeRegister(reg(1, SwitchReg.Control), SwitchControl.ConfigReady), false, "ConfigReady is the upstream port's");
+  assert.equal(router.writeRegister(reg(0, SwitchReg.Control), 1 << 4), false);
   assert.equal(router.writeRegister(reg(1, SwitchReg.Binding), 0x0002), false, "tunnel 2 of 2");
   assert.equal(router.writeRegister(reg(1, SwitchReg.Binding), 0x1_0000), false, "bits 31:16");
   assert.equal(router.writeRegister(reg(1, 0x1c as SwitchReg), 1), false);
   assert.ok(SwitchRouter.holds(SWITCH_BASE) && SwitchRouter.holds(SWITCH_BASE + 9 * SWITCH_STRIDE - 4) && !SwitchRouter.holds(SWITCH_BASE + 9 * SWITCH_STRIDE));
+});
+
+test("until the firmware sets ConfigReady the router completes every configuration request with CRS itself; then they go to the firmware", () => {
+  const b = new Bench();
+  b.router.receive(config("CfgRd0", 1, 0, 1));
+  b.router.receive(config("CfgRd1", 2, 0, 2));
+  b.router.receive(config("CfgWr1", 3, 0, 3));
+  b.router.receive(memoryRead(ROOT, 4, 0xe000_0000, 4));
+  assert.deepEqual(b.toServer.map((t) => t.kind === "Cpl" && [t.status, t.tag, t.completer]), [
+    [CplStatus.ConfigRequestRetry, 1, 0x0100], [CplStatus.ConfigRequestRetry, 2, 0x0200], [CplStatus.ConfigRequestRetry, 3, 0x0300],
+  ], "as the function each addresses; not the memory read");
+  assert.equal(b.router.counters.crsCompletions, 3);
+  assert.deepEqual(b.firmware.map((f) => f.reason), [TlpRxReason.Unrouted], "the firmware got only the memory read");
+  b.write(0, SwitchReg.Control, SwitchControl.ConfigReady);
+  b.router.receive(config("CfgRd0", 1, 0, 5));
+  assert.deepEqual(b.firmware.map((f) => [f.reason, f.port]), [[TlpRxReason.Unrouted, NO_PORT], [TlpRxReason.Config, 0]]);
+  assert.equal(b.router.counters.crsCompletions, 3);
+  b.write(0, SwitchReg.Control, 0);
+  assert.equal(b.router.readRegister(reg(0, SwitchReg.Control)), SwitchControl.ConfigReady, "stays set until reset");
+  b.router.reset();
+  b.router.receive(config("CfgRd0", 1, 0, 6));
+  assert.equal(b.router.counters.crsCompletions, 4, "a reset makes the switch not ready again");
+  assert.equal(b.firmware.length, 2);
+});
+
+test("the router's CRS completion is a Cpl with Completion Status 010b, byte for byte", () => {
+  const b = new Bench();
+  const sent: Uint8Array[] = [];
+  b.router.connect((bytes) => sent.push(bytes));
+  b.router.receive(config("CfgRd1", 0x12, 0x03, 0x5a)); // 12:03.0 from 00:01.0
+  assert.deepEqual([...sent[0]], [
+    0x0a, 0x00, 0x00, 0x00, //   Fmt 000 (3 DW, no data), Type 01010 (Cpl), TC 0, no attributes, Length 0
+    0x12, 0x18, //               Completer ID 12:03.0
+    0x40, 0x04, //               Completion Status 010b (CRS), BCM 0, Byte Count 4
+    0x00, 0x08, 0x5a, //         Requester ID 00:01.0, Tag
+    0x00, //                     Lower Address 0
+  ]);
 });
 
 test("configuration requests for the switch's own ports go to the firmware with the port they address", () => {

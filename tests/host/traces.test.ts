@@ -65,9 +65,9 @@ test("trace decode names the CONTROL frame inside FRAME_TX", () => {
 test("firstDifference points at the first command that differs", () => {
   const out = read(`${FIXTURES}default-host.out`);
   const changed = out.slice();
-  changed[40] ^= 1; // the address of REG_WRITE #3 at byte 36 (the MAC's control VLAN)
-  assert.equal(firstDifference(out, changed), "command #3 at byte 36: expected REG_WRITE 0x0024 = 0x00000064, got REG_WRITE 0x0025 = 0x00000064");
-  assert.match(firstDifference(out, out.subarray(0, 36))!, /^command #3 at byte 36: expected REG_WRITE .*, got end of output$/);
+  changed[40] ^= 1; // the address of FLASH_READ #3 at byte 36 (the running image's header)
+  assert.equal(firstDifference(out, changed), "command #3 at byte 36: expected FLASH_READ 0x00000, 80 bytes, got FLASH_READ 0x00001, 80 bytes");
+  assert.match(firstDifference(out, out.subarray(0, 36))!, /^command #3 at byte 36: expected FLASH_READ .*, got end of output$/);
   assert.equal(firstDifference(out, out.slice()), null);
 });
 

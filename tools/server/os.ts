@@ -4,11 +4,14 @@
 // sets up MSI, binds the port services (MSI for the port, a pciehp controller for every
 // hot-plug slot: pciehp.ts) and the registered drivers, and removes and rescans the functions
 // below a hot-plug port when pciehp tells it to. Written as tasks (task.ts): each
-// configuration access is an operation that completes in virtual time.
+// configuration access is an operation that completes in virtual time. A function that is not
+// ready yet answers its Vendor ID read with Configuration Request Retry Status; the OS turns on
+// CRS Software Visibility at the root port and waits for it, as Linux does (readVendorId).
 
-import { spawn, wait, type Op, type Task } from "./task.ts";
-import { RootComplex, ROOT_PORT_DEVICE, MSI_BASE, RequestFailed } from "./root-complex.ts";
+import { spawn, wait, MS, type Op, type Task } from "./task.ts";
+import { RootComplex, ROOT_PORT_DEVICE, MSI_BASE, CRS_VENDOR_ID, RequestFailed } from "./root-complex.ts";
 import { Command, Exp, ExpFlags, PortType, SltCap } from "../../board/map/pcie.ts";
+import { RootCap, RootCtl } from "../../board/pcie/capabilities.ts";
 import { PciehpController, newHotplugCounters, type HotplugCounters, type PciehpOptions } from "./pciehp.ts";
 
 export interface BarInfo {
@@ -104,6 +107,8 @@ const FIRST_VECTOR = 0x30;
 /** Server memory the OS hands drivers for their queues and buffers (Linux: dma_alloc_coherent). */
 const DMA_POOL = 0x10_0000_0000;
 const PAGE = 4096;
+/** pci_scan_device: how long enumeration waits for a function that answers with Configuration Request Retry Status (60 s). */
+export const CRS_TIMEOUT_MS = 60_000;
 
 /**
  * Hot-plug resource reservation, as Linux's pci=hpmmiosize / hpmmioprefsize / hpbussize (whose
@@ -121,6 +126,8 @@ export const HOTPLUG_BUSES = 1;
 const alignUp = (value: number, align: number) => Math.ceil(value / align) * align;
 const hex = (n: number) => `0x${n.toString(16)}`;
 export const functionName = (f: Pick<PciFunction, "bus" | "device" | "fn">) => `${f.bus}:${f.device}.${f.fn}`;
+/** A function as Linux names it where it has no device yet (pci_bus_info): "pci 0000:01:00.0". */
+const busName = (bus: number, device: number, fn: number) => `pci 0000:${bus.toString(16).padStart(2, "0")}:${device.toString(16).padStart(2, "0")}.${fn}`;
 
 export interface OsLog {
   (text: string): void;
@@ -368,21 +375,33 @@ export class OperatingSystem {
   }
 
   /**
-   * Linux pci_bus_read_dev_vendor_id with no Configuration Request Retry wait: the Vendor and
-   * Device ID dword, or null when nothing answers — a failed request (all ones), 0, or a
-   * half of all ones, which broken boards return for an empty slot.
+   * Linux pci_bus_read_dev_vendor_id: the Vendor and Device ID dword, or null when nothing
+   * answers — a failed request (all ones), 0, or a half of all ones, which broken boards return
+   * for an empty slot. A function that is not ready (Vendor ID CRS_VENDOR_ID: Configuration
+   * Request Retry Status) is null at once with `timeoutMs` 0 (pciehp's presence checks,
+   * pci_device_is_present); otherwise it is read again after 1 ms, 2, 4 ... (pci_bus_wait_crs)
+   * until it answers or the next wait would pass `timeoutMs`, with Linux's messages from the
+   * 1 s wait on.
    */
-  *readVendorId(bus: number, device: number, fn: number): Task<number | null> {
-    let id: number;
-    try {
-      id = (yield* this.read(bus, device, fn, 0)) >>> 0;
-    } catch (error) {
-      if (error instanceof RequestFailed) return null;
-      throw error;
-    }
+  *readVendorId(bus: number, device: number, fn: number, timeoutMs = 0): Task<number | null> {
+    let id = yield* this.readConfig({ bus, device, fn }, 0, 4);
     if (id === 0xffffffff || id === 0 || id === 0x0000ffff || id === 0xffff0000) return null;
-    if ((id & 0xffff) === 0x0001) return null; // Configuration Request Retry Status: not ready, and we do not wait
-    return id;
+    if ((id & 0xffff) !== CRS_VENDOR_ID) return id;
+    if (timeoutMs === 0) return null;
+    let delay = 1;
+    while ((id & 0xffff) === CRS_VENDOR_ID) {
+      if (delay > timeoutMs) {
+        this.log(`${busName(bus, device, fn)}: not ready after ${delay - 1}ms; giving up`);
+        return null;
+      }
+      if (delay >= 1000) this.log(`${busName(bus, device, fn)}: not ready after ${delay - 1}ms; waiting`);
+      yield* wait(this.rc.delay(delay * MS));
+      delay *= 2;
+      id = yield* this.readConfig({ bus, device, fn }, 0, 4);
+    }
+    if (delay >= 1000) this.log(`${busName(bus, device, fn)}: ready after ${delay - 1}ms`);
+    // Linux takes whatever the last read returned; a failed one (all ones) is nothing here.
+    return id === 0xffffffff ? null : id;
   }
 
   /** The function the OS has at bus/device/function, if any (pci_get_slot). */
@@ -443,20 +462,9 @@ export class OperatingSystem {
     }
   }
 
-  /** Vendor ID of a function, or null when nothing answers (Unsupported Request, timeout, all ones). */
-  private *probe(bus: number, device: number, fn: number): Task<number | null> {
-    try {
-      const id = yield* this.read(bus, device, fn, 0);
-      return (id & 0xffff) === 0xffff ? null : id;
-    } catch (error) {
-      if (error instanceof RequestFailed) return null;
-      throw error;
-    }
-  }
-
   private *scanBus(bus: number, onlyDevice0: boolean, pools: Pools, out: PciFunction[]): Task<void> {
     for (let device = 0; device < (onlyDevice0 ? 1 : 32); device++) {
-      const id = yield* this.probe(bus, device, 0);
+      const id = yield* this.readVendorId(bus, device, 0, CRS_TIMEOUT_MS);
       if (id === null) continue;
       const headerType = ((yield* this.read(bus, device, 0, 3)) >> 16) & 0x7f;
       if (headerType === 1) yield* this.bridge(bus, device, 0, false, pools, out);
@@ -504,6 +512,7 @@ export class OperatingSystem {
       if (flags & ExpFlags.SlotImplemented && (portType === PortType.RootPort || portType === PortType.DownstreamPort)) {
         info.hotplug = ((yield* this.read(bus, device, fn, (express + Exp.SltCap) / 4)) & SltCap.HotPlugCapable) !== 0;
       }
+      if (portType === PortType.RootPort) yield* this.enableCrsVisibility(record, express);
     }
     // A hot-plug port's windows start on a multiple of their reservation, so that a BAR as big
     // as the reservation fits at the base.
@@ -540,6 +549,17 @@ export class OperatingSystem {
     yield* this.write(bus, device, fn, 1, Command.Memory | Command.BusMaster, 0b0011);
     const prefetchable = info.prefetchable ? `, prefetchable ${hex(prefetchStart)}-${hex(prefetchEnd - 1)}` : "";
     this.log(`${rootPort ? "root port" : "bridge"} ${bus}:${device}.${fn} [${hex(record.vendorId)}:${hex(record.deviceId)}] buses ${secondary}-${subordinate}, memory ${info.memory ? `${hex(memoryStart)}-${hex(memoryEnd - 1)}` : "none"}${prefetchable}${info.hotplug ? ", hot-plug slot" : ""}`);
+  }
+
+  /**
+   * Linux pci_enable_crs, before the bus below a root port is scanned: CRS Software Visibility
+   * on when Root Capabilities offers it, so that a function not ready yet reads as Vendor ID
+   * CRS_VENDOR_ID (readVendorId waits) rather than the root port retrying the read itself.
+   */
+  private *enableCrsVisibility(port: PciFunction, express: number): Task<void> {
+    if (!((yield* this.readConfig(port, express + Exp.RootCap, 2)) & RootCap.CrsVisibility)) return;
+    const control = yield* this.readConfig(port, express + Exp.RootCtl, 2);
+    yield* this.writeConfig(port, express + Exp.RootCtl, 2, control | RootCtl.CrsVisibility);
   }
 
   /** Programs a memory base/limit pair (1 MiB granularity); closed when nothing was allocated. */
@@ -612,7 +632,7 @@ export class OperatingSystem {
     const range = port.bridge;
     if (!range) throw new Error(`${functionName(port)} is not a bridge`);
     const bus = range.secondary;
-    const id = yield* this.probe(bus, 0, 0);
+    const id = yield* this.readVendorId(bus, 0, 0, CRS_TIMEOUT_MS);
     if (id === null) return [];
     const headerType = ((yield* this.read(bus, 0, 0, 3)) >> 16) & 0x7f;
     if (headerType === 1) {

@@ -18,11 +18,9 @@
 // controller and an MRL sensor are never used: the host card's slots have neither.
 // All waits are virtual-time sleeps of the root complex; the model never reads a clock.
 
-import { spawn, wait, Lock, type Op, type Task } from "./task.ts";
+import { spawn, wait, Lock, MS, type Op, type Task } from "./task.ts";
 import { Exp, LnkCap, LnkSta, SltCap, SltCtl, SltSta } from "../../board/map/pcie.ts";
 import type { OperatingSystem, PciFunction } from "./os.ts";
-
-const MS = 1_000_000;
 
 /** pcie_wait_cmd: how long a Slot Control command may take (1000 ms; 2500 ms in poll mode). */
 export const COMMAND_TIMEOUT_MS = 1000;

@@ -3,12 +3,19 @@
 // completion timeout). Inbound, it serves the devices' DMA reads from memory (completions of
 // at most its Max_Payload_Size), takes their writes, and turns writes to the MSI address
 // range into interrupts.
+//
+// A configuration request completed with Configuration Request Retry Status (a function not
+// ready yet after reset) is handled as PCIe Base 2.3.2 says for a root port with CRS Software
+// Visibility: while Root Control enables it, a read that includes both bytes of the Vendor ID
+// completes to software with Vendor ID 0001h and all ones in the other bytes; any other
+// configuration request is re-issued after CRS_RETRY_NS, until it completes or the completion
+// timeout, counted from its first issue, runs out.
 
-import { ConfigSpace, defineType1Header, type Type1Header } from "../../board/pcie/config-space.ts";
-import { addExpress, PortType, LinkSpeed } from "../../board/pcie/capabilities.ts";
+import { ConfigSpace, defineType1Header, type Register, type Type1Header } from "../../board/pcie/config-space.ts";
+import { addExpress, PortType, LinkSpeed, RootCtl } from "../../board/pcie/capabilities.ts";
 import { configCompletion, readCompletions } from "../../board/pcie/completer.ts";
 import type { PcieLinkConfig } from "../../board/pcie/link.ts";
-import { encodeTlp, decodeTlp, isMalformed, CplStatus, DEFAULT_COMMON, type Tlp, type Completion } from "../../board/pcie/tlp.ts";
+import { encodeTlp, decodeTlp, isMalformed, isConfigRequest, CplStatus, DEFAULT_COMMON, type Tlp, type Completion, type ConfigRequest } from "../../board/pcie/tlp.ts";
 import { COMPLETION_TIMEOUT_NS } from "../../board/pcie/endpoint.ts";
 import type { Scheduler } from "../../board/scheduler.ts";
 import { SparseMemory } from "../../board/memory.ts";
@@ -21,6 +28,19 @@ export const MSI_LIMIT = 0xfeef_ffff;
 export const ROOT_PORT_LINK: PcieLinkConfig = { generation: 3, lanes: 8, latencyNs: 150 };
 /** The root complex completes reads in pieces of at most this many bytes. */
 export const ROOT_MAX_PAYLOAD = 256;
+/**
+ * The Vendor ID a read returns to software for a function that answered with Configuration
+ * Request Retry Status, with CRS Software Visibility on: reserved by the PCI-SIG for this use
+ * alone (Linux: PCI_VENDOR_ID_PCI_SIG). The rest of the DW reads all ones.
+ */
+export const CRS_VENDOR_ID = 0x0001;
+/**
+ * How long the root complex waits before it re-issues a configuration request completed with
+ * Configuration Request Retry Status (the specification leaves it to the implementation): 10 µs,
+ * tens of round trips on the link, so a function that takes the whole 50 ms completion timeout
+ * to get ready sees 5 000 retries rather than a flood.
+ */
+export const CRS_RETRY_NS = 10_000;
 
 /** A request the root complex could not complete: the status it got, or a completion timeout. */
 export class RequestFailed extends Error {
@@ -34,6 +54,8 @@ export interface RootCounters {
   completionTimeouts: number;
   /** Requests completed with Unsupported Request or Completer Abort. */
   errorCompletions: number;
+  /** Completions with Configuration Request Retry Status: each one a retry, or a Vendor ID read completed to software as 0001h. */
+  crsCompletions: number;
   malformed: number;
   unexpectedCompletions: number;
   dmaReads: number;
@@ -42,10 +64,14 @@ export interface RootCounters {
 }
 
 interface Outstanding {
+  /** The request as issued: a configuration request is issued again after Configuration Request Retry Status. */
+  tlp: Tlp;
   data: Uint8Array;
   received: number;
   resume: (result: Uint8Array | Error) => void;
   timer: number;
+  /** The re-issue waiting after a Configuration Request Retry Status, if any. */
+  retry: number | null;
   what: string;
 }
 
@@ -53,10 +79,11 @@ export class RootComplex {
   readonly memory = new SparseMemory();
   /** How long each configuration read below the root port took to complete, in order. */
   readonly configReadNs: number[] = [];
-  readonly counters: RootCounters = { completionTimeouts: 0, errorCompletions: 0, malformed: 0, unexpectedCompletions: 0, dmaReads: 0, dmaWrites: 0, interrupts: 0 };
+  readonly counters: RootCounters = { completionTimeouts: 0, errorCompletions: 0, crsCompletions: 0, malformed: 0, unexpectedCompletions: 0, dmaReads: 0, dmaWrites: 0, interrupts: 0 };
   readonly rootPort: { config: ConfigSpace; header: Type1Header };
   /** Called with the message data of every MSI write. */
   onInterrupt: ((data: number, requester: number) => void) | null = null;
+  private readonly rootControl: Register;
   private send: ((tlp: Uint8Array) => void) | null = null;
   private readonly outstanding = new Map<number, Outstanding>();
   private nextTag = 0;
@@ -64,10 +91,11 @@ export class RootComplex {
   constructor(private readonly scheduler: Scheduler) {
     const config = new ConfigSpace(4096);
     const header = defineType1Header(config, { vendorId: 0x8086, deviceId: 0x1d10, io: false, prefetchable: 64 });
-    const express = addExpress(config, { portType: PortType.RootPort, link: { maxSpeed: LinkSpeed.Gen3, maxWidth: 16 } });
+    const express = addExpress(config, { portType: PortType.RootPort, link: { maxSpeed: LinkSpeed.Gen3, maxWidth: 16 }, crsVisibility: true });
     // The link to the host card trains with the server and never goes down: DL Link Active.
     express.link.dlLinkActive.set(1);
     this.rootPort = { config, header };
+    this.rootControl = express.registers.rootControl;
   }
 
   /** Non-posted requests issued and not yet completed (nor timed out). */
@@ -129,6 +157,10 @@ export class RootComplex {
       this.counters.unexpectedCompletions++;
       return;
     }
+    if (tlp.status === CplStatus.ConfigRequestRetry && isConfigRequest(request.tlp)) {
+      this.notReady(tlp.tag, request, request.tlp);
+      return;
+    }
     if (tlp.status !== CplStatus.SuccessfulCompletion) {
       this.counters.errorCompletions++;
       this.finish(tlp.tag, new RequestFailed(`${request.what}: ${CplStatus[tlp.status]}`, tlp.status));
@@ -139,6 +171,21 @@ export class RootComplex {
       request.received += tlp.data.length;
     }
     if (request.received >= request.data.length) this.finish(tlp.tag, request.data);
+  }
+
+  /** Configuration Request Retry Status for `config`: the Vendor ID answer with CRS Software Visibility, else a re-issue. */
+  private notReady(tag: number, request: Outstanding, config: ConfigRequest): void {
+    this.counters.crsCompletions++;
+    const vendorIdRead = (config.kind === "CfgRd0" || config.kind === "CfgRd1") && config.register === 0 && (config.firstBe & 0b0011) === 0b0011;
+    if (vendorIdRead && this.rootControl.test(RootCtl.CrsVisibility)) {
+      new DataView(request.data.buffer).setUint32(0, (0xffff_0000 | CRS_VENDOR_ID) >>> 0, true);
+      this.finish(tag, request.data);
+      return;
+    }
+    request.retry = this.scheduler.at(this.scheduler.now + CRS_RETRY_NS, () => {
+      request.retry = null;
+      this.transmit(config);
+    });
   }
 
   private finish(tag: number, result: Uint8Array | Error): void {
@@ -159,21 +206,24 @@ export class RootComplex {
           return;
         }
         this.nextTag = (tag + 1) & 0xff;
+        const tlp = build(tag);
         const timer = this.scheduler.at(this.scheduler.now + COMPLETION_TIMEOUT_NS, () => {
           this.counters.completionTimeouts++;
+          const { retry } = this.outstanding.get(tag)!;
+          if (retry !== null) this.scheduler.cancel(retry);
           this.outstanding.delete(tag);
           resume(new RequestFailed(`${what}: completion timeout`, "timeout"));
         });
-        this.outstanding.set(tag, { data: new Uint8Array(expect), received: 0, resume, timer, what });
-        this.transmit(build(tag));
+        this.outstanding.set(tag, { tlp, data: new Uint8Array(expect), received: 0, resume, timer, retry: null, what });
+        this.transmit(tlp);
       },
     };
   }
 
   /**
    * A configuration read of one DW; the root port itself answers for its own function. The
-   * time each one below the root port took, to its successful completion, is kept in
-   * configReadNs.
+   * time each one below the root port took, to its successful completion (retries included;
+   * not a Vendor ID answered as CRS_VENDOR_ID), is kept in configReadNs.
    */
   configRead(bus: number, device: number, fn: number, register: number): Op<number> {
     if (bus === 0) return this.localConfig(device, fn, register, null);
@@ -185,7 +235,7 @@ export class RootComplex {
       start: (resume) => {
         const issued = this.scheduler.now;
         read.start((result) => {
-          if (!(result instanceof Error)) this.configReadNs.push(this.scheduler.now - issued);
+          if (!(result instanceof Error) && !(register === 0 && (result & 0xffff) === CRS_VENDOR_ID)) this.configReadNs.push(this.scheduler.now - issued);
           resume(result);
         });
       },

@@ -4,6 +4,9 @@
 // the operation completes, inside the simulation's virtual time. It reads like async code,
 // but nothing waits on a JavaScript promise, so runs stay deterministic.
 
+/** Nanoseconds in a millisecond of virtual time. */
+export const MS = 1_000_000;
+
 /** An operation that finishes by calling `resume` once, from a scheduler action (or at once). */
 export interface Op<T> {
   start(resume: (result: T | Error) => void): void;
