@@ -105,10 +105,10 @@ test("iov sim --softcore-mhz prints each card's soft-core utilisation and worst 
 test("trace replay fails with the first differing command when the output does not match", () => {
   const dir = temp();
   const wrong = new Uint8Array(readFileSync(`${FIXTURES}default-host.out`));
-  wrong[12 + 4 + 4] ^= 0xff; // the value of the first REG_WRITE (the first watchdog kick)
+  wrong[12 + 4 + 4] ^= 0xff; // the value of the first REG_WRITE (the switch router's ConfigReady)
   writeFileSync(join(dir, "wrong.out"), wrong);
   const result = iov(["trace", "replay", `${FIXTURES}default-host.in`, "--expect", join(dir, "wrong.out")]);
-  assertOneLineError(result, 1, /output differs under node: command #1 at byte 12: expected REG_WRITE 0x001c = 0x5afeca01, got REG_WRITE 0x001c = 0x5afecafe/);
+  assertOneLineError(result, 1, /output differs under node: command #1 at byte 12: expected REG_WRITE 0x0a00 = 0x000000f7, got REG_WRITE 0x0a00 = 0x00000008/);
 });
 
 test("trace decode reads garbage without failing and says what it found", () => {

@@ -24,9 +24,10 @@ async function lockstep(engine: EngineKind): Promise<{ out: Uint8Array; log: str
 test("the scripted session gets the expected answers from the firmware", async () => {
   const { out } = await lockstep("node");
   const kinds = commands(out).map((c) => (c.kind === "error" ? `error:${MailboxError[c.code]}` : c.kind));
-  // BOOT: HELLO, the first watchdog kick, the read of the running image's header; the banner on the UART.
+  // BOOT: HELLO, the switch router's ConfigReady, the first watchdog kick, the read of the running
+  // image's header; the banner on the UART.
   assert.deepEqual(kinds, [
-    "hello", "regWrite", "flashRead", "timerArm", "uartTx", "syncAck",
+    "hello", "regWrite", "regWrite", "flashRead", "timerArm", "uartTx", "syncAck",
     "regWrite", "timerArm", "syncAck",
     "error:BadField", "error:OutOfOrder", "counters", "syncAck",
     "regWrite", "error:OutOfOrder", "timerArm", "syncAck",
