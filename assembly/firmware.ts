@@ -323,7 +323,8 @@ function onTimer(id: i32): void {
   } else if (id == TimerId.Update) {
     update.onTimer();
     console.resumeAfterUpdate();
-  } else if (id != TimerId.Heartbeat) link.onTimer(id);
+  } else if (id == TimerId.Slots) vswitch.onSlotsTimer();
+  else if (id != TimerId.Heartbeat) link.onTimer(id);
   else {
     timers.restartPeriodic(TimerId.Heartbeat, HEARTBEAT_NS);
     log.info();

@@ -6,8 +6,8 @@
 import { LogLevel } from "../board/map/mailbox";
 import { writeAll, FD_LOG } from "./abi/wasi";
 import { now } from "./clock";
-import { decimal, decimalDigits, hexDigit } from "./digits";
-import { Text, textByte, textLength } from "./text";
+import { decimal, decimalDigits, hexDigits } from "./digits";
+import { Text, textLength } from "./text";
 
 const CAPACITY: i32 = 256;
 const line = memory.data(CAPACITY);
@@ -33,6 +33,13 @@ function put(c: i32): void {
   if (length < CAPACITY - 1) store<u8>(line + length++, c as u8);
 }
 
+/** Appends the `n` bytes at `at`, as many as fit. */
+function append(at: usize, n: i32): void {
+  n = min(n, CAPACITY - 1 - length);
+  memory.copy(line + length, at, n);
+  length += n;
+}
+
 /** Starts a record; the appenders below write nothing unless it passes the level. */
 export function begin(lvl: i32): void {
   active = lvl <= threshold;
@@ -56,18 +63,14 @@ export function info(): void { begin(LogLevel.Info); }
 export function debug(): void { begin(LogLevel.Debug); }
 
 function padded(value: u64, width: i32, fill: i32): void {
-  let n = decimal(value);
+  const n = decimal(value);
   for (let i = n; i < width; i++) put(fill);
-  while (n > 0) put(load<u8>(decimalDigits + --n));
+  append(decimalDigits + 20 - n, n);
 }
 
-/** Appends printable ASCII text (other bytes become '?'). */
+/** Appends a text (printable ASCII: the build makes sure of it), cut where the record is full. */
 export function str(text: Text): void {
-  if (!active) return;
-  for (let i = 0, n = textLength(text); i < n; i++) {
-    const c = textByte(text, i);
-    put(c >= 0x20 && c < 0x7f ? c : 0x3f);
-  }
+  if (active) append(text + 1, textLength(text));
 }
 
 export function dec(value: u64): void {
@@ -82,10 +85,7 @@ export function hex(value: u32, digits: i32): void {
 }
 
 function digitsOf(value: u32, digits: i32): void {
-  for (let shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
-    const nibble = ((value >> shift) & 0xf) as i32;
-    put(hexDigit(nibble));
-  }
+  append(hexDigits(value, digits), digits);
 }
 
 /** Appends the 6-byte Ethernet address at `at` as aa:bb:cc:dd:ee:ff. */
@@ -107,12 +107,13 @@ export function end(): void {
 }
 
 function remember(): void {
-  for (let i = 0; i < length; i++) {
-    store<u8>(history + historyEnd, load<u8>(line + i));
-    if (++historyEnd == HISTORY) {
-      historyEnd = 0;
-      historyFull = true;
-    }
+  const first = min(length, HISTORY - historyEnd);
+  memory.copy(history + historyEnd, line, first);
+  memory.copy(history, line + first, length - first);
+  historyEnd += first;
+  if (historyEnd == HISTORY) {
+    historyEnd = length - first;
+    historyFull = true;
   }
 }
 

@@ -13,7 +13,8 @@ export enum TimerId {
   Watchdog = 18, //   kick the watchdog
   Confirm = 19, //    confirm a trial image after a healthy start
   Update = 20, //     the update's transfer: receiver start and timeouts
-  Count = 21,
+  Slots = 21, //      raise the next queued hot-plug event (pcie/switch.ts), due at once
+  Count = 22,
 }
 
 const CHANNEL: i32 = 0;

@@ -24,7 +24,7 @@ import {
 import type { Scheduler } from "./scheduler.ts";
 import { concat } from "./bytes.ts";
 import type { Fabric } from "./fabric.ts";
-import { BatchOverrun, EngineFailure, SoftcoreTiming, type FirmwareSession } from "./softcore.ts";
+import { BATCH_EVENTS_MAX, BatchOverrun, EngineFailure, SoftcoreTiming, type FirmwareSession } from "./softcore.ts";
 
 export interface CardConfig {
   name: string;
@@ -245,9 +245,9 @@ export class Card {
   }
 
   /**
-   * Runs the pending events as one batch. While the soft-core is busy they wait, and more join
-   * them, until it is free, as on the card. The batch's commands take effect when the soft-core
-   * has finished it.
+   * Runs the pending events as one batch, at most BATCH_EVENTS_MAX of them. While the soft-core is
+   * busy they wait, and more join them, until it is free, as on the card. The batch's commands
+   * take effect when the soft-core has finished it; then the events left go next.
    */
   private async flush(): Promise<void> {
     this.flushScheduled = false;
@@ -259,8 +259,7 @@ export class Card {
     }
     const seq = this.seq;
     this.seq = (this.seq + 1) >>> 0;
-    const batch: (EventMessage | Uint8Array)[] = [{ kind: "time", now: BigInt(this.scheduler.now) }, ...this.pending, { kind: "sync", seq }];
-    this.pending = [];
+    const batch: (EventMessage | Uint8Array)[] = [{ kind: "time", now: BigInt(this.scheduler.now) }, ...this.pending.splice(0, BATCH_EVENTS_MAX), { kind: "sync", seq }];
     const events = concat(batch.map((e) => (e instanceof Uint8Array ? e : encodeEvent(e))));
     if (this.observer.message) for (const e of batch) this.observer.message(this, "events", e instanceof Uint8Array ? describeFramed(e) : describeMessage(e));
     let commands: Uint8Array;

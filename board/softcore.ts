@@ -76,6 +76,14 @@ export const SOFTCORE_MHZ_MIN = 1;
 export const SOFTCORE_MHZ_MAX = 1000;
 /** A batch that keeps the soft-core busy longer than this is logged and counted. */
 export const BATCH_LIMIT_NS_DEFAULT = 1_000_000;
+/**
+ * Most events the mailbox hands the firmware in one batch (besides its TIME and SYNC); the rest
+ * wait in the FIFO for the next. An event costs the firmware up to about 1 500 WebAssembly
+ * instructions and a batch about 1 300 on top (docs/softcore.md): four keep a batch within the
+ * batch limit at 100 MHz, where a burst of frames that arrived while the soft-core was busy would
+ * otherwise make one batch of all of them.
+ */
+export const BATCH_EVENTS_MAX = 4;
 
 export class SoftcoreTiming {
   /**

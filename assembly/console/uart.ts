@@ -4,8 +4,8 @@
 
 import { UartTxBody } from "../../board/map/mailbox";
 import { uartTx } from "../abi/tx";
-import { decimal, decimalDigits, hexDigit } from "../digits";
-import { Text, textByte, textLength } from "../text";
+import { decimal, decimalDigits, hexDigits } from "../digits";
+import { Text, textLength } from "../text";
 
 const CAPACITY: i32 = 2048;
 const out = memory.data(CAPACITY);
@@ -16,16 +16,20 @@ export function put(c: i32): void {
   store<u8>(out + filled++, c as u8);
 }
 
-/** Printable ASCII text; other bytes become '?'. */
+/** A text (printable ASCII: the build makes sure of it). */
 export function text(s: Text): void {
-  for (let i = 0, n = textLength(s); i < n; i++) {
-    const c = textByte(s, i);
-    put(c >= 0x20 && c < 0x7f ? c : 0x3f);
-  }
+  bytes(s + 1, textLength(s));
 }
 
 export function bytes(at: usize, length: i32): void {
-  for (let i = 0; i < length; i++) put(load<u8>(at + i));
+  while (length > 0) {
+    if (filled == CAPACITY) flush();
+    const n = min(length, CAPACITY - filled);
+    memory.copy(out + filled, at, n);
+    filled += n;
+    at += n;
+    length -= n;
+  }
 }
 
 export function newline(): void {
@@ -39,16 +43,13 @@ export function line(s: Text): void {
 }
 
 export function dec(value: u64): void {
-  let n = decimal(value);
-  while (n > 0) put(load<u8>(decimalDigits + --n));
+  const n = decimal(value);
+  bytes(decimalDigits + 20 - n, n);
 }
 
 /** `digits` lowercase hex digits, no prefix. */
 export function hex(value: u32, digits: i32): void {
-  for (let shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
-    const nibble = ((value >> shift) & 0xf) as i32;
-    put(hexDigit(nibble));
-  }
+  bytes(hexDigits(value, digits), digits);
 }
 
 /** Sends what is buffered as UART_TX commands. */

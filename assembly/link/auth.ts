@@ -14,7 +14,7 @@
 // handshake goes on when the last has come (port.tagsPending == 0).
 
 import { CardRole } from "../../board/map/mailbox";
-import { NONCE_SIZE, TAG_SIZE } from "../../board/map/link";
+import { NONCE_SIZE, TAG_SIZE, Proposal } from "../../board/map/link";
 import * as hash from "../hash";
 import { Context, LINK_TAGS } from "../hash";
 import { store16be, store32be, load32be } from "./be";
@@ -29,25 +29,33 @@ export enum TranscriptTag {
 }
 
 const LABELS = memory.data<u32>([0x68564f49, 0x63564f49, 0x73564f49]); // "IOVh", "IOVc", "IOVs" as bytes
-const scratch = memory.data(16);
+/** A label, then the transcript: laid out once, then hashed under each label. */
+const message = memory.data(4 + 2 * NONCE_SIZE + 2 * Proposal.SizeV2 + 11);
+
+/** Copies `length` bytes from `from` to `at`; returns the end. */
+function put(at: usize, from: usize, length: i32): usize {
+  memory.copy(at, from, length);
+  return at + length;
+}
 
 /** Asks the hash engine for port `index`'s three tags over its transcript, which must be complete. */
 export function startTags(index: i32): void {
   const p = port(index);
   const host = config.role == CardRole.Host;
-  store32be(scratch, host ? config.serial : p.peerSerial);
-  store32be(scratch + 4, host ? p.peerSerial : config.serial);
-  store16be(scratch + 8, config.group);
-  store<u8>(scratch + 10, p.version as u8);
+  let at = put(message + 4, field(index, host ? NONCE : PEER_NONCE), NONCE_SIZE);
+  at = put(at, field(index, host ? PEER_NONCE : NONCE), NONCE_SIZE);
+  at = put(at, field(index, host ? PROPOSAL : PEER_PROPOSAL), p.proposalLength);
+  at = put(at, field(index, host ? PEER_PROPOSAL : PROPOSAL), p.proposalLength);
+  store32be(at, host ? config.serial : p.peerSerial);
+  store32be(at + 4, host ? p.peerSerial : config.serial);
+  store16be(at + 8, config.group);
+  store<u8>(at + 10, p.version as u8);
+  const length = (at + 11 - message) as i32;
   for (let t = 0; t < LINK_TAGS; t++) {
     const context = Context.Link + LINK_TAGS * index + t;
+    store<u32>(message, load<u32>(LABELS + 4 * t));
     hash.startHmac(context, config.pairingKey, 32);
-    hash.update(context, LABELS + 4 * t, 4);
-    hash.update(context, field(index, host ? NONCE : PEER_NONCE), NONCE_SIZE);
-    hash.update(context, field(index, host ? PEER_NONCE : NONCE), NONCE_SIZE);
-    hash.update(context, field(index, host ? PROPOSAL : PEER_PROPOSAL), p.proposalLength);
-    hash.update(context, field(index, host ? PEER_PROPOSAL : PROPOSAL), p.proposalLength);
-    hash.update(context, scratch, 11);
+    hash.update(context, message, length);
     hash.finish(context);
   }
   p.tagsPending = LINK_TAGS;

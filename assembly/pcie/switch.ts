@@ -17,6 +17,9 @@ import { Counter, TlpRxReason, LogLevel } from "../../board/map/mailbox";
 import { Hdr, Hdr1, Exp, Command, SltCtl, SltSta, MsiCtrl, TlpType, SWITCH_PORTS, SwitchCapability } from "../../board/map/pcie";
 import * as tx from "../abi/tx";
 import * as log from "../log";
+import * as clock from "../clock";
+import * as timers from "../timers";
+import { TimerId } from "../timers";
 import { Text } from "../text";
 import { count } from "../counters";
 import * as config from "./config";
@@ -65,6 +68,14 @@ let ready = false;
 let released: i32 = -1;
 /** Bus and device of the upstream port (bus << 8 | device << 3), from the last Type 0 request. */
 let upstreamId: u32 = 0;
+/**
+ * Hot-plug events not yet raised, a bit per port: one is raised per batch (the Slots timer, due
+ * at once), removals first, so that a tunnel's four slots do not make one batch of four events
+ * (docs/softcore.md). The router stops or starts forwarding at once; only what the server sees
+ * of the slot waits.
+ */
+let pendingRemovals: u32 = 0;
+let pendingInsertions: u32 = 0;
 
 /** Back to power-on: no ports (a chassis card has none), nothing bound or remembered. */
 export function reset(): void {
@@ -72,6 +83,8 @@ export function reset(): void {
   ready = false;
   released = -1;
   upstreamId = 0;
+  pendingRemovals = 0;
+  pendingInsertions = 0;
   memory.fill(bindings, 0, RECORD * SWITCH_PORTS);
   config.reset();
 }
@@ -260,6 +273,28 @@ function slotEvent(port: i32, present: bool): void {
   evaluate(port);
 }
 
+/** Queues port `port`'s hot-plug event for the Slots timer; an insertion not yet raised is withdrawn instead of removed. */
+function queueSlotEvent(port: i32, present: bool): void {
+  const bit: u32 = 1 << port;
+  if (present) pendingInsertions |= bit;
+  else if ((pendingInsertions & bit) != 0) pendingInsertions &= ~bit;
+  else pendingRemovals |= bit;
+  if (!timers.isRunning(TimerId.Slots)) timers.startAt(TimerId.Slots, clock.now);
+}
+
+/** The Slots timer: raises one queued hot-plug event, removals first, and comes back for the next. */
+export function onSlotsTimer(): void {
+  const removal = pendingRemovals != 0;
+  const bits = removal ? pendingRemovals : pendingInsertions;
+  if (bits == 0) return;
+  const port = ctz(bits) as i32;
+  if (removal) pendingRemovals &= ~(1 << port);
+  else pendingInsertions &= ~(1 << port);
+  slotEvent(port, !removal);
+  // 1 ns on: in a batch of its own, not again in this one.
+  if ((pendingRemovals | pendingInsertions) != 0) timers.start(TimerId.Slots, 1);
+}
+
 /**
  * Link port (tunnel) `tunnel` became Active with chassis card `peerSerial`, which has
  * `peerSlots` slots, those in `present` holding a device: each slot gets a downstream port,
@@ -281,6 +316,11 @@ export function attach(tunnel: i32, peerSerial: u32, peerSlots: i32, present: u3
       log.end();
       return;
     }
+    // The port's last chassis slot is still to be shown removed: that comes first, with its names.
+    if ((pendingRemovals & (1 << port)) != 0) {
+      pendingRemovals &= ~(1 << port);
+      slotEvent(port, false);
+    }
     const b = binding(port);
     b.bound = true;
     b.used = true;
@@ -290,7 +330,7 @@ export function attach(tunnel: i32, peerSerial: u32, peerSlots: i32, present: u3
     b.occupied = (present & (1 << slot)) != 0;
     router(port, SwitchReg.Binding, (tunnel as u32) | ((slot as u32) << 8));
     router(port, SwitchReg.Control, control(port));
-    if (b.occupied) slotEvent(port, true);
+    if (b.occupied) queueSlotEvent(port, true);
   }
 }
 
@@ -307,7 +347,7 @@ export function detach(tunnel: i32): void {
     b.bound = false;
     b.release = Release.None;
     router(port, SwitchReg.Control, control(port));
-    if (b.occupied) slotEvent(port, false);
+    if (b.occupied) queueSlotEvent(port, false);
     b.occupied = false;
   }
 }

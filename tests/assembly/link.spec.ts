@@ -644,6 +644,12 @@ function pairHost(): void {
   fabricConfirms();
   const out = receive(peer.ready(0, session));
   expect(linkStates(out)).toStrictEqual([LinkState.Active], "paired");
+  raiseSlotEvents();
+}
+
+/** The hot-plug events the switch queued, raised one per firing of the Slots timer (pcie/switch.ts). */
+function raiseSlotEvents(): Cmd[] {
+  return wait(2 * SWITCH_PORTS);
 }
 
 /** Chassis card: the host OFFERs in `offerVersion`; the card ACCEPTs (Negotiate). */
@@ -1025,6 +1031,8 @@ describe("link: host card handshake", () => {
     expect(out.length).toBe(1 + 2 * CHASSIS_SLOTS, "the LinkState write and the slots' router writes");
     expect(linkStates(out)).toStrictEqual([LinkState.Active]);
     expect(counters.get(Counter.LinkUps)).toBe(1);
+    expect(counters.get(Counter.HotplugEvents)).toBe(0, "the insertions come one per batch after this one");
+    raiseSlotEvents();
     expect(counters.get(Counter.HotplugEvents)).toBe(CHASSIS_SLOTS, "one insertion per chassis slot");
     expectActive();
   });
@@ -2308,6 +2316,7 @@ describe("link: hot-plug hooks", () => {
     }
     expect(stopped).toBe(CHASSIS_SLOTS);
     expect(lastForwardOff).toBeLessThan(firstShut, "the router hands back outstanding requests before the tunnel flushes");
+    raiseSlotEvents();
     expect(counters.get(Counter.HotplugEvents)).toBe(2 * CHASSIS_SLOTS, "an insertion and a removal per slot");
   });
 
@@ -2333,6 +2342,7 @@ describe("link: hot-plug hooks", () => {
     const writes = routerWrites(receive(peer.ready(0, session)));
     expect(writes.length).toBe(2 * CHASSIS_SLOTS);
     for (let slot = 0; slot < CHASSIS_SLOTS; slot++) expect(writes[2 * slot].address()).toBe(switchAddress(slot + 1, SwitchReg.Binding));
+    raiseSlotEvents();
     expect(counters.get(Counter.HotplugEvents)).toBe(3 * CHASSIS_SLOTS);
   });
 
@@ -2694,6 +2704,7 @@ describe("management: group changes", () => {
     const closes = framesOfType(done, ControlType.Close);
     expect(closes.length).toBe(1);
     if (closes.length == 1) expectReason(closes[0], ControlType.Close, RejectReason.Reassigned, CHASSIS_MAC, session);
+    raiseSlotEvents();
     expect(counters.get(Counter.HotplugEvents)).toBe(2 * CHASSIS_SLOTS, "each slot inserted, then removed");
     expect(controlVlanWrites(done)).toStrictEqual([NEW_GROUP]);
   });
@@ -2752,6 +2763,7 @@ describe("management: a host card releases a chassis card's slots", () => {
     for (let p = 2; p < CHASSIS_SLOTS; p++) handle(regValueEvent(switchAddress(p, SwitchReg.IdleUs), 0xffffffff));
     const out = handle(regValueEvent(switchAddress(CHASSIS_SLOTS, SwitchReg.IdleUs), 0xffffffff));
     expect(linkStates(out)).toStrictEqual([LinkState.Down]);
+    raiseSlotEvents();
     for (let p = 1; p <= CHASSIS_SLOTS; p++) {
       expect(pcieConfig.slotStatus(p) & SltSta.AttentionButtonPressed).toBe(0, "no button");
       expect(pcieConfig.slotStatus(p) & SltSta.PresenceDetectState).toBe(0, "gone");

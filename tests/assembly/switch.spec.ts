@@ -9,6 +9,8 @@ import * as firmware from "../../assembly/firmware";
 import * as tx from "../../assembly/abi/tx";
 import * as counters from "../../assembly/counters";
 import * as vswitch from "../../assembly/pcie/switch";
+import * as timers from "../../assembly/timers";
+import { TimerId } from "../../assembly/timers";
 import * as config from "../../assembly/pcie/config";
 import {
   Command, Counter, MailboxError, CardRole, ErrorBody, TlpRxBody, TlpRxReason, NO_PORT, BootBody, TLP_RX_REASON_LAST,
@@ -187,16 +189,24 @@ function linkStatus(port: i32): u32 {
   return field16(port, EXP + Exp.LnkSta);
 }
 
-/** The commands attach() sends; every slot holds a device unless `present` says otherwise. */
+/** The hot-plug events attach() and detach() queue, raised as the Slots timer would, one per firing. */
+function raiseSlotEvents(): void {
+  for (let i = 0; i < 2 * SWITCH_PORTS; i++) vswitch.onSlotsTimer();
+  timers.stop(TimerId.Slots);
+}
+
+/** The commands attach() sends, then those of the hot-plug events it queued; every slot holds a device unless `present` says otherwise. */
 function attach(tunnel: i32, serial: u32, slots: i32, present: u32 = 0xff): Sent[] {
   tx.discard();
   vswitch.attach(tunnel, serial, slots, present);
+  raiseSlotEvents();
   return sent();
 }
 
 function detach(tunnel: i32): Sent[] {
   tx.discard();
   vswitch.detach(tunnel);
+  raiseSlotEvents();
   return sent();
 }
 
@@ -907,17 +917,17 @@ describe("switch: hot-plug", () => {
     expect(counters.get(Counter.HotplugEvents)).toBe(4);
   });
 
-  it("detach clears Forward first, then presence and DL Link Active go, with both change events", () => {
+  it("detach clears Forward of every port first, then presence and DL Link Active go, with both change events, a port per Slots timer", () => {
     attach(0, CHASSIS, 2);
     clearSlotEvents(1);
     clearSlotEvents(2);
     armInterrupts(1, HOTPLUG_ENABLES);
     const out = detach(0);
-    expect(typesOf(out)).toStrictEqual([Command.RegWrite, Command.TlpTx, Command.RegWrite], "Control (port 1), its MSI, Control (port 2)");
+    expect(typesOf(out)).toStrictEqual([Command.RegWrite, Command.RegWrite, Command.TlpTx], "Control (port 1), Control (port 2), then port 1's MSI");
     expect(regWriteOf(out[0]).address).toBe(routerAddress(1, SwitchReg.Control));
     expect(regWriteOf(out[0]).value).toBe(SwitchControl.MemoryEnable | SwitchControl.BusMaster, "Forward cleared, Command kept");
-    expect(regWriteOf(out[2]).address).toBe(routerAddress(2, SwitchReg.Control));
-    expect(regWriteOf(out[2]).value).toBe(0);
+    expect(regWriteOf(out[1]).address).toBe(routerAddress(2, SwitchReg.Control));
+    expect(regWriteOf(out[1]).value).toBe(0);
     for (let port = 1; port <= 2; port++) {
       expect(slotStatus(port)).toBe(SltSta.PresenceDetectChanged | SltSta.DlStateChanged, "removed: events, no presence");
       expect(linkStatus(port)).toBe(3, "DL Link Active clear, width 0");
@@ -925,6 +935,35 @@ describe("switch: hot-plug", () => {
     }
     expect(counters.get(Counter.HotplugEvents)).toBe(4);
     expect(detach(0).length).toBe(0, "nothing left to detach");
+  });
+
+  it("raises one queued hot-plug event per Slots timer, removals first; detach withdraws an insertion not yet raised", () => {
+    tx.discard();
+    vswitch.attach(0, CHASSIS, 3, 0xff);
+    expect(counters.get(Counter.HotplugEvents)).toBe(0, "attach only queues the insertions");
+    expect(timers.isRunning(TimerId.Slots)).toBe(true, "the Slots timer runs");
+    vswitch.onSlotsTimer();
+    expect(counters.get(Counter.HotplugEvents)).toBe(1, "one per firing");
+    expect(slotStatus(1) & SltSta.PresenceDetectState).toBe(SltSta.PresenceDetectState, "port 1 first");
+    expect(slotStatus(2)).toBe(0);
+    vswitch.detach(0);
+    raiseSlotEvents();
+    expect(counters.get(Counter.HotplugEvents)).toBe(2, "port 1 removed; ports 2 and 3 were never shown, so nothing to remove");
+    expect(slotStatus(2)).toBe(0);
+    expect(timers.isRunning(TimerId.Slots)).toBe(false);
+  });
+
+  it("a removal still queued when its port is bound again is raised at once, before the new insertion", () => {
+    attach(0, CHASSIS, 1);
+    tx.discard();
+    vswitch.detach(0);
+    vswitch.attach(1, CHASSIS, 1, 0xff);
+    expect(counters.get(Counter.HotplugEvents)).toBe(2, "the insertion, then the removal at once on re-binding");
+    expect(slotStatus(1) & SltSta.PresenceDetectState).toBe(0, "removed");
+    raiseSlotEvents();
+    expect(counters.get(Counter.HotplugEvents)).toBe(3, "then the new insertion");
+    expect(vswitch.boundTunnel(1)).toBe(1);
+    expect(slotStatus(1) & SltSta.PresenceDetectState).toBe(SltSta.PresenceDetectState);
   });
 
   it("gives a chassis that comes back the same ports for the same slots", () => {

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { MessageReader, decodeEvent } from "../../board/mailbox-codec.ts";
-import { SoftcoreTiming, CYCLES_PER_NATIVE, Wasm3Native, type BatchCost, type FirmwareSession } from "../../board/softcore.ts";
+import { SoftcoreTiming, CYCLES_PER_NATIVE, Wasm3Native, BATCH_EVENTS_MAX, type BatchCost, type FirmwareSession } from "../../board/softcore.ts";
 import { WATCHDOG_TIMEOUT_NS } from "../../board/map/registers.ts";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
 import { testCard } from "./support/card.ts";
@@ -84,6 +84,23 @@ test("events that arrive while the soft-core is busy wait, and go together in th
   for (let i = 1; i < batches.length; i++) {
     assert.ok(batches[i].at >= batches[i - 1].at + timing.batchNs(batches[i - 1].cost), `batch ${i}`);
   }
+  await c.powerOff();
+});
+
+test("a batch carries at most BATCH_EVENTS_MAX events; the rest wait for the next", async () => {
+  const timing = new SoftcoreTiming(MHZ);
+  const { scheduler, card: c, batches } = card(timing);
+  c.powerOn();
+  const busy = timing.loadNs(moduleBytes);
+  // Six console bytes, one event each, while wasm3 is still loading the module.
+  for (let i = 0; i < 6; i++) scheduler.at(busy / 2, () => c.post({ kind: "uartRx", bytes: Uint8Array.of(0x30 + i) }));
+  await scheduler.run(0.5e9);
+  const carried = batches.map((b) => b.events.filter((k) => k !== "time" && k !== "sync"));
+  assert.equal(carried[0].length, BATCH_EVENTS_MAX, carried[0].join(" "));
+  assert.ok(carried.every((events) => events.length <= BATCH_EVENTS_MAX));
+  const uart = carried.flat().filter((k) => k === "uartRx").length;
+  assert.equal(uart, 6, "every byte delivered");
+  assert.ok(batches[1].at >= batches[0].at + timing.batchNs(batches[0].cost), "the rest when the soft-core is free");
   await c.powerOff();
 });
 

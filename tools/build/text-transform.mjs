@@ -36,6 +36,11 @@ export default class TextTransform extends Transform {
         if (utf8.length > MAX_TEXT) {
           throw new Error(`${range.source.normalizedPath}: a text of ${utf8.length} bytes; the firmware's texts hold at most ${MAX_TEXT}`);
         }
+        // The log and the console copy texts as they are (assembly/log.ts, console/uart.ts): printable ASCII only.
+        const bad = utf8.findIndex((b) => b < 0x20 || b > 0x7e);
+        if (bad >= 0) {
+          throw new Error(`${range.source.normalizedPath}: the text ${JSON.stringify(text)} has a byte 0x${utf8[bad].toString(16)} at ${bad}; the firmware's texts are printable ASCII`);
+        }
         entry = { offset: bytes.length, module: range.source.normalizedPath, bytes: 1 + utf8.length };
         entries.set(text, entry);
         bytes.push(utf8.length, ...utf8);
