@@ -469,7 +469,7 @@ function onOffer(): void {
   const p = port(0);
   const same = sameMac(field(0, PEER_MAC), frames.source);
   if (p.state == LinkState.Negotiate && same && memory.compare(field(0, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE) == 0) {
-    resend(0); // our ACCEPT was lost
+    answer(0); // our ACCEPT was lost
     return;
   }
   if (inSession(p.state) || p.state == LinkState.Negotiate || p.state == LinkState.Authenticate) {
@@ -487,6 +487,8 @@ function onOffer(): void {
     }
   } else if (p.state != LinkState.Discover) return ignored();
   if (penalty.active(frames.source) || !entropy.has(NONCE_SIZE)) return ignored(); // no nonce at hand: the host card offers again
+  // A repeat of the OFFER of a handshake this card has just refused: its REJECT is on the way.
+  if (memory.compare(field(0, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE) == 0) return ignored();
   remember(0);
   memory.copy(field(0, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE);
   const size = proposalSize(version);
@@ -506,7 +508,7 @@ function onAccept(): void {
   if (p.state != LinkState.Negotiate && p.state != LinkState.Authenticate) return ignored();
   if (frames.version != p.version || !hasHandshake(p.version)) return malformed();
   if (p.state == LinkState.Authenticate) {
-    if (memory.compare(field(index, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE) == 0) resend(index); // our AUTH was lost
+    if (memory.compare(field(index, PEER_NONCE), frames.body + HandshakeBody.Nonce, NONCE_SIZE) == 0) answer(index); // our AUTH was lost
     else ignored();
     return;
   }
@@ -540,7 +542,7 @@ function onAuth(): void {
   const waiting = isHost() ? p.state == LinkState.Authenticate : p.state == LinkState.Negotiate;
   if (!waiting) {
     // The chassis card's AUTH was lost and the host card sends its own again.
-    if (!isHost() && p.state == LinkState.Authenticate) resend(index);
+    if (!isHost() && p.state == LinkState.Authenticate) answer(index);
     else ignored();
     return;
   }
@@ -602,6 +604,12 @@ function onReason(type: i32): void {
 function resend(index: i32): void {
   const p = port(index);
   p.attempts++;
+  answer(index);
+}
+
+/** Sends the current handshake state's message again, in answer to the peer's repeat: no attempt of ours. */
+function answer(index: i32): void {
+  const p = port(index);
   if (p.state == LinkState.Negotiate) sendHandshake(index);
   else if (p.state == LinkState.Authenticate && p.tagsPending == 0) sendAuth(index);
   else if (p.state == LinkState.Configure && p.fabricReady) sendReady(index, 0);

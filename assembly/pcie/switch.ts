@@ -420,7 +420,10 @@ export function onRegValue(address: u32, value: u32): i32 {
   const port = offset / SWITCH_STRIDE;
   const b = binding(port);
   if (port == 0 || !b.bound || b.release != Release.Asking) return -1;
-  b.release = value >= (RELEASE_IDLE_US as u32) ? Release.Idle : Release.Busy;
+  // A slot whose server has not enabled its attention button (pciehp has not probed it yet)
+  // would never answer a press: it goes as a busy one, by surprise removal.
+  const listening = (config.slotControl(port) & SltCtl.AttentionButtonEnable) != 0;
+  b.release = listening && value >= (RELEASE_IDLE_US as u32) ? Release.Idle : Release.Busy;
   return tunnelPast(port, Release.Asking);
 }
 

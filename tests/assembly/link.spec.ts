@@ -21,7 +21,7 @@ import {
   SWITCH_BASE, SWITCH_STRIDE, SwitchReg, SwitchControl,
   CardReg,
 } from "../../board/map/registers";
-import { SWITCH_PORTS, SwitchCapability, Exp, SltSta } from "../../board/map/pcie";
+import { SWITCH_PORTS, SwitchCapability, Exp, SltSta, SltCtl } from "../../board/map/pcie";
 import {
   ControlType, ControlHeader, DiscoverBody, DiscoverFlag, HandshakeBody, Proposal, AuthBody, ReadyBody, ReadyFlag,
   ReasonBody, AckPolicy, RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, PAIRING_KEY_SIZE,
@@ -655,6 +655,7 @@ function raiseSlotEvents(): Cmd[] {
 /** Chassis card: the host OFFERs in `offerVersion`; the card ACCEPTs (Negotiate). */
 function chassisNegotiate(offerVersion: i32 = LINK_PROTOCOL_MAX): Cmd[] {
   version = offerVersion;
+  peer.nonce[NONCE_SIZE - 1]++; // a host card draws a new nonce for every handshake
   const out = receive(peer.handshake(ControlType.Offer, offerVersion));
   const accepts = framesOfType(out, ControlType.Accept);
   if (accepts.length == 1) learn(accepts[0]);
@@ -1263,6 +1264,17 @@ describe("link: authentication failure and penalty", () => {
     expect(linkStates(chassisNegotiate())).toStrictEqual([LinkState.Negotiate]);
   });
 
+  it("a repeat of the refused handshake's OFFER, queued while the card was busy, is ignored, not refused again", () => {
+    bootChassis();
+    chassisNegotiate();
+    const offer = peer.handshake(ControlType.Offer, version);
+    receive(peer.auth(wrongTag()));
+    runTo(now + LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
+    expectRefused(offer, Counter.ControlIgnored, "the old OFFER after the penalty");
+    expect(counters.get(Counter.AuthFailures)).toBe(1);
+    expect(linkStates(chassisNegotiate())).toStrictEqual([LinkState.Negotiate], "a new OFFER is taken");
+  });
+
   it("a link that comes up forgives its peer: the next failure costs PenaltyMinNs again", () => {
     bootChassis();
     chassisNegotiate();
@@ -1398,6 +1410,23 @@ describe("link: lost handshake messages", () => {
     const out = receive(peer.handshake(ControlType.Offer, version));
     expect(onlyFrame(out)).toStrictEqual(accept, "the same ACCEPT");
     expect(linkStates(out).length).toBe(0);
+  });
+
+  it("chassis card: answers to the host card's repeats count no attempt; only its own resend timeouts do", () => {
+    bootChassis();
+    chassisNegotiate();
+    for (let i = 0; i < 2 * LinkTiming.HandshakeAttempts; i++) {
+      const out = receive(peer.handshake(ControlType.Offer, version));
+      expect(framesOfType(out, ControlType.Accept).length).toBe(1, "ACCEPT again");
+      expect(linkStates(out).length).toBe(0, "still Negotiate");
+    }
+    // Its own timeouts still resend ACCEPT until it has sent HandshakeAttempts of them, then REJECT.
+    for (let i = 1; i < LinkTiming.HandshakeAttempts; i++) {
+      const out = wait(LinkTiming.HandshakeTimeoutNs);
+      expect(framesOfType(out, ControlType.Accept).length).toBe(1, "resend " + i.toString());
+      expect(framesOfType(out, ControlType.Reject).length).toBe(0, "no REJECT yet at resend " + i.toString());
+    }
+    expect(framesOfType(wait(LinkTiming.HandshakeTimeoutNs), ControlType.Reject).length).toBe(1, "REJECT Timeout");
   });
 
   it("chassis card: the host card's AUTH again in Authenticate (our AUTH was lost) resends AUTH", () => {
@@ -2726,8 +2755,10 @@ function slotControlWrite(port: i32, value: u32): u8[] {
 }
 
 /** A host card in session receives RELEASE and asks each occupied port how long it has been idle. */
-function release(): Cmd[] {
+function release(pciehp: bool = true): Cmd[] {
   pairHost();
+  // The server's pciehp enables each slot's attention button when it probes the slot.
+  if (pciehp) for (let p = 1; p <= CHASSIS_SLOTS; p++) handle(slotControlWrite(p, SltCtl.AttentionButtonEnable));
   const out = receive(peer.reason(ControlType.Release, RejectReason.Reassigned, session));
   const expected = new Array<u32>();
   for (let p = 1; p <= CHASSIS_SLOTS; p++) expected.push(switchAddress(p, SwitchReg.IdleUs));
@@ -2771,6 +2802,17 @@ describe("management: a host card releases a chassis card's slots", () => {
     const closes = framesOfType(out, ControlType.Close);
     expect(closes.length).toBe(1);
     if (closes.length == 1) expectReason(closes[0], ControlType.Close, RejectReason.Released, CHASSIS_MAC, session);
+    expect(counters.get(Counter.Releases)).toBe(0, "not an orderly release");
+  });
+
+  it("a slot whose server has not enabled the attention button yet goes as a busy one: a surprise removal", () => {
+    release(false);
+    for (let p = 1; p <= CHASSIS_SLOTS; p++) handle(regValueEvent(switchAddress(p, SwitchReg.IdleUs), 0xffffffff));
+    raiseSlotEvents();
+    for (let p = 1; p <= CHASSIS_SLOTS; p++) {
+      expect(pcieConfig.slotStatus(p) & SltSta.AttentionButtonPressed).toBe(0, "no button nobody listens to");
+      expect(pcieConfig.slotStatus(p) & SltSta.PresenceDetectState).toBe(0, "gone");
+    }
     expect(counters.get(Counter.Releases)).toBe(0, "not an orderly release");
   });
 
