@@ -69,6 +69,8 @@ export interface CardObserver {
   mailbox?(card: Card, events: Uint8Array, commands: Uint8Array): void;
   /** Every message, decoded (verbose timelines). */
   message?(card: Card, direction: "events" | "commands", text: string): void;
+  /** The firmware's counters report took effect (firmwareCounters holds it), after the batch's commands before it. */
+  counters?(card: Card): void;
 }
 
 export type CardState = "off" | "booting" | "running" | "halted" | "faulted";
@@ -88,12 +90,25 @@ export interface CardStats {
   /** The longest batch, and how many took longer than the soft-core's batch limit. */
   maxBatchNs: number;
   longBatches: number;
+  /** The longest batch that compiled nothing: wasm3 had compiled every function it ran before. */
+  maxWarmBatchNs: number;
+  /** The median batch's WebAssembly instructions; 0 before the first batch. */
+  instructionsP50: number;
+  /** Busy time in each BUSY_BIN_NS of simulated time since the card was created (loading the firmware included). */
+  busyNsPerBin: number[];
   /** WebAssembly instructions executed and bytes of code compiled, over every batch. */
   instructions: number;
   compiledBytes: number;
   /** From the last power-on or reset to the first batch's commands (its SYNC_ACK) taking effect; null until then. */
   bootNs: number | null;
+  /** Bytes of function bodies compiled ahead, between batches (docs/softcore.md, "First calls"). */
+  compiledAheadBytes: number;
+  /** From the last power-on or reset until every function of the firmware was compiled; null until then. */
+  warmNs: number | null;
 }
+
+/** The width of the bins of CardStats.busyNsPerBin. */
+export const BUSY_BIN_NS = 10_000_000;
 
 export type EntropySource = (bytes: number) => Uint8Array;
 
@@ -113,7 +128,8 @@ export class Card {
   firmwareCounters: Record<string, number> | null = null;
   readonly stats: CardStats = {
     batches: 0, eventsSent: 0, commandsReceived: 0, mailboxErrors: 0, traps: 0, watchdogResets: 0,
-    busyNs: 0, maxBatchNs: 0, longBatches: 0, instructions: 0, compiledBytes: 0, bootNs: null,
+    busyNs: 0, maxBatchNs: 0, longBatches: 0, maxWarmBatchNs: 0, instructionsP50: 0, busyNsPerBin: [], instructions: 0, compiledBytes: 0, bootNs: null,
+    compiledAheadBytes: 0, warmNs: null,
   };
   /** When the card last came out of reset. */
   private poweredAt = 0;
@@ -128,6 +144,8 @@ export class Card {
   private session: FirmwareSession | null = null;
   /** Events for the next batch; a Uint8Array is a message already framed (CONFIG from flash, posted byte for byte). */
   private pending: (EventMessage | Uint8Array)[] = [];
+  /** Each batch's WebAssembly instructions, for the median. */
+  private readonly batchInstructions: number[] = [];
   private flushScheduled = false;
   /** The soft-core is busy (loading the firmware, or running a batch) until then. */
   private busyUntil = 0;
@@ -162,7 +180,26 @@ export class Card {
 
   /** The card's statistics as of now: busy time counts only up to now, not the rest of a batch still running. */
   statsNow(): CardStats {
-    return { ...this.stats, busyNs: this.stats.busyNs - Math.max(0, this.busyUntil - this.scheduler.now) };
+    const sorted = [...this.batchInstructions].sort((a, b) => a - b);
+    return {
+      ...this.stats,
+      busyNs: this.stats.busyNs - Math.max(0, this.busyUntil - this.scheduler.now),
+      instructionsP50: sorted.length ? sorted[Math.floor(sorted.length / 2)] : 0,
+      busyNsPerBin: [...this.stats.busyNsPerBin],
+    };
+  }
+
+  /** Counts the soft-core busy for `ns` from now in the bins it covers. */
+  private chargeBusy(ns: number): void {
+    this.stats.busyNs += ns;
+    const bins = this.stats.busyNsPerBin;
+    for (let at = this.scheduler.now, end = at + ns; at < end;) {
+      const bin = Math.floor(at / BUSY_BIN_NS);
+      const next = Math.min(end, (bin + 1) * BUSY_BIN_NS);
+      while (bins.length <= bin) bins.push(0);
+      bins[bin] += next - at;
+      at = next;
+    }
   }
 
   /** Receives the firmware's fd 2 text as the engine delivers it. */
@@ -180,6 +217,7 @@ export class Card {
     this.state = "booting";
     this.poweredAt = this.scheduler.now;
     this.stats.bootNs = null;
+    this.stats.warmNs = null;
     this.seq = 0;
     const { role, boardId, serial, logLevel, slots, mac } = this.config;
     this.observer.note?.(this, `power on (reset cause: ${RESET_CAUSES[cause]})`, "info");
@@ -193,7 +231,7 @@ export class Card {
     this.armWatchdog();
     const loadNs = this.softcore.loadNs(booted.payload.length);
     this.busyUntil = this.scheduler.now + loadNs;
-    this.stats.busyNs += loadNs;
+    this.chargeBusy(loadNs);
     try {
       this.session = this.parts.openFirmware(booted.payload, this.onFirmwareLog);
     } catch (error) {
@@ -279,8 +317,12 @@ export class Card {
       this.stats.instructions += cost.instructions;
       this.stats.compiledBytes += cost.compiledBytes;
     }
-    this.stats.busyNs += ns;
+    this.chargeBusy(ns);
     this.stats.maxBatchNs = Math.max(this.stats.maxBatchNs, ns);
+    if (cost) {
+      this.batchInstructions.push(cost.instructions);
+      if (cost.compiledBytes === 0) this.stats.maxWarmBatchNs = Math.max(this.stats.maxWarmBatchNs, ns);
+    }
     if (ns > this.softcore.batchLimitNs) {
       this.stats.longBatches++;
       this.observer.note?.(this, `batch ${seq} kept the soft-core busy ${(ns / 1000).toFixed(1)} µs, over the ${this.softcore.batchLimitNs / 1000} µs batch limit (${cost!.instructions} instructions)`, "warn");
@@ -320,10 +362,41 @@ export class Card {
       this.observer.message?.(this, "commands", describeMessage(command));
       this.apply(command);
     }
-    if (this.pending.length > 0 && !this.flushScheduled) {
-      this.flushScheduled = true;
-      this.scheduler.at(this.scheduler.now, () => this.flush());
+    this.whenIdle();
+  }
+
+  /** The soft-core has nothing running: the events that waited go next, else wasm3 compiles ahead. */
+  private whenIdle(): void {
+    if (this.pending.length > 0) {
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        this.scheduler.at(this.scheduler.now, () => this.flush());
+      }
+      return;
     }
+    this.compileAhead();
+  }
+
+  /**
+   * Between batches the card build's main loop has wasm3 compile the next function the firmware
+   * has not run yet, one function at a time (an event that comes meanwhile waits for it), until
+   * all are compiled: a handler's first call then compiles nothing. Not in the zero-time model.
+   */
+  private compileAhead(): void {
+    if (!this.session?.compileAhead || this.softcore.mhz === 0 || this.state !== "running" || this.stats.warmNs !== null) return;
+    const bytes = this.session.compileAhead();
+    if (bytes === 0) {
+      this.stats.warmNs = this.scheduler.now - this.poweredAt;
+      return;
+    }
+    const ns = this.softcore.batchNs({ instructions: 0, compiledBytes: bytes });
+    this.stats.compiledAheadBytes += bytes;
+    this.chargeBusy(ns);
+    this.busyUntil = this.scheduler.now + ns;
+    const generation = this.generation;
+    this.scheduler.at(this.busyUntil, () => {
+      if (generation === this.generation) this.whenIdle();
+    });
   }
 
   /** The soft-core stopped: nothing serves the mailbox any more, until the watchdog resets the card. */
@@ -451,6 +524,7 @@ export class Card {
         break;
       case "counters":
         this.firmwareCounters = namedCounters(command.values);
+        this.observer.counters?.(this);
         break;
       case "regWrite":
         this.fabric?.writeRegister(command.address, command.value);

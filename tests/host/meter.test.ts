@@ -140,7 +140,8 @@ test("a profile of a trace accounts for every instruction, by batch and by funct
   assert.equal(profile.groups.reduce((n, g) => n + g.instructions, 0), profile.instructions);
   assert.equal(profile.groups.reduce((n, g) => n + g.batches, 0), profile.batches);
   assert.equal(profile.functions.reduce((n, f) => n + f.instructions, 0), profile.instructions);
-  assert.ok(profile.groups.some((g) => g.carries === "boot + config + entropy" && g.batches === 1), profile.groups.map((g) => g.carries).join(", "));
+  // The boot batch is one group of its own (what it carries besides BOOT depends on BATCH_EVENTS_MAX: the trace is recorded at the card's clock).
+  assert.ok(profile.groups.some((g) => g.carries.split(" + ").includes("boot") && g.batches === 1), profile.groups.map((g) => g.carries).join(", "));
   const run = iov(["trace", "profile", `${FIXTURES}default-host.in`, "--top", "3"]);
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stdout, new RegExp(`^\\S+default-host\\.in: ${profile.batches} batches, [\\d ]+ WebAssembly instructions`));

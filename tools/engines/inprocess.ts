@@ -127,6 +127,11 @@ export class InProcessFirmware {
       .map(([name, value]) => [name, BigInt((value as WebAssembly.Global).value)]);
   }
 
+  /** Sets the exported global `name` (a metered module's). */
+  setGlobal(name: string, value: bigint): void {
+    (this.exports as unknown as Record<string, WebAssembly.Global>)[name].value = value;
+  }
+
   /** A metered module traps once its count passes `limit`. */
   setLimit(limit: bigint): void {
     if (this.exports.iov_meter_limit) this.exports.iov_meter_limit.value = limit;

@@ -11,7 +11,9 @@
 //
 // wasm3 compiles a function the first time it is called. So the copy also adds, at each
 // function's first entry, the size of its body in bytes to a third global, `iov_meter_compiled`:
-// what the interpreter had to compile so far.
+// what the interpreter had to compile so far. Which functions were entered is a bitmap of
+// 64-bit globals, exported as `iov_meter_seen_K` (functions 64K to 64K+63 of the module's own):
+// the host sets a bit for a function it has the interpreter compile ahead (metered.ts).
 //
 // A runaway loop is stopped: at every function entry and loop header the copy compares the count
 // with a second global, `iov_meter_limit`, and traps past it. The host sets the limit before
@@ -27,6 +29,8 @@ import { WasmReader, readImports, sections } from "../build/wasm-binary.ts";
 export const METER_GLOBAL = "iov_meter";
 export const LIMIT_GLOBAL = "iov_meter_limit";
 export const COMPILED_GLOBAL = "iov_meter_compiled";
+/** Bit N % 64 of `iov_meter_seen_K`, K = floor(N / 64), is set once the module's own function N was entered (or compiled ahead). */
+export const SEEN_PREFIX = "iov_meter_seen_";
 /** With `profile`, the instructions executed in function N (module index) are in `iov_profile_N`. */
 export const PROFILE_PREFIX = "iov_profile_";
 /** The file descriptor on which `_start` reports the final count. */
@@ -234,6 +238,19 @@ function items(body: Uint8Array, item: (r: WasmReader) => void): Uint8Array[] {
   return out;
 }
 
+/** The size in bytes of each of the module's own function bodies (locals and code): what the meter charges at its first entry. */
+export function bodySizes(wasm: Uint8Array): number[] {
+  const code = sections(wasm).find((s) => s.id === 10)?.body;
+  if (!code) return [];
+  return items(code, (r) => {
+    const size = r.u32();
+    r.pos += size;
+  }).map((b) => {
+    const r = new WasmReader(b);
+    return r.u32();
+  });
+}
+
 /**
  * The metered copy of `wasm`: the runs charged, the two globals added and exported, and `_start`
  * wrapped to report the final count on fd 3. Custom sections (names) are dropped.
@@ -282,6 +299,7 @@ export function meterModule(wasm: Uint8Array, options: { profile?: boolean } = {
     return [...nameOf("_start"), 0x00, ...leb(wrapper)];
   });
   exportItems.push([...nameOf(METER_GLOBAL), 0x03, ...leb(meter)], [...nameOf(LIMIT_GLOBAL), 0x03, ...leb(limit)], [...nameOf(COMPILED_GLOBAL), 0x03, ...leb(g.compiled)]);
+  for (let i = 0; i < seenGlobals; i++) exportItems.push([...nameOf(`${SEEN_PREFIX}${i}`), 0x03, ...leb(g.seen + i)]);
   if (g.profile !== null) for (let i = 0; i < functions; i++) exportItems.push([...nameOf(`${PROFILE_PREFIX}${imports.functions + i}`), 0x03, ...leb(g.profile + i)]);
 
   const bodies = items(find(10)!, (r) => {

@@ -7,7 +7,7 @@
 
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { meterModule } from "./meter.ts";
+import { meterModule, bodySizes, SEEN_PREFIX } from "./meter.ts";
 import { firmwareFile } from "./index.ts";
 import { InProcessFirmware } from "./inprocess.ts";
 import { ChildSession } from "./child.ts";
@@ -33,11 +33,34 @@ export class MeteredSession implements FirmwareSession {
   private readonly child: ChildSession | null;
   private total = 0n;
   private compiled = 0n;
+  /** The firmware's function bodies in bytes, and the next one compileAhead() looks at. */
+  private readonly bodies: number[];
+  private nextAhead = 0;
 
   /** `limit`: the most instructions one batch may take before it counts as never finishing. */
   constructor(readonly engine: EngineKind, options: EngineOptions, private readonly limit: number) {
     this.child = engine === "node" ? null : new ChildSession(engine, options);
     this.reference = new InProcessFirmware({ firmware: meteredFile(options.firmware), onLog: this.child ? undefined : options.onLog });
+    this.bodies = bodySizes(new Uint8Array(readFileSync(options.firmware)));
+  }
+
+  /**
+   * wasm3 compiles the next function no batch has run yet, between batches: its bit is set as if
+   * it had been entered, so that its first call compiles nothing. Returns its body's bytes; 0
+   * once every function is compiled.
+   */
+  compileAhead(): number {
+    for (; this.nextAhead < this.bodies.length; this.nextAhead++) {
+      const index = this.nextAhead;
+      const name = `${SEEN_PREFIX}${index >> 6}`;
+      const seen = this.reference.globals(name).find(([n]) => n === name)![1];
+      const bit = 1n << BigInt(index & 63);
+      if ((BigInt.asUintN(64, seen) & bit) !== 0n) continue;
+      this.reference.setGlobal(name, BigInt.asIntN(64, seen | bit));
+      this.nextAhead++;
+      return this.bodies[index];
+    }
+    return 0;
   }
 
   async exchange(events: Uint8Array, seq: number): Promise<Uint8Array> {
