@@ -71,6 +71,8 @@ export function decodeReport(bytes: Uint8Array): InputReport {
 export class InputDevice extends Endpoint {
   private readonly regs = new DataView(new ArrayBuffer(0x20));
   private head = 0;
+  /** Called whenever a driver turns reporting on (a ring set up and Control bit 0 written). */
+  onReporting: (() => void) | null = null;
 
   constructor(scheduler: Scheduler) {
     super(scheduler, {
@@ -110,7 +112,13 @@ export class InputDevice extends Endpoint {
     if (offset <= InputReg.Control && offset + data.length > InputReg.Control && this.reg(InputReg.Control) & 1) {
       this.head = 0;
       this.regs.setUint32(InputReg.Tail, 0, true);
+      if (this.enabled()) this.onReporting?.();
     }
+  }
+
+  /** A driver has reporting on: input now goes into its ring instead of being dropped. */
+  get reporting(): boolean {
+    return this.enabled();
   }
 
   private enabled(): boolean {

@@ -58,7 +58,12 @@ for (const [mode, args] of [["1K blocks, CRC-16", ["-k"]], ["128-byte blocks, CR
     const seen = { text: "" };
     socket.on("data", (chunk: Buffer) => (seen.text += chunk.toString("latin1")));
     try {
-      socket.write("\rupdate\r");
+      // The console is there once the firmware has booted and printed its prompt: at the soft-cores'
+      // 100 MHz, after the module's load and the boot batch (~50 ms). The CR gets a prompt even if
+      // the banner's went out before the socket was attached.
+      socket.write("\r");
+      await until(socket, seen, /iov> $/, 5000);
+      socket.write("update\r");
       // sx must not see the card's text: it would take any 'C' in it for the receiver's start.
       await until(socket, seen, /update: ready for xmodem/, 5000);
       seen.text = "";

@@ -6,12 +6,13 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CardRole } from "../../board/map/mailbox.ts";
-import { ControlHeader, ControlType, ManageOp, ManageRequestBody, TAG_SIZE } from "../../board/map/link.ts";
+import { CardRole, ResetCause } from "../../board/map/mailbox.ts";
+import { ControlHeader, ControlType, LinkState, ManageOp, ManageRequestBody, TAG_SIZE } from "../../board/map/link.ts";
 import { CardReg, TunnelControl, TunnelReg } from "../../board/map/registers.ts";
 import { CONTROL_MULTICAST, decodeControl, wireFrame } from "../../board/link-codec.ts";
 import { decodeReply, decodeRequest, encodeRequest } from "../../board/manage-codec.ts";
 import { FCS_SIZE, payloadOffset } from "../../board/ethernet/frame.ts";
+import { ERASE_SECTOR_NS } from "../../board/map/flash.ts";
 import { TUNNEL_HEADER } from "../../board/tunnel/wire.ts";
 import { DEFAULT_COMMON, encodeTlp } from "../../board/pcie/tlp.ts";
 import { ChassisRoot } from "../../board/pcie/chassis-root.ts";
@@ -21,8 +22,8 @@ import { MANAGEMENT_CABLE } from "../../tools/sim/management-port.ts";
 import { World } from "../../tools/sim/world.ts";
 import { ACTION_KINDS, DEFAULT_LINK, SCENARIOS, adminKey, macFor, type ActionSpec, type CardSpec, type Scenario, type TrafficSpec } from "../../tools/sim/scenarios.ts";
 import { checkScenario } from "../../tools/sim/scenario-check.ts";
-import { FLEET_LOAD, fleetScenario, fleetSchedule, type FleetOptions } from "../../tools/sim/fleet.ts";
-import type { RunSummary } from "../../tools/sim/summary.ts";
+import { FLEET_LOAD, FLEET_TIMES, fleetScenario, fleetSchedule, type FleetOptions } from "../../tools/sim/fleet.ts";
+import { stateEntries, type RunSummary, type ServerSummary } from "../../tools/sim/summary.ts";
 import { FIRMWARE } from "./helpers.ts";
 
 const KEY = adminKey("default");
@@ -66,6 +67,34 @@ function nvmeOf(w: World): NvmeController {
   return root.device(0) as NvmeController;
 }
 
+/** Whether card `name`'s tunnel `tunnel` is Active now. */
+function active(w: World, name: string, tunnel = 0): boolean {
+  return w.fabrics.get(name)!.tunnels[tunnel].readRegister(TunnelReg.LinkState) === LinkState.Active;
+}
+
+/** Whether server `name`'s last NVMe binding has verified a read. */
+function verifying(w: World, name: string): boolean {
+  return (w.servers.find((v) => v.name === name)!.summary.nvme.at(-1)?.firstVerifiedNs ?? null) !== null;
+}
+
+/**
+ * Runs `then` at the first poll (one every `everyNs` of virtual time, from now) at which `ready()`
+ * holds: for steps that need a state (a link active, a driver bound), which the soft-core's
+ * time decides, rather than a fixed time. Not within `withinNs`: the run fails, naming `what`.
+ */
+function when(w: World, what: string, ready: () => boolean, then: () => void, withinNs = 2e9, everyNs = MS): void {
+  const deadline = w.scheduler.now + withinNs;
+  const poll = () => {
+    if (ready()) then();
+    else if (w.scheduler.now >= deadline) throw new Error(`${what}: not within ${withinNs / MS} ms (at ${w.scheduler.now / MS} ms)`);
+    else w.scheduler.at(w.scheduler.now + everyNs, poll);
+  };
+  poll();
+}
+
+/** A server's hot-plug events after `ns`. */
+const changesAfter = (v: ServerSummary, ns: number) => v.hotplug.filter((h) => h.timeNs > ns).map((h) => h.change);
+
 function assertClean(s: RunSummary): void {
   assert.deepEqual(s.invariants, []);
   assert.equal(s.crossDeliveries, 0);
@@ -76,32 +105,52 @@ function assertClean(s: RunSummary): void {
 }
 
 test("a chassis card moved from server A to server B under NVMe load and test traffic: nothing crosses, nothing times out, the drive is reset and B verifies its reads", async () => {
-  // The station's SetGroup at 20 ms; the card writes its flash and moves at about 66 ms, in
-  // the middle of test traffic both ways between host1 and the chassis card (from 60 ms).
-  const w = world(moveScenario({
-    hosts: 2, durationNs: 260 * MS,
-    actions: [{ atNs: 20 * MS, kind: "assign", card: "chassis", group: 200 }],
-    traffic: [
-      { from: "host1", to: "chassis", count: 40_000, startNs: 60 * MS, payload: 256, mix: { posted: 1, nonPosted: 0, completion: 0 } },
-      { from: "chassis", to: "host1", count: 10_000, startNs: 60 * MS, payload: 64, mix: { posted: 6, nonPosted: 1, completion: 3 } },
-    ],
-  }));
+  const w = world(moveScenario({ hosts: 2, durationNs: Infinity }));
+  const chassis = w.cards.find((c) => c.name === "chassis")!;
+  let assignNs = 0;
+  let trafficNs = 0;
+  w.startHooks.push((x) => {
+    // The station's SetGroup once server A's NVMe load verifies its reads, the way a scenario's
+    // assign action sends it (the audit notes the assignment).
+    when(x, "server1 verifying NVMe reads", () => verifying(x, "server1"), () => {
+      assignNs = x.scheduler.now;
+      const assignment = x.audit.assigning("chassis", 200);
+      x.management!.assign(CHASSIS, 200, () => {}, (error) => x.audit.assigned(assignment, error));
+      // The card takes the request by erasing a configuration sector for the new group; it leaves
+      // host1 once the erase (ERASE_SECTOR_NS) and the record's program are done and a few batches
+      // have run. Test traffic both ways between host1 and the chassis card from 5 ms before the
+      // erase ends is crossing then: 100 000 TLPs take the tunnel some 20 ms.
+      when(x, "the chassis card writing its flash", () => chassis.flash.busy, () => {
+        x.scheduler.at(x.scheduler.now + ERASE_SECTOR_NS - 5 * MS, () => {
+          trafficNs = x.scheduler.now;
+          x.startTraffic({ from: "host1", to: "chassis", count: 100_000, startNs: trafficNs, payload: 256, mix: { posted: 1, nonPosted: 0, completion: 0 } }, 0);
+          x.startTraffic({ from: "chassis", to: "host1", count: 10_000, startNs: trafficNs, payload: 64, mix: { posted: 6, nonPosted: 1, completion: 3 } }, 1);
+        });
+      }, 1e9, 0.1 * MS);
+      // The run ends once server B verifies its reads.
+      when(x, "server2 verifying NVMe reads", () => verifying(x, "server2"), () => x.scheduler.stop());
+    });
+  });
   const s = await w.run();
   assertClean(s);
   const [move] = s.assignments;
-  assert.deepEqual({ ...move, doneNs: null }, { timeNs: 20 * MS, card: "chassis", from: 100, to: 200, doneNs: null, outcome: "ok" });
+  assert.deepEqual({ ...move, doneNs: null }, { timeNs: assignNs, card: "chassis", from: 100, to: 200, doneNs: null, outcome: "ok" });
   const owners = s.cards.find((c) => c.name === "chassis")!.owners!;
   assert.deepEqual(owners.map((o) => [o.host, o.group]), [["host1", 100], [null, 100], ["host2", 200]]);
   const movedAt = owners[1].timeNs;
   assert.equal(move.doneNs, owners[2].timeNs);
   // The traffic was crossing when the card moved: it started, and the move cut it short.
-  assert.ok(movedAt > 60 * MS && s.tlps.delivered > 0 && s.tlps.delivered < s.tlps.sent, `moved at ${movedAt}, ${s.tlps.delivered} of ${s.tlps.sent} delivered`);
+  assert.ok(trafficNs > assignNs && movedAt > trafficNs && s.tlps.delivered > 0 && s.tlps.delivered < s.tlps.sent, `moved at ${movedAt}, traffic from ${trafficNs}, ${s.tlps.delivered} of ${s.tlps.sent} delivered`);
   assert.equal(s.tlps.duplicated, 0);
   assert.equal(s.tlps.reordered, 0);
   assert.ok(w.audit.deliveries > 20_000, `${w.audit.deliveries} TLPs checked`);
-  // Server A lost the drive (surprise: the load kept it busy); server B found it reset, bound it and verified reads.
+  // Server A had the drive under load when the station asked (found at enumeration or, when the
+  // card paired after its scan of the slot, by hot-plug), and lost it (surprise: the load kept it
+  // busy); server B found it reset, bound it and verified reads.
   const [a, b] = s.servers;
-  assert.deepEqual(a.hotplug.map((h) => h.change), ["removal"]);
+  assert.equal(a.nvme.length, 1);
+  assert.ok(a.nvme[0].firstVerifiedNs !== null && a.nvme[0].firstVerifiedNs <= assignNs, JSON.stringify(a.nvme[0]));
+  assert.deepEqual(changesAfter(a, assignNs), ["removal"]);
   assert.deepEqual(b.hotplug.map((h) => h.change), ["insertion"]);
   assert.equal(a.nvme[0].ended, "removed");
   assert.equal(a.nvme[0].errors + a.nvme[0].mismatches, 0);
@@ -111,7 +160,7 @@ test("a chassis card moved from server A to server B under NVMe load and test tr
 });
 
 test("a rogue management station is refused in the world: a wrong admin key and replayed frames get no answer, move nothing and are counted", async () => {
-  const scenario = moveScenario({ hosts: 1, durationNs: 80 * MS });
+  const scenario = moveScenario({ hosts: 1, durationNs: Infinity });
   const w = world(scenario);
   // The rogue: a station of its own on the spare management-VLAN port.
   const rogue = new Recorder(w.scheduler);
@@ -130,39 +179,49 @@ test("a rogue management station is refused in the world: a wrong admin key and 
     station: { serial: 0x6666_0001, bootId: 0x6666 }, ...fields,
   }, key));
   w.startHooks.push((x) => {
-    const station = x.management!.client({ tryMs: 5 });
-    x.scheduler.at(10 * MS, () => {
-      station.discover(5).then(() => {
+    // A card answers in about 0.8 ms of its soft-core's time, the first requests after it paired in
+    // up to about 6 ms (wasm3 compiling the management code, the end of its boot): 20 ms a try and
+    // a discovery.
+    const station = x.management!.client({ tryMs: 20 });
+    // Each step 10 ms after the last: time for the card to check a request (and answer it).
+    const step = (i: number, action: () => void) => x.scheduler.at(x.scheduler.now + i * 10 * MS, action);
+    // Once both cards are up and paired, the station learns the chassis card's boot ID and asks its status.
+    when(x, "host1 and the chassis card paired", () => active(x, "host1") && active(x, "chassis"), () => {
+      station.discover(20).then(() => {
         bootId = station.cards.get(CHASSIS)!.bootId;
         return station.status(CHASSIS);
       }).then((r) => {
         log.push(`status group ${r.group}`);
         status = sent.find((f) => decodeControl(f)?.type === ControlType.ManageRequest && decodeRequest(f.subarray(0, f.length - FCS_SIZE), KEY).op === ManageOp.Status)!;
+        // A station with another installation's key: a SetGroup to the chassis card, a Discover to every card.
+        step(1, () => {
+          rogueCable.a.send(forged({ op: ManageOp.SetGroup, newGroup: 300, target: CHASSIS, bootId, counter: 1n << 60n }, adminKey("rogue")));
+          rogueCable.a.send(forged({ op: ManageOp.Discover, newGroup: 0, target: 0xffff_ffff, bootId: 0, counter: (1n << 60n) + 1n }, adminKey("rogue")));
+        });
+        // The captured Status request, byte for byte: from the rogue's port, and again from the station's.
+        step(2, () => {
+          rogueCable.a.send(status!.slice());
+          x.management!.transmit(status!.subarray(0, status!.length - FCS_SIZE));
+        });
+        // The captured request made a SetGroup to 300 with a new counter, its tag left as it was.
+        step(3, () => {
+          const tampered = status!.slice(0, status!.length - FCS_SIZE);
+          const body = payloadOffset(tampered) + TUNNEL_HEADER + ControlHeader.Size;
+          const view = new DataView(tampered.buffer, tampered.byteOffset);
+          view.setUint8(body + ManageRequestBody.Op, ManageOp.SetGroup);
+          view.setUint16(body + ManageRequestBody.NewGroup, 300);
+          view.setUint32(body + ManageRequestBody.CounterLow, view.getUint32(body + ManageRequestBody.CounterLow) + 1000);
+          assert.equal(tampered.length >= body + ManageRequestBody.Tag + TAG_SIZE, true);
+          rogueCable.a.send(wireFrame(tampered));
+        });
+        // Then the station asks again, and the run ends with its answer.
+        step(5, () => {
+          station.status(CHASSIS).then((r) => log.push(`status group ${r.group}`), (error: Error) => log.push(error.message)).finally(() => x.scheduler.stop());
+        });
+      }).catch((error: Error) => {
+        log.push(error.message);
+        x.scheduler.stop();
       });
-    });
-    // A station with another installation's key: a SetGroup to the chassis card, a Discover to every card.
-    x.scheduler.at(30 * MS, () => {
-      rogueCable.a.send(forged({ op: ManageOp.SetGroup, newGroup: 300, target: CHASSIS, bootId, counter: 1n << 60n }, adminKey("rogue")));
-      rogueCable.a.send(forged({ op: ManageOp.Discover, newGroup: 0, target: 0xffff_ffff, bootId: 0, counter: (1n << 60n) + 1n }, adminKey("rogue")));
-    });
-    // The captured Status request, byte for byte: from the rogue's port, and again from the station's.
-    x.scheduler.at(40 * MS, () => {
-      rogueCable.a.send(status!.slice());
-      x.management!.transmit(status!.subarray(0, status!.length - FCS_SIZE));
-    });
-    // The captured request made a SetGroup to 300 with a new counter, its tag left as it was.
-    x.scheduler.at(45 * MS, () => {
-      const tampered = status!.slice(0, status!.length - FCS_SIZE);
-      const body = payloadOffset(tampered) + TUNNEL_HEADER + ControlHeader.Size;
-      const view = new DataView(tampered.buffer, tampered.byteOffset);
-      view.setUint8(body + ManageRequestBody.Op, ManageOp.SetGroup);
-      view.setUint16(body + ManageRequestBody.NewGroup, 300);
-      view.setUint32(body + ManageRequestBody.CounterLow, view.getUint32(body + ManageRequestBody.CounterLow) + 1000);
-      assert.equal(tampered.length >= body + ManageRequestBody.Tag + TAG_SIZE, true);
-      rogueCable.a.send(wireFrame(tampered));
-    });
-    x.scheduler.at(60 * MS, () => {
-      station.status(CHASSIS).then((r) => log.push(`status group ${r.group}`));
     });
   });
   const s = await w.run();
@@ -215,7 +274,8 @@ test("a chassis card handed back and forth 50 times keeps working: each new serv
         x.scheduler.stop();
       });
     };
-    x.scheduler.at(20 * MS, next);
+    // The first move once server1 has the drive and verifies its reads, as every later one.
+    when(x, "server1 verifying NVMe reads", () => verifying(x, "server1"), next);
   });
   const s = await w.run();
   assert.deepEqual(errors, []);
@@ -235,11 +295,15 @@ test("a chassis card handed back and forth 50 times keeps working: each new serv
 });
 
 test("a small fleet (16 servers, 4 chassis, leaves and a spine) through a schedule of every action kind keeps every invariant", async () => {
-  const options: FleetOptions = { servers: 16, chassis: 4, portsPerLeaf: 5, durationNs: 650 * MS };
+  // The schedule from FLEET_SETTLED_NS, and chassis2's power cut 70 ms after its host card's
+  // leaf port is back. The last move ends some 180 ms after its request (FLEET_TIMES.assignBackNs)
+  // and chassis2 back from its power cut about 200 ms after power-on: the run ends 1 s in.
+  const t = FLEET_TIMES;
+  const options: FleetOptions = { servers: 16, chassis: 4, portsPerLeaf: 5, durationNs: 1000 * MS };
   const actions: ActionSpec[] = [
     ...fleetSchedule(options),
-    { atNs: 320 * MS, kind: "power-cut", card: "chassis2" },
-    { atNs: 340 * MS, kind: "power-on", card: "chassis2" },
+    { atNs: t.restorePortNs + 70 * MS, kind: "power-cut", card: "chassis2" },
+    { atNs: t.restorePortNs + 90 * MS, kind: "power-on", card: "chassis2" },
   ];
   assert.deepEqual([...new Set(actions.map((a) => a.kind))].sort(), [...ACTION_KINDS].sort());
   const w = world(fleetScenario({ ...options, actions }));
@@ -253,22 +317,25 @@ test("a small fleet (16 servers, 4 chassis, leaves and a spine) through a schedu
   ]);
   const chassis0 = s.cards.find((c) => c.name === "chassis0")!.owners!;
   assert.deepEqual(chassis0.map((o) => o.host), ["host0", null, "host4", null, "host0"]);
-  // Every chassis ends with its first server, which verifies reads again after its last insertion.
+  // Every chassis ends with its first server, which lost it (a removal) and found it again (its
+  // last hot-plug event an insertion), and verifies reads with the drive of that insertion: bound
+  // after the removal. (pciehp notes the insertion once the slot's indicators are set, after the
+  // driver bound at 100 MHz, where the host card's soft-core takes its time over the command.)
   for (let i = 0; i < 4; i++) {
     const server = s.servers[i];
-    const last = server.hotplug.at(-1)!;
-    assert.equal(last.change, "insertion", `${server.name}: ${JSON.stringify(server.hotplug)}`);
+    const [removal, last] = server.hotplug.slice(-2);
+    assert.deepEqual([removal.change, last.change], ["removal", "insertion"], `${server.name}: ${JSON.stringify(server.hotplug)}`);
     const run = server.nvme.at(-1)!;
-    assert.ok(run.boundNs > last.timeNs && run.firstVerifiedNs !== null && run.ended === "running", `${server.name}: ${JSON.stringify(run)}`);
+    assert.ok(run.boundNs > removal.timeNs && run.firstVerifiedNs !== null && run.ended === "running", `${server.name}: ${JSON.stringify(run)}`);
   }
   assert.deepEqual(s.servers[4].hotplug.map((h) => h.change), ["insertion", "removal"]);
   assert.ok(s.servers.slice(5).every((v) => v.hotplug.length === 0 && v.nvme.length === 0));
   const timeline = w.timeline.entries.filter((e) => e.source === "net").map((e) => `${e.timeNs / MS} ${e.card} ${e.text}`);
   assert.deepEqual(timeline, [
-    "100 cable-chassis1 cable pulled",
-    "150 leaf2 port 0 failed: cable cable-host2 down",
-    "200 cable-chassis1 cable plugged back",
-    "250 leaf2 port 0 restored: cable cable-host2 up",
+    `${t.pullNs / MS} cable-chassis1 cable pulled`,
+    `${t.failPortNs / MS} leaf2 port 0 failed: cable cable-host2 down`,
+    `${t.plugNs / MS} cable-chassis1 cable plugged back`,
+    `${t.restorePortNs / MS} leaf2 port 0 restored: cable cable-host2 up`,
   ]);
 });
 
@@ -295,13 +362,88 @@ test("the built-in fleet: 256 servers, 64 chassis cards with NVMe drives, 16 lea
   assert.equal(w.network.links.size, 336 + 1);
 });
 
+test("the summary shows each NVMe load as it stood when simulated time ran out, not as the firmware counters' collection after it left it", async () => {
+  // After the run's time the world asks every firmware for its counters and runs the soft-cores
+  // until each has answered; a load whose next round would start meanwhile sees the run stopping.
+  // Back-to-back rounds (4 KiB, some 30 µs each) make sure one would.
+  const scenario = moveScenario({ hosts: 1, durationNs: Infinity });
+  const w = world({ ...scenario, devices: [{ chassis: "chassis", slot: 0, kind: "nvme", load: { queueDepth: 1, blocksPerCommand: 8, intervalNs: 0 } }] });
+  let endNs = 0;
+  let verified = 0;
+  w.startHooks.push((x) => {
+    when(x, "server1 verifying NVMe reads", () => verifying(x, "server1"), () => {
+      x.scheduler.at(x.scheduler.now + 5 * MS, () => {
+        endNs = x.scheduler.now;
+        verified = x.nvmeVerifiedBytes();
+        x.scheduler.stop();
+      });
+    });
+  });
+  const s = await w.run();
+  assert.ok(s.cards.every((c) => c.firmwareCounters !== null), "every card reported its counters");
+  const [run] = s.servers[0].nvme;
+  assert.deepEqual({ ended: run.ended, endedNs: run.endedNs, bytesVerified: run.bytesVerified }, { ended: "running", endedNs: null, bytesVerified: verified });
+  assert.ok(verified > 0 && w.nvmeVerifiedBytes() > verified, `${verified} bytes verified at ${endNs} ns, ${w.nvmeVerifiedBytes()} by the counters' report`);
+});
+
+test("a run that ends in the middle of a pairing keeps every invariant: each card's counters are compared with what the world had seen when it reported them", async () => {
+  // After the run's time the world asks every firmware for its counters and runs the soft-cores
+  // until each has answered: a card that answers at once may go active afterwards, while another
+  // is still busy; and the last READY of a handshake waits for its receiver's soft-core.
+  const first = await world(moveScenario({ hosts: 1, durationNs: 300 * MS })).run();
+  const active = ["host1", "chassis"].map((c) => stateEntries(first, c, "active")[0]);
+  assert.ok(active.every((t) => t !== undefined), JSON.stringify(active));
+  const from = Math.min(...active) - 2 * MS;
+  const to = Math.max(...active) + 1 * MS;
+  const violations: string[] = [];
+  for (let end = from; end <= to; end += 0.25 * MS) {
+    const s = await world(moveScenario({ hosts: 1, durationNs: end })).run();
+    violations.push(...s.invariants.map((line) => `ending at ${end / MS} ms: ${line}`));
+  }
+  assert.deepEqual(violations, []);
+});
+
+test("a run that ends while a card signs its answer to a management request keeps every invariant: the request is taken, the answer owed", async () => {
+  // The card counts a request in ManageRequests when it takes it, and sends the answer once its
+  // hash engine has computed the tag: one exchange at a time. The run ends just before the batch
+  // that took the station's Status request (and started the answer's tag) has finished; the
+  // chassis card is the only card, so the counters' collection ends with its report.
+  const run = async (endNs: number | null) => {
+    const w = world(moveScenario({ hosts: 0, durationNs: Infinity }));
+    const chassis = w.cards.find((c) => c.name === "chassis")!;
+    const signs: number[] = [];
+    const command = chassis.hash.command.bind(chassis.hash);
+    chassis.hash.command = (c) => {
+      if (c.data.length >= 4 && String.fromCharCode(...c.data.subarray(0, 4)) === "IOVr") signs.push(w.scheduler.now);
+      command(c);
+    };
+    w.startHooks.push((x) => {
+      // The card answers once its boot's batches are done (tens of milliseconds after it runs).
+      const station = x.management!.client({ tryMs: 50 });
+      when(x, "the chassis card running", () => chassis.state === "running", () => {
+        station.discover(100).then(() => station.status(CHASSIS)).finally(() => x.scheduler.stop());
+        if (endNs !== null) x.scheduler.at(endNs, () => x.scheduler.stop());
+      });
+    });
+    return { s: await w.run(), signs };
+  };
+  const { signs } = await run(null);
+  assert.ok(signs.length >= 2, "the tags of the answers to the Discover (sent twice) and to the Status");
+  const { s } = await run(signs.at(-1)! - 1000);
+  assert.equal(s.cards[0].firmwareCounters!.ManageRequests, signs.length, "the Status request taken, its answer not sent");
+  assert.deepEqual(s.invariants, []);
+});
+
 test("the audit catches a TLP from a host card of another group put into a chassis card's tunnel", async () => {
   // host2 (group 200) is made to talk to the chassis card (group 100, paired with host1) by
   // writing both tunnels' registers, as broken firmware or fabric might: the frames pass every
   // check of the data path, and only the audit knows they should not.
-  const w = world(moveScenario({ hosts: 2, durationNs: 40 * MS }));
+  const w = world(moveScenario({ hosts: 2, durationNs: Infinity }));
   w.startHooks.push((x) => {
-    x.scheduler.at(30 * MS, () => {
+    // Once the chassis card is paired with host1 (host2 is up by then, discovering in its group);
+    // the run ends 10 ms later.
+    when(x, "the chassis card paired with host1", () => active(x, "chassis") && x.cards.every((c) => c.state === "running"), () => {
+      x.scheduler.at(x.scheduler.now + 10 * MS, () => x.scheduler.stop());
       const chassis = x.fabrics.get("chassis")!.tunnels[0];
       const host2 = x.fabrics.get("host2")!.tunnels[0];
       const mac = (m: Uint8Array) => [(m[0] << 8) | m[1], ((m[2] << 24) | (m[3] << 16) | (m[4] << 8) | m[5]) >>> 0];
@@ -329,7 +471,15 @@ test("the audit catches a chassis card handed to a new server without resetting 
   const resetSlots = ChassisRoot.prototype.resetSlots;
   ChassisRoot.prototype.resetSlots = () => true; // PERST# wired to nothing
   try {
-    const w = world(moveScenario({ hosts: 2, durationNs: 100 * MS, actions: [{ atNs: 20 * MS, kind: "assign", card: "chassis", group: 200 }] }));
+    const w = world(moveScenario({ hosts: 2, durationNs: Infinity }));
+    w.startHooks.push((x) => {
+      // The station moves the chassis card once server1's NVMe load runs (the busy port makes it a
+      // surprise removal: no 5 s of pciehp's); the run ends when the card is active with host2.
+      when(x, "server1 verifying NVMe reads", () => verifying(x, "server1"), () => {
+        void x.management!.client().setGroup(CHASSIS, 200);
+        when(x, "the chassis card active in group 200", () => active(x, "chassis") && active(x, "host2"), () => x.scheduler.stop());
+      });
+    });
     const s = await w.run();
     assert.equal(s.unresetHandovers, 1);
     const described = w.timeline.entries.find((e) => e.level === "error" && e.text.startsWith("handed from"))!;
@@ -343,7 +493,14 @@ test("the audit catches a chassis card handed to a new server without resetting 
 test("the audit reports a server left with a device no port forwards to: its host card rebooted under it", async () => {
   // The server model has no hot-plug on its root port: when the host card (its PCIe switch)
   // resets, the server keeps the functions it enumerated, which nothing reaches any more.
-  const w = world(moveScenario({ hosts: 1, durationNs: 60 * MS, actions: [{ atNs: 30 * MS, kind: "reboot", card: "host1" }] }));
+  const w = world(moveScenario({ hosts: 1, durationNs: Infinity }));
+  w.startHooks.push((x) => {
+    // host1 reboots once server1 has the drive (3:0.0) bound; the run ends 30 ms later.
+    when(x, "server1 with the NVMe drive bound", () => x.servers[0].summary.nvme.length > 0, () => {
+      x.scheduler.at(x.scheduler.now, () => x.cards.find((c) => c.name === "host1")!.reset(ResetCause.Software));
+      x.scheduler.at(x.scheduler.now + 30 * MS, () => x.scheduler.stop());
+    });
+  });
   const s = await w.run();
   assert.equal(s.crossDeliveries, 0);
   assert.ok(s.invariants.some((line) => /^server1 has 3:0\.0 \[1fff:0300\], but no port of host1 forwards to bus 3$/.test(line)), s.invariants.join("\n"));

@@ -6,7 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ControlType, ManageOp, ManageStatus, LinkState } from "../../board/map/link.ts";
-import { CardRole } from "../../board/map/mailbox.ts";
+import { CardRole, ResetCause } from "../../board/map/mailbox.ts";
+import { TunnelReg } from "../../board/map/registers.ts";
 import { decodeControl, wireFrame } from "../../board/link-codec.ts";
 import { decodeReply, decodeRequest, encodeReply, encodeRequest, type DecodedRequest } from "../../board/manage-codec.ts";
 import { ManageClient, stationIdentity, wallClock } from "../../tools/manage/client.ts";
@@ -17,6 +18,26 @@ import { FIRMWARE } from "./helpers.ts";
 
 const KEY = adminKey("default");
 const STAND_IN = 0x3000_0001;
+
+/** Whether every card of `world` has its tunnel 0 Active now: up, paired, done with its boot's batches. */
+function paired(world: World): boolean {
+  return [...world.fabrics.values()].every((f) => f.tunnels[0].readRegister(TunnelReg.LinkState) === LinkState.Active);
+}
+
+/**
+ * Runs `then` at the first poll (one a millisecond of virtual time, from now) at which `ready()`
+ * holds: the cards' soft-cores decide when a state comes, not a fixed time. Not within `withinNs`:
+ * the run fails, naming `what`.
+ */
+function when(world: World, what: string, ready: () => boolean, then: () => void, withinNs = 2e9): void {
+  const deadline = world.scheduler.now + withinNs;
+  const poll = () => {
+    if (ready()) then();
+    else if (world.scheduler.now >= deadline) throw new Error(`${what}: not within ${withinNs / 1e6} ms (at ${world.scheduler.now / 1e6} ms)`);
+    else world.scheduler.at(world.scheduler.now + 1e6, poll);
+  };
+  poll();
+}
 
 /** Every MANAGE_REQUEST that reaches a card's cable end, and a stand-in card answering on the host card's cable. */
 function watch(world: World): { requests: { cable: string; request: DecodedRequest }[] } {
@@ -44,15 +65,18 @@ function watch(world: World): { requests: { cable: string; request: DecodedReque
 }
 
 test("the station's requests cross the switch to every card on the management VLAN, and answers come back to an in-sim client", async () => {
-  const world = new World({ scenario: pairScenario({ durationNs: 30e6, management: true }), seed: 5, engine: "node", engineOptions: { firmware: FIRMWARE } });
+  const world = new World({ scenario: pairScenario({ durationNs: Infinity, management: true }), seed: 5, engine: "node", engineOptions: { firmware: FIRMWARE } });
   assert.ok(world.management);
   const seen = watch(world);
   let found: number[] | null = null;
   let station: ManageClient | null = null;
   world.startHooks.push((w) => {
     station = w.management!.client();
-    w.scheduler.at(10e6, () => {
-      station!.discover(5).then((cards) => (found = cards.map((c) => c.sender.serial)));
+    // Once the cards are up: a card answers in about 0.8 ms of its soft-core's time, the first
+    // requests after it paired in up to about 6 ms (wasm3 compiling the management code, the end of
+    // its boot), so the discovery waits 20 ms.
+    when(w, "both cards paired", () => paired(w), () => {
+      station!.discover(20).then((cards) => (found = cards.map((c) => c.sender.serial))).finally(() => w.scheduler.stop());
     });
   });
   await world.run();
@@ -109,24 +133,35 @@ test("iov sim --manage's bridge carries stream-framed frames into the switch por
 
 test("in the simulation, the firmware answers the station: discovery, status after a reboot (found again), and a refusal of a bad group", async () => {
   const world = new World({
-    scenario: pairScenario({ durationNs: 100e6, management: true, actions: [{ atNs: 20e6, kind: "reboot", card: "chassis" }] }),
+    scenario: pairScenario({ durationNs: Infinity, management: true }),
     seed: 3, engine: "node", engineOptions: { firmware: FIRMWARE },
   });
   const log: string[] = [];
   const bootIds: number[] = [];
   world.startHooks.push((w) => {
-    const client = w.management!.client({ tryMs: 5 }); // the simulated network answers in microseconds
-    w.scheduler.at(10e6, () => {
-      client.discover(5).then((cards) => {
+    // A card answers in about 0.8 ms of its soft-core's time, the first requests after it paired in
+    // up to about 6 ms (wasm3 compiling the management code, the end of its boot): 20 ms a try.
+    const client = w.management!.client({ tryMs: 20 });
+    const chassis = w.cards.find((c) => c.name === "chassis")!;
+    when(w, "both cards paired", () => paired(w), () => {
+      client.discover(20).then((cards) => {
         log.push(`found ${cards.map((c) => `${c.sender.serial.toString(16)}:${c.group}:${LinkState[c.linkStates[0]]}`).join(" ")}`);
         bootIds.push(client.cards.get(0x2000_0001)!.bootId);
+        // The chassis card reboots (a new boot ID), as a scenario's reboot action does it; once it
+        // is up and paired again the station, which still knows the old boot ID, asks its status.
+        w.scheduler.at(w.scheduler.now, async () => {
+          await chassis.reset(ResetCause.Software);
+          when(w, "both cards paired again", () => paired(w), () => {
+            client.status(0x2000_0001).then((r) => {
+              log.push(`status ${r.sender.serial.toString(16)} boot ${r.sender.bootId === bootIds[0] ? "same" : "new"}`);
+              return client.setGroup(0x2000_0001, 4000);
+            }).catch((error: Error) => log.push(error.message)).finally(() => w.scheduler.stop());
+          });
+        });
+      }).catch((error: Error) => {
+        log.push(error.message);
+        w.scheduler.stop();
       });
-    });
-    w.scheduler.at(60e6, () => {
-      client.status(0x2000_0001).then((r) => {
-        log.push(`status ${r.sender.serial.toString(16)} boot ${r.sender.bootId === bootIds[0] ? "same" : "new"}`);
-        return client.setGroup(0x2000_0001, 4000);
-      }).catch((error: Error) => log.push(error.message));
     });
   });
   const summary = await world.run();
@@ -147,6 +182,13 @@ test("a scenario's assign action hands the chassis card to the other server thro
   const summary = await world.run();
   const station = world.timeline.entries.filter((e) => e.source === "manage");
   assert.deepEqual(station.map((e) => [e.card, e.text, e.level]), [["station", "card 0x20000001 moved to group 200", "info"]]);
-  assert.deepEqual(summary.hotplugEvents, { host1: { removals: 2, insertions: 0 }, host2: { removals: 0, insertions: 2 } });
+  // The handover: server1 removes both devices (an orderly removal: the slots are idle, so the host
+  // card presses their attention buttons and pciehp takes its 5 s), server2 inserts both. Before it
+  // server1 found them at enumeration or, a slot it had scanned before the card paired, by hot-plug.
+  const changesAfter = (server: string) => summary.servers.find((v) => v.name === server)!.hotplug.filter((h) => h.timeNs > 1e9).map((h) => h.change);
+  assert.deepEqual(changesAfter("server1"), ["removal", "removal"]);
+  assert.deepEqual(changesAfter("server2"), ["insertion", "insertion"]);
+  assert.equal(summary.hotplugEvents.host1.removals, 2);
+  assert.deepEqual(summary.hotplugEvents.host2, { removals: 0, insertions: 2 });
   assert.equal(summary.cards.find((c) => c.name === "chassis")!.linkStates.at(-1)!.state, "tunnel0:active");
 });

@@ -31,9 +31,12 @@ test("the example lab file loads: four servers, two chassis cards, a leaf and a 
   assert.equal(s.durationNs, 1.5e9);
   assert.equal(s.cards[5].powerOnNs, 250_000);
   assert.equal(s.cables[6].config.rateBps, 25e9);
-  // Long enough for the assignment to finish: the card moves after its 45 ms flash write, and
-  // server3 configures the devices 120 ms later.
-  const w = new World({ scenario: s, seed: 1, engine: "node", engineOptions: { firmware: FIRMWARE }, durationNs: 500e6 });
+  // Long enough for the assignment to finish, at the soft-cores' 100 MHz: chassis1 moves after the
+  // 45 ms flash write that follows the assign at 300 ms (~350 ms), pairs with host3 within a few ms,
+  // and server3's pciehp configures its devices 120 ms later (~480 ms), when the NVMe load verifies
+  // its first read. 700 ms leaves room for slower firmware, and ends before the schedule fails
+  // host3's leaf port (900 ms).
+  const w = new World({ scenario: s, seed: 1, engine: "node", engineOptions: { firmware: FIRMWARE }, durationNs: 700e6 });
   const summary = await w.run();
   assert.deepEqual(summary.invariants, []);
   assert.equal(summary.hostCompletionTimeouts + summary.dataVerificationErrors + summary.firmwareTraps, 0);
@@ -106,10 +109,29 @@ test("iov sim takes a scenario file for --scenario, lists the built-ins, and ref
   assertOneLineError(iov(["sim", "--scenario", "fleets"]), 1, /^iov: unknown scenario 'fleets'; built-in: default, console, handover, fleet \(or a scenario file, PATH\.json\)$/);
   const list = iov(["sim", "--list"]);
   assert.equal(list.status, 0, list.stderr);
-  assert.match(list.stdout, /^fleet\s+0\.6 s\s+320 cards, 256 server\(s\), management station: 256 servers and 64 chassis cards/m);
+  const fleetSeconds = String(SCENARIOS.fleet.durationNs / 1e9).replace(".", "\\.");
+  assert.match(list.stdout, new RegExp(`^fleet\\s+${fleetSeconds} s\\s+320 cards, 256 server\\(s\\), management station: 256 servers and 64 chassis cards`, "m"));
   assert.match(list.stdout, /^handover /m);
-  const run = iov(["sim", "--scenario", "scenarios/lab.json", "--duration", "30ms", "--quiet"]);
-  assert.equal(run.status, 0, run.stderr);
-  assert.match(run.stdout, /^summary: lab, seed 1, 0\.03 s simulated on node, soft-cores in zero time$/m);
+  // 100 ms: at the soft-cores' 100 MHz every card is running (its first batch done) by ~40 ms.
+  const run = iov(["sim", "--scenario", "scenarios/lab.json", "--duration", "100ms", "--quiet"]);
+  assert.equal(run.status, 0, run.stderr + run.stdout);
+  assert.match(run.stdout, /^summary: lab, seed 1, 0\.1 s simulated on node, soft-cores at 100 MHz$/m);
   assert.match(run.stdout, /^  invariants: all held \(0 cross-deliveries, 0 handovers without a device reset\)$/m);
+});
+
+test("a keyboard's typing waits for a driver: typed from 0 s, before the server has even enumerated, every key arrives", () => {
+  // The default scenario without its cable pull, its typist starting at power-on: the driver
+  // listens only once the server has enumerated through the host card (~200 ms at 100 MHz), and
+  // keys typed before would be dropped by the device (a data verification error).
+  const json = scenarioToJson(SCENARIOS.default) as any;
+  const keyboard = json.devices.find((d: any) => d.kind === "keyboard-mouse");
+  keyboard.typing.startNs = "0s";
+  for (const cable of json.cables) delete cable.config.outages;
+  const file = join(mkdtempSync(join(tmpdir(), "iov-scenario-")), "typing.json");
+  writeFileSync(file, JSON.stringify(json));
+  const run = iov(["sim", "--scenario", file, "--duration", "400ms"]);
+  assert.equal(run.status, 0, run.stderr + run.stdout);
+  const listening = /^\s+(\d+\.\d+)  server   os      keyboard\/mouse 5:0\.0: driver listening$/m.exec(run.stdout);
+  assert.ok(listening && Number(listening[1]) > 0.05, "the driver listens well after power-on");
+  assert.match(run.stdout, /keyboard\/mouse 5:0\.0: received "hello from the chassis" \(44 reports\)/);
 });

@@ -1,7 +1,17 @@
 // The server's view of its PCI hierarchy, as `iov sim --lspci FILE` dumps it from a run of the
 // default scenario: once with the chassis connected, once while its cable is pulled (300 ms to
-// 500 ms; the server removes the devices at ~320 ms). Each dump is read back with parseLspci
-// and, when pciutils is installed, decoded by the real `lspci -F FILE -vvv`.
+// 500 ms). Each dump is read back with parseLspci and, when pciutils is installed, decoded by
+// the real `lspci -F FILE -vvv`.
+//
+// The dump takes virtual time: at the soft-cores' 100 MHz each configuration read of the host
+// card's switch ports is a batch of its firmware, and the 10 ports' 640 reads take ~120 ms.
+// So each dump starts where the hierarchy holds still for longer than that (seed 1):
+// - connected: at 700 ms. The first connection is no good: slot 1's device comes up only at
+//   ~280 ms (its slot appeared after the server had scanned its bus, so pciehp hot-adds it
+//   after its 120 ms of link waits) and the pull removes everything at ~325 ms. After the
+//   reconnect at 500 ms every device is back by ~640 ms, and the dump ends at ~820 ms.
+// - removed: at 340 ms, when the removal is done (~328 ms); it ends at ~456 ms, before the
+//   cable comes back at 500 ms.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -11,6 +21,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { iov } from "./helpers.ts";
 import { parseLspci, type ParsedFunction } from "../../board/pcie/lspci.ts";
+import { lspciDump } from "../../tools/sim/server-lspci.ts";
+import { spawn, type Op, type Task } from "../../tools/server/task.ts";
+import type { OperatingSystem, PciFunction } from "../../tools/server/os.ts";
 
 // pciutils is installed only by .ci/run; elsewhere the tests that run it are skipped.
 const probe = spawnSync("lspci", ["--version"], { encoding: "utf8" });
@@ -33,7 +46,7 @@ const dumps = { connected: "", removed: "" };
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "iov-sim-lspci-"));
-  for (const [which, duration] of [["connected", "250ms"], ["removed", "400ms"]] as const) {
+  for (const [which, duration] of [["connected", "700ms"], ["removed", "340ms"]] as const) {
     const file = join(dir, `${which}.txt`);
     const result = iov(["sim", "--quiet", "--lspci", file, "--duration", duration]);
     assert.equal(result.status, 0, `iov sim --quiet --lspci ${file} --duration ${duration}:\n${result.stderr}${result.stdout}`);
@@ -178,4 +191,38 @@ test("lspci -F -vvv decodes the dump during the pull: slot 4 empty, its link dow
     /\t\tSltSta:\tStatus: AttnBtn- PowerFlt- MRL- CmdCplt- PresDet- Interlock-\n/,
   ]);
   assert.doesNotMatch([...blocks.values()].join(""), /Non-Volatile memory controller|Class 0108/);
+});
+
+test("lspciDump dumps the functions the OS had when it started, each once, even when pciehp adds and removes functions while it reads", () => {
+  // A stand-in for the OS: every configuration read completes later (as through the host card),
+  // and while the dump reads 02:01.0 a hot-add puts 03:00.0 into the list before it (where
+  // scanSlot splices it: after its port 02:00.0) and a surprise removal takes 04:00.0 away.
+  type Fn = Pick<PciFunction, "bus" | "device" | "fn" | "removed">;
+  const fn = (bus: number, device: number): Fn => ({ bus, device, fn: 0, removed: false });
+  const functions: Fn[] = [fn(0, 1), fn(1, 0), fn(2, 0), fn(2, 1), fn(4, 0), fn(2, 2)];
+  const pending: (() => void)[] = [];
+  let hotplugged = false;
+  const os = {
+    functions,
+    *readConfig(f: Fn, offset: number): Task<number> {
+      if (f.bus === 2 && f.device === 1 && offset === 0x40 && !hotplugged) {
+        hotplugged = true;
+        functions.splice(3, 0, fn(3, 0));
+        const gone = functions.findIndex((g) => g.bus === 4);
+        functions[gone].removed = true;
+        functions.splice(gone, 1);
+      }
+      const later: Op<void> = { start: (resume) => void pending.push(() => resume(undefined)) };
+      yield later;
+      if (f.removed) return 0xffffffff;
+      return offset === 0 ? (0x0002 << 16) | 0x1fff : 0;
+    },
+  } as unknown as OperatingSystem;
+  let result: string | Error | undefined;
+  spawn(lspciDump(os), (r) => (result = r));
+  while (result === undefined && pending.length) pending.shift()!();
+  assert.ok(hotplugged, "the hot-add and the removal happened during the dump");
+  assert.ok(typeof result === "string", `the dump failed: ${result}`);
+  const slots = parseLspci(result).map(slot);
+  assert.deepEqual(slots, ["00:01.0", "01:00.0", "02:00.0", "02:01.0", "02:02.0"]);
 });

@@ -12,6 +12,7 @@ import binaryen from "binaryen";
 import { buildImage, developmentKey, formatVersion, type ImageVersion } from "../../board/image.ts";
 import { BOARD_ID } from "../../board/map/registers.ts";
 import { MAILBOX_VERSION } from "../../board/map/mailbox.ts";
+import { SoftcoreTiming, SOFTCORE_DEFAULT_MHZ } from "../../board/softcore.ts";
 import { FIRMWARE, wasm3Skip } from "./helpers.ts";
 import type { EngineKind } from "../../tools/engines/index.ts";
 import { runConsole, MS, type ConsoleRun } from "./support/console-card.ts";
@@ -31,9 +32,11 @@ function booted(run: ConsoleRun) {
   return b ? { slot: b.slot, trial: b.trial, version: formatVersion(b.info.version), state: run.card.state } : null;
 }
 
+/** `update` typed at the console's first prompt (about 50 ms after power-on at 100 MHz), the run `durationNs` long. */
 async function update(img: Uint8Array, durationNs = 7000 * MS, flashDir?: string) {
   let end: ReturnType<typeof booted> = null;
-  const run = await runConsole({ durationNs, update: { atNs: 10 * MS, image: img }, flashDir, atEnd: (r) => (end = booted(r)) });
+  const run = await runConsole({ durationNs, update: { image: img }, flashDir, atEnd: (r) => (end = booted(r)) });
+  assert.notEqual(run.updateNs, null, `no console prompt to type update at:\n${run.output()}`);
   return { run, end: end as ReturnType<typeof booted>, out: run.output() };
 }
 
@@ -61,7 +64,7 @@ test("update: the same update gives the same console transcript on every engine"
   const engines: EngineKind[] = ["node", "node-wasi", ...(wasm3Skip ? [] : ["wasm3" as const])];
   const transcripts: string[] = [];
   for (const engine of engines) {
-    const run = await runConsole({ durationNs: 6000 * MS, engine, update: { atNs: 10 * MS, image: image("0.1.1") } });
+    const run = await runConsole({ durationNs: 6000 * MS, engine, update: { image: image("0.1.1") } });
     transcripts.push(run.output());
   }
   assert.match(transcripts[0], /update: image 0\.1\.1 confirmed/);
@@ -127,9 +130,9 @@ test("update: a power cut at any moment of an update leaves a card that boots a 
   const first = await update(image("0.1.1"), 7000 * MS, template);
   assert.deepEqual(first.end, { slot: 1, trial: false, version: "0.1.1", state: "running" });
   const outcomes = { old: 0, new: 0 };
-  // From `update` to the confirmation: the erase (16 sectors of 45 ms), the image in 1 KiB XMODEM blocks of
-  // 1029 bytes at 115 200 baud (10 bits a byte), the trial's 1 s; then 0.8 s more, so that some cuts
-  // fall after the confirmation: cut anywhere in it.
+  // From `update` (typed at the console's first prompt) to the confirmation: the erase (16 sectors
+  // of 45 ms), the image in 1 KiB XMODEM blocks of 1029 bytes at 115 200 baud (10 bits a byte), the
+  // trial's 1 s; then 0.8 s more, so that some cuts fall after the confirmation: cut anywhere in it.
   const windowMs = Math.ceil(16 * 45 + (Math.ceil(image("0.1.1").length / 1024) * 1029 * 10) / 115.2 + 1000 + 800);
   for (let seed = 1; seed <= 100; seed++) {
     const updated = seed % 2 === 1;
@@ -139,14 +142,23 @@ test("update: a power cut at any moment of an update leaves a card that boots a 
       flashDir = mkdtempSync(join(tmpdir(), "iov-cut-"));
       copyFileSync(join(template, "card.flash"), join(flashDir, "card.flash"));
     }
-    const cutNs = 10 * MS + Math.floor((((seed * 2654435761) % 4294967296) / 4294967296) * windowMs) * MS;
+    const cutNs = Math.floor((((seed * 2654435761) % 4294967296) / 4294967296) * windowMs) * MS;
     let end: ReturnType<typeof booted> = null;
+    let endedNs = 0;
+    // The cut, the power coming back 10 ms later and the end 1.5 s after that are timed from the
+    // moment `update` is typed; the run's length only bounds them (the prompt comes ~50 ms after power-on).
     const run = await runConsole({
-      durationNs: cutNs + 1500 * MS, seed, flashDir, update: { atNs: 10 * MS, image: image(after) },
-      actions: [{ kind: "power-cut", atNs: cutNs }, { kind: "power-on", atNs: cutNs + 10 * MS }],
-      atEnd: (r) => (end = booted(r)),
+      durationNs: (windowMs + 2000) * MS, seed, flashDir, update: { image: image(after) },
+      afterUpdate: [{ kind: "power-cut", afterNs: cutNs }, { kind: "power-on", afterNs: cutNs + 10 * MS }],
+      endAfterUpdateNs: cutNs + 1500 * MS,
+      atEnd: (r) => {
+        end = booted(r);
+        endedNs = r.world.scheduler.now;
+      },
     });
-    const context = `seed ${seed}, cut at ${cutNs / MS} ms during the update ${before} -> ${after}`;
+    const context = `seed ${seed}, cut ${cutNs / MS} ms after \`update\` during the update ${before} -> ${after}`;
+    assert.notEqual(run.updateNs, null, `${context}: no console prompt to type update at`);
+    assert.equal(endedNs, run.updateNs! + cutNs + 1500 * MS, `${context}: the run ends 1.5 s after power came back`);
     assert.ok(end, `${context}: nothing booted\n${run.output().slice(-2000)}`);
     const e = end as NonNullable<ReturnType<typeof booted>>;
     assert.equal(e.state, "running", context);
@@ -159,7 +171,7 @@ test("update: a power cut at any moment of an update leaves a card that boots a 
 
 test("console: commands answer, and bad lines are refused with a reason and counted", async () => {
   const lines = ["help", "status", "frobnicate", "status now", "counters foo", "x".repeat(81), "version", "log", "counters"];
-  const run = await runConsole({ durationNs: 1500 * MS, lines: lines.map((text, i) => ({ atNs: (20 + 100 * i) * MS, text })) });
+  const run = await runConsole({ durationNs: 1500 * MS, lines: lines.map((text, i) => ({ afterNs: 100 * i * MS, text })) });
   const out = run.output();
   assert.match(out, /IOV card firmware 0\.1\.0 \(host card, serial 0x10000001\), slot 0\r\ntype 'help' for commands\r\niov> /);
   assert.match(out, /iov> help\r\n  help      this list\r\n  status    /);
@@ -169,12 +181,16 @@ test("console: commands answer, and bad lines are refused with a reason and coun
   assert.match(out, /counters foo\r\ncounters: the only argument is 'all'\r\n/);
   assert.match(out, /line too long \(80 characters at most\)\r\n/);
   assert.match(out, new RegExp(String.raw`iov> version\r\nfirmware 0\.1\.0, mailbox v${MAILBOX_VERSION}\r\nimage: slot 0, confirmed, version 0\.1\.0, build [0-9a-f]{32}\r\n`));
-  assert.match(out, new RegExp(String.raw`iov> log\r\n\[    0\.000000\] I boot: firmware 0\.1\.0, mailbox v${MAILBOX_VERSION}, host card`));
+  // The boot batch's log line carries its TIME: after the soft-core has loaded the module.
+  const bootNs = new SoftcoreTiming(SOFTCORE_DEFAULT_MHZ).loadNs(firmware.length);
+  const stamp = `[${String(Math.floor(bootNs / 1e9)).padStart(5)}.${String(Math.floor(bootNs / 1000) % 1e6).padStart(6, "0")}]`;
+  assert.ok(out.includes(`iov> log\r\n${stamp} I boot: firmware 0.1.0, mailbox v${MAILBOX_VERSION}, host card`), `boot logged at ${stamp}:\n${out}`);
   assert.match(out, /ConsoleCommands \.+ 5\r\nConsoleErrors \.+ 4\r\n/);
 });
 
 test("console: reboot resets the card, which says so in its status", async () => {
-  const run = await runConsole({ durationNs: 600 * MS, lines: [{ atNs: 20 * MS, text: "reboot" }, { atNs: 400 * MS, text: "status" }] });
+  // status 350 ms after reboot: the card reloads its module and boots again (~50 ms at 100 MHz).
+  const run = await runConsole({ durationNs: 600 * MS, lines: [{ afterNs: 0, text: "reboot" }, { afterNs: 350 * MS, text: "status" }] });
   const out = run.output();
   assert.match(out, /iov> reboot\r\nrebooting\r\n/);
   assert.match(out, /boot: IOV boot ROM, reset cause software\r\n/);

@@ -6,6 +6,7 @@ import { Command, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { ENGINE_KINDS, EngineFailure } from "../engines/index.ts";
 import { CliError, duration, engine, integer, softcoreMhz } from "./args.ts";
+import { SOFTCORE_DEFAULT_MHZ } from "../../board/softcore.ts";
 import { netArg, serialArg } from "./manage-args.ts";
 import { boardId, buildId, collect, version as imageVersion } from "./image-args.ts";
 import { DEFAULT_BAUD } from "../../board/uart.ts";
@@ -41,7 +42,7 @@ export function program(): Command {
     .addOption(engineOption())
     .addOption(wasm3Option())
     .addOption(firmwareOption())
-    .addOption(new Option("--softcore-mhz <mhz>", "the cards' soft-core clock: each batch keeps it busy for the instructions it executes (docs/softcore.md); 0 is the zero-time model").argParser(softcoreMhz).default(0))
+    .addOption(new Option("--softcore-mhz <mhz>", "the cards' soft-core clock: each batch keeps it busy for the instructions it executes (docs/softcore.md); 0 is the zero-time model").argParser(softcoreMhz).default(SOFTCORE_DEFAULT_MHZ))
     .option("--record <dir>", "write each card's raw mailbox traffic: DIR/CARD.in, CARD.out, CARD.log")
     .option("--summary <file>", "write a JSON summary of the run")
     .option("--pcap <file>", "capture every frame on the cables to a pcap file (one per cable, named FILE.CABLE.pcap, when there are several)")

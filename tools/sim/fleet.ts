@@ -23,11 +23,11 @@ export interface FleetOptions {
 
 /**
  * The built-in fleet: 256 servers, 64 chassis, 16 leaves of 20 card ports under one spine,
- * 0.6 simulated seconds: time for the schedule's last moves to finish (their servers verify
- * NVMe reads again from 470 ms) and about a minute of wall time (the first 10 ms, every card
- * booting and pairing, take a few seconds, then each simulated millisecond some 70 ms).
+ * 0.9 simulated seconds: time for the schedule's last moves to finish (at 100 MHz their
+ * servers verify NVMe reads again from about 830 ms) and under a minute of wall time (50 to
+ * 70 ms a simulated millisecond on one core).
  */
-export const FLEET: FleetOptions = { servers: 256, chassis: 64, portsPerLeaf: 20, durationNs: 600e6 };
+export const FLEET: FleetOptions = { servers: 256, chassis: 64, portsPerLeaf: 20, durationNs: 900e6 };
 
 /** Each NVMe drive's load: one 4 KiB write and read-back a millisecond, verified. */
 export const FLEET_LOAD: NvmeLoadSpec = { queueDepth: 1, blocksPerCommand: 8, intervalNs: 1_000_000 };
@@ -42,15 +42,25 @@ export const chassisName = (i: number) => `chassis${i}`;
 export const serverName = (i: number) => `server${i}`;
 export const cableName = (card: string) => `cable-${card}`;
 
-/** When the default schedule acts (docs/scenarios.md#the-built-in-fleet). */
+/**
+ * When the fleet has settled and the default schedule begins: every card paired and every
+ * server with a chassis verifying NVMe reads. At the soft-core's 100 MHz (docs/softcore.md) a
+ * card pairs about 105 ms after power-on. A server whose enumeration reached the slot after that
+ * binds the drive at once (its first reads verified at about 195 ms); one that scanned the slot
+ * before has its pciehp find the drive when it probes the slot (150 to 190 ms: enumeration waits
+ * on the host card's soft-core) and configure it some 127 ms later, at up to about 320 ms.
+ */
+export const FLEET_SETTLED_NS = 400e6;
+
+/** When the default schedule acts (docs/scenarios.md#the-built-in-fleet): from FLEET_SETTLED_NS, 50 ms apart. */
 export const FLEET_TIMES = {
-  assignNs: 50e6,
-  pullNs: 100e6,
-  plugNs: 200e6,
-  failPortNs: 150e6,
-  restorePortNs: 250e6,
-  rebootNs: 250e6,
-  assignBackNs: 300e6,
+  assignNs: FLEET_SETTLED_NS,
+  pullNs: FLEET_SETTLED_NS + 50e6,
+  failPortNs: FLEET_SETTLED_NS + 100e6,
+  plugNs: FLEET_SETTLED_NS + 150e6,
+  restorePortNs: FLEET_SETTLED_NS + 200e6,
+  rebootNs: FLEET_SETTLED_NS + 200e6,
+  assignBackNs: FLEET_SETTLED_NS + 250e6,
 } as const;
 
 /** The leaf switches a fleet of these options has. */
@@ -69,13 +79,14 @@ export function fleetMoves(o: Pick<FleetOptions, "chassis">): number {
 }
 
 /**
- * The default schedule, while every other chassis carries its NVMe load: chassis 0..m-1 (m =
- * fleetMoves) are assigned to waiting servers chassis..chassis+m-1 at 50 ms and the first
- * half of them back to their first servers at 300 ms; chassis m's cable is pulled at 100 ms
- * and plugged back at 200 ms; the leaf port of server m+1's host card fails at 150 ms and
- * comes back at 250 ms; chassis m+2 reboots at 250 ms. A move takes some 170 ms until the
- * new server's NVMe load verifies its first read (45 ms of it the card's flash write), a
- * cable or port back some 120 ms (pciehp's waits before it configures the device).
+ * The default schedule (FLEET_TIMES), once the fleet has settled and while every other chassis
+ * carries its NVMe load: chassis 0..m-1 (m = fleetMoves) are assigned to waiting servers
+ * chassis..chassis+m-1 at 400 ms and the first half of them back to their first servers at
+ * 650 ms; chassis m's cable is pulled at 450 ms and plugged back at 550 ms; the leaf port of
+ * server m+1's host card fails at 500 ms and comes back at 600 ms; chassis m+2 reboots at
+ * 600 ms. At 100 MHz a move takes some 180 ms until the new server's NVMe load verifies its
+ * first read (45 ms of it the card's flash write, 127 ms pciehp's waits before it configures
+ * the device), a cable or port back some 130 ms, a rebooted chassis card some 210 ms.
  */
 export function fleetSchedule(o: Pick<FleetOptions, "servers" | "chassis" | "portsPerLeaf">): ActionSpec[] {
   const m = fleetMoves(o);

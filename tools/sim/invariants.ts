@@ -13,10 +13,10 @@
 // - Every server sees only its own devices, at the end of the run.
 // - Counters consistent, at the end of the run: both ends of every session saw it start; each
 //   card's LinkUps, ManageRequests and (host cards) MsiSent since its last reset match what
-//   the world saw of them.
+//   the world had seen of them when the card reported them.
 
-import { CardRole } from "../../board/map/mailbox.ts";
-import { LinkState, ControlType, ControlHeader } from "../../board/map/link.ts";
+import { CardRole, HashOp } from "../../board/map/mailbox.ts";
+import { LinkState, LinkTiming, ControlType, ControlHeader } from "../../board/map/link.ts";
 import { CardReg, SwitchControl, SwitchReg, SWITCH_BASE, SWITCH_STRIDE, TunnelReg } from "../../board/map/registers.ts";
 import { SWITCH_DOWNSTREAM_PORTS } from "../../board/map/pcie.ts";
 import { ETHERTYPE_IOV, macKey, payloadOffset, vlanOf } from "../../board/ethernet/frame.ts";
@@ -24,6 +24,7 @@ import { FrameKind, TUNNEL_HEADER } from "../../board/tunnel/wire.ts";
 import { routingId } from "../../board/pcie/tlp.ts";
 import { Endpoint } from "../../board/pcie/endpoint.ts";
 import type { Card } from "../../board/card.ts";
+import type { HashCommand } from "../../board/hash-engine.ts";
 import type { Fabric } from "../../board/fabric.ts";
 import type { TunnelEngine } from "../../board/tunnel/engine.ts";
 import type { SlotDevice } from "../../board/pcie/chassis-root.ts";
@@ -102,9 +103,14 @@ export const DESCRIBED = 5;
 
 /**
  * A session that became Active this close to the end of the run may not have reached its
- * other end yet: the last READY of a handshake is a frame's flight away.
+ * other end yet: the last READY of a handshake is a frame's flight away, and the peer's
+ * soft-core takes it when it has finished what it is busy with and run the batch (milliseconds
+ * at 100 MHz). The handshake itself waits this long for an answer before it sends again.
  */
-export const SESSION_SLACK_NS = 1_000_000;
+export const SESSION_SLACK_NS = LinkTiming.HandshakeTimeoutNs;
+
+/** The label a management reply's tag begins with (docs/management.md#authentication-and-replay). */
+const REPLY_LABEL = [0x49, 0x4f, 0x56, 0x72]; // "IOVr"
 
 interface Session {
   card: string;
@@ -134,8 +140,16 @@ export class FleetAudit {
   private readonly sessions: Session[] = [];
   /** Per card: each session it went active in, with whom and in which group. */
   private readonly opened = new Map<AuditedCard, Map<number, { peer: AuditedCard | null; group: number }>>();
-  /** Per card: fabric resets so far, management replies it sent since the last, its server's hot-plug interrupts at the last. */
-  private readonly epochs = new Map<string, { epoch: number; replies: number; interruptsBase: number }>();
+  /**
+   * Per card: fabric resets so far, management replies it sent since the last, replies whose tag
+   * its hash engine is computing (taken requests not answered yet: one at a time), its server's
+   * hot-plug interrupts at the last reset.
+   */
+  private readonly epochs = new Map<string, { epoch: number; replies: number; signing: number; interruptsBase: number }>();
+  /** Per card: hash contexts started (HMAC or SHA-256) whose first bytes have not come yet. */
+  private readonly freshContexts = new Map<string, Set<number>>();
+  /** Per card: what the world had seen of its counters when its firmware's last counters report took effect. */
+  private readonly atReport = new Map<string, { ups: number; replies: number; signing: number; owed: number; handled: number }>();
   /** Per chassis card: its last owner, and its devices' resets when that session began or, once seen, ended. */
   private readonly lastOwner = new Map<string, { host: string | null; resets: number[] }>();
   /** The frame a card's MAC is being handed now, and whether a TLP of it came out meanwhile. */
@@ -150,7 +164,8 @@ export class FleetAudit {
       this.byMac.set(card.mac, card);
       this.byName.set(card.name, card);
       for (const tunnel of card.fabric.tunnels) this.tunnelOf.set(tunnel, card);
-      this.epochs.set(card.name, { epoch: 0, replies: 0, interruptsBase: 0 });
+      this.epochs.set(card.name, { epoch: 0, replies: 0, signing: 0, interruptsBase: 0 });
+      this.freshContexts.set(card.name, new Set());
       this.held.set(card, []);
       if (card.role === CardRole.Chassis) this.owners.set(card.name, []);
     }
@@ -261,14 +276,53 @@ export class FleetAudit {
     const e = this.epochs.get(card.name)!;
     e.epoch++;
     e.replies = 0;
+    e.signing = 0;
     e.interruptsBase = this.interrupts(card.name);
+    this.freshContexts.get(card.name)!.clear();
   }
 
   /** The firmware of `card` sends a CONTROL frame. */
   controlSent(card: AuditedCard, frame: Uint8Array): void {
     if (frame.length < 18 + TUNNEL_HEADER + ControlHeader.Size) return;
     const at = payloadOffset(frame) + TUNNEL_HEADER;
-    if (frame[at + ControlHeader.Type] === ControlType.ManageReply) this.epochs.get(card.name)!.replies++;
+    if (frame[at + ControlHeader.Type] !== ControlType.ManageReply) return;
+    const e = this.epochs.get(card.name)!;
+    e.replies++;
+    e.signing = Math.max(0, e.signing - 1);
+  }
+
+  /**
+   * The firmware of `card` gives its hash engine a command. A context whose first bytes are a
+   * management reply's label is the tag of a reply to a request the firmware has taken (and
+   * counted in ManageRequests): owed until the reply is sent.
+   */
+  hashCommand(card: AuditedCard, command: HashCommand): void {
+    const fresh = this.freshContexts.get(card.name)!;
+    if (command.op === HashOp.Start || command.op === HashOp.StartHmac) {
+      fresh.add(command.context);
+      return;
+    }
+    if (!fresh.delete(command.context) || command.op !== HashOp.Update) return;
+    const data = command.data;
+    if (data.length >= REPLY_LABEL.length && REPLY_LABEL.every((b, i) => data[i] === b)) this.epochs.get(card.name)!.signing++;
+  }
+
+  /**
+   * The firmware of card `name` reported its counters (its Card.firmwareCounters): they are
+   * compared, at the end of the run, with what the world had seen by then. The soft-cores run
+   * on after the run's time until every card has answered, and the others' answers come later.
+   */
+  countersReported(name: string): void {
+    const e = this.epochs.get(name);
+    if (!e) return;
+    this.atReport.set(name, {
+      ups: this.sessions.filter((s) => s.card === name && s.epoch === e.epoch).length,
+      replies: e.replies,
+      signing: e.signing,
+      // A SetGroup is answered once its configuration record is in flash: one reply may still be owed while a move is under way.
+      owed: this.assignments.some((a) => a.card === name && a.doneNs === null) ? 1 : 0,
+      handled: this.interrupts(name) - e.interruptsBase,
+    });
   }
 
   /** The station is told to move `card` to `to` (a scenario's assign action). */
@@ -360,19 +414,20 @@ export class FleetAudit {
     }
   }
 
+  /** Each running card's counters against what the world had seen when the card reported them (countersReported). */
   private checkCounters(out: string[]): void {
     for (const card of this.byName.values()) {
       const fw = card.card.firmwareCounters;
-      if (card.card.state !== "running" || !fw) continue;
-      const e = this.epochs.get(card.name)!;
-      const ups = this.sessions.filter((s) => s.card === card.name && s.epoch === e.epoch).length;
-      if (fw.LinkUps !== ups) out.push(`${card.name} counted ${fw.LinkUps} link up(s) since its last reset, the world saw ${ups} session(s) start`);
-      // A SetGroup is answered once its configuration record is in flash: one reply may still be owed while a move is under way.
-      const owed = this.assignments.some((a) => a.card === card.name && a.doneNs === null) ? 1 : 0;
-      if (fw.ManageRequests !== e.replies && fw.ManageRequests !== e.replies + owed) out.push(`${card.name} counted ${fw.ManageRequests} management request(s) taken since its last reset, but sent ${e.replies} repl${e.replies === 1 ? "y" : "ies"}`);
+      const seen = this.atReport.get(card.name);
+      if (card.card.state !== "running" || !fw || !seen) continue;
+      if (fw.LinkUps !== seen.ups) out.push(`${card.name} counted ${fw.LinkUps} link up(s) since its last reset, the world saw ${seen.ups} session(s) start`);
+      // Taken and answered, or taken and answer being signed; a SetGroup's answer may wait for the flash.
+      const answered = seen.replies + seen.signing;
+      if (fw.ManageRequests !== answered && fw.ManageRequests !== answered + seen.owed) {
+        out.push(`${card.name} counted ${fw.ManageRequests} management request(s) taken since its last reset, but sent ${seen.replies} repl${seen.replies === 1 ? "y" : "ies"}${seen.signing ? ` (${seen.signing} more being signed)` : ""}`);
+      }
       if (card.role === CardRole.Host && this.host.servers().some((s) => s.host === card.name)) {
-        const handled = this.interrupts(card.name) - e.interruptsBase;
-        if (fw.MsiSent !== handled) out.push(`${card.name} sent ${fw.MsiSent} hot-plug MSI(s) since its last reset, its server's pciehp handled ${handled}`);
+        if (fw.MsiSent !== seen.handled) out.push(`${card.name} sent ${fw.MsiSent} hot-plug MSI(s) since its last reset, its server's pciehp handled ${seen.handled}`);
       }
     }
   }

@@ -96,7 +96,10 @@ export interface DeviceSpec {
   chassis: string;
   slot: number;
   kind: "dma-test" | "graphics" | "keyboard-mouse" | "nvme";
-  /** keyboard-mouse: text typed at the chassis, one character (and a mouse move) every intervalNs from startNs. */
+  /**
+   * keyboard-mouse: text typed at the chassis, one character (and a mouse move) every intervalNs
+   * from startNs, or, when no driver has the device reporting then, from the moment one does.
+   */
   typing?: { text: string; startNs: number; intervalNs: number };
   /**
    * nvme: the verified write and read-back load the server runs on it from each binding:
@@ -194,13 +197,14 @@ export const SCENARIOS: Record<string, Scenario> = {
     cables: [{ id: "cable", a: "host", b: "chassis", config: { lengthM: 100, aToB: { loss: 0.001 }, bToA: { loss: 0.001 }, outages: [{ downAtNs: 300_000_000, upAtNs: 500_000_000 }] } }],
     link: { ...DEFAULT_LINK, mtu: 9000 },
     traffic: [
-      { from: "host", to: "chassis", count: 100_000, startNs: 10_000_000, payload: 256, mix: { posted: 1, nonPosted: 0, completion: 0 } },
-      { from: "chassis", to: "host", count: 20_000, startNs: 10_000_000, payload: 64, mix: { posted: 6, nonPosted: 1, completion: 3 } },
+      // The tunnel is up about 110 ms after power-on at the soft-core's 100 MHz (docs/softcore.md).
+      { from: "host", to: "chassis", count: 100_000, startNs: 150_000_000, payload: 256, mix: { posted: 1, nonPosted: 0, completion: 0 } },
+      { from: "chassis", to: "host", count: 20_000, startNs: 150_000_000, payload: 64, mix: { posted: 6, nonPosted: 1, completion: 3 } },
     ],
     devices: [
       { chassis: "chassis", slot: 0, kind: "graphics" },
       { chassis: "chassis", slot: 1, kind: "dma-test" },
-      { chassis: "chassis", slot: 2, kind: "keyboard-mouse", typing: { text: "hello from the chassis", startNs: 20_000_000, intervalNs: 2_000_000 } },
+      { chassis: "chassis", slot: 2, kind: "keyboard-mouse", typing: { text: "hello from the chassis", startNs: 200_000_000, intervalNs: 2_000_000 } },
       { chassis: "chassis", slot: 3, kind: "nvme" },
     ],
     servers: [{ name: "server", host: "host", enumerateNs: 2_000_000 }],

@@ -24,13 +24,21 @@ function* readFunction(os: OperatingSystem, f: Pick<PciFunction, "bus" | "device
   return bytes;
 }
 
-/** Reads every function the OS knows (the root port first; only it before enumeration) and returns the dump text. */
+/**
+ * Reads every function the OS knows (the root port first; only it before enumeration) and
+ * returns the dump text. The list is taken once, when the dump starts, as lspci lists
+ * /sys/bus/pci/devices once: the reads take virtual time, and meanwhile pciehp may add a
+ * function (a hot-add splices it into the OS's list) or remove one. A function added meanwhile
+ * is not in this dump; one removed while it was read is left out, as lspci skips a device
+ * whose sysfs config file has gone.
+ */
 export function* lspciDump(os: OperatingSystem): Task<string> {
-  const slots = os.functions.length ? os.functions : [{ bus: 0, device: ROOT_PORT_DEVICE, fn: 0 }];
+  const slots: Pick<PciFunction, "bus" | "device" | "fn" | "removed">[] = os.functions.length ? [...os.functions] : [{ bus: 0, device: ROOT_PORT_DEVICE, fn: 0, removed: false }];
   const functions: LspciFunction[] = [];
   for (const f of slots) {
+    if (f.removed) continue;
     const bytes = yield* readFunction(os, f);
-    if (bytes) functions.push({ bus: f.bus, device: f.device, function: f.fn, config: ConfigSpace.fromBytes(bytes, bytes.length as 256 | 4096) });
+    if (bytes && !f.removed) functions.push({ bus: f.bus, device: f.device, function: f.fn, config: ConfigSpace.fromBytes(bytes, bytes.length as 256 | 4096) });
   }
   return formatLspci(functions);
 }

@@ -7,7 +7,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync 
 import { join } from "node:path";
 import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { uniformInt } from "pure-rand/distribution/uniformInt";
-import { Card, type CardObserver } from "../../board/card.ts";
+import { Card, type CardObserver, type CardStats } from "../../board/card.ts";
 import { Fabric } from "../../board/fabric.ts";
 import { Flash } from "../../board/flash.ts";
 import { installImage } from "../../board/boot-rom.ts";
@@ -41,12 +41,12 @@ import { inputPciDriver } from "../server/drivers/input.ts";
 import { NvmeController } from "../../board/devices/nvme/controller.ts";
 import { nvmeDriver, nvmeLoad, newNvmeLoadStats, type NvmeDisk, type NvmeLoadStats } from "../server/drivers/nvme.ts";
 import { MeteredSession, firmwareFile, type EngineKind, type EngineOptions } from "../engines/index.ts";
-import { SoftcoreTiming } from "../../board/softcore.ts";
+import { SoftcoreTiming, SOFTCORE_DEFAULT_MHZ } from "../../board/softcore.ts";
 import { EventScheduler } from "./scheduler.ts";
 import { ConsoleServers, type ConsoleEndpoint } from "./console-server.ts";
 import { ManagementPort, type ManagementEndpoint } from "./management-port.ts";
-import { BOARD_ID } from "../../board/map/registers.ts";
-import { macFor, cardLink, adminKey, NVME_LOAD, type Scenario, type CableSpec, type NvmeLoadSpec, type ActionSpec } from "./scenarios.ts";
+import { BOARD_ID, WATCHDOG_TIMEOUT_NS } from "../../board/map/registers.ts";
+import { macFor, cardLink, adminKey, NVME_LOAD, type Scenario, type CableSpec, type NvmeLoadSpec, type ActionSpec, type TrafficSpec } from "./scenarios.ts";
 import { checkScenario, describeAction, ScenarioError } from "./scenario-check.ts";
 import { FleetAudit, type AuditedCard } from "./invariants.ts";
 import { Timeline, type Level } from "./timeline.ts";
@@ -107,6 +107,9 @@ interface Flow {
   tunnel: TunnelEngine;
 }
 
+/** How often the end of a run looks whether every card has reported its counters. */
+const COUNTERS_POLL_NS = 100_000;
+
 const FIRMWARE_LOG_STAMP = /^\[\s*\d+\.\d+\] /;
 
 /** The routing ID a device model takes from its configuration requests, for the function the OS found. */
@@ -140,6 +143,8 @@ export class World {
   /** Flows by receiving tunnel: TLPs arriving there are checked against them. */
   private readonly inbound = new Map<TunnelEngine, Flow>();
   private readonly linkStates = new Map<string, LinkStateChange[]>();
+  /** whenActive's waiters, looked at whenever a firmware moves a link state. */
+  private readonly activeWaiters: { cards: string[]; tunnel: number; then: () => void }[] = [];
   private readonly chassisRoots = new Map<string, ChassisRoot>();
   /** Host cards' tunnels, each to its card's switch router. */
   private readonly routers = new Map<TunnelEngine, SwitchRouter>();
@@ -173,7 +178,7 @@ export class World {
     const audited = this.audited;
     const base = xoroshiro128plus(options.seed);
     if (options.record) mkdirSync(options.record, { recursive: true });
-    const softcore = (this.softcore = new SoftcoreTiming(options.softcoreMhz ?? 0));
+    const softcore = (this.softcore = new SoftcoreTiming(options.softcoreMhz ?? SOFTCORE_DEFAULT_MHZ));
     for (const spec of options.scenario.cards) {
       const rng = base.clone();
       base.jump();
@@ -206,6 +211,13 @@ export class World {
       for (const tunnel of fabric.tunnels) if (fabric.router) this.routers.set(tunnel, fabric.router);
       const entry: AuditedCard = { name: spec.name, role: spec.role, card, fabric, mac: macKey(config.mac) };
       audited.push(entry);
+      // The audit sees what the firmware has its hash engine compute: a management reply's tag under
+      // way is a request taken and not answered yet.
+      const hashCommand = card.hash.command.bind(card.hash);
+      card.hash.command = (command) => {
+        this.audit.hashCommand(entry, command);
+        hashCommand(command);
+      };
       // The card reaches its fabric through the audit's eyes: resets and the frames the firmware sends.
       card.fabric = {
         readRegister: (address) => fabric.readRegister(address),
@@ -293,14 +305,24 @@ export class World {
         this.stopHooks.push(() => this.reportInput(entry));
         const typing = device.typing;
         if (typing) {
-          [...typing.text].forEach((ch, i) => {
-            const at = typing.startNs + i * typing.intervalNs;
+          const type = (startNs: number) => [...typing.text].forEach((ch, i) => {
+            const at = startNs + i * typing.intervalNs;
             this.scheduler.at(at, () => {
               entry.typed += ch;
               entry.typedAt.push(at);
               input.key(ch.charCodeAt(0), true);
             });
             this.scheduler.at(at + typing.intervalNs / 2, () => input.mouse(4, (i % 5) - 2));
+          });
+          // The typist starts at startNs, or, when no driver listens yet, once one does: when the
+          // server's driver binds depends on how fast enumeration goes (the cards' soft-cores serve
+          // the switch's configuration requests), and keys typed before would only be dropped.
+          this.scheduler.at(typing.startNs, () => {
+            if (input.reporting) return type(this.scheduler.now);
+            input.onReporting = () => {
+              input.onReporting = null;
+              type(this.scheduler.now);
+            };
           });
         }
       } else if (device.kind === "nvme") {
@@ -476,6 +498,33 @@ export class World {
   private onLinkState(card: AuditedCard, tunnel: TunnelEngine, state: number): void {
     this.linkState(card.name, `tunnel${tunnel.index}:${LinkState[state]?.toLowerCase() ?? state}`);
     this.audit.linkState(card, tunnel, state);
+    if (state === LinkState.Active) this.wakeActiveWaiters();
+  }
+
+  /** Whether every card of `cards` has its tunnel `tunnel` Active now. */
+  private allActive(cards: string[], tunnel: number): boolean {
+    return cards.every((name) => this.fabric(name).tunnels[tunnel]?.readRegister(TunnelReg.LinkState) === LinkState.Active);
+  }
+
+  private wakeActiveWaiters(): void {
+    for (const waiter of [...this.activeWaiters]) {
+      if (!this.allActive(waiter.cards, waiter.tunnel)) continue;
+      this.activeWaiters.splice(this.activeWaiters.indexOf(waiter), 1);
+      // In this instant, after the firmware's batch has finished taking effect.
+      this.scheduler.at(this.scheduler.now, waiter.then);
+    }
+  }
+
+  /**
+   * Calls `then` once, at the first moment every card of `cards` has its tunnel `tunnel` Active
+   * (its firmware wrote LinkState Active); in this instant if they already have. Pairing takes
+   * the soft-cores' batches (about 110 ms from power-on at 100 MHz: docs/softcore.md), so tests
+   * start what needs a link (traffic, faults) from there rather than at a fixed time.
+   */
+  whenActive(cards: string[], then: () => void, tunnel = 0): void {
+    for (const name of cards) this.fabric(name);
+    this.activeWaiters.push({ cards, tunnel, then });
+    this.wakeActiveWaiters();
   }
 
   /** `from`'s tunnel that is up with card `to`, if any. */
@@ -486,7 +535,12 @@ export class World {
     return this.fabric(from).tunnels.find((t) => t.peerKey() === key && t.readRegister(TunnelReg.LinkState) === LinkState.Active) ?? null;
   }
 
-  private startTraffic(spec: Scenario["traffic"][number], index: number): void {
+  /**
+   * Starts test traffic `spec` now, whatever its startNs, as a scenario's traffic entry number
+   * `index` starts at its startNs (the index seeds its TLPs). With no tunnel up between the two
+   * cards it sends nothing and says so on the timeline.
+   */
+  startTraffic(spec: TrafficSpec, index: number): void {
     const tunnel = this.tunnelBetween(spec.from, spec.to);
     const back = this.tunnelBetween(spec.to, spec.from);
     if (!tunnel || !back) {
@@ -520,6 +574,7 @@ export class World {
     const add = (source: "board" | "fw" | "mailbox", text: string, level: Level = "info") =>
       this.timeline.add({ timeNs: this.scheduler.now, card: name, source, text, level });
     const observer: CardObserver = {
+      counters: () => this.audit.countersReported(name),
       note: (_card, text, level) => add("board", text, level),
       log: (_card, line) => {
         const level = line.includes("] E ") ? "error" : line.includes("] W ") ? "warn" : "info";
@@ -638,11 +693,25 @@ export class World {
     });
     await this.scheduler.run(duration);
     this.stopping = true;
+    // The cards' statistics over the simulated time, taken now: the stop hooks (an lspci dump) and
+    // the counters' collection below run the soft-cores on past it.
+    const stats = this.cards.map((card) => card.statsNow());
+    // So are the NVMe loads: past it, a load that starts a round sees the run stopping and ends.
+    const nvme = new Map([...this.nvmeStats].map(([run, load]) => [run, { ...load, endedNs: run.endedNs }]));
     for (const hook of this.stopHooks) await hook(this);
-    // Collect each firmware's own counters before powering the cards off.
-    for (const card of this.cards) card.post({ kind: "countersQuery" });
+    // Collect each firmware's own counters before powering the cards off: the report comes when the
+    // soft-core has run the query's batch (and whatever it was busy with), within a watchdog period.
+    const asked = this.cards.filter((card) => card.state === "running");
+    for (const card of asked) {
+      card.firmwareCounters = null;
+      card.post({ kind: "countersQuery" });
+    }
+    const deadline = this.scheduler.now + WATCHDOG_TIMEOUT_NS;
     await this.scheduler.run(this.scheduler.now);
-    const summary = this.summary(Number.isFinite(duration) ? duration : this.scheduler.now);
+    while (asked.some((card) => card.state === "running" && card.firmwareCounters === null) && this.scheduler.now < deadline) {
+      await this.scheduler.run(this.scheduler.now + COUNTERS_POLL_NS);
+    }
+    const summary = this.summary(Number.isFinite(duration) ? duration : this.scheduler.now, stats, nvme);
     for (const card of this.cards) await card.powerOff();
     for (const fd of this.files.splice(0)) closeSync(fd);
     return summary;
@@ -698,23 +767,23 @@ export class World {
     return bytes;
   }
 
-  private summary(duration: number): RunSummary {
+  private summary(duration: number, stats: CardStats[], nvme: Map<NvmeRun, NvmeLoadStats & Pick<NvmeRun, "endedNs">>): RunSummary {
     let nvmeErrors = 0;
-    for (const [run, stats] of this.nvmeStats) {
+    for (const [run, stats] of nvme) {
       Object.assign(run, {
-        ended: stats.ended, bytesVerified: stats.verifiedBytes, commands: stats.commands, commandsAborted: stats.aborted,
+        ended: stats.ended, endedNs: stats.endedNs, bytesVerified: stats.verifiedBytes, commands: stats.commands, commandsAborted: stats.aborted,
         errors: stats.errors, mismatches: stats.mismatches,
       });
       nvmeErrors += stats.errors + stats.mismatches;
     }
-    const cards = this.cards.map((card) => ({
+    const cards = this.cards.map((card, i) => ({
       name: card.name,
       role: card.config.role === CardRole.Host ? ("host" as const) : ("chassis" as const),
       serial: `0x${card.config.serial.toString(16).padStart(8, "0")}`,
       firmware: card.firmwareVersion,
       state: card.state,
       linkStates: this.linkStates.get(card.name)!,
-      stats: card.statsNow(),
+      stats: stats[i],
       uart: { ...card.uart.stats },
       firmwareCounters: card.firmwareCounters,
       ...(card.config.role === CardRole.Chassis ? { owners: this.audit.owners.get(card.name) ?? [] } : {}),
