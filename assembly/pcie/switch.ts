@@ -11,13 +11,12 @@
 // Port 0 is the upstream port, ports 1..SWITCH_DOWNSTREAM_PORTS the downstream ports; port N
 // is Physical Slot N, and device N - 1 on the upstream port's secondary (internal) bus.
 
-import { SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE } from "../../board/map/registers";
+import { SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE, MAX_TUNNELS } from "../../board/map/registers";
 import { RELEASE_IDLE_US } from "../../board/map/link";
 import { Counter, TlpRxReason, LogLevel } from "../../board/map/mailbox";
 import { Hdr, Hdr1, Exp, Command, SltCtl, SltSta, MsiCtrl, TlpType, SWITCH_PORTS, SwitchCapability } from "../../board/map/pcie";
 import * as tx from "../abi/tx";
 import * as log from "../log";
-import * as clock from "../clock";
 import * as timers from "../timers";
 import { TimerId } from "../timers";
 import { Text } from "../text";
@@ -69,13 +68,20 @@ let released: i32 = -1;
 /** Bus and device of the upstream port (bus << 8 | device << 3), from the last Type 0 request. */
 let upstreamId: u32 = 0;
 /**
- * Hot-plug events not yet raised, a bit per port: one is raised per batch (the Slots timer, due
- * at once), removals first, so that a tunnel's four slots do not make one batch of four events
- * (docs/softcore.md). The router stops or starts forwarding at once; only what the server sees
- * of the slot waits.
+ * The slots' work, one step per batch (the Slots timer), so that a tunnel's slots do not make
+ * one long batch (docs/softcore.md): removals not yet shown to the server (a bit per port; the
+ * router stops forwarding at once, only what the server sees waits), and tunnels whose chassis
+ * slots are still to be bound (a bit per tunnel, with what attach() was told).
  */
 let pendingRemovals: u32 = 0;
-let pendingInsertions: u32 = 0;
+let pendingAttach: u32 = 0;
+enum AttachField {
+  Serial = 0,
+  Slots = 4,
+  Present = 8,
+  Next = 12, // the next chassis slot to bind
+}
+const attaching = memory.data(16 * MAX_TUNNELS);
 
 /** Back to power-on: no ports (a chassis card has none), nothing bound or remembered. */
 export function reset(): void {
@@ -84,7 +90,7 @@ export function reset(): void {
   released = -1;
   upstreamId = 0;
   pendingRemovals = 0;
-  pendingInsertions = 0;
+  pendingAttach = 0;
   memory.fill(bindings, 0, RECORD * SWITCH_PORTS);
   config.reset();
 }
@@ -273,65 +279,72 @@ function slotEvent(port: i32, present: bool): void {
   evaluate(port);
 }
 
-/** Queues port `port`'s hot-plug event for the Slots timer; an insertion not yet raised is withdrawn instead of removed. */
-function queueSlotEvent(port: i32, present: bool): void {
-  const bit: u32 = 1 << port;
-  if (present) pendingInsertions |= bit;
-  else if ((pendingInsertions & bit) != 0) pendingInsertions &= ~bit;
-  else pendingRemovals |= bit;
-  if (!timers.isRunning(TimerId.Slots)) timers.startAt(TimerId.Slots, clock.now);
+/** Starts the Slots timer, 1 ns on: never in the batch that queued its work, not even when that batch is a timer's. */
+function slotsLater(): void {
+  if (!timers.isRunning(TimerId.Slots)) timers.start(TimerId.Slots, 1);
 }
 
-/** The Slots timer: raises one queued hot-plug event, removals first, and comes back for the next. */
+/**
+ * The Slots timer: one step of the slots' work per batch, removals first, then the next slot of
+ * a tunnel that came up (bound, forwarding, and shown inserted if it holds a device); it comes
+ * back while work is left.
+ */
 export function onSlotsTimer(): void {
-  const removal = pendingRemovals != 0;
-  const bits = removal ? pendingRemovals : pendingInsertions;
-  if (bits == 0) return;
-  const port = ctz(bits) as i32;
-  if (removal) pendingRemovals &= ~(1 << port);
-  else pendingInsertions &= ~(1 << port);
-  slotEvent(port, !removal);
-  // 1 ns on: in a batch of its own, not again in this one.
-  if ((pendingRemovals | pendingInsertions) != 0) timers.start(TimerId.Slots, 1);
+  if (pendingRemovals != 0) {
+    const port = ctz(pendingRemovals) as i32;
+    pendingRemovals &= ~(1 << port);
+    slotEvent(port, false);
+  } else if (pendingAttach != 0) attachNext(ctz(pendingAttach) as i32);
+  if ((pendingRemovals | pendingAttach) != 0) slotsLater();
 }
 
 /**
  * Link port (tunnel) `tunnel` became Active with chassis card `peerSerial`, which has
  * `peerSlots` slots, those in `present` holding a device: each slot gets a downstream port,
- * bound in the router; each occupied one is then shown to the server as a hot-plug insertion,
- * an empty one stays an empty slot.
+ * bound in the router, one slot per step of the Slots timer; each occupied one is shown to the
+ * server as a hot-plug insertion in its step, an empty one stays an empty slot.
  */
 export function attach(tunnel: i32, peerSerial: u32, peerSlots: i32, present: u32): void {
   if (!active) return;
   detach(tunnel); // a session the link never reported down is over
-  for (let slot = 0; slot < peerSlots; slot++) {
-    const port = choosePort(peerSerial, slot);
-    if (port < 0) {
-      log.begin(LogLevel.Warn);
-      log.str("switch: every downstream port is bound; chassis ");
-      log.hex(peerSerial, 8);
-      log.str(" slots ");
-      log.dec(slot);
-      log.str(" and up stay unplugged");
-      log.end();
-      return;
-    }
-    // The port's last chassis slot is still to be shown removed: that comes first, with its names.
-    if ((pendingRemovals & (1 << port)) != 0) {
-      pendingRemovals &= ~(1 << port);
-      slotEvent(port, false);
-    }
-    const b = binding(port);
-    b.bound = true;
-    b.used = true;
-    b.tunnel = tunnel;
-    b.chassisSlot = slot;
-    b.peerSerial = peerSerial;
-    b.occupied = (present & (1 << slot)) != 0;
-    router(port, SwitchReg.Binding, (tunnel as u32) | ((slot as u32) << 8));
-    router(port, SwitchReg.Control, control(port));
-    if (b.occupied) queueSlotEvent(port, true);
+  store<u32>(attaching + 16 * tunnel, peerSerial, AttachField.Serial);
+  store<u32>(attaching + 16 * tunnel, peerSlots, AttachField.Slots);
+  store<u32>(attaching + 16 * tunnel, present, AttachField.Present);
+  store<u32>(attaching + 16 * tunnel, 0, AttachField.Next);
+  pendingAttach |= 1 << tunnel;
+  slotsLater();
+}
+
+/** Binds the next chassis slot of `tunnel` to a downstream port. */
+function attachNext(tunnel: i32): void {
+  const at = attaching + 16 * tunnel;
+  const peerSerial = load<u32>(at, AttachField.Serial);
+  const slot = load<u32>(at, AttachField.Next) as i32;
+  store<u32>(at, slot + 1, AttachField.Next);
+  if (slot + 1 >= (load<u32>(at, AttachField.Slots) as i32)) pendingAttach &= ~(1 << tunnel);
+  const port = choosePort(peerSerial, slot);
+  if (port < 0) {
+    pendingAttach &= ~(1 << tunnel);
+    log.begin(LogLevel.Warn);
+    log.str("switch: every downstream port is bound; chassis ");
+    log.hex(peerSerial, 8);
+    log.str(" slots ");
+    log.dec(slot);
+    log.str(" and up stay unplugged");
+    log.end();
+    return;
   }
+  // Removals go first (onSlotsTimer): a port's last chassis slot was shown removed, with its names, before this one binds it.
+  const b = binding(port);
+  b.bound = true;
+  b.used = true;
+  b.tunnel = tunnel;
+  b.chassisSlot = slot;
+  b.peerSerial = peerSerial;
+  b.occupied = (load<u32>(at, AttachField.Present) & (1 << slot)) != 0;
+  router(port, SwitchReg.Binding, (tunnel as u32) | ((slot as u32) << 8));
+  router(port, SwitchReg.Control, control(port));
+  if (b.occupied) slotEvent(port, true);
 }
 
 /**
@@ -341,13 +354,17 @@ export function attach(tunnel: i32, peerSerial: u32, peerSlots: i32, present: u3
  */
 export function detach(tunnel: i32): void {
   if (!active) return;
+  pendingAttach &= ~(1 << tunnel); // its slots not bound yet never will be
   for (let port = 1; port < SWITCH_PORTS; port++) {
     const b = binding(port);
     if (!b.bound || b.tunnel != tunnel) continue;
     b.bound = false;
     b.release = Release.None;
     router(port, SwitchReg.Control, control(port));
-    if (b.occupied) queueSlotEvent(port, false);
+    if (b.occupied) {
+      pendingRemovals |= 1 << port;
+      slotsLater();
+    }
     b.occupied = false;
   }
 }

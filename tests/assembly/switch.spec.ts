@@ -937,10 +937,11 @@ describe("switch: hot-plug", () => {
     expect(detach(0).length).toBe(0, "nothing left to detach");
   });
 
-  it("raises one queued hot-plug event per Slots timer, removals first; detach withdraws an insertion not yet raised", () => {
+  it("binds a tunnel's slots one per Slots timer, each with its insertion; detach drops the slots not bound yet", () => {
     tx.discard();
     vswitch.attach(0, CHASSIS, 3, 0xff);
-    expect(counters.get(Counter.HotplugEvents)).toBe(0, "attach only queues the insertions");
+    expect(counters.get(Counter.HotplugEvents)).toBe(0, "attach only queues the bindings");
+    expect(vswitch.boundTunnel(1)).toBe(-1);
     expect(timers.isRunning(TimerId.Slots)).toBe(true, "the Slots timer runs");
     vswitch.onSlotsTimer();
     expect(counters.get(Counter.HotplugEvents)).toBe(1, "one per firing");
@@ -948,18 +949,22 @@ describe("switch: hot-plug", () => {
     expect(slotStatus(2)).toBe(0);
     vswitch.detach(0);
     raiseSlotEvents();
-    expect(counters.get(Counter.HotplugEvents)).toBe(2, "port 1 removed; ports 2 and 3 were never shown, so nothing to remove");
+    expect(counters.get(Counter.HotplugEvents)).toBe(2, "port 1 removed; ports 2 and 3 were never bound, so nothing to remove");
+    expect(vswitch.boundTunnel(2)).toBe(-1);
     expect(slotStatus(2)).toBe(0);
     expect(timers.isRunning(TimerId.Slots)).toBe(false);
   });
 
-  it("a removal still queued when its port is bound again is raised at once, before the new insertion", () => {
+  it("a removal still queued when its port is bound again is raised first, then the new binding and insertion", () => {
     attach(0, CHASSIS, 1);
     tx.discard();
     vswitch.detach(0);
     vswitch.attach(1, CHASSIS, 1, 0xff);
-    expect(counters.get(Counter.HotplugEvents)).toBe(2, "the insertion, then the removal at once on re-binding");
+    expect(counters.get(Counter.HotplugEvents)).toBe(1, "attach only queues the binding");
+    vswitch.onSlotsTimer();
+    expect(counters.get(Counter.HotplugEvents)).toBe(2, "the removal first");
     expect(slotStatus(1) & SltSta.PresenceDetectState).toBe(0, "removed");
+    expect(vswitch.boundTunnel(1)).toBe(-1, "not bound again yet");
     raiseSlotEvents();
     expect(counters.get(Counter.HotplugEvents)).toBe(3, "then the new insertion");
     expect(vswitch.boundTunnel(1)).toBe(1);
