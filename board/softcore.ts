@@ -54,11 +54,11 @@ export interface FirmwareSession {
  */
 export const Wasm3Native = {
   /** Per counted WebAssembly instruction executed. */
-  perInstruction: 7.2,
-  /** Per byte of function body compiled (at the function's first call). */
-  perCompiledByte: 286,
+  perInstruction: 9.8,
+  /** Per byte of function body compiled (at the function's first call or ahead). */
+  perCompiledByte: 264,
   /** Per byte of module loaded (parsed and set up before the first call). */
-  perModuleByte: 18,
+  perModuleByte: 19.5,
 } as const;
 
 /**
@@ -85,12 +85,13 @@ export const BATCH_LIMIT_NS_DEFAULT = 1_000_000;
 /**
  * Most events the mailbox hands the firmware in one batch (besides its TIME and SYNC); the rest
  * wait in the FIFO for the next. A batch costs about 1 300 WebAssembly instructions besides its
- * events, and an event up to about 4 000 (a handshake message: docs/softcore.md); the batch limit
- * at 100 MHz is about 7 400. Two events keep every batch of the default, handover and flash runs
- * within it (four made 1.15 ms of a cable's return: a DISCOVER, the beacon and an OFFER at once),
- * at no cost in utilisation that the benchmarks can see.
+ * event, and an event up to about 4 000 (a handshake message: docs/softcore.md), against about
+ * 5 500 in the batch limit at 100 MHz. One event a batch keeps every batch of the default,
+ * handover and flash runs within it (two made 1.02 ms in the handover run, four 1.15 ms when a
+ * cable came back: a DISCOVER, the beacon and an OFFER at once), at no cost in utilisation that
+ * the benchmarks can see.
  */
-export const BATCH_EVENTS_MAX = 2;
+export const BATCH_EVENTS_MAX = 1;
 
 export class SoftcoreTiming {
   /**
