@@ -13,8 +13,8 @@ import type { Section } from "./metrics.ts";
 
 const MS = 1_000_000;
 const SEED = 13;
-/** The assign command, after server1's driver has bound the drive (its first read-back is verified at ~4 ms). */
-const ASSIGN = 100 * MS;
+/** The assign command, after server1's driver has bound the drive (at the soft-core's 100 MHz its first read-back is verified at ~250 ms). */
+const ASSIGN = 400 * MS;
 /** Idle: one verified write and read-back when the driver binds, then nothing for 100 s. */
 const IDLE: NvmeLoadSpec = { queueDepth: 1, blocksPerCommand: 8, intervalNs: 100_000 * MS };
 /** Busy: a 4 KiB write and read-back every millisecond. */

@@ -44,6 +44,7 @@ const HEADLINES: Headline[] = [
   ["Cable pulled: surprise removal in the server", (r) => `${formatValue(r("hotplug_remove_us"))} µs after the pull (the 20 ms grace window, then pciehp), ${formatValue(r("cto_count.pull"))} completion timeouts`],
   ["Cable back: verified NVMe I/O again", (r) => `${r("reconnect_usable_ms").toFixed(1)} ms after the plug-back (pciehp's own waits are 120 ms of it)`],
   ["Chassis handed to another server", (r) => `${formatValue(r("reassign_ms.busy"))} ms under load (surprise removal); ${formatValue(r("reassign_ms") / 1000)} s when idle (orderly removal: pciehp's 5 s attention-button wait)`],
+  ["Firmware on the 100 MHz soft-core", (r) => `${formatValue(r("softcore_util.idle.mhz100"))} % busy paired and idle, ${formatValue(r("softcore_util.default.mhz100"))} % in the default scenario's steady second; longest batch ${formatValue(r("softcore_batch_us.max.mhz100"))} µs; first SYNC_ACK ${formatValue(r("softcore_boot_ms.mhz100"))} ms after power-on`],
   ["Firmware", (r) => `${formatValue(r("fw_wasm_bytes"))} bytes, ${formatValue(r("fw_memory_pages"))} page of memory; ${formatValue(r("fw_events_per_s.inproc"))} events/s in-process` + (Number.isNaN(r("fw_events_per_s.wasm3")) ? "" : `, ${formatValue(r("fw_events_per_s.wasm3"))} on wasm3`)],
   ["Simulator", (r) => `${formatValue(r("sim_tlps_per_s"))} TLPs/s through a tunnel pair; the 256-server fleet runs ${formatValue(r("fleet_sim_wall_s_per_sim_s"))} × slower than real time`],
 ];
@@ -56,10 +57,11 @@ const ASSUMPTIONS = `- **Fixed latencies.** Every PCIe link takes 150 ns one way
 - **The fabric takes no time of its own.** The switch router, the tunnel engines and the MAC
   work at line rate with no pipeline delay; only serialisation, queues and the links above
   cost time. Real RTL adds some hundreds of nanoseconds per hop.
-- **The firmware answers in zero simulated time.** Its work costs wall time only (measured in
-  the firmware part below); on a card, wasm3 on the soft-core adds its own latency to
-  control-plane events (pairing, hot-plug signalling, configuration requests), never to TLPs
-  on the fast path.
+- **The firmware runs on a 100 MHz soft-core.** Every batch keeps the card's CPU busy for the
+  WebAssembly instructions it executes, at wasm3's calibrated cost on a RISC soft-core
+  (docs/softcore.md), and its commands take effect when it ends: control-plane events (pairing,
+  hot-plug signalling, configuration requests) wait for the firmware, TLPs on the fast path
+  never do. The soft-core part compares with the zero-time model.
 - **Devices answer at once.** The NVMe drive's media has no latency, so NVMe figures are the
   path's, not a drive's.
 - **The server is a model of Linux.** pciehp's waits (20 ms before reading the link, the
