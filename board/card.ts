@@ -92,6 +92,8 @@ export interface CardStats {
   longBatches: number;
   /** The longest batch that compiled nothing: wasm3 had compiled every function it ran before. */
   maxWarmBatchNs: number;
+  /** Of longBatches, those that compiled nothing. */
+  longWarmBatches: number;
   /** The median batch's WebAssembly instructions; 0 before the first batch. */
   instructionsP50: number;
   /** Busy time in each BUSY_BIN_NS of simulated time since the card was created (loading the firmware included). */
@@ -128,7 +130,7 @@ export class Card {
   firmwareCounters: Record<string, number> | null = null;
   readonly stats: CardStats = {
     batches: 0, eventsSent: 0, commandsReceived: 0, mailboxErrors: 0, traps: 0, watchdogResets: 0,
-    busyNs: 0, maxBatchNs: 0, longBatches: 0, maxWarmBatchNs: 0, instructionsP50: 0, busyNsPerBin: [], instructions: 0, compiledBytes: 0, bootNs: null,
+    busyNs: 0, maxBatchNs: 0, longBatches: 0, maxWarmBatchNs: 0, longWarmBatches: 0, instructionsP50: 0, busyNsPerBin: [], instructions: 0, compiledBytes: 0, bootNs: null,
     compiledAheadBytes: 0, warmNs: null,
   };
   /** When the card last came out of reset. */
@@ -325,6 +327,7 @@ export class Card {
     }
     if (ns > this.softcore.batchLimitNs) {
       this.stats.longBatches++;
+      if (cost?.compiledBytes === 0) this.stats.longWarmBatches++;
       this.observer.note?.(this, `batch ${seq} kept the soft-core busy ${(ns / 1000).toFixed(1)} µs, over the ${this.softcore.batchLimitNs / 1000} µs batch limit (${cost!.instructions} instructions)`, "warn");
     }
     if (ns === 0) {

@@ -95,12 +95,14 @@ test("iov sim --softcore-mhz prints each card's soft-core utilisation and worst 
   const file = join(temp(), "summary.json");
   const run = iov(["sim", "--softcore-mhz", "200", "--duration", "50ms", "--quiet", "--summary", file]);
   assert.match(run.stdout, /^summary: default, seed 1, 0\.05 s simulated on node, soft-cores at 200 MHz$/m);
-  assert.equal(run.stdout.match(/soft-core \d+\.\d % busy, worst batch \d+\.\d µs/g)?.length, 2, run.stdout);
+  assert.equal(run.stdout.match(/soft-core \d+\.\d % busy, worst batch \d+\.\d µs( \(\d+\.\d µs with first calls\))?(, \d+ over the limit \(\d+ compiling nothing\))?/g)?.length, 2, run.stdout);
   const summary = JSON.parse(readFileSync(file, "utf8")) as RunSummary;
   assert.equal(summary.softcoreMhz, 200);
   for (const card of summary.cards) {
     assert.ok(card.stats.busyNs > 0 && card.stats.busyNs <= summary.simulatedNs, card.name);
     assert.ok(card.stats.maxBatchNs > 0 && card.stats.instructions > 0 && card.stats.compiledBytes > 0, card.name);
+    assert.ok(card.stats.maxWarmBatchNs <= card.stats.maxBatchNs && card.stats.longWarmBatches <= card.stats.longBatches, card.name);
+    assert.ok(run.stdout.includes(`worst batch ${(card.stats.maxWarmBatchNs / 1000).toFixed(1)} µs`), `${card.name}: the printed worst batch is the one that compiled nothing`);
   }
 });
 

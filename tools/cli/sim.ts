@@ -144,7 +144,9 @@ export function formatSummary(s: RunSummary): string {
       `batches ${String(c.stats.batches).padStart(5)}  events ${String(fw.EventsIn ?? 0).padStart(5)}  ` +
       `commands ${String(fw.CommandsOut ?? 0).padStart(5)}  errors ${fw.Errors ?? 0}  traps ${c.stats.traps}  ` +
       (s.softcoreMhz === 0 ? `soft-core ${(c.stats.instructions / Math.max(c.stats.batches, 1)).toFixed(0)} instr/batch` :
-        `soft-core ${((100 * c.stats.busyNs) / s.simulatedNs).toFixed(1)} % busy, worst batch ${(c.stats.maxBatchNs / 1000).toFixed(1)} µs${c.stats.longBatches ? ` (${c.stats.longBatches} over the limit)` : ""}`);
+        `soft-core ${((100 * c.stats.busyNs) / s.simulatedNs).toFixed(1)} % busy, worst batch ${(c.stats.maxWarmBatchNs / 1000).toFixed(1)} µs` +
+        (c.stats.maxBatchNs > c.stats.maxWarmBatchNs ? ` (${(c.stats.maxBatchNs / 1000).toFixed(1)} µs with first calls)` : "") +
+        (c.stats.longBatches ? `, ${c.stats.longBatches} over the limit (${c.stats.longWarmBatches} compiling nothing)` : ""));
   });
   const t = s.tlps;
   const busy = (v: RunSummary["servers"][number]) => v.hotplug.length > 0 || v.requestsOutstanding > 0 || v.nvme.some((r) => r.errors + r.mismatches > 0);
