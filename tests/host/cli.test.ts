@@ -12,7 +12,8 @@ import { FrameKind } from "../../board/tunnel/wire.ts";
 import { ControlType, LinkTiming, RejectReason } from "../../board/map/link.ts";
 import { decodeControl } from "../../board/link-codec.ts";
 import { SoftcoreTiming, SOFTCORE_DEFAULT_MHZ } from "../../board/softcore.ts";
-import { SCENARIOS } from "../../tools/sim/scenarios.ts";
+import { SCENARIOS, type Scenario } from "../../tools/sim/scenarios.ts";
+import { failures } from "../../tools/cli/sim.ts";
 
 const temp = () => mkdtempSync(join(tmpdir(), "iov-cli-"));
 
@@ -250,4 +251,23 @@ test("iov sim --screenshot saves the remote screen as a PNG", () => {
   const png = PNG.sync.read(readFileSync(file));
   assert.deepEqual([png.width, png.height], [640, 480]);
   assert.deepEqual([...png.data.subarray(0, 4)], [255, 255, 255, 255], "the white border");
+});
+
+test("iov sim says why it exits 1: each failure on a line, a card the scenario cut the power of is not one", () => {
+  const clean = { tlps: { sent: 10, delivered: 10, lost: 0, duplicated: 0, reordered: 0 }, hostCompletionTimeouts: 0, dataVerificationErrors: 0, firmwareTraps: 0, invariants: [], simulatedNs: 1e9 };
+  const card = (name: string, state: string) => ({ name, state });
+  const scenario = (actions: Scenario["actions"]) => ({ ...SCENARIOS.default, actions });
+  const cut = { kind: "power-cut" as const, card: "chassis", atNs: 300e6 };
+  const on = { kind: "power-on" as const, card: "chassis", atNs: 400e6 };
+  const summary = (o: object) => ({ ...clean, cards: [card("host", "running"), card("chassis", "running")], ...o }) as unknown as RunSummary;
+  assert.deepEqual(failures(summary({}), scenario([])), []);
+  const lateCut = { ...cut, atNs: 500e6 };
+  assert.deepEqual(failures(summary({ cards: [card("host", "running"), card("chassis", "off")] }), scenario([lateCut, on])), [], "cut last in time (not in the list): off on purpose");
+  assert.deepEqual(failures(summary({ cards: [card("host", "running"), card("chassis", "off")] }), scenario([cut, on])), ["card chassis is off at the end, and the scenario did not cut its power"]);
+  assert.deepEqual(failures(summary({ cards: [card("host", "running"), card("chassis", "off")] }), scenario([{ ...cut, atNs: 2e9 }])), ["card chassis is off at the end, and the scenario did not cut its power"], "a cut after the end does not count");
+  assert.deepEqual(failures(summary({ cards: [card("host", "faulted"), card("chassis", "running")] }), scenario([])), ["card host is faulted at the end"]);
+  assert.deepEqual(
+    failures(summary({ tlps: { ...clean.tlps, lost: 2, reordered: 1 }, hostCompletionTimeouts: 3, dataVerificationErrors: 1, firmwareTraps: 1, invariants: ["server1 has 3:0.0 ..."] }), scenario([])),
+    ["2 test TLP(s) lost", "1 test TLP(s) out of order", "3 completion timeout(s) in the servers", "1 data verification error(s) (the timeline's error lines say where)", "1 firmware trap(s)", "invariant: server1 has 3:0.0 ..."],
+  );
 });

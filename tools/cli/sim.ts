@@ -117,9 +117,38 @@ export async function runSim(flags: SimFlags): Promise<void> {
   if (flags.screenshot) process.stdout.write(`  remote screen saved to ${flags.screenshot}\n`);
   if (flags.lspci) process.stdout.write(`  the server's PCI hierarchy saved to ${flags.lspci} (read it with: lspci -F ${flags.lspci} -vvv)\n`);
   if (flags.summary) writeFileSync(flags.summary, JSON.stringify(summary, null, 2) + "\n");
+  const reasons = failures(summary, scenario);
+  if (reasons.length > 0) {
+    process.stdout.write(`\nexit status 1:\n${reasons.map((r) => `  - ${r}`).join("\n")}\n`);
+    process.exitCode = 1;
+  }
+}
+
+/**
+ * Why a run failed, one line per reason; none for a run that kept every promise. A card that is
+ * off at the end because the scenario cut its power last is what the scenario asked for, not a
+ * failure; one halted, faulted or off for any other reason is.
+ */
+export function failures(summary: RunSummary, scenario: Scenario): string[] {
+  const out: string[] = [];
   const { lost, duplicated, reordered } = summary.tlps;
-  const failed = lost + duplicated + reordered + summary.hostCompletionTimeouts + summary.dataVerificationErrors + summary.firmwareTraps + summary.invariants.length;
-  if (failed > 0 || summary.cards.some((c) => c.state !== "running")) process.exitCode = 1;
+  if (lost) out.push(`${lost} test TLP(s) lost`);
+  if (duplicated) out.push(`${duplicated} test TLP(s) duplicated`);
+  if (reordered) out.push(`${reordered} test TLP(s) out of order`);
+  if (summary.hostCompletionTimeouts) out.push(`${summary.hostCompletionTimeouts} completion timeout(s) in the servers`);
+  if (summary.dataVerificationErrors) out.push(`${summary.dataVerificationErrors} data verification error(s) (the timeline's error lines say where)`);
+  if (summary.firmwareTraps) out.push(`${summary.firmwareTraps} firmware trap(s)`);
+  for (const invariant of summary.invariants) out.push(`invariant: ${invariant}`);
+  for (const card of summary.cards) {
+    if (card.state === "running") continue;
+    const power = (scenario.actions ?? [])
+      .filter((a) => (a.kind === "power-cut" || a.kind === "power-on") && a.card === card.name && a.atNs <= summary.simulatedNs)
+      .sort((x, y) => x.atNs - y.atNs)
+      .at(-1);
+    if (card.state === "off" && power?.kind === "power-cut") continue;
+    out.push(`card ${card.name} is ${card.state} at the end${card.state === "off" ? ", and the scenario did not cut its power" : ""}`);
+  }
+  return out;
 }
 
 /** The world, or a CliError for a flash file that cannot be used. */
