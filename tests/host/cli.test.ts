@@ -33,6 +33,7 @@ test("bad arguments get a one-line error and exit status 2", () => {
   assertOneLineError(iov(["sim", "--seed", "-1"]), 2, /expected 0\.\.4294967295/);
   assertOneLineError(iov(["sim", "--engine", "qemu"]), 2, /expected one of node, node-wasi, wasm3, got 'qemu'/);
   assertOneLineError(iov(["sim", "--duration", "5parsecs"]), 2, /expected a duration such as 3s/);
+  assertOneLineError(iov(["sim", "--duration", "1.5ns"]), 2, /expected a whole number of nanoseconds, got '1\.5ns' \(1\.5 ns\)/);
   assertOneLineError(iov(["sim", "--bogus"]), 2, /unknown option '--bogus'/);
   assertOneLineError(iov(["sim", "--softcore-mhz", "fast"]), 2, /expected a clock in MHz, 0 \(zero-time model\) or 1\.\.1000, got 'fast'/);
   assertOneLineError(iov(["sim", "--softcore-mhz", "0.5"]), 2, /expected 0 \(zero-time model\) or 1\.\.1000, got 0\.5/);

@@ -34,7 +34,9 @@ const UNITS: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9 };
 export function duration(text: string): number {
   const match = /^(\d+(?:\.\d+)?)(ns|us|ms|s)$/.exec(text.trim());
   if (!match) throw new InvalidArgumentError(`expected a duration such as 3s, 250ms, 10us or 500ns, got '${text}'`);
-  const ns = Math.round(Number(match[1]) * UNITS[match[2]]);
+  const ns = Number(match[1]) * UNITS[match[2]];
+  // Simulated time moves in whole nanoseconds: nothing happens in a fraction of one.
+  if (!Number.isInteger(ns)) throw new InvalidArgumentError(`expected a whole number of nanoseconds, got '${text}' (${ns} ns)`);
   if (ns <= 0 || ns > 3600e9) throw new InvalidArgumentError(`expected a duration between 1ns and 3600s, got '${text}'`);
   return ns;
 }

@@ -8,7 +8,11 @@ import { CardRole, MAX_SLOTS } from "../../board/map/mailbox.ts";
 import { LINK_PROTOCOL_MAX, LINK_PROTOCOL_MIN, SILENCE_MIN_KEEPALIVES } from "../../board/map/link.ts";
 import { MAX_TUNNELS, MTU_MAX, MTU_MIN } from "../../board/map/registers.ts";
 import { validateImpairments } from "./net/impairments.ts";
+import { maxFrameSize } from "../../board/ethernet/frame.ts";
 import type { Scenario, CableSpec, ActionSpec } from "./scenarios.ts";
+
+/** An egress buffer must hold at least the largest frame a cable can carry: tagged, at MTU_MAX, FCS included. */
+const LARGEST_FRAME = maxFrameSize(MTU_MAX, true);
 
 /** The name of the management station's cable (tools/sim/management-port.ts). */
 const MANAGEMENT_CABLE = "management";
@@ -151,7 +155,7 @@ export function checkScenario(s: Scenario): void {
     if (c.phyLatencyNs !== undefined && !(c.phyLatencyNs >= 0 && Number.isFinite(c.phyLatencyNs))) fail(`${path}.config.phyLatencyNs`, `must be 0 or more, got ${c.phyLatencyNs}`);
     for (const side of ["a", "b"] as const) {
       const b = c[side]?.bufferBytes;
-      if (b !== undefined && !(Number.isSafeInteger(b) && b >= 0)) fail(`${path}.config.${side}.bufferBytes`, `must be a whole number of bytes, got ${b}`);
+      if (b !== undefined && !(Number.isSafeInteger(b) && b >= LARGEST_FRAME)) fail(`${path}.config.${side}.bufferBytes`, `must hold at least one largest frame, ${LARGEST_FRAME} bytes, got ${b}`);
     }
     for (const dir of ["aToB", "bToA"] as const) {
       const imp = c[dir];
@@ -210,9 +214,10 @@ export function checkScenario(s: Scenario): void {
   });
   (s.traffic ?? []).forEach((t, i) => {
     const path = `traffic[${i}]`;
-    card(`${path}.from`, t.from);
-    card(`${path}.to`, t.to);
+    const from = card(`${path}.from`, t.from);
+    const to = card(`${path}.to`, t.to);
     if (t.from === t.to) fail(`${path}.to`, "traffic goes between two cards");
+    if (from.role === to.role) fail(`${path}.to`, `traffic crosses a tunnel, between a host card and a chassis card; ${quote(t.from)} and ${quote(t.to)} are both ${from.role === CardRole.Host ? "host" : "chassis"} cards`);
     if (!(Number.isSafeInteger(t.count) && t.count >= 0)) fail(`${path}.count`, `must be a whole number, got ${t.count}`);
     if (!isTime(t.startNs)) fail(`${path}.startNs`, `must be a time in ns, got ${t.startNs}`);
     if (!(Number.isInteger(t.payload) && t.payload >= 0 && t.payload <= 4096 && t.payload % 4 === 0)) fail(`${path}.payload`, `must be 0..4096 bytes, a multiple of 4, got ${t.payload}`);
