@@ -315,9 +315,9 @@ export class MessageReader {
     this.buffer = joined;
   }
 
-  /** Bytes held that do not form a whole message yet. */
+  /** Bytes received that do not form a whole message yet (the bytes an oversize message still owes are not among them: bytesToBoundary()). */
   pending(): number {
-    return this.buffer.length + this.skipping;
+    return this.buffer.length;
   }
 
   /**

@@ -31,7 +31,7 @@ export function commands(bytes: Uint8Array): CommandMessage[] {
   const reader = new MessageReader("commands");
   reader.push(bytes);
   const out = [...reader.all()].map(decodeCommand);
-  if (reader.pending()) throw new Error(`${reader.pending()} trailing bytes`);
+  if (reader.bytesToBoundary()) throw new Error(`${reader.pending()} trailing bytes, ${reader.bytesToBoundary()} short of a message boundary`);
   return out;
 }
 

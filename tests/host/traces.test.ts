@@ -92,3 +92,19 @@ test("iov trace replay under wasm3 reproduces a golden trace", { skip: wasm3Skip
   const result = iov(["trace", "replay", `${FIXTURES}malformed.in`, "--engine", "wasm3", "--wasm3", WASM3!]);
   assert.equal(result.status, 0, result.stderr);
 });
+
+test("trace decode never reports more trailing bytes than the stream has: an oversize message cut short says how much of it is missing", () => {
+  const oversize = Uint8Array.of(0xff, 0xff, 0x02, 0x00, ...new Array(10).fill(0xaa));
+  const lines = decodeLines(oversize, "events");
+  assert.match(lines[0], /Oversize/);
+  assert.equal(lines.at(-1), "(the stream ends inside the oversize message above, 65525 byte(s) short of the end its header declares)");
+  const cut = decodeLines(Uint8Array.of(0x08, 0x00, 0x02, 0x00, 1, 2, 3), "events");
+  assert.equal(cut.at(-1), "(7 trailing byte(s) do not form a whole message: truncated)");
+  for (let seed = 1; seed <= 50; seed++) {
+    let x = seed;
+    const bytes = Uint8Array.from({ length: 2000 }, () => ((x = (x * 1103515245 + 12345) >>> 0) >>> 24));
+    const last = decodeLines(bytes, "events").at(-1) ?? "";
+    const trailing = /^\((\d+) trailing byte/.exec(last);
+    if (trailing) assert.ok(Number(trailing[1]) <= bytes.length, `seed ${seed}: ${last}`);
+  }
+});

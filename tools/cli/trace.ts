@@ -79,6 +79,7 @@ export function decodeLines(bytes: Uint8Array, direction: "events" | "commands")
     lines.push(line);
   }
   if (reader.pending() > 0) lines.push(`(${reader.pending()} trailing byte(s) do not form a whole message: truncated)`);
+  else if (reader.bytesToBoundary() > 0) lines.push(`(the stream ends inside the oversize message above, ${reader.bytesToBoundary()} byte(s) short of the end its header declares)`);
   return lines;
 }
 
