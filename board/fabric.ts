@@ -31,6 +31,8 @@ export interface FabricHost {
   event(kind: FabricEventKind, tunnel: number, arg: number): void;
   /** A TLP that arrived through tunnel `tunnel`, in order, for the card's PCIe side, with its chassis slot. */
   deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void;
+  /** A TLP a tunnel threw away when its session ended (TunnelHost.discarded). */
+  discarded?(tlp: Uint8Array, slot: number, tunnel: TunnelEngine, received: boolean): void;
   /** A CONTROL frame for the firmware (FRAME_RX), FCS removed, with the index of the tunnel it matches or NO_TUNNEL. */
   control?(frame: Uint8Array, tunnel: number): void;
   /** The firmware wrote a tunnel's LinkState register. */
@@ -101,6 +103,7 @@ export class Fabric {
         transmitReady: () => this.mac.kick(),
         deliver: (tlp, cls, t, slot) => host.deliver(tlp, cls, t, slot),
         event: (kind, arg, t) => host.event(kind, t.index, arg),
+        discarded: host.discarded ? (tlp, slot, t, received) => host.discarded!(tlp, slot, t, received) : undefined,
       });
       this.tunnels.push(tunnel);
       this.mac.addTunnel(tunnel);

@@ -35,6 +35,30 @@ export interface TunnelHost {
   deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void;
   /** An event for the firmware. */
   event(kind: FabricEventKind, arg: number, tunnel: TunnelEngine): void;
+  /**
+   * A TLP the engine throws away because its session ended: queued and never sent (a flush), or
+   * sent and not yet acknowledged, or `received` out of order and held (a session reset). Neither
+   * end will deliver it any more.
+   */
+  discarded?(tlp: Uint8Array, slot: number, tunnel: TunnelEngine, received: boolean): void;
+}
+
+/** The TLP records of the DATA body of `length` bytes at `at` in `frame`: each TLP (a view) and its chassis slot. */
+function* records(frame: Uint8Array, at: number, length: number): Generator<{ tlp: Uint8Array; slot: number }> {
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  for (let p = at, end = at + length; p < end;) {
+    const record = view.getUint16(p);
+    const size = record & RECORD_SIZE_MASK;
+    yield { tlp: frame.subarray(p + RECORD_HEADER, p + RECORD_HEADER + size), slot: record >> RECORD_SLOT_SHIFT };
+    p += RECORD_HEADER + size;
+  }
+}
+
+/** The records of a DATA frame this engine built (Ethernet header, tunnel header, body). */
+function frameRecords(frame: Uint8Array): Generator<{ tlp: Uint8Array; slot: number }> {
+  const at = payloadOffset(frame);
+  const length = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint16(at + 2);
+  return records(frame, at + TUNNEL_HEADER, length);
 }
 
 /** Register defaults at reset, from TunnelDefault whose names are the registers' (docs/registers.md explains each for a 10GbE link). */
@@ -262,6 +286,10 @@ export class TunnelEngine implements FrameSink {
 
   /** Clears sequence numbers, buffers and credits; TLPs waiting to be sent stay queued. */
   private resetSession(): void {
+    if (this.host.discarded) {
+      for (const entry of this.sent.values()) if (!entry.sacked) for (const r of frameRecords(entry.frame)) this.host.discarded(r.tlp, r.slot, this, false);
+      for (const h of this.held.values()) for (const r of records(h.frame, h.body, h.length)) this.host.discarded(r.tlp, r.slot, this, true);
+    }
     this.nextSeq = this.sndUna = this.rcvNext = this.recoverSeq = 0;
     this.sent.clear();
     this.replayBytes = 0;
@@ -317,6 +345,7 @@ export class TunnelEngine implements FrameSink {
   private flush(): void {
     for (const queue of this.queues) {
       this.add(TunnelCounter.TlpsFlushed, queue.size);
+      if (this.host.discarded) for (let i = queue.head; i < queue.tlps.length; i++) this.host.discarded(queue.tlps[i], queue.slots[i], this, false);
       queue.clear();
     }
     this.stalled = [false, false, false];
@@ -380,16 +409,19 @@ export class TunnelEngine implements FrameSink {
     return this.queues[0].size + this.queues[1].size + this.queues[2].size;
   }
 
-  /** TLPs in frames sent and not yet acknowledged. */
-  tlpsInFlight(): number {
-    let tlps = 0;
-    for (const entry of this.sent.values()) {
-      const view = new DataView(entry.frame.buffer, entry.frame.byteOffset, entry.frame.length);
-      const at = payloadOffset(entry.frame);
-      const end = at + TUNNEL_HEADER + view.getUint16(at + 2);
-      for (let p = at + TUNNEL_HEADER; p < end; p += RECORD_HEADER + (view.getUint16(p) & RECORD_SIZE_MASK)) tlps++;
-    }
-    return tlps;
+  /** The TLPs of chassis slot `slot` this engine still has to send (queued, or sent and not acknowledged). */
+  tlpsToSend(slot: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (const queue of this.queues) for (let i = queue.head; i < queue.tlps.length; i++) if (queue.slots[i] === slot) out.push(queue.tlps[i]);
+    for (const entry of this.sent.values()) for (const r of frameRecords(entry.frame)) if (r.slot === slot) out.push(r.tlp);
+    return out;
+  }
+
+  /** The TLPs of chassis slot `slot` this engine received out of order and holds until the gap before them fills. */
+  tlpsHeld(slot: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (const h of this.held.values()) for (const r of records(h.frame, h.body, h.length)) if (r.slot === slot) out.push(r.tlp);
+    return out;
   }
 
   /** Frames sent and not yet acknowledged. */
@@ -861,17 +893,11 @@ export class TunnelEngine implements FrameSink {
   }
 
   private deliverRecords(frame: Uint8Array, at: number, length: number): void {
-    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-    const end = at + length;
-    for (let p = at; p < end; ) {
-      const record = view.getUint16(p);
-      const size = record & RECORD_SIZE_MASK;
-      const tlp = frame.subarray(p + RECORD_HEADER, p + RECORD_HEADER + size);
+    for (const { tlp, slot } of records(frame, at, length)) {
       const cls = tlpClass(tlp) as TlpClass;
       this.pool.take(cls, dataCredits(tlp));
       this.count(TunnelCounter.RxTlps);
-      this.host.deliver(tlp, cls, this, record >> RECORD_SLOT_SHIFT);
-      p += RECORD_HEADER + size;
+      this.host.deliver(tlp, cls, this, slot);
     }
   }
 

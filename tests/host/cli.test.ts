@@ -150,7 +150,7 @@ test("iov sim prints a timeline and writes a summary that is the same for the sa
   assert.equal(summary.seed, 77);
   assert.equal(summary.simulatedNs, 1.05e9);
   assert.deepEqual(summary.cards.map((c) => [c.name, c.role, c.state, c.firmware]), [["host", "host", "running", "0.1.0"], ["chassis", "chassis", "running", "0.1.0"]]);
-  assert.deepEqual(summary.tlps, { sent: 120_000, delivered: 120_000, lost: 0, duplicated: 0, reordered: 0 });
+  assert.deepEqual(summary.tlps, { sent: 120_000, delivered: 120_000, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 0 });
   // The firmware trains the link by itself, while the server enumerates (from 2 ms, through
   // Configuration Request Retry Status until the host card is ready), and again when the cable
   // pulled at 300 ms comes back at 500 ms. At the soft-cores' 100 MHz the first handshake after
@@ -255,7 +255,7 @@ test("iov sim --screenshot saves the remote screen as a PNG", () => {
 });
 
 test("iov sim says why it exits 1: each failure on a line, a card the scenario cut the power of is not one", () => {
-  const clean = { tlps: { sent: 10, delivered: 10, lost: 0, duplicated: 0, reordered: 0 }, hostCompletionTimeouts: 0, dataVerificationErrors: 0, firmwareTraps: 0, invariants: [], simulatedNs: 1e9 };
+  const clean = { tlps: { sent: 10, delivered: 10, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 0 }, hostCompletionTimeouts: 0, dataVerificationErrors: 0, firmwareTraps: 0, invariants: [], simulatedNs: 1e9 };
   const card = (name: string, state: string) => ({ name, state });
   const scenario = (actions: Scenario["actions"]) => ({ ...SCENARIOS.default, actions });
   const cut = { kind: "power-cut" as const, card: "chassis", atNs: 300e6 };

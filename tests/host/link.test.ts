@@ -150,7 +150,22 @@ test("a 10 ms cable flap under load is ridden out: recovery, resume, no down, no
     const recovery = stateEntries(summary, card, "recovery").find((t) => t >= flap)!;
     assert.ok(recovery - flap <= DETECT_TARGET_NS + FIRMWARE_REACTION_NS, `${card} entered recovery ${recovery - flap} ns after the cut`);
   }
-  assert.deepEqual(summary.tlps, { sent: 250_000, delivered: 250_000, lost: 0, duplicated: 0, reordered: 0 });
+  assert.deepEqual(summary.tlps, { sent: 250_000, delivered: 250_000, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 0 });
+});
+
+test("a cable pulled past the grace window under load: the TLPs the removal discards are aborted by removal, none lost, duplicated or reordered", async () => {
+  const w = world({ durationNs: STEADY_NS + 60 * MS });
+  const paired = onPaired(w, (up) => {
+    startFlood(w, 2_000_000);
+    w.scheduler.at(up + 5 * MS, () => w.network.link("cable").hold("pull", true));
+  }, true);
+  const summary = await w.run();
+  assertPaired(paired);
+  for (const card of ["host", "chassis"]) assert.equal(counters(summary, card).LinkDowns, 1, `${card}: down at the grace's end`);
+  const t = summary.tlps;
+  assert.ok(t.abortedByRemoval > 0, `${t.abortedByRemoval} TLPs discarded by the removal`);
+  assert.deepEqual({ lost: t.lost, duplicated: t.duplicated, reordered: t.reordered }, { lost: 0, duplicated: 0, reordered: 0 });
+  assert.ok(t.delivered + t.abortedByRemoval < t.sent, "the rest of the flows still waited to be sent");
 });
 
 for (const switched of [false, true]) {
@@ -188,7 +203,7 @@ test("5 % random frame loss for 10 s simulated: no false down", async () => {
     assert.equal(counters(summary, card).LinkDowns, 0, card);
     assert.equal(stateEntries(summary, card, "active").length - counters(summary, card).Resumes, 1, `${card} came up once`);
   }
-  assert.deepEqual(summary.tlps, { sent: 50_000, delivered: 50_000, lost: 0, duplicated: 0, reordered: 0 });
+  assert.deepEqual(summary.tlps, { sent: 50_000, delivered: 50_000, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 0 });
 });
 
 test("rogue cards on the same switch never attach: another key, another group; each is counted", async () => {
@@ -250,7 +265,7 @@ test("forged and replayed DATA frames are dropped by the fabric and deliver noth
   assert.ok(tunnel.counters[TunnelCounter.RxDuplicates] >= 50, "replays counted as duplicates");
   assert.equal(tunnel.counters[TunnelCounter.RxWrongSession], 10, "forged sessions counted");
   assert.ok(tunnel.counters[TunnelCounter.RxOutsideWindow] >= 10, "sequence numbers outside the window counted");
-  assert.deepEqual(summary.tlps, { sent: 50_000, delivered: 50_000, lost: 0, duplicated: 0, reordered: 0 });
+  assert.deepEqual(summary.tlps, { sent: 50_000, delivered: 50_000, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 0 });
 });
 
 // A card's reboot keeps it silent while wasm3 loads the firmware and its boot batches run, about
@@ -320,7 +335,7 @@ test("version fallback: a card limited to protocol 1 pairs at protocol 1 with go
     assert.ok(tunnel.readRegister(TunnelReg.Control) & TunnelControl.GoBackN, `${card} uses go-back-N`);
     assert.equal(tunnel.readRegister(TunnelReg.KeepaliveNs), LinkTiming.KeepaliveNs);
   }
-  assert.deepEqual(summary.tlps, { sent: 25_000, delivered: 25_000, lost: 0, duplicated: 0, reordered: 0 });
+  assert.deepEqual(summary.tlps, { sent: 25_000, delivered: 25_000, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 0 });
 });
 
 test("an impossible combination fails with a reason and a counter, never a half-configured link, and retries back off", async () => {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
 import { tunnelPair, MAC_A, MAC_B, type PairOptions, type PairSide } from "../../tools/sim/tunnel-pair.ts";
-import { TlpStream, DeliveryChecker, type TrafficMix } from "../../tools/sim/traffic.ts";
+import { TlpStream, DeliveryChecker, streamIndex, type TrafficMix } from "../../tools/sim/traffic.ts";
 import { TunnelCounter, TunnelReg, TunnelStatus, TunnelControl, FabricEventKind, TUNNEL_BASE, CardReg } from "../../board/map/registers.ts";
 import { TlpClass, memoryWrite } from "../../board/pcie/tlp.ts";
 import { encodeFrame, decodeFrame, ETHERTYPE_IOV, writeFcs, payloadOffset, type EthernetFrame } from "../../board/ethernet/frame.ts";
@@ -117,6 +117,27 @@ test("at MTU 9000 a frame carries many TLPs, and a lone TLP leaves at once", asy
   await scheduler.run(sentAt + 50_000);
   // 14 + 16 + 2 + 16 + 4 = 52 bytes, padded to 64, plus 20 of preamble and gap.
   assert.equal(arrived - sentAt, link.transitNs(64), "no waiting for more TLPs");
+});
+
+test("a session's end reports every TLP it throws away, once, by slot: queued ones at a flush, sent and unacknowledged ones at a reset", async () => {
+  const scheduler = new EventScheduler();
+  const { a, b, link } = tunnelPair(scheduler);
+  const stream = new TlpStream(xoroshiro128plus(9), { posted: 1, nonPosted: 0, completion: 0 }, 64);
+  for (let i = 0; i < 20; i++) a.tunnel.submit(stream.next(), 5);
+  await scheduler.run(1e6);
+  assert.equal(a.discarded.length, 0, "nothing thrown away while the session runs");
+  link.hold("cut", true);
+  for (let i = 0; i < 30; i++) a.tunnel.submit(stream.next(), i % 2 ? 5 : 6);
+  await scheduler.run(2e6);
+  const waiting = a.tunnel.tlpsToSend(5).length + a.tunnel.tlpsToSend(6).length;
+  assert.equal(waiting, 30, "the cut holds the 30 in the tunnel");
+  assert.ok(a.fabric.writeRegister(TUNNEL_BASE + TunnelReg.Control, TunnelControl.Reset | TunnelControl.Flush), "the firmware ends the session");
+  assert.equal(a.discarded.length, 30, "each TLP reported once, whether queued or sent and unacknowledged");
+  assert.deepEqual(new Set(a.discarded.map((d) => streamIndex(d.tlp))).size, 30);
+  assert.equal(a.discarded.filter((d) => d.slot === 5).length, 15);
+  assert.ok(a.discarded.every((d) => !d.received));
+  assert.equal(a.tunnel.tlpsToSend(5).length + a.tunnel.tlpsToSend(6).length, 0);
+  assert.equal(b.discarded.length, 0);
 });
 
 test("posted writes keep flowing while non-posted requests wait for credits", async () => {

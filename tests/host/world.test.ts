@@ -26,7 +26,7 @@ test("the default scenario's tunnel carries its traffic with the cable's losses 
   const start = Math.max(...SCENARIOS.default.traffic.map((t) => t.startNs));
   const w = world(start + 30 * MS);
   const summary = await w.run();
-  assert.deepEqual(summary.tlps, { sent: 120_000, delivered: 120_000, lost: 0, duplicated: 0, reordered: 0 });
+  assert.deepEqual(summary.tlps, { sent: 120_000, delivered: 120_000, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 0 });
   const cable = w.network.counters().links.cable;
   assert.ok(cable.aToB.lostFrames > 0 && cable.bToA.lostFrames > 0, "the 0.1 % loss did happen");
   const host = w.fabrics.get("host")!.tunnels[0];
@@ -59,7 +59,7 @@ test("keys typed at the chassis reach the server within microseconds even while 
   });
   const summary = await w.run();
   assert.ok(floodAt !== null, "the keyboard's driver bound");
-  assert.deepEqual(summary.tlps, { sent: 120_000, delivered: 120_000, lost: 0, duplicated: 0, reordered: 0 });
+  assert.deepEqual(summary.tlps, { sent: 120_000, delivered: 120_000, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 0 });
   const floodEnd = w.timeline.entries.find((e) => e.card === "chassis" && e.text.startsWith("traffic from host: all"))!.timeNs;
   const { keys, latenciesNs, typedAt } = w.inputs[0];
   const duringFlood = typedAt.filter((t) => t >= floodAt! && t < floodEnd).length;

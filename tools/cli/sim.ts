@@ -187,7 +187,7 @@ export function formatSummary(s: RunSummary): string {
       (s.softcoreMhz === 0 ? "soft-cores in zero time" : `soft-cores at ${s.softcoreMhz} MHz`),
     ...rows,
     ...(many ? [`  ${s.cards.length - shownCards.length} of ${s.cards.length} cards running without traps or mailbox errors${shownCards.length ? "; the others above" : ""}`] : []),
-    `  TLPs: ${t.sent} sent, ${t.delivered} delivered, ${t.lost} lost, ${t.duplicated} duplicated, ${t.reordered} out of order`,
+    `  TLPs: ${t.sent} sent, ${t.delivered} delivered, ${t.lost} lost, ${t.duplicated} duplicated, ${t.reordered} out of order, ${t.abortedByRemoval} aborted by removal`,
     `  server: ${s.hostCompletionTimeouts} completion timeouts, ${s.dataVerificationErrors} data verification errors`,
     ...(manyServers ? [`  ${s.servers.length} servers: NVMe ${(s.servers.reduce((n, v) => n + verified(v), 0) / 2 ** 20).toFixed(1)} MiB verified in all; ${s.servers.length - servers.length} without hot-plug events, requests outstanding or NVMe errors; the others:`] : []),
     ...servers.map((v) => `  ${v.name} hot-plug: ${v.hotplug.filter((h) => h.change === "removal").length} removal(s), ${v.hotplug.filter((h) => h.change === "insertion").length} insertion(s); ` +

@@ -88,7 +88,8 @@ export interface RunSummary {
   softcoreMhz: number;
   simulatedNs: number;
   cards: CardSummary[];
-  tlps: { sent: number; delivered: number; lost: number; duplicated: number; reordered: number };
+  /** Test traffic (scenario `traffic`): each fault counted once; TLPs discarded at a removal are aborted, not lost. */
+  tlps: { sent: number; delivered: number; lost: number; duplicated: number; reordered: number; abortedByRemoval: number };
   hostCompletionTimeouts: number;
   dataVerificationErrors: number;
   /** Hot-plug events seen by each host card's server, keyed by host card name. */

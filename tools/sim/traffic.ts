@@ -85,19 +85,33 @@ export class TlpStream {
   }
 }
 
+/**
+ * The far end of a TlpStream: counts each fault once and by kind. A TLP delivered again is one
+ * duplicate. A TLP that comes after one it must precede (a later one of its class, or for a
+ * posted write any later TLP: PCIe lets nothing pass a posted write) is one reordering, so a
+ * swap of two is one. A TLP never delivered is lost, unless it is still on its way (inFlight)
+ * or was discarded when its session ended (abort(): aborted by removal, legitimate, never lost).
+ */
 export class DeliveryChecker {
+  /** Stream indices in the order they were delivered, repeats included. */
   readonly received: number[] = [];
-  /** TLPs delivered a second time. */
+  /** TLPs delivered a second (third, ...) time. */
   duplicates = 0;
-  /** TLPs delivered out of their class's order or past an older posted write. */
+  /** TLPs delivered after a TLP they must precede. */
   misordered = 0;
-  private readonly nextPerClass = [0, 0, 0];
-  private postedDelivered = 0;
+  /** Distinct TLPs delivered. */
+  unique = 0;
+  /** A bit per stream index delivered at least once. */
+  private delivered = new Uint8Array(0);
+  private readonly aborted = new Set<number>();
+  /** The highest stream index delivered, per class and of any class. */
+  private readonly latestPerClass = [-1, -1, -1];
+  private latest = -1;
   readonly errors: string[] = [];
 
   constructor(private readonly stream: TlpStream) {}
 
-  /** Records a delivered TLP; a violation is kept in `errors` (the first few), never thrown. */
+  /** Records a delivered TLP; a fault is counted and described in `errors` (the first few), never thrown. */
   deliver(tlp: Uint8Array): void {
     const index = streamIndex(tlp);
     const cls = tlpClass(tlp);
@@ -107,25 +121,56 @@ export class DeliveryChecker {
       this.fail(`TLP ${index}: class ${cls}, sent as ${expected}`);
       return;
     }
-    // Within a class, TLPs must come exactly in the order they were generated: an earlier
-    // one again is a duplicate, any other is out of order.
-    const position = this.stream.positionInClass[index];
-    const next = this.nextPerClass[cls];
-    if (position < next) {
+    if (this.seen(index)) {
       this.duplicates++;
       this.fail(`TLP ${index} delivered twice`);
       return;
     }
-    if (position > next) {
+    this.mark(index);
+    this.unique++;
+    const late = this.latestPerClass[cls] > index || (cls === TlpClass.Posted && this.latest > index);
+    if (late) {
       this.misordered++;
-      this.fail(`class ${TlpClass[cls]}: got its TLP #${position} (stream index ${index}) when #${next} was due`);
+      this.fail(`TLP ${index} (${TlpClass[cls]}) came after TLP ${cls === TlpClass.Posted ? this.latest : this.latestPerClass[cls]}, sent after it`);
     }
-    this.nextPerClass[cls] = position + 1;
-    if (cls === TlpClass.Posted) this.postedDelivered++;
-    else if (this.postedDelivered < this.stream.postedBefore[index]) {
-      this.misordered++;
-      this.fail(`TLP ${index} (${TlpClass[cls]}) passed a posted write sent before it`);
+    this.latestPerClass[cls] = Math.max(this.latestPerClass[cls], index);
+    this.latest = Math.max(this.latest, index);
+  }
+
+  /** A TLP of the stream discarded when its session ended (a removal): it will not come, and is not lost. */
+  abort(tlp: Uint8Array): void {
+    this.aborted.add(streamIndex(tlp));
+  }
+
+  /** TLPs discarded at a removal and never delivered. */
+  abortedByRemoval(): number {
+    let n = 0;
+    for (const index of this.aborted) if (!this.seen(index)) n++;
+    return n;
+  }
+
+  /** TLPs sent and never delivered, neither among `inFlight` (TLPs the tunnels still hold) nor aborted by removal. */
+  lost(inFlight: Uint8Array[] = []): number {
+    const waiting = new Set(inFlight.map(streamIndex));
+    let n = 0;
+    for (let index = 0; index < this.stream.count; index++) {
+      if (!this.seen(index) && !waiting.has(index) && !this.aborted.has(index)) n++;
     }
+    return n;
+  }
+
+  private seen(index: number): boolean {
+    return index < this.delivered.length * 8 && (this.delivered[index >> 3] & (1 << (index & 7))) !== 0;
+  }
+
+  private mark(index: number): void {
+    const bytes = (index >> 3) + 1;
+    if (bytes > this.delivered.length) {
+      const grown = new Uint8Array(Math.max(bytes, 2 * this.delivered.length));
+      grown.set(this.delivered);
+      this.delivered = grown;
+    }
+    this.delivered[index >> 3] |= 1 << (index & 7);
   }
 
   private fail(message: string): void {
@@ -134,6 +179,6 @@ export class DeliveryChecker {
 
   /** Every generated TLP delivered exactly once, with no order violation. */
   complete(): boolean {
-    return this.errors.length === 0 && this.received.length === this.stream.count;
+    return this.errors.length === 0 && this.unique === this.stream.count;
   }
 }

@@ -26,6 +26,8 @@ export interface PairSide {
   events: { kind: FabricEventKind; arg: number; timeNs: number }[];
   /** Called with each TLP delivered to this side; the default releases its credits at once. */
   onTlp: (tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number) => void;
+  /** Each TLP this side's tunnel threw away when its session ended, with its slot and whether it had been received. */
+  discarded: { tlp: Uint8Array; slot: number; received: boolean }[];
 }
 
 export const MAC_A = Uint8Array.of(0x02, 0x10, 0x10, 0x00, 0x00, 0x01);
@@ -37,8 +39,9 @@ function side(scheduler: Scheduler, mac: Uint8Array): PairSide {
   const fabric = new Fabric({ boardId: 0x10f00a01, mac, tunnels: 1 }, scheduler, {
     event: (kind, _tunnel, arg) => events.push({ kind, arg, timeNs: scheduler.now }),
     deliver: (tlp, cls, tunnel, slot) => s!.onTlp(tlp, cls, tunnel, slot),
+    discarded: (tlp, slot, _tunnel, received) => s!.discarded.push({ tlp, slot, received }),
   });
-  s = { fabric, tunnel: fabric.tunnels[0], events, onTlp: (tlp, cls, tunnel) => tunnel.release(cls, tlp) };
+  s = { fabric, tunnel: fabric.tunnels[0], events, onTlp: (tlp, cls, tunnel) => tunnel.release(cls, tlp), discarded: [] };
   return s;
 }
 

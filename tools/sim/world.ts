@@ -202,6 +202,7 @@ export class World {
       const fabric = new Fabric({ boardId: BOARD_ID, mac: config.mac, tunnels: host ? spec.slots : 1, switchRouter: host, slotsPresent, chassisSlots: host ? 0 : spec.slots }, this.scheduler, {
         event: (kind, tunnel, arg) => this.fabricEvent(card, kind, tunnel, arg),
         deliver: (tlp, cls, tunnel, slot) => this.deliver(entry, tlp, cls, tunnel, slot),
+        discarded: (tlp, slot, tunnel, received) => this.discarded(tlp, slot, tunnel, received),
         control: (frame, tunnel) => card.post({ kind: "frameRx", tunnel, frame: frame.slice() }),
         linkState: (tunnel, state) => this.onLinkState(entry, tunnel, state),
         tlp: (reason, port, tlp) => card.post({ kind: "tlpRx", reason, port, tlp }),
@@ -560,8 +561,21 @@ export class World {
     feed();
   }
 
+  /** The tunnel a flow's TLPs arrive through: the one its checker is listening on. */
+  private flowEnd(flow: Flow): TunnelEngine | undefined {
+    for (const [tunnel, f] of this.inbound) if (f === flow) return tunnel;
+    return undefined;
+  }
+
+  /** A tunnel threw a TLP away when its session ended: a test TLP is aborted by removal for its flow (sent from that tunnel, or `received` by it). */
+  private discarded(tlp: Uint8Array, slot: number, tunnel: TunnelEngine, received: boolean): void {
+    if (slot !== TRAFFIC_SLOT) return;
+    const flow = received ? this.inbound.get(tunnel) : this.flows.find((f) => f.tunnel === tunnel);
+    flow?.checker.abort(tlp);
+  }
+
   private watchDone(flow: Flow): void {
-    if (flow.checker.received.length < flow.spec.count) {
+    if (flow.checker.unique < flow.spec.count) {
       this.scheduler.at(this.scheduler.now + 10_000, () => this.watchDone(flow));
       return;
     }
@@ -798,12 +812,13 @@ export class World {
       cards,
       tlps: {
         sent: this.flows.reduce((n, f) => n + f.stream.count, 0),
-        delivered: this.flows.reduce((n, f) => n + f.checker.received.length - f.checker.duplicates, 0),
-        // Sent and neither delivered nor still waiting in or on the way through the tunnel. A frame
-        // delivered but not yet acknowledged counts as in flight too, hence the floor at 0 mid-run.
-        lost: this.flows.reduce((n, f) => n + Math.max(0, f.stream.count - (f.checker.received.length - f.checker.duplicates) - f.tunnel.queuedTlps - f.tunnel.tlpsInFlight()), 0),
+        delivered: this.flows.reduce((n, f) => n + f.checker.unique, 0),
+        // Per flow: sent and never delivered, neither still held by its two tunnels (queued, on
+        // the way, held for reordering) nor discarded when its session ended.
+        lost: this.flows.reduce((n, f) => n + f.checker.lost([...f.tunnel.tlpsToSend(TRAFFIC_SLOT), ...(this.flowEnd(f)?.tlpsHeld(TRAFFIC_SLOT) ?? [])]), 0),
         duplicated: this.flows.reduce((n, f) => n + f.checker.duplicates, 0),
         reordered: this.flows.reduce((n, f) => n + f.checker.misordered, 0),
+        abortedByRemoval: this.flows.reduce((n, f) => n + f.checker.abortedByRemoval(), 0),
       },
       hostCompletionTimeouts: this.servers.reduce((n, s) => n + s.rc.counters.completionTimeouts, 0),
       dataVerificationErrors: this.dataErrors + nvmeErrors,
