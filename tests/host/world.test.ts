@@ -4,6 +4,7 @@ import { World } from "../../tools/sim/world.ts";
 import { SCENARIOS, type Scenario } from "../../tools/sim/scenarios.ts";
 import { FIRMWARE } from "./helpers.ts";
 import { TunnelCounter } from "../../board/map/registers.ts";
+import { LinkTiming } from "../../board/map/link.ts";
 
 const MS = 1_000_000;
 
@@ -66,4 +67,17 @@ test("keys typed at the chassis reach the server within microseconds even while 
   assert.ok(duringFlood >= 5, `${duringFlood} keys typed while the host flooded the chassis (${floodAt} to ${floodEnd} ns)`);
   assert.equal(keys, "hello from the chassis");
   assert.ok(Math.max(...latenciesNs) < 200_000, `worst report latency ${Math.max(...latenciesNs)} ns`);
+});
+
+test("a chassis card whose power is cut leaves its server's devices in place through the grace window without breaking isolation, then they are removed", async () => {
+  const cut = 260 * MS;
+  for (const end of [cut + 5 * MS, cut + 60 * MS]) {
+    const scenario = { ...SCENARIOS.default, cables: SCENARIOS.default.cables.map((c) => ({ ...c, config: { ...c.config, outages: [] } })), actions: [{ kind: "power-cut" as const, card: "chassis", atNs: cut }] };
+    const summary = await new World({ scenario, seed: 1, engine: "node", engineOptions: { firmware: FIRMWARE }, durationNs: end, print: null }).run();
+    assert.deepEqual(summary.invariants, [], `run ending ${(end - cut) / MS} ms after the cut`);
+    assert.equal(summary.cards.find((c) => c.name === "chassis")!.state, "off");
+    const removals = summary.servers[0].hotplug.filter((h) => h.change === "removal" && h.timeNs >= cut).length;
+    if (end - cut > LinkTiming.GraceNs + 10 * MS) assert.ok(removals > 0, "past the grace window the server removed the devices");
+    else assert.equal(removals, 0, "inside the grace window the server keeps them");
+  }
 });

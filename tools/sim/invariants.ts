@@ -10,7 +10,8 @@
 // - Devices reset between owners: a chassis card's session with a host card other than its
 //   last one begins only after each of its devices' fundamental resets (Endpoint.resets) went
 //   up since the previous session ended.
-// - Every server sees only its own devices, at the end of the run.
+// - Every server sees only its own devices, at the end of the run (a device of a chassis card
+//   that lost its session while the host card still rides it out, the grace window, included).
 // - Counters consistent, at the end of the run: both ends of every session saw it start; each
 //   card's LinkUps, ManageRequests and (host cards) MsiSent since its last reset match what
 //   the world had seen of them when the card reported them.
@@ -460,6 +461,11 @@ export class FleetAudit {
           continue;
         }
         if (this.pairedTunnel(host, chassis) !== tunnel) {
+          // The grace window: the chassis card lost the session (a power cut, a reboot) and the
+          // host card still rides it out (Active until it notices, then Recovery), holding what
+          // the server sends; the server keeps the device until the host card declares the link
+          // Down. Nothing crosses meanwhile (the cross-delivery audit would say so).
+          if (live(tunnel.readRegister(TunnelReg.LinkState)) && !live(chassis.fabric.tunnels[0].readRegister(TunnelReg.LinkState))) continue;
           const owner = chassis.fabric.tunnels[0].peerKey();
           out.push(`${what} in slot ${slot} of ${chassis.name}, which is paired with ${this.byMac.get(owner)?.name ?? "no host card"} in group ${this.group(chassis)}, not with ${host.name} in group ${this.group(host)}`);
           continue;
