@@ -5,7 +5,7 @@
 // are shared out by text, each to the module whose literal first used it.
 
 import binaryen from "binaryen";
-import { WasmReader, readImports, sections, type WasmSection } from "./wasm-binary.ts";
+import { WasmReader, functionBodies, readImports, sections, type WasmSection } from "./wasm-binary.ts";
 import type { TextTable } from "./text-transform.mjs";
 
 export interface SizeItem {
@@ -54,19 +54,6 @@ function functionNames(bytes: Uint8Array, custom: WasmSection[]): Map<number, st
     }
   }
   return names;
-}
-
-function bodySizes(bytes: Uint8Array, section: WasmSection | undefined): number[] {
-  if (!section) return [];
-  const r = new WasmReader(bytes, section.start);
-  const sizes: number[] = [];
-  for (let n = r.u32(); n > 0; n--) {
-    const at = r.pos;
-    const size = r.u32();
-    r.pos += size;
-    sizes.push(r.pos - at);
-  }
-  return sizes;
 }
 
 function segments(bytes: Uint8Array, section: WasmSection | undefined): Segment[] {
@@ -153,7 +140,7 @@ export function sizeReport(named: Uint8Array, table: TextTable | null): SizeRepo
     modules.set(module, entry);
   };
 
-  bodySizes(named, all.find((s) => s.id === 10)).forEach((size, i) => {
+  functionBodies(named, all.find((s) => s.id === 10)).forEach(({ encoded: size }, i) => {
     const name = names.get(imported + i) ?? `function ${imported + i}`;
     add(moduleOf(name), { kind: "function", name, bytes: size });
   });

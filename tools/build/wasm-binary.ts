@@ -103,6 +103,20 @@ export function readImports(body: Uint8Array | undefined): Imports {
   return imports;
 }
 
+/** Each function body of a code section: its size (locals and code) and the bytes it takes in the section, size prefix included. */
+export function functionBodies(bytes: Uint8Array, section: WasmSection | undefined): { size: number; encoded: number }[] {
+  if (!section) return [];
+  const r = new WasmReader(bytes, section.start);
+  const out: { size: number; encoded: number }[] = [];
+  for (let n = r.u32(); n > 0; n--) {
+    const at = r.pos;
+    const size = r.u32();
+    r.pos += size;
+    out.push({ size, encoded: r.pos - at });
+  }
+  return out;
+}
+
 /** The module without its custom sections (names, source maps): what a release ships. */
 export function stripCustom(module: Uint8Array): Uint8Array {
   const kept = sections(module).filter((s) => s.id !== 0);

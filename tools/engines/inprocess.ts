@@ -127,9 +127,17 @@ export class InProcessFirmware {
       .map(([name, value]) => [name, BigInt((value as WebAssembly.Global).value)]);
   }
 
-  /** Sets the exported global `name` (a metered module's). */
+  /** The exported global `name` (a metered module's). */
+  private exported(name: string): WebAssembly.Global {
+    return (this.exports as unknown as Record<string, WebAssembly.Global>)[name];
+  }
+
+  getGlobal(name: string): bigint {
+    return BigInt(this.exported(name).value);
+  }
+
   setGlobal(name: string, value: bigint): void {
-    (this.exports as unknown as Record<string, WebAssembly.Global>)[name].value = value;
+    this.exported(name).value = value;
   }
 
   /** A metered module traps once its count passes `limit`. */

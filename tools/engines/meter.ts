@@ -24,7 +24,7 @@
 // 8 bytes little-endian, to fd 3, so a WASI runner whose parent opened fd 3 reports it too.
 // The release that is flashed is never instrumented.
 
-import { WasmReader, readImports, sections } from "../build/wasm-binary.ts";
+import { WasmReader, functionBodies, readImports, sections } from "../build/wasm-binary.ts";
 
 export const METER_GLOBAL = "iov_meter";
 export const LIMIT_GLOBAL = "iov_meter_limit";
@@ -240,15 +240,7 @@ function items(body: Uint8Array, item: (r: WasmReader) => void): Uint8Array[] {
 
 /** The size in bytes of each of the module's own function bodies (locals and code): what the meter charges at its first entry. */
 export function bodySizes(wasm: Uint8Array): number[] {
-  const code = sections(wasm).find((s) => s.id === 10)?.body;
-  if (!code) return [];
-  return items(code, (r) => {
-    const size = r.u32();
-    r.pos += size;
-  }).map((b) => {
-    const r = new WasmReader(b);
-    return r.u32();
-  });
+  return functionBodies(wasm, sections(wasm).find((s) => s.id === 10)).map((body) => body.size);
 }
 
 /**

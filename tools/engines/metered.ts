@@ -53,7 +53,7 @@ export class MeteredSession implements FirmwareSession {
     for (; this.nextAhead < this.bodies.length; this.nextAhead++) {
       const index = this.nextAhead;
       const name = `${SEEN_PREFIX}${index >> 6}`;
-      const seen = this.reference.globals(name).find(([n]) => n === name)![1];
+      const seen = this.reference.getGlobal(name);
       const bit = 1n << BigInt(index & 63);
       if ((BigInt.asUintN(64, seen) & bit) !== 0n) continue;
       this.reference.setGlobal(name, BigInt.asIntN(64, seen | bit));

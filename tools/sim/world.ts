@@ -104,7 +104,9 @@ interface Flow {
   spec: { from: string; to: string; count: number };
   stream: TlpStream;
   checker: DeliveryChecker;
+  /** The tunnel it is sent through, and the far one it arrives through. */
   tunnel: TunnelEngine;
+  end: TunnelEngine;
 }
 
 /** How often the end of a run looks whether every card has reported its counters. */
@@ -549,7 +551,7 @@ export class World {
       return;
     }
     const stream = new TlpStream(xoroshiro128plus((this.options.seed + 0x7a11 * (index + 1)) >>> 0), spec.mix, spec.payload);
-    const flow: Flow = { spec, stream, checker: new DeliveryChecker(stream), tunnel };
+    const flow: Flow = { spec, stream, checker: new DeliveryChecker(stream), tunnel, end: back };
     this.flows.push(flow);
     this.inbound.set(back, flow);
     this.note(spec.from, `traffic: ${spec.count} TLPs of ${spec.payload} bytes to ${spec.to} start`);
@@ -559,12 +561,6 @@ export class World {
       else this.scheduler.at(this.scheduler.now + 2_000, () => this.watchDone(flow));
     };
     feed();
-  }
-
-  /** The tunnel a flow's TLPs arrive through: the one its checker is listening on. */
-  private flowEnd(flow: Flow): TunnelEngine | undefined {
-    for (const [tunnel, f] of this.inbound) if (f === flow) return tunnel;
-    return undefined;
   }
 
   /** A tunnel threw a TLP away when its session ended: a test TLP is aborted by removal for its flow (sent from that tunnel, or `received` by it). */
@@ -815,7 +811,7 @@ export class World {
         delivered: this.flows.reduce((n, f) => n + f.checker.unique, 0),
         // Per flow: sent and never delivered, neither still held by its two tunnels (queued, on
         // the way, held for reordering) nor discarded when its session ended.
-        lost: this.flows.reduce((n, f) => n + f.checker.lost([...f.tunnel.tlpsToSend(TRAFFIC_SLOT), ...(this.flowEnd(f)?.tlpsHeld(TRAFFIC_SLOT) ?? [])]), 0),
+        lost: this.flows.reduce((n, f) => n + f.checker.lost([...f.tunnel.tlpsToSend(TRAFFIC_SLOT), ...f.end.tlpsHeld(TRAFFIC_SLOT)]), 0),
         duplicated: this.flows.reduce((n, f) => n + f.checker.duplicates, 0),
         reordered: this.flows.reduce((n, f) => n + f.checker.misordered, 0),
         abortedByRemoval: this.flows.reduce((n, f) => n + f.checker.abortedByRemoval(), 0),
