@@ -306,11 +306,12 @@ function onTimerFired(body: usize): void {
   }
   accept();
   timers.hardwareFired();
-  // At most one expiry per logical timer per event: a timer its owner restarts already
-  // due runs at the next TIMER_FIRED, so no input can keep the firmware here.
-  for (let budget = 0; budget < TimerId.Count; budget++) {
-    const id = timers.nextExpired();
-    if (id < 0) break;
+  // At most one expiry per logical timer per event, of those due when it came: a timer started
+  // or restarted already due meanwhile runs at the next TIMER_FIRED, in a batch of its own, so
+  // no input can keep the firmware here.
+  let eligible = timers.due();
+  for (let id = timers.nextExpired(eligible); id >= 0; id = timers.nextExpired(eligible)) {
+    eligible &= ~(1 << id);
     count(Counter.TimersFired);
     onTimer(id);
   }

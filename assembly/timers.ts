@@ -67,14 +67,24 @@ export function hardwareFired(): void {
   hardwareArmed = false;
 }
 
+/** The running timers that have expired, a bit per TimerId. */
+export function due(): u32 {
+  let mask: u32 = 0;
+  for (let bits = running; bits != 0; bits &= bits - 1) {
+    const id = ctz(bits);
+    if (deadline(id) <= clock.now) mask |= 1 << id;
+  }
+  return mask;
+}
+
 /**
- * Stops and returns the expired timer with the earliest deadline (lowest id on ties),
- * or -1 when none has expired. Callers loop until -1.
+ * Stops and returns the expired timer among `among` (a bit per TimerId) with the earliest
+ * deadline (lowest id on ties), or -1 when none has expired. Callers loop until -1.
  */
-export function nextExpired(): i32 {
+export function nextExpired(among: u32 = 0xffffffff): i32 {
   let found = -1;
   let earliest: u64 = clock.now;
-  for (let bits = running; bits != 0; bits &= bits - 1) {
+  for (let bits = running & among; bits != 0; bits &= bits - 1) {
     const id = ctz(bits);
     const due = deadline(id);
     if (due <= earliest && (found < 0 || due < earliest)) {

@@ -279,9 +279,9 @@ function slotEvent(port: i32, present: bool): void {
   evaluate(port);
 }
 
-/** Starts the Slots timer, 1 ns on: never in the batch that queued its work, not even when that batch is a timer's. */
+/** Starts the Slots timer, due at once: it runs at the next TIMER_FIRED, never in the batch that queued its work. */
 function slotsLater(): void {
-  if (!timers.isRunning(TimerId.Slots)) timers.start(TimerId.Slots, 1);
+  if (!timers.isRunning(TimerId.Slots)) timers.start(TimerId.Slots, 0);
 }
 
 /**

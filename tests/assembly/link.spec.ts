@@ -2300,6 +2300,20 @@ describe("link: hot-plug hooks", () => {
     expect(counters.get(Counter.HotplugEvents)).toBe(CHASSIS_SLOTS);
   });
 
+  it("the slots come one per TIMER_FIRED: the Slots timer, restarted due from its own expiry, waits for the next one", () => {
+    bootHost();
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    receive(peer.ready(0, session));
+    for (let slot = 1; slot <= CHASSIS_SLOTS; slot++) {
+      expect(nextDeadline()).toBe(now, "due at once");
+      fireAt(now);
+      expect(counters.get(Counter.HotplugEvents)).toBe(slot, "one slot per TIMER_FIRED");
+    }
+  });
+
   it("binds in the switch router: Binding = tunnel | slot << 8, then Control with Forward, per slot", () => {
     bootHost();
     hostNegotiate();

@@ -156,6 +156,20 @@ describe("timer service", () => {
     expect(timers.nextExpired()).toBe(-1, "returned only once");
   });
 
+  it("due() names the running timers that have expired; nextExpired(among) looks only at those", () => {
+    const U = TimerId.Update;
+    timers.startAt(T, BASE);
+    timers.startAt(U, BASE + 10);
+    clock.advanceTo(BASE);
+    expect(timers.due()).toBe((1 << T) as u32, "only the one due");
+    const eligible = timers.due();
+    timers.startAt(U, BASE); // started meanwhile, already due
+    expect(timers.nextExpired(eligible)).toBe(T);
+    expect(timers.nextExpired(eligible & ~(1 << T))).toBe(-1, "not among those due when the event came");
+    expect(timers.isRunning(U)).toBe(true, "it waits for the next call");
+    expect(timers.nextExpired()).toBe(U);
+  });
+
   it("nextExpired() returns a timer whose deadline has long passed", () => {
     timers.startAt(T, 1);
     clock.advanceTo(BASE);
