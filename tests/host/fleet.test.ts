@@ -111,8 +111,11 @@ test("a chassis card moved from server A to server B under NVMe load and test tr
   let trafficNs = 0;
   w.startHooks.push((x) => {
     // The station's SetGroup once server A's NVMe load verifies its reads, the way a scenario's
-    // assign action sends it (the audit notes the assignment).
-    when(x, "server1 verifying NVMe reads", () => verifying(x, "server1"), () => {
+    // assign action sends it (the audit notes the assignment), and server B has finished its
+    // enumeration (at the soft-core's clock it can still be scanning then): B is to see the drive
+    // arrive by hot-plug.
+    const enumerated = (name: string) => x.timeline.entries.some((e) => e.card === name && e.text.startsWith("enumeration done"));
+    when(x, "server1 verifying NVMe reads, server2 enumerated", () => verifying(x, "server1") && enumerated("server2"), () => {
       assignNs = x.scheduler.now;
       const assignment = x.audit.assigning("chassis", 200);
       x.management!.assign(CHASSIS, 200, () => {}, (error) => x.audit.assigned(assignment, error));
