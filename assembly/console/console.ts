@@ -39,7 +39,7 @@ const COUNTER_NAMES: StaticArray<Text> = [
   "HandshakeTimeouts", "LinkUps", "Recoveries", "Resumes", "LinkDowns", "PeerReboots", "RtoUpdates", "TlpRx", "ConfigRequests",
   "UnsupportedRequests", "OrphansCompleted", "HotplugEvents", "MsiSent", "ConsoleCommands", "ConsoleErrors", "XmodemBlocks",
   "XmodemErrors", "UpdatesVerified", "UpdatesRefused", "FlashErrors", "ManageRequests", "ManageAuthFailures", "ManageReplays",
-  "GroupChanges", "Releases",
+  "GroupChanges", "Releases", "StaleControl",
 ];
 
 // The line being run, split into words: start and length of the first two.

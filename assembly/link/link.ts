@@ -9,7 +9,7 @@
 // port (the state's timeout, and the health/probe period).
 
 import {
-  ControlType, DiscoverBody, DiscoverFlag, HandshakeBody, Proposal, AuthBody, ReadyBody, ReadyFlag, ReasonBody,
+  ControlType, DiscoverBody, DiscoverFlag, HandshakeBody, HANDSHAKE_TRAILER, Proposal, AuthBody, ReadyBody, ReadyFlag, ReasonBody,
   RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, LINK_PROTOCOL_MIN, REJECT_REASON_LAST, RELEASE_TIMEOUT_NS,
 } from "../../board/map/link";
 import { TunnelReg, TunnelStatus, FabricEventKind, CardReg } from "../../board/map/registers";
@@ -23,7 +23,7 @@ import * as entropy from "../entropy";
 import { TimerId } from "../timers";
 import { count } from "../counters";
 import { equal32 } from "../hash";
-import { sameMac } from "./be";
+import { sameMac, load32be, store32be } from "./be";
 import { port, field, resetAll, PEER_MAC, NONCE, PEER_NONCE, PROPOSAL, PEER_PROPOSAL } from "./port";
 import * as frames from "./frames";
 import * as fabric from "./fabric";
@@ -40,12 +40,21 @@ let beaconInterval: u64 = LinkTiming.DiscoverMinNs;
 let pendingGroup: u32 = 0;
 /** Chassis card: RELEASE sent, waiting for the host card's CLOSE. */
 let releasing = false;
+/** DISCOVERs this card has sent in this boot: each carries its number, each OFFER and ACCEPT the count. */
+let discoversSent: u32 = 0;
+/** The boot IDs of the last BOOTS_SEEN peers a handshake began with, a ring (a power of 2). */
+const BOOTS_SEEN = 8;
+const bootsSeen = memory.data(BOOTS_SEEN * 4);
+let bootsNext = 0;
 
 export function reset(): void {
   started = false;
   beaconInterval = LinkTiming.DiscoverMinNs;
   pendingGroup = 0;
   releasing = false;
+  discoversSent = 0;
+  memory.fill(bootsSeen, 0, BOOTS_SEEN * 4);
+  bootsNext = 0;
   resetAll();
   penalty.reset();
 }
@@ -311,7 +320,8 @@ function sendHandshake(index: i32): void {
   const body = frames.begin(field(index, PEER_MAC), isHost() ? ControlType.Offer : ControlType.Accept, p.version, 0);
   memory.copy(body + HandshakeBody.Nonce, field(index, NONCE), NONCE_SIZE);
   memory.copy(body + HandshakeBody.Proposal, field(index, PROPOSAL), p.proposalLength);
-  frames.send(HandshakeBody.Proposal + p.proposalLength);
+  store32be(body + HandshakeBody.Proposal + p.proposalLength, discoversSent);
+  frames.send(HandshakeBody.Proposal + p.proposalLength + HANDSHAKE_TRAILER);
 }
 
 function sendAuth(index: i32): void {
@@ -340,6 +350,7 @@ function sendDiscover(destination: usize): void {
   let free = 0;
   for (let i = 0; i < config.ports; i++) if (port(i).state == LinkState.Discover) free++;
   const body = frames.begin(destination, ControlType.Discover, LINK_PROTOCOL_MIN, 0);
+  store32be(body + DiscoverBody.Number, ++discoversSent);
   store<u8>(body + DiscoverBody.VersionMin, LINK_PROTOCOL_MIN as u8);
   store<u8>(body + DiscoverBody.VersionMax, config.protocolMax as u8);
   store<u8>(body + DiscoverBody.Flags, (free > 0 ? DiscoverFlag.Unpaired : 0) | (isHost() && free > 0 ? DiscoverFlag.Solicit : 0));
@@ -418,10 +429,21 @@ function remember(index: i32): void {
   memory.copy(field(index, PEER_MAC), frames.source, 6);
   p.peerSerial = frames.senderSerial;
   p.peerBootId = frames.senderBootId;
+  p.peerDiscovers = 0;
+  if (!bootSeen(frames.senderBootId)) {
+    store<u32>(bootsSeen + (bootsNext << 2), frames.senderBootId);
+    bootsNext = (bootsNext + 1) & (BOOTS_SEEN - 1);
+  }
+}
+
+/** Whether a peer's boot ID is one a handshake already began with (the last BOOTS_SEEN of them). */
+function bootSeen(id: u32): bool {
+  for (let i = 0; i < BOOTS_SEEN; i++) if (load<u32>(bootsSeen + (i << 2)) == id) return true;
+  return false;
 }
 
 function onDiscover(): void {
-  if (frames.bodyLength < DiscoverBody.Size) return malformed();
+  if (frames.bodyLength < DiscoverBody.Number) return malformed();
   const body = frames.body;
   const flags = load<u8>(body + DiscoverBody.Flags) as i32;
   if (frames.senderRole == config.role) return; // cards of the same role do not pair
@@ -429,12 +451,21 @@ function onDiscover(): void {
   if (index >= 0) {
     const p = port(index);
     const rebooted = frames.senderBootId != p.peerBootId;
+    const number = frames.bodyLength >= DiscoverBody.Size ? load32be(body + DiscoverBody.Number) : 0;
+    // Sent by a boot of the peer older than this session's, or in this boot before its ACCEPT:
+    // reordered or late, it says nothing about the session now.
+    if (rebooted ? bootSeen(frames.senderBootId) : number != 0 && number <= p.peerDiscovers) return count(Counter.StaleControl);
     // A chassis card announces itself only without a session; a host card also does so for its other ports.
     if (inSession(p.state) && (rebooted || (isHost() && (flags & DiscoverFlag.Unpaired) != 0))) {
       if (rebooted) count(Counter.PeerReboots);
       enter(index, LinkState.Down, rebooted ? RejectReason.PeerRebooted : RejectReason.PeerLost);
-    } else ignored();
-    return;
+      return;
+    }
+    if (!rebooted || !inHandshake(p.state)) return ignored();
+    // The peer rebooted in the middle of a handshake, which can never finish now: pair with its new boot at once.
+    count(Counter.PeerReboots);
+    if (p.state == LinkState.Configure) fabric.shut(index);
+    enter(index, LinkState.Discover, RejectReason.PeerRebooted);
   }
   if ((flags & DiscoverFlag.Unpaired) == 0) return ignored();
   if (penalty.active(frames.source)) return ignored();
@@ -523,6 +554,8 @@ function onAccept(): void {
   p.peerSlots = load<u8>(field(index, PEER_PROPOSAL) + Proposal.Slots) as i32;
   p.peerSlotsPresent = load<u8>(field(index, PEER_PROPOSAL) + Proposal.SlotsPresent) as u32;
   p.peerBootId = frames.senderBootId;
+  const extended = HandshakeBody.Proposal + p.proposalLength;
+  if (frames.bodyLength >= extended + HANDSHAKE_TRAILER) p.peerDiscovers = load32be(frames.body + extended);
   const reason = intersect(p, field(index, PROPOSAL), field(index, PEER_PROPOSAL), p.version);
   if (reason != 0) return fail(index, reason, true);
   startTags(index);

@@ -13,6 +13,8 @@ export class Port {
   enteredAt: u64;
   peerSerial: u32;
   peerBootId: u32;
+  /** Host card: how many DISCOVERs the peer had sent when it answered this handshake (its ACCEPT); 0: unknown. */
+  peerDiscovers: u32;
   peerVersionMax: i32;
   /** Chassis slots of the peer (host side), from its proposal. */
   peerSlots: i32;

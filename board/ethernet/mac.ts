@@ -1,7 +1,7 @@
 // The card's Ethernet MAC: one port, shared by the card's tunnel engines. Receive checks
 // every frame as 802.3 requires (size, FCS), keeps only frames addressed to the card with
-// the tunnel EtherType, and hands each to the tunnel whose peer and VLAN it comes from;
-// tunnel control frames go to the firmware. Transmit arbitrates round-robin between the
+// the tunnel EtherType, and hands each to the tunnel whose peer, VLAN and session it belongs
+// to (sessionSink); tunnel control frames go to the firmware. Transmit arbitrates round-robin between the
 // tunnels, one frame at a time, whenever the port is idle.
 
 import {
@@ -15,11 +15,34 @@ export interface FrameSource {
   nextFrame(): Uint8Array | null;
 }
 
-/** A tunnel as the receive side sees it: which peer and VLAN it talks to. */
+/** A tunnel as the receive side sees it: which peer, VLAN and session it talks to, and whether it is on. */
 export interface FrameSink extends FrameSource {
   peerKey(): number;
   vlan(): number;
+  session(): number;
+  readonly enabled: boolean;
   receive(frame: Uint8Array, at: number, end: number): void;
+}
+
+/**
+ * The tunnel a frame from `peer` on VLAN `vid` with tunnel session `session` goes to: the enabled
+ * tunnel of that peer and VLAN whose session it is; else, so that the frame is counted there by
+ * reason, an enabled tunnel of that peer and VLAN (RxWrongSession: an old or foreign session), else
+ * a disabled one (RxWhileDisabled); null when no tunnel has that peer and VLAN (rxUnknownPeer: no
+ * session at all). Several tunnels can name the same peer (a host card that pairs again with a
+ * rebooted chassis card on another port while the old port is still shutting): the one in
+ * session wins, whatever the order of the tunnels.
+ */
+export function sessionSink(sinks: readonly FrameSink[], peer: number, vid: number, session: number): FrameSink | null {
+  let best: FrameSink | null = null;
+  let rank = 0;
+  for (const sink of sinks) {
+    if (sink.peerKey() !== peer || sink.vlan() !== vid) continue;
+    const r = !sink.enabled ? 1 : sink.session() !== session ? 2 : 3;
+    if (r === 3) return sink;
+    if (r > rank) [best, rank] = [sink, r];
+  }
+  return best;
 }
 
 /** Largest CONTROL frame, FCS excluded: a tagged frame with a 1500-byte payload. */
@@ -140,15 +163,9 @@ export class CardMac implements PortDevice {
     }
     c.rxFrames++;
     const end = frame.length - FCS_SIZE;
-    const peer = macKey(frame, MAC_SIZE);
+    const session = end - at >= TUNNEL_HEADER ? ((frame[at + 4] << 24) | (frame[at + 5] << 16) | (frame[at + 6] << 8) | frame[at + 7]) >>> 0 : 0;
     const vid = vlanOf(frame);
-    let sink: FrameSink | null = null;
-    for (const candidate of this.sinks) {
-      if (candidate.peerKey() === peer && candidate.vlan() === vid) {
-        sink = candidate;
-        break;
-      }
-    }
+    const sink = sessionSink(this.sinks, macKey(frame, MAC_SIZE), vid, session);
     if (end - at >= TUNNEL_HEADER && frame[at + 1] === FrameKind.Control) {
       if (end > MAX_CONTROL_FRAME) {
         c.rxControlOversize++;

@@ -54,7 +54,9 @@ export enum DiscoverBody {
   VersionMax = 1, // u8
   Flags = 2, //      u8 DiscoverFlag bits
   Slots = 3, //      u8 chassis: its slots; host: its free ports
-  Size = 4,
+  /** u32 this DISCOVER's number in the sender's boot, from 1 (a 4-byte body, from older firmware: unknown) */
+  Number = 4,
+  Size = 8,
 }
 
 export enum DiscoverFlag {
@@ -62,11 +64,18 @@ export enum DiscoverFlag {
   Solicit = 1 << 1, //  unpaired peers should answer with a unicast DISCOVER at once
 }
 
-/** OFFER and ACCEPT: a nonce, then the sender's proposal. */
+/**
+ * OFFER and ACCEPT: a nonce, then the sender's proposal, then a u32: how many DISCOVERs the sender
+ * had sent in this boot (absent from older firmware). A DISCOVER numbered no higher was sent before
+ * the handshake: arriving during the session it is stale (docs/link.md, "Stale control frames").
+ */
 export enum HandshakeBody {
   Nonce = 0, // u8[NONCE_SIZE]
   Proposal = 16,
 }
+
+/** The u32 after an OFFER's or ACCEPT's proposal: the DISCOVERs the sender had sent in this boot. */
+export const HANDSHAKE_TRAILER = 4;
 
 /** What a card proposes; the link uses the safe intersection (docs/link.md, "Negotiation"). */
 export enum Proposal {

@@ -447,7 +447,8 @@ export enum Counter {
   ManageReplays = 46, //  management requests refused: authentic, but an old counter or another boot ID (replayed or stale)
   GroupChanges = 47, //   group changes written to flash and applied
   Releases = 48, //       chassis slots released to a new owner in order (host card: orderly removals; chassis card: RELEASEs answered)
-  Count = 49,
+  StaleControl = 49, //   CONTROL frames of an earlier session or boot of a peer (late, duplicated or reordered), ignored
+  Count = 50,
 }
 
 export const TIMER_CHANNELS = 1;

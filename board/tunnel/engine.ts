@@ -206,6 +206,11 @@ export class TunnelEngine implements FrameSink {
     return this.reg(TunnelReg.Vlan) & 0xfff;
   }
 
+  /** The session ID its frames carry. */
+  session(): number {
+    return this.reg(TunnelReg.Session);
+  }
+
   // ---- Registers -----------------------------------------------------------------
 
   readRegister(offset: number): number {
@@ -274,6 +279,7 @@ export class TunnelEngine implements FrameSink {
     }
     if (value & TunnelControl.Flush) this.flush();
     if (value & TunnelControl.Reset) this.resetSession();
+    if (value & TunnelControl.Reset && !(value & TunnelControl.Enable)) this.forgetPeer();
     this.regs[TunnelReg.Control / 4] = value & ~(TunnelControl.Reset | TunnelControl.Flush);
     if (value & TunnelControl.Enable && !wasEnabled) this.start();
     else if (!(value & TunnelControl.Enable) && wasEnabled) this.stop();
@@ -282,6 +288,15 @@ export class TunnelEngine implements FrameSink {
       this.host.transmitReady();
     }
     return true;
+  }
+
+  /**
+   * A shut (Reset without Enable) ends the session for good: the block forgets its peer and session
+   * ID, so no frame of that peer is routed to it any more (sessionSink) and a new session of the
+   * same peer on another tunnel gets every frame.
+   */
+  private forgetPeer(): void {
+    for (const r of [TunnelReg.PeerMacHigh, TunnelReg.PeerMacLow, TunnelReg.Session]) this.regs[r / 4] = 0;
   }
 
   /** Clears sequence numbers, buffers and credits; TLPs waiting to be sent stay queued. */

@@ -23,7 +23,7 @@ import {
 } from "../../board/map/registers";
 import { SWITCH_PORTS, SwitchCapability, Exp, SltSta, SltCtl } from "../../board/map/pcie";
 import {
-  ControlType, ControlHeader, DiscoverBody, DiscoverFlag, HandshakeBody, Proposal, AuthBody, ReadyBody, ReadyFlag,
+  ControlType, ControlHeader, DiscoverBody, HANDSHAKE_TRAILER, DiscoverFlag, HandshakeBody, Proposal, AuthBody, ReadyBody, ReadyFlag,
   ReasonBody, AckPolicy, RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, PAIRING_KEY_SIZE,
   LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, CONTROL_MULTICAST_HIGH, CONTROL_MULTICAST_LOW, CONTROL_TYPE_LAST, REJECT_REASON_LAST,
   SILENCE_MIN_KEEPALIVES, ManageOp, ManageRequestBody, ManageReplyBody, ManageStatus, ALL_CARDS, MANAGEMENT_ROLE,
@@ -154,6 +154,8 @@ class Peer {
   ackDelayNs: u32 = (LinkTiming.AckDelayNs / 2) as u32;
   /** The proposal of its last OFFER or ACCEPT, as sent. */
   proposalSent: u8[] = [];
+  /** DISCOVERs sent in this boot, as the firmware numbers them. */
+  discovers: u32 = 0;
 
   constructor(public mac: u8[], public serial: u32, public role: i32) {
     this.bootId = serial ^ 0x5eed0000;
@@ -190,6 +192,7 @@ class Peer {
     body[DiscoverBody.VersionMax] = this.versionMax as u8;
     body[DiscoverBody.Flags] = flags as u8;
     body[DiscoverBody.Slots] = (this.role == CardRole.Chassis ? CHASSIS_SLOTS : 1) as u8;
+    put32(body, DiscoverBody.Number, ++this.discovers);
     return this.frame(MULTICAST, ControlType.Discover, LINK_PROTOCOL_MIN, 0, body);
   }
 
@@ -224,7 +227,9 @@ class Peer {
   /** OFFER (a host) or ACCEPT (a chassis) to the card: nonce and proposal in `version`. */
   handshake(type: i32, version: i32): u8[] {
     this.proposalSent = this.proposal(version);
-    return this.frame(cardMac, type, version, 0, this.nonce.concat(this.proposalSent));
+    const trailer = new Array<u8>(HANDSHAKE_TRAILER);
+    put32(trailer, 0, this.discovers);
+    return this.frame(cardMac, type, version, 0, this.nonce.concat(this.proposalSent).concat(trailer));
   }
 
   auth(tag: u8[]): u8[] {
@@ -602,12 +607,12 @@ function bootChassis(): void {
   bootWith(CardRole.Chassis, CHASSIS_SLOTS, configEvent(GROUP));
 }
 
-/** Takes the nonce, proposal and version of the card's OFFER or ACCEPT. */
+/** Takes the nonce, proposal and version of the card's OFFER or ACCEPT (the DISCOVER count after the proposal aside). */
 function learn(frame: u8[]): void {
   const body = bodyOf(frame);
   version = controlVersion(frame);
   cardNonce = body.slice(HandshakeBody.Nonce, HandshakeBody.Nonce + NONCE_SIZE);
-  cardProposal = body.slice(HandshakeBody.Proposal);
+  cardProposal = body.slice(HandshakeBody.Proposal, body.length - HANDSHAKE_TRAILER);
 }
 
 /** Host card: the chassis announces itself; the card answers with OFFER (Negotiate). */
@@ -940,7 +945,7 @@ describe("link: host card handshake", () => {
     const out = hostNegotiate();
     expect(linkStates(out)).toStrictEqual([LinkState.Negotiate]);
     const offer = onlyFrame(out);
-    expectControl(offer, ControlType.Offer, CHASSIS_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV2);
+    expectControl(offer, ControlType.Offer, CHASSIS_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV2 + HANDSHAKE_TRAILER);
     expect(controlVersion(offer)).toBe(LINK_PROTOCOL_MAX);
     expect(cardNonce).not.toStrictEqual(new Array<u8>(NONCE_SIZE), "a random nonce");
     expectCardProposal(cardProposal, LINK_PROTOCOL_MAX, 0);
@@ -950,7 +955,7 @@ describe("link: host card handshake", () => {
     bootHost();
     peer.versionMax = LINK_PROTOCOL_MIN;
     const offer = onlyFrame(hostNegotiate());
-    expectControl(offer, ControlType.Offer, CHASSIS_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV1);
+    expectControl(offer, ControlType.Offer, CHASSIS_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV1 + HANDSHAKE_TRAILER);
     expect(controlVersion(offer)).toBe(LINK_PROTOCOL_MIN);
     expectCardProposal(cardProposal, LINK_PROTOCOL_MIN, 0);
   });
@@ -1108,7 +1113,7 @@ describe("link: host card handshake", () => {
     bootWith(CardRole.Host, 2, configEvent(GROUP));
     const second = new Peer(SECOND_CHASSIS_MAC, SECOND_CHASSIS_SERIAL, CardRole.Chassis);
     const first = onlyFrame(receive(peer.discover(DiscoverFlag.Unpaired)));
-    expectControl(first, ControlType.Offer, CHASSIS_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV2);
+    expectControl(first, ControlType.Offer, CHASSIS_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV2 + HANDSHAKE_TRAILER);
     expect(receive(peer.discover(DiscoverFlag.Unpaired)).length).toBe(0, "the same chassis card again: ignored");
     const beacons = framesOfType(wait(LinkTiming.DiscoverMinNs + LinkTiming.DiscoverMinNs / 4), ControlType.Discover);
     expect(beacons.length).toBe(1, "the beacon goes on");
@@ -1116,7 +1121,7 @@ describe("link: host card handshake", () => {
     const out = receive(second.discover(DiscoverFlag.Unpaired));
     expect(linkStates(out, 1)).toStrictEqual([LinkState.Negotiate], "port 1 negotiates");
     expect(linkStates(out, 0).length).toBe(0);
-    expectControl(onlyFrame(out), ControlType.Offer, SECOND_CHASSIS_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV2);
+    expectControl(onlyFrame(out), ControlType.Offer, SECOND_CHASSIS_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV2 + HANDSHAKE_TRAILER);
     expect(receive(new Peer([2, 0x20, 0x20, 0, 0, 6], 0x20000006, CardRole.Chassis).discover(DiscoverFlag.Unpaired)).length).toBe(0, "no port left");
   });
 });
@@ -1131,7 +1136,7 @@ describe("link: chassis card handshake", () => {
     const out = chassisNegotiate();
     expect(linkStates(out)).toStrictEqual([LinkState.Negotiate]);
     const accept = onlyFrame(out);
-    expectControl(accept, ControlType.Accept, HOST_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV2);
+    expectControl(accept, ControlType.Accept, HOST_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV2 + HANDSHAKE_TRAILER);
     expect(controlVersion(accept)).toBe(LINK_PROTOCOL_MAX);
     expect(cardNonce).not.toStrictEqual(new Array<u8>(NONCE_SIZE));
     expectCardProposal(cardProposal, LINK_PROTOCOL_MAX, CHASSIS_SLOTS);
@@ -1151,7 +1156,7 @@ describe("link: chassis card handshake", () => {
   it("an OFFER in version 1 gets an ACCEPT in version 1", () => {
     bootChassis();
     const accept = onlyFrame(chassisNegotiate(LINK_PROTOCOL_MIN));
-    expectControl(accept, ControlType.Accept, HOST_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV1);
+    expectControl(accept, ControlType.Accept, HOST_MAC, 0, HandshakeBody.Proposal + Proposal.SizeV1 + HANDSHAKE_TRAILER);
     expect(controlVersion(accept)).toBe(LINK_PROTOCOL_MIN);
     expectCardProposal(cardProposal, LINK_PROTOCOL_MIN, CHASSIS_SLOTS);
   });
@@ -2017,11 +2022,50 @@ describe("link: session end", () => {
     expectActive();
   });
 
-  it("a new boot ID during a handshake is ignored: the handshake times out", () => {
+  it("a new boot ID during a handshake ends it, and the card pairs with the new boot at once", () => {
     bootHost();
     hostNegotiate();
     peer.bootId++;
-    expectRefused(peer.discover(DiscoverFlag.Unpaired), Counter.ControlIgnored, "DISCOVER in Negotiate");
+    const out = receive(peer.discover(DiscoverFlag.Unpaired));
+    expect(linkStates(out)).toStrictEqual([LinkState.Discover, LinkState.Negotiate]);
+    expect(framesOfType(out, ControlType.Offer).length).toBe(1, "an OFFER to the new boot");
+    expect(counters.get(Counter.PeerReboots)).toBe(1);
+    expect(counters.get(Counter.LinkDowns)).toBe(0, "no session: nothing to remove");
+  });
+});
+
+describe("link: stale control frames", () => {
+  beforeEach(fresh);
+
+  it("a DISCOVER the peer sent before its ACCEPT, arriving in the session, is stale: ignored, StaleControl, the session kept", () => {
+    bootHost();
+    const early = peer.discover(DiscoverFlag.Unpaired);
+    const answer = peer.discover(DiscoverFlag.Unpaired); // its unicast answer to a solicitation, say, overtaken by the beacon
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    expect(linkStates(receive(peer.ready(0, session)))).toStrictEqual([LinkState.Active]);
+    expectRefused(early, Counter.StaleControl, "the first DISCOVER, late");
+    expectRefused(answer, Counter.StaleControl, "the second DISCOVER, late");
+    expectActive();
+    expect(linkStates(receive(peer.discover(DiscoverFlag.Unpaired)))).toStrictEqual([LinkState.Down], "one sent after the ACCEPT: the peer lost the session");
+  });
+
+  it("a DISCOVER of a boot the card paired with before, in a session with the peer's newer boot, is stale", () => {
+    pairHost();
+    const old = peer.discover(DiscoverFlag.Unpaired);
+    peer.bootId++;
+    peer.discovers = 0;
+    expect(linkStates(receive(peer.discover(DiscoverFlag.Unpaired)))).toStrictEqual([LinkState.Down], "the reboot");
+    wait(LinkTiming.DownHoldNs);
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    expect(linkStates(receive(peer.ready(0, session)))).toStrictEqual([LinkState.Active]);
+    expectRefused(old, Counter.StaleControl, "the old boot's DISCOVER");
+    expectActive();
   });
 });
 
@@ -2173,8 +2217,8 @@ describe("link: refused frames", () => {
     expectRefused(withByte(good, CONTROL_AT + ControlHeader.Reserved3, 1), Counter.ControlMalformed, "reserved byte 3");
     expectRefused(withByte(good, CONTROL_AT + ControlHeader.Reserved6, 1), Counter.ControlMalformed, "reserved byte 6");
     expectRefused(withByte(good, CONTROL_AT + ControlHeader.Reserved6 + 1, 1), Counter.ControlMalformed, "reserved byte 7");
-    const short = good.slice(0, BODY_AT + DiscoverBody.Size - 1);
-    put16(short, TUNNEL_AT + Tunnel.Length, ControlHeader.Size + DiscoverBody.Size - 1);
+    const short = good.slice(0, BODY_AT + DiscoverBody.Number - 1);
+    put16(short, TUNNEL_AT + Tunnel.Length, ControlHeader.Size + DiscoverBody.Number - 1);
     expectRefused(short, Counter.ControlMalformed, "DISCOVER body too short");
     expect(linkStates(hostNegotiate())).toStrictEqual([LinkState.Negotiate], "the good frame still works");
   });
@@ -2222,9 +2266,9 @@ describe("link: refused frames", () => {
   it("counts short bodies from the peer in ControlMalformed", () => {
     bootChassis();
     const offer = peer.handshake(ControlType.Offer, LINK_PROTOCOL_MAX);
-    const shortOffer = offer.slice(0, offer.length - 1);
+    const shortOffer = offer.slice(0, offer.length - HANDSHAKE_TRAILER - 1);
     put16(shortOffer, TUNNEL_AT + Tunnel.Length, shortOffer.length - CONTROL_AT);
-    expectRefused(shortOffer, Counter.ControlMalformed, "OFFER one byte short");
+    expectRefused(shortOffer, Counter.ControlMalformed, "OFFER one byte short of its proposal");
     chassisNegotiate();
     expectRefused(peer.frame(CHASSIS_MAC, ControlType.Auth, version, 0, new Array<u8>(AuthBody.Size - 1)), Counter.ControlMalformed, "short AUTH");
     chassisAuthenticate();

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
-import { tunnelPair, MAC_A, MAC_B, type PairOptions, type PairSide } from "../../tools/sim/tunnel-pair.ts";
+import { tunnelPair, programTunnel, MAC_A, MAC_B, type PairOptions, type PairSide } from "../../tools/sim/tunnel-pair.ts";
 import { TlpStream, DeliveryChecker, streamIndex, type TrafficMix } from "../../tools/sim/traffic.ts";
 import { TunnelCounter, TunnelReg, TunnelStatus, TunnelControl, FabricEventKind, TUNNEL_BASE, CardReg } from "../../board/map/registers.ts";
 import { TlpClass, memoryWrite } from "../../board/pcie/tlp.ts";
@@ -435,6 +435,37 @@ test("Reset on both ends starts a fresh session and traffic goes on exactly once
   assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   assert.equal(a.tunnel.inFlight, 0);
 });
+
+for (const shut of [true, false]) {
+  test(`a new session of the same peer on another tunnel gets every frame while the old tunnel is ${shut ? "shut" : "only disabled"}; the old session's frames are counted, never delivered`, async () => {
+    // A host card pairs again with a rebooted chassis card on its tunnel 1 while tunnel 0, the old
+    // session's, is shut (Reset without Enable) or still disabled: both name the same peer and VLAN.
+    const scheduler = new EventScheduler();
+    const { a, b } = tunnelPair(scheduler, { tunnel: 1, tunnels: 2, session: 0x2222 });
+    const old = TUNNEL_BASE + TunnelReg.Control;
+    programTunnel(a.fabric, MAC_B, { tunnel: 0, session: 0x1111 });
+    assert.ok(a.fabric.writeRegister(old, shut ? TunnelControl.Reset | TunnelControl.Flush : 0));
+    const oldTunnel = a.fabric.tunnels[0];
+    if (shut) assert.deepEqual([oldTunnel.peerKey(), oldTunnel.session()], [0, 0], "a shut tunnel forgets its peer and session");
+    // b's tunnel 1 talks to a's tunnel 1 in session 0x2222; b's tunnel 0 still sends in the old session 0x1111.
+    programTunnel(b.fabric, MAC_A, { tunnel: 0, session: 0x1111 });
+    const got: number[] = [];
+    a.onTlp = (tlp, cls, tunnel) => {
+      assert.equal(tunnel, a.tunnel, "only the tunnel in session delivers");
+      got.push(tlp[6]);
+      tunnel.release(cls, tlp);
+    };
+    await scheduler.run(20_000);
+    for (let i = 0; i < 5; i++) b.tunnel.submit(memoryWrite(1, i, 0x1000 * (i + 1), new Uint8Array(32)));
+    b.fabric.tunnels[0].submit(memoryWrite(1, 99, 0x9000, new Uint8Array(32)));
+    await scheduler.run(300_000);
+    assert.deepEqual(got, [0, 1, 2, 3, 4]);
+    assert.equal(a.tunnel.counters[TunnelCounter.RxWhileDisabled], 0);
+    assert.ok(a.tunnel.counters[TunnelCounter.RxWrongSession] > 0, "the old session's frames reach the enabled tunnel of that peer and are counted there");
+    for (const side of [a, b]) assert.equal(side.tunnel.readRegister(TunnelReg.Status) & TunnelStatus.Silent, 0, "no silence: nothing is black-holed");
+    assert.equal(oldTunnel.counters[TunnelCounter.RxTlps], 0);
+  });
+}
 
 test("each TLP keeps the chassis slot it was submitted for, and slots beyond 7 are refused", async () => {
   const scheduler = new EventScheduler();

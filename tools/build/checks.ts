@@ -9,7 +9,7 @@ import { WasmReader, sections } from "./wasm-binary.ts";
  * What the card's on-chip RAM affords (docs/firmware-build.md): wasm3 keeps the module, its
  * compiled code (several times the module's size) and the 64 KiB memory in RAM.
  */
-export const SIZE_BUDGET = 32 * 1024;
+export const SIZE_BUDGET = 40 * 1024;
 export const PAGE_LIMIT = 1;
 export const ALLOWED_IMPORTS = ["fd_read", "fd_write", "proc_exit"].map((name) => `wasi_snapshot_preview1.${name}`);
 export const REQUIRED_EXPORTS = ["_start", "step", "memory"];

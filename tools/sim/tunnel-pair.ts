@@ -12,6 +12,8 @@ import { Link, type LinkConfig } from "./net/link.ts";
 export interface PairOptions {
   /** Which tunnel of the fabric (default 0). */
   tunnel?: number;
+  /** How many tunnels each fabric has (default 1, or enough for `tunnel`). */
+  tunnels?: number;
   mtu?: number;
   goBackN?: boolean;
   session?: number;
@@ -33,15 +35,15 @@ export interface PairSide {
 export const MAC_A = Uint8Array.of(0x02, 0x10, 0x10, 0x00, 0x00, 0x01);
 export const MAC_B = Uint8Array.of(0x02, 0x10, 0x20, 0x00, 0x00, 0x01);
 
-function side(scheduler: Scheduler, mac: Uint8Array): PairSide {
+function side(scheduler: Scheduler, mac: Uint8Array, tunnels: number, index: number): PairSide {
   const events: PairSide["events"] = [];
   let s: PairSide | null = null;
-  const fabric = new Fabric({ boardId: 0x10f00a01, mac, tunnels: 1 }, scheduler, {
+  const fabric = new Fabric({ boardId: 0x10f00a01, mac, tunnels }, scheduler, {
     event: (kind, _tunnel, arg) => events.push({ kind, arg, timeNs: scheduler.now }),
     deliver: (tlp, cls, tunnel, slot) => s!.onTlp(tlp, cls, tunnel, slot),
     discarded: (tlp, slot, _tunnel, received) => s!.discarded.push({ tlp, slot, received }),
   });
-  s = { fabric, tunnel: fabric.tunnels[0], events, onTlp: (tlp, cls, tunnel) => tunnel.release(cls, tlp), discarded: [] };
+  s = { fabric, tunnel: fabric.tunnels[index], events, onTlp: (tlp, cls, tunnel) => tunnel.release(cls, tlp), discarded: [] };
   return s;
 }
 
@@ -60,8 +62,9 @@ export function programTunnel(fabric: Fabric, peer: Uint8Array, options: PairOpt
 }
 
 export function tunnelPair(scheduler: Scheduler, options: PairOptions = {}): { a: PairSide; b: PairSide; link: Link } {
-  const a = side(scheduler, MAC_A);
-  const b = side(scheduler, MAC_B);
+  const tunnels = Math.max(options.tunnels ?? 1, (options.tunnel ?? 0) + 1);
+  const a = side(scheduler, MAC_A, tunnels, options.tunnel ?? 0);
+  const b = side(scheduler, MAC_B, tunnels, options.tunnel ?? 0);
   const link = new Link(scheduler, "cable", options.link ?? {});
   a.fabric.mac.connect(link.a);
   b.fabric.mac.connect(link.b);

@@ -147,6 +147,8 @@ export class World {
   private readonly linkStates = new Map<string, LinkStateChange[]>();
   /** whenActive's waiters, looked at whenever a firmware moves a link state. */
   private readonly activeWaiters: { cards: string[]; tunnel: number; then: () => void }[] = [];
+  /** Told of every link state a firmware writes (onLinkStateChange). */
+  private readonly stateListeners: ((card: string, tunnel: number, state: LinkState) => void)[] = [];
   private readonly chassisRoots = new Map<string, ChassisRoot>();
   /** Host cards' tunnels, each to its card's switch router. */
   private readonly routers = new Map<TunnelEngine, SwitchRouter>();
@@ -502,6 +504,15 @@ export class World {
     this.linkState(card.name, `tunnel${tunnel.index}:${LinkState[state]?.toLowerCase() ?? state}`);
     this.audit.linkState(card, tunnel, state);
     if (state === LinkState.Active) this.wakeActiveWaiters();
+    for (const listener of this.stateListeners) listener(card.name, tunnel.index, state);
+  }
+
+  /**
+   * Calls `listener` whenever a card's firmware writes a tunnel's LinkState, at that instant (a fault
+   * injected "when the chassis card enters Configure" schedules itself from here).
+   */
+  onLinkStateChange(listener: (card: string, tunnel: number, state: LinkState) => void): void {
+    this.stateListeners.push(listener);
   }
 
   /** Whether every card of `cards` has its tunnel `tunnel` Active now. */
