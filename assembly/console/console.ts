@@ -37,7 +37,7 @@ const COUNTER_NAMES: StaticArray<Text> = [
   "ErrOversize", "ErrReserved", "ErrBadField", "ErrOutOfOrder", "ErrVersion", "ErrTruncated", "FabricEvents", "ControlRx",
   "ControlTx", "ControlMalformed", "ForeignGroup", "ControlIgnored", "NegotiationFailures", "AuthFailures", "PeerRejects",
   "HandshakeTimeouts", "LinkUps", "Recoveries", "Resumes", "LinkDowns", "PeerReboots", "RtoUpdates", "TlpRx", "ConfigRequests",
-  "UnsupportedRequests", "OrphansCompleted", "HotplugEvents", "MsiSent", "ConsoleCommands", "ConsoleErrors", "XmodemBlocks",
+  "UnsupportedRequests", "HotplugEvents", "MsiSent", "ConsoleCommands", "ConsoleErrors", "XmodemBlocks",
   "XmodemErrors", "UpdatesVerified", "UpdatesRefused", "FlashErrors", "ManageRequests", "ManageAuthFailures", "ManageReplays",
   "GroupChanges", "Releases", "StaleControl",
 ];

@@ -3,8 +3,8 @@
 //
 //   - serves configuration requests for its ports (assembly/pcie/config.ts), and mirrors what
 //     routing needs into the router's registers (SwitchReg) before it completes the write;
-//   - completes with Unsupported Request the requests the router cannot route, and those it
-//     had tunnelled through a port whose link went down (Orphaned);
+//   - completes with Unsupported Request the requests the router cannot route (the router
+//     completes by itself those it had tunnelled through a port that stopped forwarding);
 //   - binds downstream ports to chassis slots when a tunnel comes up (attach) and unbinds them
 //     when it goes down (detach), raising the hot-plug events and their MSI.
 //
@@ -229,13 +229,6 @@ export function onTlpRx(reason: i32, port: i32, request: usize, length: i32): vo
     count(Counter.UnsupportedRequests);
     return;
   }
-  if (reason == TlpRxReason.Orphaned) {
-    if (tlp.isNonPosted(request)) {
-      count(Counter.OrphansCompleted);
-      tlp.completeUnsupported(request, portId(port));
-    } else count(Counter.UnsupportedRequests);
-    return;
-  }
   if (reason == TlpRxReason.Config && tlp.isConfig(request)) onConfig(port, request);
   else unsupported(request, portId(port));
 }
@@ -349,7 +342,7 @@ function attachNext(tunnel: i32): void {
 
 /**
  * Link port (tunnel) `tunnel` went down: each downstream port bound to it stops forwarding
- * first (the router hands back its outstanding requests as TLP_RX Orphaned), then the server
+ * first (the router completes its outstanding requests with Unsupported Request), then the server
  * sees a surprise removal. The binding is remembered for when the chassis comes back.
  */
 export function detach(tunnel: i32): void {

@@ -16,7 +16,7 @@ import { FABRIC_EVENT_LAST, MAX_TUNNELS } from "./registers.ts";
 
 export { FABRIC_EVENT_LAST, MAX_TUNNELS };
 
-export const MAILBOX_VERSION = 7;
+export const MAILBOX_VERSION = 8;
 export const HEADER_SIZE = 4;
 export const MAX_BODY = 1536;
 
@@ -167,10 +167,9 @@ export enum TlpRxBody {
 export enum TlpRxReason {
   Config = 1, //   configuration request for a switch port: Type 0 (Port 0, the upstream port) or Type 1 on the internal bus (Port 1 + device, NO_PORT past the last port)
   Unrouted = 2, // request no forwarding port takes: Port is the downstream port whose bus range or window claims it while it does not forward, NO_PORT when none claims it
-  Orphaned = 3, // non-posted request tunnelled through Port and not yet completed when the port stopped forwarding; the router forgets it and drops a late completion
 }
 
-export const TLP_RX_REASON_LAST = TlpRxReason.Orphaned;
+export const TLP_RX_REASON_LAST = TlpRxReason.Unrouted;
 export const NO_PORT = 0xff;
 
 /**
@@ -432,23 +431,22 @@ export enum Counter {
   TlpRx = 31, //          TLP_RX events accepted
   ConfigRequests = 32, // configuration requests served for the virtual switch's ports
   UnsupportedRequests = 33, // requests answered with Unsupported Request (non-posted) or dropped (posted)
-  OrphansCompleted = 34, // orphaned requests completed with Unsupported Request
-  HotplugEvents = 35, //  slot events raised: presence and DL Link Active changes
-  MsiSent = 36, //        MSI writes for hot-plug events
-  ConsoleCommands = 37, // console lines run as commands
-  ConsoleErrors = 38, //  console lines refused: unknown command, bad argument, line too long
-  XmodemBlocks = 39, //   update blocks received and written to flash
-  XmodemErrors = 40, //   update blocks refused (bad check value, bad number, timeout) and transfers cancelled
-  UpdatesVerified = 41, // images received, checked, and handed to the boot ROM for a trial
-  UpdatesRefused = 42, // received images that failed the firmware's checks
-  FlashErrors = 43, //    FLASH_DONE with a status other than Ok
-  ManageRequests = 44, // management requests authenticated and answered
-  ManageAuthFailures = 45, // management requests refused: the tag does not verify (no or another admin key)
-  ManageReplays = 46, //  management requests refused: authentic, but an old counter or another boot ID (replayed or stale)
-  GroupChanges = 47, //   group changes written to flash and applied
-  Releases = 48, //       chassis slots released to a new owner in order (host card: orderly removals; chassis card: RELEASEs answered)
-  StaleControl = 49, //   CONTROL frames of an earlier session or boot of a peer (late, duplicated or reordered), ignored
-  Count = 50,
+  HotplugEvents = 34, //  slot events raised: presence and DL Link Active changes
+  MsiSent = 35, //        MSI writes for hot-plug events
+  ConsoleCommands = 36, // console lines run as commands
+  ConsoleErrors = 37, //  console lines refused: unknown command, bad argument, line too long
+  XmodemBlocks = 38, //   update blocks received and written to flash
+  XmodemErrors = 39, //   update blocks refused (bad check value, bad number, timeout) and transfers cancelled
+  UpdatesVerified = 40, // images received, checked, and handed to the boot ROM for a trial
+  UpdatesRefused = 41, // received images that failed the firmware's checks
+  FlashErrors = 42, //    FLASH_DONE with a status other than Ok
+  ManageRequests = 43, // management requests authenticated and answered
+  ManageAuthFailures = 44, // management requests refused: the tag does not verify (no or another admin key)
+  ManageReplays = 45, //  management requests refused: authentic, but an old counter or another boot ID (replayed or stale)
+  GroupChanges = 46, //   group changes written to flash and applied
+  Releases = 47, //       chassis slots released to a new owner in order (host card: orderly removals; chassis card: RELEASEs answered)
+  StaleControl = 48, //   CONTROL frames of an earlier session or boot of a peer (late, duplicated or reordered), ignored
+  Count = 49,
 }
 
 export const TIMER_CHANNELS = 1;

@@ -21,9 +21,10 @@
 // the firmware reads it to tell whether a device is in use before it hands a chassis slot over.
 //
 // The router remembers each non-posted request it tunnels until its last completion comes
-// back. When the firmware stops a port forwarding (its link went down), the router hands those
-// requests to the firmware (TLP_RX Orphaned) so that each is completed with Unsupported Request
-// at once, and drops any completion that still arrives for them. docs/pcie.md has the rules.
+// back. When the firmware stops a port forwarding (its link went down), the router completes
+// each of those requests itself with Unsupported Request, as that downstream port, at once and
+// at line rate however many there are, and drops any completion that still arrives for them.
+// docs/pcie.md has the rules.
 
 import { SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE } from "../map/registers.ts";
 import { TlpRxReason, NO_PORT } from "../map/mailbox.ts";
@@ -54,6 +55,7 @@ export interface SwitchRouterCounters {
   crsCompletions: number;
   configToFirmware: number;
   unroutedToFirmware: number;
+  /** Requests outstanding on a port when it stopped forwarding, completed with Unsupported Request by the router. */
   orphaned: number;
   tunnelled: number;
   /** TLPs a tunnel refused (beyond its MaxPayload, or queue full), dropped. */
@@ -85,8 +87,7 @@ interface PortRegisters {
 
 interface Outstanding {
   port: number;
-  /** What TLP_RX Orphaned carries: header and first data DW. */
-  request: Uint8Array;
+  request: Tlp;
 }
 
 const blank = (): PortRegisters => ({ control: 0, buses: 0, memoryWindow: 0, prefetchWindow: 0, prefetchBaseUpper: 0, prefetchLimitUpper: 0, binding: 0 });
@@ -225,13 +226,17 @@ export class SwitchRouter {
     }
   }
 
-  /** Hands every request outstanding on `port` to the firmware and forgets it. */
+  /**
+   * Completes every request outstanding on `port` with Unsupported Request, as that port (device
+   * port - 1 on the internal bus: PCIe Base 2.9.1, a Downstream Port whose link is down), and forgets it.
+   */
   private orphan(port: number): void {
+    const completer = routingId(secondaryBus(this.ports[0]), port - 1, 0);
     for (const [key, o] of this.outstanding) {
       if (o.port !== port) continue;
       this.outstanding.delete(key);
       this.counters.orphaned++;
-      this.host.toFirmware(TlpRxReason.Orphaned, port, o.request);
+      this.toServer(encodeTlp(errorCompletion(o.request, completer, CplStatus.UnsupportedRequest)));
     }
   }
 
@@ -261,7 +266,7 @@ export class SwitchRouter {
     this.crossed(port);
     if (isNonPosted(tlp)) {
       const request = tlp as Extract<Tlp, { requester: number; tag: number }>;
-      this.outstanding.set(request.requester * 1024 + request.tag, { port, request: headerAndFirstDw(bytes) });
+      this.outstanding.set(request.requester * 1024 + request.tag, { port, request: tlp });
     }
   }
 

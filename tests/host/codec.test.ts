@@ -31,7 +31,7 @@ const events: EventMessage[] = [
   { kind: "countersQuery" },
   { kind: "regValue", address: 0x1018, value: 0xdeadbeef },
   { kind: "fabricEvent", tunnel: 7, event: 6, arg: 0xffffffff },
-  { kind: "tlpRx", reason: TlpRxReason.Orphaned, port: 8, tlp: Uint8Array.from({ length: 20 }, (_, i) => (i === 0 ? 0x60 : i)) },
+  { kind: "tlpRx", reason: TlpRxReason.Unrouted, port: 8, tlp: Uint8Array.from({ length: 20 }, (_, i) => (i === 0 ? 0x60 : i)) },
   { kind: "uartRx", bytes: Uint8Array.from({ length: 64 }, (_, i) => i) },
   { kind: "flashDone", op: FlashOp.Read, status: FlashStatus.Ok, address: 0x3ff00, data: Uint8Array.from({ length: 256 }, (_, i) => i) },
   { kind: "flashDone", op: FlashOp.Erase, status: FlashStatus.Protected, address: 0x10000, data: new Uint8Array(0) },

@@ -13,7 +13,6 @@ import { CplStatus } from "../../board/pcie/tlp.ts";
 import { LinkState, LinkTiming } from "../../board/map/link.ts";
 import { TunnelReg, SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE } from "../../board/map/registers.ts";
 import { SWITCH_DOWNSTREAM_PORTS } from "../../board/map/pcie.ts";
-import { BATCH_EVENTS_MAX, BATCH_LIMIT_NS_DEFAULT } from "../../board/softcore.ts";
 import { FIRMWARE } from "./helpers.ts";
 
 const MS = 1_000_000;
@@ -162,9 +161,9 @@ test("a cable pulled under NVMe load: surprise removal, drivers unbound, every o
   assert.equal(server.nvme[0].ended, "removed");
   assert.ok(server.nvme[0].commandsAborted >= 1);
   assert.deepEqual([server.nvme[0].errors, server.nvme[0].mismatches], [0, 0]);
-  // Reads before the pull return data; reads held by the grace window end with UR once the link
-  // goes down (the router hands them back to the firmware, one orphan each); reads after it get UR
-  // from the firmware too (the port no longer routes).
+  // Reads before the pull return data; reads held by the grace window end with UR the moment the
+  // link goes down (the router completes them itself); reads after it get UR from the firmware
+  // (the port no longer routes).
   assert.ok(probes.length >= 190);
   assert.ok(probes.every((p) => p.endedNs > 0 && p.outcome !== "timeout" && p.outcome !== "other"), "every read completed");
   const before = probes.filter((p) => p.issuedNs < pull - 10_000);
@@ -173,16 +172,10 @@ test("a cable pulled under NVMe load: surprise removal, drivers unbound, every o
   assert.ok(before.every((p) => p.outcome === "data"));
   assert.ok(held.length >= 70 && held.every((p) => p.outcome === "unsupported" && p.endedNs >= linkDown), `${held.length} held reads end with UR once the link is down`);
   assert.ok(after.every((p) => p.outcome === "unsupported"), "later reads get UR");
-  // The firmware answers them in the order the router handed them over, BATCH_EVENTS_MAX a batch, each
-  // batch within the batch limit (docs/softcore.md): the k-th read after the pull ends within k /
-  // BATCH_EVENTS_MAX batches of the link going down, or of its issue once that backlog is answered.
-  const answered = probes.filter((p) => p.issuedNs >= pull);
-  answered.forEach((p, k) => {
-    const due = Math.max(linkDown + Math.ceil((k + 1) / BATCH_EVENTS_MAX) * BATCH_LIMIT_NS_DEFAULT, p.issuedNs + 2 * BATCH_LIMIT_NS_DEFAULT);
-    assert.ok(p.endedNs <= due, `read ${k} after the pull (issued ${p.issuedNs - linkDown} ns after the link went down) ended ${p.endedNs - linkDown} ns after it, due by ${due - linkDown} ns`);
-  });
+  // Held reads all end within a microsecond of the link going down (the completions' way up the
+  // server's PCIe link), however many.
   const last = Math.max(...held.map((p) => p.endedNs));
-  assert.equal(s.cards[0].firmwareCounters!.OrphansCompleted, held.length, `each held read was an orphan the firmware completed (the last ${(last - linkDown) / 1000} µs after the link went down)`);
+  assert.ok(last - linkDown <= 1_000, `the last held read ended ${last - linkDown} ns after the link went down`);
 });
 
 test("a reconnect is a hot-plug insertion: the server re-enumerates, the drivers bind again and the NVMe load verifies again", async () => {

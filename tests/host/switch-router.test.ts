@@ -170,7 +170,7 @@ test("the firmware gets a long write's header and first data DW only", () => {
   assert.deepEqual([...handed.tlp.subarray(12)], [1, 2, 3, 4]);
 });
 
-test("stopping a port hands its outstanding non-posted requests to the firmware once, and later completions for them are dropped", () => {
+test("stopping a port completes each of its outstanding non-posted requests with Unsupported Request, once, as that port; later completions for them are dropped", () => {
   const b = new Bench().programmed();
   b.router.receive(memoryRead(ROOT, 10, 0xe000_0000, 256));
   b.router.receive(config("CfgRd1", 3, 0, 11));
@@ -178,15 +178,18 @@ test("stopping a port hands its outstanding non-posted requests to the firmware 
   b.router.receive(memoryWrite(ROOT, 0, 0xe000_0000, new Uint8Array(4)));
   assert.equal(b.router.outstandingOn(1), 2);
   b.write(1, SwitchReg.Control, SwitchControl.MemoryEnable | SwitchControl.BusMaster);
-  const orphans = b.firmware.filter((f) => f.reason === TlpRxReason.Orphaned);
-  assert.deepEqual(orphans.map((o) => [o.port, o.tlp[6]]), [[1, 10], [1, 11]]);
+  // Port 1 is device 0 on internal bus 2.
+  assert.deepEqual(b.toServer.map((t) => [t.kind, "status" in t && t.status, "completer" in t && t.completer, "tag" in t && t.tag, "requester" in t && t.requester]),
+    [["Cpl", CplStatus.UnsupportedRequest, 0x0200, 10, ROOT], ["Cpl", CplStatus.UnsupportedRequest, 0x0200, 11, ROOT]]);
+  assert.equal(b.firmware.length, 0, "nothing for the firmware to do");
+  assert.equal(b.router.counters.orphaned, 2);
   assert.equal(b.router.outstandingOn(1), 0);
   assert.equal(b.router.outstandingOn(2), 1, "the other port's request stays");
   b.write(1, SwitchReg.Control, SwitchControl.MemoryEnable | SwitchControl.BusMaster);
-  assert.equal(b.firmware.filter((f) => f.reason === TlpRxReason.Orphaned).length, 2, "no second hand-over");
+  assert.equal(b.toServer.length, 2, "no second completion");
   b.write(1, SwitchReg.Control, SwitchControl.MemoryEnable | SwitchControl.BusMaster | SwitchControl.Forward);
   b.router.fromTunnel(0, 1, completionWithData(0x0300, ROOT, 10, new Uint8Array(256)));
-  assert.equal(b.toServer.length, 0);
+  assert.equal(b.toServer.length, 2);
   assert.equal(b.router.counters.staleCompletions, 1);
 });
 
