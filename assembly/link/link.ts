@@ -216,17 +216,24 @@ function enter(index: i32, next: i32, cause: i32): void {
         log.dec((clock.now - since) / 1000);
         log.str(" us in recovery, session kept");
         log.end();
+        p.resumedAt = clock.now;
       } else {
         count(Counter.LinkUps);
-        penalty.forgive(field(index, PEER_MAC));
+        p.upAt = clock.now;
+        p.trainStart = 0;
         logUp(index);
         // A new session: the chassis card's slots appear in the server (a resume changes nothing).
         if (isHost()) vswitch.attach(index, p.peerSerial, p.peerSlots, p.peerSlotsPresent);
       }
       break;
-    case LinkState.Recovery:
+    case LinkState.Recovery: {
       count(Counter.Recoveries);
-      timers.start(TimerId.PortState + index, p.graceNs);
+      // One grace window for a whole train of outages: an outage that comes before the link has
+      // stayed up for a grace window since the last one continues that train (docs/link.md, "The hold bound").
+      if (p.trainStart == 0 || clock.now - p.resumedAt >= (p.graceNs as u64)) p.trainStart = clock.now;
+      const end = p.trainStart + p.graceNs;
+      const left = end > clock.now ? end - clock.now : 0;
+      timers.start(TimerId.PortState + index, left);
       timers.start(TimerId.PortHealth + index, LinkTiming.ProbeIntervalNs);
       begin(LogLevel.Warn, index);
       log.str(
@@ -234,15 +241,20 @@ function enter(index: i32, next: i32, cause: i32): void {
         cause == FabricEventKind.RetryLimit ? "retransmission retry limit" : "carrier lost",
       );
       log.str("; recovery, TLPs held for up to ");
-      log.dec(p.graceNs / 1000);
+      log.dec(left / 1000);
       log.str(" us");
       log.end();
       break;
+    }
     case LinkState.Down:
       // Surprise removal of the slots behind this tunnel, before the tunnel drops its TLPs.
       if (isHost()) vswitch.detach(index);
       count(Counter.LinkDowns);
       fabric.shut(index);
+      // Hysteresis: a session that could not ride out its outages keeps its peer away for a
+      // penalty that doubles with each such down in a row; a session that lasted FlapForgiveNs clears the count.
+      if (clock.now - p.upAt >= (LinkTiming.FlapForgiveNs as u64)) penalty.forgive(field(index, PEER_MAC));
+      if (cause == RejectReason.GraceExpired) penalty.add(field(index, PEER_MAC));
       if (cause != RejectReason.PeerClosed && cause != RejectReason.PeerRebooted && cause != RejectReason.PeerLost) {
         sendReason(index, ControlType.Close, cause);
       }

@@ -45,9 +45,15 @@ export class Port {
   srtt: u32;
   rttvar: u32;
   rto: u32;
+  /** When the session became Active (its handshake ended). */
+  upAt: u64;
+  /** When the current train of outages began (its first Recovery), 0 for none: the grace window runs from here. */
+  trainStart: u64;
+  /** When the last Recovery ended with the session resumed. */
+  resumedAt: u64;
 }
 
-const RECORD: i32 = 128; // >= offsetof<Port>()
+const RECORD: i32 = 152; // >= offsetof<Port>()
 // Byte fields of each port, after its record.
 export const PEER_MAC: i32 = RECORD; //                       u8[6] (+2)
 export const NONCE: i32 = PEER_MAC + 8; //                    u8[NONCE_SIZE] this card's

@@ -1280,7 +1280,7 @@ describe("link: authentication failure and penalty", () => {
     expect(linkStates(chassisNegotiate())).toStrictEqual([LinkState.Negotiate], "a new OFFER is taken");
   });
 
-  it("a link that comes up forgives its peer: the next failure costs PenaltyMinNs again", () => {
+  it("a session that lasts FlapForgiveNs forgives its peer: the next failure costs PenaltyMinNs again", () => {
     bootChassis();
     chassisNegotiate();
     receive(peer.auth(wrongTag()));
@@ -1289,6 +1289,7 @@ describe("link: authentication failure and penalty", () => {
     chassisAuthenticate();
     chassisConfigure();
     expect(linkStates(fabricConfirms())).toStrictEqual([LinkState.Active]);
+    runTo(now + LinkTiming.FlapForgiveNs);
     receive(peer.reason(ControlType.Close, RejectReason.GraceExpired, session));
     runTo(now + LinkTiming.DownHoldNs);
     chassisNegotiate();
@@ -1916,7 +1917,66 @@ describe("link: Active and Recovery", () => {
     const after = runTo(down + LinkTiming.DownHoldNs);
     expect(linkStates(after)).toStrictEqual([LinkState.Discover]);
     expect(framesOfType(after, ControlType.Discover).length).toBe(1, "the beacon at once");
-    expect(linkStates(hostNegotiate())).toStrictEqual([LinkState.Negotiate], "the chassis card is welcome again");
+    expectRefused(peer.discover(DiscoverFlag.Unpaired), Counter.ControlIgnored, "a session that could not ride out its outage: its peer waits out a penalty");
+    runTo(now + LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
+    expect(linkStates(hostNegotiate())).toStrictEqual([LinkState.Negotiate], "the chassis card is welcome again after it");
+  });
+
+  it("an outage that comes within a grace window of the last resume continues its train: the grace timer is what is left of the first", () => {
+    pairHost();
+    const grace: u64 = max<u32>(LinkTiming.GraceNs, peer.graceNs);
+    fabric(FabricEventKind.PeerSilent);
+    const first = now;
+    runTo(first + grace / 2);
+    expect(linkStates(fabric(FabricEventKind.PeerHeard))).toStrictEqual([LinkState.Active], "resumed");
+    runTo(now + grace / 4);
+    fabric(FabricEventKind.PeerSilent);
+    expect(linkStates(runTo(first + grace - 1)).length).toBe(0, "still in Recovery");
+    expect(linkStates(runTo(first + grace))).toStrictEqual([LinkState.Down], "down at the first outage's grace end");
+  });
+
+  it("an outage past its train's end after a short resume goes Down at once", () => {
+    pairHost();
+    const grace: u64 = max<u32>(LinkTiming.GraceNs, peer.graceNs);
+    fabric(FabricEventKind.PeerSilent);
+    runTo(now + grace - 1000);
+    fabric(FabricEventKind.PeerHeard);
+    runTo(now + 2000);
+    fabric(FabricEventKind.PeerSilent);
+    expect(linkStates(wait(0))).toStrictEqual([LinkState.Down]);
+  });
+
+  it("an outage a full grace window after the last resume starts a new train with a whole grace window", () => {
+    pairHost();
+    const grace: u64 = max<u32>(LinkTiming.GraceNs, peer.graceNs);
+    fabric(FabricEventKind.PeerSilent);
+    runTo(now + grace / 2);
+    fabric(FabricEventKind.PeerHeard);
+    runTo(now + grace);
+    fabric(FabricEventKind.PeerSilent);
+    const second = now;
+    expect(linkStates(runTo(second + grace - 1)).length).toBe(0, "a whole grace window");
+    expect(linkStates(runTo(second + grace))).toStrictEqual([LinkState.Down]);
+    expect(counters.get(Counter.Resumes)).toBe(1);
+  });
+
+  it("downs by grace expiry in a row keep the peer away for a penalty that doubles each time", () => {
+    pairHost();
+    const grace: u64 = max<u32>(LinkTiming.GraceNs, peer.graceNs);
+    fabric(FabricEventKind.PeerSilent);
+    runTo(now + grace + LinkTiming.DownHoldNs);
+    runTo(now + LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    expect(linkStates(receive(peer.ready(0, session)))).toStrictEqual([LinkState.Active], "up again");
+    fabric(FabricEventKind.PeerSilent);
+    runTo(now + grace + LinkTiming.DownHoldNs);
+    runTo(now + LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
+    expectRefused(peer.discover(DiscoverFlag.Unpaired), Counter.ControlIgnored, "the second down: twice the penalty");
+    runTo(now + LinkTiming.PenaltyMinNs + LinkTiming.PenaltyMinNs / 4);
+    expect(linkStates(hostNegotiate())).toStrictEqual([LinkState.Negotiate], "welcome after it");
   });
 
   it("protocol 1 uses the fixed GraceNs", () => {

@@ -14,6 +14,7 @@ import { LinkState, LinkTiming } from "../../board/map/link.ts";
 import { TunnelReg, SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE } from "../../board/map/registers.ts";
 import { SWITCH_DOWNSTREAM_PORTS } from "../../board/map/pcie.ts";
 import { FIRMWARE } from "./helpers.ts";
+import { BATCH_LIMIT_NS_DEFAULT } from "../../board/softcore.ts";
 
 const MS = 1_000_000;
 /**
@@ -21,6 +22,12 @@ const MS = 1_000_000;
  * then the server's enumeration through the host card: docs/softcore.md); runs allow this much.
  */
 const BOUND_BY = 300 * MS;
+/**
+ * docs/link.md, "The hold bound": a read caught by any pattern of outages ends within the grace
+ * window, the detection of the train's first outage and of its last (the silence threshold and the
+ * batch that enters Recovery, each), and the batch that goes Down.
+ */
+const HOLD_BOUND_NS = LinkTiming.GraceNs + 2 * (LinkTiming.SilenceNs + BATCH_LIMIT_NS_DEFAULT) + BATCH_LIMIT_NS_DEFAULT;
 /** How often run() looks whether the cards' soft-cores have compiled the whole firmware. */
 const WARM_POLL_NS = 100_000;
 
@@ -41,6 +48,8 @@ interface Plan {
   pullNs: number;
   /** ... and plugged back this long after the pull (never, if absent). */
   backNs?: number;
+  /** Instead of one pull: a train of outages from the pull, each `downNs` long and followed by `upNs` of working cable. */
+  train?: { outages: number; downNs: number; upNs: number };
   /** The run goes on at least this long after the pull. */
   runNs: number;
   /** A monitoring task reads the drive's CAP register every `everyNs`, from `fromNs` to `toNs` relative to the pull. */
@@ -95,6 +104,11 @@ async function run(options: Omit<HotplugOptions, "pulls" | "durationNs">, seed: 
       if (plan.backNs !== undefined) {
         const back = (outcome.back = pull + plan.backNs);
         w.scheduler.at(back, () => cable.hold("pulled", false));
+      }
+      const train = plan.train;
+      for (let i = 0, at = pull; train && i < train.outages; i++, at += train.downNs + train.upNs) {
+        if (i > 0) w.scheduler.at(at, () => cable.hold("pulled", true));
+        w.scheduler.at(at + train.downNs, () => cable.hold("pulled", false));
       }
       const probes = plan.probes;
       if (!probes) return;
@@ -176,6 +190,28 @@ test("a cable pulled under NVMe load: surprise removal, drivers unbound, every o
   // server's PCIe link), however many.
   const last = Math.max(...held.map((p) => p.endedNs));
   assert.ok(last - linkDown <= 1_000, `the last held read ended ${last - linkDown} ns after the link went down`);
+});
+
+test("a train of flaps each shorter than the grace window, with resumes of 80 µs between them, is one outage: every held read ends within the hold bound, one removal, one insertion once the cable is stable", async () => {
+  // Four 19.9 ms outages, each followed by 80 µs of working cable: each resume restarted the grace
+  // window, and the reads caught by the first outage waited for 80 ms and timed out.
+  const probes: Probe[] = [];
+  const train = { outages: 4, downNs: 19_900_000, upNs: 80_000 };
+  const { s, pull } = await run({}, 5, { pullNs: 50 * MS, runNs: 400 * MS, train, probes: { fromNs: -10 * MS, toNs: 30 * MS, everyNs: 250_000, out: probes } });
+  assert.equal(s.hostCompletionTimeouts, 0);
+  assert.equal(s.dataVerificationErrors, 0);
+  assert.ok(probes.every((p) => p.endedNs > 0 && p.outcome !== "timeout"), "every read completed");
+  const worst = Math.max(...probes.map((p) => p.endedNs - p.issuedNs));
+  assert.ok(worst <= HOLD_BOUND_NS, `the longest read took ${worst} ns, the hold bound is ${HOLD_BOUND_NS} ns`);
+  // The grace window runs from the first outage's detection, whatever the resumes.
+  const downs = stateEntries(s, "host", "down");
+  assert.equal(downs.length, 1, "one down for the whole train");
+  assert.ok(downs[0] - pull <= HOLD_BOUND_NS, `down ${downs[0] - pull} ns after the train began`);
+  const removals = s.servers[0].hotplug.filter((h) => h.change === "removal");
+  const insertions = s.servers[0].hotplug.filter((h) => h.change === "insertion" && h.timeNs > pull);
+  assert.deepEqual([removals.length, insertions.length], [2, 2], "both slots removed once and inserted once");
+  const stable = pull + train.outages * (train.downNs + train.upNs) - train.upNs;
+  assert.ok(insertions.every((h) => h.timeNs > stable), "inserted again once the cable stopped flapping");
 });
 
 test("a reconnect is a hot-plug insertion: the server re-enumerates, the drivers bind again and the NVMe load verifies again", async () => {
