@@ -7,7 +7,7 @@ import {
   BootBody, TimeBody, SyncBody, TimerFiredBody, RegValueBody, FabricEventBody, CardRole, ResetCause, LogLevel,
   FABRIC_EVENT_LAST, MAX_TUNNELS, errorCounter, ConfigBody, FrameRxBody, NO_TUNNEL, TlpRxBody, TLP_RX_REASON_LAST, NO_PORT,
   BootFlag, FlashDoneBody, FlashOp, FlashStatus, FLASH_OP_LAST, FLASH_STATUS_LAST,
-  HashDoneBody, HashStatus, HASH_CONTEXTS, HASH_STATUS_LAST,
+  HashDoneBody, HashStatus, HASH_CONTEXTS, HASH_STATUS_LAST, RetainBody, RETAIN_BYTES,
 } from "../board/map/mailbox";
 import { SLOTS } from "../board/map/flash";
 import { Fmt, SWITCH_PORTS } from "../board/map/pcie";
@@ -27,6 +27,7 @@ import * as entropy from "./entropy";
 import * as hash from "./hash";
 import { Context, LINK_TAGS } from "./hash";
 import * as system from "./system";
+import * as retain from "./retain";
 import * as update from "./update/update";
 import * as manage from "./manage/manage";
 import * as configStore from "./manage/store";
@@ -69,6 +70,7 @@ export function reset(): void {
   config.reset();
   link.reset();
   vswitch.reset();
+  retain.reset();
   system.reset();
   update.reset();
   manage.reset();
@@ -141,6 +143,26 @@ function dispatch(): void {
   else if (type == Event.UartRx) onUartRx(body, rx.msgLength);
   else if (type == Event.FlashDone) onFlashDone(body, rx.msgLength);
   else if (type == Event.HashDone) onHashDone(body);
+  else if (type == Event.Retained) onRetained(body, rx.msgLength);
+}
+
+/** RETAINED, checked in this order: announced by BOOT and bytes still to come, Reserved, Offset (the next byte) and length. */
+function onRetained(body: usize, length: i32): void {
+  if (!retain.expecting()) {
+    reject(MailboxError.OutOfOrder, 0);
+    return;
+  }
+  const bad = nonZero(body, RetainBody.Reserved2, 2);
+  if (bad >= 0) {
+    reject(MailboxError.Reserved, bad as u32);
+    return;
+  }
+  if (!retain.fits(load<u16>(body, RetainBody.Offset) as i32, length - RetainBody.Data)) {
+    reject(MailboxError.BadField, RetainBody.Offset);
+    return;
+  }
+  accept();
+  retain.receive(body, length);
 }
 
 function onUartRx(body: usize, length: i32): void {
@@ -215,6 +237,7 @@ function onSync(body: usize): void {
   expectedSeq = seq + 1;
   timers.program();
   count(Counter.Batches);
+  retain.flush();
   uart.flush();
   tx.syncAck(seq);
 }
@@ -237,8 +260,7 @@ function onBoot(body: usize): void {
     log.end();
     return;
   }
-  let bad = nonZero(body, BootBody.Reserved22, 2);
-  if (bad < 0 && (load<u8>(body, BootBody.BootFlags) & ~BootFlag.Trial) != 0) bad = BootBody.BootFlags;
+  let bad = (load<u8>(body, BootBody.BootFlags) & ~BootFlag.Trial) != 0 ? BootBody.BootFlags : -1;
   if (bad >= 0) {
     reject(MailboxError.Reserved, bad as u32);
     return;
@@ -252,6 +274,7 @@ function onBoot(body: usize): void {
   else if (level > LogLevel.Debug) bad = BootBody.LogLevel;
   else if (newSlots < 1 || newSlots > MAX_SLOTS) bad = BootBody.Slots;
   else if ((load<u8>(body, BootBody.BootSlot) as i32) >= SLOTS) bad = BootBody.BootSlot;
+  else if ((load<u16>(body, BootBody.Retained) as i32) > RETAIN_BYTES) bad = BootBody.Retained;
   if (bad >= 0) {
     reject(MailboxError.BadField, bad as u32);
     return;
@@ -264,8 +287,11 @@ function onBoot(body: usize): void {
   log.setLevel(level);
   config.setIdentity(role, serial, slots, body + BootBody.Mac);
   if (role == CardRole.Host) vswitch.init();
+  retain.expect(load<u16>(body, BootBody.Retained) as i32);
+  retain.headerChanged();
   tx.hello(HelloStatus.Ok, FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH);
-  vswitch.setReady();
+  // With state retained by a previous firmware, the switch is ready once it is adopted (retain.ts).
+  if (!retain.expecting()) vswitch.setReady(cause != ResetCause.PowerOn);
   // Which chassis slots hold a device goes into every proposal: the host card shows only those as present.
   if (role == CardRole.Chassis) tx.regRead(CardReg.SlotsPresent);
   timers.start(TimerId.Heartbeat, HEARTBEAT_NS);

@@ -4,10 +4,16 @@
 // flash; the card then batches events that fall due at the same instant, runs them through
 // the firmware in lockstep (TIME, events..., SYNC; the firmware answers with commands and
 // SYNC_ACK), and carries out the commands.
+//
+// A reset of the soft-core (reboot, watchdog, an update's trial) leaves the fabric running:
+// tunnels, switch router and slots keep their state and keep moving TLPs, and the retained RAM
+// keeps what the firmware wrote there (RETAIN), which the card hands the new firmware after
+// BOOT (RETAINED). Only a power cut resets the fabric and clears the retained RAM
+// (docs/registers.md, "What survives a reset").
 
 import type { KeyObject } from "node:crypto";
 import {
-  MAILBOX_VERSION, TIMER_CHANNELS, CardRole, ResetCause, LogLevel, HelloStatus, BootFlag, Event, Header, HEADER_SIZE,
+  MAILBOX_VERSION, TIMER_CHANNELS, CardRole, ResetCause, LogLevel, HelloStatus, BootFlag, Event, Header, HEADER_SIZE, RETAIN_BYTES, RETAIN_CHUNK,
 } from "./map/mailbox.ts";
 import { CardReg, BootCommand, WATCHDOG_KEY, WATCHDOG_TIMEOUT_NS, ENTROPY_REQUEST_MAX } from "./map/registers.ts";
 import { SLOTS } from "./map/flash.ts";
@@ -144,6 +150,9 @@ export class Card {
   private readonly rom: BootRom;
   private watchdog: number | null = null;
   private session: FirmwareSession | null = null;
+  /** The retained RAM, and how far into it the firmware has written since power-on. */
+  private readonly retained = new Uint8Array(RETAIN_BYTES);
+  private retainedBytes = 0;
   /** Events for the next batch; a Uint8Array is a message already framed (CONFIG from flash, posted byte for byte). */
   private pending: (EventMessage | Uint8Array)[] = [];
   /** Each batch's WebAssembly instructions, for the median. */
@@ -157,7 +166,7 @@ export class Card {
   private timers: (number | null)[] = new Array(TIMER_CHANNELS).fill(null);
   private logLine = "";
   /** The fabric behind REG_WRITE / REG_READ, when the card model has one. */
-  fabric: Pick<Fabric, "readRegister" | "writeRegister" | "transmitControl" | "transmitTlp" | "reset"> | null = null;
+  fabric: Pick<Fabric, "readRegister" | "writeRegister" | "transmitControl" | "transmitTlp" | "reset" | "softcoreReset"> | null = null;
 
   constructor(
     readonly config: CardConfig,
@@ -243,9 +252,19 @@ export class Card {
     }
     this.uart.receiver = (bytes) => this.post({ kind: "uartRx", bytes });
     const bootFlags = booted.trial ? BootFlag.Trial : 0;
-    this.post({ kind: "boot", mailboxVersion: MAILBOX_VERSION, role, resetCause: cause, boardId, serial, logLevel, slots, mac, bootSlot: booted.slot, bootFlags });
+    if (cause === ResetCause.PowerOn) this.clearRetained();
+    const retained = this.retainedBytes;
+    this.post({ kind: "boot", mailboxVersion: MAILBOX_VERSION, role, resetCause: cause, boardId, serial, logLevel, slots, mac, bootSlot: booted.slot, bootFlags, retained });
+    for (let offset = 0; offset < retained; offset += RETAIN_CHUNK) {
+      this.post({ kind: "retained", offset, data: this.retained.slice(offset, Math.min(offset + RETAIN_CHUNK, retained)) });
+    }
     this.post({ kind: "entropy", bytes: this.entropy(ENTROPY_AT_BOOT) });
     this.postStoredConfig();
+  }
+
+  private clearRetained(): void {
+    this.retained.fill(0);
+    this.retainedBytes = 0;
   }
 
   /**
@@ -468,18 +487,25 @@ export class Card {
     return false;
   };
 
-  /** A reset of the soft-core and the fabric (watchdog, reboot, update); the flash and the UART line keep their state. */
+  /**
+   * A reset of the soft-core (watchdog, reboot, update): the flash, the UART line, the fabric and
+   * the retained RAM keep their state. The switch router's requests for the firmware (TLP_RX) wait
+   * in the fabric for the new firmware rather than being lost with the old one.
+   */
   async reset(cause: ResetCause): Promise<void> {
+    const waiting = this.pending.filter((e): e is Extract<EventMessage, { kind: "tlpRx" }> => !(e instanceof Uint8Array) && e.kind === "tlpRx");
     await this.powerOff();
-    this.fabric?.reset();
+    this.fabric?.softcoreReset();
     this.powerOn(cause);
+    for (const event of waiting) this.post(event);
   }
 
-  /** Power is cut: a flash operation in progress stops halfway, and the fabric loses its state with the soft-core. */
+  /** Power is cut: a flash operation in progress stops halfway; the fabric and the retained RAM lose their state with the soft-core. */
   async powerCut(): Promise<void> {
     this.flash.powerCut(this.parts.random);
     await this.powerOff();
     this.fabric?.reset();
+    this.clearRetained();
   }
 
   private cancelTimers(): void {
@@ -555,6 +581,10 @@ export class Card {
         break;
       case "hash":
         this.hash.command(command);
+        break;
+      case "retain":
+        this.retained.set(command.data, command.offset);
+        this.retainedBytes = Math.max(this.retainedBytes, command.offset + command.data.length);
         break;
       case "syncAck":
         break;

@@ -125,7 +125,16 @@ export class Fabric {
       : null;
   }
 
-  /** Reset with the soft-core: every tunnel stops and forgets its session and queued TLPs, control frames waiting are dropped. */
+  /**
+   * A reset of the soft-core alone (reboot, watchdog, update): the data path runs on. Tunnels keep
+   * their sessions, the switch router its registers and outstanding requests, the MAC its VLAN
+   * filters; only the control frames the old firmware queued and that have not gone are dropped.
+   */
+  softcoreReset(): void {
+    this.control.clear();
+  }
+
+  /** Power-on reset: every tunnel stops and forgets its session and queued TLPs, control frames waiting are dropped, every register back to its default. */
   reset(): void {
     for (const tunnel of this.tunnels) tunnel.hardReset();
     this.control.clear();

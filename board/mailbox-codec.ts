@@ -10,7 +10,7 @@ import {
   LogLevel, HelloStatus, MailboxError, Counter, FABRIC_EVENT_LAST, MAX_TUNNELS, minBody, maxBody, isEvent, isCommand,
   ConfigBody, FrameRxBody, FrameTxBody, NO_TUNNEL, TlpRxBody, TlpRxReason, TlpTxBody, TLP_RX_REASON_LAST, NO_PORT,
   BootFlag, UartRxBody, UartTxBody, FlashDoneBody, FlashOp, FlashStatus, FLASH_OP_LAST, FLASH_STATUS_LAST,
-  FlashEraseBody, FlashProgramBody, FlashReadBody, HashBody, HashDoneBody, HashOp, HashStatus, HASH_OP_LAST, HASH_STATUS_LAST,
+  FlashEraseBody, FlashProgramBody, FlashReadBody, HashBody, HashDoneBody, HashOp, HashStatus, HASH_OP_LAST, HASH_STATUS_LAST, RetainBody, RETAIN_BYTES,
   HASH_CONTEXTS, HASH_KEY_MAX, HASH_UPDATE_MAX, HASH_DIGEST_SIZE,
 } from "./map/mailbox.ts";
 import { SLOTS } from "./map/flash.ts";
@@ -42,6 +42,8 @@ export type EventMessage =
       kind: "boot"; mailboxVersion: number; role: CardRole; resetCause: ResetCause; boardId: number;
       /** The flash slot the boot ROM started, and BootFlag bits; both 0 when not given. */
       bootSlot?: number; bootFlags?: number;
+      /** Bytes of retained RAM the RETAINED events after BOOT bring (0, or not given, after power-on). */
+      retained?: number;
       serial: number; logLevel: LogLevel; slots: number; mac: Uint8Array;
     }
   | { kind: "time"; now: bigint }
@@ -59,7 +61,9 @@ export type EventMessage =
   /** `data`: what a FLASH_READ read (empty for the other operations). */
   | { kind: "flashDone"; op: FlashOp; status: FlashStatus; address: number; data: Uint8Array }
   /** `digest`: HASH_DIGEST_SIZE bytes, zero unless `status` is Ok. */
-  | { kind: "hashDone"; context: number; status: HashStatus; tag: number; digest: Uint8Array };
+  | { kind: "hashDone"; context: number; status: HashStatus; tag: number; digest: Uint8Array }
+  /** `data` at `offset` of the retained RAM, after BOOT (docs/mailbox.md). */
+  | { kind: "retained"; offset: number; data: Uint8Array };
 
 export type CommandMessage =
   | { kind: "hello"; mailboxVersion: number; status: HelloStatus; firmware: [number, number, number] }
@@ -77,7 +81,8 @@ export type CommandMessage =
   | { kind: "flashProgram"; address: number; data: Uint8Array }
   | { kind: "flashRead"; address: number; length: number }
   /** `data`: StartHmac's key or Update's bytes, empty for Start and Finish; `tag` is 0 except on Finish. */
-  | { kind: "hash"; context: number; op: HashOp; tag: number; data: Uint8Array };
+  | { kind: "hash"; context: number; op: HashOp; tag: number; data: Uint8Array }
+  | { kind: "retain"; offset: number; data: Uint8Array };
 
 /** One framed message. `framing` is non-zero when the header already condemns it; then `body` is null. */
 export interface RawMessage {
@@ -119,6 +124,7 @@ export function encodeEvent(event: EventMessage): Uint8Array {
       v.setUint8(BootBody.BootSlot, event.bootSlot ?? 0);
       v.setUint8(BootBody.BootFlags, event.bootFlags ?? 0);
       b.set(event.mac.subarray(0, 6), BootBody.Mac);
+      v.setUint16(BootBody.Retained, event.retained ?? 0, true);
       return message(Event.Boot, b);
     }
     case "time": {
@@ -205,6 +211,12 @@ export function encodeEvent(event: EventMessage): Uint8Array {
       v.setUint16(HashDoneBody.Tag, event.tag, true);
       b.set(event.digest, HashDoneBody.Digest);
       return message(Event.HashDone, b);
+    }
+    case "retained": {
+      const [b, v] = body(RetainBody.Data + event.data.length);
+      v.setUint16(RetainBody.Offset, event.offset, true);
+      b.set(event.data, RetainBody.Data);
+      return message(Event.Retained, b);
     }
   }
 }
@@ -293,6 +305,12 @@ export function encodeCommand(command: CommandMessage): Uint8Array {
       v.setUint16(HashBody.Tag, command.tag, true);
       b.set(command.data, HashBody.Data);
       return message(Command.Hash, b);
+    }
+    case "retain": {
+      const [b, v] = body(RetainBody.Data + command.data.length);
+      v.setUint16(RetainBody.Offset, command.offset, true);
+      b.set(command.data, RetainBody.Data);
+      return message(Command.Retain, b);
     }
   }
 }
@@ -391,6 +409,7 @@ export function decodeEvent(raw: RawMessage): EventMessage {
         resetCause: b[BootBody.ResetCause], boardId: v.getUint32(BootBody.BoardId, true),
         serial: v.getUint32(BootBody.Serial, true), logLevel: b[BootBody.LogLevel], slots: b[BootBody.Slots],
         bootSlot: b[BootBody.BootSlot], bootFlags: b[BootBody.BootFlags], mac: b.slice(BootBody.Mac, BootBody.Mac + 6),
+        retained: v.getUint16(BootBody.Retained, true),
       };
     case Event.Time:
       return { kind: "time", now: v.getBigUint64(TimeBody.Now, true) };
@@ -431,6 +450,8 @@ export function decodeEvent(raw: RawMessage): EventMessage {
         kind: "hashDone", context: b[HashDoneBody.Context], status: b[HashDoneBody.Status], tag: v.getUint16(HashDoneBody.Tag, true),
         digest: b.slice(HashDoneBody.Digest, HashDoneBody.Digest + HASH_DIGEST_SIZE),
       };
+    case Event.Retained:
+      return { kind: "retained", offset: v.getUint16(RetainBody.Offset, true), data: b.slice(RetainBody.Data) };
   }
   throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not an event`);
 }
@@ -486,6 +507,13 @@ export function decodeCommand(raw: RawMessage): CommandMessage {
       const fault = hashFault(hash);
       if (fault) throw new MailboxFormatError(`HASH at offset ${raw.offset}: ${fault}`);
       return hash;
+    }
+    case Command.Retain: {
+      const offset = v.getUint16(RetainBody.Offset, true);
+      const data = b.slice(RetainBody.Data);
+      if (v.getUint16(RetainBody.Reserved2, true) !== 0) throw new MailboxFormatError(`RETAIN at offset ${raw.offset}: reserved bytes not zero`);
+      if (offset + data.length > RETAIN_BYTES) throw new MailboxFormatError(`RETAIN at offset ${raw.offset}: ${data.length} bytes at ${offset} run past the ${RETAIN_BYTES}-byte retained RAM`);
+      return { kind: "retain", offset, data };
     }
   }
   throw new MailboxFormatError(`type 0x${raw.type.toString(16)} is not a command`);
@@ -550,6 +578,9 @@ export class EventChecker {
   private syncSeen = false;
   private expectedSeq = 0;
   private role = CardRole.Host;
+  /** RETAINED bytes still to come, and the offset the next one starts at. */
+  private retainedLeft = 0;
+  private retainedNext = 0;
 
   check(raw: RawMessage): Verdict | null {
     if (raw.framing) return { error: raw.framing, detail: 0 };
@@ -595,6 +626,19 @@ export class EventChecker {
     if (raw.type === Event.TlpRx) return this.checkTlpRx(b);
     if (raw.type === Event.FlashDone) return checkFlashDone(b, v);
     if (raw.type === Event.HashDone) return checkHashDone(b);
+    if (raw.type === Event.Retained) return this.checkRetained(b, v);
+    return null;
+  }
+
+  /** RETAINED: only while bytes BOOT announced are still to come, in order, none past them. */
+  private checkRetained(b: Uint8Array, v: DataView): Verdict | null {
+    if (this.retainedLeft === 0) return { error: MailboxError.OutOfOrder, detail: 0 };
+    const bad = firstNonZero(b, RetainBody.Reserved2, 2);
+    if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
+    const length = b.length - RetainBody.Data;
+    if (v.getUint16(RetainBody.Offset, true) !== this.retainedNext || length > this.retainedLeft) return { error: MailboxError.BadField, detail: RetainBody.Offset };
+    this.retainedNext += length;
+    this.retainedLeft -= length;
     return null;
   }
 
@@ -626,17 +670,18 @@ export class EventChecker {
   private checkBoot(b: Uint8Array, v: DataView): Verdict | null {
     if (this.booted) return { error: MailboxError.OutOfOrder, detail: 0 };
     if (v.getUint16(BootBody.MailboxVersion, true) !== MAILBOX_VERSION) return { error: MailboxError.Version, detail: MAILBOX_VERSION };
-    let bad = firstNonZero(b, BootBody.Reserved22, 2);
-    if (bad < 0 && (b[BootBody.BootFlags] & ~BootFlag.Trial) !== 0) bad = BootBody.BootFlags;
+    let bad = (b[BootBody.BootFlags] & ~BootFlag.Trial) !== 0 ? BootBody.BootFlags : -1;
     if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
     if (b[BootBody.Role] > CardRole.Chassis) bad = BootBody.Role;
     else if (b[BootBody.ResetCause] > ResetCause.Update) bad = BootBody.ResetCause;
     else if (b[BootBody.LogLevel] > LogLevel.Debug) bad = BootBody.LogLevel;
     else if (b[BootBody.Slots] < 1 || b[BootBody.Slots] > MAX_SLOTS) bad = BootBody.Slots;
     else if (b[BootBody.BootSlot] >= SLOTS) bad = BootBody.BootSlot;
+    else if (v.getUint16(BootBody.Retained, true) > RETAIN_BYTES) bad = BootBody.Retained;
     if (bad >= 0) return { error: MailboxError.BadField, detail: bad };
     this.booted = true;
     this.role = b[BootBody.Role];
+    this.retainedLeft = v.getUint16(BootBody.Retained, true);
     return null;
   }
 }
@@ -724,7 +769,7 @@ export const seconds = (ns: bigint) => `${ns / 1_000_000_000n}.${(ns % 1_000_000
 export function describeMessage(m: EventMessage | CommandMessage): string {
   switch (m.kind) {
     case "boot":
-      return `BOOT mailbox v${m.mailboxVersion}, ${CardRole[m.role]?.toLowerCase() ?? `role ${m.role}`}, reset ${ResetCause[m.resetCause] ?? m.resetCause}, slot ${m.bootSlot ?? 0}${(m.bootFlags ?? 0) & BootFlag.Trial ? " on trial" : ""}, board ${hex(m.boardId)}, serial ${hex(m.serial)}, log ${LogLevel[m.logLevel] ?? m.logLevel}, ${m.slots} slot(s), mac ${Array.from(m.mac, (x) => x.toString(16).padStart(2, "0")).join(":")}`;
+      return `BOOT mailbox v${m.mailboxVersion}, ${CardRole[m.role]?.toLowerCase() ?? `role ${m.role}`}, reset ${ResetCause[m.resetCause] ?? m.resetCause}, slot ${m.bootSlot ?? 0}${(m.bootFlags ?? 0) & BootFlag.Trial ? " on trial" : ""}${m.retained ? `, ${m.retained} bytes retained` : ""}, board ${hex(m.boardId)}, serial ${hex(m.serial)}, log ${LogLevel[m.logLevel] ?? m.logLevel}, ${m.slots} slot(s), mac ${Array.from(m.mac, (x) => x.toString(16).padStart(2, "0")).join(":")}`;
     case "time":
       return `TIME ${seconds(m.now)}`;
     case "sync":
@@ -763,6 +808,10 @@ export function describeMessage(m: EventMessage | CommandMessage): string {
       return `FLASH_READ ${hex(m.address, 5)}, ${m.length} bytes`;
     case "hash":
       return `HASH context ${m.context} ${HashOp[m.op] ?? `op ${m.op}`}${m.op === HashOp.StartHmac ? `, ${m.data.length}-byte key` : m.data.length ? `, ${m.data.length} bytes` : ""}${m.op === HashOp.Finish ? `, tag ${m.tag}` : ""}`;
+    case "retained":
+      return `RETAINED ${m.data.length} bytes at ${m.offset}`;
+    case "retain":
+      return `RETAIN ${m.data.length} bytes at ${m.offset}`;
     case "hashDone":
       return `HASH_DONE context ${m.context}, tag ${m.tag}: ${HashStatus[m.status] ?? `status ${m.status}`}${m.status === HashStatus.Ok ? `, digest ${Buffer.from(m.digest.subarray(0, 8)).toString("hex")}...` : ""}`;
     case "hello":

@@ -4,7 +4,7 @@
 import {
   HEADER_SIZE, Header, Command, MAILBOX_VERSION, Counter,
   HelloBody, SyncAckBody, TimerArmBody, TimerDisarmBody, ErrorBody, CountersBody, RegWriteBody, RegReadBody, FrameTxBody, TlpTxBody,
-  UartTxBody, FlashEraseBody, FlashProgramBody, FlashReadBody, HashBody,
+  UartTxBody, FlashEraseBody, FlashProgramBody, FlashReadBody, HashBody, RetainBody,
 } from "../../board/map/mailbox";
 import { writeAll, FD_COMMANDS } from "./wasi";
 import { counters, count, add } from "../counters";
@@ -133,6 +133,13 @@ export function hash(context: i32, op: i32, tag: u32, data: usize, length: i32):
   store<u8>(body, op as u8, HashBody.Op);
   store<u16>(body, tag as u16, HashBody.Tag);
   memory.copy(body + HashBody.Data, data, length);
+}
+
+/** RETAIN: `length` bytes at `data` into the retained RAM at `offset`. */
+export function retain(offset: i32, data: usize, length: i32): void {
+  const body = begin(Command.Retain, RetainBody.Data + length);
+  store<u16>(body, offset as u16, RetainBody.Offset);
+  memory.copy(body + RetainBody.Data, data, length);
 }
 
 /** Start of the buffered, not yet flushed, commands (for inspection in unit tests). */

@@ -12,7 +12,7 @@ import {
   ControlType, DiscoverBody, DiscoverFlag, HandshakeBody, HANDSHAKE_TRAILER, Proposal, AuthBody, ReadyBody, ReadyFlag, ReasonBody,
   RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, LINK_PROTOCOL_MIN, REJECT_REASON_LAST, RELEASE_TIMEOUT_NS,
 } from "../../board/map/link";
-import { TunnelReg, TunnelStatus, FabricEventKind, CardReg } from "../../board/map/registers";
+import { TunnelReg, TunnelStatus, FabricEventKind, CardReg, MAX_TUNNELS } from "../../board/map/registers";
 import { CardRole, Counter, LogLevel } from "../../board/map/mailbox";
 import * as tx from "../abi/tx";
 import * as clock from "../clock";
@@ -24,7 +24,8 @@ import { TimerId } from "../timers";
 import { count } from "../counters";
 import { equal32 } from "../hash";
 import { sameMac, load32be, store32be } from "./be";
-import { port, field, resetAll, PEER_MAC, NONCE, PEER_NONCE, PROPOSAL, PEER_PROPOSAL } from "./port";
+import { port, field, resetAll, PEER_MAC, NONCE, PEER_NONCE, PROPOSAL, PEER_PROPOSAL, SAVED as PORT_SAVED } from "./port";
+import * as retain from "../retain";
 import * as frames from "./frames";
 import * as fabric from "./fabric";
 import * as config from "./config";
@@ -46,6 +47,24 @@ let discoversSent: u32 = 0;
 const BOOTS_SEEN = 8;
 const bootsSeen = memory.data(BOOTS_SEEN * 4);
 let bootsNext = 0;
+/** The cause of a Recovery entered to take over a session a previous firmware left (neither a RejectReason nor a FabricEventKind). */
+const ADOPTED: i32 = -1;
+
+/** Where link port `index`'s retained bytes are. */
+export function saved(index: i32): usize {
+  return field(index, 0);
+}
+
+/** DISCOVERs sent in this boot, or in the boot whose sessions this one adopted. */
+export function discovers(): u32 {
+  return discoversSent;
+}
+
+/** The link ports as a previous firmware left them (retain.ts); tryStart() takes over their sessions. */
+export function restore(from: usize, discovers: u32): void {
+  for (let i = 0; i < MAX_TUNNELS; i++) memory.copy(field(i, 0), from + i * PORT_SAVED, PORT_SAVED);
+  discoversSent = discovers;
+}
 
 export function reset(): void {
   started = false;
@@ -63,7 +82,14 @@ export function reset(): void {
 export function tryStart(): void {
   if (started || !config.configured || !entropy.has(4)) return;
   started = true;
-  frames.setBootId(entropy.word32());
+  // The sessions a previous firmware left in the fabric go on under its boot ID: to the peers
+  // nothing rebooted (docs/link.md, "Reboots"). Without a session to adopt, a new boot ID tells
+  // the peers of a handshake under way that it is over.
+  let sessions = 0;
+  for (let i = 0; i < config.ports; i++) if (port(i).state == LinkState.Active || port(i).state == LinkState.Recovery) sessions++;
+  const adopting = retain.adopted() && frames.bootId != 0 && sessions > 0;
+  if (!adopting) frames.setBootId(entropy.word32());
+  retain.headerChanged();
   // Only this group's CONTROL frames reach the mailbox; the MAC drops the other groups' in hardware.
   tx.regWrite(CardReg.ControlVlan, config.group);
   tx.regWrite(CardReg.ManagementVlan, config.managementVlan);
@@ -78,8 +104,18 @@ export function tryStart(): void {
   log.dec(config.mtu);
   log.str(", boot ID ");
   log.hex(frames.bootId, 8);
+  log.str(adopting ? ", adopted" : "");
   log.end();
-  for (let i = 0; i < config.ports; i++) enter(i, LinkState.Discover, 0);
+  for (let i = 0; i < config.ports; i++) {
+    const s = port(i).state;
+    // An adopted session goes on; what the fabric reported while no firmware listened is read
+    // from the tunnel's Status (onRegValue). A handshake under way is lost with the old firmware.
+    if (adopting && (s == LinkState.Active || s == LinkState.Recovery)) enter(i, LinkState.Active, ADOPTED);
+    else {
+      if (adopting && s == LinkState.Configure) fabric.shut(i);
+      enter(i, LinkState.Discover, 0);
+    }
+  }
 }
 
 /** True once the link left Disabled. */
@@ -169,6 +205,7 @@ function enter(index: i32, next: i32, cause: i32): void {
   timers.stop(TimerId.PortState + index);
   timers.stop(TimerId.PortHealth + index);
   fabric.write(index, TunnelReg.LinkState, next as u32);
+  retain.portChanged(index);
   switch (next) {
     case LinkState.Discover:
       memory.fill(field(index, PEER_MAC), 0, 8);
@@ -209,7 +246,12 @@ function enter(index: i32, next: i32, cause: i32): void {
     case LinkState.Active:
       // No timer while Active: the fabric reports RTT changes (RttChanged) and trouble itself.
       timers.stop(TimerId.PortHealth + index);
-      if (previous == LinkState.Recovery) {
+      if (cause == ADOPTED) {
+        begin(LogLevel.Info, index);
+        log.str("session adopted after a restart of the firmware");
+        log.end();
+        fabric.read(index, TunnelReg.Status);
+      } else if (previous == LinkState.Recovery) {
         count(Counter.Resumes);
         begin(LogLevel.Info, index);
         log.str("resumed after ");
@@ -363,6 +405,7 @@ function sendDiscover(destination: usize): void {
   for (let i = 0; i < config.ports; i++) if (port(i).state == LinkState.Discover) free++;
   const body = frames.begin(destination, ControlType.Discover, LINK_PROTOCOL_MIN, 0);
   store32be(body + DiscoverBody.Number, ++discoversSent);
+  retain.headerChanged();
   store<u8>(body + DiscoverBody.VersionMin, LINK_PROTOCOL_MIN as u8);
   store<u8>(body + DiscoverBody.VersionMax, config.protocolMax as u8);
   store<u8>(body + DiscoverBody.Flags, (free > 0 ? DiscoverFlag.Unpaired : 0) | (isHost() && free > 0 ? DiscoverFlag.Solicit : 0));
@@ -739,6 +782,10 @@ export function onRegValue(address: u32, value: u32): void {
       p.fabricReady = true;
       sendReady(index, 0);
       if (p.peerReady) enter(index, LinkState.Active, 0);
+    } else if (p.state == LinkState.Active) {
+      // An adopted session's health (the only Status read while Active): trouble while no firmware listened.
+      if ((value & TunnelStatus.Silent) != 0) enter(index, LinkState.Recovery, FabricEventKind.PeerSilent);
+      else if ((value & TunnelStatus.RetryExhausted) != 0) enter(index, LinkState.Recovery, FabricEventKind.RetryLimit);
     } else if (p.state == LinkState.Recovery) {
       if ((value & (TunnelStatus.Silent | TunnelStatus.Stalled | TunnelStatus.RetryExhausted)) == 0) enter(index, LinkState.Active, 0);
       else if ((value & TunnelStatus.RetryExhausted) != 0) {

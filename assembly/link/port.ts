@@ -75,6 +75,9 @@ export function field(index: i32, offset: i32): usize {
   return storage + index * STRIDE + offset;
 }
 
+/** Bytes of a port that survive a reset of the soft-core (retain.ts): its record and its peer's address. */
+export const SAVED: i32 = PEER_MAC + 8;
+
 export function resetAll(): void {
   memory.fill(storage, 0, STRIDE * MAX_TUNNELS);
 }

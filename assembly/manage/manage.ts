@@ -20,6 +20,7 @@ import {
 import { BootFlag, Counter, LogLevel, MAX_SLOTS } from "../../board/map/mailbox";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../version";
 import { count, get } from "../counters";
+import * as retain from "../retain";
 import * as hash from "../hash";
 import { Context, equal32 } from "../hash";
 import * as log from "../log";
@@ -70,6 +71,21 @@ const REPORTED = memory.data<u8>([
   <u8>Counter.LinkUps, <u8>Counter.LinkDowns, <u8>Counter.Recoveries, <u8>Counter.AuthFailures,
   <u8>Counter.HotplugEvents, <u8>Counter.ManageRequests, <u8>Counter.ManageAuthFailures, <u8>Counter.ManageReplays,
 ]);
+
+/** The replay state a previous firmware of this boot left (retain.ts): the last counter accepted, and whether there was one. */
+export function restore(counter: u64, wasAccepted: bool): void {
+  lastCounter = counter;
+  accepted = wasAccepted;
+}
+
+/** The counter of the last request accepted in this boot, and whether there was one (retain.ts). */
+export function lastAccepted(): u64 {
+  return lastCounter;
+}
+
+export function anyAccepted(): bool {
+  return accepted;
+}
 
 export function reset(): void {
   lastCounter = 0;
@@ -162,6 +178,8 @@ function checked(expected: usize): void {
   if (accepted && counter <= lastCounter) return refuse(Counter.ManageReplays, "old counter (replayed)");
   accepted = true;
   lastCounter = counter;
+  // A restart that keeps this boot ID (retain.ts) keeps the counter: no request replays across it.
+  retain.headerChanged();
   count(Counter.ManageRequests);
   if (op == ManageOp.SetGroup) setGroup(load16be(body + ManageRequestBody.NewGroup), counter);
   else reply(requester, counter, op, ManageStatus.Ok, config.group);

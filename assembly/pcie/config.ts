@@ -17,6 +17,7 @@ import {
   LnkCap, LnkCtl, LnkSta, SltCap, SltCtl, SltSta, SwitchCapability, SWITCH_PORTS, SWITCH_VENDOR_ID,
   SWITCH_UPSTREAM_DEVICE_ID, SWITCH_DOWNSTREAM_DEVICE_ID, SWITCH_REVISION, BRIDGE_CLASS,
 } from "../../board/map/pcie";
+import * as retain from "../retain";
 
 /** Bytes of configuration space kept per port (the conventional space; the extended space reads 0). */
 const SPACE_BYTES: i32 = 256;
@@ -178,6 +179,19 @@ function space(port: i32): usize {
   return spaces + port * SPACE_BYTES;
 }
 
+/** Bytes of a port's space that survive a reset of the soft-core (retain.ts): the DWs the tables define; the rest reads 0. */
+export const SAVED: i32 = DEFINED_DWS * 4;
+
+/** Where port `port`'s retained bytes are. */
+export function saved(port: i32): usize {
+  return space(port);
+}
+
+/** Port `port`'s space as a previous firmware left it (retain.ts). */
+export function restore(port: i32, from: usize): void {
+  memory.copy(space(port), from, SAVED);
+}
+
 function table(port: i32): usize {
   return port == 0 ? UPSTREAM : DOWNSTREAM;
 }
@@ -188,6 +202,7 @@ export function reset(): void {
   for (let port = 0; port < SWITCH_PORTS; port++) {
     const rows = table(port);
     for (let dw = 0; dw < DEFINED_DWS; dw++) store<u32>(space(port) + (dw << 2), load<u32>(rows + dw * ROW + RESET));
+    retain.spaceChanged(port);
     if (port == 0) continue;
     // Port Number and Physical Slot Number: the switch port index, so slot N is port N.
     or32(port, EXP + Exp.LnkCap, (port as u32) << PORT_NUMBER_SHIFT);
@@ -232,6 +247,7 @@ export function write(port: i32, dw: i32, value: u32, firstBe: i32): void {
   const at = space(port) + (dw << 2);
   const old = load<u32>(at);
   store<u32>(at, ((old & ~rw) | (value & rw)) & ~(value & w1c));
+  retain.spaceChanged(port);
   if (port != 0 && touches(EXP + Exp.SltCtl, 2, dw, firstBe)) or16(port, EXP + Exp.SltSta, SltSta.CommandCompleted);
 }
 
@@ -274,16 +290,19 @@ export function msiData(port: i32): u32 {
 function or16(port: i32, offset: i32, bits: u32): void {
   const at = space(port) + offset;
   store<u16>(at, (load<u16>(at) as u32) | bits);
+  retain.spaceChanged(port);
 }
 
 function or32(port: i32, offset: i32, bits: u32): void {
   const at = space(port) + offset;
   store<u32>(at, load<u32>(at) | bits);
+  retain.spaceChanged(port);
 }
 
 function clear16(port: i32, offset: i32, bits: u32): void {
   const at = space(port) + offset;
   store<u16>(at, (load<u16>(at) as u32) & ~bits);
+  retain.spaceChanged(port);
 }
 
 /** Sets `bits` of DW `dw` as the port's logic would (an error or event bit); specs use it for the W1C bits nothing else sets. */

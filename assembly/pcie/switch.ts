@@ -23,6 +23,7 @@ import { Text } from "../text";
 import { count } from "../counters";
 import * as config from "./config";
 import * as tlp from "./tlp";
+import * as retain from "../retain";
 
 /** Where a bound port is in the release of its chassis slot to another server (docs/management.md). */
 enum Release {
@@ -83,6 +84,36 @@ enum AttachField {
 }
 const attaching = memory.data(16 * MAX_TUNNELS);
 
+/** Bytes of the switch's state that survive a reset of the soft-core (retain.ts): its flags, the bindings, the attaching tunnels. */
+export const SAVED: i32 = 16 + RECORD * SWITCH_PORTS + 16 * MAX_TUNNELS;
+const flags = memory.data(16);
+
+/** Writes the switch's state to the retained RAM at `offset` (retain.ts). */
+export function save(offset: i32): void {
+  store<u8>(flags, active as u8);
+  store<u8>(flags, ready as u8, 1);
+  store<i32>(flags, released, 4);
+  store<u32>(flags, upstreamId, 8);
+  store<u16>(flags, pendingRemovals as u16, 12);
+  store<u16>(flags, pendingAttach as u16, 14);
+  tx.retain(offset, flags, 16);
+  tx.retain(offset + 16, bindings, RECORD * SWITCH_PORTS);
+  tx.retain(offset + 16 + RECORD * SWITCH_PORTS, attaching, 16 * MAX_TUNNELS);
+}
+
+/** The switch as a previous firmware left it (retain.ts): bindings, release steps and the slots' work still to do. */
+export function restore(from: usize): void {
+  active = load<u8>(from) != 0;
+  ready = false; // setReady() mirrors the adopted state into the router
+  released = load<i32>(from, 4);
+  upstreamId = load<u32>(from, 8);
+  pendingRemovals = load<u16>(from, 12) as u32;
+  pendingAttach = load<u16>(from, 14) as u32;
+  memory.copy(bindings, from + 16, RECORD * SWITCH_PORTS);
+  memory.copy(attaching, from + 16 + RECORD * SWITCH_PORTS, 16 * MAX_TUNNELS);
+  if ((pendingRemovals | pendingAttach) != 0) slotsLater();
+}
+
 /** Back to power-on: no ports (a chassis card has none), nothing bound or remembered. */
 export function reset(): void {
   active = false;
@@ -93,6 +124,7 @@ export function reset(): void {
   pendingAttach = 0;
   memory.fill(bindings, 0, RECORD * SWITCH_PORTS);
   config.reset();
+  retain.switchChanged();
 }
 
 /** Presents the switch: called at BOOT on a host card. The router's registers reset to 0 with the card. */
@@ -102,14 +134,31 @@ export function init(): void {
 }
 
 /**
- * The configuration space is set up (at BOOT): ConfigReady, once. Until then the router answers
- * the server's configuration requests with Configuration Request Retry Status, and the server
- * waits; from then on they come to us.
+ * The configuration space is set up (at BOOT, or once the state a previous firmware left is
+ * adopted): ConfigReady is set, once. Until then the router answers the server's configuration
+ * requests with Configuration Request Retry Status, and the server waits; from then on they come
+ * to us. After a reset of the soft-core alone (`mirror`) the router kept its registers and went on
+ * routing meanwhile: every one is written again from the configuration space, which holds the
+ * values it has when the state was adopted. After power-on they are all 0, as the space's.
  */
-export function setReady(): void {
+export function setReady(mirror: bool): void {
   if (!active || ready) return;
   ready = true;
-  router(0, SwitchReg.Control, SwitchControl.ConfigReady);
+  retain.switchChanged();
+  if (!mirror) {
+    router(0, SwitchReg.Control, SwitchControl.ConfigReady);
+    return;
+  }
+  for (let port = 0; port < SWITCH_PORTS; port++) {
+    router(port, SwitchReg.Control, control(port) | (port == 0 ? SwitchControl.ConfigReady : 0));
+    router(port, SwitchReg.Buses, config.read(port, Hdr1.PrimaryBus >> 2));
+    router(port, SwitchReg.MemoryWindow, config.read(port, Hdr1.MemoryBase >> 2));
+    router(port, SwitchReg.PrefetchWindow, config.read(port, Hdr1.PrefetchableBase >> 2));
+    router(port, SwitchReg.PrefetchBaseUpper, config.read(port, Hdr1.PrefetchableBaseUpper >> 2));
+    router(port, SwitchReg.PrefetchLimitUpper, config.read(port, Hdr1.PrefetchableLimitUpper >> 2));
+    const b = binding(port);
+    if (b.bound) router(port, SwitchReg.Binding, (b.tunnel as u32) | ((b.chassisSlot as u32) << 8));
+  }
 }
 
 /** The routing ID of `port`: the upstream port's own, or device port - 1 on its secondary bus. */
@@ -172,6 +221,7 @@ function evaluate(port: i32): void {
     tlp.sendMemoryWrite(portId(port), config.msiAddressLow(port), config.msiAddressHigh(port), config.msiData(port));
     count(Counter.MsiSent);
   }
+  if (b.pending != now) retain.switchChanged();
   b.pending = now;
 }
 
@@ -206,7 +256,9 @@ function serveConfig(port: i32, request: usize, completer: u32): void {
 function onConfig(port: i32, request: usize): void {
   if (tlp.type(request) == TlpType.Cfg0) {
     // The upstream port learns its bus and device from the requests addressed to it.
-    upstreamId = (tlp.bus(request) << 8) | (tlp.device(request) << 3);
+    const id = (tlp.bus(request) << 8) | (tlp.device(request) << 3);
+    if (id != upstreamId) retain.switchChanged();
+    upstreamId = id;
     if (tlp.fn(request) != 0) unsupported(request, upstreamId);
     else serveConfig(0, request, upstreamId);
     return;
@@ -283,6 +335,7 @@ function slotsLater(): void {
  * back while work is left.
  */
 export function onSlotsTimer(): void {
+  retain.switchChanged();
   if (pendingRemovals != 0) {
     const port = ctz(pendingRemovals) as i32;
     pendingRemovals &= ~(1 << port);
@@ -299,6 +352,7 @@ export function onSlotsTimer(): void {
  */
 export function attach(tunnel: i32, peerSerial: u32, peerSlots: i32, present: u32): void {
   if (!active) return;
+  retain.switchChanged();
   detach(tunnel); // a session the link never reported down is over
   store<u32>(attaching + 16 * tunnel, peerSerial, AttachField.Serial);
   store<u32>(attaching + 16 * tunnel, peerSlots, AttachField.Slots);
@@ -347,6 +401,7 @@ function attachNext(tunnel: i32): void {
  */
 export function detach(tunnel: i32): void {
   if (!active) return;
+  retain.switchChanged();
   pendingAttach &= ~(1 << tunnel); // its slots not bound yet never will be
   for (let port = 1; port < SWITCH_PORTS; port++) {
     const b = binding(port);
@@ -393,6 +448,7 @@ export function boundTunnel(port: i32): i32 {
 
 /** Starts the release of tunnel `tunnel`'s slots: asks each occupied port's idle time. False when no port shows a device. */
 export function releasePorts(tunnel: i32): bool {
+  retain.switchChanged();
   let any = false;
   for (let port = 1; port < SWITCH_PORTS; port++) {
     const b = binding(port);
@@ -433,6 +489,7 @@ export function onRegValue(address: u32, value: u32): i32 {
   // A slot whose server has not enabled its attention button (pciehp has not probed it yet)
   // would never answer a press: it goes as a busy one, by surprise removal.
   const listening = (config.slotControl(port) & SltCtl.AttentionButtonEnable) != 0;
+  retain.switchChanged();
   b.release = listening && value >= (RELEASE_IDLE_US as u32) ? Release.Idle : Release.Busy;
   return tunnelPast(port, Release.Asking);
 }
@@ -442,6 +499,7 @@ export function onRegValue(address: u32, value: u32): i32 {
  * pressed (Attention Button Pressed, and its interrupt) and true is returned; else false.
  */
 export function pressButtons(tunnel: i32): bool {
+  retain.switchChanged();
   let idle = true;
   for (let port = 1; port < SWITCH_PORTS; port++) {
     const b = binding(port);
@@ -469,10 +527,12 @@ function watchIndicator(port: i32): void {
   if ((config.slotControl(port) & SltCtl.PowerIndicator) != INDICATOR_OFF) return;
   b.release = Release.Done;
   released = tunnelPast(port, Release.Pressed);
+  retain.switchChanged();
 }
 
 /** The tunnel whose slots the server has all removed in order since the last call, or -1. */
 export function takeReleased(): i32 {
+  if (released >= 0) retain.switchChanged();
   const t = released;
   released = -1;
   return t;

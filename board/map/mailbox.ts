@@ -42,6 +42,7 @@ export enum Event {
   UartRx = 0x0c,
   FlashDone = 0x0d,
   HashDone = 0x0e,
+  Retained = 0x0f,
 }
 
 /** Commands: firmware to fabric, written by the firmware on fd 1. */
@@ -61,6 +62,7 @@ export enum Command {
   FlashProgram = 0x8d,
   FlashRead = 0x8e,
   Hash = 0x8f,
+  Retain = 0x90,
 }
 
 // Body layouts: byte offsets of each field, and the body size as `Size`.
@@ -77,7 +79,7 @@ export enum BootBody {
   BootSlot = 14, //      u8  flash slot the boot ROM started (board/map/flash.ts), < SLOTS
   BootFlags = 15, //     u8  BootFlag bits
   Mac = 16, //           u8[6] the card's Ethernet address
-  Reserved22 = 22, //    u16
+  Retained = 22, //      u16 bytes of retained RAM that RETAINED events bring after BOOT (0 after power-on), <= RETAIN_BYTES
   Size = 24,
 }
 
@@ -225,6 +227,24 @@ export enum HashDoneBody {
   Tag = 2, //     u16 the Finish's Tag
   Digest = 4, //  u8[HASH_DIGEST_SIZE] SHA-256 or HMAC-SHA-256; zero unless Status is Ok
   Size = 36,
+}
+
+/**
+ * The retained RAM (docs/registers.md, "What survives a reset"): RETAIN_BYTES the firmware writes
+ * with RETAIN and gets back, after a reset of the soft-core, in RETAINED events after BOOT. A
+ * power cut clears it; nothing but the firmware gives it meaning.
+ */
+export const RETAIN_BYTES = 4096;
+/** The most bytes one RETAIN or RETAINED carries. */
+export const RETAIN_CHUNK = 1024;
+
+/** RETAINED (event) and RETAIN (command): `Data` at `Offset` of the retained RAM. */
+export enum RetainBody {
+  Offset = 0, //     u16 offset + data length <= RETAIN_BYTES
+  Reserved2 = 2, //  u16
+  Data = 4, //       u8[1..RETAIN_CHUNK]
+  MinSize = 5,
+  MaxSize = 4 + 1024,
 }
 
 export enum HashStatus {
@@ -474,6 +494,7 @@ export function minBody(type: i32): i32 {
     case Event.UartRx: return UartRxBody.MinSize;
     case Event.FlashDone: return FlashDoneBody.MinSize;
     case Event.HashDone: return HashDoneBody.Size;
+    case Event.Retained: return RetainBody.MinSize;
     case Command.Hello: return HelloBody.Size;
     case Command.SyncAck: return SyncAckBody.Size;
     case Command.TimerArm: return TimerArmBody.Size;
@@ -489,6 +510,7 @@ export function minBody(type: i32): i32 {
     case Command.FlashProgram: return FlashProgramBody.MinSize;
     case Command.FlashRead: return FlashReadBody.Size;
     case Command.Hash: return HashBody.MinSize;
+    case Command.Retain: return RetainBody.MinSize;
     default: return -1;
   }
 }
@@ -506,6 +528,8 @@ export function maxBody(type: i32): i32 {
     case Command.UartTx: return UartTxBody.MaxSize;
     case Command.FlashProgram: return FlashProgramBody.MaxSize;
     case Command.Hash: return HashBody.MaxSize;
+    case Event.Retained: return RetainBody.MaxSize;
+    case Command.Retain: return RetainBody.MaxSize;
     case Command.Counters: return CountersBody.Values + 4 * Counter.Count;
     default: return minBody(type);
   }

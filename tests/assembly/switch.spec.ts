@@ -12,9 +12,10 @@ import * as vswitch from "../../assembly/pcie/switch";
 import * as timers from "../../assembly/timers";
 import { TimerId } from "../../assembly/timers";
 import * as config from "../../assembly/pcie/config";
+import * as retain from "../../assembly/retain";
 import {
   Command, Counter, MailboxError, CardRole, ErrorBody, TlpRxBody, TlpRxReason, NO_PORT, BootBody, TLP_RX_REASON_LAST,
-  Event, errorCounter,
+  Event, errorCounter, ResetCause, RetainBody, RETAIN_BYTES, RETAIN_CHUNK,
 } from "../../board/map/mailbox";
 import { SWITCH_BASE, SWITCH_STRIDE, SwitchReg, SwitchControl, FabricEventKind } from "../../board/map/registers";
 import {
@@ -852,7 +853,7 @@ describe("switch: router registers", () => {
       if (role == CardRole.Host) expect(readies).toStrictEqual([SwitchControl.ConfigReady as u32], "the host card serves configuration from BOOT on");
       else expect(readies.length).toBe(0, "a chassis card has no switch");
       tx.discard();
-      vswitch.setReady();
+      vswitch.setReady(true);
       expect(sent().length).toBe(0, "once: the router keeps it until the card resets");
     }
   });
@@ -1103,5 +1104,106 @@ describe("switch: hot-plug", () => {
     writeDw(0, Hdr.Command, 0xffffffff);
     expect(counters.get(Counter.MsiSent)).toBe(0);
     expect(counters.get(Counter.HotplugEvents)).toBe(0);
+  });
+});
+
+// ---- A restart of the firmware (assembly/retain.ts) -------------------------------------------
+
+/** The retained RAM as the card keeps it: what every RETAIN so far wrote. */
+const ram = new Array<u8>(RETAIN_BYTES);
+let ramBytes: i32 = 0;
+
+/** Ends a batch (what SYNC does): the RETAINs it writes go into `ram`. */
+function keepRetained(): void {
+  tx.discard();
+  retain.flush();
+  const out = sent();
+  for (let i = 0; i < out.length; i++) {
+    if (out[i].type != Command.Retain) continue;
+    const offset = out[i].u16(RetainBody.Offset);
+    const bytes = out[i].length - RetainBody.Data;
+    for (let b = 0; b < bytes; b++) ram[offset + b] = out[i].u8(RetainBody.Data + b) as u8;
+    ramBytes = max(ramBytes, offset + bytes);
+  }
+}
+
+/** A reset of the soft-core: BOOT (reset Software) announcing `ram`, then RETAINED events with it; returns what the firmware sent. */
+function restart(): Sent[] {
+  fresh();
+  let events = timeEvent(T0 + 1_000_000).concat(set16(set8(bootEvent(), BootBody.ResetCause, ResetCause.Software), BootBody.Retained, ramBytes));
+  for (let at = 0; at < ramBytes; at += RETAIN_CHUNK) {
+    const bytes = min(RETAIN_CHUNK, ramBytes - at);
+    const chunk = set16(message(Event.Retained, RetainBody.Data + bytes), RetainBody.Offset, at);
+    for (let b = 0; b < bytes; b++) set8(chunk, RetainBody.Data + b, ram[at + b]);
+    events = events.concat(chunk);
+  }
+  return handle(events);
+}
+
+/** A host card the server has enumerated: buses, windows and commands on the upstream port and port 1, a chassis card bound to port 1. */
+function enumerated(): void {
+  bootHost();
+  ramBytes = 0;
+  ram.fill(0);
+  writeDw(0, Hdr1.PrimaryBus, 0x00_02_02_01);
+  writeDw(0, Hdr.Command, PciCommand.Memory | PciCommand.BusMaster);
+  writeDw(1, Hdr1.PrimaryBus, 0x00_03_03_02);
+  writeDw(1, Hdr1.MemoryBase, 0xe000_e000);
+  writeDw(1, Hdr.Command, PciCommand.Memory | PciCommand.BusMaster);
+  attach(0, CHASSIS, 1);
+  keepRetained();
+}
+
+/** `bytes` (one RETAINED) gets only an ERROR with `code` and `detail`. */
+function expectRetainedRejected(bytes: u8[], code: i32, detail: u32): void {
+  const out = handle(bytes);
+  expect(out.length).toBe(1, "only an ERROR");
+  expect(out[0].type).toBe(Command.Error);
+  expect(out[0].u8(ErrorBody.Code)).toBe(code, "error code");
+  expect(out[0].u8(ErrorBody.MessageType)).toBe(Event.Retained, "offending type");
+  expect(out[0].u32(ErrorBody.Detail)).toBe(detail, "detail");
+}
+
+describe("switch: a restart of the firmware", () => {
+  it("adopts what the server set up: configuration space, bindings and hot-plug state, and writes the router registers again from them", () => {
+    enumerated();
+    const before = slotStatus(1);
+    const out = restart();
+    expect(readDw(1, Hdr1.PrimaryBus)).toBe(0x00_03_03_02, "port 1's buses");
+    expect(readDw(0, Hdr1.PrimaryBus)).toBe(0x00_02_02_01, "the upstream port's buses");
+    expect(slotStatus(1)).toBe(before, "presence and the events the server has not cleared");
+    expect(vswitch.boundTunnel(1)).toBe(0, "port 1 still bound to tunnel 0");
+    expect(vswitch.chassisOf(1)).toBe(CHASSIS);
+    expect(routerWrites(out, 0, SwitchReg.Control)).toStrictEqual([(SwitchControl.ConfigReady | SwitchControl.MemoryEnable | SwitchControl.BusMaster) as u32]);
+    expect(routerWrites(out, 1, SwitchReg.Control)).toStrictEqual([(SwitchControl.Forward | SwitchControl.MemoryEnable | SwitchControl.BusMaster) as u32]);
+    expect(routerWrites(out, 1, SwitchReg.Buses)).toStrictEqual([0x00_03_03_02 as u32]);
+    expect(routerWrites(out, 1, SwitchReg.MemoryWindow)).toStrictEqual([0xe000_e000 as u32]);
+    expect(routerWrites(out, 1, SwitchReg.Binding)).toStrictEqual([0 as u32], "tunnel 0, chassis slot 0");
+  });
+
+  it("answers configuration requests only once the retained state is in: ConfigReady waits for the last RETAINED", () => {
+    enumerated();
+    fresh();
+    const out = handle(timeEvent(T0 + 1_000_000).concat(set16(set8(bootEvent(), BootBody.ResetCause, ResetCause.Software), BootBody.Retained, ramBytes)));
+    expect(routerWrites(out, 0, SwitchReg.Control).length).toBe(0, "no router register written before the state is adopted");
+  });
+
+  it("does not adopt a retained state of another layout: the switch starts from reset", () => {
+    enumerated();
+    ram[4] = ram[4] + 1; // the layout word
+    const out = restart();
+    expect(vswitch.boundTunnel(1)).toBe(-1);
+    expect(readDw(1, Hdr1.PrimaryBus)).toBe(0, "reset values");
+    expect(routerWrites(out, 1, SwitchReg.Buses)).toStrictEqual([0 as u32], "the router follows the reset configuration space");
+  });
+
+  it("checks RETAINED: only after a BOOT that announced it, the next bytes in order, no reserved bits", () => {
+    bootHost();
+    expectRetainedRejected(set16(message(Event.Retained, RetainBody.Data + 4), RetainBody.Offset, 0), MailboxError.OutOfOrder, 0);
+    fresh();
+    handle(timeEvent(T0).concat(set16(set8(bootEvent(), BootBody.ResetCause, ResetCause.Software), BootBody.Retained, 8)));
+    expectRetainedRejected(set16(message(Event.Retained, RetainBody.Data + 4), RetainBody.Offset, 4), MailboxError.BadField, RetainBody.Offset);
+    expectRetainedRejected(set16(message(Event.Retained, RetainBody.Data + 9), RetainBody.Offset, 0), MailboxError.BadField, RetainBody.Offset);
+    expectRetainedRejected(set8(message(Event.Retained, RetainBody.Data + 4), RetainBody.Reserved2 + 1, 1), MailboxError.Reserved, RetainBody.Reserved2 + 1);
   });
 });

@@ -8,7 +8,7 @@ import {
 } from "../../board/mailbox-codec.ts";
 import {
   Event, Command, MailboxError, MAILBOX_VERSION, MAX_BODY, HelloStatus, CardRole, ResetCause, LogLevel, BootBody, HEADER_SIZE, minBody, maxBody,
-  TlpRxReason, FlashOp, FlashStatus, HashOp, HashStatus, HashBody, HashDoneBody, HASH_CONTEXTS, HASH_KEY_MAX, HASH_UPDATE_MAX, HASH_DIGEST_SIZE,
+  TlpRxReason, FlashOp, FlashStatus, HashOp, HashStatus, HashBody, HashDoneBody, HASH_CONTEXTS, HASH_KEY_MAX, HASH_UPDATE_MAX, HASH_DIGEST_SIZE, RetainBody, RETAIN_BYTES, RETAIN_CHUNK,
 } from "../../board/map/mailbox.ts";
 import { boot, encode } from "./helpers.ts";
 
@@ -23,7 +23,8 @@ function readAll(direction: "events" | "commands", ...chunks: Uint8Array[]): Raw
 }
 
 const events: EventMessage[] = [
-  boot({ role: 1, resetCause: 2, serial: 0xdeadbeef, slots: 8, logLevel: 3, bootSlot: 1, bootFlags: 1 }),
+  boot({ role: 1, resetCause: 2, serial: 0xdeadbeef, slots: 8, logLevel: 3, bootSlot: 1, bootFlags: 1, retained: RETAIN_BYTES }),
+  { kind: "retained", offset: RETAIN_BYTES - RETAIN_CHUNK, data: Uint8Array.from({ length: RETAIN_CHUNK }, (_, i) => i & 0xff) },
   { kind: "time", now: 0x1234_5678_9abc_def0n },
   { kind: "sync", seq: 0xffff_ffff },
   { kind: "timerFired", channel: 0 },
@@ -58,6 +59,8 @@ const commandList: CommandMessage[] = [
   { kind: "hash", context: 1, op: HashOp.Update, tag: 0, data: Uint8Array.from({ length: HASH_UPDATE_MAX }, (_, i) => i & 0xff) },
   { kind: "hash", context: 1, op: HashOp.Update, tag: 0, data: Uint8Array.of(0x61) },
   { kind: "hash", context: 1, op: HashOp.Finish, tag: 0xffff, data: new Uint8Array(0) },
+  { kind: "retain", offset: 0, data: Uint8Array.of(1) },
+  { kind: "retain", offset: RETAIN_BYTES - RETAIN_CHUNK, data: new Uint8Array(RETAIN_CHUNK).fill(7) },
 ];
 
 test("every event kind survives encode, framing and decode unchanged", () => {
@@ -173,9 +176,24 @@ test("the checker predicts boot field errors with the offending offset", () => {
     const [raw] = readAll("events", encodeEvent(boot(fields)));
     assert.deepEqual(new EventChecker().check(raw), { error, detail }, JSON.stringify(fields));
   }
-  const bytes = encodeEvent(boot());
-  bytes[HEADER_SIZE + BootBody.Reserved22 + 1] = 1;
-  assert.deepEqual(new EventChecker().check(readAll("events", bytes)[0]), { error: MailboxError.Reserved, detail: BootBody.Reserved22 + 1 });
+  const [tooMuch] = readAll("events", encodeEvent(boot({ retained: RETAIN_BYTES + 1 })));
+  assert.deepEqual(new EventChecker().check(tooMuch), { error: MailboxError.BadField, detail: BootBody.Retained });
+});
+
+test("RETAINED comes only after a BOOT that announced it, in order, never past what it announced; RETAIN stays inside the retained RAM", () => {
+  const checker = new EventChecker();
+  const retained = (offset: number, length: number) => readAll("events", encodeEvent({ kind: "retained", offset, data: new Uint8Array(length) }))[0];
+  assert.deepEqual(checker.check(readAll("events", encodeEvent(boot({ resetCause: ResetCause.Software, retained: 100 })))[0]), null);
+  assert.deepEqual(checker.check(retained(10, 10)), { error: MailboxError.BadField, detail: RetainBody.Offset }, "a gap");
+  assert.equal(checker.check(retained(0, 60)), null);
+  assert.deepEqual(checker.check(retained(60, 41)), { error: MailboxError.BadField, detail: RetainBody.Offset }, "past the 100 bytes");
+  assert.equal(checker.check(retained(60, 40)), null);
+  assert.deepEqual(checker.check(retained(100, 1)), { error: MailboxError.OutOfOrder, detail: 0 }, "all of them came");
+  const fresh = new EventChecker();
+  fresh.check(readAll("events", encodeEvent(boot()))[0]);
+  assert.deepEqual(fresh.check(retained(0, 1)), { error: MailboxError.OutOfOrder, detail: 0 }, "after power-on nothing is retained");
+  const [past] = readAll("commands", encodeCommand({ kind: "retain", offset: RETAIN_BYTES - 1, data: new Uint8Array(2) }));
+  assert.throws(() => decodeCommand(past), /run past/);
 });
 
 test("encoders refuse what the catalogue cannot carry, decoders refuse inconsistent bodies", () => {

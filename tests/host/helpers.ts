@@ -18,7 +18,7 @@ export const wasm3Skip = WASM3 && existsSync(WASM3) ? false : "no wasm3 binary: 
 export function boot(overrides: Partial<Extract<EventMessage, { kind: "boot" }>> = {}): EventMessage {
   return {
     kind: "boot", mailboxVersion: MAILBOX_VERSION, role: CardRole.Host, resetCause: ResetCause.PowerOn,
-    boardId: 0x10f00a01, serial: 0x10000001, logLevel: LogLevel.Info, slots: 1, bootSlot: 0, bootFlags: 0,
+    boardId: 0x10f00a01, serial: 0x10000001, logLevel: LogLevel.Info, slots: 1, bootSlot: 0, bootFlags: 0, retained: 0,
     mac: Uint8Array.of(2, 0x10, 0x10, 0, 0, 1), ...overrides,
   };
 }

@@ -268,19 +268,28 @@ test("forged and replayed DATA frames are dropped by the fabric and deliver noth
   assert.deepEqual(summary.tlps, { sent: 50_000, delivered: 50_000, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 0 });
 });
 
-// A card's reboot keeps it silent while wasm3 loads the firmware and its boot batches run, about
-// 45 ms at 100 MHz (docs/softcore.md): longer than the default 20 ms grace window. Within a longer
-// grace the peer still holds the session when the card comes back, and its new boot ID ends the
-// session at once; with the default grace the peer has gone down by then, on silence.
+// A card that loses power is silent while it powers on, wasm3 loads the firmware and its boot
+// batches run, about 45 ms at 100 MHz (docs/softcore.md): longer than the default 20 ms grace
+// window. Within a longer grace the peer still holds the session when the card comes back, and its
+// new boot ID ends the session at once; with the default grace the peer has gone down by then, on
+// silence. A reboot (the soft-core's reset alone) is another matter: the fabric keeps the session.
 const REBOOT_GRACE_NS = 200 * MS;
 
-/** Reboots `card` 10 ms after both cards are paired (and warm); keeps the session ID of the millisecond before. */
-function rebootWhenPaired(w: World, card: string) {
+/**
+ * 10 ms after both cards are paired (and warm), `card` reboots (`power` false: its soft-core's
+ * reset) or loses power for 1 ms; keeps the session ID of the millisecond before.
+ */
+function rebootWhenPaired(w: World, card: string, power = true) {
   const plan = { paired: null as unknown as ReturnType<typeof onPaired>, reboot: 0, before: [] as number[] };
   plan.paired = onPaired(w, (up) => {
     plan.reboot = up + 10 * MS;
+    const target = w.cards.find((c) => c.name === card)!;
     w.scheduler.at(plan.reboot - 1 * MS, () => void plan.before.push(w.fabrics.get("host")!.tunnels[0].readRegister(TunnelReg.Session)));
-    w.scheduler.at(plan.reboot, () => w.cards.find((c) => c.name === card)!.reset(ResetCause.Software));
+    if (!power) w.scheduler.at(plan.reboot, () => target.reset(ResetCause.Software));
+    else {
+      w.scheduler.at(plan.reboot, () => target.powerCut());
+      w.scheduler.at(plan.reboot + 1 * MS, () => target.powerOn(ResetCause.PowerOn));
+    }
   }, true);
   return plan;
 }
@@ -288,7 +297,21 @@ function rebootWhenPaired(w: World, card: string) {
 for (const card of ["chassis", "host"]) {
   const other = card === "host" ? "chassis" : "host";
 
-  test(`a ${card} card that reboots mid-session within the grace window is detected by its new boot ID and the session is rebuilt`, async () => {
+  test(`a ${card} card that reboots mid-session under traffic keeps the session: its new firmware adopts it, under the same boot ID, and the ${other} card sees nothing`, async () => {
+    const w = world({ durationNs: STEADY_NS + 150 * MS });
+    const plan = rebootWhenPaired(w, card, false);
+    w.whenActive(["host", "chassis"], () => startFlood(w, 100_000));
+    const summary = await w.run();
+    assertPaired(plan.paired);
+    const c = counters(summary, other);
+    assert.deepEqual([c.PeerReboots, c.LinkDowns, c.Recoveries], [0, 0, 0], `${other} saw nothing`);
+    assert.deepEqual(states(summary, other), ["discover", "negotiate", "authenticate", "configure", "active"]);
+    assert.equal(w.fabrics.get("host")!.tunnels[0].readRegister(TunnelReg.Session), plan.before[0], "the same session");
+    assert.ok(w.timeline.entries.some((e) => e.card === card && /link 0: session adopted after a restart of the firmware/.test(e.text)), `${card}'s new firmware adopted the session`);
+    assert.deepEqual(summary.tlps, { sent: 125_000, delivered: 125_000, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 0 });
+  });
+
+  test(`a ${card} card that loses power mid-session within the grace window is detected by its new boot ID and the session is rebuilt`, async () => {
     const link = { graceNs: REBOOT_GRACE_NS };
     const w = world({ durationNs: STEADY_NS + 200 * MS, host: { link }, chassis: { link } });
     const plan = rebootWhenPaired(w, card);
@@ -306,7 +329,7 @@ for (const card of ["chassis", "host"]) {
     assert.equal(w.fabrics.get("chassis")!.tunnels[0].readRegister(TunnelReg.Session), after);
   });
 
-  test(`a ${card} card that reboots mid-session for longer than the grace window is a silence: down at its end, then a new session`, async () => {
+  test(`a ${card} card that loses power mid-session for longer than the grace window is a silence: down at its end, then a new session`, async () => {
     const w = world({ durationNs: STEADY_NS + 200 * MS });
     const plan = rebootWhenPaired(w, card);
     const summary = await w.run();

@@ -26,8 +26,16 @@ function counters(summary: RunSummary, card: string): Record<string, number> {
   return summary.cards.find((c) => c.name === card)!.firmwareCounters!;
 }
 
+/** A reset of `card`'s soft-core: its fabric, and the sessions in it, go on. */
 function reboot(w: World, card: string): void {
   void w.cards.find((c) => c.name === card)!.reset(ResetCause.Software);
+}
+
+/** `card` loses power and gets it back `offNs` later: a new boot, nothing of the old sessions left. */
+function powerCycle(w: World, card: string, offNs = 1 * MS): void {
+  const target = w.cards.find((c) => c.name === card)!;
+  void target.powerCut();
+  w.scheduler.at(w.scheduler.now + offNs, () => target.powerOn(ResetCause.PowerOn));
 }
 
 const flood = (count: number): TrafficSpec[] => [
@@ -45,16 +53,17 @@ function captureDiscovers(w: World): { frame: Uint8Array; bootId: number; atNs: 
   return captured;
 }
 
-test("a chassis card that reboots while its host card holds the session pairs again on the host card's other port, and every frame reaches the tunnel in session", async () => {
-  // Seed 3: the host card's port 0 is still Down (its 1 ms hold) when the rebooted chassis card's
-  // DISCOVER comes, so the new session is on port 1 while port 0's tunnel, just shut, named the same peer.
-  const w = world({ durationNs: 300 * MS, host: { slots: 2, link: LONG_GRACE }, chassis: { link: LONG_GRACE } }, 3);
+test("a chassis card that loses power while its host card holds the session pairs again on the host card's other port, and every frame reaches the tunnel in session", async () => {
+  // Seed 4, power cut 7 ms after pairing for 5 ms: the host card's port 0 is still Down (its 1 ms
+  // hold) when the chassis card's new DISCOVER comes, so the new session is on port 1 while port
+  // 0's tunnel, just shut, named the same peer.
+  const w = world({ durationNs: 300 * MS, host: { slots: 2, link: LONG_GRACE }, chassis: { link: LONG_GRACE } }, 4);
   let rebooted = false;
   let repaired: number | null = null;
   w.onLinkStateChange((card, tunnel, state) => {
     if (card === "host" && tunnel === 0 && state === LinkState.Active && !rebooted) {
       rebooted = true;
-      reboot(w, "chassis");
+      w.scheduler.at(w.scheduler.now + 7 * MS, () => powerCycle(w, "chassis", 5 * MS));
     }
     if (card === "host" && tunnel === 1 && state === LinkState.Active) {
       repaired = w.scheduler.now;
@@ -89,8 +98,8 @@ test("a DISCOVER the chassis card sent before the session, arriving during it, i
   assert.equal(stateEntries(summary, "host", "active").length, 1);
 });
 
-test("a DISCOVER of the chassis card's previous boot, arriving during the session with its new boot, is stale: no second down", async () => {
-  const w = world({ durationNs: 400 * MS, host: { link: LONG_GRACE }, chassis: { link: LONG_GRACE } }, 5);
+test("a DISCOVER of the chassis card's boot before a power cut, arriving during the session with its new boot, is stale: no second down", async () => {
+  const w = world({ durationNs: 400 * MS, host: { link: LONG_GRACE }, chassis: { link: LONG_GRACE } }, 3);
   const captured = captureDiscovers(w);
   let firstBoot = 0;
   let ups = 0;
@@ -99,7 +108,7 @@ test("a DISCOVER of the chassis card's previous boot, arriving during the sessio
     ups++;
     if (ups === 1) {
       firstBoot = captured[0].bootId;
-      w.scheduler.at(w.scheduler.now + 2 * MS, () => reboot(w, "chassis"));
+      w.scheduler.at(w.scheduler.now + 2 * MS, () => powerCycle(w, "chassis"));
     } else if (ups === 2) {
       w.scheduler.at(w.scheduler.now + 5 * MS, () => {
         for (const { frame, bootId } of captured) if (bootId === firstBoot) w.fabrics.get("host")!.mac.receive(frame);
@@ -116,7 +125,7 @@ test("a DISCOVER of the chassis card's previous boot, arriving during the sessio
 });
 
 for (const state of [LinkState.Negotiate, LinkState.Authenticate, LinkState.Configure]) {
-  test(`a chassis card that reboots while its host card is in ${LinkState[state]} is paired with again as soon as it announces its new boot`, async () => {
+  test(`a chassis card that reboots while its host card is in ${LinkState[state]} (no session to adopt: a new boot ID) is paired with again as soon as it announces its new boot`, async () => {
     const w = world({ durationNs: 300 * MS, host: { slots: 2 } }, 5);
     const captured = captureDiscovers(w);
     let rebootAt: number | null = null;

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { EventChecker, MessageReader, describe, errorName } from "../../board/mailbox-codec.ts";
+import { Event } from "../../board/map/mailbox.ts";
 import { replay } from "../engines/index.ts";
 import { profileTrace } from "../engines/profile.ts";
 import { namesOf } from "../build/sizes.ts";
@@ -66,13 +67,15 @@ export async function runReplay(input: string, flags: ReplayFlags): Promise<void
 
 export function decodeLines(bytes: Uint8Array, direction: "events" | "commands"): string[] {
   const reader = new MessageReader(direction);
-  const checker = new EventChecker();
+  let checker = new EventChecker();
   reader.push(bytes);
   const lines: string[] = [];
   let index = 0;
   for (const raw of reader.all()) {
     let line = `#${String(index++).padEnd(6)} @${String(raw.offset).padEnd(8)} ${describe(raw, direction)}`;
     if (direction === "events" && !raw.framing) {
+      // A recording spans the card's resets: each BOOT after the first begins the next firmware's stream.
+      if (raw.type === Event.Boot && checker.booted) checker = new EventChecker();
       const verdict = checker.check(raw);
       if (verdict) line += `  <- firmware rejects: ${errorName(verdict.error)} (detail ${verdict.detail})`;
     }

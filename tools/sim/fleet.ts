@@ -86,7 +86,8 @@ export function fleetMoves(o: Pick<FleetOptions, "chassis">): number {
  * server m+1's host card fails at 500 ms and comes back at 600 ms; chassis m+2 reboots at
  * 600 ms. At 100 MHz a move takes some 180 ms until the new server's NVMe load verifies its
  * first read (45 ms of it the card's flash write, 127 ms pciehp's waits before it configures
- * the device), a cable or port back some 130 ms, a rebooted chassis card some 210 ms.
+ * the device), a cable or port back some 130 ms; a rebooted chassis card's server sees nothing
+ * (its new firmware adopts the sessions the fabric kept: docs/registers.md).
  */
 export function fleetSchedule(o: Pick<FleetOptions, "servers" | "chassis" | "portsPerLeaf">): ActionSpec[] {
   const m = fleetMoves(o);

@@ -274,6 +274,11 @@ export class FleetAudit {
       if (live(this.states.get(tunnel) ?? LinkState.Disabled)) this.sessionEnded(card);
       this.states.set(tunnel, LinkState.Disabled);
     }
+    this.softcoreReset(card);
+  }
+
+  /** `card`'s soft-core is reset: a new firmware instance, its fabric (and the sessions in it) running on. */
+  softcoreReset(card: AuditedCard): void {
     const e = this.epochs.get(card.name)!;
     e.epoch++;
     e.replies = 0;

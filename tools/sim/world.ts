@@ -236,6 +236,10 @@ export class World {
           this.audit.fabricReset(entry);
           fabric.reset();
         },
+        softcoreReset: () => {
+          this.audit.softcoreReset(entry);
+          fabric.softcoreReset();
+        },
       };
       this.cards.push(card);
       this.fabrics.set(spec.name, fabric);
