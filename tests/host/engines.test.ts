@@ -25,9 +25,10 @@ test("the scripted session gets the expected answers from the firmware", async (
   const { out } = await lockstep("node");
   const kinds = commands(out).map((c) => (c.kind === "error" ? `error:${MailboxError[c.code]}` : c.kind));
   // BOOT: HELLO, the switch router's ConfigReady, the first watchdog kick, the read of the running
-  // image's header; the banner on the UART.
+  // image's header; at the batch's end the retained state (its header, the switch's state in 3,
+  // each of the 9 ports' configuration space: assembly/retain.ts) and the banner on the UART.
   assert.deepEqual(kinds, [
-    "hello", "regWrite", "regWrite", "flashRead", "timerArm", "uartTx", "syncAck",
+    "hello", "regWrite", "regWrite", "flashRead", "timerArm", ...new Array(13).fill("retain"), "uartTx", "syncAck",
     "regWrite", "timerArm", "syncAck",
     "error:BadField", "error:OutOfOrder", "counters", "syncAck",
     "regWrite", "error:OutOfOrder", "timerArm", "syncAck",

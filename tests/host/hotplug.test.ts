@@ -157,10 +157,10 @@ test("a cable pulled under NVMe load: surprise removal, drivers unbound, every o
   assert.equal(s.hostCompletionTimeouts, 0);
   assert.equal(s.dataVerificationErrors, 0);
   assert.equal(server.requestsOutstanding, 0, "nothing is left waiting");
-  // The host card declares the link down after the grace window (the batch that does so included:
-  // docs/link.md), and pciehp removes both slots.
+  // The host card declares the link down after the grace window (from the batch that takes the
+  // carrier loss, to the batch that goes Down: docs/link.md), and pciehp removes both slots.
   const linkDown = stateEntries(s, "host", "down")[0];
-  assert.ok(linkDown - pull >= LinkTiming.GraceNs && linkDown - pull <= LinkTiming.GraceNs + MS, `link down ${(linkDown - pull) / 1000} µs after the pull`);
+  assert.ok(linkDown - pull >= LinkTiming.GraceNs && linkDown - pull <= LinkTiming.GraceNs + 2 * BATCH_LIMIT_NS_DEFAULT, `link down ${(linkDown - pull) / 1000} µs after the pull`);
   const removals = server.hotplug.filter((h) => h.change === "removal");
   assert.deepEqual(removals.map((h) => h.slot).sort(), [1, 2]);
   const removal = removals[0].timeNs;
