@@ -134,13 +134,20 @@ export class Fabric {
     this.control.clear();
   }
 
-  /** Power-on reset: every tunnel stops and forgets its session and queued TLPs, control frames waiting are dropped, every register back to its default. */
+  /**
+   * Power-on reset: every tunnel stops and forgets its session and queued TLPs, control frames
+   * waiting are dropped, every register back to its default. A chassis card's slots lose their
+   * PCIe link with it: their devices are reset (PERST#), so nothing they were doing for the last
+   * session goes on into the next.
+   */
   reset(): void {
     for (const tunnel of this.tunnels) tunnel.hardReset();
     this.control.clear();
     this.router?.reset();
     this.mac.controlVlan = 0;
     this.mac.managementVlan = 0;
+    const slots = this.config.chassisSlots ?? 0;
+    if (slots > 0) this.host.slotReset?.((1 << slots) - 1);
   }
 
   /** TLP_TX: a completion or MSI from the firmware for the server; a refused one raises TlpRejected. */

@@ -112,7 +112,7 @@ export function tryStart(): void {
     // from the tunnel's Status (onRegValue). A handshake under way is lost with the old firmware.
     if (adopting && (s == LinkState.Active || s == LinkState.Recovery)) enter(i, LinkState.Active, ADOPTED);
     else {
-      if (adopting && s == LinkState.Configure) fabric.shut(i);
+      if (s == LinkState.Configure) fabric.shut(i); // programmed for a handshake the old firmware did not finish
       enter(i, LinkState.Discover, 0);
     }
   }
@@ -271,8 +271,8 @@ function enter(index: i32, next: i32, cause: i32): void {
     case LinkState.Recovery: {
       count(Counter.Recoveries);
       // One grace window for a whole train of outages: an outage that comes before the link has
-      // stayed up for a grace window since the last one continues that train (docs/link.md, "The hold bound").
-      if (p.trainStart == 0 || clock.now - p.resumedAt >= (p.graceNs as u64)) p.trainStart = clock.now;
+      // stayed up for StableNs since the last resume continues that train (docs/link.md, "The hold bound").
+      if (p.trainStart == 0 || clock.now - p.resumedAt >= (LinkTiming.StableNs as u64)) p.trainStart = clock.now;
       const end = p.trainStart + p.graceNs;
       const left = end > clock.now ? end - clock.now : 0;
       timers.start(TimerId.PortState + index, left);

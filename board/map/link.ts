@@ -250,6 +250,7 @@ export enum LinkTiming {
   PenaltyMinNs = 4_000_000, //       after a failed handshake with a peer; doubles up to PenaltyMaxNs
   PenaltyMaxNs = 256_000_000,
   FlapForgiveNs = 1_000_000_000, //  a session that lasts this long clears its peer's penalty count
+  StableNs = 1_000_000, //           up this long after a resume, the link ends its outage train (docs/link.md, "The hold bound")
   DownHoldNs = 1_000_000, //         in Down before discovering again
   ReleaseRepeatNs = 1_000_000, //    a chassis card's RELEASE is sent again after this while unanswered
   ProbeIntervalNs = 1_000_000, //    resume probe period in recovery

@@ -1922,14 +1922,14 @@ describe("link: Active and Recovery", () => {
     expect(linkStates(hostNegotiate())).toStrictEqual([LinkState.Negotiate], "the chassis card is welcome again after it");
   });
 
-  it("an outage that comes within a grace window of the last resume continues its train: the grace timer is what is left of the first", () => {
+  it("an outage that comes before the link stayed up StableNs after its resume continues its train: the grace timer is what is left of the first", () => {
     pairHost();
     const grace: u64 = max<u32>(LinkTiming.GraceNs, peer.graceNs);
     fabric(FabricEventKind.PeerSilent);
     const first = now;
     runTo(first + grace / 2);
     expect(linkStates(fabric(FabricEventKind.PeerHeard))).toStrictEqual([LinkState.Active], "resumed");
-    runTo(now + grace / 4);
+    runTo(now + LinkTiming.StableNs - 1);
     fabric(FabricEventKind.PeerSilent);
     expect(linkStates(runTo(first + grace - 1)).length).toBe(0, "still in Recovery");
     expect(linkStates(runTo(first + grace))).toStrictEqual([LinkState.Down], "down at the first outage's grace end");
@@ -1946,13 +1946,13 @@ describe("link: Active and Recovery", () => {
     expect(linkStates(wait(0))).toStrictEqual([LinkState.Down]);
   });
 
-  it("an outage a full grace window after the last resume starts a new train with a whole grace window", () => {
+  it("an outage StableNs after the last resume starts a new train with a whole grace window", () => {
     pairHost();
     const grace: u64 = max<u32>(LinkTiming.GraceNs, peer.graceNs);
     fabric(FabricEventKind.PeerSilent);
     runTo(now + grace / 2);
     fabric(FabricEventKind.PeerHeard);
-    runTo(now + grace);
+    runTo(now + LinkTiming.StableNs);
     fabric(FabricEventKind.PeerSilent);
     const second = now;
     expect(linkStates(runTo(second + grace - 1)).length).toBe(0, "a whole grace window");

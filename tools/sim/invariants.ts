@@ -251,7 +251,10 @@ export class FleetAudit {
     if (vid !== group) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: this card is in group ${group}`;
     if (tunnel.peerKey() !== source) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: the tunnel is paired with ${this.byMac.get(tunnel.peerKey())?.name ?? "no card"}`;
     if (tunnel.readRegister(TunnelReg.Session) !== session) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: the tunnel's session is ${hex8(tunnel.readRegister(TunnelReg.Session))}`;
-    if (!live(tunnel.readRegister(TunnelReg.LinkState))) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: the tunnel's link is ${LinkState[tunnel.readRegister(TunnelReg.LinkState)]}`;
+    // Configure too: the tunnel is enabled for the session, and the peer, Active with this card's
+    // READY, may send before this card's own Active (the peer's READY) takes effect.
+    const state = tunnel.readRegister(TunnelReg.LinkState);
+    if (state !== LinkState.Configure && !live(state)) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: the tunnel's link is ${LinkState[tunnel.readRegister(TunnelReg.LinkState)]}`;
     // The sender went active in this session with this card, in this group (it may have left the
     // session since: a frame it sent before is still the session's).
     const theirs = this.opened.get(sender)?.get(session);
