@@ -31,6 +31,8 @@ export interface Section {
   rows: Row[];
   notes: string[];
   figures?: Figure[];
+  /** Tables of the part's own, in Markdown, shown before its metrics (the fault matrix). */
+  tables?: string[];
 }
 
 /** Writes bench/results.json: this run's rows, merged into the last file's when `merge` (a run of some parts only). */

@@ -109,6 +109,7 @@ export function renderReport(parts: ReportPart[], results: Record<string, Metric
     for (const figure of part.section.figures ?? []) {
       out.push(`![${figure.title}](${o.figureDir}/${figure.file})`, "", `*${figure.title}.* ${figure.caption}`, "");
     }
+    for (const extra of part.section.tables ?? []) out.push(extra, "");
     out.push(table(part.section.rows, results), "");
     for (const note of part.section.notes) out.push(`- ${note}`);
     out.push("");

@@ -14,6 +14,7 @@ import { hotplugBenchmarks } from "./hotplug.ts";
 import { manageBenchmarks } from "./manage.ts";
 import { fleetBenchmarks } from "./fleet.ts";
 import { softcoreBenchmarks } from "./softcore.ts";
+import { faultBenchmarks } from "./faults.ts";
 import { formatTable, writeResults, RESULTS, type Metric, type Section } from "./metrics.ts";
 import { renderReport, type ReportPart } from "./report.ts";
 
@@ -45,6 +46,7 @@ export const PARTS: Part[] = [
   { name: "manage", title: "Handing a chassis to another server", about: "From the management station's group change to the new server verifying NVMe I/O, with the drive idle (orderly removal) and under load (surprise removal).", run: manageBenchmarks },
   { name: "softcore", title: "The soft-core", about: "What the firmware costs the card's CPU: WebAssembly instructions per batch, the soft-core's utilisation and longest batch at its default clock beside the zero-time model, and the calibration of wasm3's cost on the host by callgrind (docs/softcore.md).", run: softcoreBenchmarks },
   { name: "fleet", title: "Simulating a fleet", about: "Wall time to simulate the built-in fleet: 256 servers, 64 chassis cards under load, a two-tier switched network, chassis moved between servers.", run: fleetBenchmarks },
+  { name: "faults", title: "The fault matrix", about: "Every fault family (docs/faults.md) over many seeds on the default scenario under NVMe load and test traffic: one row per family, the broken promises counted per column, and the longest any request waited for its completion against the 45 ms budget.", run: faultBenchmarks },
 ];
 
 /** Progress on stderr: one line redrawn in place on a terminal, one line per step otherwise. */

@@ -42,11 +42,29 @@ export interface EndpointCounters {
   blockedRequests: number;
 }
 
+/**
+ * The longest wait of a non-posted request for its completion: `ns` from its issue at
+ * `sinceNs` until it completed, timed out or was dropped (or until now, if it still waits), and
+ * what it was and how it ended. The fault matrix holds it against a budget inside the
+ * completion timeout (tools/sim/faults.ts).
+ */
+export interface RequestHold {
+  ns: number;
+  sinceNs: number;
+  what: string;
+}
+
+/** `hold` if it is longer than `worst` (or there is none yet), else `worst`. */
+export function longerHold(worst: RequestHold | null, hold: RequestHold): RequestHold {
+  return worst === null || hold.ns > worst.ns ? hold : worst;
+}
+
 /** Called when a DMA read finishes: with the data, or with the reason it failed. */
 export type ReadDone = (result: Uint8Array | DmaError) => void;
 
 interface PendingRead {
   address: number;
+  issuedNs: number;
   data: Uint8Array;
   received: number;
   done: (result: Uint8Array | DmaError) => void;
@@ -72,6 +90,8 @@ export abstract class Endpoint {
   /** Read requests waiting for a free tag, issued in order as completions free them. */
   private readonly waitingForTag: (() => void)[] = [];
   private nextTag = 0;
+  /** The longest wait of a DMA read that has ended (completed, timed out or dropped at a reset). */
+  private worstEnded: RequestHold | null = null;
 
   constructor(protected readonly scheduler: Scheduler, options: EndpointOptions) {
     this.header = defineType0Header(this.config, options);
@@ -100,7 +120,10 @@ export abstract class Endpoint {
     this.config.reset();
     this.msi.pending?.set(0);
     this.routingId = 0;
-    for (const read of this.reads.values()) this.scheduler.cancel(read.timer);
+    for (const read of this.reads.values()) {
+      this.scheduler.cancel(read.timer);
+      this.held(read, "dropped at a reset");
+    }
     this.reads.clear();
     this.waitingForTag.length = 0;
     this.nextTag = 0;
@@ -220,6 +243,7 @@ export abstract class Endpoint {
 
   private finishRead(tag: number, error: DmaError | null): void {
     const read = this.reads.get(tag)!;
+    this.held(read, error ? "completed with an error" : "completed");
     this.releaseTag(tag);
     this.scheduler.cancel(read.timer);
     read.done(error ?? read.data);
@@ -309,13 +333,30 @@ export abstract class Endpoint {
     }
     const timer = this.scheduler.at(this.scheduler.now + COMPLETION_TIMEOUT_NS, () => {
       this.counters.completionTimeouts++;
+      this.held(this.reads.get(tag)!, "timed out");
       this.releaseTag(tag);
       done(new DmaError(`read at 0x${address.toString(16)} timed out`));
     });
-    this.reads.set(tag, { address, data: new Uint8Array(length), received: 0, done, timer });
+    this.reads.set(tag, { address, issuedNs: this.scheduler.now, data: new Uint8Array(length), received: 0, done, timer });
     this.transmit({
       kind: "MRd", ...DEFAULT_COMMON, requester: this.routingId, tag, firstBe: 0xf, lastBe: length > 4 ? 0xf : 0, address, readDw: length / 4,
     });
+  }
+
+  /** The longest any DMA read of this function has waited for its completion so far, those still waiting included; null before the first. */
+  worstHold(): RequestHold | null {
+    let worst = this.worstEnded;
+    for (const read of this.reads.values()) worst = longerHold(worst, this.hold(read, "still waiting"));
+    return worst;
+  }
+
+  private hold(read: PendingRead, outcome: string): RequestHold {
+    return { ns: this.scheduler.now - read.issuedNs, sinceNs: read.issuedNs, what: `DMA read at 0x${read.address.toString(16)} (${outcome})` };
+  }
+
+  private held(read: PendingRead, outcome: string): void {
+    // Only a new longest wait is described: this runs for every read that ends.
+    if (this.worstEnded === null || this.scheduler.now - read.issuedNs > this.worstEnded.ns) this.worstEnded = this.hold(read, outcome);
   }
 
   /** Signals MSI `vector`; false when MSI is disabled, the vector not allocated or masked, or Bus Master is off. */

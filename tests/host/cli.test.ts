@@ -18,7 +18,7 @@ import { failures } from "../../tools/cli/sim.ts";
 const temp = () => mkdtempSync(join(tmpdir(), "iov-cli-"));
 
 test("every command has --help", () => {
-  for (const args of [[], ["build"], ["sim"], ["trace"], ["trace", "replay"], ["trace", "decode"], ["bench"],
+  for (const args of [[], ["build"], ["sim"], ["faults"], ["trace"], ["trace", "replay"], ["trace", "decode"], ["bench"],
     ["keygen"], ["image"], ["image", "build"], ["image", "inspect"], ["image", "verify"],
     ["console"], ["flash"]]) {
     const result = iov([...args, "--help"]);

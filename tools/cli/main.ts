@@ -1,6 +1,6 @@
-// iov: build, simulate, replay and decode traces, sign and check flash images, benchmark.
-// Each command's module is loaded only when it runs, so `iov sim` does not pay for the
-// compiler.
+// iov: build, simulate, run the fault matrix, replay and decode traces, sign and check flash
+// images, benchmark. Each command's module is loaded only when it runs, so `iov sim` does not
+// pay for the compiler.
 
 import { Command, Option } from "commander";
 import { readFileSync } from "node:fs";
@@ -51,9 +51,19 @@ export function program(): Command {
     .addOption(new Option("--console [port]", "serve each card's console (UART) on a local TCP port, PORT + the card's index (default: ports the system picks), and run in real time until Ctrl-C or --duration").argParser(integer(0, 65535)))
     .addOption(new Option("--manage [port]", "serve the scenario's management port on a local TCP port (default: one the system picks) for `iov manage`, and run in real time until Ctrl-C or --duration").argParser(integer(0, 65535)))
     .option("--flash-dir <dir>", "keep each card's flash in DIR/CARD.flash, so that updates outlive the run (created with the factory image when missing)")
+    .option("--fault <family>", "run one cell of the fault matrix: the family's scenario and faults for --seed, and its verdict (`iov faults --list`, docs/faults.md)")
     .option("--verbose", "also show every mailbox message")
     .option("--quiet", "no timeline, only the closing summary")
     .action(async (options) => (await import("./sim.ts")).runSim(options));
+
+  iov.command("faults")
+    .description("run every fault family over many seeds on the default scenario and print one row per family; exit status 1 if a promise was broken (docs/faults.md)")
+    .addOption(new Option("--family <name>", "run this family only (repeatable, or a comma list; default: all, see --list)").argParser(collect))
+    .addOption(new Option("--seeds <n>", "seeds per family, 1..10000 (default 50)").argParser(integer(1, 10_000)))
+    .addOption(new Option("--jobs <n>", "worker threads, 1..256 (default: one per CPU); the results do not depend on it").argParser(integer(1, 256)))
+    .option("--json <file>", "also write the results, every cell with its replay command, as JSON")
+    .option("--list", "list the families, what each injects and what it allows, and stop")
+    .action(async (options) => (await import("./faults.ts")).runFaults(options));
 
   const trace = iov.command("trace").description("recorded mailbox traces");
   trace.command("replay")
@@ -152,7 +162,7 @@ export function program(): Command {
   iov.command("bench")
     .description("run the benchmarks; write bench/results.json, bench/figures/*.svg and (all parts) bench/report.md, and print a table")
     .option("--quick", "shorter runs (under a minute)")
-    .option("--only <part>", "run one part: firmware, tunnel, pcie, link, hotplug, manage or fleet")
+    .option("--only <part>", "run one part: firmware, tunnel, pcie, link, hotplug, manage, softcore, fleet or faults")
     .addOption(wasm3Option())
     .action(async (options) => (await import("./bench.ts")).runBench(options));
 

@@ -7,6 +7,7 @@ import { TIMELINE_HEADER } from "../sim/timeline.ts";
 import type { RunSummary } from "../sim/summary.ts";
 import { CliError, engineOptions, type EngineFlags } from "./args.ts";
 import { FlashFileError } from "../../board/flash.ts";
+import { FaultCell, UnknownFamily, family, formatVerdict } from "../sim/faults.ts";
 
 export interface SimFlags extends EngineFlags {
   scenario: string;
@@ -26,6 +27,8 @@ export interface SimFlags extends EngineFlags {
   manage?: boolean | number;
   flashDir?: string;
   softcoreMhz: number;
+  /** A fault family: run its cell for --seed (tools/sim/faults.ts). */
+  fault?: string;
 }
 
 /** A value of --scenario that names a file rather than a built-in scenario: one ending in .json, or with a / in it. */
@@ -62,7 +65,8 @@ export async function runSim(flags: SimFlags): Promise<void> {
     process.stdout.write(listScenarios());
     return;
   }
-  const scenario = resolveScenario(flags.scenario);
+  const cell = flags.fault === undefined ? null : faultCell(flags);
+  const scenario = cell?.scenario ?? resolveScenario(flags.scenario);
   const options = engineOptions(flags);
   if (flags.screenshot && !scenario.devices.some((d) => d.kind === "graphics")) {
     throw new CliError(`scenario ${scenario.name} has no graphics adapter: --screenshot has nothing to save`);
@@ -97,7 +101,7 @@ export async function runSim(flags: SimFlags): Promise<void> {
   };
   const world = created(() => new World({
     scenario, seed: flags.seed, engine: flags.engine, engineOptions: options, softcoreMhz: flags.softcoreMhz,
-    durationNs: flags.duration ?? (consolePort === undefined && managePort === undefined ? undefined : Infinity),
+    durationNs: cell ? Infinity : flags.duration ?? (consolePort === undefined && managePort === undefined ? undefined : Infinity),
     record: flags.record, print, verbose: flags.verbose, pcap: flags.pcap, screenshot: flags.screenshot, lspci: flags.lspci,
     flashDir: flags.flashDir, console: consolePort, manage: managePort,
     onConsoles: (endpoints) => {
@@ -110,6 +114,7 @@ export async function runSim(flags: SimFlags): Promise<void> {
       realTime();
     },
   }));
+  cell?.attach(world);
   const summary = await world.run().catch((error: Error) => {
     throw /^(console for |management port: )/.test(error.message) ? new CliError(error.message) : error;
   });
@@ -117,7 +122,13 @@ export async function runSim(flags: SimFlags): Promise<void> {
   if (flags.screenshot) process.stdout.write(`  remote screen saved to ${flags.screenshot}\n`);
   if (flags.lspci) process.stdout.write(`  the server's PCI hierarchy saved to ${flags.lspci} (read it with: lspci -F ${flags.lspci} -vvv)\n`);
   if (flags.summary) writeFileSync(flags.summary, JSON.stringify(summary, null, 2) + "\n");
-  const reasons = failures(summary, scenario);
+  // A fault cell's verdict covers what failures() looks at, and what its family allows.
+  let reasons = failures(summary, scenario);
+  if (cell) {
+    const verdict = cell.verdict(summary);
+    process.stdout.write(`\n${formatVerdict(cell.family.name, flags.seed, verdict)}\n`);
+    reasons = verdict.reasons;
+  }
   if (reasons.length > 0) {
     process.stdout.write(`\nexit status 1:\n${reasons.map((r) => `  - ${r}`).join("\n")}\n`);
     process.exitCode = 1;
@@ -136,6 +147,7 @@ export function failures(summary: RunSummary, scenario: Scenario): string[] {
   if (duplicated) out.push(`${duplicated} test TLP(s) duplicated`);
   if (reordered) out.push(`${reordered} test TLP(s) out of order`);
   if (summary.hostCompletionTimeouts) out.push(`${summary.hostCompletionTimeouts} completion timeout(s) in the servers`);
+  if (summary.deviceCompletionTimeouts) out.push(`${summary.deviceCompletionTimeouts} completion timeout(s) of DMA reads in the chassis devices`);
   if (summary.dataVerificationErrors) out.push(`${summary.dataVerificationErrors} data verification error(s) (the timeline's error lines say where)`);
   if (summary.firmwareTraps) out.push(`${summary.firmwareTraps} firmware trap(s)`);
   for (const invariant of summary.invariants) out.push(`invariant: ${invariant}`);
@@ -149,6 +161,18 @@ export function failures(summary: RunSummary, scenario: Scenario): string[] {
     out.push(`card ${card.name} is ${card.state} at the end${card.state === "off" ? ", and the scenario did not cut its power" : ""}`);
   }
   return out;
+}
+
+/** The fault cell --fault and --seed name; the family's scenario, which --scenario and --duration would change, is its own. */
+function faultCell(flags: SimFlags): FaultCell {
+  if (flags.scenario !== "default") throw new CliError("--fault runs the default scenario as its family changes it: leave out --scenario");
+  if (flags.duration !== undefined) throw new CliError("--fault: the run ends when the family's faults have settled: leave out --duration");
+  try {
+    return new FaultCell(family(flags.fault!), flags.seed);
+  } catch (error) {
+    if (error instanceof UnknownFamily) throw new CliError(`--fault: ${error.message}`);
+    throw error;
+  }
 }
 
 /** The world, or a CliError for a flash file that cannot be used. */
@@ -188,7 +212,8 @@ export function formatSummary(s: RunSummary): string {
     ...rows,
     ...(many ? [`  ${s.cards.length - shownCards.length} of ${s.cards.length} cards running without traps or mailbox errors${shownCards.length ? "; the others above" : ""}`] : []),
     `  TLPs: ${t.sent} sent, ${t.delivered} delivered, ${t.lost} lost, ${t.duplicated} duplicated, ${t.reordered} out of order, ${t.abortedByRemoval} aborted by removal`,
-    `  server: ${s.hostCompletionTimeouts} completion timeouts, ${s.dataVerificationErrors} data verification errors`,
+    `  server: ${s.hostCompletionTimeouts} completion timeouts (devices' DMA reads: ${s.deviceCompletionTimeouts}), ${s.dataVerificationErrors} data verification errors`,
+    ...(s.worstRequest ? [`  longest wait for a completion: ${(s.worstRequestNs / 1e6).toFixed(3)} ms, ${s.worstRequest}`] : []),
     ...(manyServers ? [`  ${s.servers.length} servers: NVMe ${(s.servers.reduce((n, v) => n + verified(v), 0) / 2 ** 20).toFixed(1)} MiB verified in all; ${s.servers.length - servers.length} without hot-plug events, requests outstanding or NVMe errors; the others:`] : []),
     ...servers.map((v) => `  ${v.name} hot-plug: ${v.hotplug.filter((h) => h.change === "removal").length} removal(s), ${v.hotplug.filter((h) => h.change === "insertion").length} insertion(s); ` +
       `${v.errorCompletions} request(s) completed with Unsupported Request; NVMe ${(v.nvme.reduce((n, r) => n + r.bytesVerified, 0) / 2 ** 20).toFixed(1)} MiB verified, ` +

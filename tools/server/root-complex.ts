@@ -16,7 +16,7 @@ import { addExpress, PortType, LinkSpeed, RootCtl } from "../../board/pcie/capab
 import { configCompletion, readCompletions } from "../../board/pcie/completer.ts";
 import type { PcieLinkConfig } from "../../board/pcie/link.ts";
 import { encodeTlp, decodeTlp, isMalformed, isConfigRequest, CplStatus, DEFAULT_COMMON, type Tlp, type Completion, type ConfigRequest } from "../../board/pcie/tlp.ts";
-import { COMPLETION_TIMEOUT_NS } from "../../board/pcie/endpoint.ts";
+import { COMPLETION_TIMEOUT_NS, longerHold, type RequestHold } from "../../board/pcie/endpoint.ts";
 import type { Scheduler } from "../../board/scheduler.ts";
 import { SparseMemory } from "../../board/memory.ts";
 import { sleep, type Op } from "./task.ts";
@@ -73,6 +73,8 @@ interface Outstanding {
   /** The re-issue waiting after a Configuration Request Retry Status, if any. */
   retry: number | null;
   what: string;
+  /** When it was first issued: the completion timeout, and its hold, count from then. */
+  issuedNs: number;
 }
 
 export class RootComplex {
@@ -87,6 +89,8 @@ export class RootComplex {
   private send: ((tlp: Uint8Array) => void) | null = null;
   private readonly outstanding = new Map<number, Outstanding>();
   private nextTag = 0;
+  /** The longest wait of a request that has ended (completed or timed out). */
+  private worstEnded: RequestHold | null = null;
 
   constructor(private readonly scheduler: Scheduler) {
     const config = new ConfigSpace(4096);
@@ -190,6 +194,7 @@ export class RootComplex {
 
   private finish(tag: number, result: Uint8Array | Error): void {
     const request = this.outstanding.get(tag)!;
+    this.held(request, result instanceof Error ? "completed with an error" : "completed");
     this.outstanding.delete(tag);
     this.scheduler.cancel(request.timer);
     request.resume(result);
@@ -209,15 +214,36 @@ export class RootComplex {
         const tlp = build(tag);
         const timer = this.scheduler.at(this.scheduler.now + COMPLETION_TIMEOUT_NS, () => {
           this.counters.completionTimeouts++;
-          const { retry } = this.outstanding.get(tag)!;
-          if (retry !== null) this.scheduler.cancel(retry);
+          const request = this.outstanding.get(tag)!;
+          this.held(request, "timed out");
+          if (request.retry !== null) this.scheduler.cancel(request.retry);
           this.outstanding.delete(tag);
           resume(new RequestFailed(`${what}: completion timeout`, "timeout"));
         });
-        this.outstanding.set(tag, { tlp, data: new Uint8Array(expect), received: 0, resume, timer, retry: null, what });
+        this.outstanding.set(tag, { tlp, data: new Uint8Array(expect), received: 0, resume, timer, retry: null, what, issuedNs: this.scheduler.now });
         this.transmit(tlp);
       },
     };
+  }
+
+  /**
+   * The longest any request this root complex issued below the root port has waited for its
+   * completion so far (until it completed or timed out), those still waiting included; null
+   * before the first.
+   */
+  worstHold(): RequestHold | null {
+    let worst = this.worstEnded;
+    for (const request of this.outstanding.values()) worst = longerHold(worst, this.hold(request, "still waiting"));
+    return worst;
+  }
+
+  private hold(request: Outstanding, outcome: string): RequestHold {
+    return { ns: this.scheduler.now - request.issuedNs, sinceNs: request.issuedNs, what: `${request.what} (${outcome})` };
+  }
+
+  private held(request: Outstanding, outcome: string): void {
+    // Only a new longest wait is described: this runs for every request that ends.
+    if (this.worstEnded === null || this.scheduler.now - request.issuedNs > this.worstEnded.ns) this.worstEnded = this.hold(request, outcome);
   }
 
   /**

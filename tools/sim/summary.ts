@@ -91,6 +91,16 @@ export interface RunSummary {
   /** Test traffic (scenario `traffic`): each fault counted once; TLPs discarded at a removal are aborted, not lost. */
   tlps: { sent: number; delivered: number; lost: number; duplicated: number; reordered: number; abortedByRemoval: number };
   hostCompletionTimeouts: number;
+  /** DMA reads of the chassis devices that got no completion within their completion timeout. */
+  deviceCompletionTimeouts: number;
+  /**
+   * The longest any non-posted request waited for its completion, until it completed, timed out or
+   * was dropped at a device reset, or until the end of the run: the servers' requests and the
+   * chassis devices' DMA reads (0: none was issued).
+   */
+  worstRequestNs: number;
+  /** Which request that was, whose, how it ended and when it was issued; empty when none was issued. */
+  worstRequest: string;
   dataVerificationErrors: number;
   /** Hot-plug events seen by each host card's server, keyed by host card name. */
   hotplugEvents: Record<string, { removals: number; insertions: number }>;

@@ -28,6 +28,7 @@ import { TlpStream, DeliveryChecker } from "./traffic.ts";
 import { PcieLink } from "../../board/pcie/link.ts";
 import type { SwitchRouter } from "../../board/pcie/switch-router.ts";
 import { ChassisRoot } from "../../board/pcie/chassis-root.ts";
+import { Endpoint, type RequestHold } from "../../board/pcie/endpoint.ts";
 import { DmaTestDevice } from "../../board/devices/dma-test.ts";
 import { GraphicsAdapter } from "../../board/devices/graphics.ts";
 import { RootComplex, ROOT_PORT_LINK } from "../server/root-complex.ts";
@@ -556,9 +557,12 @@ export class World {
   /**
    * Starts test traffic `spec` now, whatever its startNs, as a scenario's traffic entry number
    * `index` starts at its startNs (the index seeds its TLPs). With no tunnel up between the two
-   * cards it sends nothing and says so on the timeline.
+   * cards it sends nothing and says so on the timeline. With `whileUp`, TLPs go into the tunnel
+   * only while its link is Active or Recovery, as the PCIe side sends them (a flow that outlives
+   * its session waits for the next one); else whatever the link state, to see what the tunnel
+   * does with them.
    */
-  startTraffic(spec: TrafficSpec, index: number): void {
+  startTraffic(spec: TrafficSpec, index: number, o: { whileUp?: boolean } = {}): void {
     const tunnel = this.tunnelBetween(spec.from, spec.to);
     const back = this.tunnelBetween(spec.to, spec.from);
     if (!tunnel || !back) {
@@ -570,8 +574,9 @@ export class World {
     this.flows.push(flow);
     this.inbound.set(back, flow);
     this.note(spec.from, `traffic: ${spec.count} TLPs of ${spec.payload} bytes to ${spec.to} start`);
+    const up = () => !o.whileUp || [LinkState.Active, LinkState.Recovery].includes(tunnel.readRegister(TunnelReg.LinkState));
     const feed = () => {
-      while (tunnel.queuedTlps < 256 && stream.count < spec.count) tunnel.submit(stream.next(), TRAFFIC_SLOT);
+      while (up() && tunnel.queuedTlps < 256 && stream.count < spec.count) tunnel.submit(stream.next(), TRAFFIC_SLOT);
       if (stream.count < spec.count) this.scheduler.at(this.scheduler.now + 2_000, feed);
       else this.scheduler.at(this.scheduler.now + 2_000, () => this.watchDone(flow));
     };
@@ -723,6 +728,8 @@ export class World {
     const stats = this.cards.map((card) => card.statsNow());
     // So are the NVMe loads: past it, a load that starts a round sees the run stopping and ends.
     const nvme = new Map([...this.nvmeStats].map(([run, load]) => [run, { ...load, endedNs: run.endedNs }]));
+    // And the longest request wait: a request still waiting has waited until now.
+    const hold = this.worstHold();
     for (const hook of this.stopHooks) await hook(this);
     // Collect each firmware's own counters before powering the cards off: the report comes when the
     // soft-core has run the query's batch (and whatever it was busy with), within a watchdog period.
@@ -736,14 +743,14 @@ export class World {
     while (asked.some((card) => card.state === "running" && card.firmwareCounters === null) && this.scheduler.now < deadline) {
       await this.scheduler.run(this.scheduler.now + COUNTERS_POLL_NS);
     }
-    const summary = this.summary(Number.isFinite(duration) ? duration : this.scheduler.now, stats, nvme);
+    const summary = this.summary(Number.isFinite(duration) ? duration : this.scheduler.now, stats, nvme, hold);
     for (const card of this.cards) await card.powerOff();
     for (const fd of this.files.splice(0)) closeSync(fd);
     return summary;
   }
 
-  /** Carries out a scenario action (checked by checkScenario before the run). */
-  private async act(action: ActionSpec): Promise<void> {
+  /** Carries out a scenario action (checked by checkScenario before the run), or one a tool injects during the run (tools/sim/faults.ts). */
+  async act(action: ActionSpec): Promise<void> {
     const net = (what: string, text: string) => this.timeline.add({ timeNs: this.scheduler.now, card: what, source: "net", text, level: "info" });
     switch (action.kind) {
       case "reboot":
@@ -792,7 +799,30 @@ export class World {
     return bytes;
   }
 
-  private summary(duration: number, stats: CardStats[], nvme: Map<NvmeRun, NvmeLoadStats & Pick<NvmeRun, "endedNs">>): RunSummary {
+  /** The chassis devices that are PCIe endpoints, each with where it sits. */
+  private endpoints(): { where: string; device: Endpoint }[] {
+    const out: { where: string; device: Endpoint }[] = [];
+    for (const [chassis, root] of this.chassisRoots) {
+      for (let slot = 0; slot < root.slots; slot++) {
+        const device = root.device(slot);
+        if (device instanceof Endpoint) out.push({ where: `${chassis} slot ${slot}`, device });
+      }
+    }
+    return out;
+  }
+
+  /** The longest wait of any request so far, the servers' and the chassis devices' DMA reads, with whose it was; null before the first. */
+  private worstHold(): { hold: RequestHold; who: string } | null {
+    const holds = [
+      ...this.servers.map((server) => ({ who: server.name, hold: server.rc.worstHold() })),
+      ...this.endpoints().map(({ where, device }) => ({ who: where, hold: device.worstHold() })),
+    ];
+    let worst: { hold: RequestHold; who: string } | null = null;
+    for (const { who, hold } of holds) if (hold && (worst === null || hold.ns > worst.hold.ns)) worst = { hold, who };
+    return worst;
+  }
+
+  private summary(duration: number, stats: CardStats[], nvme: Map<NvmeRun, NvmeLoadStats & Pick<NvmeRun, "endedNs">>, hold: { hold: RequestHold; who: string } | null): RunSummary {
     let nvmeErrors = 0;
     for (const [run, stats] of nvme) {
       Object.assign(run, {
@@ -832,6 +862,9 @@ export class World {
         abortedByRemoval: this.flows.reduce((n, f) => n + f.checker.abortedByRemoval(), 0),
       },
       hostCompletionTimeouts: this.servers.reduce((n, s) => n + s.rc.counters.completionTimeouts, 0),
+      deviceCompletionTimeouts: this.endpoints().reduce((n, e) => n + e.device.counters.completionTimeouts, 0),
+      worstRequestNs: hold?.hold.ns ?? 0,
+      worstRequest: hold ? `${hold.who}: ${hold.hold.what}, issued at ${(hold.hold.sinceNs / 1e9).toFixed(6)} s` : "",
       dataVerificationErrors: this.dataErrors + nvmeErrors,
       hotplugEvents: Object.fromEntries(cards.filter((c) => c.role === "host").map((c) => {
         const counters = this.servers.filter((s) => s.host === c.name).map((s) => s.os.hotplugCounters());
