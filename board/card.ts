@@ -77,6 +77,8 @@ export interface CardObserver {
   message?(card: Card, direction: "events" | "commands", text: string): void;
   /** The firmware's counters report took effect (firmwareCounters holds it), after the batch's commands before it. */
   counters?(card: Card): void;
+  /** The card's power went off (a power cut) or came on: what a PCIe link to the card follows. */
+  power?(card: Card, on: boolean): void;
 }
 
 export type CardState = "off" | "booting" | "running" | "halted" | "faulted";
@@ -232,6 +234,7 @@ export class Card {
     this.seq = 0;
     const { role, boardId, serial, logLevel, slots, mac } = this.config;
     this.observer.note?.(this, `power on (reset cause: ${RESET_CAUSES[cause]})`, "info");
+    if (cause === ResetCause.PowerOn) this.observer.power?.(this, true);
     const booted = this.rom.boot(cause);
     this.booted = booted;
     if (!booted) {
@@ -503,9 +506,13 @@ export class Card {
   /** Power is cut: a flash operation in progress stops halfway; the fabric and the retained RAM lose their state with the soft-core. */
   async powerCut(): Promise<void> {
     this.flash.powerCut(this.parts.random);
-    await this.powerOff();
+    // Everything stops at once: powerOff() has taken the soft-core down before it waits for the
+    // engine to close the firmware's session.
+    const off = this.powerOff();
     this.fabric?.reset();
     this.clearRetained();
+    this.observer.power?.(this, false);
+    await off;
   }
 
   private cancelTimers(): void {

@@ -1,14 +1,16 @@
 // A restart of a card's firmware under load (docs/registers.md, "What survives a reset"): a
 // reboot, a watchdog expiry or an update's trial resets the soft-core alone; the fabric keeps the
 // sessions and the switch the server enumerated, the new firmware adopts them from the retained
-// RAM, and neither the server nor the peer card sees anything. The default scenario without its
-// cable pull, fixed seed, the soft-cores at 100 MHz.
+// RAM, and neither the server nor the peer card sees anything. A power cut of the host card takes
+// the switch away: the server sees what a real root port reports. The default scenario without
+// its cable pull, fixed seed, the soft-cores at 100 MHz.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { World } from "../../tools/sim/world.ts";
 import { SCENARIOS } from "../../tools/sim/scenarios.ts";
 import { ResetCause } from "../../board/map/mailbox.ts";
+import { ROOT_PORT_SLOT } from "../../tools/server/root-complex.ts";
 import { FIRMWARE } from "./helpers.ts";
 
 const MS = 1_000_000;
@@ -16,10 +18,10 @@ const MS = 1_000_000;
 const RESTART_NS = 400 * MS;
 const END_NS = 700 * MS;
 
-function world(): World {
+function world(durationNs = END_NS): World {
   const scenario = SCENARIOS.default;
   return new World({
-    scenario: { ...scenario, durationNs: END_NS, cables: scenario.cables.map((c) => ({ ...c, config: { ...c.config, outages: [] } })) },
+    scenario: { ...scenario, durationNs, cables: scenario.cables.map((c) => ({ ...c, config: { ...c.config, outages: [] } })) },
     seed: 1, engine: "node", engineOptions: { firmware: FIRMWARE },
   });
 }
@@ -54,3 +56,22 @@ for (const card of ["host", "chassis"]) {
     });
   }
 }
+
+test("a power cut of the host card under NVMe load: the server's root port reports its link down and pciehp removes the switch below it; when the card is back the server finds it all again", async () => {
+  // The card's boot, pairing, pciehp's waits and the enumeration of the switch below take some 300 ms.
+  const w = world(END_NS + 400 * MS);
+  const host = w.cards.find((c) => c.name === "host")!;
+  w.scheduler.at(RESTART_NS, () => void host.powerCut());
+  w.scheduler.at(RESTART_NS + 50 * MS, () => host.powerOn(ResetCause.PowerOn));
+  const s = await w.run();
+  assert.deepEqual(s.invariants, [], "no device left that nothing reaches");
+  assert.equal(s.hostCompletionTimeouts, 0, "requests held by the cut end with Unsupported Request at once");
+  assert.equal(s.dataVerificationErrors, 0);
+  const server = s.servers[0];
+  assert.deepEqual(server.hotplug.filter((h) => h.slot === ROOT_PORT_SLOT).map((h) => h.change), ["removal", "insertion"], "the root port's slot: the switch went and came back");
+  const removal = server.hotplug.find((h) => h.slot === ROOT_PORT_SLOT && h.change === "removal")!;
+  assert.equal(removal.timeNs, RESTART_NS, "removed the moment the link went down with the card's power");
+  assert.deepEqual(server.nvme.map((r) => r.ended), ["removed", "running"], "the drive went with the switch, and came back with it");
+  assert.ok(server.nvme[1].bytesVerified > 4 * 2 ** 20, `${server.nvme[1].bytesVerified} bytes verified after the card came back`);
+  assert.equal(server.nvme[0].errors + server.nvme[0].mismatches, 0);
+});

@@ -170,6 +170,8 @@ export class OperatingSystem {
   readonly functions: PciFunction[] = [];
   /** One pciehp controller per hot-plug port, in the order they were probed. */
   readonly hotplug: PciehpController[] = [];
+  /** Every pciehp controller since boot, those of ports since removed too: their counters add up. */
+  private readonly everyController: PciehpController[] = [];
   readonly interrupts = new Map<number, number>();
   private readonly drivers: PciDriver[] = [];
   private readonly listeners: ((event: OsEvent) => void)[] = [];
@@ -456,6 +458,7 @@ export class OperatingSystem {
     if (!port.bridge!.hotplug || express === undefined) return;
     const controller = new PciehpController(this, port, express, this.options.hotplug);
     this.hotplug.push(controller);
+    this.everyController.push(controller);
     if (!(yield* controller.probe())) {
       controller.release(); // as Linux, a port whose pciehp probe failed has no hot-plug service
       this.hotplug.splice(this.hotplug.indexOf(controller), 1);
@@ -625,7 +628,8 @@ export class OperatingSystem {
   /**
    * Linux pci_scan_slot(device 0) below `port` and pci_assign_unassigned_bridge_resources:
    * reads the new function, assigns its BARs inside the port's windows (the boot-time
-   * reservation), enables it and its MSI. Endpoints only: the reservation holds one bus.
+   * reservation), enables it and its MSI. A bridge (the host card's switch below the root port)
+   * is enumerated with everything below it, its buses from those the port reserved at boot.
    * Returns the functions added to the OS's list (not yet announced: see addDevices).
    */
   *scanSlot(port: PciFunction): Task<PciFunction[]> {
@@ -635,16 +639,22 @@ export class OperatingSystem {
     const id = yield* this.readVendorId(bus, 0, 0, CRS_TIMEOUT_MS);
     if (id === null) return [];
     const headerType = ((yield* this.read(bus, 0, 0, 3)) >> 16) & 0x7f;
-    if (headerType === 1) {
-      this.log(`bridge ${bus}:0.0 below ${functionName(port)} not added: no bus numbers are reserved below a hot-plug port`);
-      return [];
-    }
     const window = (r: AddressRange | null) => (r ? new AddressPool(r.base, r.base + r.size) : new AddressPool(0, 0));
     const memory = window(range.memory);
     // Without a prefetchable window, prefetchable BARs go in the memory window, as in Linux.
     const pools: Pools = { memory, prefetch: range.prefetchable ? window(range.prefetchable) : memory };
     const found: PciFunction[] = [];
-    yield* this.endpoint(bus, 0, 0, id, pools, found);
+    if (headerType === 1) {
+      const next = this.nextBus;
+      this.nextBus = bus + 1;
+      yield* this.bridge(bus, 0, 0, false, pools, found);
+      const last = this.nextBus - 1;
+      this.nextBus = next;
+      if (last > range.subordinate) {
+        this.log(`bridge ${bus}:0.0 below ${functionName(port)} needs buses up to ${last}, past the ${range.subordinate} reserved: not added`);
+        return [];
+      }
+    } else yield* this.endpoint(bus, 0, 0, id, pools, found);
     // Keep the list in scan order: after the port and whatever is below it.
     let at = this.functions.indexOf(port) + 1;
     while (at < this.functions.length && this.functions[at].bus >= range.secondary && this.functions[at].bus <= range.subordinate) at++;
@@ -695,10 +705,13 @@ export class OperatingSystem {
     this.notify({ kind: "removed", fn });
   }
 
-  /** The hot-plug counters of every slot added up. */
-  hotplugCounters(): HotplugCounters {
+  /**
+   * The hot-plug counters of every slot since boot added up (of the slots of the ports `include`
+   * takes, when given), the slots of ports since removed included.
+   */
+  hotplugCounters(include: (port: PciFunction) => boolean = () => true): HotplugCounters {
     const total: HotplugCounters = newHotplugCounters();
-    for (const controller of this.hotplug) {
+    for (const controller of this.everyController.filter((c) => include(c.port))) {
       for (const key of Object.keys(total) as (keyof HotplugCounters)[]) total[key] += controller.counters[key];
     }
     return total;

@@ -10,9 +10,18 @@
 // completes to software with Vendor ID 0001h and all ones in the other bytes; any other
 // configuration request is re-issued after CRS_RETRY_NS, until it completes or the completion
 // timeout, counted from its first issue, runs out.
+//
+// The root port can be a hot-plug slot (surprise, with Data Link Layer Link Active reporting), as
+// a server's slot for a card that can lose power is (`hotPlugSlot`; the world's servers have one:
+// a bench test of the OS can do without): when the host card loses power its link
+// goes down (setLink), Data Link Layer State Changed is raised with its MSI, and the OS's
+// pciehp removes everything below; when the card comes back the link comes up and pciehp finds
+// the switch again. While the link is down the root port completes every request for below it
+// with Unsupported Request (PCIe Base 2.9.1), those outstanding when it went down included.
 
 import { ConfigSpace, defineType1Header, type Register, type Type1Header } from "../../board/pcie/config-space.ts";
-import { addExpress, PortType, LinkSpeed, RootCtl } from "../../board/pcie/capabilities.ts";
+import { addExpress, addMsi, PortType, LinkSpeed, RootCtl, type ExpressCapability, type MsiCapability } from "../../board/pcie/capabilities.ts";
+import { Command, MsiCtrl } from "../../board/map/pcie.ts";
 import { configCompletion, readCompletions } from "../../board/pcie/completer.ts";
 import type { PcieLinkConfig } from "../../board/pcie/link.ts";
 import { encodeTlp, decodeTlp, isMalformed, isConfigRequest, CplStatus, DEFAULT_COMMON, type Tlp, type Completion, type ConfigRequest } from "../../board/pcie/tlp.ts";
@@ -22,6 +31,8 @@ import { SparseMemory } from "../../board/memory.ts";
 import { sleep, type Op } from "./task.ts";
 
 export const ROOT_PORT_DEVICE = 1;
+/** The server's slot the host card sits in (the root port's Physical Slot Number): apart from the host card's own slots 1..8. */
+export const ROOT_PORT_SLOT = 16;
 export const MSI_BASE = 0xfee0_0000;
 export const MSI_LIMIT = 0xfeef_ffff;
 /** The root port's link to the host card. */
@@ -86,20 +97,70 @@ export class RootComplex {
   /** Called with the message data of every MSI write. */
   onInterrupt: ((data: number, requester: number) => void) | null = null;
   private readonly rootControl: Register;
+  private readonly express: ExpressCapability;
+  /** The root port's MSI, for its slot's hot-plug interrupt; none without a slot. */
+  private readonly msi: MsiCapability | null;
+  /** The link to the host card is up (DL Link Active). */
+  private linkUp = true;
+  /** The slot's hot-plug interrupt condition at its last evaluation: an MSI goes on its rising edge. */
+  private interruptPending = false;
   private send: ((tlp: Uint8Array) => void) | null = null;
   private readonly outstanding = new Map<number, Outstanding>();
   private nextTag = 0;
   /** The longest wait of a request that has ended (completed or timed out). */
   private worstEnded: RequestHold | null = null;
 
-  constructor(private readonly scheduler: Scheduler) {
+  constructor(private readonly scheduler: Scheduler, options: { hotPlugSlot?: boolean } = {}) {
     const config = new ConfigSpace(4096);
     const header = defineType1Header(config, { vendorId: 0x8086, deviceId: 0x1d10, io: false, prefetchable: 64 });
-    const express = addExpress(config, { portType: PortType.RootPort, link: { maxSpeed: LinkSpeed.Gen3, maxWidth: 16 }, crsVisibility: true });
-    // The link to the host card trains with the server and never goes down: DL Link Active.
+    const express = addExpress(config, {
+      portType: PortType.RootPort, link: { maxSpeed: LinkSpeed.Gen3, maxWidth: 16 }, crsVisibility: true,
+      ...(options.hotPlugSlot ? { slot: { physicalSlot: ROOT_PORT_SLOT, hotPlugCapable: true, hotPlugSurprise: true, noCommandCompleted: true } } : {}),
+    });
+    this.msi = options.hotPlugSlot ? addMsi(config) : null;
+    // The host card is in the slot, and its link trains with the server: present, DL Link Active.
+    express.slot?.presenceDetectState.set(1);
     express.link.dlLinkActive.set(1);
+    this.express = express;
     this.rootPort = { config, header };
     this.rootControl = express.registers.rootControl;
+  }
+
+  /**
+   * The link to the host card goes down (the card lost power) or comes up again: DL Link Active
+   * follows and Data Link Layer State Changed is raised (the slot's hot-plug interrupt when
+   * enabled). Going down, every request outstanding below is completed with Unsupported Request.
+   */
+  setLink(up: boolean): void {
+    if (up === this.linkUp) return;
+    this.linkUp = up;
+    this.express.link.dlLinkActive.set(up ? 1 : 0);
+    this.express.slot?.dlStateChanged.set(1);
+    if (!up) for (const tag of [...this.outstanding.keys()]) this.unsupported(tag);
+    this.evaluateInterrupt();
+  }
+
+  /** Completes request `tag` with Unsupported Request, as the root port whose link is down. */
+  private unsupported(tag: number): void {
+    const request = this.outstanding.get(tag)!;
+    if (request.retry !== null) this.scheduler.cancel(request.retry);
+    this.counters.errorCompletions++;
+    this.finish(tag, new RequestFailed(`${request.what}: Unsupported Request (the root port's link is down)`, CplStatus.UnsupportedRequest));
+  }
+
+  /**
+   * The slot's hot-plug interrupt (PCIe Base 6.7.3.4): an MSI each time an enabled event becomes
+   * pending, with hot-plug interrupts, MSI and bus mastering enabled; none while one stays pending.
+   */
+  private evaluateInterrupt(): void {
+    const slot = this.express.slot;
+    if (!slot || !this.msi) return;
+    const pending = slot.hotPlugInterruptEnable.get() === 1 && (this.msi.control.get() & MsiCtrl.Enable) !== 0 &&
+      (this.rootPort.header.command.get() & Command.BusMaster) !== 0 &&
+      ((slot.dlStateChanged.get() & slot.dlStateChangedEnable.get()) === 1 ||
+        (slot.presenceDetectChanged.get() & slot.presenceDetectChangedEnable.get()) === 1);
+    if (pending && !this.interruptPending) this.onInterrupt?.(this.msi.data.get(), ROOT_PORT_DEVICE << 3);
+    this.interruptPending = pending;
   }
 
   /** Non-posted requests issued and not yet completed (nor timed out). */
@@ -221,7 +282,12 @@ export class RootComplex {
           resume(new RequestFailed(`${what}: completion timeout`, "timeout"));
         });
         this.outstanding.set(tag, { tlp, data: new Uint8Array(expect), received: 0, resume, timer, retry: null, what, issuedNs: this.scheduler.now });
-        this.transmit(tlp);
+        if (this.linkUp) this.transmit(tlp);
+        else {
+          this.scheduler.at(this.scheduler.now, () => {
+            if (this.outstanding.has(tag)) this.unsupported(tag);
+          });
+        }
       },
     };
   }
@@ -291,6 +357,8 @@ export class RootComplex {
           ? { kind: "CfgWr0" as const, ...DEFAULT_COMMON, requester: 0, tag: 0, firstBe: write.firstBe, bus: 0, device, fn, register, data }
           : { kind: "CfgRd0" as const, ...DEFAULT_COMMON, requester: 0, tag: 0, firstBe: 0xf, bus: 0, device, fn, register };
         const completion = configCompletion(this.rootPort.config, tlp, ROOT_PORT_DEVICE << 3) as Completion;
+        // A write may clear the slot's events or enable its interrupt: the MSI edge rule looks again.
+        if (write) this.evaluateInterrupt();
         if (completion.status !== CplStatus.SuccessfulCompletion) resume(new RequestFailed("root port config", completion.status));
         else resume(completion.data ? new DataView(completion.data.buffer).getUint32(0, true) : 0);
       },
@@ -307,7 +375,8 @@ export class RootComplex {
   memoryWrite(address: number, data: Uint8Array): Op<void> {
     return {
       start: (resume) => {
-        this.transmit({ kind: "MWr", ...DEFAULT_COMMON, requester: ROOT_PORT_DEVICE << 3, tag: 0, firstBe: 0xf, lastBe: data.length > 4 ? 0xf : 0, address, data });
+        // Posted: with the link down it is dropped, as PCIe drops it.
+        if (this.linkUp) this.transmit({ kind: "MWr", ...DEFAULT_COMMON, requester: ROOT_PORT_DEVICE << 3, tag: 0, firstBe: 0xf, lastBe: data.length > 4 ? 0xf : 0, address, data });
         resume(undefined);
       },
     };

@@ -383,10 +383,10 @@ export class FleetAudit {
     this.owners.get(card.name)!.push({ timeNs: this.host.now(), host: null, group: this.group(card) });
   }
 
-  /** Hot-plug interrupts the server of host card `name` has handled, all its slots together. */
+  /** Hot-plug interrupts the server of host card `name` has handled for the card's switch ports (not for its own root port's slot), all together. */
   private interrupts(name: string): number {
     const server = this.host.servers().find((s) => s.host === name);
-    return server ? server.os.hotplugCounters().interrupts : 0;
+    return server ? server.os.hotplugCounters((port) => port.bus !== 0).interrupts : 0;
   }
 
   // ---- at the end ---------------------------------------------------------------------------

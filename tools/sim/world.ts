@@ -345,7 +345,7 @@ export class World {
     for (const spec of scenario.servers) {
       const router = this.fabric(spec.host).router;
       if (!router) throw new Error(`scenario ${scenario.name}: server ${spec.name} sits on ${spec.host}, which is not a host card`);
-      const rc = new RootComplex(this.scheduler);
+      const rc = new RootComplex(this.scheduler, { hotPlugSlot: true });
       const link = new PcieLink(this.scheduler, ROOT_PORT_LINK);
       link.plugUp(rc);
       link.plugDown(router);
@@ -605,6 +605,10 @@ export class World {
       this.timeline.add({ timeNs: this.scheduler.now, card: name, source, text, level });
     const observer: CardObserver = {
       counters: () => this.audit.countersReported(name),
+      // A host card's link to its server's root port goes down with its power and comes up with it.
+      power: (_card, on) => {
+        for (const server of this.servers) if (server.host === name) server.rc.setLink(on);
+      },
       note: (_card, text, level) => add("board", text, level),
       log: (_card, line) => {
         const level = line.includes("] E ") ? "error" : line.includes("] W ") ? "warn" : "info";
