@@ -320,6 +320,25 @@ function assignAt(ctx: FaultContext, afterNs: number, card: "host" | "chassis", 
   });
 }
 
+/** `card`'s power cut under load, 0..10 ms after the run is ready, and its power back 30..200 ms later. */
+function powerCut(card: "host" | "chassis") {
+  return (draw: Draw): FaultPlan => ({
+    start: (ctx) => {
+      const at = draw.int(0, 10 * MS);
+      const off = draw.int(30 * MS, 200 * MS);
+      ctx.after(at, () => {
+        ctx.note(`${card} card's power cut for ${ms(off)}`);
+        ctx.disrupt(`the ${card} card's power cut`);
+        return ctx.card(card).powerCut();
+      });
+      ctx.after(at + off, () => {
+        ctx.settle(SETTLE_NS);
+        ctx.card(card).powerOn(ResetCause.PowerOn);
+      });
+    },
+  });
+}
+
 /** A group no card starts in and that is not the management VLAN. */
 const otherGroup = (draw: Draw) => draw.int(101, 3999);
 
@@ -425,21 +444,13 @@ export const FAMILIES: FaultFamily[] = [
     name: "chassis-power-cut",
     injects: "the chassis card's power cut under NVMe load and traffic, back 30..200 ms later",
     allows: "a removal and an insertion of each occupied slot, at most",
-    plan: (draw) => ({
-      start: (ctx) => {
-        const at = draw.int(0, 10 * MS);
-        const off = draw.int(30 * MS, 200 * MS);
-        ctx.after(at, () => {
-          ctx.note(`chassis card's power cut for ${ms(off)}`);
-          ctx.disrupt("the chassis card's power cut");
-          return ctx.card("chassis").powerCut();
-        });
-        ctx.after(at + off, () => {
-          ctx.settle(SETTLE_NS);
-          ctx.card("chassis").powerOn(ResetCause.PowerOn);
-        });
-      },
-    }),
+    plan: powerCut("chassis"),
+  },
+  {
+    name: "host-power-cut",
+    injects: "the host card's power cut under NVMe load and traffic, back 30..200 ms later",
+    allows: "a removal and an insertion of each occupied slot, at most: the server's root port slot (its link goes down with the card: the switch and every device below it go) and the chassis slots",
+    plan: powerCut("host"),
   },
   {
     name: "switch-port-failure",
@@ -913,7 +924,7 @@ export class FaultCell {
       const warm = world.softcore.mhz === 0 || world.cards.every((c) => c.stats.warmNs !== null);
       const serving = world.servers.every((s) => enumerated.has(s.name) && s.summary.nvme.some((r) => r.firstVerifiedNs !== null && r.ended === "running"));
       const still = world.servers.every((s) => s.os.hotplug.every((c) => c.state === SlotState.On || c.state === SlotState.Off));
-      const complete = still && this.slotsWithDevices(world).length === this.scenario.devices.length;
+      const complete = still && this.slotsWithDevices(world, false).length === this.scenario.devices.length;
       const active = (["host", "chassis"] as const).every((name) => world.fabrics.get(name)!.tunnels[0].readRegister(TunnelReg.LinkState) === LinkState.Active);
       if (warm && serving && complete && active) this.ready(world);
       else world.scheduler.at(world.scheduler.now + READY_POLL_NS, poll);
@@ -986,8 +997,15 @@ export class FaultCell {
   }
 
   /** "server:slot" of every hot-plug slot below which the server sees a function now. */
-  private slotsWithDevices(world: World): string[] {
-    return world.servers.flatMap((s) => s.os.hotplug.filter((c) => s.os.functionsBelow(c.port).length > 0).map((c) => `${s.name}:${c.slotName}`));
+  /**
+   * The hot-plug slots with something below them, as "server:slot": the chassis slots bound to
+   * the host card's downstream ports, and (`rootPort`) the server's root port slot the host card
+   * itself sits in.
+   */
+  private slotsWithDevices(world: World, rootPort = true): string[] {
+    return world.servers.flatMap((s) => s.os.hotplug
+      .filter((c) => (rootPort || c.port.bus !== 0) && s.os.functionsBelow(c.port).length > 0)
+      .map((c) => `${s.name}:${c.slotName}`));
   }
 
   /** The run lasts at least `ns` from now: the end moves out, with the sample of the NVMe load STALL_WINDOW_NS before it. */
