@@ -44,6 +44,8 @@ let role: i32 = 0;
 let serial: u32 = 0;
 let slots: i32 = 0;
 let syncSeen = false;
+let boardId: u32 = 0;
+let bootCause: i32 = 0;
 let expectedSeq: u32 = 0;
 
 export function isBooted(): bool {
@@ -286,8 +288,9 @@ function onBoot(body: usize): void {
   slots = newSlots;
   log.setLevel(level);
   config.setIdentity(role, serial, slots, body + BootBody.Mac);
-  if (role == CardRole.Host) vswitch.init();
   retain.expect(load<u16>(body, BootBody.Retained) as i32);
+  // A switch the last firmware left is adopted whole (retain.ts), or set up from reset if it cannot be.
+  if (role == CardRole.Host && !retain.expecting()) vswitch.init();
   retain.headerChanged();
   tx.hello(HelloStatus.Ok, FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH);
   // With state retained by a previous firmware, the switch is ready once it is adopted (retain.ts).
@@ -296,7 +299,18 @@ function onBoot(body: usize): void {
   if (role == CardRole.Chassis) tx.regRead(CardReg.SlotsPresent);
   timers.start(TimerId.Heartbeat, HEARTBEAT_NS);
   system.start(body);
-  update.start(load<u32>(body, BootBody.BoardId));
+  boardId = load<u32>(body, BootBody.BoardId);
+  bootCause = cause;
+  // After a reset of the soft-core alone, the server's requests that waited in the fabric go
+  // first (docs/registers.md, "What survives a reset"): the rest of the boot, the functions
+  // wasm3 compiles at their first call, comes in a batch of its own after them.
+  if (retain.expecting()) timers.start(TimerId.Boot, 0);
+  else bootRest();
+}
+
+/** The boot's log line, the update's look at the running image, the console's banner. */
+function bootRest(): void {
+  update.start(boardId);
   log.info();
   log.str("boot: firmware ");
   log.dec(FIRMWARE_MAJOR);
@@ -312,7 +326,7 @@ function onBoot(body: usize): void {
   log.str(", ");
   log.dec(slots);
   log.str(role == CardRole.Host ? " port(s), reset " : " slot(s), reset ");
-  log.str(system.causeName(cause));
+  log.str(system.causeName(bootCause));
   log.str(", image slot ");
   log.dec(system.bootSlot);
   log.str(system.trial ? " on trial" : "");
@@ -351,6 +365,7 @@ function onTimer(id: i32): void {
     update.onTimer();
     console.resumeAfterUpdate();
   } else if (id == TimerId.Slots) vswitch.onSlotsTimer();
+  else if (id == TimerId.Boot) bootRest();
   else if (id != TimerId.Heartbeat) link.onTimer(id);
   else {
     timers.restartPeriodic(TimerId.Heartbeat, HEARTBEAT_NS);

@@ -8,7 +8,7 @@
 // count), the switch's bindings, the ports' configuration space (the DWs the tables define), and
 // the link ports' records. An image whose LAYOUT differs does not adopt.
 
-import { RETAIN_BYTES, RetainBody } from "../board/map/mailbox";
+import { RETAIN_BYTES, RetainBody, CardRole } from "../board/map/mailbox";
 import { SWITCH_PORTS } from "../board/map/pcie";
 import { MAX_TUNNELS } from "../board/map/registers";
 import * as tx from "./abi/tx";
@@ -17,6 +17,7 @@ import * as frames from "./link/frames";
 import * as link from "./link/link";
 import { SAVED as PORT_SAVED } from "./link/port";
 import * as config from "./pcie/config";
+import { role } from "./link/config";
 import * as vswitch from "./pcie/switch";
 import * as manage from "./manage/manage";
 
@@ -136,6 +137,7 @@ function adopt(): void {
     log.dec(next);
     log.str(" bytes of another layout or firmware; not adopted");
     log.end();
+    if (role == CardRole.Host) vswitch.init();
     return;
   }
   adoptedState = true;

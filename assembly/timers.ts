@@ -14,7 +14,8 @@ export enum TimerId {
   Confirm = 19, //    confirm a trial image after a healthy start
   Update = 20, //     the update's transfer: receiver start and timeouts
   Slots = 21, //      raise the next queued hot-plug event (pcie/switch.ts), due at once
-  Count = 22,
+  Boot = 22, //       the rest of a boot that adopts retained state, after what waited for it (firmware.ts)
+  Count = 23,
 }
 
 const CHANNEL: i32 = 0;

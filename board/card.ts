@@ -155,6 +155,8 @@ export class Card {
   /** The retained RAM, and how far into it the firmware has written since power-on. */
   private readonly retained = new Uint8Array(RETAIN_BYTES);
   private retainedBytes = 0;
+  /** The events of the batch the soft-core is running: its commands have not taken effect yet. */
+  private running: (EventMessage | Uint8Array)[] = [];
   /** Events for the next batch; a Uint8Array is a message already framed (CONFIG from flash, posted byte for byte). */
   private pending: (EventMessage | Uint8Array)[] = [];
   /** Each batch's WebAssembly instructions, for the median. */
@@ -226,7 +228,7 @@ export class Card {
    * Power on or reset: the boot ROM chooses an image, the soft-core starts it with the
    * watchdog running, and the card posts BOOT and the first entropy.
    */
-  powerOn(cause: ResetCause = ResetCause.PowerOn): void {
+  powerOn(cause: ResetCause = ResetCause.PowerOn, held: EventMessage[] = []): void {
     this.state = "booting";
     this.poweredAt = this.scheduler.now;
     this.stats.bootNs = null;
@@ -261,6 +263,8 @@ export class Card {
     for (let offset = 0; offset < retained; offset += RETAIN_CHUNK) {
       this.post({ kind: "retained", offset, data: this.retained.slice(offset, Math.min(offset + RETAIN_CHUNK, retained)) });
     }
+    // What the fabric held for the firmware across a reset goes first, once the state it needs is in.
+    for (const event of held) this.post(event);
     this.post({ kind: "entropy", bytes: this.entropy(ENTROPY_AT_BOOT) });
     this.postStoredConfig();
   }
@@ -321,7 +325,9 @@ export class Card {
     }
     const seq = this.seq;
     this.seq = (this.seq + 1) >>> 0;
-    const batch: (EventMessage | Uint8Array)[] = [{ kind: "time", now: BigInt(this.scheduler.now) }, ...this.pending.splice(0, BATCH_EVENTS_MAX), { kind: "sync", seq }];
+    const taken = this.pending.splice(0, BATCH_EVENTS_MAX);
+    this.running = taken;
+    const batch: (EventMessage | Uint8Array)[] = [{ kind: "time", now: BigInt(this.scheduler.now) }, ...taken, { kind: "sync", seq }];
     const events = concat(batch.map((e) => (e instanceof Uint8Array ? e : encodeEvent(e))));
     if (this.observer.message) for (const e of batch) this.observer.message(this, "events", e instanceof Uint8Array ? describeFramed(e) : describeMessage(e));
     let commands: Uint8Array;
@@ -353,13 +359,16 @@ export class Card {
       this.observer.note?.(this, `batch ${seq} kept the soft-core busy ${(ns / 1000).toFixed(1)} µs, over the ${this.softcore.batchLimitNs / 1000} µs batch limit (${cost!.instructions} instructions)`, "warn");
     }
     if (ns === 0) {
+      this.running = [];
       this.carryOut(commands);
       return;
     }
     this.busyUntil = this.scheduler.now + ns;
     const generation = this.generation;
     this.scheduler.at(this.busyUntil, () => {
-      if (generation === this.generation) this.carryOut(commands);
+      if (generation !== this.generation) return;
+      this.running = [];
+      this.carryOut(commands);
     });
   }
 
@@ -493,14 +502,17 @@ export class Card {
   /**
    * A reset of the soft-core (watchdog, reboot, update): the flash, the UART line, the fabric and
    * the retained RAM keep their state. The switch router's requests for the firmware (TLP_RX) wait
-   * in the fabric for the new firmware rather than being lost with the old one.
+   * in the fabric for the new firmware rather than being lost with the old one, those of a batch
+   * the reset cut short (its answers never took effect) included.
    */
   async reset(cause: ResetCause): Promise<void> {
-    const waiting = this.pending.filter((e): e is Extract<EventMessage, { kind: "tlpRx" }> => !(e instanceof Uint8Array) && e.kind === "tlpRx");
-    await this.powerOff();
+    const waiting = [...this.running, ...this.pending].filter((e): e is Extract<EventMessage, { kind: "tlpRx" }> => !(e instanceof Uint8Array) && e.kind === "tlpRx");
+    // The reset is instantaneous: the new firmware starts loading now, while the engine closes the
+    // old one's session, so that nothing the fabric posts in between is lost.
+    const off = this.powerOff();
     this.fabric?.softcoreReset();
-    this.powerOn(cause);
-    for (const event of waiting) this.post(event);
+    this.powerOn(cause, waiting);
+    await off;
   }
 
   /** Power is cut: a flash operation in progress stops halfway; the fabric and the retained RAM lose their state with the soft-core. */
@@ -613,18 +625,22 @@ export class Card {
     const session = this.session;
     this.session = null;
     this.pending = [];
+    this.running = [];
     this.generation++;
     this.busyUntil = 0;
     const faulted = this.state === "faulted";
     if (!faulted) this.state = "off";
     if (!session) return;
+    // The card is off from here; what follows only closes the engine's session, and a reset powers
+    // the card on again meanwhile: only while it is still off does the old firmware's end count.
+    const generation = this.generation;
     try {
       const rest = await session.close();
       if (rest.length) this.observer.mailbox?.(this, new Uint8Array(0), rest);
     } catch (error) {
       if (error instanceof EngineFailure) throw error;
-      if (!faulted) this.fault((error as Error).message);
+      if (!faulted && generation === this.generation && this.state === "off") this.fault((error as Error).message);
     }
-    if (this.logLine) this.onFirmwareLog("\n");
+    if (this.logLine && this.state === "off") this.onFirmwareLog("\n");
   }
 }

@@ -110,6 +110,7 @@ export function tryStart(): void {
     const s = port(i).state;
     // An adopted session goes on; what the fabric reported while no firmware listened is read
     // from the tunnel's Status (onRegValue). A handshake under way is lost with the old firmware.
+    port(i).probes = 0; // the old firmware's reads were answered to it, or not at all
     if (adopting && (s == LinkState.Active || s == LinkState.Recovery)) enter(i, LinkState.Active, ADOPTED);
     else {
       if (s == LinkState.Configure) fabric.shut(i); // programmed for a handshake the old firmware did not finish
@@ -210,6 +211,7 @@ function enter(index: i32, next: i32, cause: i32): void {
     case LinkState.Discover:
       memory.fill(field(index, PEER_MAC), 0, 8);
       p.peerSerial = 0;
+      p.probes = 0; // a session's probes were answered a millisecond ago and more (the Down hold)
       if (previous != LinkState.Discover) wakeBeacon();
       begin(LogLevel.Debug, index);
       log.str("discover");
@@ -734,6 +736,7 @@ function onHealthTimer(index: i32): void {
     if (p.attempts < LinkTiming.HandshakeAttempts) timers.start(TimerId.PortHealth + index, LinkTiming.ReleaseRepeatNs);
   } else if (p.state == LinkState.Recovery) {
     fabric.read(index, TunnelReg.Status);
+    p.probes++;
     timers.start(TimerId.PortHealth + index, LinkTiming.ProbeIntervalNs);
   }
 }
@@ -758,9 +761,13 @@ export function onFabricEvent(tunnel: i32, kind: i32, arg: u32): void {
   }
   if (tunnel >= config.ports) return;
   const p = port(tunnel);
-  if (kind == FabricEventKind.PeerSilent || kind == FabricEventKind.RetryLimit) {
-    if (kind == FabricEventKind.RetryLimit) p.retryExhausted = true;
+  if (kind == FabricEventKind.PeerSilent) {
     if (p.state == LinkState.Active) enter(tunnel, LinkState.Recovery, kind);
+  } else if (kind == FabricEventKind.RetryLimit) {
+    p.retryExhausted = true;
+    // Raised before a resume's kick took effect, it may be news of the outage just over: the
+    // tunnel's Status says whether retransmission is still stopped (onRegValue).
+    if (p.state == LinkState.Active) fabric.read(tunnel, TunnelReg.Status);
   } else if (kind == FabricEventKind.RttChanged) {
     if (p.state == LinkState.Active) updateRto(tunnel, arg);
   } else if (kind == FabricEventKind.PeerHeard && p.state == LinkState.Recovery) {
@@ -777,13 +784,17 @@ export function onRegValue(address: u32, value: u32): void {
   const reg = fabric.regOf(address);
   const p = port(index);
   if (reg == TunnelReg.Status) {
+    // A probe's answer is news for Recovery alone: after a resume it is stale.
+    const probe = p.probes > 0;
+    if (probe) p.probes--;
+    if (probe && p.state != LinkState.Recovery) return;
     if (p.state == LinkState.Configure && !p.fabricReady) {
       if ((value & TunnelStatus.Enabled) == 0) return fail(index, RejectReason.ConfigureFailed, true);
       p.fabricReady = true;
       sendReady(index, 0);
       if (p.peerReady) enter(index, LinkState.Active, 0);
     } else if (p.state == LinkState.Active) {
-      // An adopted session's health (the only Status read while Active): trouble while no firmware listened.
+      // An adopted session's health, or a retry limit's: trouble while no firmware listened, or still now.
       if ((value & TunnelStatus.Silent) != 0) enter(index, LinkState.Recovery, FabricEventKind.PeerSilent);
       else if ((value & TunnelStatus.RetryExhausted) != 0) enter(index, LinkState.Recovery, FabricEventKind.RetryLimit);
     } else if (p.state == LinkState.Recovery) {

@@ -51,6 +51,8 @@ export class Port {
   trainStart: u64;
   /** When the last Recovery ended with the session resumed. */
   resumedAt: u64;
+  /** Recovery's Status reads not answered yet: their REG_VALUEs come first, in order, and may come after a resume. */
+  probes: i32;
 }
 
 const RECORD: i32 = 152; // >= offsetof<Port>()

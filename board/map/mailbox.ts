@@ -235,8 +235,8 @@ export enum HashDoneBody {
  * power cut clears it; nothing but the firmware gives it meaning.
  */
 export const RETAIN_BYTES = 4096;
-/** The most bytes one RETAIN or RETAINED carries. */
-export const RETAIN_CHUNK = 1024;
+/** The most bytes one RETAIN or RETAINED carries: a whole body, less its header. */
+export const RETAIN_CHUNK = 1532;
 
 /** RETAINED (event) and RETAIN (command): `Data` at `Offset` of the retained RAM. */
 export enum RetainBody {
@@ -244,7 +244,7 @@ export enum RetainBody {
   Reserved2 = 2, //  u16
   Data = 4, //       u8[1..RETAIN_CHUNK]
   MinSize = 5,
-  MaxSize = 4 + 1024,
+  MaxSize = 4 + 1532, // MAX_BODY
 }
 
 export enum HashStatus {

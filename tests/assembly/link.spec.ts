@@ -1782,11 +1782,22 @@ describe("link: Active and Recovery", () => {
     expect(counters.get(Counter.Recoveries)).toBe(1);
   });
 
-  it("RetryLimit moves Active to Recovery", () => {
+  it("RetryLimit in Active reads Status, and moves to Recovery while retransmission is still stopped", () => {
     pairChassis();
     const out = fabric(FabricEventKind.RetryLimit, TunnelDefault.RetryLimit);
-    expect(linkStates(out)).toStrictEqual([LinkState.Recovery]);
+    expect(readsIn(out)).toStrictEqual([address(TunnelReg.Status)]);
+    expect(linkStates(out).length).toBe(0, "not yet");
+    expect(linkStates(regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.RetryExhausted | TunnelStatus.Stalled))).toStrictEqual([LinkState.Recovery]);
     expect(counters.get(Counter.Recoveries)).toBe(1);
+  });
+
+  it("a RetryLimit raised before a resume's kick took effect is stale: Status without RetryExhausted keeps Active", () => {
+    pairChassis();
+    fabric(FabricEventKind.PeerSilent);
+    fabric(FabricEventKind.PeerHeard);
+    fabric(FabricEventKind.RetryLimit, TunnelDefault.RetryLimit);
+    expect(linkStates(regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.PeerSeen)).length).toBe(0);
+    expect(counters.get(Counter.Recoveries)).toBe(1, "the outage's only");
   });
 
   it("CarrierDown moves Active to Recovery", () => {
@@ -1847,6 +1858,7 @@ describe("link: Active and Recovery", () => {
     fabricConfirms();
     receive(peer.ready(0, session));
     fabric(FabricEventKind.RetryLimit);
+    regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.RetryExhausted);
     expect(controlWrites(fabric(FabricEventKind.PeerHeard))).toStrictEqual([TunnelControl.GoBackN, TunnelControl.Enable | TunnelControl.GoBackN]);
   });
 
@@ -1881,9 +1893,21 @@ describe("link: Active and Recovery", () => {
     expect(counters.get(Counter.Resumes)).toBe(1);
   });
 
+  it("a probe's Status that comes after the resume is stale: it changes nothing, and a check's Status after it still counts", () => {
+    pairHost();
+    fabric(FabricEventKind.PeerSilent);
+    expect(readsIn(wait(LinkTiming.ProbeIntervalNs))).toStrictEqual([address(TunnelReg.Status)], "a probe");
+    expect(linkStates(fabric(FabricEventKind.PeerHeard))).toStrictEqual([LinkState.Active], "resumed before its answer");
+    const stale = regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.RetryExhausted | TunnelStatus.Stalled);
+    expect(stale.length).toBe(0, "the probe's answer, from before the resume's kick");
+    fabric(FabricEventKind.RetryLimit, TunnelDefault.RetryLimit);
+    expect(linkStates(regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.RetryExhausted))).toStrictEqual([LinkState.Recovery], "the retry limit's own check");
+  });
+
   it("a probe's Status with RetryExhausted kicks the tunnel and stays in Recovery", () => {
     pairHost();
     fabric(FabricEventKind.RetryLimit);
+    regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.RetryExhausted);
     wait(LinkTiming.ProbeIntervalNs);
     const out = regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.RetryExhausted | TunnelStatus.Stalled);
     expect(controlWrites(out)).toStrictEqual([0, TunnelControl.Enable]);

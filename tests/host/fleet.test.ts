@@ -130,8 +130,10 @@ test("a chassis card moved from server A to server B under NVMe load and test tr
           x.startTraffic({ from: "chassis", to: "host1", count: 10_000, startNs: trafficNs, payload: 64, mix: { posted: 6, nonPosted: 1, completion: 3 } }, 1);
         });
       }, 1e9, 0.1 * MS);
-      // The run ends once server B verifies its reads.
-      when(x, "server2 verifying NVMe reads", () => verifying(x, "server2"), () => x.scheduler.stop());
+      // The run ends once server B verifies its reads and pciehp has noted the insertion (it does
+      // so once the slot's indicators are set, which can be after the driver bound).
+      const inserted = () => x.servers[1].summary.hotplug.some((h) => h.change === "insertion");
+      when(x, "server2 verifying NVMe reads, its insertion noted", () => verifying(x, "server2") && inserted(), () => x.scheduler.stop());
     });
   });
   const s = await w.run();

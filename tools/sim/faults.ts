@@ -59,7 +59,7 @@ const MAY_GO_DOWN_NS = GRACE_NS - 2 * MS;
  * not even taken yet), they are one train.
  */
 const SEPARATE_GAP_NS = 3 * MS;
-const CHAINED_GAP_NS = 500 * US;
+const CHAINED_GAP_NS = 200 * US;
 /** The run goes on at least this long after a fault the server should not notice: what was held drains, what timed out would have. */
 const QUIET_NS = 100 * MS;
 /**
@@ -944,8 +944,8 @@ export class FaultCell {
     for (const name of ["host", "chassis"] as const) {
       const target = card(name);
       const powerOn = target.powerOn.bind(target);
-      target.powerOn = (cause = ResetCause.PowerOn) => {
-        powerOn(cause);
+      target.powerOn = (cause = ResetCause.PowerOn, ...rest) => {
+        powerOn(cause, ...rest);
         for (const listener of resets.get(name) ?? []) listener(cause);
       };
     }

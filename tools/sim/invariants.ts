@@ -110,6 +110,14 @@ export const DESCRIBED = 5;
  */
 export const SESSION_SLACK_NS = LinkTiming.HandshakeTimeoutNs;
 
+/**
+ * How long a half-open session may last: one end went Active with the peer's READY while the
+ * peer's own Active never came (every READY of its lost: under a flap train), so the peer gave
+ * the handshake up after its last send; the end that is Active then hears nothing and goes Down
+ * when its grace window ends. Two generals: no handshake can rule it out, only bound it.
+ */
+export const HALF_OPEN_NS = LinkTiming.HandshakeTimeoutNs * LinkTiming.HandshakeAttempts + LinkTiming.GraceNs + 5_000_000;
+
 /** The label a management reply's tag begins with (docs/management.md#authentication-and-replay). */
 const REPLY_LABEL = [0x49, 0x4f, 0x56, 0x72]; // "IOVr"
 
@@ -118,6 +126,8 @@ interface Session {
   peer: string | null;
   session: number;
   timeNs: number;
+  /** When the card left it (its link state no longer Active or Recovery, or its fabric reset); null while live. */
+  endNs: number | null;
   /** The card's fabric resets before this session (its counters started again at each). */
   epoch: number;
 }
@@ -268,13 +278,13 @@ export class FleetAudit {
     const previous = this.states.get(tunnel) ?? LinkState.Disabled;
     this.states.set(tunnel, state);
     if (state === LinkState.Active && previous !== LinkState.Recovery && previous !== LinkState.Active) this.sessionStarted(card, tunnel);
-    else if (live(previous) && !live(state)) this.sessionEnded(card);
+    else if (live(previous) && !live(state)) this.sessionEnded(card, tunnel);
   }
 
   /** The card's fabric is reset (a reboot, the watchdog, an update, a power cut): its sessions end, its firmware's counters start again. */
   fabricReset(card: AuditedCard): void {
     for (const tunnel of card.fabric.tunnels) {
-      if (live(this.states.get(tunnel) ?? LinkState.Disabled)) this.sessionEnded(card);
+      if (live(this.states.get(tunnel) ?? LinkState.Disabled)) this.sessionEnded(card, tunnel);
       this.states.set(tunnel, LinkState.Disabled);
     }
     this.softcoreReset(card);
@@ -354,7 +364,7 @@ export class FleetAudit {
     const peer = this.byMac.get(tunnel.peerKey()) ?? null;
     const session = tunnel.readRegister(TunnelReg.Session);
     const group = this.group(card);
-    this.sessions.push({ card: card.name, peer: peer?.name ?? null, session, timeNs: now, epoch: this.epochs.get(card.name)!.epoch });
+    this.sessions.push({ card: card.name, peer: peer?.name ?? null, session, timeNs: now, endNs: null, epoch: this.epochs.get(card.name)!.epoch });
     let opened = this.opened.get(card);
     if (!opened) this.opened.set(card, (opened = new Map()));
     opened.set(session, { peer, group });
@@ -376,7 +386,9 @@ export class FleetAudit {
     for (const a of this.assignments) if (a.card === card.name && a.doneNs === null && a.to === group) a.doneNs = now;
   }
 
-  private sessionEnded(card: AuditedCard): void {
+  private sessionEnded(card: AuditedCard, tunnel: TunnelEngine): void {
+    const session = tunnel.readRegister(TunnelReg.Session);
+    for (const s of this.sessions) if (s.card === card.name && s.session === session && s.endNs === null) s.endNs = this.host.now();
     if (card.role !== CardRole.Chassis) return;
     const last = this.lastOwner.get(card.name);
     if (last) last.resets = this.resets(card.name);
@@ -419,7 +431,8 @@ export class FleetAudit {
         continue;
       }
       if (s.timeNs > endNs - SESSION_SLACK_NS) continue;
-      if (!seen.has(`${s.peer}|${s.card}|${s.session}`)) out.push(`${s.card} had session ${hex8(s.session)} with ${s.peer} from ${seconds(s.timeNs)}, but ${s.peer} never went active in it`);
+      const halfOpen = s.endNs !== null && s.endNs - s.timeNs <= HALF_OPEN_NS;
+      if (!seen.has(`${s.peer}|${s.card}|${s.session}`) && !halfOpen) out.push(`${s.card} had session ${hex8(s.session)} with ${s.peer} from ${seconds(s.timeNs)}, but ${s.peer} never went active in it`);
     }
   }
 
