@@ -34,7 +34,7 @@ const outage = (slots: string[]) => slots.flatMap((slot) => [{ slot, change: "re
 test("a clean run counts nothing but the TLPs a removal aborted, and passes", () => {
   const { counts, reasons } = judge(observation());
   assert.deepEqual(reasons, []);
-  assert.deepEqual(counts, { lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 10, completionTimeouts: 0, spuriousHotplug: 0, dataErrors: 0, traps: 0, unrecovered: 0, invariants: 0, worstHoldNs: 8 * MS });
+  assert.deepEqual(counts, { delivered: 90, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 10, completionTimeouts: 0, spuriousHotplug: 0, dataErrors: 0, traps: 0, unrecovered: 0, invariants: 0, worstHoldNs: 8 * MS });
 });
 
 test("hot-plug events are spurious beyond one removal and one insertion per occupied slot per disruption", () => {
@@ -61,7 +61,7 @@ test("each broken promise counts once in its column, and the hold budget is a li
     },
     unrecovered: ["card host is faulted at the end"],
   }));
-  assert.deepEqual(counts, { lost: 1, duplicated: 2, reordered: 1, abortedByRemoval: 0, completionTimeouts: 3, spuriousHotplug: 0, dataErrors: 3, traps: 2, unrecovered: 1, invariants: 1, worstHoldNs: 50 * MS });
+  assert.deepEqual(counts, { delivered: 7, lost: 1, duplicated: 2, reordered: 1, abortedByRemoval: 0, completionTimeouts: 3, spuriousHotplug: 0, dataErrors: 3, traps: 2, unrecovered: 1, invariants: 1, worstHoldNs: 50 * MS });
   assert.equal(reasons.length, 9);
   assert.match(reasons.at(-1)!, /a request waited 50\.000 ms, over the 45\.000 ms budget: chassis slot 3: DMA read \(timed out\)/);
   const atBudget = judge(observation({ summary: { ...observation().summary, worstRequestNs: HOLD_BUDGET_NS } }));
@@ -88,7 +88,7 @@ test("the table and the JSON agree, row by row and in the totals, and a failing 
   const column = (title: string) => titles.indexOf(title);
   const expected = [...json.families.map((f) => ({ name: f.family, runs: f.runs, counts: f.counts })), { name: "total", runs: json.totals.runs, counts: json.totals.counts }];
   assert.equal(rows.length, expected.length);
-  const keys: [string, keyof CellCounts][] = [["lost", "lost"], ["duplicated", "duplicated"], ["reordered", "reordered"], ["aborted by removal", "abortedByRemoval"], ["completion timeouts", "completionTimeouts"],
+  const keys: [string, keyof CellCounts][] = [["TLPs delivered", "delivered"], ["lost", "lost"], ["duplicated", "duplicated"], ["reordered", "reordered"], ["aborted by removal", "abortedByRemoval"], ["completion timeouts", "completionTimeouts"],
     ["spurious hot-plug", "spuriousHotplug"], ["data errors", "dataErrors"], ["traps", "traps"], ["unrecovered", "unrecovered"], ["invariants", "invariants"]];
   for (const [i, e] of expected.entries()) {
     assert.equal(rows[i][0], e.name);
@@ -98,7 +98,7 @@ test("the table and the JSON agree, row by row and in the totals, and a failing 
   }
   assert.match(rows.at(-1)![column("worst hold (ms)")], /47\.0 !/, "over the budget is marked");
   assert.equal(json.passed, false);
-  assert.deepEqual(json.totals.counts, { lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 286, completionTimeouts: 0, spuriousHotplug: 8, dataErrors: 0, traps: 0, unrecovered: 1, invariants: 4, worstHoldNs: 47 * MS });
+  assert.deepEqual(json.totals.counts, { delivered: 360, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 286, completionTimeouts: 0, spuriousHotplug: 8, dataErrors: 0, traps: 0, unrecovered: 1, invariants: 4, worstHoldNs: 47 * MS });
   assert.equal(json.families[0].cells[1].replay, `npx iov sim --fault flap-train-below --seed ${seedFor("flap-train-below", 1)}`);
   const failures = formatFailures(m);
   assert.equal(failures.length, 2, "one line per failing cell");

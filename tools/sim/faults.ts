@@ -775,6 +775,8 @@ export function faultScenario(name: string, shape: Shape = {}): Scenario {
 
 /** One count per column of the matrix: the broken promises, the TLPs aborted by a removal (legitimate), the longest hold. */
 export interface CellCounts {
+  /** Test TLPs delivered, each checked once, in order (not a broken promise: what the run carried). */
+  delivered: number;
   lost: number;
   duplicated: number;
   reordered: number;
@@ -854,7 +856,7 @@ export function judge(o: Observation): { counts: CellCounts; reasons: string[] }
   if (s.worstRequestNs > HOLD_BUDGET_NS) reasons.push(`a request waited ${ms(s.worstRequestNs)}, over the ${ms(HOLD_BUDGET_NS)} budget: ${s.worstRequest}`);
   return {
     counts: {
-      lost, duplicated, reordered, abortedByRemoval, completionTimeouts, spuriousHotplug, dataErrors: s.dataVerificationErrors, traps,
+      delivered: s.tlps.delivered, lost, duplicated, reordered, abortedByRemoval, completionTimeouts, spuriousHotplug, dataErrors: s.dataVerificationErrors, traps,
       unrecovered: o.unrecovered.length, invariants: s.invariants.length, worstHoldNs: s.worstRequestNs,
     },
     reasons,
@@ -1091,7 +1093,7 @@ export const BROKEN: (keyof CellCounts)[] = ["lost", "duplicated", "reordered", 
 
 /** Adds up `cells` (of one family, or all of them: `name` is the row's). */
 export function row(name: string, cells: CellResult[]): FamilyRow {
-  const counts: CellCounts = { lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 0, completionTimeouts: 0, spuriousHotplug: 0, dataErrors: 0, traps: 0, unrecovered: 0, invariants: 0, worstHoldNs: 0 };
+  const counts: CellCounts = { delivered: 0, lost: 0, duplicated: 0, reordered: 0, abortedByRemoval: 0, completionTimeouts: 0, spuriousHotplug: 0, dataErrors: 0, traps: 0, unrecovered: 0, invariants: 0, worstHoldNs: 0 };
   let worst: CellResult | null = null;
   for (const cell of cells) {
     for (const key of Object.keys(counts) as (keyof CellCounts)[]) if (key !== "worstHoldNs") counts[key] += cell.counts[key];
@@ -1121,6 +1123,7 @@ export function passed(totals: FamilyRow): boolean {
 const COLUMNS: { title: string; cell: (r: FamilyRow) => string }[] = [
   { title: "family", cell: (r) => r.family },
   { title: "runs", cell: (r) => String(r.runs) },
+  { title: "TLPs delivered", cell: (r) => String(r.counts.delivered) },
   { title: "lost", cell: (r) => String(r.counts.lost) },
   { title: "duplicated", cell: (r) => String(r.counts.duplicated) },
   { title: "reordered", cell: (r) => String(r.counts.reordered) },
