@@ -274,6 +274,12 @@ function endOfTransfer(): void {
   send(ACK);
   timers.stop(TimerId.Update);
   uart.newline();
+  if (size > 0 && received < size && received >= size - SIGNATURE_SIZE) {
+    // Header and payload all came, and nothing of a signature after them: an unsigned image.
+    uart.line("update: refused: the image is not signed");
+    refused();
+    return;
+  }
   if (size == 0 || received < size) {
     uart.text("update: refused: the transfer ended after ");
     uart.dec(received);
