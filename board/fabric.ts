@@ -3,13 +3,14 @@
 // the MAC the tunnels share, and the events the fabric raises. REG_WRITE / REG_READ commands from the firmware land here, and
 // so do the writes of tests and benchmarks that bring a tunnel up without link training.
 
-import { CardReg, TunnelReg, FABRIC_VERSION, TUNNEL_BASE, TUNNEL_STRIDE, MAX_TUNNELS, FabricEventKind } from "./map/registers.ts";
+import { CardReg, TunnelReg, FABRIC_VERSION, TUNNEL_BASE, TUNNEL_STRIDE, MAX_TUNNELS, FabricEventKind, SECY_BASE, SECY_STRIDE } from "./map/registers.ts";
 import { NO_TUNNEL, type TlpRxReason } from "./map/mailbox.ts";
 import { SWITCH_PORTS } from "./map/pcie.ts";
 import { SwitchRouter } from "./pcie/switch-router.ts";
 import { CardMac, MAX_CONTROL_FRAME, type FrameSource } from "./ethernet/mac.ts";
 import { ETHERTYPE_IOV, FCS_SIZE, MAC_SIZE, MIN_FRAME, macKey, payloadOffset, writeFcs } from "./ethernet/frame.ts";
 import { FrameKind, TUNNEL_HEADER, TUNNEL_VERSION } from "./tunnel/wire.ts";
+import type { Secy } from "./macsec/secy.ts";
 import { TunnelEngine } from "./tunnel/engine.ts";
 import type { TlpClass } from "./pcie/tlp.ts";
 import type { Scheduler } from "./scheduler.ts";
@@ -33,6 +34,8 @@ export interface FabricHost {
   deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void;
   /** A TLP a tunnel threw away when its session ended (TunnelHost.discarded). */
   discarded?(tlp: Uint8Array, slot: number, tunnel: TunnelEngine, received: boolean): void;
+  /** A tunnel's SecY validated the MACsec frame being received: `clear` is what the tunnel engine takes, `fresh` whether its PN was new (observers only). */
+  unprotected?(clear: Uint8Array, fresh: boolean): void;
   /** A CONTROL frame for the firmware (FRAME_RX), FCS removed, with the index of the tunnel it matches or NO_TUNNEL. */
   control?(frame: Uint8Array, tunnel: number): void;
   /** The firmware wrote a tunnel's LinkState register. */
@@ -104,6 +107,7 @@ export class Fabric {
         deliver: (tlp, cls, t, slot) => host.deliver(tlp, cls, t, slot),
         event: (kind, arg, t) => host.event(kind, t.index, arg),
         discarded: host.discarded ? (tlp, slot, t, received) => host.discarded!(tlp, slot, t, received) : undefined,
+        unprotected: host.unprotected ? (clear, fresh) => host.unprotected!(clear, fresh) : undefined,
       });
       this.tunnels.push(tunnel);
       this.mac.addTunnel(tunnel);
@@ -164,8 +168,15 @@ export class Fabric {
     return false;
   }
 
+  /** The SecY block and offset an address falls in, or null. */
+  private secyAt(address: number): [Secy, number] | null {
+    if (address < SECY_BASE || address >= SECY_BASE + MAX_TUNNELS * SECY_STRIDE) return null;
+    const tunnel = this.tunnels[Math.floor((address - SECY_BASE) / SECY_STRIDE)];
+    return tunnel ? [tunnel.secy, (address - SECY_BASE) % SECY_STRIDE] : null;
+  }
+
   private tunnelAt(address: number): [TunnelEngine, number] | null {
-    if (address < TUNNEL_BASE) return null;
+    if (address < TUNNEL_BASE || address >= TUNNEL_BASE + MAX_TUNNELS * TUNNEL_STRIDE) return null;
     const index = Math.floor((address - TUNNEL_BASE) / TUNNEL_STRIDE);
     const tunnel = this.tunnels[index];
     return tunnel ? [tunnel, (address - TUNNEL_BASE) % TUNNEL_STRIDE] : null;
@@ -184,6 +195,8 @@ export class Fabric {
       case CardReg.ManagementVlan: return this.mac.managementVlan;
     }
     if (this.router && SwitchRouter.holds(address)) return this.router.readRegister(address);
+    const secy = this.secyAt(address);
+    if (secy) return secy[0].readRegister(secy[1]);
     const target = this.tunnelAt(address);
     return target ? target[0].readRegister(target[1]) : 0;
   }
@@ -213,6 +226,9 @@ export class Fabric {
       ok = this.host.system?.(address, value >>> 0) ?? false;
     } else if (this.router && SwitchRouter.holds(address)) {
       ok = this.router.writeRegister(address, value);
+    } else if (this.secyAt(address)) {
+      const [secy, offset] = this.secyAt(address)!;
+      ok = secy.writeRegister(offset, value);
     } else {
       const target = this.tunnelAt(address);
       ok = target !== null && target[0].writeRegister(target[1], value);

@@ -1,14 +1,16 @@
 // The card's Ethernet MAC: one port, shared by the card's tunnel engines. Receive checks
 // every frame as 802.3 requires (size, FCS), keeps only frames addressed to the card with
 // the tunnel EtherType, and hands each to the tunnel whose peer, VLAN and session it belongs
-// to (sessionSink); tunnel control frames go to the firmware. Transmit arbitrates round-robin between the
-// tunnels, one frame at a time, whenever the port is idle.
+// to (sessionSink), or, for a MACsec frame, whose peer SCI it carries (macsecSink); tunnel control
+// frames go to the firmware. Transmit arbitrates round-robin between the tunnels, one frame at a
+// time, whenever the port is idle.
 
 import {
   ETHERTYPE_IOV, FCS_SIZE, MAC_SIZE, MIN_FRAME, fcsValid, isMulticast, isTagged, macKey, maxFrameSize, payloadOffset, vlanOf,
 } from "./frame.ts";
 import type { EthernetPort, PortDevice } from "./port.ts";
 import { FrameKind, TUNNEL_HEADER } from "../tunnel/wire.ts";
+import { ETHERTYPE_MACSEC, frameSci, parseSecTag, type SecTag } from "../macsec/frame.ts";
 
 /** A transmitter that shares the MAC: a tunnel engine, or the firmware's control path. */
 export interface FrameSource {
@@ -22,6 +24,9 @@ export interface FrameSink extends FrameSource {
   session(): number;
   readonly enabled: boolean;
   receive(frame: Uint8Array, at: number, end: number): void;
+  /** Whether MACsec frames under `sci` belong to this tunnel (it protects, and `sci` is its peer's). */
+  acceptsSci(sci: Uint8Array | null): boolean;
+  receiveMacsec(frame: Uint8Array, tag: SecTag | string, sci: Uint8Array | null): void;
 }
 
 /**
@@ -39,6 +44,23 @@ export function sessionSink(sinks: readonly FrameSink[], peer: number, vid: numb
   for (const sink of sinks) {
     if (sink.peerKey() !== peer || sink.vlan() !== vid) continue;
     const r = !sink.enabled ? 1 : sink.session() !== session ? 2 : 3;
+    if (r === 3) return sink;
+    if (r > rank) [best, rank] = [sink, r];
+  }
+  return best;
+}
+
+/**
+ * The tunnel a MACsec frame from `peer` on VLAN `vid` under `sci` goes to: the enabled tunnel of
+ * that peer and VLAN whose receive SC it is; else, to be counted there (RxUnknownSci, or
+ * RxWhileDisabled), one of that peer and VLAN; null when none has that peer and VLAN.
+ */
+export function macsecSink(sinks: readonly FrameSink[], peer: number, vid: number, sci: Uint8Array | null): FrameSink | null {
+  let best: FrameSink | null = null;
+  let rank = 0;
+  for (const sink of sinks) {
+    if (sink.peerKey() !== peer || sink.vlan() !== vid) continue;
+    const r = !sink.enabled ? 1 : !sink.acceptsSci(sci) ? 2 : 3;
     if (r === 3) return sink;
     if (r > rank) [best, rank] = [sink, r];
   }
@@ -157,7 +179,17 @@ export class CardMac implements PortDevice {
       return;
     }
     const at = payloadOffset(frame);
-    if (((frame[at - 2] << 8) | frame[at - 1]) !== ETHERTYPE_IOV) {
+    const etherType = (frame[at - 2] << 8) | frame[at - 1];
+    if (etherType === ETHERTYPE_MACSEC) {
+      c.rxFrames++;
+      const tag = parseSecTag(frame);
+      const sci = typeof tag === "string" ? null : frameSci(frame, tag);
+      const sink = macsecSink(this.sinks, macKey(frame, MAC_SIZE), vlanOf(frame), sci);
+      if (sink) sink.receiveMacsec(frame, tag, sci);
+      else c.rxUnknownPeer++;
+      return;
+    }
+    if (etherType !== ETHERTYPE_IOV) {
       c.rxOtherEtherType++;
       return;
     }

@@ -6,6 +6,7 @@
 //   0x0100-0x01ff  tunnel 0, 0x0200-0x02ff tunnel 1, ... one block per tunnel (Tunnel)
 //                  A host card has one tunnel per chassis card it can pair with, a chassis card one.
 //   0x0a00-0x0b1f  host cards: the switch router, one block per switch port (SwitchReg)
+//   0x0c00-0x0fff  MACsec: one SecY block per tunnel (SecyReg)
 
 export const TUNNEL_BASE = 0x100;
 export const TUNNEL_STRIDE = 0x100;
@@ -162,7 +163,16 @@ export enum TunnelCounter {
   CreditStalls = 16, //    times a TLP waited for credits
   RxWhileDisabled = 17, // frames from the peer dropped because the tunnel was not enabled
   TlpsFlushed = 18, //     queued TLPs discarded by Flush
-  Count = 19,
+  TxProtected = 19, //     frames sent as MACsec frames (OutPktsEncrypted)
+  RxValidated = 20, //     MACsec frames of the peer that passed validation (InPktsOK)
+  RxBadIcv = 21, //        MACsec frames whose ICV did not match: forged, altered, or another key (InPktsNotValid)
+  RxLate = 22, //          MACsec frames with a PN below the replay window: replays (InPktsLate)
+  RxUnknownSa = 23, //     MACsec frames under an AN with no receive SA installed (InPktsNotUsingSA)
+  RxUnknownSci = 24, //    MACsec frames from the peer's address under an SCI that is not the peer's (InPktsUnknownSCI)
+  RxUntagged = 25, //      DATA, ACK or KEEPALIVE frames in clear while MACsec protects the tunnel (InPktsNoTag)
+  RxBadTag = 26, //        frames with the MACsec EtherType whose SecTAG is invalid (InPktsBadTag)
+  SaSwitches = 27, //      transmit SA switches (rekeys)
+  Count = 28,
 }
 
 /** Events the fabric raises to the firmware (FABRIC_EVENT). */
@@ -178,9 +188,78 @@ export enum FabricEventKind {
   FrameRejected = 9, //    a FRAME_TX the MAC refused (not a CONTROL frame from this card); arg: its length
   TlpRejected = 10, //     a TLP_TX the switch router refused (malformed, or not a completion or one-DW memory write); arg: its length
   RttChanged = 11, //      the round-trip time moved by more than 1/8 since the last report (at most one per RttReportNs); arg: RttNs
+  TxSaSwitched = 12, //    the SecY switched to its next transmit SA (a rekey) and dropped the old one; arg: the new AN
+  RxSaInUse = 13, //       the first valid frame of the peer under another receive SA than the last; arg: its AN
 }
 
-export const FABRIC_EVENT_LAST = FabricEventKind.RttChanged;
+export const FABRIC_EVENT_LAST = FabricEventKind.RxSaInUse;
+
+/**
+ * Bytes MACsec adds to a frame's Ethernet payload: the SecTAG with its SCI (16) and the ICV (16).
+ * A protected tunnel fills its frames to Mtu minus this, so that they still fit the path's MTU.
+ */
+export const MACSEC_OVERHEAD = 32;
+
+export const SECY_BASE = 0xc00;
+export const SECY_STRIDE = 0x80;
+
+/**
+ * The MAC Security Entity of each tunnel (IEEE 802.1AE, docs/registers.md "MACsec"): one
+ * transmit SC with this card's SCI, one receive SC with the peer's, four SAs each. Keys and
+ * salts are write-only: they are staged in the Key and Salt registers and moved into an SA by Install, which
+ * clears the staging registers; no register ever reads a key back.
+ */
+export enum SecyReg {
+  Control = 0x00, //      rw  SecyControl bits; a write removes every SA (a new session starts here)
+  Status = 0x04, //       ro  SecyStatus bits
+  TxSciHigh = 0x08, //    rw  this card's SCI, bytes 0-3 (its MAC address, bytes 0-3)
+  TxSciLow = 0x0c, //     rw  SCI bytes 4-7 (MAC address bytes 4-5, port identifier)
+  RxSciHigh = 0x10, //    rw  the peer's SCI, bytes 0-3
+  RxSciLow = 0x14, //     rw  bytes 4-7
+  TxSsci = 0x18, //       rw  XPN short SCI of the transmit SC
+  RxSsci = 0x1c, //       rw  XPN short SCI of the receive SC
+  ReplayWindow = 0x20, // rw  receive: frames whose PN is this far below the highest seen are still taken, 0..SecyDefault.ReplayWindowMax
+  RekeyFrames = 0x24, //  rw  transmit: switch to the next SA after this many frames under one SA, >= RekeyFramesMin
+  RekeyMs = 0x28, //      rw  ...or this many milliseconds, >= 1
+  Key0 = 0x30, //         wo  Key0..Key7 (0x30-0x4c): the staged SAK, big-endian words; XPN-128 uses Key0..Key3
+  Salt0 = 0x50, //        wo  Salt0..Salt2 (0x50-0x58): the staged 96-bit salt
+  Install = 0x5c, //      wo  SecyInstall: the staged key and salt become an SA
+  TxPnHigh = 0x60, //     ro  next PN of the transmit SA in use, bits 63-32
+  TxPnLow = 0x64, //      ro  bits 31-0
+}
+
+export enum SecyControl {
+  Protect = 1 << 0, //    DATA, ACK and KEEPALIVE frames of the tunnel go and come only as MACsec frames
+  Xpn256 = 1 << 1, //     cipher suite GCM-AES-XPN-256 (0: GCM-AES-XPN-128)
+}
+
+export enum SecyStatus {
+  TxAnMask = 0x3, //      the transmit SA in use, valid with TxInUse
+  TxInUse = 1 << 2,
+  TxNextReady = 1 << 3, // the next transmit SA is installed
+  RxInstalled0 = 1 << 4, // bits 7-4: receive SAs installed, one bit per AN
+  RxNewestValid = 1 << 8,
+  RxNewestShift = 9, //   bits 10-9: the receive AN installed last (announced to the peer)
+  PeerRxValid = 1 << 11,
+  PeerRxShift = 12, //    bits 13-12: the peer's newest receive AN, from its last ACK or KEEPALIVE
+  RxInUseValid = 1 << 14,
+  RxInUseShift = 15, //   bits 16-15: the receive AN of the peer's last valid frame (RxSaInUse's)
+}
+
+export enum SecyInstall {
+  AnMask = 0x3, //        the SA's association number
+  Transmit = 1 << 8, //   a transmit SA (0: receive)
+  Remove = 1 << 9, //     take the SA away instead (the transmit SA in use cannot be removed)
+}
+
+/** SecY reset values and limits (docs/registers.md). */
+export enum SecyDefault {
+  ReplayWindow = 4096, //       a 256 KiB reorder buffer holds at most 4096 minimum-size frames
+  ReplayWindowMax = 1 << 20,
+  RekeyFrames = 1 << 30,
+  RekeyFramesMin = 16,
+  RekeyMs = 3_600_000, //       an hour
+}
 
 export const MTU_MIN = 576;
 export const MTU_MAX = 9000;

@@ -12,7 +12,7 @@
 // Receive: frames are checked (session, sequence window, records), delivered in sequence
 // order exactly once, and acknowledged cumulatively with SACK blocks, coalesced.
 
-import { TunnelReg, TunnelControl, TunnelStatus, TunnelCounter, TunnelDefault, FabricEventKind, MTU_MIN, MTU_MAX } from "../map/registers.ts";
+import { TunnelReg, TunnelControl, TunnelStatus, TunnelCounter, TunnelDefault, FabricEventKind, MTU_MIN, MTU_MAX, MACSEC_OVERHEAD } from "../map/registers.ts";
 import { LINK_STATE_LAST } from "../map/link.ts";
 import { ETHERTYPE_IOV, ETHERTYPE_VLAN, HEADER_SIZE, VLAN_TAG_SIZE, FCS_SIZE, MIN_PAYLOAD, writeFcs, payloadOffset } from "../ethernet/frame.ts";
 import { TlpClass, DATA_CREDIT_BYTES, tlpClass, tlpBytes, dataBytes, dataCredits } from "../pcie/tlp.ts";
@@ -20,6 +20,8 @@ import type { Scheduler } from "../scheduler.ts";
 import type { FrameSink } from "../ethernet/mac.ts";
 import { allocBytes, copyBytes } from "../bytes.ts";
 import { CreditGate, CreditPool, CLASSES } from "./credits.ts";
+import { Secy } from "../macsec/secy.ts";
+import type { SecTag } from "../macsec/frame.ts";
 import {
   FrameKind, TUNNEL_HEADER, RECORD_HEADER, RECORD_SIZE_MASK, RECORD_SLOT_SHIFT, RECORD_SLOTS, MAX_SACK, seqDiff, writeHeader, ackBodySize, writeAckBody,
   readHeader, readAckBody, type SackBlock,
@@ -41,6 +43,8 @@ export interface TunnelHost {
    * end will deliver it any more.
    */
   discarded?(tlp: Uint8Array, slot: number, tunnel: TunnelEngine, received: boolean): void;
+  /** The SecY validated a MACsec frame: `clear` is the frame the engine takes now, `fresh` whether its PN was new (for observers: the audit). */
+  unprotected?(clear: Uint8Array, fresh: boolean): void;
 }
 
 /** The TLP records of the DATA body of `length` bytes at `at` in `frame`: each TLP (a view) and its chassis slot. */
@@ -167,8 +171,19 @@ export class TunnelEngine implements FrameSink {
   private rttReportedAt = -Infinity;
   private rttReportTimer: number | null = null;
 
+  /** The tunnel's MAC Security Entity: protects what nextFrame() sends, validates what receiveMacsec() gets. */
+  readonly secy: Secy;
+
   constructor(readonly index: number, private readonly host: TunnelHost) {
     for (const [reg, value] of Object.entries(TUNNEL_DEFAULTS)) this.regs[Number(reg) / 4] = value;
+    this.secy = new Secy({
+      now: () => this.now,
+      count: (counter) => this.count(counter),
+      event: (kind, arg) => this.host.event(kind, arg, this),
+      transmitReady: () => {
+        if (this.enabled) this.host.transmitReady();
+      },
+    });
   }
 
   private reg(r: TunnelReg): number {
@@ -181,6 +196,11 @@ export class TunnelEngine implements FrameSink {
 
   get enabled(): boolean {
     return (this.reg(TunnelReg.Status) & TunnelStatus.Enabled) !== 0;
+  }
+
+  /** Bytes of tunnel header and body a frame may carry: the Mtu, less what MACsec adds while it protects the tunnel. */
+  private payloadMtu(): number {
+    return this.reg(TunnelReg.Mtu) - (this.secy.protecting ? MACSEC_OVERHEAD : 0);
   }
 
   private get goBackN(): boolean {
@@ -274,7 +294,7 @@ export class TunnelEngine implements FrameSink {
     if (value & ~(TunnelControl.Enable | TunnelControl.GoBackN | TunnelControl.Reset | TunnelControl.Flush)) return false;
     const wasEnabled = this.enabled;
     if (value & TunnelControl.Enable && !wasEnabled) {
-      const recordRoom = this.reg(TunnelReg.Mtu) - TUNNEL_HEADER - RECORD_HEADER;
+      const recordRoom = this.payloadMtu() - TUNNEL_HEADER - RECORD_HEADER;
       if (this.reg(TunnelReg.MaxPayload) + 16 > recordRoom) return false; // a largest TLP must fit a frame
     }
     if (value & TunnelControl.Flush) this.flush();
@@ -297,6 +317,7 @@ export class TunnelEngine implements FrameSink {
    */
   private forgetPeer(): void {
     for (const r of [TunnelReg.PeerMacHigh, TunnelReg.PeerMacLow, TunnelReg.Session]) this.regs[r / 4] = 0;
+    this.secy.clear();
   }
 
   /** Clears sequence numbers, buffers and credits; TLPs waiting to be sent stay queued. */
@@ -396,6 +417,7 @@ export class TunnelEngine implements FrameSink {
     this.writeControl(TunnelControl.Reset | TunnelControl.Flush);
     this.regs.fill(0);
     for (const [reg, value] of Object.entries(TUNNEL_DEFAULTS)) this.regs[Number(reg) / 4] = value;
+    this.secy.hardReset();
   }
 
   private snapshot(): void {
@@ -444,9 +466,20 @@ export class TunnelEngine implements FrameSink {
     return seqDiff(this.nextSeq, this.sndUna);
   }
 
-  /** The next frame to put on the wire, or null. Called by the MAC when its port is idle. */
+  /**
+   * The next frame to put on the wire, or null. Called by the MAC when its port is idle. While
+   * MACsec protects the tunnel, nothing goes before a transmit SA is installed, and what goes is
+   * a MACsec frame.
+   */
   nextFrame(): Uint8Array | null {
     if (!this.enabled) return null;
+    if (!this.secy.protecting) return this.clearFrame();
+    if (!this.secy.canTransmit()) return null;
+    const frame = this.clearFrame();
+    return frame && this.secy.protect(frame);
+  }
+
+  private clearFrame(): Uint8Array | null {
     if (this.ackDue) return this.ackFrame(FrameKind.Ack);
     if (this.keepaliveDue) return this.ackFrame(FrameKind.Keepalive); // the periodic credit update goes before data
     while (this.resend.length > 0) {
@@ -491,7 +524,7 @@ export class TunnelEngine implements FrameSink {
     const length = ackBodySize(sack.length);
     const { frame, view, at } = this.frameHead(TUNNEL_HEADER + length);
     writeHeader(view, at, kind, length, this.reg(TunnelReg.Session), this.nextSeq, this.rcvNext);
-    writeAckBody(view, at + TUNNEL_HEADER, { credits: this.pool.limit, sack });
+    writeAckBody(view, at + TUNNEL_HEADER, { credits: this.pool.limit, sack, keys: this.secy.advertisement() });
     writeFcs(frame);
     this.count(TunnelCounter.TxFrames);
     this.count(kind === FrameKind.Ack ? TunnelCounter.TxAckFrames : TunnelCounter.TxKeepalives);
@@ -573,7 +606,7 @@ export class TunnelEngine implements FrameSink {
   private dataFrame(): Uint8Array | null {
     let cls = this.nextEligible();
     if (cls === -1) return null;
-    const mtu = this.reg(TunnelReg.Mtu);
+    const mtu = this.payloadMtu();
     const largest = HEADER_SIZE + VLAN_TAG_SIZE + Math.max(mtu, MIN_PAYLOAD) + FCS_SIZE;
     if (this.packing.length < largest) this.packing = new Uint8Array(largest);
     const { frame: buffer, view, at } = this.frameHead(mtu, this.packing);
@@ -795,14 +828,59 @@ export class TunnelEngine implements FrameSink {
   // ---- Receive -------------------------------------------------------------------
 
   /**
-   * A frame from the peer (the MAC has checked FCS, destination, EtherType and VLAN);
-   * `at` is the offset of the tunnel header, `end` the end of the Ethernet payload.
+   * A frame in clear from the peer (the MAC has checked FCS, destination, EtherType and VLAN);
+   * `at` is the offset of the tunnel header, `end` the end of the Ethernet payload. Refused while
+   * MACsec protects the tunnel.
    */
   receive(frame: Uint8Array, at: number, end: number): void {
     if (!this.enabled) {
       this.count(TunnelCounter.RxWhileDisabled);
       return;
     }
+    if (this.secy.protecting) {
+      this.count(TunnelCounter.RxUntagged);
+      return;
+    }
+    this.accept(frame, at, end);
+  }
+
+  /** Whether MACsec frames under `sci` are this tunnel's: it protects, and `sci` is its peer's. */
+  acceptsSci(sci: Uint8Array | null): boolean {
+    return sci !== null && this.secy.protecting && this.secy.receives(sci);
+  }
+
+  /**
+   * A MACsec frame from the peer's address (the MAC has checked FCS, destination and VLAN), with
+   * its SecTAG (or why it is invalid) and SCI: validated by the SecY, then taken as a frame in
+   * clear.
+   */
+  receiveMacsec(frame: Uint8Array, tag: SecTag | string, sci: Uint8Array | null): void {
+    if (!this.enabled) {
+      this.count(TunnelCounter.RxWhileDisabled);
+      return;
+    }
+    if (typeof tag === "string") {
+      this.count(TunnelCounter.RxBadTag);
+      return;
+    }
+    if (!this.acceptsSci(sci)) {
+      this.count(TunnelCounter.RxUnknownSci);
+      return;
+    }
+    const valid = this.secy.validate(frame, tag, sci!);
+    if (!valid) return;
+    this.host.unprotected?.(valid.clear, valid.fresh);
+    this.accept(valid.clear, payloadOffset(valid.clear), valid.clear.length - FCS_SIZE, valid.fresh);
+  }
+
+  /**
+   * A frame in clear that passed the MAC (and MACsec): `fresh` is false for a MACsec frame whose PN
+   * its SA had already passed (a duplicate the replay window lets through, or a reordered frame):
+   * its sequence and acknowledgement numbers count as ever (the tunnel's checks make an old one
+   * harmless), but it is no news that the peer is alive, of its credits or of its keys, so that a
+   * replayed frame can neither hold a silent link up nor set the credits back.
+   */
+  private accept(frame: Uint8Array, at: number, end: number, fresh = true): void {
     const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
     const header = readHeader(view, at, end - at);
     if ("malformed" in header) {
@@ -827,10 +905,16 @@ export class TunnelEngine implements FrameSink {
       return;
     }
     this.count(TunnelCounter.RxFrames);
-    this.heard();
+    if (fresh) this.heard();
     this.onAck(header.ack);
     if (ackBody) {
-      this.gate.update(ackBody.credits);
+      // Credit limits only from a fresh frame: an older ACK inside the replay window may hold limits
+      // more than 2^15 behind (posted data credits wrap every 4096 writes of 256 bytes), which the
+      // modular comparison would take for newer ones, stalling the class for good.
+      if (fresh) {
+        if (this.secy.protecting) this.secy.peerAdvertised(ackBody.keys);
+        this.gate.update(ackBody.credits);
+      }
       this.onSack(ackBody.sack);
       this.host.transmitReady();
       return;

@@ -12,8 +12,11 @@
 // DATA body: TLP records, each a u16 record header (bits 15-13 chassis slot, bits 12-0 TLP
 // size) then the TLP bytes.
 // ACK / KEEPALIVE body: six u16 credit limits (PH, PD, NPH, NPD, CPLH, CPLD; cumulative
-// counts mod 2^16), u8 SACK block count (0..MAX_SACK), u8 reserved, then per block
+// counts mod 2^16), u8 SACK block count (0..MAX_SACK), u8 keys (bit 7: bits 1-0 are the
+// AN of the newest receive SA the sender's SecY holds; 0 without MACsec), then per block
 // u32 first, u32 end (exclusive) of a run of sequence numbers received beyond `ack`.
+
+import { MACSEC_OVERHEAD } from "../map/registers.ts";
 
 export const TUNNEL_VERSION = 1;
 export const TUNNEL_HEADER = 16;
@@ -51,6 +54,8 @@ export interface SackBlock {
 export interface AckBody {
   credits: number[]; // CREDIT_FIELDS limits
   sack: SackBlock[];
+  /** Bit 7 set: bits 1-0 are the newest receive AN of the sender's SecY (board/macsec/secy.ts); 0 without MACsec. */
+  keys: number;
 }
 
 /** Sequence arithmetic mod 2^32: a - b as a signed distance. */
@@ -74,7 +79,7 @@ export function ackBodySize(sackBlocks: number): number {
 export function writeAckBody(view: DataView, at: number, body: AckBody): void {
   for (let i = 0; i < CREDIT_FIELDS; i++) view.setUint16(at + 2 * i, body.credits[i] & 0xffff);
   view.setUint8(at + 2 * CREDIT_FIELDS, body.sack.length);
-  view.setUint8(at + 2 * CREDIT_FIELDS + 1, 0);
+  view.setUint8(at + 2 * CREDIT_FIELDS + 1, body.keys);
   body.sack.forEach((block, i) => {
     view.setUint32(at + ACK_BODY_FIXED + SACK_BLOCK * i, block.first >>> 0);
     view.setUint32(at + ACK_BODY_FIXED + SACK_BLOCK * i + 4, block.end >>> 0);
@@ -109,7 +114,7 @@ export function readAckBody(view: DataView, at: number, length: number): AckBody
     if (seqDiff(end, first) <= 0) return { malformed: `empty SACK block ${first}..${end}` };
     sack.push({ first, end });
   }
-  return { credits, sack };
+  return { credits, sack, keys: view.getUint8(at + 2 * CREDIT_FIELDS + 1) };
 }
 
 /** Ethernet bytes around a tunnel payload on the wire: preamble, SFD, gap (20), header (14), FCS (4). */
@@ -118,11 +123,13 @@ const ETHERNET_WIRE_BYTES = 38;
 /**
  * The analytic payload limit of the encapsulation (docs/wire-format.md): bits per second of
  * TLP data for a stream of TLPs with `payload` data bytes and `header` header bytes, at MTU
- * `mtu` and line rate `rateBps`, if every frame is full and nothing is lost.
+ * `mtu` and line rate `rateBps`, if every frame is full and nothing is lost; with `macsec`, each
+ * frame is 32 bytes longer and carries 32 bytes less.
  */
-export function payloadLimitBps(mtu: number, payload: number, header: number, rateBps: number): number {
+export function payloadLimitBps(mtu: number, payload: number, header: number, rateBps: number, macsec = false): number {
+  const overhead = macsec ? MACSEC_OVERHEAD : 0;
   const record = RECORD_HEADER + header + payload;
-  const perFrame = Math.floor((mtu - TUNNEL_HEADER) / record);
-  const wire = ETHERNET_WIRE_BYTES + TUNNEL_HEADER + perFrame * record;
+  const perFrame = Math.floor((mtu - overhead - TUNNEL_HEADER) / record);
+  const wire = ETHERNET_WIRE_BYTES + overhead + TUNNEL_HEADER + perFrame * record;
   return (rateBps * perFrame * payload) / wire;
 }
