@@ -5,7 +5,7 @@
 import {
   MAILBOX_VERSION, MAX_SLOTS, TIMER_CHANNELS, Event, Counter, MailboxError, HelloStatus,
   BootBody, TimeBody, SyncBody, TimerFiredBody, RegValueBody, FabricEventBody, CardRole, ResetCause, LogLevel,
-  FABRIC_EVENT_LAST, MAX_TUNNELS, errorCounter, ConfigBody, FrameRxBody, NO_TUNNEL, TlpRxBody, TLP_RX_REASON_LAST, NO_PORT,
+  FABRIC_EVENT_LAST, MAX_TUNNELS, errorCounter, ConfigBody, MACSEC_SETTING_LAST, FrameRxBody, NO_TUNNEL, TlpRxBody, TLP_RX_REASON_LAST, NO_PORT,
   BootFlag, FlashDoneBody, FlashOp, FlashStatus, FLASH_OP_LAST, FLASH_STATUS_LAST,
   HashDoneBody, HashStatus, HASH_CONTEXTS, HASH_STATUS_LAST, RetainBody, RETAIN_BYTES,
 } from "../board/map/mailbox";
@@ -25,7 +25,7 @@ import * as log from "./log";
 import * as timers from "./timers";
 import * as entropy from "./entropy";
 import * as hash from "./hash";
-import { Context, LINK_TAGS } from "./hash";
+import { Context, LINK_CONTEXTS } from "./hash";
 import * as system from "./system";
 import * as retain from "./retain";
 import * as update from "./update/update";
@@ -219,7 +219,7 @@ function onHashDone(body: usize): void {
     console.resumeAfterUpdate();
   } else if (context == Context.Store) configStore.onDigest(digest);
   else if (context == Context.Manage) manage.onDigest(digest);
-  else if (context < Context.Link + LINK_TAGS * config.ports) link.onDigest(context - Context.Link, digest);
+  else if (context < Context.Link + LINK_CONTEXTS * config.ports) link.onDigest(context - Context.Link, digest);
 }
 
 function onTime(body: usize): void {
@@ -412,6 +412,7 @@ function configFieldError(body: usize): i32 {
   if ((load<u32>(body, ConfigBody.GraceNs) as u64) < silence) return ConfigBody.GraceNs;
   const management = load<u16>(body, ConfigBody.ManagementVlan) as u32;
   if (management < 1 || management > 4094 || management == group) return ConfigBody.ManagementVlan;
+  if ((load<u8>(body, ConfigBody.Macsec) as i32) > MACSEC_SETTING_LAST) return ConfigBody.Macsec;
   return -1;
 }
 
@@ -420,7 +421,7 @@ function onConfig(body: usize): void {
     reject(MailboxError.OutOfOrder, 0);
     return;
   }
-  let bad = nonZero(body, ConfigBody.Reserved22, 2);
+  let bad = nonZero(body, ConfigBody.Reserved23, 1);
   if (bad >= 0) {
     reject(MailboxError.Reserved, bad as u32);
     return;

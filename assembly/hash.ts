@@ -11,18 +11,22 @@ import { HashOp, HashStatus, HASH_CONTEXTS, HASH_UPDATE_MAX } from "../board/map
 import { MAX_TUNNELS } from "../board/map/registers";
 import * as tx from "./abi/tx";
 
-/** Who owns which context; the link has LINK_TAGS contexts per port. */
+/** Who owns which context; the link has LINK_CONTEXTS contexts per port. */
 export enum Context {
   Update = 0, //  the update image's payload
   Store = 1, //   configuration records
   Manage = 2, //  management requests and replies
-  Link = 3, //    Link + LINK_TAGS * port + Tag: the pairing transcript's tags
+  Link = 3, //    Link + LINK_CONTEXTS * port + n: the pairing transcript's tags (n < LINK_TAGS), then the session's keys (link/keys.ts)
 }
 
-export const LINK_TAGS: i32 = 3;
+/** The transcript's tags: host, chassis, session ID, session key (link/auth.ts). */
+export const LINK_TAGS: i32 = 4;
+/** Contexts per link port: the tags during the handshake, then the key derivations (KeyContext). */
+export const LINK_CONTEXTS: i32 = 5;
 
 // The contexts the map provides must cover every owner.
-assert(Context.Link + LINK_TAGS * MAX_TUNNELS <= HASH_CONTEXTS);
+assert(Context.Link + LINK_CONTEXTS * MAX_TUNNELS <= HASH_CONTEXTS);
+assert(LINK_TAGS <= LINK_CONTEXTS);
 
 const expected = memory.data(2 * HASH_CONTEXTS);
 let nextTag: u32 = 0;

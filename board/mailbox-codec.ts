@@ -11,7 +11,7 @@ import {
   ConfigBody, FrameRxBody, FrameTxBody, NO_TUNNEL, TlpRxBody, TlpRxReason, TlpTxBody, TLP_RX_REASON_LAST, NO_PORT,
   BootFlag, UartRxBody, UartTxBody, FlashDoneBody, FlashOp, FlashStatus, FLASH_OP_LAST, FLASH_STATUS_LAST,
   FlashEraseBody, FlashProgramBody, FlashReadBody, HashBody, HashDoneBody, HashOp, HashStatus, HASH_OP_LAST, HASH_STATUS_LAST, RetainBody, RETAIN_BYTES,
-  HASH_CONTEXTS, HASH_KEY_MAX, HASH_UPDATE_MAX, HASH_DIGEST_SIZE,
+  HASH_CONTEXTS, HASH_KEY_MAX, HASH_UPDATE_MAX, HASH_DIGEST_SIZE, MACSEC_SETTING_LAST, type MacsecSetting,
 } from "./map/mailbox.ts";
 import { SLOTS } from "./map/flash.ts";
 import { FabricEventKind, MTU_MIN, MTU_MAX } from "./map/registers.ts";
@@ -33,6 +33,8 @@ export interface LinkConfig {
   graceNs: number;
   /** VLAN of management requests and replies (docs/management.md). */
   managementVlan: number;
+  /** How the data path is protected: MACsec with either XPN suite (default), XPN-256 only, or in clear. */
+  macsec: MacsecSetting;
   pairingKey: Uint8Array;
   adminKey: Uint8Array;
 }
@@ -175,6 +177,7 @@ export function encodeEvent(event: EventMessage): Uint8Array {
       if (event.pairingKey.length !== PAIRING_KEY_SIZE) throw new MailboxFormatError(`a pairing key has ${PAIRING_KEY_SIZE} bytes, not ${event.pairingKey.length}`);
       b.set(event.pairingKey, ConfigBody.PairingKey);
       v.setUint16(ConfigBody.ManagementVlan, event.managementVlan, true);
+      v.setUint8(ConfigBody.Macsec, event.macsec);
       if (event.adminKey.length !== ADMIN_KEY_SIZE) throw new MailboxFormatError(`an admin key has ${ADMIN_KEY_SIZE} bytes, not ${event.adminKey.length}`);
       b.set(event.adminKey, ConfigBody.AdminKey);
       return message(Event.Config, b);
@@ -430,7 +433,7 @@ export function decodeEvent(raw: RawMessage): EventMessage {
         kind: "config", group: v.getUint16(ConfigBody.Group, true), protocolMax: b[ConfigBody.ProtocolMax], ackPolicies: b[ConfigBody.AckPolicies],
         mtu: v.getUint16(ConfigBody.Mtu, true), maxPayload: v.getUint16(ConfigBody.MaxPayload, true),
         keepaliveNs: v.getUint32(ConfigBody.KeepaliveNs, true), silenceNs: v.getUint32(ConfigBody.SilenceNs, true),
-        graceNs: v.getUint32(ConfigBody.GraceNs, true), managementVlan: v.getUint16(ConfigBody.ManagementVlan, true),
+        graceNs: v.getUint32(ConfigBody.GraceNs, true), managementVlan: v.getUint16(ConfigBody.ManagementVlan, true), macsec: b[ConfigBody.Macsec],
         pairingKey: b.slice(ConfigBody.PairingKey, ConfigBody.PairingKey + PAIRING_KEY_SIZE),
         adminKey: b.slice(ConfigBody.AdminKey, ConfigBody.AdminKey + ADMIN_KEY_SIZE),
       };
@@ -659,7 +662,7 @@ export class EventChecker {
 
   private checkConfig(b: Uint8Array, v: DataView): Verdict | null {
     if (this.configured) return { error: MailboxError.OutOfOrder, detail: 0 };
-    const bad = firstNonZero(b, ConfigBody.Reserved22, 2);
+    const bad = firstNonZero(b, ConfigBody.Reserved23, 1);
     if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
     const field = configFieldError(b, v);
     if (field >= 0) return { error: MailboxError.BadField, detail: field };
@@ -726,6 +729,7 @@ export function configFieldError(b: Uint8Array, v: DataView): number {
   if (v.getUint32(ConfigBody.GraceNs, true) < silence) return ConfigBody.GraceNs;
   const management = v.getUint16(ConfigBody.ManagementVlan, true);
   if (management < 1 || management > 4094 || management === group) return ConfigBody.ManagementVlan;
+  if (b[ConfigBody.Macsec] > MACSEC_SETTING_LAST) return ConfigBody.Macsec;
   return -1;
 }
 

@@ -3,7 +3,7 @@
 // received bytes go to the XMODEM receiver and nothing else is printed.
 
 import { Counter, CardRole, MAILBOX_VERSION } from "../../board/map/mailbox";
-import { LinkState } from "../../board/map/link";
+import { LinkState, LinkCipher } from "../../board/map/link";
 import { SWITCH_PORTS } from "../../board/map/pcie";
 import { BUILD_ID_SIZE, ImageHeader } from "../../board/map/image";
 import * as editor from "./editor";
@@ -12,6 +12,7 @@ import * as update from "../update/update";
 import * as system from "../system";
 import * as config from "../link/config";
 import * as link from "../link/link";
+import * as keys from "../link/keys";
 import { port } from "../link/port";
 import * as vswitch from "../pcie/switch";
 import * as clock from "../clock";
@@ -276,7 +277,15 @@ function links(): void {
       uart.dec(p.srtt);
       uart.text(" ns, RTO ");
       uart.dec(p.rto / 1000);
-      uart.text(" us");
+      uart.text(" us, MACsec ");
+      uart.text(keys.cipherName(p.cipher));
+      if (p.cipher != LinkCipher.Clear) {
+        uart.text(", key generation ");
+        uart.dec(p.txGen);
+        uart.text(" out, up to ");
+        uart.dec(p.rxGen);
+        uart.text(" in");
+      }
     }
     uart.newline();
   }

@@ -8,15 +8,16 @@
 //   host tag    = HMAC(key, "IOVh" | T)
 //   chassis tag = HMAC(key, "IOVc" | T)
 //   session ID  = first 4 bytes of HMAC(key, "IOVs" | T), big-endian; 0 becomes 1
+//   session key = HMAC(key, "IOVm" | T): what the MACsec keys are derived from (keys.ts)
 //
-// The fabric's hash engine computes the three at once as soon as the transcript is complete
+// The fabric's hash engine computes the four at once as soon as the transcript is complete
 // (startTags()); they come back as HASH_DONEs into the port's TAGS field (onTag()), and the
 // handshake goes on when the last has come (port.tagsPending == 0).
 
 import { CardRole } from "../../board/map/mailbox";
 import { NONCE_SIZE, TAG_SIZE, Proposal } from "../../board/map/link";
 import * as hash from "../hash";
-import { Context, LINK_TAGS } from "../hash";
+import { Context, LINK_TAGS, LINK_CONTEXTS } from "../hash";
 import { store16be, store32be, load32be } from "./be";
 import { field, port, NONCE, PEER_NONCE, PROPOSAL, PEER_PROPOSAL, TAGS } from "./port";
 import * as config from "./config";
@@ -26,11 +27,12 @@ export enum TranscriptTag {
   Host = 0,
   Chassis = 1,
   Session = 2,
+  Master = 3,
 }
 
-const LABELS = memory.data<u32>([0x68564f49, 0x63564f49, 0x73564f49]); // "IOVh", "IOVc", "IOVs" as bytes
+const LABELS = memory.data<u32>([0x68564f49, 0x63564f49, 0x73564f49, 0x6d564f49]); // "IOVh", "IOVc", "IOVs", "IOVm" as bytes
 /** A label, then the transcript: laid out once, then hashed under each label. */
-const message = memory.data(4 + 2 * NONCE_SIZE + 2 * Proposal.SizeV2 + 11);
+const message = memory.data(4 + 2 * NONCE_SIZE + 2 * Proposal.SizeV3 + 11);
 
 /** Copies `length` bytes from `from` to `at`; returns the end. */
 function put(at: usize, from: usize, length: i32): usize {
@@ -38,7 +40,7 @@ function put(at: usize, from: usize, length: i32): usize {
   return at + length;
 }
 
-/** Asks the hash engine for port `index`'s three tags over its transcript, which must be complete. */
+/** Asks the hash engine for port `index`'s four tags over its transcript, which must be complete. */
 export function startTags(index: i32): void {
   const p = port(index);
   const host = config.role == CardRole.Host;
@@ -52,7 +54,7 @@ export function startTags(index: i32): void {
   store<u8>(at + 10, p.version as u8);
   const length = (at + 11 - message) as i32;
   for (let t = 0; t < LINK_TAGS; t++) {
-    const context = Context.Link + LINK_TAGS * index + t;
+    const context = Context.Link + LINK_CONTEXTS * index + t;
     store<u32>(message, load<u32>(LABELS + 4 * t));
     hash.startHmac(context, config.pairingKey, 32);
     hash.update(context, message, length);
@@ -61,10 +63,13 @@ export function startTags(index: i32): void {
   p.tagsPending = LINK_TAGS;
 }
 
-/** A tag the engine returned for port `index`; true when it was the last one awaited. */
+/**
+ * A digest of port `index`'s context `which` while its tags are awaited; true when it was the last
+ * tag. A context past the tags (a key derivation of a handshake since restarted) is not one.
+ */
 export function onTag(index: i32, which: i32, digest: usize): bool {
   const p = port(index);
-  if (p.tagsPending == 0) return false;
+  if (p.tagsPending == 0 || which >= LINK_TAGS) return false;
   memory.copy(tag(index, which), digest, TAG_SIZE);
   return --p.tagsPending == 0;
 }

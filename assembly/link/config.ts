@@ -1,8 +1,8 @@
 // Who this card is (from BOOT) and how its link is configured (from CONFIG, the flash
 // configuration record). Both arrive once per boot; the link state machine reads them.
 
-import { ConfigBody, CardRole } from "../../board/map/mailbox";
-import { PAIRING_KEY_SIZE, ADMIN_KEY_SIZE } from "../../board/map/link";
+import { ConfigBody, CardRole, MacsecSetting } from "../../board/map/mailbox";
+import { PAIRING_KEY_SIZE, ADMIN_KEY_SIZE, LinkCipher } from "../../board/map/link";
 
 export let role: i32 = CardRole.Host;
 export let serial: u32 = 0;
@@ -24,6 +24,8 @@ export let keepaliveNs: u32 = 0;
 export let silenceNs: u32 = 0;
 export let graceNs: u32 = 0;
 export let managementVlan: u32 = 0;
+/** ConfigBody.Macsec (MacsecSetting): the cipher suites this card accepts for its data path. */
+export let macsec: i32 = 0;
 export const pairingKey = memory.data(PAIRING_KEY_SIZE);
 export const adminKey = memory.data(ADMIN_KEY_SIZE);
 /** The CONFIG body as it came from flash, with the group changes since: what a new configuration record holds. */
@@ -46,6 +48,7 @@ export function reset(): void {
   silenceNs = 0;
   graceNs = 0;
   managementVlan = 0;
+  macsec = 0;
   memory.fill(pairingKey, 0, PAIRING_KEY_SIZE);
   memory.fill(adminKey, 0, ADMIN_KEY_SIZE);
   memory.fill(record, 0, ConfigBody.Size);
@@ -76,10 +79,18 @@ export function apply(body: usize): void {
   silenceNs = load<u32>(body, ConfigBody.SilenceNs);
   graceNs = load<u32>(body, ConfigBody.GraceNs);
   managementVlan = load<u16>(body, ConfigBody.ManagementVlan) as u32;
+  macsec = load<u8>(body, ConfigBody.Macsec) as i32;
   memory.copy(pairingKey, body + ConfigBody.PairingKey, PAIRING_KEY_SIZE);
   memory.copy(adminKey, body + ConfigBody.AdminKey, ADMIN_KEY_SIZE);
   memory.copy(record, body, ConfigBody.Size);
   configured = true;
+}
+
+/** The LinkCipher bits this card proposes: what MacsecSetting accepts. */
+export function ciphers(): u32 {
+  if (macsec == MacsecSetting.Off) return LinkCipher.Clear;
+  if (macsec == MacsecSetting.Xpn256) return LinkCipher.Xpn256;
+  return LinkCipher.Xpn128 | LinkCipher.Xpn256;
 }
 
 /** The card moves to `newGroup` (already in its flash configuration). */

@@ -1,12 +1,13 @@
 // The link state machine's hands on the fabric: REG_WRITE / REG_READ of one tunnel block
 // (board/map/registers.ts). Values read back arrive as REG_VALUE in the next batch.
 
-import { TUNNEL_BASE, TUNNEL_STRIDE, TunnelReg, TunnelControl, TunnelDefault } from "../../board/map/registers";
+import { TUNNEL_BASE, TUNNEL_STRIDE, SECY_BASE, SECY_STRIDE, TunnelReg, TunnelControl, TunnelDefault } from "../../board/map/registers";
 import { AckPolicy, LinkTiming } from "../../board/map/link";
 import * as tx from "../abi/tx";
 import { load16be, load32be } from "./be";
 import { Port } from "./port";
 import * as config from "./config";
+import * as keys from "./keys";
 
 function address(index: i32, reg: i32): u32 {
   return (TUNNEL_BASE + index * TUNNEL_STRIDE + reg) as u32;
@@ -20,15 +21,22 @@ export function read(index: i32, reg: i32): void {
   tx.regRead(address(index, reg));
 }
 
-/** The port a tunnel register address belongs to, or -1. */
+/** The port a tunnel or SecY register address belongs to, or -1. */
 export function portOf(address: u32): i32 {
+  if (address >= (SECY_BASE as u32)) return ((address - SECY_BASE) / SECY_STRIDE) as i32;
   if (address < (TUNNEL_BASE as u32)) return -1;
   return ((address - TUNNEL_BASE) / TUNNEL_STRIDE) as i32;
 }
 
-/** The register offset inside its tunnel block. */
+/** The register offset inside its tunnel block, or SecY block. */
 export function regOf(address: u32): i32 {
+  if (isSecy(address)) return ((address - SECY_BASE) % SECY_STRIDE) as i32;
   return ((address - TUNNEL_BASE) % TUNNEL_STRIDE) as i32;
+}
+
+/** Whether an address is in a SecY block rather than a tunnel block. */
+export function isSecy(address: u32): bool {
+  return address >= (SECY_BASE as u32);
 }
 
 function policyBits(p: Port): u32 {
@@ -38,6 +46,7 @@ function policyBits(p: Port): u32 {
 /**
  * Programs tunnel `index` for the negotiated session of `p` with the peer at `peerMac`, then
  * enables it from a clean state and asks for its status (the confirmation Configure waits for).
+ * Its SecY has its keys already (keys.program(), as soon as they were derived).
  */
 export function program(index: i32, p: Port, peerMac: usize): void {
   write(index, TunnelReg.PeerMacHigh, load16be(peerMac));
@@ -63,9 +72,10 @@ export function program(index: i32, p: Port, peerMac: usize): void {
   read(index, TunnelReg.Status);
 }
 
-/** Stops tunnel `index`: sequence numbers, buffers, credits and queued TLPs cleared. */
+/** Stops tunnel `index`: sequence numbers, buffers, credits and queued TLPs cleared, its SecY's keys with them. */
 export function shut(index: i32): void {
   write(index, TunnelReg.Control, TunnelControl.Reset | TunnelControl.Flush);
+  keys.wipe(index);
 }
 
 /** Disables and re-enables tunnel `index` in its session: retransmission restarts at once, back-off cleared. */

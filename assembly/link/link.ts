@@ -10,9 +10,9 @@
 
 import {
   ControlType, DiscoverBody, DiscoverFlag, HandshakeBody, HANDSHAKE_TRAILER, Proposal, AuthBody, ReadyBody, ReadyFlag, ReasonBody,
-  RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, LINK_PROTOCOL_MIN, REJECT_REASON_LAST, RELEASE_TIMEOUT_NS,
+  RejectReason, LinkState, LinkTiming, LinkCipher, NONCE_SIZE, TAG_SIZE, LINK_PROTOCOL_MIN, REJECT_REASON_LAST, RELEASE_TIMEOUT_NS,
 } from "../../board/map/link";
-import { TunnelReg, TunnelStatus, FabricEventKind, CardReg, MAX_TUNNELS } from "../../board/map/registers";
+import { TunnelReg, TunnelStatus, FabricEventKind, CardReg, MAX_TUNNELS, SecyReg } from "../../board/map/registers";
 import { CardRole, Counter, LogLevel } from "../../board/map/mailbox";
 import * as tx from "../abi/tx";
 import * as clock from "../clock";
@@ -33,7 +33,8 @@ import * as penalty from "./penalty";
 import * as vswitch from "../pcie/switch";
 import { writeProposal, proposalSize, intersect, commonVersion } from "./negotiate";
 import { startTags, onTag, tag, sessionId, TranscriptTag } from "./auth";
-import { LINK_TAGS } from "../hash";
+import { LINK_CONTEXTS } from "../hash";
+import * as keys from "./keys";
 
 let started = false;
 let beaconInterval: u64 = LinkTiming.DiscoverMinNs;
@@ -170,6 +171,7 @@ function reasonName(reason: i32): Text {
     case RejectReason.PeerClosed: return "the peer closed the session";
     case RejectReason.Reassigned: return "moved to another group";
     case RejectReason.Released: return "slots released for another server";
+    case RejectReason.NoCommonCipher: return "no common data path protection (MACsec on one card, off on the other?)";
     default: return "unknown reason";
   }
 }
@@ -242,7 +244,8 @@ function enter(index: i32, next: i32, cause: i32): void {
       p.srtt = 0;
       p.rttvar = 0;
       p.rto = LinkTiming.RtoInitialNs;
-      fabric.program(index, p, field(index, PEER_MAC));
+      // The session's keys may still be on their way from the hash engine (onDigest programs then).
+      if (p.keysPending == 0) fabric.program(index, p, field(index, PEER_MAC));
       timers.start(TimerId.PortState + index, LinkTiming.HandshakeTimeoutNs);
       break;
     case LinkState.Active:
@@ -253,6 +256,7 @@ function enter(index: i32, next: i32, cause: i32): void {
         log.str("session adopted after a restart of the firmware");
         log.end();
         fabric.read(index, TunnelReg.Status);
+        keys.readStatus(index);
       } else if (previous == LinkState.Recovery) {
         count(Counter.Resumes);
         begin(LogLevel.Info, index);
@@ -323,7 +327,14 @@ function logUp(index: i32): void {
   logPeer(index);
   log.str(", session ");
   log.hex(p.session, 8);
+  log.str(", MACsec ");
+  log.str(keys.cipherName(p.cipher));
   log.end();
+  if (p.cipher == LinkCipher.Clear) {
+    begin(LogLevel.Warn, index);
+    log.str("data path in clear: MACsec is off by configuration on both cards");
+    log.end();
+  }
   // What was negotiated (the console's `link` shows it too): Debug, since at Info the whole line
   // was a third of the link-up batch.
   begin(LogLevel.Debug, index);
@@ -362,10 +373,11 @@ function fail(index: i32, reason: i32, tell: bool): void {
   abandon(index, reason);
 }
 
-/** Ends a handshake: the peer is penalised (back-off), a configured tunnel shut, and the port discovers again. */
+/** Ends a handshake: the peer is penalised (back-off), a configured tunnel shut, the SecY's keys removed, and the port discovers again. */
 function abandon(index: i32, reason: i32): void {
   penalty.add(field(index, PEER_MAC));
   if (port(index).state == LinkState.Configure) fabric.shut(index);
+  keys.abandon(index);
   enter(index, LinkState.Discover, reason);
 }
 
@@ -619,11 +631,24 @@ function onAccept(): void {
   enter(index, LinkState.Authenticate, 0);
 }
 
-/** A transcript tag from the hash engine (`offset` is its context past Context.Link). */
+/** A digest of a link context (`offset` past Context.Link): a transcript tag, or a key (keys.ts). */
 export function onDigest(offset: i32, digest: usize): void {
-  const index = offset / LINK_TAGS;
-  if (!onTag(index, offset % LINK_TAGS, digest)) return;
+  const index = offset / LINK_CONTEXTS;
+  const which = offset % LINK_CONTEXTS;
   const p = port(index);
+  if (p.tagsPending == 0) {
+    // A key of a handshake since abandoned, or of a session since ended: its SecY is not this one's.
+    if (p.keysPending > 0 ? !inHandshake(p.state) : !inSession(p.state)) return;
+    // The last of the session's keys: the SecY is programmed now, in a batch of its own, before the
+    // tunnel is (Configure); so no frame of the session goes unprotected.
+    if (!keys.onDigest(index, which, digest)) return;
+    keys.program(index, p);
+    if (p.state == LinkState.Configure) fabric.program(index, p, field(index, PEER_MAC));
+    return;
+  }
+  if (!onTag(index, which, digest)) return;
+  keys.begin(index);
+  if (p.keysPending == 0) keys.program(index, p); // a session in clear: MACsec off
   if (isHost() && p.state == LinkState.Authenticate) {
     p.session = sessionId(index);
     sendAuth(index);
@@ -755,8 +780,11 @@ export function onFabricEvent(tunnel: i32, kind: i32, arg: u32): void {
     return;
   }
   if (kind == FabricEventKind.RegisterRejected) {
+    // A refused write of Configure, or of the SecY (programmed as soon as the keys come, in the handshake).
     const index = fabric.portOf(arg);
-    if (index >= 0 && index < config.ports && port(index).state == LinkState.Configure) fail(index, RejectReason.ConfigureFailed, true);
+    if (index < 0 || index >= config.ports) return;
+    const state = port(index).state;
+    if (state == LinkState.Configure || (fabric.isSecy(arg) && inHandshake(state))) fail(index, RejectReason.ConfigureFailed, true);
     return;
   }
   if (tunnel >= config.ports) return;
@@ -770,6 +798,10 @@ export function onFabricEvent(tunnel: i32, kind: i32, arg: u32): void {
     if (p.state == LinkState.Active) fabric.read(tunnel, TunnelReg.Status);
   } else if (kind == FabricEventKind.RttChanged) {
     if (p.state == LinkState.Active) updateRto(tunnel, arg);
+  } else if (kind == FabricEventKind.TxSaSwitched) {
+    if (inSession(p.state)) keys.onTxSwitched(tunnel, arg);
+  } else if (kind == FabricEventKind.RxSaInUse) {
+    if (inSession(p.state)) keys.onRxInUse(tunnel, arg);
   } else if (kind == FabricEventKind.PeerHeard && p.state == LinkState.Recovery) {
     // The peer is back in this session: restart retransmission now, without back-off.
     fabric.kick(tunnel, p);
@@ -783,6 +815,10 @@ export function onRegValue(address: u32, value: u32): void {
   if (!started || index < 0 || index >= config.ports) return;
   const reg = fabric.regOf(address);
   const p = port(index);
+  if (fabric.isSecy(address)) {
+    if (reg == SecyReg.Status && inSession(p.state)) keys.onStatus(index, value);
+    return;
+  }
   if (reg == TunnelReg.Status) {
     // A probe's answer is news for Recovery alone: after a resume it is stale.
     const probe = p.probes > 0;

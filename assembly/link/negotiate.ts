@@ -2,8 +2,8 @@
 // (docs/link.md, "Negotiation"). Both cards compute the same result from the same two
 // proposals, so the result itself never travels; the AUTH tags bind both proposals.
 
-import { Proposal, AckPolicy, RejectReason, LinkTiming, LINK_PROTOCOL_MIN, SILENCE_MIN_KEEPALIVES } from "../../board/map/link";
-import { TunnelDefault } from "../../board/map/registers";
+import { Proposal, AckPolicy, RejectReason, LinkTiming, LinkCipher, LINK_PROTOCOL_MIN, SILENCE_MIN_KEEPALIVES } from "../../board/map/link";
+import { TunnelDefault, MACSEC_OVERHEAD } from "../../board/map/registers";
 import { CardRole } from "../../board/map/mailbox";
 import { load16be, load32be, store16be, store32be } from "./be";
 import { Port } from "./port";
@@ -11,7 +11,7 @@ import * as config from "./config";
 
 /** Bytes of a proposal written in link protocol `version`. */
 export function proposalSize(version: i32): i32 {
-  return version >= 2 ? Proposal.SizeV2 : Proposal.SizeV1;
+  return version >= 3 ? Proposal.SizeV3 : version >= 2 ? Proposal.SizeV2 : Proposal.SizeV1;
 }
 
 /** Writes this card's proposal in the layout of `version`; returns its size. */
@@ -39,6 +39,7 @@ export function writeProposal(out: usize, version: i32): i32 {
     store32be(out + Proposal.GraceNs, config.graceNs);
     store32be(out + Proposal.AckDelayNs, LinkTiming.AckDelayNs as u32);
   }
+  if (version >= 3) store<u8>(out + Proposal.Ciphers, config.ciphers() as u8);
   return size;
 }
 
@@ -62,6 +63,18 @@ function headerCredits(a: usize, b: usize): u32 {
 }
 
 /**
+ * The LinkCipher both cards accept, or 0: GCM-AES-XPN-128 when both take it, else
+ * GCM-AES-XPN-256, else the clear data path (only when both are set so). A peer of protocol
+ * version 1 or 2 has no MACsec: it accepts the clear data path alone.
+ */
+function commonCipher(theirs: u32): i32 {
+  const common = config.ciphers() & theirs;
+  if ((common & LinkCipher.Xpn128) != 0) return LinkCipher.Xpn128;
+  if ((common & LinkCipher.Xpn256) != 0) return LinkCipher.Xpn256;
+  return (common & LinkCipher.Clear) as i32;
+}
+
+/**
  * Fills the session parameters of `p` from this card's proposal `mine` and the peer's
  * `theirs`, both in the layout of `version`. Returns 0, or the RejectReason that makes the
  * combination impossible; then `p` is left unconfigured.
@@ -76,13 +89,17 @@ export function intersect(p: Port, mine: usize, theirs: usize, version: i32): i3
   else if ((common & AckPolicy.GoBackN) != 0) policy = AckPolicy.GoBackN;
   if (policy == 0) return RejectReason.NoCommonAckPolicy;
   const mtu = u16min(mine, theirs, Proposal.Mtu) as i32;
-  // The largest TLP (4DW header + payload) must fit one frame's record, and each side's
-  // posted and completion data credits must hold it.
+  const cipher = commonCipher(version >= 3 ? load<u8>(theirs + Proposal.Ciphers) as u32 : LinkCipher.Clear);
+  if (cipher == 0) return RejectReason.NoCommonCipher;
+  // The largest TLP (4DW header + payload) must fit one frame's record, with MACsec's SecTAG and
+  // ICV when the session has them, and each side's posted and completion data credits must hold it.
+  const room = mtu - (cipher == LinkCipher.Clear ? 0 : MACSEC_OVERHEAD);
   let payload = u16min(mine, theirs, Proposal.MaxPayload) as i32;
   const credits = dataCredits(mine, theirs) as i32;
-  while (payload >= 128 && (payload + 16 + 2 + 16 > mtu || (payload >> 4) > credits)) payload >>= 1;
+  while (payload >= 128 && (payload + 16 + 2 + 16 > room || (payload >> 4) > credits)) payload >>= 1;
   const window = min<u32>(TunnelDefault.ReplayBytes, load16be(theirs + Proposal.ReorderKiB) << 10);
   if (payload < 128 || headerCredits(mine, theirs) == 0 || window < (mtu as u32) + 64) return RejectReason.PayloadUnfit;
+  p.cipher = cipher;
   p.version = version;
   p.ackPolicy = policy;
   p.mtu = mtu;

@@ -3,7 +3,7 @@
 
 import { MAX_TUNNELS } from "../../board/map/registers";
 import { NONCE_SIZE, Proposal, TAG_SIZE } from "../../board/map/link";
-import { LINK_TAGS } from "../hash";
+import { LINK_TAGS, LINK_CONTEXTS } from "../hash";
 
 @unmanaged
 export class Port {
@@ -35,6 +35,13 @@ export class Port {
   proposalLength: i32;
   /** Transcript tags the hash engine has still to return (auth.ts); the handshake waits for them. */
   tagsPending: i32;
+  /** LinkCipher of the session: Clear, or the MACsec cipher suite (negotiate.ts). */
+  cipher: i32;
+  /** Key derivations the fabric must have before Configure programs it (keys.ts). */
+  keysPending: i32;
+  /** MACsec generations (keys.ts): of the transmit SA in use, and of the newest receive SA installed. */
+  txGen: u32;
+  rxGen: u32;
   // Configure.
   fabricReady: bool;
   peerReady: bool;
@@ -55,15 +62,18 @@ export class Port {
   probes: i32;
 }
 
-const RECORD: i32 = 152; // >= offsetof<Port>()
+const RECORD: i32 = 176; // >= offsetof<Port>()
 // Byte fields of each port, after its record.
 export const PEER_MAC: i32 = RECORD; //                       u8[6] (+2)
-export const NONCE: i32 = PEER_MAC + 8; //                    u8[NONCE_SIZE] this card's
+export const MASTER: i32 = PEER_MAC + 8; //                   u8[TAG_SIZE] the session key (keys.ts)
+export const CHANNEL: i32 = MASTER + TAG_SIZE; //               u8[TAG_SIZE] salts and SCI ports of the session's SCs (keys.ts)
+export const NONCE: i32 = CHANNEL + TAG_SIZE; //               u8[NONCE_SIZE] this card's
 export const PEER_NONCE: i32 = NONCE + NONCE_SIZE; //          u8[NONCE_SIZE]
-export const PROPOSAL: i32 = PEER_NONCE + NONCE_SIZE; //       u8[Proposal.SizeV2] as this card sent it
-export const PEER_PROPOSAL: i32 = PROPOSAL + Proposal.SizeV2; // u8[Proposal.SizeV2] as received
-export const TAGS: i32 = PEER_PROPOSAL + Proposal.SizeV2; //     u8[TAG_SIZE] per TranscriptTag, from the hash engine
-const STRIDE: i32 = 384;
+export const PROPOSAL: i32 = PEER_NONCE + NONCE_SIZE; //       u8[Proposal.SizeV3] as this card sent it
+export const PEER_PROPOSAL: i32 = PROPOSAL + Proposal.SizeV3; // u8[Proposal.SizeV3] as received
+export const TAGS: i32 = PEER_PROPOSAL + Proposal.SizeV3; //     u8[TAG_SIZE] per TranscriptTag, from the hash engine
+export const KEYS: i32 = TAGS + LINK_TAGS * TAG_SIZE; //         u8[TAG_SIZE] per KeyContext: digests waiting for Configure
+const STRIDE: i32 = 672;
 
 const storage = memory.data(STRIDE * MAX_TUNNELS);
 
@@ -77,8 +87,8 @@ export function field(index: i32, offset: i32): usize {
   return storage + index * STRIDE + offset;
 }
 
-/** Bytes of a port that survive a reset of the soft-core (retain.ts): its record and its peer's address. */
-export const SAVED: i32 = PEER_MAC + 8;
+/** Bytes of a port that survive a reset of the soft-core (retain.ts): its record, its peer's address, the session key and channel. */
+export const SAVED: i32 = CHANNEL + TAG_SIZE;
 
 export function resetAll(): void {
   memory.fill(storage, 0, STRIDE * MAX_TUNNELS);
@@ -86,4 +96,4 @@ export function resetAll(): void {
 
 // Compile-time layout checks.
 assert(offsetof<Port>() <= (RECORD as usize));
-assert(TAGS + LINK_TAGS * TAG_SIZE <= STRIDE);
+assert(KEYS + LINK_CONTEXTS * TAG_SIZE <= STRIDE);

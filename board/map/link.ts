@@ -9,9 +9,13 @@
 // are big-endian, as in the tunnel header. DISCOVER goes to CONTROL_MULTICAST, everything
 // else to the peer's unicast address.
 
-/** Link protocol versions this firmware speaks. Version 1: go-back-N and fixed timers; version 2 adds selective repeat and negotiated timers. */
+/**
+ * Link protocol versions this firmware speaks. Version 1: go-back-N and fixed timers; version 2
+ * adds selective repeat and negotiated timers; version 3 adds MACsec (the proposal's ciphers,
+ * the session's keys: docs/link.md, "Keys").
+ */
 export const LINK_PROTOCOL_MIN = 1;
-export const LINK_PROTOCOL_MAX = 2;
+export const LINK_PROTOCOL_MAX = 3;
 
 /** 03:49:4f:56:00:01, a locally administered multicast address ("IOV"), for DISCOVER. */
 export const CONTROL_MULTICAST_HIGH = 0x0349;
@@ -101,6 +105,17 @@ export enum Proposal {
   GraceNs = 32, //     u32
   AckDelayNs = 36, //  u32
   SizeV2 = 40,
+  // Version 3 appends the data path's protection.
+  Ciphers = 40, //     u8  LinkCipher bits the sender accepts
+  Reserved41 = 41, //  u8[3]
+  SizeV3 = 44,
+}
+
+/** How a session's DATA, ACK and KEEPALIVE frames travel: the proposal's Ciphers bits. */
+export enum LinkCipher {
+  Clear = 1 << 0, //   in clear: only by an explicit setting on both cards (ConfigBody.Macsec = MacsecSetting.Off)
+  Xpn128 = 1 << 1, //  MACsec, GCM-AES-XPN-128
+  Xpn256 = 1 << 2, //  MACsec, GCM-AES-XPN-256
 }
 
 export enum AuthBody {
@@ -145,9 +160,10 @@ export enum RejectReason {
   PeerClosed = 11, //       the peer sent CLOSE
   Reassigned = 12, //       this card's group changed (management), or the host card did not release the slots in time
   Released = 13, //         the host card removed the chassis card's slots after a RELEASE
+  NoCommonCipher = 14, //   one card protects its data path with MACsec and the other does not, or not with a cipher suite it accepts
 }
 
-export const REJECT_REASON_LAST = RejectReason.Released;
+export const REJECT_REASON_LAST = RejectReason.NoCommonCipher;
 
 /**
  * Management (docs/management.md). A station (ControlHeader.Role = MANAGEMENT_ROLE) sends

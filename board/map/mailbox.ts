@@ -16,7 +16,7 @@ import { FABRIC_EVENT_LAST, MAX_TUNNELS } from "./registers.ts";
 
 export { FABRIC_EVENT_LAST, MAX_TUNNELS };
 
-export const MAILBOX_VERSION = 8;
+export const MAILBOX_VERSION = 9;
 export const HEADER_SIZE = 4;
 export const MAX_BODY = 1536;
 
@@ -134,7 +134,8 @@ export enum ConfigBody {
   SilenceNs = 12, //  u32 >= SILENCE_MIN_KEEPALIVES * KeepaliveNs
   GraceNs = 16, //    u32 >= SilenceNs
   ManagementVlan = 20, // u16 VLAN of management requests and replies, 1..4094, not Group
-  Reserved22 = 22, // u16
+  Macsec = 22, //     u8  MacsecSetting: how the data path is protected
+  Reserved23 = 23, // u8
   PairingKey = 24, // u8[PAIRING_KEY_SIZE] per-installation secret: pairs host and chassis cards
   AdminKey = 56, //   u8[ADMIN_KEY_SIZE] per-installation secret: authenticates management requests
   Size = 88,
@@ -150,6 +151,15 @@ export enum FrameRxBody {
 }
 
 export const NO_TUNNEL = 0xff;
+
+/** ConfigBody.Macsec: the cipher suites a card accepts for its sessions' data path (docs/link.md, "Keys"). */
+export enum MacsecSetting {
+  Xpn128 = 0, // MACsec, GCM-AES-XPN-128 or -256 (the default: a record from before MACsec holds 0 here)
+  Xpn256 = 1, // MACsec, GCM-AES-XPN-256 only
+  Off = 2, //    in clear, and only with a peer set the same way
+}
+
+export const MACSEC_SETTING_LAST = MacsecSetting.Off;
 
 /**
  * A TLP from the server that the host card's switch router hands to the firmware (docs/pcie.md,
@@ -360,7 +370,7 @@ export enum HashOp {
 }
 
 export const HASH_OP_LAST = HashOp.Finish;
-export const HASH_CONTEXTS = 32;
+export const HASH_CONTEXTS = 64;
 export const HASH_KEY_MAX = 64;
 export const HASH_UPDATE_MAX = 1024;
 

@@ -193,7 +193,7 @@ test("at every power-on the card posts CONFIG from its newest valid record, byte
   assert.ok(notes.some((n) => /configuration sector 0 skipped: sequence 3: SHA-256 does not match/.test(n)), notes.join("\n"));
   // Reserved bytes of the body are posted as stored: the firmware, not the board, judges the fields.
   const odd = configBody(link(400));
-  odd[ConfigBody.Reserved22] = 0x5a;
+  odd[ConfigBody.Reserved23] = 0x5a;
   writeConfigRecord(flash, odd);
   await card.reset(ResetCause.Software);
   await scheduler.run(scheduler.now + 1000);
