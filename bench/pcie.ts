@@ -19,9 +19,9 @@ import type { Section } from "./metrics.ts";
 const TRAFFIC_SLOT = 7;
 
 /** Round-trip times of `count` back-to-back 4-byte reads of a device register, in ns. */
-export async function readRoundTrips(count: number, loaded: boolean): Promise<number[]> {
+export async function readRoundTrips(count: number, loaded: boolean, macsec = false): Promise<number[]> {
   const scheduler = new EventScheduler();
-  const remote = remotePcie(scheduler, { slots: [new DmaTestDevice(scheduler)], lengthM: 10, trafficSlot: TRAFFIC_SLOT, onTraffic: () => {} });
+  const remote = remotePcie(scheduler, { slots: [new DmaTestDevice(scheduler)], lengthM: 10, trafficSlot: TRAFFIC_SLOT, onTraffic: () => {}, ...(macsec ? { macsec: {} } : {}) });
   await scheduler.run(50_000);
   const samples: number[] = [];
   let finished = false;

@@ -27,10 +27,10 @@ export interface GoodputRun {
 }
 
 /** Sends `count` writes from a to b as fast as the tunnel takes them; goodput from first submit to last delivery. */
-export async function measureGoodput(mtu: number, lossPercent: number, goBackN: boolean, count: number, seed = 1): Promise<GoodputRun> {
+export async function measureGoodput(mtu: number, lossPercent: number, goBackN: boolean, count: number, seed = 1, macsec = false): Promise<GoodputRun> {
   const scheduler = new EventScheduler();
   const loss = lossPercent / 100;
-  const { a, b } = tunnelPair(scheduler, { mtu, goBackN, link: { seed, lengthM: CABLE_M, aToB: { loss }, bToA: { loss } } });
+  const { a, b } = tunnelPair(scheduler, { mtu, goBackN, link: { seed, lengthM: CABLE_M, aToB: { loss }, bToA: { loss } }, ...(macsec ? { macsec: {} } : {}) });
   const stream = new TlpStream(xoroshiro128plus(seed), { posted: 1, nonPosted: 0, completion: 0 }, PAYLOAD);
   const checker = new DeliveryChecker(stream);
   let first = -1;

@@ -8,6 +8,7 @@ import type { RunSummary } from "../../tools/sim/summary.ts";
 import { readPcap } from "../../tools/sim/pcap.ts";
 import { PNG } from "pngjs";
 import { fcsValid, etherTypeOf, ETHERTYPE_IOV } from "../../board/ethernet/frame.ts";
+import { ETHERTYPE_MACSEC } from "../../board/macsec/frame.ts";
 import { FrameKind } from "../../board/tunnel/wire.ts";
 import { ControlType, LinkTiming, RejectReason } from "../../board/map/link.ts";
 import { decodeControl } from "../../board/link-codec.ts";
@@ -206,23 +207,35 @@ test("iov sim prints a timeline and writes a summary that is the same for the sa
   assert.equal(runs[2].stdout, runs[0].stdout);
 });
 
-test("iov sim --pcap captures the cable's frames, time-stamped, with their FCS", () => {
-  const file = join(temp(), "run.pcap");
+test("iov sim --pcap captures the cable's frames, time-stamped, with their FCS; --keylog and iov pcap decrypt give the frames in clear", () => {
+  const dir = temp();
+  const file = join(dir, "run.pcap");
   // 160 ms: the cards pair ~110 ms after power-on at the soft-cores' 100 MHz; data follows.
-  const result = iov(["sim", "--quiet", "--duration", "160ms", "--pcap", file]);
+  const result = iov(["sim", "--quiet", "--duration", "160ms", "--pcap", file, "--keylog", join(dir, "keys.log")]);
   assert.equal(result.status, 0, result.stderr);
   const capture = readPcap(new Uint8Array(readFileSync(file)));
   assert.equal(capture.linkType & 0xffff, 1, "LINKTYPE_ETHERNET");
   assert.equal(capture.fcsLength, 4);
   assert.ok(capture.records.length > 1000, `${capture.records.length} frames`);
-  assert.ok(capture.records.every((r) => etherTypeOf(r.frame) === ETHERTYPE_IOV));
+  // CONTROL frames go in clear, every frame of the session as MACsec.
+  const types = capture.records.map((r) => etherTypeOf(r.frame));
+  assert.ok(types.every((t) => t === ETHERTYPE_IOV || t === ETHERTYPE_MACSEC));
+  assert.ok(capture.records.every((r) => etherTypeOf(r.frame) === ETHERTYPE_MACSEC || r.frame[18 + 1] === FrameKind.Control), "no DATA, ACK or KEEPALIVE in clear");
   assert.ok(capture.records.every((r, i) => i === 0 || r.timeNs >= capture.records[i - 1].timeNs), "in time order");
   const bad = capture.records.filter((r) => !fcsValid(r.frame)).length;
   assert.equal(bad, 0, "the default cable loses frames but corrupts none");
+  const clearFile = join(dir, "clear.pcap");
+  const decrypt = iov(["pcap", "decrypt", file, clearFile, "--keylog", join(dir, "keys.log")]);
+  assert.equal(decrypt.status, 0, decrypt.stderr);
+  const protectedFrames = types.filter((t) => t === ETHERTYPE_MACSEC).length;
+  assert.match(decrypt.stdout, new RegExp(`${capture.records.length} frames, ${protectedFrames} decrypted with 4 key\\(s\\)`));
+  const clear = readPcap(new Uint8Array(readFileSync(clearFile)));
+  assert.equal(clear.records.length, capture.records.length);
+  assert.ok(clear.records.every((r, i) => r.timeNs === capture.records[i].timeNs && etherTypeOf(r.frame) === ETHERTYPE_IOV && fcsValid(r.frame)));
   // Link training comes first: DISCOVER, the handshake, READY both ways, then data.
-  const firstData = capture.records.findIndex((r) => r.frame[18 + 1] === FrameKind.Data);
+  const firstData = clear.records.findIndex((r) => r.frame[18 + 1] === FrameKind.Data);
   assert.ok(firstData > 0, "data after the training");
-  const controls = capture.records.slice(0, firstData).map((r) => decodeControl(r.frame));
+  const controls = clear.records.slice(0, firstData).filter((r) => r.frame[18 + 1] === FrameKind.Control).map((r) => decodeControl(r.frame));
   const training = controls.map((c) => c?.type);
   assert.equal(training[0], ControlType.Discover);
   // At the soft-cores' 100 MHz a card can be slow to answer a handshake message: its first

@@ -46,6 +46,7 @@ export function program(): Command {
     .option("--record <dir>", "write each card's raw mailbox traffic: DIR/CARD.in, CARD.out, CARD.log")
     .option("--summary <file>", "write a JSON summary of the run")
     .option("--pcap <file>", "capture every frame on the cables to a pcap file (one per cable, named FILE.CABLE.pcap, when there are several)")
+    .option("--keylog <file>", "write each MACsec key the cards put in use to FILE, to decrypt a --pcap capture with `iov pcap decrypt` (a debugging aid: a card never shows its keys)")
     .option("--screenshot <file>", "save the remote screen (the first graphics adapter) as a PNG when the run ends")
     .option("--lspci <file>", "write the server's PCI hierarchy in lspci -xxx format when the run ends (decode it with lspci -F FILE -vvv)")
     .addOption(new Option("--console [port]", "serve each card's console (UART) on a local TCP port, PORT + the card's index (default: ports the system picks), and run in real time until Ctrl-C or --duration").argParser(integer(0, 65535)))
@@ -87,6 +88,14 @@ export function program(): Command {
     .argument("<file>", "NAME.in (events) or NAME.out (commands)")
     .addOption(new Option("--as <direction>", "how to read the file (default: from its extension)").choices(["events", "commands"]))
     .action(async (file, options) => (await import("./trace.ts")).runDecode(file, options));
+
+  const pcap = iov.command("pcap").description("captures of the cables (iov sim --pcap)");
+  pcap.command("decrypt")
+    .description("write a copy of a capture with every MACsec frame whose key is in the key log replaced by the frame in clear")
+    .argument("<input>", "the capture (classic pcap, as iov sim --pcap writes)")
+    .argument("<output>", "the capture to write")
+    .requiredOption("--keylog <file>", "the key log of the run (iov sim --keylog)")
+    .action(async (input, output, options) => (await import("./pcap.ts")).runDecrypt(input, output, options));
 
   iov.command("keygen")
     .description("make an Ed25519 key for signing flash images: OUT (private, mode 0600) and OUT.pub (public)")

@@ -4,7 +4,7 @@ import { loadScenarioFile } from "../sim/scenario-file.ts";
 import { ScenarioError } from "../sim/scenario-check.ts";
 import { World } from "../sim/world.ts";
 import { TIMELINE_HEADER } from "../sim/timeline.ts";
-import type { RunSummary } from "../sim/summary.ts";
+import type { RunSummary, MacsecSummary } from "../sim/summary.ts";
 import { CliError, engineOptions, type EngineFlags } from "./args.ts";
 import { FlashFileError } from "../../board/flash.ts";
 import { FaultCell, UnknownFamily, family, formatVerdict } from "../sim/faults.ts";
@@ -17,6 +17,7 @@ export interface SimFlags extends EngineFlags {
   record?: string;
   summary?: string;
   pcap?: string;
+  keylog?: string;
   screenshot?: string;
   lspci?: string;
   verbose?: boolean;
@@ -102,7 +103,7 @@ export async function runSim(flags: SimFlags): Promise<void> {
   const world = created(() => new World({
     scenario, seed: flags.seed, engine: flags.engine, engineOptions: options, softcoreMhz: flags.softcoreMhz,
     durationNs: cell ? Infinity : flags.duration ?? (consolePort === undefined && managePort === undefined ? undefined : Infinity),
-    record: flags.record, print, verbose: flags.verbose, pcap: flags.pcap, screenshot: flags.screenshot, lspci: flags.lspci,
+    record: flags.record, print, verbose: flags.verbose, pcap: flags.pcap, keylog: flags.keylog, screenshot: flags.screenshot, lspci: flags.lspci,
     flashDir: flags.flashDir, console: consolePort, manage: managePort,
     onConsoles: (endpoints) => {
       for (const e of endpoints) process.stdout.write(`console of ${e.card}: tcp://${e.host}:${e.port}  (attach: iov console --port tcp://${e.host}:${e.port})\n`);
@@ -219,7 +220,25 @@ export function formatSummary(s: RunSummary): string {
       `${v.errorCompletions} request(s) completed with Unsupported Request; NVMe ${(v.nvme.reduce((n, r) => n + r.bytesVerified, 0) / 2 ** 20).toFixed(1)} MiB verified, ` +
       `${v.nvme.reduce((n, r) => n + r.commandsAborted, 0)} command(s) aborted by removal`),
     ...s.assignments.map((a) => `  assign ${a.card} at ${a.timeNs / 1e9} s: group ${a.from} -> ${a.to}, ${a.outcome === "ok" ? (a.doneNs === null ? "taken, not done by the end" : `done at ${(a.doneNs / 1e9).toFixed(3)} s`) : a.outcome}`),
+    macsecLine(s.macsec),
+    ...(s.attack ? [attackLine(s.attack)] : []),
     `  invariants: ${s.invariants.length === 0 ? "all held" : `${s.invariants.length} violated`} (${s.crossDeliveries} cross-deliveries, ${s.unresetHandovers} handovers without a device reset)`,
     ...s.invariants.map((line) => `    !! ${line}`),
   ].join("\n");
+}
+
+/** The run's MACsec line: what went protected, what went in clear, and every frame refused by reason. */
+function macsecLine(m: MacsecSummary): string {
+  const refused = m.badIcv + m.late + m.unknownSa + m.unknownSci + m.untagged + m.badTag;
+  return `  MACsec: ${m.protectedFrames} frames protected, ${m.clearFrames} sent in clear${m.clearFrames ? " (MACsec off by configuration)" : ""}; ${m.rekeys} rekey(s); ` +
+    `${refused} refused (${m.badIcv} bad ICV, ${m.late} replayed, ${m.unknownSa} unknown AN, ${m.unknownSci} unknown SCI, ${m.untagged} in clear, ${m.badTag} bad SecTAG)`;
+}
+
+/** What the rogue station of an attack scenario tried, and what came of it. */
+function attackLine(a: NonNullable<RunSummary["attack"]>): string {
+  const sent = Object.values(a.sent).reduce((n, v) => n + v, 0);
+  return `  attacker: read ${a.framesRead} frames (${a.dataPathFrames} of the data path), recovered ${a.tlpsRecovered} TLPs; sent ${sent} ` +
+    `(${a.sent.forge} forged, ${a.sent.clear} in clear, ${a.sent.flip} bit-flipped, ${a.sent.replay} replayed, ${a.sent.stale} of an earlier session): ` +
+    `${a.reached} reached a card, ${a.accepted} accepted, ${a.uncounted} uncounted; ${a.validatedReplays} replays inside the window dropped by the tunnel as duplicates` +
+    (a.relayed ? `, ${a.relayed} replays of frames the network had lost taken as the genuine frames they are` : "");
 }

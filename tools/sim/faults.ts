@@ -23,10 +23,11 @@ import { SCENARIOS, type Scenario, type TrafficSpec } from "./scenarios.ts";
 import type { RunSummary } from "./summary.ts";
 import type { ImpairmentConfig } from "./net/impairments.ts";
 import { LINK_DEFAULTS, type Link } from "./net/link.ts";
+import type { SwitchPortConfig } from "./net/switch.ts";
 import { sendXmodem } from "../console/xmodem.ts";
 import { LinkState, LinkTiming, ControlType } from "../../board/map/link.ts";
 import { CardRole, ResetCause } from "../../board/map/mailbox.ts";
-import { BOARD_ID, CardReg, TunnelReg, WATCHDOG_TIMEOUT_NS } from "../../board/map/registers.ts";
+import { BOARD_ID, CardReg, TunnelReg, WATCHDOG_TIMEOUT_NS, SECY_BASE, SECY_STRIDE, SecyReg } from "../../board/map/registers.ts";
 import { buildImage, developmentKey } from "../../board/image.ts";
 import { decodeControl } from "../../board/link-codec.ts";
 import type { Card } from "../../board/card.ts";
@@ -135,6 +136,8 @@ export interface Shape {
   impairments?: ImpairmentConfig;
   /** The cards' console line rate. */
   uartBaud?: number;
+  /** A rogue station on a fourth switch port, the switch's mirror port (implies switched; docs/scenarios.md#attack). */
+  attacker?: boolean;
 }
 
 /** What a family's faults can do and must tell, while the run goes on. */
@@ -391,6 +394,39 @@ export const FAMILIES: FaultFamily[] = [
     injects: "2..4 cable outages of 30..100 ms with gaps of 1 µs..10 ms",
     allows: "a removal and an insertion of each occupied slot per outage, at most",
     plan: (draw) => ({ start: (ctx) => void flapTrain(ctx, ctx.cable, { count: draw.int(2, 4), lengths: [30 * MS, 100 * MS], gaps: [1 * US, 10 * MS], afterNs: draw.int(0, 10 * MS), disruptive: () => true }) }),
+  },
+  {
+    name: "rekey-flaps",
+    injects: "MACsec rekeys every 16..256 frames (the SecY's RekeyFrames) under traffic, and 2..6 cable outages of 1 µs..16 ms with gaps of 5..10 ms",
+    allows: "nothing: every outage is inside the grace window, and no frame is lost or refused across a key switch",
+    plan: (draw) => ({
+      start: (ctx) => {
+        const every = draw.int(16, 256);
+        ctx.note(`rekey every ${every} frames`);
+        secyEverywhere(ctx, SecyReg.RekeyFrames, every);
+        flapTrain(ctx, ctx.cable, { count: draw.int(2, 6), lengths: [1 * US, 16 * MS], gaps: [SEPARATE_GAP_NS, 10 * MS], afterNs: draw.int(0, 10 * MS), disruptive: () => false });
+      },
+    }),
+  },
+  {
+    name: "rekey-host-reboot",
+    injects: "MACsec rekeys every 16..256 frames under traffic, and a host card reboot 0..20 ms into it (a key derivation under way is lost with the firmware)",
+    allows: "nothing: the new firmware adopts the session and its keys; rekeying goes on once it has the next key",
+    plan: (draw) => ({
+      start: (ctx) => {
+        secyEverywhere(ctx, SecyReg.RekeyFrames, draw.int(16, 256));
+        ctx.after(draw.int(0, 20 * MS), () => reboot(ctx, "host", "while rekeying"));
+      },
+    }),
+  },
+  {
+    name: "attacker-flaps",
+    injects: "a rogue station on the switch's mirror port forging, altering and replaying frames every 20 µs (docs/scenarios.md#attack), and 2..6 outages of 1 µs..16 ms of the chassis card's cable",
+    allows: "nothing: none of its frames gets through, and every outage is inside the grace window",
+    plan: (draw) => ({
+      shape: { attacker: true },
+      start: (ctx) => void flapTrain(ctx, ctx.cable, { count: draw.int(2, 6), lengths: [1 * US, 16 * MS], gaps: [SEPARATE_GAP_NS, 10 * MS], afterNs: draw.int(0, 10 * MS), disruptive: () => false }),
+    }),
   },
   {
     name: "loss-bursts",
@@ -760,17 +796,30 @@ export function faultScenario(name: string, shape: Shape = {}): Scenario {
     cables: [{ id: "cable", a: "host", b: "chassis", config }],
     ...(shape.uartBaud ? { uartBaud: shape.uartBaud } : {}),
   };
-  if (!shape.switched) return scenario;
-  // Half the cable on each side of the switch; the station on a trunk of the management VLAN only.
+  if (!shape.switched && !shape.attacker) return scenario;
+  // Half the cable on each side of the switch; the station on a trunk of the management VLAN only;
+  // a rogue station on the mirror port.
+  const ports: SwitchPortConfig[] = [{ mode: "trunk" }, { mode: "trunk" }, { mode: "trunk", allowed: [base.link.managementVlan] }];
   return {
     ...scenario,
     cables: [
       { id: "cable-host", a: "host", b: { switch: "switch", port: 0 }, config: { lengthM: lengthM / 2 } },
       { id: "cable-chassis", a: "chassis", b: { switch: "switch", port: 1 }, config: { ...config, lengthM: lengthM / 2 } },
     ],
-    switches: [{ name: "switch", config: { ports: [{ mode: "trunk" }, { mode: "trunk" }, { mode: "trunk", allowed: [base.link.managementVlan] }] } }],
+    switches: [{ name: "switch", config: shape.attacker ? { ports: [...ports, { mode: "trunk" }], mirror: 3 } : { ports } }],
     management: { switch: "switch", port: 2 },
+    ...(shape.attacker ? { attacker: { ...SCENARIOS.attack.attacker!, switch: "switch", port: 3, startNs: 0 } } : {}),
   };
+}
+
+/** Writes the SecY register `reg` of every tunnel of both cards: what a lab engineer does to make rekeys frequent. */
+function secyEverywhere(ctx: FaultContext, reg: SecyReg, value: number): void {
+  for (const name of ["host", "chassis"] as const) {
+    const fabric = ctx.world.fabrics.get(name)!;
+    for (let t = 0; t < fabric.tunnels.length; t++) {
+      if (!fabric.writeRegister(SECY_BASE + t * SECY_STRIDE + reg, value)) ctx.fail(`the ${name} card refused SecY register 0x${reg.toString(16)} = ${value}`);
+    }
+  }
 }
 
 /** One count per column of the matrix: the broken promises, the TLPs aborted by a removal (legitimate), the longest hold. */

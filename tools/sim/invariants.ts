@@ -99,6 +99,14 @@ function frameInfo(frame: Uint8Array, weak: boolean): FrameInfo | null {
   };
 }
 
+/** Everything a card's MAC and tunnels have counted, summed: it moves with every frame they take or drop. */
+function counted(card: AuditedCard): number {
+  let n = 0;
+  for (const value of Object.values(card.fabric.mac.counters)) n += value;
+  for (const tunnel of card.fabric.tunnels) for (const value of tunnel.counters) n += value;
+  return n;
+}
+
 /** Cross-deliveries and unreset handovers described on the timeline; the rest are only counted. */
 export const DESCRIBED = 5;
 
@@ -163,6 +171,21 @@ export class FleetAudit {
   private readonly atReport = new Map<string, { ups: number; replies: number; signing: number; owed: number; handled: number }>();
   /** Per chassis card: its last owner, and its devices' resets when that session began or, once seen, ended. */
   private readonly lastOwner = new Map<string, { host: string | null; resets: number[] }>();
+  /**
+   * Frames a rogue station sent (tools/sim/attacker.ts), and what became of them: validated by a
+   * SecY with a new PN or delivering a TLP (`accepted`: must stay 0), or validated as a duplicate
+   * inside the replay window, which the tunnel then drops (MACsec lets those through by design).
+   */
+  injected: WeakSet<Uint8Array> | null = null;
+  /** Of those, the cards' own frames resent unchanged: validated with a new PN they are `relayed` (a frame the network had lost, taken once), not accepted. */
+  verbatim: WeakSet<Uint8Array> | null = null;
+  /**
+   * `reached`: its frames that reached a card's MAC (the others the network dropped: a cable down);
+   * `uncounted`: of those, frames no counter of the card's MAC or tunnels counted (must stay 0).
+   */
+  readonly attack = { accepted: 0, validatedReplays: 0, relayed: 0, reached: 0, uncounted: 0 };
+  private currentInjected = false;
+  private currentVerbatim = false;
   /** The frame a card's MAC is being handed now, and whether a TLP of it came out meanwhile. */
   private current: Uint8Array | null = null;
   private currentInfo: FrameInfo | null = null;
@@ -197,14 +220,25 @@ export class FleetAudit {
     const outer = this.current;
     const outerInfo = this.currentInfo;
     const outerDelivered = this.currentDelivered;
+    const outerInjected = this.currentInjected;
+    const outerVerbatim = this.currentVerbatim;
+    this.currentInjected = this.injected?.has(frame) ?? false;
+    this.currentVerbatim = this.verbatim?.has(frame) ?? false;
     this.current = frame;
     this.currentInfo = null;
     this.currentDelivered = false;
+    const before = this.currentInjected ? counted(card) : 0;
     try {
       mac.receive(frame);
     } finally {
+      if (this.currentInjected) {
+        this.attack.reached++;
+        if (counted(card) === before) this.attack.uncounted++;
+      }
+      // The frame as the card took it: from the cable, or its cleartext once MACsec validated it (unprotected()).
+      const received = this.current;
       if (!this.currentDelivered) {
-        const info = frameInfo(frame, true);
+        const info = frameInfo(received, true);
         if (info && info.kind === FrameKind.Data && info.destination === card.mac) {
           const held = this.held.get(card)!;
           if (held.length >= HELD_FRAMES) held.shift();
@@ -214,7 +248,21 @@ export class FleetAudit {
       this.current = outer;
       this.currentInfo = outerInfo;
       this.currentDelivered = outerDelivered;
+      this.currentInjected = outerInjected;
+      this.currentVerbatim = outerVerbatim;
     }
+  }
+
+  /** The SecY of the card receiving now validated its MACsec frame: the TLPs it carries are views into `clear`. */
+  unprotected(clear: Uint8Array, fresh: boolean): void {
+    if (this.current === null) return;
+    if (this.currentInjected) {
+      if (!fresh) this.attack.validatedReplays++;
+      else if (this.currentVerbatim) this.attack.relayed++;
+      else this.attack.accepted++;
+    }
+    this.current = clear;
+    this.currentInfo = null;
   }
 
   /** The headers of the received frame `tlp` is a view into: the one being received, or one held back; null when none is. */
@@ -241,6 +289,7 @@ export class FleetAudit {
    */
   delivered(receiver: AuditedCard, tunnel: TunnelEngine, tlp: Uint8Array, slot: number): void {
     this.deliveries++;
+    if (this.currentInjected && !this.currentVerbatim && this.frameOf(receiver, tlp) === this.currentInfo) this.attack.accepted++;
     const problem = this.deliveryProblem(receiver, tunnel, tlp);
     if (problem === null) return;
     this.crossDeliveries++;

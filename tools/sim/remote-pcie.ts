@@ -8,7 +8,7 @@ import { ChassisRoot, type SlotDevice } from "../../board/pcie/chassis-root.ts";
 import type { Scheduler } from "../../board/scheduler.ts";
 import { RootComplex, ROOT_PORT_LINK } from "../server/root-complex.ts";
 import { OperatingSystem } from "../server/os.ts";
-import { tunnelPair, type PairSide } from "./tunnel-pair.ts";
+import { tunnelPair, type PairSide, type PairOptions } from "./tunnel-pair.ts";
 import type { ImpairmentConfig } from "./net/impairments.ts";
 
 export interface RemoteOptions {
@@ -17,6 +17,8 @@ export interface RemoteOptions {
   lengthM?: number;
   impair?: ImpairmentConfig;
   seed?: number;
+  /** MACsec on the tunnel (tunnelPair's `macsec`). */
+  macsec?: PairOptions["macsec"];
   /** Called with TLPs that arrive on a slot no device uses (test traffic). */
   onTraffic?: (tlp: Uint8Array, side: "host" | "chassis") => void;
   trafficSlot?: number;
@@ -36,6 +38,7 @@ export function remotePcie(scheduler: Scheduler, options: RemoteOptions): Remote
   const { a, b } = tunnelPair(scheduler, {
     mtu: options.mtu ?? 9000,
     link: { lengthM: options.lengthM ?? 10, seed: options.seed ?? 1, aToB: options.impair ?? {}, bToA: options.impair ?? {} },
+    ...(options.macsec ? { macsec: options.macsec } : {}),
   });
   const hostSwitch = new SwitchModel(options.slots.map((_, slot) => ({ tunnel: a.tunnel, slot })));
   const chassisRoot = new ChassisRoot(scheduler, b.tunnel, options.slots.length);

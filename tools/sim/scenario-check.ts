@@ -119,6 +119,9 @@ export function checkScenario(s: Scenario): void {
     if (sw.config.agingNs !== undefined && !(sw.config.agingNs > 0)) fail(`${path}.config.agingNs`, "must be above 0");
     if (sw.config.forwardingLatencyNs !== undefined && !isTime(sw.config.forwardingLatencyNs)) fail(`${path}.config.forwardingLatencyNs`, "must be a time in ns");
     if (sw.config.mtu !== undefined && !(Number.isInteger(sw.config.mtu) && sw.config.mtu >= 576 && sw.config.mtu <= 16000)) fail(`${path}.config.mtu`, `must be 576..16000, got ${sw.config.mtu}`);
+    if (sw.config.mirror !== undefined && !(Number.isInteger(sw.config.mirror) && sw.config.mirror >= 0 && sw.config.mirror < sw.config.ports.length)) {
+      fail(`${path}.config.mirror`, `must be one of the switch's ports, 0..${sw.config.ports.length - 1}, got ${sw.config.mirror}`);
+    }
     switches.set(sw.name, sw.config.ports.length);
   });
   const usedPorts = new Map<string, string>();
@@ -176,6 +179,14 @@ export function checkScenario(s: Scenario): void {
     });
   });
   if (s.management) plug("management", { switch: s.management.switch, port: s.management.port }, "the management station's cable");
+  if (s.attacker) {
+    plug("attacker", { switch: s.attacker.switch, port: s.attacker.port }, "the rogue station's cable");
+    const mirror = (s.switches ?? []).find((sw) => sw.name === s.attacker!.switch)?.config.mirror;
+    if (mirror !== s.attacker.port) fail("attacker.port", `must be its switch's mirror port (switch ${quote(s.attacker.switch)} mirrors to ${mirror ?? "no port"}), got ${s.attacker.port}`);
+    if (!(isTime(s.attacker.intervalNs) && s.attacker.intervalNs >= 1000)) fail("attacker.intervalNs", `must be at least 1 µs, got ${s.attacker.intervalNs}`);
+    if (!isTime(s.attacker.startNs)) fail("attacker.startNs", "must be a time in ns");
+    if (s.attacker.endNs !== undefined && !(isTime(s.attacker.endNs) && s.attacker.endNs > s.attacker.startNs)) fail("attacker.endNs", "must be a time in ns after startNs");
+  }
 
   // Devices, servers, traffic.
   const slotsTaken = new Set<string>();

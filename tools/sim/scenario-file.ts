@@ -7,7 +7,8 @@
 // scenarioToJson() writes a scenario in the same format.
 
 import { readFileSync } from "node:fs";
-import { CardRole, LogLevel } from "../../board/map/mailbox.ts";
+import { CardRole, LogLevel, MacsecSetting } from "../../board/map/mailbox.ts";
+import type { AttackerSpec } from "./attacker.ts";
 import { AckPolicy } from "../../board/map/link.ts";
 import { ACTION_KINDS, DEFAULT_LINK, type ActionSpec, type CableSpec, type CardSpec, type DeviceSpec, type Scenario, type ServerSpec, type SwitchSpec, type TrafficSpec } from "./scenarios.ts";
 import { checkScenario, ScenarioError } from "./scenario-check.ts";
@@ -104,6 +105,8 @@ const ROLES = { host: CardRole.Host, chassis: CardRole.Chassis } as const;
 const LOG_LEVELS = { error: LogLevel.Error, warn: LogLevel.Warn, info: LogLevel.Info, debug: LogLevel.Debug } as const;
 const ACK_POLICIES = { selective: AckPolicy.Selective, "go-back-n": AckPolicy.GoBackN } as const;
 const DEVICE_KINDS = ["dma-test", "graphics", "keyboard-mouse", "nvme"] as const;
+/** ConfigBody.Macsec by name: "off" sends the data path in clear (and pairs only with a card set the same way). */
+export const MACSEC_SETTINGS = { "gcm-aes-xpn-128": MacsecSetting.Xpn128, "gcm-aes-xpn-256": MacsecSetting.Xpn256, off: MacsecSetting.Off } as const;
 
 const ackPolicies: Read<number> = (v, path) => {
   const names = list(oneOf(Object.keys(ACK_POLICIES) as (keyof typeof ACK_POLICIES)[]))(v, path);
@@ -122,6 +125,7 @@ const linkFields: Fields<LinkFields> = {
   silenceNs: optional(time),
   graceNs: optional(time),
   managementVlan: optional(integer(1, 4094)),
+  macsec: optional((v, path) => MACSEC_SETTINGS[oneOf(Object.keys(MACSEC_SETTINGS) as (keyof typeof MACSEC_SETTINGS)[])(v, path)]),
   installation: optional(name),
 };
 const link = object<LinkFields>(linkFields);
@@ -174,7 +178,9 @@ const switchPort: Read<SwitchPortConfig> = (v, path) => {
 };
 const switchSpec = object<SwitchSpec>({
   name: required(name),
-  config: required(object<SwitchSpec["config"]>({ ports: required(list(switchPort)), agingNs: optional(time), forwardingLatencyNs: optional(time), mtu: optional(integer(0, 65535)) })),
+  config: required(object<SwitchSpec["config"]>({
+    ports: required(list(switchPort)), agingNs: optional(time), forwardingLatencyNs: optional(time), mtu: optional(integer(0, 65535)), mirror: optional(integer(0, 255)),
+  })),
 });
 
 const device = object<DeviceSpec>({
@@ -220,6 +226,7 @@ interface ScenarioJson {
   traffic?: TrafficSpec[];
   actions?: ActionSpec[];
   management?: { switch: string; port: number };
+  attacker?: AttackerSpec;
   uartBaud?: number;
 }
 
@@ -237,6 +244,9 @@ const scenarioRead = object<ScenarioJson>({
   traffic: optional(list(traffic)),
   actions: optional(list(action)),
   management: optional(switchEnd),
+  attacker: optional(object<AttackerSpec>({
+    switch: required(name), port: required(integer(0, 255)), startNs: required(time), endNs: optional(time), intervalNs: required(time),
+  })),
   uartBaud: optional(integer(1, 100_000_000)),
 });
 
@@ -260,6 +270,7 @@ export function parseScenario(json: unknown): Scenario {
     traffic: s.traffic ?? [],
     actions: s.actions ?? [],
     ...(s.management ? { management: s.management } : {}),
+    ...(s.attacker ? { attacker: s.attacker } : {}),
     ...(s.uartBaud !== undefined ? { uartBaud: s.uartBaud } : {}),
   };
   checkScenario(scenario);
@@ -318,6 +329,7 @@ export function scenarioToJson(s: Scenario): object {
     ...(l.keepaliveNs !== undefined ? { keepaliveNs: t(l.keepaliveNs) } : {}),
     ...(l.silenceNs !== undefined ? { silenceNs: t(l.silenceNs) } : {}),
     ...(l.graceNs !== undefined ? { graceNs: t(l.graceNs) } : {}),
+    ...(l.macsec !== undefined ? { macsec: nameOf(MACSEC_SETTINGS, l.macsec) } : {}),
   });
   return {
     name: s.name,
@@ -335,6 +347,7 @@ export function scenarioToJson(s: Scenario): object {
       config: { ...c.config, ...(c.config.outages ? { outages: c.config.outages.map((o) => ({ downAtNs: t(o.downAtNs), ...(o.upAtNs !== undefined ? { upAtNs: t(o.upAtNs) } : {}) })) } : {}) },
     })),
     ...(s.management ? { management: s.management } : {}),
+    ...(s.attacker ? { attacker: { ...s.attacker, startNs: t(s.attacker.startNs), intervalNs: t(s.attacker.intervalNs), ...(s.attacker.endNs !== undefined ? { endNs: t(s.attacker.endNs) } : {}) } } : {}),
     servers: s.servers.map((v) => ({ ...v, enumerateNs: t(v.enumerateNs) })),
     devices: s.devices.map((d) => ({
       ...d,

@@ -1,11 +1,12 @@
 // Built-in scenarios: which cards exist, when they power on, how long the run lasts.
 
 import { createHash } from "node:crypto";
-import { CardRole, LogLevel } from "../../board/map/mailbox.ts";
+import { CardRole, LogLevel, MacsecSetting } from "../../board/map/mailbox.ts";
 import { LINK_PROTOCOL_MAX, LinkTiming, AckPolicy } from "../../board/map/link.ts";
 import type { LinkConfig as CableConfig } from "./net/link.ts";
 import type { SwitchConfig } from "./net/switch.ts";
 import type { LinkConfig } from "../../board/mailbox-codec.ts";
+import type { AttackerSpec } from "./attacker.ts";
 import type { TrafficMix } from "./traffic.ts";
 import { fleetScenario, FLEET } from "./fleet.ts";
 
@@ -146,12 +147,14 @@ export interface Scenario {
   uartBaud?: number;
   /** A management station's cable to this switch port (docs/management.md): tools/sim/management-port.ts. */
   management?: { switch: string; port: number };
+  /** A rogue station on this switch port, which must be the switch's mirror port (docs/scenarios.md#attack): tools/sim/attacker.ts. */
+  attacker?: AttackerSpec;
 }
 
 /**
  * The link configuration a card leaves the factory with (docs/link.md): group 100,
  * management on VLAN 4000, the newest protocol, both acknowledgement policies, standard Ethernet MTU, 256-byte payloads,
- * and the timers justified in docs/link.md.
+ * the timers justified in docs/link.md, and MACsec on the data path (GCM-AES-XPN-128).
  */
 export const DEFAULT_LINK: Scenario["link"] = {
   group: 100,
@@ -163,6 +166,7 @@ export const DEFAULT_LINK: Scenario["link"] = {
   silenceNs: LinkTiming.SilenceNs,
   graceNs: LinkTiming.GraceNs,
   managementVlan: 4000,
+  macsec: MacsecSetting.Xpn128,
   installation: "default",
 };
 
@@ -250,6 +254,34 @@ export const SCENARIOS: Record<string, Scenario> = {
       { name: "server1", host: "host1", enumerateNs: 2_000_000 },
       { name: "server2", host: "host2", enumerateNs: 2_000_000 },
     ],
+  },
+  attack: {
+    name: "attack",
+    description: "the default pair on a switch whose third port mirrors every frame to a rogue station; from 150 ms the station reads every frame for TLPs, and every 20 µs forges a DATA frame of the live session with the next PN, sends a DATA frame in clear, flips a bit of a frame just seen (FCS recomputed), replays a recorded frame, or, once the cable pull has made the cards pair again, replays a frame of their earlier session; MACsec must drop and count every one, and the servers and the test traffic see nothing of it",
+    durationNs: 1e9,
+    logLevel: LogLevel.Info,
+    cards: [
+      { name: "host", role: CardRole.Host, serial: 0x1000_0001, slots: 2, powerOnNs: 0 },
+      { name: "chassis", role: CardRole.Chassis, serial: 0x2000_0001, slots: 4, powerOnNs: 250_000 },
+    ],
+    cables: [
+      { id: "cable-host", a: "host", b: { switch: "switch", port: 0 }, config: { lengthM: 10, outages: [{ downAtNs: 300_000_000, upAtNs: 500_000_000 }] } },
+      { id: "cable-chassis", a: "chassis", b: { switch: "switch", port: 1 }, config: { lengthM: 10 } },
+    ],
+    switches: [{ name: "switch", config: { ports: [{ mode: "trunk" }, { mode: "trunk" }, { mode: "trunk" }], mirror: 2 } }],
+    attacker: { switch: "switch", port: 2, startNs: 150_000_000, intervalNs: 20_000 },
+    link: { ...DEFAULT_LINK, mtu: 9000 },
+    traffic: [
+      { from: "host", to: "chassis", count: 100_000, startNs: 150_000_000, payload: 256, mix: { posted: 1, nonPosted: 0, completion: 0 } },
+      { from: "chassis", to: "host", count: 20_000, startNs: 150_000_000, payload: 64, mix: { posted: 6, nonPosted: 1, completion: 3 } },
+    ],
+    devices: [
+      { chassis: "chassis", slot: 0, kind: "graphics" },
+      { chassis: "chassis", slot: 1, kind: "dma-test" },
+      { chassis: "chassis", slot: 2, kind: "keyboard-mouse", typing: { text: "hello from the chassis", startNs: 200_000_000, intervalNs: 2_000_000 } },
+      { chassis: "chassis", slot: 3, kind: "nvme" },
+    ],
+    servers: [{ name: "server", host: "host", enumerateNs: 2_000_000 }],
   },
   /** 256 servers, 64 chassis, leaf and spine switches, a schedule of moves and failures (tools/sim/fleet.ts); built when asked for. */
   get fleet(): Scenario {

@@ -3,6 +3,7 @@
 
 import type { CardStats, CardState } from "../../board/card.ts";
 import type { UartStats } from "../../board/uart.ts";
+import type { AttackerStats } from "./attacker.ts";
 
 export interface LinkStateChange {
   timeNs: number;
@@ -80,6 +81,23 @@ export interface NvmeRun {
   mismatches: number;
 }
 
+/** The MACsec counters of all tunnels of all cards, summed (board/map/registers.ts TunnelCounter). */
+export interface MacsecSummary {
+  /** DATA, ACK and KEEPALIVE frames sent as MACsec frames, and sent in clear (sessions with MACsec off on both cards). */
+  protectedFrames: number;
+  clearFrames: number;
+  validated: number;
+  /** Frames dropped: ICV wrong, PN below the replay window, AN without an SA, unknown SCI, in clear while protected, bad SecTAG. */
+  badIcv: number;
+  late: number;
+  unknownSa: number;
+  unknownSci: number;
+  untagged: number;
+  badTag: number;
+  /** Transmit SA switches. */
+  rekeys: number;
+}
+
 export interface RunSummary {
   scenario: string;
   seed: number;
@@ -107,6 +125,18 @@ export interface RunSummary {
   servers: ServerSummary[];
   firmwareTraps: number;
   mailboxErrors: number;
+  /** MACsec on every card's tunnels (docs/wire-format.md#macsec): frames sent, frames refused by reason, rekeys. */
+  macsec: MacsecSummary;
+  /**
+   * The rogue station of a scenario with one (tools/sim/attacker.ts): what it read and sent, and what
+   * got through: `accepted` (a frame of its validated with a new PN, or delivering a TLP) must be 0;
+   * `validatedReplays` are its replays of frames the card had already taken, inside the replay
+   * window, which MACsec lets through by design and the tunnel drops as duplicates; `reached` its
+   * frames that reached a card, `uncounted` those no counter of that card counted (must be 0);
+   * `relayed` its replays of a card's frame that the network had lost before it reached its peer,
+   * which the peer then takes as the genuine frame it is, once.
+   */
+  attack?: AttackerStats & { accepted: number; validatedReplays: number; relayed: number; reached: number; uncounted: number };
   /** TLPs a tunnel delivered that did not come from its pair in its group and session (docs/scenarios.md#invariants). */
   crossDeliveries: number;
   /** Sessions of a chassis card with a new host card that began before every device was reset. */

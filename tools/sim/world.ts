@@ -16,7 +16,7 @@ import type { LinkConfig } from "../../board/mailbox-codec.ts";
 import { developmentKey } from "../../board/image.ts";
 import { developmentImage } from "../build/image.ts";
 import { CardRole, ResetCause } from "../../board/map/mailbox.ts";
-import { FabricEventKind, TunnelReg } from "../../board/map/registers.ts";
+import { FabricEventKind, TunnelReg, TunnelCounter } from "../../board/map/registers.ts";
 import { LinkState } from "../../board/map/link.ts";
 import { macKey } from "../../board/ethernet/frame.ts";
 import { routingId, type TlpClass } from "../../board/pcie/tlp.ts";
@@ -24,6 +24,8 @@ import type { TunnelEngine } from "../../board/tunnel/engine.ts";
 import { Network } from "./net/network.ts";
 import type { LinkPort } from "./net/link.ts";
 import { PcapWriter } from "./pcap.ts";
+import { keyLogLine } from "./keylog.ts";
+import { Attacker } from "./attacker.ts";
 import { TlpStream, DeliveryChecker } from "./traffic.ts";
 import { PcieLink } from "../../board/pcie/link.ts";
 import type { SwitchRouter } from "../../board/pcie/switch-router.ts";
@@ -51,7 +53,7 @@ import { macFor, cardLink, adminKey, NVME_LOAD, type Scenario, type CableSpec, t
 import { checkScenario, describeAction, ScenarioError } from "./scenario-check.ts";
 import { FleetAudit, type AuditedCard } from "./invariants.ts";
 import { Timeline, type Level } from "./timeline.ts";
-import { percentile, type RunSummary, type LinkStateChange, type ServerSummary, type NvmeRun } from "./summary.ts";
+import { percentile, type RunSummary, type MacsecSummary, type LinkStateChange, type ServerSummary, type NvmeRun } from "./summary.ts";
 
 export interface WorldOptions {
   scenario: Scenario;
@@ -81,6 +83,8 @@ export interface WorldOptions {
   verbose?: boolean;
   /** Capture every frame delivered on each cable: FILE, or FILE with the cable name inserted when there are several. */
   pcap?: string;
+  /** Write every MACsec key a card puts in use for sending to FILE (tools/sim/keylog.ts), to decrypt captures. */
+  keylog?: string;
   /** Save the first graphics adapter's screen as a PNG when the run ends. */
   screenshot?: string;
   /** Write each server's PCI hierarchy in `lspci -xxx` format when the run ends: FILE, or FILE with the server's name inserted when there are several. */
@@ -141,6 +145,8 @@ export class World {
   readonly network: Network;
   /** The management station on the scenario's `management` switch port, if it has one (docs/management.md). */
   readonly management: ManagementPort | null = null;
+  /** The rogue station on the scenario's `attacker` switch port, if it has one (tools/sim/attacker.ts). */
+  readonly attacker: Attacker | null = null;
   private readonly files: number[] = [];
   private readonly flows: Flow[] = [];
   /** Flows by receiving tunnel: TLPs arriving there are checked against them. */
@@ -208,6 +214,7 @@ export class World {
         event: (kind, tunnel, arg) => this.fabricEvent(card, kind, tunnel, arg),
         deliver: (tlp, cls, tunnel, slot) => this.deliver(entry, tlp, cls, tunnel, slot),
         discarded: (tlp, slot, tunnel, received) => this.discarded(tlp, slot, tunnel, received),
+        unprotected: (clear, fresh) => this.audit.unprotected(clear, fresh),
         control: (frame, tunnel) => card.post({ kind: "frameRx", tunnel, frame: frame.slice() }),
         linkState: (tunnel, state) => this.onLinkState(entry, tunnel, state),
         tlp: (reason, port, tlp) => card.post({ kind: "tlpRx", reason, port, tlp }),
@@ -256,6 +263,7 @@ export class World {
       },
       servers: () => this.servers,
     }, audited);
+    if (options.keylog) this.writeKeyLog(options.keylog);
     this.network = new Network(this.scheduler, options.seed);
     for (const spec of options.scenario.switches ?? []) this.network.addSwitch(spec.name, spec.config);
     for (const cable of options.scenario.cables) {
@@ -273,10 +281,46 @@ export class World {
         });
       }
     }
-    const { management, link } = options.scenario;
+    const { management, link, attacker } = options.scenario;
+    if (attacker) {
+      this.attacker = new Attacker(this.scheduler, attacker, options.seed);
+      this.attacker.connect(this.network.connect("attacker", this.attacker, { switch: attacker.switch, port: attacker.port }).a);
+      this.audit.injected = this.attacker.injected;
+      this.audit.verbatim = this.attacker.verbatim;
+    }
     if (management) {
       this.management = new ManagementPort(this.scheduler, this.network, management, { seed: options.seed, vlan: link.managementVlan, key: adminKey(link.installation) });
     }
+  }
+
+  private macsecSummary(): MacsecSummary {
+    const sum = (c: TunnelCounter) => this.audited.reduce((n, card) => n + card.fabric.tunnels.reduce((m, t) => m + t.counters[c], 0), 0);
+    return {
+      protectedFrames: sum(TunnelCounter.TxProtected),
+      clearFrames: sum(TunnelCounter.TxFrames) - sum(TunnelCounter.TxProtected),
+      validated: sum(TunnelCounter.RxValidated),
+      badIcv: sum(TunnelCounter.RxBadIcv),
+      late: sum(TunnelCounter.RxLate),
+      unknownSa: sum(TunnelCounter.RxUnknownSa),
+      unknownSci: sum(TunnelCounter.RxUnknownSci),
+      untagged: sum(TunnelCounter.RxUntagged),
+      badTag: sum(TunnelCounter.RxBadTag),
+      rekeys: sum(TunnelCounter.SaSwitches),
+    };
+  }
+
+  /** Appends a key log line for each transmit SA any card installs (a debugging aid: no card shows its keys). */
+  private writeKeyLog(path: string): void {
+    const fd = openSync(path, "w");
+    writeSync(fd, `# MACsec key log of scenario ${this.options.scenario.name}, seed ${this.options.seed} (iov pcap decrypt --keylog)\n`);
+    for (const card of this.audited) {
+      for (const tunnel of card.fabric.tunnels) {
+        tunnel.secy.onKeyInstalled = (key) => {
+          if (key.transmit) writeSync(fd, keyLogLine(key) + "\n");
+        };
+      }
+    }
+    this.stopHooks.push(() => closeSync(fd));
   }
 
   /** Plugs card `name`'s MAC into a cable end, with the audit seeing every frame it receives. */
@@ -848,6 +892,12 @@ export class World {
       ...(card.config.role === CardRole.Chassis ? { owners: this.audit.owners.get(card.name) ?? [] } : {}),
     }));
     const invariants = this.audit.finish(duration);
+    if (this.attacker) {
+      const { accepted, uncounted } = this.audit.attack;
+      if (accepted) invariants.push(`${accepted} frame(s) of the rogue station accepted (validated with a new PN, or delivering a TLP)`);
+      if (uncounted) invariants.push(`${uncounted} frame(s) of the rogue station reached a card and no counter of it counted them`);
+      if (this.attacker.stats.tlpsRecovered) invariants.push(`the rogue station read ${this.attacker.stats.tlpsRecovered} TLP(s) off the wire`);
+    }
     return {
       scenario: this.options.scenario.name,
       seed: this.options.seed,
@@ -879,6 +929,8 @@ export class World {
       })),
       firmwareTraps: cards.reduce((n, c) => n + c.stats.traps, 0),
       mailboxErrors: cards.reduce((n, c) => n + c.stats.mailboxErrors, 0),
+      macsec: this.macsecSummary(),
+      ...(this.attacker ? { attack: { ...this.attacker.stats, sent: { ...this.attacker.stats.sent }, ...this.audit.attack } } : {}),
       crossDeliveries: this.audit.crossDeliveries,
       unresetHandovers: this.audit.unresetHandovers,
       assignments: this.audit.assignments.map((a) => ({ ...a })),

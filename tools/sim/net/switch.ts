@@ -48,6 +48,13 @@ export interface SwitchConfig {
   agingNs?: number;
   forwardingLatencyNs?: number;
   mtu?: number;
+  /**
+   * A mirror (SPAN destination) port: every valid frame any other port receives also leaves,
+   * unchanged, on this port. What the mirror port itself receives is forwarded as usual but its
+   * source addresses are not learned (a SPAN destination with ingress forwarding and learning
+   * off), so a station there can send as any address without drawing that address's traffic.
+   */
+  mirror?: number;
 }
 
 export interface SwitchCounters {
@@ -80,6 +87,8 @@ export interface SwitchCounters {
   aged: number;
   /** Entries removed because their port lost carrier. */
   flushed: number;
+  /** Frames copied to the mirror port. */
+  mirrored: number;
 }
 
 export interface SwitchPortCounters {
@@ -146,8 +155,9 @@ export class EthernetSwitch {
   readonly mtu: number;
   readonly counters: SwitchCounters = {
     rxFrames: 0, rxBytes: 0, runts: 0, oversize: 0, badFcs: 0, taggedOnAccess: 0, vlanNotAllowed: 0, forwarded: 0,
-    flooded: 0, filtered: 0, txFrames: 0, egressDrops: 0, learned: 0, moved: 0, aged: 0, flushed: 0,
+    flooded: 0, filtered: 0, txFrames: 0, egressDrops: 0, learned: 0, moved: 0, aged: 0, flushed: 0, mirrored: 0,
   };
+  private readonly mirror: number;
   private readonly ports: SwitchPort[];
   private readonly tables: (Map<number, MacEntry> | undefined)[] = new Array(4096);
   private readonly members: (Int32Array | undefined)[] = new Array(4096);
@@ -163,6 +173,8 @@ export class EthernetSwitch {
     if (!(this.agingNs > 0)) throw new RangeError(`switch ${name}: agingNs must be > 0`);
     if (!(Number.isSafeInteger(this.forwardingLatencyNs) && this.forwardingLatencyNs >= 0)) throw new RangeError(`switch ${name}: forwardingLatencyNs must be a non-negative integer`);
     this.ports = config.ports.map((port, i) => new SwitchPort(this, i, port));
+    this.mirror = config.mirror ?? -1;
+    if (config.mirror !== undefined && !this.ports[config.mirror]) throw new RangeError(`switch ${name}: mirror port ${config.mirror} is not one of its ${this.ports.length} ports`);
   }
 
   get portCount(): number {
@@ -233,6 +245,10 @@ export class EthernetSwitch {
       c.badFcs++;
       return;
     }
+    if (this.mirror >= 0 && port.index !== this.mirror) {
+      c.mirrored++;
+      this.queue(frame, this.mirror);
+    }
     let vid: number;
     if (port.access) {
       if (tagged) {
@@ -250,7 +266,7 @@ export class EthernetSwitch {
     let table = this.tables[vid];
     if (table === undefined) table = this.tables[vid] = new Map();
     const now = this.scheduler.now;
-    if (!isMulticast(frame, 6)) {
+    if (!isMulticast(frame, 6) && port.index !== this.mirror) {
       const src = macKey(frame, 6);
       const entry = table.get(src);
       if (entry === undefined) {
