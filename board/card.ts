@@ -130,6 +130,8 @@ function describeFramed(message: Uint8Array): string {
   return raw ? describe(raw, "events") : "(incomplete event)";
 }
 
+/** How deep into the waiting events the mailbox looks for a TLP_RX to hand over first. */
+const PRIORITY_SCAN = 256;
 const ENTROPY_AT_BOOT = ENTROPY_REQUEST_MAX; // fills the firmware's pool (assembly/entropy.ts): the boot ID and the first nonces
 
 export class Card {
@@ -325,7 +327,7 @@ export class Card {
     }
     const seq = this.seq;
     this.seq = (this.seq + 1) >>> 0;
-    const taken = this.pending.splice(0, BATCH_EVENTS_MAX);
+    const taken = this.nextEvents();
     this.running = taken;
     const batch: (EventMessage | Uint8Array)[] = [{ kind: "time", now: BigInt(this.scheduler.now) }, ...taken, { kind: "sync", seq }];
     const events = concat(batch.map((e) => (e instanceof Uint8Array ? e : encodeEvent(e))));
@@ -370,6 +372,23 @@ export class Card {
       this.running = [];
       this.carryOut(commands);
     });
+  }
+
+  /**
+   * The events of the next batch: BATCH_EVENTS_MAX from the head of the FIFO, except that a
+   * server's request for the firmware (TLP_RX) goes ahead of the other events waiting, as the
+   * mailbox's priority arbiter takes the router's queue first: the server waits for its answer
+   * (50 ms at most), while the network's CONTROL frames (FRAME_RX: a peer's DISCOVERs) can wait.
+   * It passes nothing else: the other events bring what the firmware's answer may depend on (its
+   * state after a reset, the fabric's events and register values, its timers).
+   */
+  private nextEvents(): (EventMessage | Uint8Array)[] {
+    for (let i = 0; i < this.pending.length && i < PRIORITY_SCAN; i++) {
+      const e = this.pending[i];
+      if (e instanceof Uint8Array || (e.kind !== "frameRx" && e.kind !== "tlpRx")) break;
+      if (e.kind === "tlpRx") return i === 0 ? this.pending.splice(0, BATCH_EVENTS_MAX) : this.pending.splice(i, 1);
+    }
+    return this.pending.splice(0, BATCH_EVENTS_MAX);
   }
 
   /** Why a batch that would not end stopped the soft-core, in the card's terms. */

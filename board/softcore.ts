@@ -89,7 +89,7 @@ export const BATCH_LIMIT_NS_DEFAULT = 1_000_000;
  * 5 500 in the batch limit at 100 MHz. One event a batch keeps every batch of the default,
  * handover and flash runs within it (two made 1.02 ms in the handover run, four 1.15 ms when a
  * cable came back: a DISCOVER, the beacon and an OFFER at once), at no cost in utilisation that
- * the benchmarks can see.
+ * the benchmarks can see. A TLP_RX goes ahead of the others waiting (board/card.ts, nextEvents).
  */
 export const BATCH_EVENTS_MAX = 1;
 

@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { MessageReader, decodeEvent } from "../../board/mailbox-codec.ts";
+import { TlpRxReason, NO_TUNNEL } from "../../board/map/mailbox.ts";
 import { SoftcoreTiming, CYCLES_PER_NATIVE, Wasm3Native, BATCH_EVENTS_MAX, type BatchCost, type FirmwareSession } from "../../board/softcore.ts";
 import { WATCHDOG_TIMEOUT_NS } from "../../board/map/registers.ts";
 import { EventScheduler } from "../../tools/sim/scheduler.ts";
@@ -103,6 +104,26 @@ test("a batch carries at most BATCH_EVENTS_MAX events; the rest wait for the nex
   const uart = carried.flat().filter((k) => k === "uartRx").length;
   assert.equal(uart, 6, "every byte delivered");
   assert.ok(batches[1].at >= batches[0].at + timing.batchNs(batches[0].cost), "the rest when the soft-core is free");
+  await c.powerOff();
+});
+
+test("a server's request for the firmware (TLP_RX) goes ahead of the CONTROL frames waiting, and of nothing else", async () => {
+  const timing = new SoftcoreTiming(MHZ);
+  const { scheduler, card: c, batches } = card(timing);
+  c.powerOn();
+  const busy = timing.loadNs(moduleBytes);
+  // While wasm3 loads the module: three CONTROL frames of the network, a console byte, two more
+  // frames, then a configuration read from the server.
+  const read = Uint8Array.of(0x04, 0, 0, 1, 0, 0x08, 0x01, 0x0f, 0, 0, 0, 0);
+  const frame = (n: number) => c.post({ kind: "frameRx", tunnel: NO_TUNNEL, frame: new Uint8Array(30 + n) });
+  for (let i = 0; i < 3; i++) scheduler.at(busy / 3, () => frame(i));
+  scheduler.at(busy / 3, () => c.post({ kind: "uartRx", bytes: Uint8Array.of(0x30) }));
+  for (let i = 3; i < 5; i++) scheduler.at(busy / 3, () => frame(i));
+  scheduler.at(busy / 2, () => c.post({ kind: "tlpRx", reason: TlpRxReason.Config, port: 0, tlp: read }));
+  await scheduler.run(0.5e9);
+  const carried = batches.slice(0, 9).map((b) => b.events.filter((k) => k !== "time" && k !== "sync").join(" "));
+  // BOOT and ENTROPY first; the read then passes the frames, but not the console byte before them.
+  assert.deepEqual(carried, ["boot", "entropy", "frameRx", "frameRx", "frameRx", "uartRx", "tlpRx", "frameRx", "frameRx"]);
   await c.powerOff();
 });
 
