@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CardRole, ResetCause } from "../../board/map/mailbox.ts";
 import { ControlHeader, ControlType, LinkState, ManageOp, ManageRequestBody, TAG_SIZE } from "../../board/map/link.ts";
-import { CardReg, TunnelControl, TunnelReg } from "../../board/map/registers.ts";
+import { CardReg, TunnelControl, TunnelReg, SECY_BASE, SecyReg } from "../../board/map/registers.ts";
 import { CONTROL_MULTICAST, decodeControl, wireFrame } from "../../board/link-codec.ts";
 import { decodeReply, decodeRequest, encodeRequest } from "../../board/manage-codec.ts";
 import { FCS_SIZE, payloadOffset } from "../../board/ethernet/frame.ts";
@@ -464,6 +464,7 @@ test("the audit catches a TLP from a host card of another group put into a chass
       chassis.writeRegister(TunnelReg.PeerMacHigh, hi2);
       chassis.writeRegister(TunnelReg.PeerMacLow, lo2);
       chassis.writeRegister(TunnelReg.Control, chassis.readRegister(TunnelReg.Control) | TunnelControl.Reset);
+      assert.ok(x.fabrics.get("chassis")!.writeRegister(SECY_BASE + SecyReg.Control, 0)); // its MACsec off too, so that host2's frames in clear pass
       const [hic, loc] = mac(macFor(CHASSIS));
       for (const [reg, value] of [[TunnelReg.PeerMacHigh, hic], [TunnelReg.PeerMacLow, loc], [TunnelReg.Vlan, 100], [TunnelReg.Session, chassis.readRegister(TunnelReg.Session)],
         [TunnelReg.Mtu, 9000]] as const) assert.ok(host2.writeRegister(reg, value));

@@ -9,7 +9,11 @@ import { createHmac } from "node:crypto";
 import { World } from "../../tools/sim/world.ts";
 import { pairScenario, pairingKey, type PairOptions, type TrafficSpec } from "../../tools/sim/scenarios.ts";
 import { stateEntries, type RunSummary } from "../../tools/sim/summary.ts";
-import { CardRole, ResetCause } from "../../board/map/mailbox.ts";
+import { CardRole, ResetCause, MacsecSetting } from "../../board/map/mailbox.ts";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseKeyLog } from "../../tools/sim/keylog.ts";
 import { ControlType, HandshakeBody, AuthBody, Proposal, NONCE_SIZE, LinkTiming, AckPolicy } from "../../board/map/link.ts";
 import { TunnelReg, TunnelControl, TunnelCounter } from "../../board/map/registers.ts";
 import { BATCH_LIMIT_NS_DEFAULT } from "../../board/softcore.ts";
@@ -87,8 +91,9 @@ function startFlood(w: World, count: number): void {
   flood(count).forEach((spec, i) => w.startTraffic(spec, i));
 }
 
-test("bring-up: both cards pair by themselves at their first handshake, and their tags and session ID are HMAC-SHA-256 over it", async () => {
-  const w = world({ durationNs: PAIRING_NS });
+test("bring-up: both cards pair by themselves at their first handshake, and their tags, session ID and MACsec keys are HMAC-SHA-256 over it", async () => {
+  const keylog = join(mkdtempSync(join(tmpdir(), "iov-link-")), "keys.log");
+  const w = new World({ scenario: pairScenario({ durationNs: PAIRING_NS }), seed: 5, engine: "node", engineOptions: { firmware: FIRMWARE }, keylog });
   const frames: ControlMessage[] = [];
   w.network.link("cable").tap = (frame) => {
     const m = decodeControl(frame);
@@ -107,7 +112,7 @@ test("bring-up: both cards pair by themselves at their first handshake, and thei
   const find = (type: ControlType, role: CardRole) => frames.slice(0, ready).filter((f) => f.type === type && f.role === role).at(-1)!;
   const offer = find(ControlType.Offer, CardRole.Host);
   const accept = find(ControlType.Accept, CardRole.Chassis);
-  const size = offer.version >= 2 ? Proposal.SizeV2 : Proposal.SizeV1;
+  const size = offer.version >= 3 ? Proposal.SizeV3 : offer.version >= 2 ? Proposal.SizeV2 : Proposal.SizeV1;
   const transcript = Buffer.concat([
     offer.body.subarray(0, NONCE_SIZE), accept.body.subarray(0, NONCE_SIZE),
     offer.body.subarray(HandshakeBody.Proposal, HandshakeBody.Proposal + size), accept.body.subarray(HandshakeBody.Proposal, HandshakeBody.Proposal + size),
@@ -119,6 +124,20 @@ test("bring-up: both cards pair by themselves at their first handshake, and thei
   const session = tag("IOVs").readUInt32BE(0);
   for (const card of ["host", "chassis"]) assert.equal(w.fabrics.get(card)!.tunnels[0].readRegister(TunnelReg.Session), session, card);
   assert.equal(frames[ready].session, session, "READY carries the session");
+  // The MACsec keys (docs/link.md#keys): from the session key M, SAK(direction, generation).
+  const master = tag("IOVm");
+  const sak = (dir: number, generation: number) => {
+    const message = Buffer.alloc(9);
+    message.write("IOVk", 0, "latin1");
+    message[4] = dir;
+    message.writeUInt32BE(generation, 5);
+    return createHmac("sha256", master).update(message).digest().subarray(0, 16);
+  };
+  const logged = parseKeyLog(readFileSync(keylog, "utf8"));
+  const hostSends = logged.filter((e) => e.sci[5] === 0x01 && e.sci[2] === 0x10);
+  assert.deepEqual(hostSends.map((e) => Buffer.from(e.key).toString("hex")), [0, 1].map((g) => sak(0, g).toString("hex")), "the host card's SC: generations 0 and 1");
+  const chassisSends = logged.filter((e) => e.sci[2] === 0x20);
+  assert.deepEqual(chassisSends.map((e) => Buffer.from(e.key).toString("hex")), [0, 1].map((g) => sak(1, g).toString("hex")), "the chassis card's SC");
   // One handshake, straight through: at the soft-cores' clock too (the first batches of each message
   // compile the functions they run: docs/softcore.md), none times out or is refused on the way.
   for (const card of ["host", "chassis"]) {
@@ -234,8 +253,9 @@ test("rogue cards on the same switch never attach: another key, another group; e
   assert.ok(counters(summary, "host").PeerRejects <= 8, `${counters(summary, "host").PeerRejects} attempts`);
 });
 
-test("forged and replayed DATA frames are dropped by the fabric and deliver nothing", async () => {
-  const w = world({ durationNs: PAIRING_NS + 38 * MS });
+test("in a session in clear, forged and replayed DATA frames are dropped by the tunnel's checks and deliver nothing (with MACsec: tests/host/macsec-system.test.ts)", async () => {
+  const clear = { link: { macsec: MacsecSetting.Off } };
+  const w = world({ durationNs: PAIRING_NS + 38 * MS, host: clear, chassis: clear });
   const captured: Uint8Array[] = [];
   w.network.link("cable").tap = (frame) => {
     if (captured.length < 50 && frame[payloadOffset(frame) + 1] === FrameKind.Data && frame[6 + 2] === 0x10) captured.push(frame.slice());
@@ -348,8 +368,8 @@ for (const card of ["chassis", "host"]) {
   });
 }
 
-test("version fallback: a card limited to protocol 1 pairs at protocol 1 with go-back-N and fixed timers", async () => {
-  const w = world({ durationNs: PAIRING_NS + 38 * MS, loss: 0.001, chassis: { link: { protocolMax: 1 } } });
+test("version fallback: a card limited to protocol 1 pairs at protocol 1 with go-back-N and fixed timers (both set to MACsec off: protocol 1 has none)", async () => {
+  const w = world({ durationNs: PAIRING_NS + 38 * MS, loss: 0.001, host: { link: { macsec: MacsecSetting.Off } }, chassis: { link: { protocolMax: 1, macsec: MacsecSetting.Off } } });
   const paired = onPaired(w, () => startFlood(w, 20_000));
   const summary = await w.run();
   assertPaired(paired);

@@ -49,7 +49,7 @@ test("a bad scenario file is one line naming the JSON path of what is wrong", ()
   const cases: [string, (j: any) => void, string][] = [
     ["a cable to a switch that is not there", (j) => (j.cables[3].b.switch = "leaf9"), `cables[3].b.switch: no switch named "leaf9"`],
     ["an unknown key", (j) => (j.cards[2].slot = 2), "cards[2].slot: unknown key (expected one of name, role, serial, slots, powerOnNs, link)"],
-    ["a misspelt top-level key", (j) => (j.duraton = "1s"), "duraton: unknown key (expected one of name, description, durationNs, logLevel, link, cards, cables, switches, servers, devices, traffic, actions, management, uartBaud)"],
+    ["a misspelt top-level key", (j) => (j.duraton = "1s"), "duraton: unknown key (expected one of name, description, durationNs, logLevel, link, cards, cables, switches, servers, devices, traffic, actions, management, attacker, uartBaud)"],
     ["a string for a number", (j) => (j.cards[0].slots = "two"), `cards[0].slots: expected a whole number, got "two"`],
     ["an unknown role", (j) => (j.cards[4].role = "storage"), `cards[4].role: expected one of "host", "chassis", got "storage"`],
     ["a time without a unit", (j) => (j.durationNs = "soon"), `durationNs: expected a time such as "2s", "300ms", "10us" or "500ns", got "soon"`],
@@ -108,7 +108,7 @@ test("iov sim takes a scenario file for --scenario, lists the built-ins, and ref
   writeFileSync(join(dir, "bad.json"), JSON.stringify(bad));
   assertOneLineError(iov(["sim", "--scenario", join(dir, "bad.json")]), 1, new RegExp(`^iov: ${join(dir, "bad.json")}: cables\\[3\\]\\.b\\.switch: no switch named "leaf9"$`));
   assertOneLineError(iov(["sim", "--scenario", "missing.json"]), 1, /^iov: missing\.json: cannot read it \(ENOENT\)$/);
-  assertOneLineError(iov(["sim", "--scenario", "fleets"]), 1, /^iov: unknown scenario 'fleets'; built-in: default, console, handover, fleet \(or a scenario file, PATH\.json\)$/);
+  assertOneLineError(iov(["sim", "--scenario", "fleets"]), 1, /^iov: unknown scenario 'fleets'; built-in: default, console, handover, attack, fleet \(or a scenario file, PATH\.json\)$/);
   const list = iov(["sim", "--list"]);
   assert.equal(list.status, 0, list.stderr);
   const fleetSeconds = String(SCENARIOS.fleet.durationNs / 1e9).replace(".", "\\.");

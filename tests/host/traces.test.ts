@@ -59,7 +59,7 @@ test("trace decode names every message and marks what the firmware rejects", () 
 test("trace decode names the CONTROL frame inside FRAME_TX", () => {
   const lines = decodeLines(read(`${FIXTURES}default-host.out`), "commands");
   assert.ok(lines.some((l) => /FRAME_TX \d+ bytes: DISCOVER v1 from 02:10:10:00:00:01 to 03:49:4f:56:00:01, group 100$/.test(l)));
-  assert.ok(lines.some((l) => /FRAME_TX \d+ bytes: READY v2 from 02:10:10:00:00:01 to 02:10:20:00:00:01, group 100, session 0x[0-9a-f]{8}$/.test(l)));
+  assert.ok(lines.some((l) => /FRAME_TX \d+ bytes: READY v3 from 02:10:10:00:00:01 to 02:10:20:00:00:01, group 100, session 0x[0-9a-f]{8}$/.test(l)));
 });
 
 test("firstDifference points at the first command that differs", () => {
