@@ -38,6 +38,14 @@ import { count, get, clearAll } from "./counters";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "./version";
 
 const HEARTBEAT_NS: u64 = 1_000_000_000;
+/**
+ * After a reset of the soft-core alone that adopted a live session, the rest of the boot waits
+ * this long: the server's requests and the session's recovery come first, while wasm3 compiles
+ * only the functions they need (the batch that runs the rest of the boot compiles for about 10 ms).
+ */
+const BOOT_REST_AFTER_NS: u64 = 50_000_000;
+/** The rest of the boot has been put off once already. */
+let bootRestPutOff = false;
 
 let booted = false;
 let role: i32 = 0;
@@ -123,29 +131,38 @@ function nonZero(body: usize, offset: i32, length: i32): i32 {
   return -1;
 }
 
+/**
+ * Each event type's handler, Event.Boot to Event.Retained in order. Called through the table, each
+ * stays a function of its own, which wasm3 compiles at its first call: a restart compiles the
+ * handlers of its first events, not every event's.
+ */
+const HANDLERS: StaticArray<(body: usize, length: i32) => void> = [
+  (body: usize, length: i32): void => onBoot(body),
+  (body: usize, length: i32): void => onTime(body),
+  (body: usize, length: i32): void => onSync(body),
+  (body: usize, length: i32): void => onTimerFired(body),
+  (body: usize, length: i32): void => onEntropy(body, length),
+  (body: usize, length: i32): void => onCountersQuery(),
+  (body: usize, length: i32): void => onRegValue(body),
+  (body: usize, length: i32): void => onFabricEvent(body),
+  (body: usize, length: i32): void => onConfig(body),
+  (body: usize, length: i32): void => onFrameRx(body, length),
+  (body: usize, length: i32): void => onTlpRx(body, length),
+  (body: usize, length: i32): void => onUartRx(body, length),
+  (body: usize, length: i32): void => onFlashDone(body, length),
+  (body: usize, length: i32): void => onHashDone(body),
+  (body: usize, length: i32): void => onRetained(body, length),
+];
+
 function dispatch(): void {
   if (rx.msgError != 0) {
     reject(rx.msgError, 0);
     return;
   }
-  const body = rx.msgBody;
   const type = rx.msgType;
-  if (type == Event.Time) onTime(body);
-  else if (type == Event.Sync) onSync(body);
-  else if (type == Event.Boot) onBoot(body);
-  else if (!booted) reject(MailboxError.OutOfOrder, 0);
-  else if (type == Event.TimerFired) onTimerFired(body);
-  else if (type == Event.Entropy) onEntropy(body, rx.msgLength);
-  else if (type == Event.CountersQuery) onCountersQuery();
-  else if (type == Event.RegValue) onRegValue(body);
-  else if (type == Event.FabricEvent) onFabricEvent(body);
-  else if (type == Event.Config) onConfig(body);
-  else if (type == Event.FrameRx) onFrameRx(body, rx.msgLength);
-  else if (type == Event.TlpRx) onTlpRx(body, rx.msgLength);
-  else if (type == Event.UartRx) onUartRx(body, rx.msgLength);
-  else if (type == Event.FlashDone) onFlashDone(body, rx.msgLength);
-  else if (type == Event.HashDone) onHashDone(body);
-  else if (type == Event.Retained) onRetained(body, rx.msgLength);
+  // rx.next() has checked the type: an event's, Event.Boot to Event.Retained.
+  if (!booted && type != Event.Boot && type != Event.Time && type != Event.Sync) reject(MailboxError.OutOfOrder, 0);
+  else unchecked(HANDLERS[type - Event.Boot])(rx.msgBody, rx.msgLength);
 }
 
 /** RETAINED, checked in this order: announced by BOOT and bytes still to come, Reserved, Offset (the next byte) and length. */
@@ -303,7 +320,9 @@ function onBoot(body: usize): void {
   bootCause = cause;
   // After a reset of the soft-core alone, the server's requests that waited in the fabric go
   // first (docs/registers.md, "What survives a reset"): the rest of the boot, the functions
-  // wasm3 compiles at their first call, comes in a batch of its own after them.
+  // wasm3 compiles at their first call, comes in a batch of its own after them, later still
+  // when a session was adopted (onTimer).
+  bootRestPutOff = false;
   if (retain.expecting()) timers.start(TimerId.Boot, 0);
   else bootRest();
 }
@@ -365,7 +384,12 @@ function onTimer(id: i32): void {
     update.onTimer();
     console.resumeAfterUpdate();
   } else if (id == TimerId.Slots) vswitch.onSlotsTimer();
-  else if (id == TimerId.Boot) bootRest();
+  else if (id == TimerId.Boot) {
+    if (!bootRestPutOff && link.sessionsLive()) {
+      bootRestPutOff = true;
+      timers.start(TimerId.Boot, BOOT_REST_AFTER_NS);
+    } else bootRest();
+  }
   else if (id != TimerId.Heartbeat) link.onTimer(id);
   else {
     timers.restartPeriodic(TimerId.Heartbeat, HEARTBEAT_NS);

@@ -132,6 +132,12 @@ function describeFramed(message: Uint8Array): string {
 
 /** How deep into the waiting events the mailbox looks for a TLP_RX to hand over first. */
 const PRIORITY_SCAN = 256;
+/**
+ * A TLP_RX that has waited this long behind events it may not pass makes the frames, entropy and
+ * settings before them wait (nextEvents()): a fifth of the server's completion timeout. Right after
+ * a restart, when wasm3 compiles each handler at its first call, one batch can take 10 ms.
+ */
+const REQUEST_URGENT_NS = 10_000_000;
 const ENTROPY_AT_BOOT = ENTROPY_REQUEST_MAX; // fills the firmware's pool (assembly/entropy.ts): the boot ID and the first nonces
 
 export class Card {
@@ -161,6 +167,8 @@ export class Card {
   private running: (EventMessage | Uint8Array)[] = [];
   /** Events for the next batch; a Uint8Array is a message already framed (CONFIG from flash, posted byte for byte). */
   private pending: (EventMessage | Uint8Array)[] = [];
+  /** When each TLP_RX waiting in `pending` came. */
+  private readonly postedAt = new WeakMap<EventMessage, number>();
   /** Each batch's WebAssembly instructions, for the median. */
   private readonly batchInstructions: number[] = [];
   private flushScheduled = false;
@@ -306,6 +314,7 @@ export class Card {
   private postFramed(event: EventMessage | Uint8Array): void {
     if (this.state === "off" || this.state === "faulted") return;
     this.pending.push(event);
+    if (!(event instanceof Uint8Array) && event.kind === "tlpRx") this.postedAt.set(event, this.scheduler.now);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       this.scheduler.at(this.scheduler.now, () => this.flush());
@@ -375,18 +384,29 @@ export class Card {
   }
 
   /**
-   * The events of the next batch: BATCH_EVENTS_MAX from the head of the FIFO, except that a
-   * server's request for the firmware (TLP_RX) goes ahead of the other events waiting, as the
-   * mailbox's priority arbiter takes the router's queue first: the server waits for its answer
-   * (50 ms at most), while the network's CONTROL frames (FRAME_RX: a peer's DISCOVERs) can wait.
-   * It passes nothing else: the other events bring what the firmware's answer may depend on (its
-   * state after a reset, the fabric's events and register values, its timers).
+   * The events of the next batch: BATCH_EVENTS_MAX from the head of the FIFO, except that the
+   * mailbox's priority arbiter favours a server's request for the firmware (TLP_RX): the server
+   * waits for its answer (a completion timeout at 50 ms). A request passes the events waiting that
+   * its answer cannot depend on, the network's CONTROL frames (FRAME_RX: a peer's DISCOVERs),
+   * random bytes (ENTROPY) and the link's settings (CONFIG), as long as nothing else came before
+   * it. The other events bring what the answer may depend on (the retained state after a reset,
+   * the fabric's events and register values, the firmware's timers, which run the slots'
+   * hot-plug work, digests, flash results, console input): a request never passes one. Once a
+   * request has waited REQUEST_URGENT_NS behind one, the arbiter takes the first such event
+   * next, and the frames, entropy and settings before it wait too.
    */
   private nextEvents(): (EventMessage | Uint8Array)[] {
-    for (let i = 0; i < this.pending.length && i < PRIORITY_SCAN; i++) {
+    const scan = Math.min(this.pending.length, PRIORITY_SCAN);
+    let first = -1;
+    for (let i = 0; i < scan; i++) {
       const e = this.pending[i];
-      if (e instanceof Uint8Array || (e.kind !== "frameRx" && e.kind !== "tlpRx")) break;
-      if (e.kind === "tlpRx") return i === 0 ? this.pending.splice(0, BATCH_EVENTS_MAX) : this.pending.splice(i, 1);
+      if (e instanceof Uint8Array || e.kind === "frameRx" || e.kind === "entropy") continue;
+      if (e.kind === "tlpRx") {
+        if (first < 0) return i === 0 ? this.pending.splice(0, BATCH_EVENTS_MAX) : this.pending.splice(i, 1);
+        if (this.scheduler.now - (this.postedAt.get(e) ?? this.scheduler.now) >= REQUEST_URGENT_NS) return this.pending.splice(first, 1);
+        break;
+      }
+      if (first < 0) first = i;
     }
     return this.pending.splice(0, BATCH_EVENTS_MAX);
   }

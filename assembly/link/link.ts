@@ -129,6 +129,15 @@ export function state(index: i32): i32 {
   return port(index).state;
 }
 
+/** A port carries a session (Active, or in Recovery). */
+export function sessionsLive(): bool {
+  for (let i = 0; i < config.ports; i++) {
+    const s = port(i).state;
+    if (s == LinkState.Active || s == LinkState.Recovery) return true;
+  }
+  return false;
+}
+
 // ---- States ------------------------------------------------------------------------
 
 function isHost(): bool {

@@ -5,3 +5,5 @@ declare type u32 = number;
 declare type u16 = number;
 declare type u8 = number;
 declare type bool = boolean;
+/** AssemblyScript's fixed-length array, whose constant literals live in static memory. */
+declare type StaticArray<T> = readonly T[];

@@ -26,16 +26,15 @@ test("the example lab file loads: four servers, two chassis cards, a leaf and a 
   assert.deepEqual(s.switches!.map((x) => x.name), ["leaf", "spine"]);
   assert.deepEqual(s.management, { switch: "spine", port: 1 });
   assert.deepEqual(s.actions!.map((a) => [a.atNs / 1e6, a.kind]), [
-    [300, "assign"], [400, "pull-cable"], [600, "plug-cable"], [900, "fail-port"], [1000, "restore-port"], [1200, "reboot"],
+    [400, "pull-cable"], [450, "assign"], [600, "plug-cable"], [900, "fail-port"], [1000, "restore-port"], [1200, "reboot"],
   ]);
   assert.equal(s.durationNs, 1.5e9);
   assert.equal(s.cards[5].powerOnNs, 250_000);
   assert.equal(s.cables[6].config.rateBps, 25e9);
   // Long enough for the assignment to finish, at the soft-cores' 100 MHz: chassis1 moves after the
-  // 45 ms flash write that follows the assign at 300 ms (~350 ms), pairs with host3 within a few ms,
-  // and server3's pciehp configures its devices 120 ms later (~480 ms), when the NVMe load verifies
-  // its first read. 700 ms leaves room for slower firmware, and ends before the schedule fails
-  // host3's leaf port (900 ms).
+  // 45 ms flash write that follows the assign at 450 ms (~500 ms), pairs with host3 within a few ms,
+  // and server3's pciehp configures its devices 120 ms later (~630 ms), when the NVMe load verifies
+  // its first read. 700 ms ends before the schedule fails host3's leaf port (900 ms).
   const w = new World({ scenario: s, seed: 1, engine: "node", engineOptions: { firmware: FIRMWARE }, durationNs: 700e6 });
   const summary = await w.run();
   assert.deepEqual(summary.invariants, []);
@@ -55,18 +54,18 @@ test("a bad scenario file is one line naming the JSON path of what is wrong", ()
     ["a time without a unit", (j) => (j.durationNs = "soon"), `durationNs: expected a time such as "2s", "300ms", "10us" or "500ns", got "soon"`],
     ["a missing serial", (j) => delete j.cards[0].serial, "cards[0].serial: missing"],
     ["two cards with one serial", (j) => (j.cards[1].serial = "0x10000001"), `cards[1].serial: 0x10000001 is card "host1"'s too (a serial is a card's MAC address)`],
-    ["an action on a card that is not there", (j) => (j.actions[0].card = "chassis9"), `actions[0].card: no card named "chassis9" (assign at 0.3 s)`],
+    ["an action on a card that is not there", (j) => (j.actions[1].card = "chassis9"), `actions[1].card: no card named "chassis9" (assign at 0.45 s)`],
     ["an unknown action", (j) => (j.actions[2].kind = "unplug-cable"), `actions[2].kind: expected one of "reboot", "power-cut", "power-on", "assign", "pull-cable", "plug-cable", "fail-port", "restore-port", got "unplug-cable"`],
     ["a port the switch does not have", (j) => (j.actions[3].port = 9), `actions[3].port: switch "leaf" has ports 0..6, not 9 (fail-port at 0.9 s)`],
-    ["a cable that is not there", (j) => (j.actions[1].cable = "nope"), `actions[1].cable: no cable named "nope" (pull-cable at 0.4 s)`],
-    ["a key of another action kind", (j) => (j.actions[0].cable = "uplink"), "actions[0].cable: unknown key (expected one of atNs, kind, card, group)"],
+    ["a cable that is not there", (j) => (j.actions[0].cable = "nope"), `actions[0].cable: no cable named "nope" (pull-cable at 0.4 s)`],
+    ["a key of another action kind", (j) => (j.actions[1].cable = "uplink"), "actions[1].cable: unknown key (expected one of atNs, kind, card, group)"],
     ["two cables in one port", (j) => (j.cables[1].b.port = 0), `cables[1].b.port: port 0 of switch "leaf" already has cable "cable-host1"`],
     ["a device beyond the chassis slots", (j) => (j.devices[0].slot = 5), `devices[0].slot: chassis "chassis1" has slots 0..1, not 5`],
     ["a server on a chassis card", (j) => (j.servers[0].host = "chassis1"), `servers[0].host: "chassis1" is a chassis card, not a host card`],
     ["the station on a port in use", (j) => (j.management.port = 0), `management.port: port 0 of switch "spine" already has cable "uplink"`],
     ["a group that is the management VLAN", (j) => (j.cards[0].link.group = 4000), "cards[0].link.group: group 4000 is the management VLAN"],
     ["a loss that is no probability", (j) => (j.cables[5].config.aToB.loss = 2), "cables[5].config.aToB.loss: expected 0..1, got 2"],
-    ["an assignment without a station", (j) => delete j.management, "actions[0]: an assign needs the scenario's management station (`management`) (assign at 0.3 s)"],
+    ["an assignment without a station", (j) => delete j.management, "actions[1]: an assign needs the scenario's management station (`management`) (assign at 0.45 s)"],
     ["a trunk with a bad VLAN", (j) => (j.switches[1].config.ports[1].allowed = [5000]), "switches[1].config.ports[1].allowed[0]: expected 1..4094, got 5000"],
     ["a port mode that is neither", (j) => (j.switches[0].config.ports[2] = { mode: "hybrid" }), `switches[0].config.ports[2].mode: expected "access" or "trunk", got "hybrid"`],
     ["silence shorter than four keepalives", (j) => (j.link.silenceNs = "2ms"), "link.silenceNs: must be at least 4 keepalive intervals (4000000 ns), got 2000000"],

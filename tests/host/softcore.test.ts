@@ -107,23 +107,45 @@ test("a batch carries at most BATCH_EVENTS_MAX events; the rest wait for the nex
   await c.powerOff();
 });
 
-test("a server's request for the firmware (TLP_RX) goes ahead of the CONTROL frames waiting, and of nothing else", async () => {
+const configRead = Uint8Array.of(0x04, 0, 0, 1, 0, 0x08, 0x01, 0x0f, 0, 0, 0, 0);
+
+test("a server's request for the firmware (TLP_RX) passes the CONTROL frames waiting, not an event that came before it", async () => {
+  const { scheduler, card: c, batches } = card(new SoftcoreTiming(0));
+  c.powerOn();
+  const at = 100_000_000;
+  scheduler.at(at, () => {
+    for (let i = 0; i < 2; i++) c.post({ kind: "frameRx", tunnel: NO_TUNNEL, frame: new Uint8Array(30 + i) });
+    c.post({ kind: "uartRx", bytes: Uint8Array.of(0x30) });
+    c.post({ kind: "frameRx", tunnel: NO_TUNNEL, frame: new Uint8Array(40) });
+    c.post({ kind: "tlpRx", reason: TlpRxReason.Config, port: 0, tlp: configRead });
+  });
+  await scheduler.run(0.2e9);
+  const carried = batches.filter((b) => b.at >= at).map((b) => b.events.filter((k) => k !== "time" && k !== "sync").join(" ")).filter((e) => e);
+  // The frames before the console byte go first (the request does not pass the byte), then the
+  // byte, then the request ahead of the frame after it.
+  assert.deepEqual(carried.slice(0, 5), ["frameRx", "frameRx", "uartRx", "tlpRx", "frameRx"]);
+  await c.powerOff();
+});
+
+test("a request that has waited 10 ms behind an event it may not pass makes the frames before that event wait too", async () => {
   const timing = new SoftcoreTiming(MHZ);
   const { scheduler, card: c, batches } = card(timing);
   c.powerOn();
   const busy = timing.loadNs(moduleBytes);
   // While wasm3 loads the module: three CONTROL frames of the network, a console byte, two more
-  // frames, then a configuration read from the server.
-  const read = Uint8Array.of(0x04, 0, 0, 1, 0, 0x08, 0x01, 0x0f, 0, 0, 0, 0);
+  // frames, then a configuration read from the server. The boot batch compiles for milliseconds:
+  // when it ends, the read has waited more than 10 ms.
   const frame = (n: number) => c.post({ kind: "frameRx", tunnel: NO_TUNNEL, frame: new Uint8Array(30 + n) });
   for (let i = 0; i < 3; i++) scheduler.at(busy / 3, () => frame(i));
   scheduler.at(busy / 3, () => c.post({ kind: "uartRx", bytes: Uint8Array.of(0x30) }));
   for (let i = 3; i < 5; i++) scheduler.at(busy / 3, () => frame(i));
-  scheduler.at(busy / 2, () => c.post({ kind: "tlpRx", reason: TlpRxReason.Config, port: 0, tlp: read }));
+  scheduler.at(busy / 2, () => c.post({ kind: "tlpRx", reason: TlpRxReason.Config, port: 0, tlp: configRead }));
   await scheduler.run(0.5e9);
   const carried = batches.slice(0, 9).map((b) => b.events.filter((k) => k !== "time" && k !== "sync").join(" "));
-  // BOOT and ENTROPY first; the read then passes the frames, but not the console byte before them.
-  assert.deepEqual(carried, ["boot", "entropy", "frameRx", "frameRx", "frameRx", "uartRx", "tlpRx", "frameRx", "frameRx"]);
+  assert.ok(batches[1].at - busy / 2 >= 10_000_000, "the read has waited 10 ms when the boot batch ends");
+  // BOOT first; then the console byte the read may not pass, ahead of the entropy and the frames
+  // before it; then the read; then the rest in their order.
+  assert.deepEqual(carried, ["boot", "uartRx", "tlpRx", "entropy", "frameRx", "frameRx", "frameRx", "frameRx", "frameRx"]);
   await c.powerOff();
 });
 
