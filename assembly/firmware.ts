@@ -15,6 +15,7 @@ import { MTU_MIN, MTU_MAX, CardReg } from "../board/map/registers";
 import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, SILENCE_MIN_KEEPALIVES, AckPolicy } from "../board/map/link";
 import * as config from "./link/config";
 import * as link from "./link/link";
+import * as drops from "./link/drops";
 import * as vswitch from "./pcie/switch";
 import * as pcie from "./pcie/tlp";
 import { FabricEventKind } from "../board/map/registers";
@@ -393,6 +394,7 @@ function onTimer(id: i32): void {
   else if (id != TimerId.Heartbeat) link.onTimer(id);
   else {
     timers.restartPeriodic(TimerId.Heartbeat, HEARTBEAT_NS);
+    drops.poll();
     log.info();
     log.str("heartbeat: ");
     log.dec(get(Counter.EventsIn));
@@ -522,6 +524,7 @@ function onRegValue(body: usize): void {
   const address = load<u32>(body, RegValueBody.Address);
   if (address == CardReg.SlotsPresent) config.setSlotsPresent(load<u32>(body, RegValueBody.Value));
   link.onRegValue(address, load<u32>(body, RegValueBody.Value));
+  drops.onRegValue(address, load<u32>(body, RegValueBody.Value));
   const idle = vswitch.onRegValue(address, load<u32>(body, RegValueBody.Value));
   if (idle >= 0) link.onPortsIdle(idle);
   log.debug();

@@ -3,7 +3,7 @@
 // the MAC the tunnels share, and the events the fabric raises. REG_WRITE / REG_READ commands from the firmware land here, and
 // so do the writes of tests and benchmarks that bring a tunnel up without link training.
 
-import { CardReg, TunnelReg, FABRIC_VERSION, TUNNEL_BASE, TUNNEL_STRIDE, MAX_TUNNELS, FabricEventKind, SECY_BASE, SECY_STRIDE } from "./map/registers.ts";
+import { CardReg, TunnelReg, FABRIC_VERSION, TUNNEL_BASE, TUNNEL_STRIDE, MAX_TUNNELS, FabricEventKind, SECY_BASE, SECY_STRIDE, MACSEC_DROP_REASONS, TunnelCounter } from "./map/registers.ts";
 import { NO_TUNNEL, type TlpRxReason } from "./map/mailbox.ts";
 import { SWITCH_PORTS } from "./map/pcie.ts";
 import { SwitchRouter } from "./pcie/switch-router.ts";
@@ -193,6 +193,10 @@ export class Fabric {
       case CardReg.SlotsPresent: return (this.config.slotsPresent?.() ?? 0) >>> 0;
       case CardReg.ControlVlan: return this.mac.controlVlan;
       case CardReg.ManagementVlan: return this.mac.managementVlan;
+    }
+    const drop = (address - CardReg.MacsecDrops) / 4;
+    if (Number.isInteger(drop) && drop >= 0 && drop < MACSEC_DROP_REASONS) {
+      return this.tunnels.reduce((sum, t) => sum + t.counters[TunnelCounter.RxBadIcv + drop], 0) >>> 0;
     }
     if (this.router && SwitchRouter.holds(address)) return this.router.readRegister(address);
     const secy = this.secyAt(address);

@@ -9,7 +9,7 @@
 import { createHmac } from "node:crypto";
 import {
   ADMIN_KEY_SIZE, ALL_CARDS, ControlHeader, ControlType, LINK_STATE_LAST, MANAGEMENT_ROLE, MANAGE_OP_LAST, MANAGE_STATUS_LAST,
-  ManageOp, ManageReplyBody, ManageRequestBody, ManageStatus, REPLY_COUNTERS, TAG_SIZE, type LinkState,
+  ManageOp, ManageReplyBody, ManageRequestBody, ManageStatus, REPLY_COUNTERS, REPLY_TAG_WITHOUT_DROPS, TAG_SIZE, type LinkState,
 } from "./map/link.ts";
 import { CardRole } from "./map/mailbox.ts";
 import { decodeControl, encodeControl, type ControlMessage } from "./link-codec.ts";
@@ -30,6 +30,11 @@ export const REPLY_COUNTER_NAMES = [
 ] as const;
 
 export type ReplyCounters = Record<(typeof REPLY_COUNTER_NAMES)[number], number>;
+
+/** ManageReplyBody.MacsecDrops in order (CardReg.MacsecDrops): why the card dropped MACsec frames. */
+export const MACSEC_DROP_NAMES = ["badIcv", "late", "unknownAn", "unknownSci", "inClear", "badTag"] as const;
+
+export type MacsecDrops = Record<(typeof MACSEC_DROP_NAMES)[number], number>;
 
 /** Who sent a frame: the ControlHeader's identity and the Ethernet source address. */
 export interface Sender {
@@ -98,6 +103,8 @@ export interface CardReport {
   /** Each port's peer serial in a handshake or session, else 0: `ports` entries. */
   peerSerials: number[];
   counters: ReplyCounters;
+  /** MACsec frames the card dropped, by reason, as of its firmware's last look; null from a firmware that reports none (a 124-byte reply). */
+  macsecDrops: MacsecDrops | null;
 }
 
 export interface ManageReply extends ManageAddress, CardReport {
@@ -264,11 +271,14 @@ export function encodeReply(r: ReplyInput, key: Uint8Array): Uint8Array {
     view.setUint32(ManageReplyBody.PeerSerials + 4 * p, (r.peerSerials[p] ?? 0) >>> 0);
   }
   REPLY_COUNTER_NAMES.forEach((name, i) => view.setUint32(ManageReplyBody.Counters + 4 * i, r.counters[name] >>> 0));
+  const drops = r.macsecDrops;
+  if (drops) MACSEC_DROP_NAMES.forEach((name, i) => view.setUint32(ManageReplyBody.MacsecDrops + 4 * i, drops[name] >>> 0));
+  const size = drops ? ManageReplyBody.Size : REPLY_TAG_WITHOUT_DROPS + TAG_SIZE;
   return sealed({
     destination: r.destination, source: r.source, vlan: r.vlan, session: 0,
     type: ControlType.ManageReply, version: MANAGE_VERSION, role: r.card.role, group: r.card.group,
-    serial: r.card.serial, bootId: r.card.bootId, body,
-  }, ManageReplyBody.Tag, REPLY_LABEL, key);
+    serial: r.card.serial, bootId: r.card.bootId, body: body.subarray(0, size),
+  }, drops ? ManageReplyBody.Tag : REPLY_TAG_WITHOUT_DROPS, REPLY_LABEL, key);
 }
 
 /**
@@ -277,9 +287,11 @@ export function encodeReply(r: ReplyInput, key: Uint8Array): Uint8Array {
  */
 export function decodeReply(frame: Uint8Array, key: Uint8Array, expect: { counter?: bigint } = {}): ManageReply {
   checkKey(key);
-  const { message, header } = open(frame, ControlType.ManageReply, ManageReplyBody.Size, "reply");
+  const { message, header } = open(frame, ControlType.ManageReply, REPLY_TAG_WITHOUT_DROPS + TAG_SIZE, "reply");
   const body = message.body;
-  verify(key, REPLY_LABEL, header, body, ManageReplyBody.Tag, "reply");
+  // A firmware that reports no MACsec drops sends 124 bytes, its tag where the drops are now.
+  const withDrops = body.length >= ManageReplyBody.Size;
+  verify(key, REPLY_LABEL, header, body, withDrops ? ManageReplyBody.Tag : REPLY_TAG_WITHOUT_DROPS, "reply");
   const view = new DataView(body.buffer, body.byteOffset, body.length);
   const op = view.getUint8(ManageReplyBody.Op);
   const status = view.getUint8(ManageReplyBody.Status);
@@ -301,6 +313,7 @@ export function decodeReply(frame: Uint8Array, key: Uint8Array, expect: { counte
     throw new ManageFrameError("unexpected-counter", `reply: counter ${counter} answers no request of ours (expected ${expect.counter})`);
   }
   const counters = Object.fromEntries(REPLY_COUNTER_NAMES.map((name, i) => [name, view.getUint32(ManageReplyBody.Counters + 4 * i)])) as ReplyCounters;
+  const macsecDrops = withDrops ? Object.fromEntries(MACSEC_DROP_NAMES.map((name, i) => [name, view.getUint32(ManageReplyBody.MacsecDrops + 4 * i)])) as MacsecDrops : null;
   return {
     destination: message.destination, source: message.source, vlan: message.vlan,
     op, status, group: view.getUint16(ManageReplyBody.Group), counter,
@@ -311,7 +324,7 @@ export function decodeReply(frame: Uint8Array, key: Uint8Array, expect: { counte
     bootSlot: view.getUint8(ManageReplyBody.BootSlot),
     bootFlags: view.getUint8(ManageReplyBody.BootFlags),
     slotsPresent: view.getUint8(ManageReplyBody.SlotsPresent),
-    ports, linkStates, peerSerials, counters,
+    ports, linkStates, peerSerials, counters, macsecDrops,
     sender: { role: message.role, serial: message.serial, bootId: message.bootId, mac: message.source },
     headerGroup: message.group,
   };

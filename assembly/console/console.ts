@@ -5,6 +5,7 @@
 import { Counter, CardRole, MAILBOX_VERSION } from "../../board/map/mailbox";
 import { LinkState, LinkCipher } from "../../board/map/link";
 import { SWITCH_PORTS } from "../../board/map/pcie";
+import { MACSEC_DROP_REASONS } from "../../board/map/registers";
 import { BUILD_ID_SIZE, ImageHeader } from "../../board/map/image";
 import * as editor from "./editor";
 import * as uart from "./uart";
@@ -13,6 +14,7 @@ import * as system from "../system";
 import * as config from "../link/config";
 import * as link from "../link/link";
 import * as keys from "../link/keys";
+import * as drops from "../link/drops";
 import { port } from "../link/port";
 import * as vswitch from "../pcie/switch";
 import * as clock from "../clock";
@@ -21,6 +23,8 @@ import { Text, textByte, textLength } from "../text";
 import { count, get } from "../counters";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../version";
 
+/** CardReg.MacsecDrops' reasons, in order, as `link` shows them. */
+const DROP_NAMES: StaticArray<Text> = ["bad ICV", "late", "unknown AN", "unknown SCI", "in clear", "bad SecTAG"];
 const NAMES: StaticArray<Text> = ["help", "status", "link", "counters", "slots", "log", "version", "reboot", "update"];
 const HELP: StaticArray<Text> = [
   "this list",
@@ -289,6 +293,14 @@ function links(): void {
     }
     uart.newline();
   }
+  uart.text("MACsec frames dropped (read each second):");
+  for (let i = 0; i < MACSEC_DROP_REASONS; i++) {
+    uart.text(i == 0 ? " " : ", ");
+    uart.text(unchecked(DROP_NAMES[i]));
+    uart.put(0x20);
+    uart.dec(drops.get(i));
+  }
+  uart.newline();
 }
 
 function counters(all: bool): void {

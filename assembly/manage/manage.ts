@@ -18,6 +18,7 @@ import {
   ADMIN_KEY_SIZE, LINK_PROTOCOL_MIN, REPLY_COUNTERS, ControlHeader,
 } from "../../board/map/link";
 import { BootFlag, Counter, LogLevel, MAX_SLOTS } from "../../board/map/mailbox";
+import { MACSEC_DROP_REASONS } from "../../board/map/registers";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../version";
 import { count, get } from "../counters";
 import * as retain from "../retain";
@@ -30,6 +31,7 @@ import * as update from "../update/update";
 import * as config from "../link/config";
 import * as frames from "../link/frames";
 import * as link from "../link/link";
+import * as drops from "../link/drops";
 import { port } from "../link/port";
 import { load16be, load32be, store16be, store32be } from "../link/be";
 import * as configStore from "./store";
@@ -243,6 +245,7 @@ function reply(destination: usize, counter: u64, op: i32, status: i32, group: u3
     store32be(body + ManageReplyBody.PeerSerials + 4 * i, port(i).peerSerial);
   }
   for (let i = 0; i < REPLY_COUNTERS; i++) store32be(body + ManageReplyBody.Counters + 4 * i, get(load<u8>(REPORTED + i) as i32));
+  for (let i = 0; i < MACSEC_DROP_REASONS; i++) store32be(body + ManageReplyBody.MacsecDrops + 4 * i, drops.get(i));
   memory.copy(replyTo, destination, 6);
   memory.copy(replyMessage, body - ControlHeader.Size, ControlHeader.Size + ManageReplyBody.Tag);
   sign(REPLY_LABEL, replyMessage, ControlHeader.Size + ManageReplyBody.Tag, Phase.Signing);

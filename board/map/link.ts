@@ -226,9 +226,13 @@ export enum ManageReplyBody {
   LinkStates = 20, // u8[8] LinkState of each port (0 past Ports)
   PeerSerials = 28, // u32[8] the serial of each port's peer in a handshake or session, else 0
   Counters = 60, //   u32[REPLY_COUNTERS] the card's LinkUps, LinkDowns, Recoveries, AuthFailures, HotplugEvents, ManageRequests, ManageAuthFailures, ManageReplays (Counter, board/map/mailbox.ts)
-  Tag = 92, //        u8[TAG_SIZE] HMAC-SHA-256(admin key, "IOVr" | ControlHeader | body bytes 0..91)
-  Size = 124,
+  MacsecDrops = 92, // u32[MACSEC_DROP_REASONS] MACsec frames the card dropped, by reason (CardReg.MacsecDrops, board/map/registers.ts), as of the firmware's last look (once a second)
+  Tag = 116, //       u8[TAG_SIZE] HMAC-SHA-256(admin key, "IOVr" | ControlHeader | body bytes 0..115)
+  Size = 148,
 }
+
+/** The tag's place in a reply of a firmware that reports no MACsec drops (124-byte body): the tools still read it. */
+export const REPLY_TAG_WITHOUT_DROPS = 92;
 
 /** How long a chassis card waits for its host card to release its slots (CLOSE after RELEASE) before it closes the session itself. */
 export const RELEASE_TIMEOUT_NS = 10_000_000_000;

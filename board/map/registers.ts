@@ -29,7 +29,11 @@ export enum CardReg {
   ManagementVlan = 0x28, // rw bits 11-0: a second VLAN whose CONTROL frames the MAC hands over (management); 0 (reset): none besides ControlVlan
   SlotReset = 0x2c, //     wo  chassis cards: bit s set resets the device in chassis slot s to its power-on state (a fundamental reset); 0 on a host card is refused
   EntropyRequest = 0x30, // wo  1..ENTROPY_REQUEST_MAX: the random number generator posts ENTROPY with that many bytes; other values are refused
+  MacsecDrops = 0x34, //   ro  MACSEC_DROP_REASONS words (0x34-0x48): MACsec frames the card's SecYs dropped since power-on, by reason, in TunnelCounter order from RxBadIcv (bad ICV, late, unknown AN, unknown SCI, in clear, bad SecTAG), every tunnel's summed
 }
+
+/** The words of CardReg.MacsecDrops: TunnelCounter.RxBadIcv to TunnelCounter.RxBadTag. */
+export const MACSEC_DROP_REASONS = 6;
 
 /** Most bytes one CardReg.EntropyRequest asks for (EntropyBody.MaxSize). */
 export const ENTROPY_REQUEST_MAX = 64;

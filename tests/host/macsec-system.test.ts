@@ -15,11 +15,12 @@ import { SCENARIOS, pairScenario, type PairOptions, type Scenario } from "../../
 import { failures } from "../../tools/cli/sim.ts";
 import { MacsecSetting, ResetCause } from "../../board/map/mailbox.ts";
 import { LinkState } from "../../board/map/link.ts";
-import { SECY_BASE, SecyReg, SecyStatus, TunnelCounter, FabricEventKind } from "../../board/map/registers.ts";
+import { SECY_BASE, SecyReg, SecyStatus, TunnelCounter, FabricEventKind, CardReg, TunnelReg, MACSEC_DROP_REASONS } from "../../board/map/registers.ts";
+import type { ManageReply } from "../../board/manage-codec.ts";
 import { readPcap } from "../../tools/sim/pcap.ts";
 import { Decryptor, parseKeyLog } from "../../tools/sim/keylog.ts";
 import { ETHERTYPE_MACSEC, formatSci, frameSci, isMacsec, parseSecTag, type SecTag } from "../../board/macsec/frame.ts";
-import { etherTypeOf, ETHERTYPE_IOV } from "../../board/ethernet/frame.ts";
+import { etherTypeOf, ETHERTYPE_IOV, writeFcs } from "../../board/ethernet/frame.ts";
 import { FIRMWARE } from "./helpers.ts";
 
 const MS = 1_000_000;
@@ -250,4 +251,60 @@ test("a firmware restart that swallows a key switch: the new firmware catches up
   assert.deepEqual(failures(summary, scenario), []);
   assert.ok(switches >= 8, `${switches} switches of the host card, rekeying went on after the restart`);
   assert.equal(summary.macsec.badIcv + summary.macsec.unknownSa + summary.macsec.late, 0);
+});
+
+test("the card reports the MACsec frames it dropped: the fabric's counts in CardReg.MacsecDrops, and as the firmware read them within a second in `iov manage status` and the console's `link`", async () => {
+  const w = world(pairScenario({ durationNs: Infinity, management: true }), 2);
+  const cable = w.network.link("cable-chassis");
+  let sample: Uint8Array | null = null;
+  cable.tap = (frame, to) => {
+    if (to === cable.a && isMacsec(frame)) sample = frame.slice(); // a protected frame to the chassis card
+  };
+  const seen: { status?: ManageReply; console: string; register: number[] } = { console: "", register: [] };
+  w.startHooks.push((world) => {
+    const client = world.management!.client({ tryMs: 20 });
+    const chassis = world.cards.find((c) => c.name === "chassis")!;
+    chassis.uart.line = (bytes) => (seen.console += Buffer.from(bytes).toString("latin1"));
+    let injected = -1;
+    const poll = () => {
+      if (injected < 0 && sample && fabric(world, "chassis").tunnels[0].readRegister(TunnelReg.LinkState) === LinkState.Active) {
+        // Five frames altered in flight (bad ICV), two whose SecTAG claims version 1 (bad SecTAG).
+        for (let i = 0; i < 5; i++) {
+          const bad = sample.slice();
+          bad[bad.length - 24 - i] ^= 0x40; // in the Secure Data or the ICV, before the FCS
+          writeFcs(bad);
+          cable.b.send(bad);
+        }
+        for (let i = 0; i < 2; i++) {
+          const bad = sample.slice();
+          bad[bad[12] === 0x81 && bad[13] === 0x00 ? 18 : 14] |= 0x80; // the TCI's V bit, after the EtherType
+          writeFcs(bad);
+          cable.b.send(bad);
+        }
+        injected = world.scheduler.now;
+      }
+      // Past the firmware's next two looks (once a second): the status, then the console.
+      if (injected >= 0 && world.scheduler.now >= injected + 2_100 * MS) {
+        seen.register = Array.from({ length: MACSEC_DROP_REASONS }, (_, i) => fabric(world, "chassis").readRegister(CardReg.MacsecDrops + 4 * i));
+        client.status(0x2000_0001).then((r) => {
+          seen.status = r;
+          chassis.uart.receive(new TextEncoder().encode("link\r"));
+          world.scheduler.at(world.scheduler.now + 50 * MS, () => world.scheduler.stop());
+        }).catch((error: Error) => {
+          seen.console = error.message;
+          world.scheduler.stop();
+        });
+        return;
+      }
+      world.scheduler.at(world.scheduler.now + MS, poll);
+    };
+    poll();
+  });
+  await w.run();
+  assert.deepEqual(seen.register, [5, 0, 0, 0, 0, 2], "bad ICV, late, unknown AN, unknown SCI, in clear, bad SecTAG");
+  assert.deepEqual(seen.status?.macsecDrops, { badIcv: 5, late: 0, unknownAn: 0, unknownSci: 0, inClear: 0, badTag: 2 });
+  assert.match(seen.console, /MACsec frames dropped \(read each second\): bad ICV 5, late 0, unknown AN 0, unknown SCI 0, in clear 0, bad SecTAG 2\r\n/);
+  assert.deepEqual([tunnelSum(w, TunnelCounter.RxBadIcv), tunnelSum(w, TunnelCounter.RxBadTag)], [5, 2], "the host card dropped none");
+  assert.equal(fabric(w, "chassis").writeRegister(CardReg.MacsecDrops, 0), false, "read-only");
+  assert.equal(fabric(w, "chassis").readRegister(CardReg.MacsecDrops), 5);
 });

@@ -109,9 +109,11 @@ test("iov manage discover and status: the table, the report and their --json doc
   host.linkStates = [LinkState.Active, LinkState.Discover];
   host.peerSerials = [0x2000_0001, 0];
   host.counters.linkUps = 3;
+  host.macsecDrops = null; // a firmware from before the MACsec drops in the reply
   const chassis = new FakeCard({ serial: 0x2000_0001, role: CardRole.Chassis, key: KEY });
   chassis.linkStates = [LinkState.Active];
   chassis.peerSerials = [0x1000_0001];
+  chassis.macsecDrops = { badIcv: 7, late: 2, unknownAn: 0, unknownSci: 1, inClear: 3, badTag: 0 };
   const { url, server } = await fakeNetwork([chassis, host]);
   const dir = mkdtempSync(join(tmpdir(), "iov-manage-"));
   writeFileSync(join(dir, "admin.key"), Buffer.from(KEY).toString("hex") + "\n");
@@ -119,9 +121,9 @@ test("iov manage discover and status: the table, the report and their --json doc
     const table = await iovAsync(["manage", "discover", "--net", url, "--key-file", join(dir, "admin.key"), "--timeout", "200"]);
     assert.equal(table.status, 0, table.stderr);
     const lines = table.stdout.trimEnd().split("\n");
-    assert.match(lines[0], /^ROLE +SERIAL +MAC +FIRMWARE +BOOT +GROUP +SLOTS +LINK \(STATE PEER\) +UPS +DOWNS +AUTHFAIL +REFUSED$/);
-    assert.match(lines[1], /^host +0x10000001 +02:10:10:00:00:01 +0\.1\.0 +slot 0 +100 +2 port\(s\) +0:active 0x20000001, 1:discover +3 +0 +0 +0$/);
-    assert.match(lines[2], /^chassis +0x20000001 +02:10:20:00:00:01 +0\.1\.0 +slot 0 +100 +2, device in 0 +active 0x10000001 +0 +0 +0 +0$/);
+    assert.match(lines[0], /^ROLE +SERIAL +MAC +FIRMWARE +BOOT +GROUP +SLOTS +LINK \(STATE PEER\) +UPS +DOWNS +AUTHFAIL +REFUSED +MACSEC DROPS$/);
+    assert.match(lines[1], /^host +0x10000001 +02:10:10:00:00:01 +0\.1\.0 +slot 0 +100 +2 port\(s\) +0:active 0x20000001, 1:discover +3 +0 +0 +0 +-$/);
+    assert.match(lines[2], /^chassis +0x20000001 +02:10:20:00:00:01 +0\.1\.0 +slot 0 +100 +2, device in 0 +active 0x10000001 +0 +0 +0 +0 +13$/);
     assert.equal(lines[3], "2 card(s) answered within 200 ms");
 
     const discover = await iovAsync(["manage", "discover", "--net", url, "--installation", "lab", "--timeout", "200", "--json"]);
@@ -134,7 +136,9 @@ test("iov manage discover and status: the table, the report and their --json doc
       firmware: "0.1.0", group: 100, boot: { slot: 0, trial: false, flags: 0 }, slots: 2, slotsPresent: [0],
       ports: [{ port: 0, state: "active", peer: "0x10000001" }],
       counters: { linkUps: 0, linkDowns: 0, recoveries: 0, authFailures: 0, hotplugEvents: 0, manageRequests: 4, manageAuthFailures: 0, manageReplays: 0 },
+      macsecDrops: { badIcv: 7, late: 2, unknownAn: 0, unknownSci: 1, inClear: 3, badTag: 0 },
     });
+    assert.equal(doc.cards[0].macsecDrops, null, "the host card's firmware reports none");
     assert.deepEqual(doc.cards[0].ports, [{ port: 0, state: "active", peer: "0x20000001" }, { port: 1, state: "discover", peer: null }]);
 
     const status = await iovAsync(["manage", "status", "20000001", "--net", url, "--installation", "lab"]);
@@ -146,10 +150,14 @@ test("iov manage discover and status: the table, the report and their --json doc
       "slots: 2, device in 0",
       "link port 0: active, peer 0x10000001",
       "counters: link ups 0, link downs 0, recoveries 0, auth failures 0, hot-plug events 0, management requests 6, refused: bad tag 0, refused: replayed or stale 0",
+      "MACsec frames dropped (as the card read them within the last second): bad ICV 7, late 2, unknown AN 0, unknown SCI 1, in clear 3, bad SecTAG 0",
       "",
     ].join("\n"));
     const statusJson = JSON.parse((await iovAsync(["manage", "status", "0x10000001", "--net", url, "--installation", "lab", "--json"])).stdout);
     assert.deepEqual([statusJson.command, statusJson.ok, statusJson.card.serial, statusJson.card.role], ["status", true, "0x10000001", "host"]);
+    assert.equal(statusJson.card.macsecDrops, null);
+    const oldStatus = await iovAsync(["manage", "status", "10000001", "--net", url, "--installation", "lab"]);
+    assert.match(oldStatus.stdout, /\nMACsec frames dropped: not reported by this firmware\n$/);
 
     // Another installation's key: the cards stay silent.
     const wrong = await iovAsync(["manage", "discover", "--net", url, "--installation", "other", "--timeout", "100", "--json"]);

@@ -40,6 +40,7 @@ const reply = (o: Partial<ReplyInput> = {}): ReplyInput => ({
   counter: 0x0000_0123_4567_89abn, firmware: { major: 0, minor: 2, patch: 3 }, slots: 2, bootSlot: 1, bootFlags: 1, slotsPresent: 0b10,
   ports: 2, linkStates: [LinkState.Active, LinkState.Discover], peerSerials: [0x1000_0001, 0],
   counters: { linkUps: 1, linkDowns: 2, recoveries: 3, authFailures: 4, hotplugEvents: 5, manageRequests: 6, manageAuthFailures: 7, manageReplays: 8 },
+  macsecDrops: { badIcv: 9, late: 10, unknownAn: 11, unknownSci: 12, inClear: 13, badTag: 0xffff_fffe },
   card: { role: CardRole.Host, serial: 0x1000_0002, bootId: 0xcafe_f00d, group: 100 }, ...o,
 });
 
@@ -93,17 +94,27 @@ test("a reply decodes to the card's report, its identity and address", () => {
   assert.equal(frame.length, 18 + 16 + ControlHeader.Size + ManageReplyBody.Size);
   const { header, body } = parts(frame);
   assert.equal(header[ControlHeader.Type], ControlType.ManageReply);
-  const tag = createHmac("sha256", KEY).update("IOVr").update(header).update(body.subarray(0, 92)).digest();
+  const tag = createHmac("sha256", KEY).update("IOVr").update(header).update(body.subarray(0, 116)).digest();
   assert.deepEqual([...body.subarray(ManageReplyBody.Tag)], [...tag]);
+  assert.deepEqual([...body.subarray(ManageReplyBody.MacsecDrops, ManageReplyBody.MacsecDrops + 8)], [0, 0, 0, 9, 0, 0, 0, 10], "big-endian, bad ICV first");
   const r = decodeReply(frame, KEY);
   assert.deepEqual({
     op: r.op, status: r.status, group: r.group, counter: r.counter, firmware: r.firmware, slots: r.slots, bootSlot: r.bootSlot,
     bootFlags: r.bootFlags, slotsPresent: r.slotsPresent, ports: r.ports, linkStates: r.linkStates, peerSerials: r.peerSerials, counters: r.counters,
+    macsecDrops: r.macsecDrops,
   }, {
     op: ManageOp.Status, status: ManageStatus.Ok, group: 100, counter: 0x0000_0123_4567_89abn, firmware: { major: 0, minor: 2, patch: 3 },
     slots: 2, bootSlot: 1, bootFlags: 1, slotsPresent: 2, ports: 2, linkStates: [LinkState.Active, LinkState.Discover], peerSerials: [0x1000_0001, 0],
     counters: { linkUps: 1, linkDowns: 2, recoveries: 3, authFailures: 4, hotplugEvents: 5, manageRequests: 6, manageAuthFailures: 7, manageReplays: 8 },
+    macsecDrops: { badIcv: 9, late: 10, unknownAn: 11, unknownSci: 12, inClear: 13, badTag: 0xffff_fffe },
   });
+  // A firmware from before the MACsec drops: a 124-byte body, its tag over bytes 0..91. It still
+  // decodes, with no drops.
+  const older = encodeReply(reply({ macsecDrops: null }), KEY);
+  const o = parts(older);
+  assert.equal(o.body.length, 124);
+  assert.deepEqual([...o.body.subarray(92)], [...createHmac("sha256", KEY).update("IOVr").update(o.header).update(o.body.subarray(0, 92)).digest()]);
+  assert.deepEqual([decodeReply(older, KEY).macsecDrops, decodeReply(older, KEY).counters.manageReplays], [null, 8]);
   assert.deepEqual(r.sender, { role: CardRole.Host, serial: 0x1000_0002, bootId: 0xcafe_f00d, mac: CARD_MAC });
   assert.deepEqual([r.vlan, r.headerGroup, [...r.destination]], [4000, 100, [...STATION_MAC]]);
   // Ports beyond `ports` are not reported; the body's unused entries are 0.
@@ -136,9 +147,15 @@ test("the codec refuses a bad tag, another key, a truncated or foreign frame, a 
   rejects(() => decodeReply(good.subarray(0, good.length - 1), KEY), "not-control");
   const short = encodeControl({
     destination: STATION_MAC, source: CARD_MAC, vlan: 4000, session: 0, type: ControlType.ManageReply, version: 1, role: CardRole.Host,
-    group: 100, serial: 1, bootId: 1, body: parts(good).body.subarray(0, ManageReplyBody.Size - 1),
+    group: 100, serial: 1, bootId: 1, body: parts(good).body.subarray(0, 123),
   });
   rejects(() => decodeReply(short, KEY), "malformed", /shorter than 124/);
+  // One byte short of the drops' layout: read as the older layout, whose tag is not there.
+  const cut = encodeControl({
+    destination: STATION_MAC, source: CARD_MAC, vlan: 4000, session: 0, type: ControlType.ManageReply, version: 1, role: CardRole.Host,
+    group: 100, serial: 0x1000_0002, bootId: 0xcafe_f00d, body: parts(good).body.subarray(0, ManageReplyBody.Size - 1),
+  });
+  rejects(() => decodeReply(cut, KEY), "bad-tag");
   rejects(() => decodeReply(new Uint8Array(10), KEY), "not-control");
   rejects(() => decodeReply(good.subarray(0, 40), KEY), "not-control");
 

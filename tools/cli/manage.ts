@@ -8,7 +8,7 @@ import type { Command } from "commander";
 import { LinkState, ManageStatus } from "../../board/map/link.ts";
 import { BootFlag, CardRole } from "../../board/map/mailbox.ts";
 import { formatMac } from "../../board/ethernet/frame.ts";
-import { formatFirmware, formatSerial, REPLY_COUNTER_NAMES, type ManageReply } from "../../board/manage-codec.ts";
+import { formatFirmware, formatSerial, MACSEC_DROP_NAMES, REPLY_COUNTER_NAMES, type ManageReply } from "../../board/manage-codec.ts";
 import { ManageClient, ManageError, wallClock } from "../manage/client.ts";
 import { NetSpecError, openTransport, type StreamTransport } from "../manage/transport.ts";
 import { adminKey } from "../sim/scenarios.ts";
@@ -202,6 +202,7 @@ export function cardJson(r: ManageReply) {
     slotsPresent: slotList(r.slotsPresent),
     ports: r.linkStates.map((state, port) => ({ port, state: stateName(state), peer: r.peerSerials[port] ? formatSerial(r.peerSerials[port]) : null })),
     counters: { ...r.counters },
+    macsecDrops: r.macsecDrops ? { ...r.macsecDrops } : null,
   };
 }
 
@@ -209,6 +210,22 @@ const COUNTER_LABELS: Record<(typeof REPLY_COUNTER_NAMES)[number], string> = {
   linkUps: "link ups", linkDowns: "link downs", recoveries: "recoveries", authFailures: "auth failures",
   hotplugEvents: "hot-plug events", manageRequests: "management requests", manageAuthFailures: "refused: bad tag", manageReplays: "refused: replayed or stale",
 };
+
+const DROP_LABELS: Record<(typeof MACSEC_DROP_NAMES)[number], string> = {
+  badIcv: "bad ICV", late: "late", unknownAn: "unknown AN", unknownSci: "unknown SCI", inClear: "in clear", badTag: "bad SecTAG",
+};
+
+/** The MACsec drops a reply reports, or why there are none. */
+function dropsText(r: ManageReply): string {
+  const d = r.macsecDrops;
+  if (!d) return "MACsec frames dropped: not reported by this firmware";
+  return `MACsec frames dropped (as the card read them within the last second): ${MACSEC_DROP_NAMES.map((name) => `${DROP_LABELS[name]} ${d[name]}`).join(", ")}`;
+}
+
+/** All the MACsec drops of a reply, or "-" when the firmware reports none. */
+function dropsTotal(r: ManageReply): string {
+  return r.macsecDrops ? String(MACSEC_DROP_NAMES.reduce((n, name) => n + r.macsecDrops![name], 0)) : "-";
+}
 
 function bootText(r: ManageReply): string {
   return `slot ${r.bootSlot}${r.bootFlags & BootFlag.Trial ? " on trial" : ""}`;
@@ -222,10 +239,11 @@ function slotsText(r: ManageReply): string {
 
 /** One line per card under a header, columns as wide as their widest cell. */
 export function discoverTable(cards: ManageReply[]): string {
-  const header = ["ROLE", "SERIAL", "MAC", "FIRMWARE", "BOOT", "GROUP", "SLOTS", "LINK (STATE PEER)", "UPS", "DOWNS", "AUTHFAIL", "REFUSED"];
+  const header = ["ROLE", "SERIAL", "MAC", "FIRMWARE", "BOOT", "GROUP", "SLOTS", "LINK (STATE PEER)", "UPS", "DOWNS", "AUTHFAIL", "REFUSED", "MACSEC DROPS"];
   const rows = cards.map((r) => [
     roleName(r.sender.role), formatSerial(r.sender.serial), formatMac(r.source), formatFirmware(r.firmware), bootText(r), String(r.group),
     slotsText(r), linkSummary(r), String(r.counters.linkUps), String(r.counters.linkDowns), String(r.counters.authFailures), String(r.counters.manageAuthFailures + r.counters.manageReplays),
+    dropsTotal(r),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   return [header, ...rows].map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ")).join("\n");
@@ -241,5 +259,6 @@ export function statusText(r: ManageReply): string {
     chassis ? `slots: ${slotsText(r)}` : `downstream ports: ${r.slots}`,
     ...(r.ports === 0 ? ["link: no link ports"] : r.linkStates.map((state, p) => `link port ${p}: ${stateName(state)}${r.peerSerials[p] ? `, peer ${formatSerial(r.peerSerials[p])}` : ""}`)),
     `counters: ${REPLY_COUNTER_NAMES.map((name) => `${COUNTER_LABELS[name]} ${r.counters[name]}`).join(", ")}`,
+    dropsText(r),
   ].join("\n");
 }

@@ -6,7 +6,7 @@
 
 import { ALL_CARDS, LinkState, ManageOp, ManageStatus } from "../../../board/map/link.ts";
 import { CardRole } from "../../../board/map/mailbox.ts";
-import { decodeRequest, encodeReply, ManageFrameError, REPLY_COUNTER_NAMES, type DecodedRequest, type ReplyCounters } from "../../../board/manage-codec.ts";
+import { decodeRequest, encodeReply, ManageFrameError, MACSEC_DROP_NAMES, REPLY_COUNTER_NAMES, type DecodedRequest, type ReplyCounters, type MacsecDrops } from "../../../board/manage-codec.ts";
 import { CONTROL_MULTICAST } from "../../../board/link-codec.ts";
 import { macFor } from "../../../tools/sim/scenarios.ts";
 import type { Clock } from "../../../tools/manage/client.ts";
@@ -45,6 +45,8 @@ export class FakeCard {
   linkStates: LinkState[];
   peerSerials: number[];
   counters: ReplyCounters = Object.fromEntries(REPLY_COUNTER_NAMES.map((n) => [n, 0])) as ReplyCounters;
+  /** null: a firmware that reports no MACsec drops (its replies are 124 bytes). */
+  macsecDrops: MacsecDrops | null = Object.fromEntries(MACSEC_DROP_NAMES.map((n) => [n, 0])) as MacsecDrops;
   /** Every request accepted, and every one refused with the reason. */
   readonly accepted: DecodedRequest[] = [];
   readonly refused: Refusal[] = [];
@@ -111,7 +113,7 @@ export class FakeCard {
       op: request.op, status, group: this.group, counter: request.counter,
       firmware: { major: 0, minor: 1, patch: 0 }, slots: this.slots, bootSlot: 0, bootFlags: 0,
       slotsPresent: this.role === CardRole.Chassis ? 0b01 : 0, ports: this.linkStates.length,
-      linkStates: this.linkStates, peerSerials: this.peerSerials, counters: { ...this.counters },
+      linkStates: this.linkStates, peerSerials: this.peerSerials, counters: { ...this.counters }, macsecDrops: this.macsecDrops && { ...this.macsecDrops },
       card: { role: this.role, serial: this.serial, bootId: this.bootId, group: this.group },
     };
     this.tamper?.(reply);
