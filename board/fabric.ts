@@ -1,9 +1,13 @@
 // The card's FPGA fabric as the firmware sees it: a register file (card registers, one
-// block per tunnel engine and, on a host card, the switch router's blocks; board/map/registers.ts),
-// the MAC the tunnels share, and the events the fabric raises. REG_WRITE / REG_READ commands from the firmware land here, and
+// block per Ethernet port, one block per tunnel engine with its paths and SecY and, on a host card,
+// the switch router's blocks; board/map/registers.ts), the MACs of the card's two Ethernet ports,
+// which every tunnel shares, and the events the fabric raises. REG_WRITE / REG_READ commands from the firmware land here, and
 // so do the writes of tests and benchmarks that bring a tunnel up without link training.
 
-import { CardReg, TunnelReg, FABRIC_VERSION, TUNNEL_BASE, TUNNEL_STRIDE, MAX_TUNNELS, FabricEventKind, SECY_BASE, SECY_STRIDE, MACSEC_DROP_REASONS, TunnelCounter } from "./map/registers.ts";
+import {
+  CardReg, TunnelReg, FABRIC_VERSION, TUNNEL_BASE, TUNNEL_STRIDE, MAX_TUNNELS, FabricEventKind, SECY_BASE, SECY_STRIDE, MACSEC_DROP_REASONS, TunnelCounter,
+  PORTS, PORT_BASE, PORT_STRIDE, PortReg, PortStatus, PATH_BASE, PATH_STRIDE, PATH_SIZE,
+} from "./map/registers.ts";
 import { NO_TUNNEL, type TlpRxReason } from "./map/mailbox.ts";
 import { SWITCH_PORTS } from "./map/pcie.ts";
 import { SwitchRouter } from "./pcie/switch-router.ts";
@@ -17,6 +21,7 @@ import type { Scheduler } from "./scheduler.ts";
 
 export interface FabricConfig {
   boardId: number;
+  /** The address of Ethernet port 0; port p's is portAddress(mac, p). */
   mac: Uint8Array;
   tunnels: number;
   /** A host card: the switch router between the server's root port and the tunnels. */
@@ -36,8 +41,8 @@ export interface FabricHost {
   discarded?(tlp: Uint8Array, slot: number, tunnel: TunnelEngine, received: boolean): void;
   /** A tunnel's SecY validated the MACsec frame being received: `clear` is what the tunnel engine takes, `fresh` whether its PN was new (observers only). */
   unprotected?(clear: Uint8Array, fresh: boolean): void;
-  /** A CONTROL frame for the firmware (FRAME_RX), FCS removed, with the index of the tunnel it matches or NO_TUNNEL. */
-  control?(frame: Uint8Array, tunnel: number): void;
+  /** A CONTROL frame for the firmware (FRAME_RX), FCS removed, with the index of the tunnel it matches or NO_TUNNEL, and the port it came in on. */
+  control?(frame: Uint8Array, tunnel: number, port: number): void;
   /** The firmware wrote a tunnel's LinkState register. */
   linkState?(tunnel: TunnelEngine, state: number): void;
   /** A TLP the switch router hands to the firmware (TLP_RX). */
@@ -55,8 +60,20 @@ export interface FabricHost {
 const CONTROL_QUEUE = 32;
 
 /**
- * The firmware's transmit path: a FIFO of CONTROL frames that the MAC serves in turn with
- * the tunnels. It only takes CONTROL frames from this card, so firmware cannot forge data.
+ * The address of a card's Ethernet port `port`, from port 0's: byte 1 plus the port number, so
+ * that the ports of cards with consecutive serial numbers never share an address (02:10:<serial>
+ * and 02:11:<serial>, docs/registers.md "Ethernet ports").
+ */
+export function portAddress(base: Uint8Array, port: number): Uint8Array {
+  const address = Uint8Array.from(base);
+  address[1] = (address[1] + port) & 0xff;
+  return address;
+}
+
+/**
+ * The firmware's transmit path of one port: a FIFO of CONTROL frames that the port's MAC serves in
+ * turn with the tunnels. It only takes CONTROL frames from the port's address, so firmware cannot
+ * forge data; the source address chooses the port.
  */
 class ControlTransmitter implements FrameSource {
   private readonly queue: Uint8Array[] = [];
@@ -82,43 +99,63 @@ class ControlTransmitter implements FrameSource {
     return this.queue.shift() ?? null;
   }
 
+  /** Whether `frame` (without FCS) is from this port's address. */
+  owns(frame: Uint8Array): boolean {
+    return frame.length >= MAC_SIZE * 2 && macKey(frame, MAC_SIZE) === macKey(this.mac.address);
+  }
+
   clear(): void {
     this.queue.length = 0;
   }
 }
 
 export class Fabric {
-  readonly mac: CardMac;
+  /** The MACs of the card's Ethernet ports, by port number. */
+  readonly macs: CardMac[] = [];
   readonly tunnels: TunnelEngine[] = [];
   /** Host cards: the PCIe switch router (board/pcie/switch-router.ts). */
   readonly router: SwitchRouter | null;
   private scratch = 0;
   private regErrors = 0;
-  private readonly control: ControlTransmitter;
+  private readonly controls: ControlTransmitter[] = [];
 
   constructor(private readonly config: FabricConfig, scheduler: Scheduler, private readonly host: FabricHost) {
     if (config.tunnels < 1 || config.tunnels > MAX_TUNNELS) throw new RangeError(`a card has 1..${MAX_TUNNELS} tunnels, not ${config.tunnels}`);
-    this.mac = new CardMac(config.mac);
+    for (let p = 0; p < PORTS; p++) this.macs.push(new CardMac(portAddress(config.mac, p), p));
+    const kickAll = () => {
+      for (const mac of this.macs) mac.kick();
+    };
     for (let i = 0; i < config.tunnels; i++) {
       const tunnel = new TunnelEngine(i, {
         scheduler,
-        mac: config.mac,
-        transmitReady: () => this.mac.kick(),
+        portAddress: (port) => this.macs[port].address,
+        portIdle: (port) => this.macs[port].idle,
+        transmitReady: kickAll,
         deliver: (tlp, cls, t, slot) => host.deliver(tlp, cls, t, slot),
         event: (kind, arg, t) => host.event(kind, t.index, arg),
         discarded: host.discarded ? (tlp, slot, t, received) => host.discarded!(tlp, slot, t, received) : undefined,
         unprotected: host.unprotected ? (clear, fresh) => host.unprotected!(clear, fresh) : undefined,
       });
       this.tunnels.push(tunnel);
-      this.mac.addTunnel(tunnel);
+      for (const mac of this.macs) mac.addTunnel(tunnel);
     }
-    this.control = new ControlTransmitter(this.mac);
-    this.mac.addSource(this.control);
-    this.mac.onControl = (frame, sink) => {
-      const index = sink ? this.tunnels.indexOf(sink as TunnelEngine) : -1;
-      host.control?.(frame.subarray(0, frame.length - FCS_SIZE), index >= 0 ? index : NO_TUNNEL);
-    };
-    this.mac.onCarrier = (up) => host.event(up ? FabricEventKind.CarrierUp : FabricEventKind.CarrierDown, 0, 0);
+    for (const mac of this.macs) {
+      const control = new ControlTransmitter(mac);
+      this.controls.push(control);
+      mac.addSource(control);
+      mac.onControl = (frame, sink) => {
+        const index = sink ? this.tunnels.indexOf(sink as TunnelEngine) : -1;
+        host.control?.(frame.subarray(0, frame.length - FCS_SIZE), index >= 0 ? index : NO_TUNNEL, mac.index);
+      };
+      mac.onCarrier = (up) => {
+        for (const tunnel of this.tunnels) tunnel.carrier(mac.index, up);
+        host.event(up ? FabricEventKind.CarrierUp : FabricEventKind.CarrierDown, 0, mac.index);
+      };
+      // A port that just took a frame is busy: what the tunnels still have may go on the other ports.
+      mac.onSent = () => {
+        for (const other of this.macs) if (other !== mac) other.kick();
+      };
+    }
     this.router = config.switchRouter
       ? new SwitchRouter({
           toFirmware: (reason, port, tlp) => host.tlp?.(reason, port, tlp),
@@ -135,7 +172,12 @@ export class Fabric {
    * filters; only the control frames the old firmware queued and that have not gone are dropped.
    */
   softcoreReset(): void {
-    this.control.clear();
+    for (const control of this.controls) control.clear();
+  }
+
+  /** Port 0's MAC. */
+  get mac(): CardMac {
+    return this.macs[0];
   }
 
   /**
@@ -146,10 +188,9 @@ export class Fabric {
    */
   reset(): void {
     for (const tunnel of this.tunnels) tunnel.hardReset();
-    this.control.clear();
+    for (const control of this.controls) control.clear();
     this.router?.reset();
-    this.mac.controlVlan = 0;
-    this.mac.managementVlan = 0;
+    this.setVlans(0, 0);
     const slots = this.config.chassisSlots ?? 0;
     if (slots > 0) this.host.slotReset?.((1 << slots) - 1);
   }
@@ -163,7 +204,8 @@ export class Fabric {
 
   /** FRAME_TX: queues a CONTROL frame from the firmware; a refused one raises FrameRejected. */
   transmitControl(frame: Uint8Array): boolean {
-    if (this.control.submit(frame)) return true;
+    const control = this.controls.find((c) => c.owns(frame));
+    if (control?.submit(frame)) return true;
     this.host.event(FabricEventKind.FrameRejected, 0, frame.length);
     return false;
   }
@@ -173,6 +215,39 @@ export class Fabric {
     if (address < SECY_BASE || address >= SECY_BASE + MAX_TUNNELS * SECY_STRIDE) return null;
     const tunnel = this.tunnels[Math.floor((address - SECY_BASE) / SECY_STRIDE)];
     return tunnel ? [tunnel.secy, (address - SECY_BASE) % SECY_STRIDE] : null;
+  }
+
+  /** The tunnel, port and offset a path block address falls in, or null. */
+  private pathAt(address: number): [TunnelEngine, number, number] | null {
+    if (address < PATH_BASE || address >= PATH_BASE + MAX_TUNNELS * PATH_STRIDE) return null;
+    const tunnel = this.tunnels[Math.floor((address - PATH_BASE) / PATH_STRIDE)];
+    const inBlock = (address - PATH_BASE) % PATH_STRIDE;
+    const port = Math.floor(inBlock / PATH_SIZE);
+    return tunnel && port < PORTS ? [tunnel, port, inBlock % PATH_SIZE] : null;
+  }
+
+  private portRegister(address: number): number {
+    const mac = this.macs[Math.floor((address - PORT_BASE) / PORT_STRIDE)];
+    const c = mac.counters;
+    const a = mac.address;
+    switch ((address - PORT_BASE) % PORT_STRIDE) {
+      case PortReg.MacHigh: return (a[0] << 8) | a[1];
+      case PortReg.MacLow: return ((a[2] << 24) | (a[3] << 16) | (a[4] << 8) | a[5]) >>> 0;
+      case PortReg.Status: return (mac.up ? PortStatus.Carrier : 0) | (mac.connected ? PortStatus.Connected : 0);
+      case PortReg.RxFrames: return c.rxFrames >>> 0;
+      case PortReg.RxFcsErrors: return c.rxFcsErrors >>> 0;
+      case PortReg.RxDropped: return mac.rxDropped >>> 0;
+      case PortReg.TxFrames: return c.txFrames >>> 0;
+      case PortReg.TxDropped: return c.txDropped >>> 0;
+      default: return 0;
+    }
+  }
+
+  private setVlans(control: number, management: number): void {
+    for (const mac of this.macs) {
+      mac.controlVlan = control;
+      mac.managementVlan = management;
+    }
   }
 
   private tunnelAt(address: number): [TunnelEngine, number] | null {
@@ -193,7 +268,11 @@ export class Fabric {
       case CardReg.SlotsPresent: return (this.config.slotsPresent?.() ?? 0) >>> 0;
       case CardReg.ControlVlan: return this.mac.controlVlan;
       case CardReg.ManagementVlan: return this.mac.managementVlan;
+      case CardReg.Ports: return PORTS;
     }
+    if (address >= PORT_BASE && address < PORT_BASE + PORTS * PORT_STRIDE) return this.portRegister(address);
+    const path = this.pathAt(address);
+    if (path) return path[0].readPathRegister(path[1], path[2]);
     const drop = (address - CardReg.MacsecDrops) / 4;
     if (Number.isInteger(drop) && drop >= 0 && drop < MACSEC_DROP_REASONS) {
       return this.tunnels.reduce((sum, t) => sum + t.counters[TunnelCounter.RxBadIcv + drop], 0) >>> 0;
@@ -220,10 +299,10 @@ export class Fabric {
       ok = true;
     } else if (address === CardReg.ControlVlan) {
       ok = (value >>> 0) <= 4094;
-      if (ok) this.mac.controlVlan = value >>> 0;
+      if (ok) this.setVlans(value >>> 0, this.mac.managementVlan);
     } else if (address === CardReg.ManagementVlan) {
       ok = (value >>> 0) <= 4094;
-      if (ok) this.mac.managementVlan = value >>> 0;
+      if (ok) this.setVlans(this.mac.controlVlan, value >>> 0);
     } else if (address === CardReg.SlotReset) {
       ok = this.slotResetAllowed(value >>> 0) && (this.host.slotReset?.(value >>> 0) ?? false);
     } else if (address === CardReg.WatchdogKick || address === CardReg.EntropyRequest || address === CardReg.BootControl) {
@@ -233,6 +312,9 @@ export class Fabric {
     } else if (this.secyAt(address)) {
       const [secy, offset] = this.secyAt(address)!;
       ok = secy.writeRegister(offset, value);
+    } else if (this.pathAt(address)) {
+      const [tunnel, port, offset] = this.pathAt(address)!;
+      ok = tunnel.writePathRegister(port, offset, value);
     } else {
       const target = this.tunnelAt(address);
       ok = target !== null && target[0].writeRegister(target[1], value);

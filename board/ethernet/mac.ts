@@ -1,4 +1,4 @@
-// The card's Ethernet MAC: one port, shared by the card's tunnel engines. Receive checks
+// One of the card's Ethernet MACs: one port, shared by the card's tunnel engines. Receive checks
 // every frame as 802.3 requires (size, FCS), keeps only frames addressed to the card with
 // the tunnel EtherType, and hands each to the tunnel whose peer, VLAN and session it belongs
 // to (sessionSink), or, for a MACsec frame, whose peer SCI it carries (macsecSink); tunnel control
@@ -14,23 +14,25 @@ import { ETHERTYPE_MACSEC, frameSci, parseSecTag, type SecTag } from "../macsec/
 
 /** A transmitter that shares the MAC: a tunnel engine, or the firmware's control path. */
 export interface FrameSource {
-  nextFrame(): Uint8Array | null;
+  /** The next frame for port `port` (the MAC's index on the card), or null. */
+  nextFrame(port: number): Uint8Array | null;
 }
 
 /** A tunnel as the receive side sees it: which peer, VLAN and session it talks to, and whether it is on. */
 export interface FrameSink extends FrameSource {
-  peerKey(): number;
+  /** The peer's address through port `port` as a number (macKey), or -1 when the tunnel has no path there. */
+  peerKey(port: number): number;
   vlan(): number;
   session(): number;
   readonly enabled: boolean;
-  receive(frame: Uint8Array, at: number, end: number): void;
+  receive(frame: Uint8Array, at: number, end: number, port: number): void;
   /** Whether MACsec frames under `sci` belong to this tunnel (it protects, and `sci` is its peer's). */
   acceptsSci(sci: Uint8Array | null): boolean;
-  receiveMacsec(frame: Uint8Array, tag: SecTag | string, sci: Uint8Array | null): void;
+  receiveMacsec(frame: Uint8Array, tag: SecTag | string, sci: Uint8Array | null, port: number): void;
 }
 
 /**
- * The tunnel a frame from `peer` on VLAN `vid` with tunnel session `session` goes to: the enabled
+ * The tunnel a frame from `peer` through port `port` on VLAN `vid` with tunnel session `session` goes to: the enabled
  * tunnel of that peer and VLAN whose session it is; else, so that the frame is counted there by
  * reason, an enabled tunnel of that peer and VLAN (RxWrongSession: an old or foreign session), else
  * a disabled one (RxWhileDisabled); null when no tunnel has that peer and VLAN (rxUnknownPeer: no
@@ -38,11 +40,11 @@ export interface FrameSink extends FrameSource {
  * rebooted chassis card on another port while the old port is still shutting): the one in
  * session wins, whatever the order of the tunnels.
  */
-export function sessionSink(sinks: readonly FrameSink[], peer: number, vid: number, session: number): FrameSink | null {
+export function sessionSink(sinks: readonly FrameSink[], port: number, peer: number, vid: number, session: number): FrameSink | null {
   let best: FrameSink | null = null;
   let rank = 0;
   for (const sink of sinks) {
-    if (sink.peerKey() !== peer || sink.vlan() !== vid) continue;
+    if (sink.peerKey(port) !== peer || sink.vlan() !== vid) continue;
     const r = !sink.enabled ? 1 : sink.session() !== session ? 2 : 3;
     if (r === 3) return sink;
     if (r > rank) [best, rank] = [sink, r];
@@ -51,15 +53,15 @@ export function sessionSink(sinks: readonly FrameSink[], peer: number, vid: numb
 }
 
 /**
- * The tunnel a MACsec frame from `peer` on VLAN `vid` under `sci` goes to: the enabled tunnel of
+ * The tunnel a MACsec frame from `peer` through port `port` on VLAN `vid` under `sci` goes to: the enabled tunnel of
  * that peer and VLAN whose receive SC it is; else, to be counted there (RxUnknownSci, or
  * RxWhileDisabled), one of that peer and VLAN; null when none has that peer and VLAN.
  */
-export function macsecSink(sinks: readonly FrameSink[], peer: number, vid: number, sci: Uint8Array | null): FrameSink | null {
+export function macsecSink(sinks: readonly FrameSink[], port: number, peer: number, vid: number, sci: Uint8Array | null): FrameSink | null {
   let best: FrameSink | null = null;
   let rank = 0;
   for (const sink of sinks) {
-    if (sink.peerKey() !== peer || sink.vlan() !== vid) continue;
+    if (sink.peerKey(port) !== peer || sink.vlan() !== vid) continue;
     const r = !sink.enabled ? 1 : !sink.acceptsSci(sci) ? 2 : 3;
     if (r === 3) return sink;
     if (r > rank) [best, rank] = [sink, r];
@@ -112,9 +114,33 @@ export class CardMac implements PortDevice {
   onControl: ((frame: Uint8Array, tunnel: FrameSink | null) => void) | null = null;
   /** The port's link went down or came up. */
   onCarrier: ((up: boolean) => void) | null = null;
+  /** A frame went to the port: the card's other MACs may take what this one's sources still have. */
+  onSent: (() => void) | null = null;
 
-  constructor(readonly address: Uint8Array, readonly maxMtu = 9000) {
+  /** `index`: the port's number on the card (PortReg blocks, a tunnel's paths). */
+  constructor(readonly address: Uint8Array, readonly index = 0, readonly maxMtu = 9000) {
     this.key = macKey(address);
+  }
+
+  /** Whether a cable is plugged in (PortStatus.Connected). */
+  get connected(): boolean {
+    return this.port !== null;
+  }
+
+  /** Carrier (PortStatus.Carrier). */
+  get up(): boolean {
+    return this.port?.up ?? false;
+  }
+
+  /** The port is free to take a frame now (connected, carrier, nothing on the wire or queued). */
+  get idle(): boolean {
+    return this.port !== null && this.port.up && !this.port.busy;
+  }
+
+  /** Frames dropped on receive other than for a bad FCS (PortReg.RxDropped). */
+  get rxDropped(): number {
+    const c = this.counters;
+    return c.rxRunts + c.rxOversize + c.rxNotForUs + c.rxOtherEtherType + c.rxUnknownPeer + c.rxControlOversize + c.rxControlFiltered;
   }
 
   connect(port: EthernetPort): void {
@@ -146,11 +172,12 @@ export class CardMac implements PortDevice {
     const n = this.sources.length;
     for (let i = 0; i < n; i++) {
       const source = this.sources[(this.turn + i) % n];
-      const frame = source.nextFrame();
+      const frame = source.nextFrame(this.index);
       if (!frame) continue;
       this.turn = (this.turn + i + 1) % n;
       if (port.send(frame)) this.counters.txFrames++;
       else this.counters.txDropped++;
+      this.onSent?.();
       return;
     }
   }
@@ -184,8 +211,8 @@ export class CardMac implements PortDevice {
       c.rxFrames++;
       const tag = parseSecTag(frame);
       const sci = typeof tag === "string" ? null : frameSci(frame, tag);
-      const sink = macsecSink(this.sinks, macKey(frame, MAC_SIZE), vlanOf(frame), sci);
-      if (sink) sink.receiveMacsec(frame, tag, sci);
+      const sink = macsecSink(this.sinks, this.index, macKey(frame, MAC_SIZE), vlanOf(frame), sci);
+      if (sink) sink.receiveMacsec(frame, tag, sci, this.index);
       else c.rxUnknownPeer++;
       return;
     }
@@ -197,7 +224,7 @@ export class CardMac implements PortDevice {
     const end = frame.length - FCS_SIZE;
     const session = end - at >= TUNNEL_HEADER ? ((frame[at + 4] << 24) | (frame[at + 5] << 16) | (frame[at + 6] << 8) | frame[at + 7]) >>> 0 : 0;
     const vid = vlanOf(frame);
-    const sink = sessionSink(this.sinks, macKey(frame, MAC_SIZE), vid, session);
+    const sink = sessionSink(this.sinks, this.index, macKey(frame, MAC_SIZE), vid, session);
     if (end - at >= TUNNEL_HEADER && frame[at + 1] === FrameKind.Control) {
       if (end > MAX_CONTROL_FRAME) {
         c.rxControlOversize++;
@@ -215,6 +242,6 @@ export class CardMac implements PortDevice {
       c.rxUnknownPeer++;
       return;
     }
-    sink.receive(frame, at, end);
+    sink.receive(frame, at, end, this.index);
   }
 }

@@ -6,7 +6,9 @@
 //   0x0100-0x01ff  tunnel 0, 0x0200-0x02ff tunnel 1, ... one block per tunnel (Tunnel)
 //                  A host card has one tunnel per chassis card it can pair with, a chassis card one.
 //   0x0a00-0x0b1f  host cards: the switch router, one block per switch port (SwitchReg)
+//   0x0900-0x097f  Ethernet ports: one block per port (PortReg)
 //   0x0c00-0x0fff  MACsec: one SecY block per tunnel (SecyReg)
+//   0x1000-0x11ff  paths: one block per tunnel, a path per Ethernet port in it (PathReg)
 
 export const TUNNEL_BASE = 0x100;
 export const TUNNEL_STRIDE = 0x100;
@@ -30,6 +32,29 @@ export enum CardReg {
   SlotReset = 0x2c, //     wo  chassis cards: bit s set resets the device in chassis slot s to its power-on state (a fundamental reset); 0 on a host card is refused
   EntropyRequest = 0x30, // wo  1..ENTROPY_REQUEST_MAX: the random number generator posts ENTROPY with that many bytes; other values are refused
   MacsecDrops = 0x34, //   ro  MACSEC_DROP_REASONS words (0x34-0x48): MACsec frames the card's SecYs dropped since power-on, by reason, in TunnelCounter order from RxBadIcv (bad ICV, late, unknown AN, unknown SCI, in clear, bad SecTAG), every tunnel's summed
+  Ports = 0x4c, //         ro  Ethernet ports: PORTS
+}
+
+/** Ethernet ports of a card, each with its own MAC (docs/registers.md, "Ethernet ports"). */
+export const PORTS = 2;
+export const PORT_BASE = 0x900;
+export const PORT_STRIDE = 0x40;
+
+/** One Ethernet port and its MAC. Counters count live, since power-on, and wrap at 2^32. */
+export enum PortReg {
+  MacHigh = 0x00, //      ro  the port's MAC address, bytes 0-1 in bits 15-0
+  MacLow = 0x04, //       ro  bytes 2-5
+  Status = 0x08, //       ro  PortStatus bits
+  RxFrames = 0x0c, //     ro  frames received with a good FCS, addressed to the card, of the tunnel or MACsec EtherType
+  RxFcsErrors = 0x10, //  ro  frames dropped for a bad FCS
+  RxDropped = 0x14, //    ro  other frames dropped by the MAC: runts, oversize, another address or EtherType, an unknown peer, CONTROL frames oversize or of another VLAN
+  TxFrames = 0x18, //     ro  frames the port took for transmission
+  TxDropped = 0x1c, //    ro  frames the port refused (egress queue full, link down)
+}
+
+export enum PortStatus {
+  Carrier = 1 << 0, //    the port's link is up
+  Connected = 1 << 1, //  a cable is plugged into the port (a port with nothing plugged in never has carrier)
 }
 
 /** The words of CardReg.MacsecDrops: TunnelCounter.RxBadIcv to TunnelCounter.RxBadTag. */
@@ -106,6 +131,7 @@ export enum TunnelReg {
   RttNs = 0x60, //         ro  last round-trip sample (a frame sent once, acknowledged)
   LinkState = 0x64, //     rw  the firmware's link state (LinkState, board/map/link.ts): shown to the card's PCIe side, no effect on the data path
   RttReportNs = 0x68, //   rw  RttChanged at most this often, >= 1000
+  Port = 0x6c, //          rw  the Ethernet port of the session's first path, whose peer address is PeerMacHigh/Low: 0..PORTS-1; written while the tunnel is disabled
   CountTxFrames = 0x80, // ro  counters as of the last snapshot, in TunnelCounter order
 }
 
@@ -187,16 +213,18 @@ export enum FabricEventKind {
   RetryLimit = 4, //       arg: RetryLimit; retransmission stopped until re-enabled
   CountersReady = 5, //    the snapshot requested through Snapshot is in the Count* registers
   RegisterRejected = 6, // arg: register address of a refused write
-  CarrierDown = 7, //      the card's Ethernet port lost its link (card-wide: tunnel 0)
-  CarrierUp = 8, //        the port's link is back (card-wide: tunnel 0)
+  CarrierDown = 7, //      an Ethernet port lost its link (card-wide: tunnel 0); arg: the port
+  CarrierUp = 8, //        the port's link is back (card-wide: tunnel 0); arg: the port
   FrameRejected = 9, //    a FRAME_TX the MAC refused (not a CONTROL frame from this card); arg: its length
   TlpRejected = 10, //     a TLP_TX the switch router refused (malformed, or not a completion or one-DW memory write); arg: its length
   RttChanged = 11, //      the round-trip time moved by more than 1/8 since the last report (at most one per RttReportNs); arg: RttNs
   TxSaSwitched = 12, //    the SecY switched to its next transmit SA (a rekey) and dropped the old one; arg: the new AN
   RxSaInUse = 13, //       the first valid frame of the peer under another receive SA than the last; arg: its AN
+  PathSilent = 14, //      a tunnel with two paths or more: nothing received on a path for SilenceNs, or its port lost carrier; arg: the path's port. What it had in flight goes again on the others
+  PathHeard = 15, //       a frame of the session arrived on a silent path: it carries data again; arg: the path's port
 }
 
-export const FABRIC_EVENT_LAST = FabricEventKind.RxSaInUse;
+export const FABRIC_EVENT_LAST = FabricEventKind.PathHeard;
 
 /**
  * Bytes MACsec adds to a frame's Ethernet payload: the SecTAG with its SCI (16) and the ICV (16).
@@ -267,3 +295,36 @@ export enum SecyDefault {
 
 export const MTU_MIN = 576;
 export const MTU_MAX = 9000;
+
+export const PATH_BASE = 0x1000;
+/** A tunnel's path block: PATH_SIZE bytes per Ethernet port. */
+export const PATH_STRIDE = 0x40;
+export const PATH_SIZE = 0x20;
+
+/**
+ * The paths of a tunnel (docs/registers.md, "Path block"): one per Ethernet port of the card, each
+ * to the peer's address reachable through that port. The session's first path is the tunnel
+ * block's (TunnelReg.Port and PeerMacHigh/Low), on while the tunnel is enabled; its block here
+ * shows it and refuses writes. Another port's path carries the session once the firmware enables
+ * it (after the peer joined it, docs/link.md "Paths"). DATA frames go on every live path, acknowledgements on any;
+ * sequence numbers, credits and the SecY are the tunnel's, one for all paths.
+ */
+export enum PathReg {
+  PeerMacHigh = 0x00, //  rw  the peer's address through this port, bytes 0-1 in bits 15-0; written while the path is off
+  PeerMacLow = 0x04, //   rw  bytes 2-5
+  Control = 0x08, //      rw  PathControl bits
+  Status = 0x0c, //       ro  PathStatus bits
+  RttNs = 0x10, //        ro  smoothed round trip of frames sent once on this path (7/8 old + 1/8 new); 0 before the first
+  TxFrames = 0x14, //     ro  frames the tunnel sent on this path (live, wraps at 2^32)
+  RxFrames = 0x18, //     ro  valid frames of the session received on it
+  Resent = 0x1c, //       ro  frames sent on this path that went again (lost, late, or the path went silent)
+}
+
+export enum PathControl {
+  Enable = 1 << 0, //     the path carries the session; clearing it moves what it had in flight to the others
+}
+
+export enum PathStatus {
+  Enabled = 1 << 0, //    the path carries the session (the first path while the tunnel is enabled, another once enabled)
+  Silent = 1 << 1, //     nothing received on it for SilenceNs, or its port has no carrier: it sends keepalives only
+}

@@ -12,7 +12,9 @@
 // Receive: frames are checked (session, sequence window, records), delivered in sequence
 // order exactly once, and acknowledged cumulatively with SACK blocks, coalesced.
 
-import { TunnelReg, TunnelControl, TunnelStatus, TunnelCounter, TunnelDefault, FabricEventKind, MTU_MIN, MTU_MAX, MACSEC_OVERHEAD } from "../map/registers.ts";
+import {
+  TunnelReg, TunnelControl, TunnelStatus, TunnelCounter, TunnelDefault, FabricEventKind, MTU_MIN, MTU_MAX, MACSEC_OVERHEAD, PORTS, PathReg, PathControl, PathStatus,
+} from "../map/registers.ts";
 import { LINK_STATE_LAST } from "../map/link.ts";
 import { ETHERTYPE_IOV, ETHERTYPE_VLAN, HEADER_SIZE, VLAN_TAG_SIZE, FCS_SIZE, MIN_PAYLOAD, writeFcs, payloadOffset } from "../ethernet/frame.ts";
 import { TlpClass, DATA_CREDIT_BYTES, tlpClass, tlpBytes, dataBytes, dataCredits } from "../pcie/tlp.ts";
@@ -20,6 +22,7 @@ import type { Scheduler } from "../scheduler.ts";
 import type { FrameSink } from "../ethernet/mac.ts";
 import { allocBytes, copyBytes } from "../bytes.ts";
 import { CreditGate, CreditPool, CLASSES } from "./credits.ts";
+import { Path } from "./path.ts";
 import { Secy } from "../macsec/secy.ts";
 import type { SecTag } from "../macsec/frame.ts";
 import {
@@ -30,8 +33,11 @@ import {
 /** What the engine needs from the card around it. */
 export interface TunnelHost {
   readonly scheduler: Scheduler;
-  readonly mac: Uint8Array;
-  /** The engine has a frame to send: the MAC should call nextFrame() when the port is idle. */
+  /** The address of the card's Ethernet port `port`: the source of the frames the engine sends there. */
+  portAddress(port: number): Uint8Array;
+  /** Whether port `port` could put a frame on the wire now (carrier, nothing being sent or queued). */
+  portIdle(port: number): boolean;
+  /** The engine has a frame to send: the card's MACs should call nextFrame() when their ports are idle. */
   transmitReady(): void;
   /** A TLP received in order, for the local PCIe side, with the chassis slot its record names. */
   deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void;
@@ -81,6 +87,8 @@ const SEQ_WINDOW = 1 << 16;
 interface Sent {
   seq: number;
   frame: Uint8Array;
+  /** The port of the path it went on last. */
+  path: number;
   sentAt: number;
   transmissions: number;
   sacked: boolean;
@@ -149,7 +157,6 @@ export class TunnelEngine implements FrameSink {
   private consecutiveTimeouts = 0;
   private duplicateAcks = 0;
   private recoverSeq = 0;
-  private lastAnnouncedAt = 0;
 
   // Receive state.
   private rcvNext = 0;
@@ -159,13 +166,13 @@ export class TunnelEngine implements FrameSink {
   /** Credits released since the last ACK or KEEPALIVE announced the limits. */
   private creditsReleased = false;
   private ackDue = false;
-  private keepaliveDue = false;
   private lastHeardAt = 0;
 
   private rtoTimer: number | null = null;
   private ackTimer: number | null = null;
-  private keepaliveTimer: number | null = null;
   private silenceTimer: number | null = null;
+  /** One path per Ethernet port of the card: the first (TunnelReg.Port) is on while the tunnel is, another once its block enables it. */
+  private readonly paths = Array.from({ length: PORTS }, (_, port) => new Path(port));
   /** RttChanged: the value last reported, when, and the report waiting for RttReportNs to pass. */
   private rttReported = 0;
   private rttReportedAt = -Infinity;
@@ -216,9 +223,57 @@ export class TunnelEngine implements FrameSink {
     return (this.reg(TunnelReg.Status) & bit) !== 0;
   }
 
-  /** The peer's MAC as a number (see macKey), for the MAC's receive demultiplexing. */
-  peerKey(): number {
-    return (this.reg(TunnelReg.PeerMacHigh) & 0xffff) * 2 ** 32 + this.reg(TunnelReg.PeerMacLow);
+  /**
+   * The peer's address through port `port` as a number (see macKey), for the MAC's receive
+   * demultiplexing: the first path's whether or not the tunnel is on (frames of a tunnel that is off
+   * are counted there), another path's once its address is written; -1 for none. Without a port:
+   * the first path's, the peer the session was made with.
+   */
+  peerKey(port = this.firstPort): number {
+    const [high, low] = this.peerOf(port);
+    if (port !== this.firstPort && high === 0 && low === 0) return -1;
+    return (high & 0xffff) * 2 ** 32 + low;
+  }
+
+  /** PeerMacHigh and PeerMacLow of the path on port `port`. */
+  private peerOf(port: number): [number, number] {
+    if (port === this.firstPort) return [this.reg(TunnelReg.PeerMacHigh), this.reg(TunnelReg.PeerMacLow)];
+    const path = this.paths[port];
+    return path ? [path.peerHigh, path.peerLow] : [0, 0];
+  }
+
+  /** The port of the session's first path. */
+  private get firstPort(): number {
+    return this.reg(TunnelReg.Port);
+  }
+
+  /** The path on port `port` carries the session: the tunnel is on, and it is the first path or enabled. */
+  private pathOn(port: number): boolean {
+    return this.enabled && (port === this.firstPort || this.paths[port].enableBit);
+  }
+
+  /** Two paths or more carry the session: paths are watched one by one (PathSilent, PathHeard). */
+  private get multipath(): boolean {
+    let on = 0;
+    for (let p = 0; p < PORTS; p++) if (this.pathOn(p)) on++;
+    return on > 1;
+  }
+
+  /**
+   * The path on `port` may carry DATA and ACK frames: it is on and, when the session has several,
+   * not silent, unless every path is (an outage of them all: each is tried, as one path is in Recovery).
+   */
+  private carries(port: number): boolean {
+    if (!this.pathOn(port)) return false;
+    if (!this.paths[port].silent) return true;
+    for (let p = 0; p < PORTS; p++) if (this.pathOn(p) && !this.paths[p].silent) return false;
+    return true;
+  }
+
+  /** Another path than `port` carries DATA now. */
+  private carriedElsewhere(port: number): boolean {
+    for (let p = 0; p < PORTS; p++) if (p !== port && this.carries(p) && !this.paths[p].silent) return true;
+    return false;
   }
 
   /** The VLAN ID frames are tagged with (0: untagged). */
@@ -232,6 +287,54 @@ export class TunnelEngine implements FrameSink {
   }
 
   // ---- Registers -----------------------------------------------------------------
+
+  /** A register of the path block of port `port` (PathReg). */
+  readPathRegister(port: number, offset: number): number {
+    const path = this.paths[port];
+    if (!path) return 0;
+    switch (offset) {
+      case PathReg.PeerMacHigh: return this.peerOf(port)[0];
+      case PathReg.PeerMacLow: return this.peerOf(port)[1];
+      case PathReg.Control: return path.control;
+      case PathReg.Status: return (this.pathOn(port) ? PathStatus.Enabled : 0) | (this.pathOn(port) && path.silent ? PathStatus.Silent : 0);
+      case PathReg.RttNs: return path.srtt >>> 0;
+      case PathReg.TxFrames: return path.txFrames >>> 0;
+      case PathReg.RxFrames: return path.rxFrames >>> 0;
+      case PathReg.Resent: return path.resent >>> 0;
+      default: return 0;
+    }
+  }
+
+  /**
+   * Writes a register of the path block of port `port`; false (and no change) for the first path's
+   * block (the tunnel block programs it), read-only registers, an address written while the path is
+   * on, and bad values.
+   */
+  writePathRegister(port: number, offset: number, value: number): boolean {
+    value >>>= 0;
+    const path = this.paths[port];
+    if (!path || port === this.firstPort) return false;
+    switch (offset) {
+      case PathReg.PeerMacHigh:
+      case PathReg.PeerMacLow:
+        if (path.enableBit || (offset === PathReg.PeerMacHigh && value > 0xffff)) return false;
+        if (offset === PathReg.PeerMacHigh) path.peerHigh = value;
+        else path.peerLow = value;
+        return true;
+      case PathReg.Control: {
+        if (value & ~PathControl.Enable) return false;
+        const on = (value & PathControl.Enable) !== 0;
+        if (on && path.peerHigh === 0 && path.peerLow === 0) return false;
+        const was = this.pathOn(port);
+        path.control = value;
+        if (!was && this.pathOn(port)) this.startPath(path, true);
+        else if (was && !this.pathOn(port)) this.stopPath(path);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
 
   readRegister(offset: number): number {
     if (offset < 0 || offset >= 0x100 || offset & 3) return 0;
@@ -277,6 +380,9 @@ export class TunnelEngine implements FrameSink {
       case TunnelReg.LinkState:
         if (value > LINK_STATE_LAST) return false;
         break;
+      case TunnelReg.Port:
+        if (value >= PORTS || this.enabled || this.paths[value].enableBit) return false;
+        break;
       case TunnelReg.CreditPh: case TunnelReg.CreditNph: case TunnelReg.CreditCplh:
         if (value < 1 || value > 0x7fff) return false;
         break;
@@ -304,7 +410,7 @@ export class TunnelEngine implements FrameSink {
     if (value & TunnelControl.Enable && !wasEnabled) this.start();
     else if (!(value & TunnelControl.Enable) && wasEnabled) this.stop();
     else if (value & TunnelControl.Reset && wasEnabled) {
-      this.keepaliveDue = true; // a fresh session: announce the credits at once
+      this.paths[this.firstPort].keepaliveDue = true; // a fresh session: announce the credits at once
       this.host.transmitReady();
     }
     return true;
@@ -317,6 +423,7 @@ export class TunnelEngine implements FrameSink {
    */
   private forgetPeer(): void {
     for (const r of [TunnelReg.PeerMacHigh, TunnelReg.PeerMacLow, TunnelReg.Session]) this.regs[r / 4] = 0;
+    for (const path of this.paths) path.forget();
     this.secy.clear();
   }
 
@@ -344,6 +451,7 @@ export class TunnelEngine implements FrameSink {
     // A new session reports its first RTT sample, whatever the last one's was.
     this.rttReported = 0;
     this.rttReportedAt = -Infinity;
+    for (const path of this.paths) path.newSession();
   }
 
   /**
@@ -393,7 +501,7 @@ export class TunnelEngine implements FrameSink {
     this.setStatus(TunnelStatus.RetryExhausted, false);
     this.consecutiveTimeouts = 0;
     this.lastHeardAt = this.now;
-    this.keepaliveDue = true; // announce credits at once
+    for (const path of this.paths) if (this.pathOn(path.port)) this.startPath(path, false);
     // Resuming a session: whatever was in flight goes again now rather than at a timeout.
     for (let seq = this.sndUna; seqDiff(seq, this.nextSeq) < 0; seq = (seq + 1) >>> 0) {
       const entry = this.sent.get(seq);
@@ -406,10 +514,61 @@ export class TunnelEngine implements FrameSink {
 
   private stop(): void {
     this.setStatus(TunnelStatus.Enabled, false);
-    for (const timer of [this.rtoTimer, this.ackTimer, this.keepaliveTimer, this.silenceTimer, this.rttReportTimer]) {
+    for (const timer of [this.rtoTimer, this.ackTimer, this.silenceTimer, this.rttReportTimer]) {
       if (timer !== null) this.host.scheduler.cancel(timer);
     }
-    this.rtoTimer = this.ackTimer = this.keepaliveTimer = this.silenceTimer = this.rttReportTimer = null;
+    this.rtoTimer = this.ackTimer = this.silenceTimer = this.rttReportTimer = null;
+    for (const path of this.paths) this.cancelPathTimers(path);
+  }
+
+  /**
+   * A path starts carrying the session (`joined`: a path added to a running session, else the
+   * tunnel's start): it announces the credits at once, so the peer hears it, and is watched for
+   * silence while the session has several paths.
+   */
+  private startPath(path: Path, joined: boolean): void {
+    path.silent = false;
+    path.lastHeardAt = this.now;
+    path.keepaliveDue = true;
+    if (this.multipath) for (const p of this.paths) if (this.pathOn(p.port) && p.silenceTimer === null) this.armPathSilence(p);
+    if (joined) this.host.transmitReady();
+  }
+
+  /** A path stops carrying the session: what it had in flight goes again on the others. */
+  private stopPath(path: Path): void {
+    this.cancelPathTimers(path);
+    path.silent = false;
+    path.keepaliveDue = false;
+    this.moveInFlight(path.port);
+  }
+
+  private cancelPathTimers(path: Path): void {
+    for (const timer of [path.keepaliveTimer, path.silenceTimer]) if (timer !== null) this.host.scheduler.cancel(timer);
+    path.keepaliveTimer = path.silenceTimer = null;
+  }
+
+  /** The frames sent on `port` and not acknowledged go again, on another path if one carries DATA. */
+  private moveInFlight(port: number): void {
+    for (let seq = this.sndUna; seqDiff(seq, this.nextSeq) < 0; seq = (seq + 1) >>> 0) {
+      const entry = this.sent.get(seq);
+      if (entry && entry.path === port) this.queueResend(entry);
+    }
+    this.host.transmitReady();
+  }
+
+  /** The path went silent (its silence timer, or its port's carrier): PathSilent, and its frames move. */
+  private pathSilent(path: Path): void {
+    path.silent = true;
+    if (path.silenceTimer !== null) this.host.scheduler.cancel(path.silenceTimer);
+    path.silenceTimer = null;
+    this.host.event(FabricEventKind.PathSilent, path.port, this);
+    this.moveInFlight(path.port);
+  }
+
+  /** Port `port` of the card lost or regained its carrier: a path of a session with several goes silent at once on a loss. */
+  carrier(port: number, up: boolean): void {
+    const path = this.paths[port];
+    if (!up && path && this.multipath && this.pathOn(port) && !path.silent) this.pathSilent(path);
   }
 
   /** The block's reset: registers back to their defaults, session and queued TLPs gone, the engine stopped. */
@@ -471,22 +630,54 @@ export class TunnelEngine implements FrameSink {
    * MACsec protects the tunnel, nothing goes before a transmit SA is installed, and what goes is
    * a MACsec frame.
    */
-  nextFrame(): Uint8Array | null {
-    if (!this.enabled) return null;
-    if (!this.secy.protecting) return this.clearFrame();
-    if (!this.secy.canTransmit()) return null;
-    const frame = this.clearFrame();
-    return frame && this.secy.protect(frame);
+  nextFrame(port: number): Uint8Array | null {
+    if (!this.pathOn(port)) return null;
+    if (this.secy.protecting && !this.secy.canTransmit()) return null;
+    const clear = this.clearFrame(port);
+    if (!clear) return null;
+    this.paths[port].txFrames++;
+    return this.secy.protecting ? this.secy.protect(clear) : clear;
   }
 
-  private clearFrame(): Uint8Array | null {
-    if (this.ackDue) return this.ackFrame(FrameKind.Ack);
-    if (this.keepaliveDue) return this.ackFrame(FrameKind.Keepalive); // the periodic credit update goes before data
+  /**
+   * The next frame in clear for the path on `port`. ACKs and DATA go on any path that carries them
+   * (a silent path carries keepalives only); a frame to send again goes on another path than the
+   * one it was lost on, when another carries DATA. An ACK or a new DATA frame goes on the path
+   * whose port asks first, except that an idle path with a clearly shorter round trip (or none
+   * measured yet) takes it instead: a lone request and its acknowledgement go the quick way, and a
+   * stream fills every path (docs/wire-format.md, "Paths").
+   */
+  private clearFrame(port: number): Uint8Array | null {
+    const carries = this.carries(port);
+    const quicker = carries && this.quickerPathIdle(port);
+    if (this.ackDue && carries && !quicker) return this.ackFrame(FrameKind.Ack, port);
+    if (this.paths[port].keepaliveDue) return this.ackFrame(FrameKind.Keepalive, port); // the periodic credit update goes before data
+    if (!carries) return null;
     while (this.resend.length > 0) {
-      const entry = this.sent.get(this.resend.shift()!);
-      if (entry && entry.pending && !entry.sacked) return this.retransmit(entry);
+      const entry = this.sent.get(this.resend[0]);
+      if (!entry || !entry.pending || entry.sacked) {
+        this.resend.shift();
+        continue;
+      }
+      if (entry.path === port && this.carriedElsewhere(port)) break;
+      this.resend.shift();
+      return this.retransmit(entry, port);
     }
-    return this.dataFrame();
+    return quicker ? null : this.dataFrame(port);
+  }
+
+  /**
+   * Another path whose port is idle carries DATA and has a round trip under 7/8 of this one's, or
+   * has none measured yet while this one has (so that it gets one).
+   */
+  private quickerPathIdle(port: number): boolean {
+    const own = this.paths[port].srtt;
+    if (own === 0) return false;
+    for (const other of this.paths) {
+      if (other.port === port || other.srtt * 8 >= own * 7) continue;
+      if (this.carries(other.port) && !other.silent && this.host.portIdle(other.port)) return true;
+    }
+    return false;
   }
 
   /**
@@ -494,20 +685,12 @@ export class TunnelEngine implements FrameSink {
    * of the frame's size, or at the start of `into` (which must be large enough; only the
    * header's bytes are written).
    */
-  private frameHead(payload: number, into?: Uint8Array): { frame: Uint8Array; view: DataView; at: number } {
+  private frameHead(payload: number, port: number, into?: Uint8Array): { frame: Uint8Array; view: DataView; at: number } {
     const vlan = this.reg(TunnelReg.Vlan);
     const tag = this.vlan() ? VLAN_TAG_SIZE : 0;
     const head = HEADER_SIZE + tag;
     const frame = into ?? allocBytes(head + Math.max(payload, MIN_PAYLOAD) + FCS_SIZE);
-    const high = this.reg(TunnelReg.PeerMacHigh);
-    const low = this.reg(TunnelReg.PeerMacLow);
-    frame[0] = high >> 8;
-    frame[1] = high & 0xff;
-    frame[2] = low >>> 24;
-    frame[3] = (low >> 16) & 0xff;
-    frame[4] = (low >> 8) & 0xff;
-    frame[5] = low & 0xff;
-    frame.set(this.host.mac, 6);
+    this.address(frame, port);
     if (tag) {
       frame[12] = ETHERTYPE_VLAN >> 8;
       frame[13] = ETHERTYPE_VLAN & 0xff;
@@ -519,30 +702,42 @@ export class TunnelEngine implements FrameSink {
     return { frame, view: new DataView(frame.buffer, frame.byteOffset, frame.length), at: head };
   }
 
-  private ackFrame(kind: FrameKind.Ack | FrameKind.Keepalive): Uint8Array {
+  /** Writes the destination and source addresses of the path on `port` into `frame`. */
+  private address(frame: Uint8Array, port: number): void {
+    const [high, low] = this.peerOf(port);
+    frame[0] = high >> 8;
+    frame[1] = high & 0xff;
+    frame[2] = low >>> 24;
+    frame[3] = (low >> 16) & 0xff;
+    frame[4] = (low >> 8) & 0xff;
+    frame[5] = low & 0xff;
+    frame.set(this.host.portAddress(port), 6);
+  }
+
+  private ackFrame(kind: FrameKind.Ack | FrameKind.Keepalive, port: number): Uint8Array {
     const sack = this.goBackN ? [] : this.sackBlocks();
     const length = ackBodySize(sack.length);
-    const { frame, view, at } = this.frameHead(TUNNEL_HEADER + length);
+    const { frame, view, at } = this.frameHead(TUNNEL_HEADER + length, port);
     writeHeader(view, at, kind, length, this.reg(TunnelReg.Session), this.nextSeq, this.rcvNext);
     writeAckBody(view, at + TUNNEL_HEADER, { credits: this.pool.limit, sack, keys: this.secy.advertisement() });
     writeFcs(frame);
     this.count(TunnelCounter.TxFrames);
     this.count(kind === FrameKind.Ack ? TunnelCounter.TxAckFrames : TunnelCounter.TxKeepalives);
-    this.ackSent();
+    this.ackSent(this.paths[port]);
     return frame;
   }
 
-  private ackSent(): void {
+  private ackSent(path: Path): void {
     this.ackDue = false;
-    this.keepaliveDue = false;
+    path.keepaliveDue = false;
     this.unacked = 0;
     this.creditsReleased = false;
     if (this.ackTimer !== null) this.host.scheduler.cancel(this.ackTimer);
     this.ackTimer = null;
-    // Credits and acknowledgements go out at least every KeepaliveNs, busy or idle, so a
-    // lost ACK costs at most that long (as PCIe repeats its flow-control updates).
-    this.lastAnnouncedAt = this.now;
-    if (this.keepaliveTimer === null) this.armKeepalive();
+    // Credits and acknowledgements go out at least every KeepaliveNs on each path, busy or idle, so a
+    // lost ACK costs at most that long (as PCIe repeats its flow-control updates), and the peer hears every path.
+    path.lastAnnouncedAt = this.now;
+    if (path.keepaliveTimer === null) this.armKeepalive(path);
   }
 
   private sackBlocks(): SackBlock[] {
@@ -603,13 +798,13 @@ export class TunnelEngine implements FrameSink {
    * credits and the window. Records are written into the engine's packing buffer, of the
    * MTU's size; the frame is a copy of the part used.
    */
-  private dataFrame(): Uint8Array | null {
+  private dataFrame(port: number): Uint8Array | null {
     let cls = this.nextEligible();
     if (cls === -1) return null;
     const mtu = this.payloadMtu();
     const largest = HEADER_SIZE + VLAN_TAG_SIZE + Math.max(mtu, MIN_PAYLOAD) + FCS_SIZE;
     if (this.packing.length < largest) this.packing = new Uint8Array(largest);
-    const { frame: buffer, view, at } = this.frameHead(mtu, this.packing);
+    const { frame: buffer, view, at } = this.frameHead(mtu, port, this.packing);
     const overhead = at + TUNNEL_HEADER + FCS_SIZE;
     const end = at + mtu;
     let p = at + TUNNEL_HEADER;
@@ -639,29 +834,32 @@ export class TunnelEngine implements FrameSink {
     buffer.fill(0, p, padded); // the last frame's bytes are still there
     const frame = copyBytes(buffer.subarray(0, padded + FCS_SIZE));
     writeFcs(frame);
-    this.sent.set(seq, { seq, frame, sentAt: this.now, transmissions: 1, sacked: false, pending: false });
+    this.sent.set(seq, { seq, frame, path: port, sentAt: this.now, transmissions: 1, sacked: false, pending: false });
     this.replayBytes += frame.length;
     this.count(TunnelCounter.TxFrames);
     this.count(TunnelCounter.TxDataFrames);
     this.add(TunnelCounter.TxTlps, tlps);
     this.add(TunnelCounter.TxPayloadBytes, payload);
-    if (this.keepaliveTimer === null) this.armKeepalive();
+    if (this.paths[port].keepaliveTimer === null) this.armKeepalive(this.paths[port]);
     if (this.rtoTimer === null) this.armRto();
     return frame;
   }
 
-  private retransmit(entry: Sent): Uint8Array {
-    // The first copy may still be on the wire: send a fresh copy with the current ack.
+  private retransmit(entry: Sent, port: number): Uint8Array {
+    // The first copy may still be on the wire: send a fresh copy with the current ack, addressed for the path it takes now.
     const frame = copyBytes(entry.frame);
+    this.address(frame, port);
     new DataView(frame.buffer, frame.byteOffset, frame.length).setUint32(payloadOffset(frame) + 12, this.rcvNext >>> 0);
     writeFcs(frame);
+    this.paths[entry.path].resent++;
+    entry.path = port;
     entry.pending = false;
     entry.sentAt = this.now;
     entry.transmissions++;
     this.count(TunnelCounter.TxFrames);
     this.count(TunnelCounter.TxDataFrames);
     this.count(TunnelCounter.Retransmits);
-    if (this.keepaliveTimer === null) this.armKeepalive();
+    if (this.paths[port].keepaliveTimer === null) this.armKeepalive(this.paths[port]);
     if (this.rtoTimer === null) this.armRto();
     return frame;
   }
@@ -680,7 +878,11 @@ export class TunnelEngine implements FrameSink {
       for (let seq = this.sndUna; seqDiff(seq, ack) < 0; seq = (seq + 1) >>> 0) {
         const entry = this.sent.get(seq);
         if (!entry) continue;
-        if (entry.transmissions === 1) this.rttSample(Math.min(this.now - entry.sentAt, 0xffffffff));
+        if (entry.transmissions === 1) {
+          const sample = Math.min(this.now - entry.sentAt, 0xffffffff);
+          this.rttSample(sample);
+          this.paths[entry.path].rttSample(sample);
+        }
         this.replayBytes -= entry.frame.length;
         this.sent.delete(seq);
       }
@@ -799,14 +1001,24 @@ export class TunnelEngine implements FrameSink {
     });
   }
 
-  private armKeepalive(): void {
-    this.keepaliveTimer = this.host.scheduler.at(Math.max(this.lastAnnouncedAt + this.reg(TunnelReg.KeepaliveNs), this.now), () => {
-      this.keepaliveTimer = null;
-      if (!this.enabled) return;
-      if (this.now - this.lastAnnouncedAt >= this.reg(TunnelReg.KeepaliveNs)) {
-        this.keepaliveDue = true;
+  private armKeepalive(path: Path): void {
+    path.keepaliveTimer = this.host.scheduler.at(Math.max(path.lastAnnouncedAt + this.reg(TunnelReg.KeepaliveNs), this.now), () => {
+      path.keepaliveTimer = null;
+      if (!this.pathOn(path.port)) return;
+      if (this.now - path.lastAnnouncedAt >= this.reg(TunnelReg.KeepaliveNs)) {
+        path.keepaliveDue = true;
         this.host.transmitReady();
-      } else this.armKeepalive();
+      } else this.armKeepalive(path);
+    });
+  }
+
+  /** While the session has several paths: checks the path for silence at its lastHeardAt + SilenceNs; once silent, heard() re-arms it. */
+  private armPathSilence(path: Path): void {
+    path.silenceTimer = this.host.scheduler.at(Math.max(path.lastHeardAt + this.reg(TunnelReg.SilenceNs), this.now), () => {
+      path.silenceTimer = null;
+      if (!this.pathOn(path.port) || !this.multipath || path.silent) return;
+      if (this.now - path.lastHeardAt < this.reg(TunnelReg.SilenceNs)) this.armPathSilence(path);
+      else this.pathSilent(path);
     });
   }
 
@@ -832,7 +1044,7 @@ export class TunnelEngine implements FrameSink {
    * `at` is the offset of the tunnel header, `end` the end of the Ethernet payload. Refused while
    * MACsec protects the tunnel.
    */
-  receive(frame: Uint8Array, at: number, end: number): void {
+  receive(frame: Uint8Array, at: number, end: number, port: number): void {
     if (!this.enabled) {
       this.count(TunnelCounter.RxWhileDisabled);
       return;
@@ -841,7 +1053,7 @@ export class TunnelEngine implements FrameSink {
       this.count(TunnelCounter.RxUntagged);
       return;
     }
-    this.accept(frame, at, end);
+    this.accept(frame, at, end, port);
   }
 
   /** Whether MACsec frames under `sci` are this tunnel's: it protects, and `sci` is its peer's. */
@@ -854,7 +1066,7 @@ export class TunnelEngine implements FrameSink {
    * its SecTAG (or why it is invalid) and SCI: validated by the SecY, then taken as a frame in
    * clear.
    */
-  receiveMacsec(frame: Uint8Array, tag: SecTag | string, sci: Uint8Array | null): void {
+  receiveMacsec(frame: Uint8Array, tag: SecTag | string, sci: Uint8Array | null, port: number): void {
     if (!this.enabled) {
       this.count(TunnelCounter.RxWhileDisabled);
       return;
@@ -870,7 +1082,7 @@ export class TunnelEngine implements FrameSink {
     const valid = this.secy.validate(frame, tag, sci!);
     if (!valid) return;
     this.host.unprotected?.(valid.clear, valid.fresh);
-    this.accept(valid.clear, payloadOffset(valid.clear), valid.clear.length - FCS_SIZE, valid.fresh);
+    this.accept(valid.clear, payloadOffset(valid.clear), valid.clear.length - FCS_SIZE, port, valid.fresh);
   }
 
   /**
@@ -880,7 +1092,7 @@ export class TunnelEngine implements FrameSink {
    * harmless), but it is no news that the peer is alive, of its credits or of its keys, so that a
    * replayed frame can neither hold a silent link up nor set the credits back.
    */
-  private accept(frame: Uint8Array, at: number, end: number, fresh = true): void {
+  private accept(frame: Uint8Array, at: number, end: number, port: number, fresh = true): void {
     const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
     const header = readHeader(view, at, end - at);
     if ("malformed" in header) {
@@ -905,7 +1117,8 @@ export class TunnelEngine implements FrameSink {
       return;
     }
     this.count(TunnelCounter.RxFrames);
-    if (fresh) this.heard();
+    this.paths[port].rxFrames++;
+    if (fresh) this.heard(port);
     this.onAck(header.ack);
     if (ackBody) {
       // Credit limits only from a fresh frame: an older ACK inside the replay window may hold limits
@@ -922,7 +1135,7 @@ export class TunnelEngine implements FrameSink {
     this.onData(header.seq, frame, body, header.length);
   }
 
-  private heard(): void {
+  private heard(port: number): void {
     this.lastHeardAt = this.now;
     this.setStatus(TunnelStatus.PeerSeen, true);
     if (this.status(TunnelStatus.Silent)) {
@@ -930,6 +1143,15 @@ export class TunnelEngine implements FrameSink {
       this.host.event(FabricEventKind.PeerHeard, 0, this);
     }
     if (this.silenceTimer === null) this.armSilence();
+    const path = this.paths[port];
+    if (!this.pathOn(port)) return;
+    path.lastHeardAt = this.now;
+    if (path.silent) {
+      path.silent = false;
+      this.host.event(FabricEventKind.PathHeard, port, this);
+      this.host.transmitReady();
+    }
+    if (this.multipath && path.silenceTimer === null) this.armPathSilence(path);
   }
 
   private recordsValid(view: DataView, at: number, length: number): boolean {

@@ -39,8 +39,13 @@ export interface AuditedCard {
   role: CardRole;
   card: Card;
   fabric: Fabric;
-  /** Its MAC as a number (macKey). */
+  /** Its port 0's MAC as a number (macKey). */
   mac: number;
+}
+
+/** The addresses of every Ethernet port of a card, as numbers (macKey). */
+function addresses(card: AuditedCard): number[] {
+  return card.fabric.macs.map((mac) => macKey(mac.address));
 }
 
 /** A server as the audit knows it. */
@@ -102,7 +107,7 @@ function frameInfo(frame: Uint8Array, weak: boolean): FrameInfo | null {
 /** Everything a card's MAC and tunnels have counted, summed: it moves with every frame they take or drop. */
 function counted(card: AuditedCard): number {
   let n = 0;
-  for (const value of Object.values(card.fabric.mac.counters)) n += value;
+  for (const mac of card.fabric.macs) for (const value of Object.values(mac.counters)) n += value;
   for (const tunnel of card.fabric.tunnels) for (const value of tunnel.counters) n += value;
   return n;
 }
@@ -195,7 +200,7 @@ export class FleetAudit {
 
   constructor(private readonly host: AuditHost, cards: AuditedCard[]) {
     for (const card of cards) {
-      this.byMac.set(card.mac, card);
+      for (const address of addresses(card)) this.byMac.set(address, card);
       this.byName.set(card.name, card);
       for (const tunnel of card.fabric.tunnels) this.tunnelOf.set(tunnel, card);
       this.epochs.set(card.name, { epoch: 0, replies: 0, signing: 0, interruptsBase: 0 });
@@ -239,7 +244,7 @@ export class FleetAudit {
       const received = this.current;
       if (!this.currentDelivered) {
         const info = frameInfo(received, true);
-        if (info && info.kind === FrameKind.Data && info.destination === card.mac) {
+        if (info && info.kind === FrameKind.Data && this.byMac.get(info.destination) === card) {
           const held = this.held.get(card)!;
           if (held.length >= HELD_FRAMES) held.shift();
           held.push(info);
@@ -301,14 +306,14 @@ export class FleetAudit {
   private deliveryProblem(receiver: AuditedCard, tunnel: TunnelEngine, tlp: Uint8Array): string | null {
     const frame = this.frameOf(receiver, tlp);
     if (!frame) return "it is in no frame the card received";
-    if (frame.destination !== receiver.mac || frame.kind !== FrameKind.Data) return "the frame that carried it is no DATA frame to this card";
+    if (this.byMac.get(frame.destination) !== receiver || frame.kind !== FrameKind.Data) return "the frame that carried it is no DATA frame to this card";
     const { session, vid, source } = frame;
     const sender = this.byMac.get(source);
     if (!sender) return `it came from ${source.toString(16).padStart(12, "0")}, which is no card's address`;
     if (sender.role === receiver.role) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: a ${receiver.role === CardRole.Host ? "host" : "chassis"} card, as this one`;
     const group = this.group(receiver);
     if (vid !== group) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: this card is in group ${group}`;
-    if (tunnel.peerKey() !== source) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: the tunnel is paired with ${this.byMac.get(tunnel.peerKey())?.name ?? "no card"}`;
+    if (this.byMac.get(tunnel.peerKey()) !== sender) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: the tunnel is paired with ${this.byMac.get(tunnel.peerKey())?.name ?? "no card"}`;
     if (tunnel.readRegister(TunnelReg.Session) !== session) return `from ${sender.name} on VLAN ${vid}, session ${hex8(session)}: the tunnel's session is ${hex8(tunnel.readRegister(TunnelReg.Session))}`;
     // Configure too: the tunnel is enabled for the session, and the peer, Active with this card's
     // READY, may send before this card's own Active (the peer's READY) takes effect.
@@ -455,10 +460,10 @@ export class FleetAudit {
   /** The host card `host` is paired with `chassis` now (both ends live, the same session and group), through which of its tunnels. */
   private pairedTunnel(host: AuditedCard, chassis: AuditedCard): TunnelEngine | null {
     const c = chassis.fabric.tunnels[0];
-    if (!live(c.readRegister(TunnelReg.LinkState)) || c.peerKey() !== host.mac) return null;
+    if (!live(c.readRegister(TunnelReg.LinkState)) || this.byMac.get(c.peerKey()) !== host) return null;
     if (this.group(host) !== this.group(chassis)) return null;
     const session = c.readRegister(TunnelReg.Session);
-    return host.fabric.tunnels.find((t) => t.peerKey() === chassis.mac && t.readRegister(TunnelReg.Session) === session && live(t.readRegister(TunnelReg.LinkState))) ?? null;
+    return host.fabric.tunnels.find((t) => this.byMac.get(t.peerKey()) === chassis && t.readRegister(TunnelReg.Session) === session && live(t.readRegister(TunnelReg.LinkState))) ?? null;
   }
 
   /** Every invariant checked at the end of the run: one line per violation. */

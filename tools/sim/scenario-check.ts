@@ -6,10 +6,10 @@
 
 import { CardRole, MAX_SLOTS } from "../../board/map/mailbox.ts";
 import { LINK_PROTOCOL_MAX, LINK_PROTOCOL_MIN, SILENCE_MIN_KEEPALIVES } from "../../board/map/link.ts";
-import { MAX_TUNNELS, MTU_MAX, MTU_MIN } from "../../board/map/registers.ts";
+import { MAX_TUNNELS, MTU_MAX, MTU_MIN, PORTS } from "../../board/map/registers.ts";
 import { validateImpairments } from "./net/impairments.ts";
 import { maxFrameSize } from "../../board/ethernet/frame.ts";
-import type { Scenario, CableSpec, ActionSpec } from "./scenarios.ts";
+import { cardEnd, type Scenario, type CableSpec, type ActionSpec } from "./scenarios.ts";
 
 /** An egress buffer must hold at least the largest frame a cable can carry: tagged, at MTU_MAX, FCS included. */
 const LARGEST_FRAME = maxFrameSize(MTU_MAX, true);
@@ -128,13 +128,18 @@ export function checkScenario(s: Scenario): void {
   const cabled = new Map<string, string>();
   const cables = new Set<string>();
   const plug = (path: string, end: CableSpec["a"], what: string) => {
-    if (typeof end === "string") {
-      card(path, end);
-      const other = cabled.get(end);
-      if (other) fail(path, `card ${quote(end)} already has ${other}`);
-      cabled.set(end, what);
+    const onCard = cardEnd(end);
+    if (onCard) {
+      const at = typeof end === "string" ? path : `${path}.card`;
+      card(at, onCard.card);
+      if (!(Number.isInteger(onCard.port) && onCard.port >= 0 && onCard.port < PORTS)) fail(`${path}.port`, `a card has ports 0..${PORTS - 1}, not ${onCard.port}`);
+      const key = `${onCard.card}:${onCard.port}`;
+      const other = cabled.get(key);
+      if (other) fail(at, `port ${onCard.port} of card ${quote(onCard.card)} already has ${other}`);
+      cabled.set(key, what);
       return;
     }
+    if (typeof end === "string" || !("switch" in end)) return;
     if (!switches.has(end.switch)) fail(`${path}.switch`, `no switch named ${quote(end.switch)}`);
     const ports = switches.get(end.switch)!;
     if (!(Number.isInteger(end.port) && end.port >= 0 && end.port < ports)) fail(`${path}.port`, `switch ${quote(end.switch)} has ports 0..${ports - 1}, not ${end.port}`);

@@ -15,6 +15,7 @@ import { checkScenario, ScenarioError } from "./scenario-check.ts";
 import type { SwitchPortConfig } from "./net/switch.ts";
 import type { ImpairmentConfig } from "./net/impairments.ts";
 import type { LinkConfig as CableConfig } from "./net/link.ts";
+import { PORTS } from "../../board/map/registers.ts";
 
 export { ScenarioError };
 
@@ -141,7 +142,11 @@ const card = object<CardSpec>({
 });
 
 const switchEnd = object<{ switch: string; port: number }>({ switch: required(name), port: required(integer(0, 4095)) });
-const cableEnd: Read<CableSpec["a"]> = (v, path) => (typeof v === "string" ? name(v, path) : switchEnd(v, path));
+const cardPort = object<{ card: string; port: number }>({ card: required(name), port: required(integer(0, PORTS - 1)) });
+const cableEnd: Read<CableSpec["a"]> = (v, path) => {
+  if (typeof v === "string") return name(v, path);
+  return v !== null && typeof v === "object" && "card" in v ? cardPort(v, path) : switchEnd(v, path);
+};
 
 const impairments = object<ImpairmentConfig>({
   loss: optional(number(0, 1)),

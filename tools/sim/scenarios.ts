@@ -25,10 +25,19 @@ export interface CardSpec {
 }
 
 /** A cable between two cards, or between a card and a switch port. */
+/** A cable end: a card's port 0 by the card's name, a card's port, or a switch port. */
+export type CableEnd = string | { card: string; port: number } | { switch: string; port: number };
+
+/** The card and port a cable end names, or null for a switch port. */
+export function cardEnd(end: CableEnd): { card: string; port: number } | null {
+  if (typeof end === "string") return { card: end, port: 0 };
+  return "card" in end ? end : null;
+}
+
 export interface CableSpec {
   id: string;
-  a: string | { switch: string; port: number };
-  b: string | { switch: string; port: number };
+  a: CableEnd;
+  b: CableEnd;
   config: Omit<CableConfig, "seed">;
 }
 

@@ -1,16 +1,18 @@
-// Two cards' fabrics joined by one Ethernet link, with a tunnel brought up by writing the
-// registers the firmware's Configure state writes: for tests and benchmarks of the fabric's
-// data path on its own, without firmware or link training.
+// Two cards' fabrics joined by one Ethernet link (or two: a path per port), with a tunnel brought
+// up by writing the registers the firmware's Configure state writes: for tests and benchmarks of
+// the fabric's data path on its own, without firmware or link training.
 
 import { createHash } from "node:crypto";
-import { Fabric } from "../../board/fabric.ts";
+import { Fabric, portAddress } from "../../board/fabric.ts";
 import {
   TunnelReg, TunnelControl, TUNNEL_BASE, TUNNEL_STRIDE, FabricEventKind, SECY_BASE, SECY_STRIDE, SecyReg, SecyControl, SecyInstall,
+  PATH_BASE, PATH_STRIDE, PATH_SIZE, PathReg, PathControl,
 } from "../../board/map/registers.ts";
 import type { TlpClass } from "../../board/pcie/tlp.ts";
 import type { TunnelEngine } from "../../board/tunnel/engine.ts";
 import type { Scheduler } from "../../board/scheduler.ts";
 import { Link, type LinkConfig } from "./net/link.ts";
+import { EthernetSwitch } from "./net/switch.ts";
 
 export interface PairOptions {
   /** Which tunnel of the fabric (default 0). */
@@ -28,6 +30,12 @@ export interface PairOptions {
    * with keys from macsecTestKey(): GCM-AES-XPN-128 unless `xpn256`; extra SecY register writes.
    */
   macsec?: { xpn256?: boolean; registers?: Partial<Record<SecyReg, number>> };
+  /**
+   * A second path, between both cards' port 1: its cable (`link`), or with `switched` two cables
+   * through a switch (`link` from card a to the switch, `far` from the switch to card b), so that
+   * a cut of `far` leaves card a's carrier up. The tunnel uses it from the start.
+   */
+  second?: { link?: LinkConfig; switched?: boolean; far?: LinkConfig };
 }
 
 export interface PairSide {
@@ -141,13 +149,47 @@ export function programTunnel(fabric: Fabric, peer: Uint8Array, options: PairOpt
   write(TunnelReg.Control, TunnelControl.Enable | (options.goBackN ? TunnelControl.GoBackN : 0));
 }
 
-export function tunnelPair(scheduler: Scheduler, options: PairOptions = {}): { a: PairSide; b: PairSide; link: Link } {
+/** Enables the path on `port` of a tunnel of `fabric`, to `peer`'s address there. */
+export function enablePath(fabric: Fabric, tunnel: number, port: number, peer: Uint8Array): void {
+  const base = PATH_BASE + PATH_STRIDE * tunnel + PATH_SIZE * port;
+  const write = (reg: PathReg, value: number) => {
+    if (!fabric.writeRegister(base + reg, value)) throw new Error(`path register 0x${(base + reg).toString(16)} refused ${value}`);
+  };
+  write(PathReg.PeerMacHigh, (peer[0] << 8) | peer[1]);
+  write(PathReg.PeerMacLow, ((peer[2] << 24) | (peer[3] << 16) | (peer[4] << 8) | peer[5]) >>> 0);
+  write(PathReg.Control, PathControl.Enable);
+}
+
+export interface Pair {
+  a: PairSide;
+  b: PairSide;
+  /** Port 0's cable. */
+  link: Link;
+  /** The second path's cables, from card a's port 1 to card b's (one, or two through a switch). */
+  second: Link[];
+}
+
+export function tunnelPair(scheduler: Scheduler, options: PairOptions = {}): Pair {
   const tunnels = Math.max(options.tunnels ?? 1, (options.tunnel ?? 0) + 1);
   const a = side(scheduler, MAC_A, tunnels, options.tunnel ?? 0);
   const b = side(scheduler, MAC_B, tunnels, options.tunnel ?? 0);
   const link = new Link(scheduler, "cable", options.link ?? {});
   a.fabric.mac.connect(link.a);
   b.fabric.mac.connect(link.b);
+  const second: Link[] = [];
+  if (options.second) {
+    const near = new Link(scheduler, "cable1", options.second.link ?? {});
+    second.push(near);
+    a.fabric.macs[1].connect(near.a);
+    if (options.second.switched) {
+      const sw = new EthernetSwitch(scheduler, "switch1", { ports: [{ mode: "access" }, { mode: "access" }] });
+      const far = new Link(scheduler, "cable1-far", options.second.far ?? {});
+      second.push(far);
+      sw.plug(0, near.b);
+      sw.plug(1, far.a);
+      b.fabric.macs[1].connect(far.b);
+    } else b.fabric.macs[1].connect(near.b);
+  }
   if (options.macsec) {
     const index = options.tunnel ?? 0;
     a.keys = new KeyAgent(a.fabric, index, 0, options.macsec.xpn256 ?? false);
@@ -157,5 +199,9 @@ export function tunnelPair(scheduler: Scheduler, options: PairOptions = {}): { a
   }
   programTunnel(a.fabric, MAC_B, options);
   programTunnel(b.fabric, MAC_A, options);
-  return { a, b, link };
+  if (options.second) {
+    enablePath(a.fabric, options.tunnel ?? 0, 1, portAddress(MAC_B, 1));
+    enablePath(b.fabric, options.tunnel ?? 0, 1, portAddress(MAC_A, 1));
+  }
+  return { a, b, link, second };
 }

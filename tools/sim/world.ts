@@ -49,7 +49,7 @@ import { EventScheduler } from "./scheduler.ts";
 import { ConsoleServers, type ConsoleEndpoint } from "./console-server.ts";
 import { ManagementPort, type ManagementEndpoint } from "./management-port.ts";
 import { BOARD_ID, WATCHDOG_TIMEOUT_NS } from "../../board/map/registers.ts";
-import { macFor, cardLink, adminKey, NVME_LOAD, type Scenario, type CableSpec, type NvmeLoadSpec, type ActionSpec, type TrafficSpec } from "./scenarios.ts";
+import { macFor, cardLink, cardEnd, adminKey, NVME_LOAD, type Scenario, type CableSpec, type NvmeLoadSpec, type ActionSpec, type TrafficSpec } from "./scenarios.ts";
 import { checkScenario, describeAction, ScenarioError } from "./scenario-check.ts";
 import { FleetAudit, type AuditedCard } from "./invariants.ts";
 import { Timeline, type Level } from "./timeline.ts";
@@ -267,10 +267,12 @@ export class World {
     this.network = new Network(this.scheduler, options.seed);
     for (const spec of options.scenario.switches ?? []) this.network.addSwitch(spec.name, spec.config);
     for (const cable of options.scenario.cables) {
-      const end = (e: CableSpec["a"]) => (typeof e === "string" ? null : e);
+      const end = (e: CableSpec["a"]) => (typeof e === "string" || !("switch" in e) ? null : e);
       const link = this.network.connect(cable.id, end(cable.a), end(cable.b), cable.config);
-      if (typeof cable.a === "string") this.plugCard(cable.a, link.a);
-      if (typeof cable.b === "string") this.plugCard(cable.b, link.b);
+      for (const [spec, port] of [[cable.a, link.a], [cable.b, link.b]] as const) {
+        const onCard = cardEnd(spec);
+        if (onCard) this.plugCard(onCard.card, onCard.port, port);
+      }
       if (options.pcap) {
         const file = options.scenario.cables.length === 1 ? options.pcap : options.pcap.replace(/(\.pcap)?$/, `.${cable.id}$1`);
         const capture = new PcapWriter(file);
@@ -323,9 +325,9 @@ export class World {
     this.stopHooks.push(() => closeSync(fd));
   }
 
-  /** Plugs card `name`'s MAC into a cable end, with the audit seeing every frame it receives. */
-  private plugCard(name: string, port: LinkPort): void {
-    const mac = this.fabric(name).mac;
+  /** Plugs the MAC of card `name`'s Ethernet port `index` into a cable end, with the audit seeing every frame it receives. */
+  private plugCard(name: string, index: number, port: LinkPort): void {
+    const mac = this.fabric(name).macs[index];
     const entry = this.audited.find((c) => c.name === name)!;
     mac.connect(port);
     port.attach({
@@ -594,8 +596,8 @@ export class World {
   private tunnelBetween(from: string, to: string): TunnelEngine | null {
     const peer = this.cards.find((c) => c.name === to);
     if (!peer) throw new Error(`scenario ${this.options.scenario.name}: no card named ${to}`);
-    const key = macKey(peer.config.mac);
-    return this.fabric(from).tunnels.find((t) => t.peerKey() === key && t.readRegister(TunnelReg.LinkState) === LinkState.Active) ?? null;
+    const keys = this.fabric(to).macs.map((mac) => macKey(mac.address));
+    return this.fabric(from).tunnels.find((t) => keys.includes(t.peerKey()) && t.readRegister(TunnelReg.LinkState) === LinkState.Active) ?? null;
   }
 
   /**

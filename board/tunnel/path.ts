@@ -1,0 +1,51 @@
+// One path of a tunnel: the peer's address through one of the card's Ethernet ports, and what the
+// engine keeps per path (docs/registers.md, "Path block"): whether it carries the session, when
+// the peer was last heard on it and when this side last announced its credits on it, whether it
+// went silent, its round trip and its counters. The engine (engine.ts) decides what goes on which
+// path; this is the path's state and registers.
+
+import { PathControl } from "../map/registers.ts";
+
+export class Path {
+  /** PathReg.PeerMacHigh / PeerMacLow (a path other than the tunnel's first). */
+  peerHigh = 0;
+  peerLow = 0;
+  /** PathReg.Control. */
+  control = 0;
+  /** Nothing heard on the path for SilenceNs, or its port lost carrier: it carries keepalives only. */
+  silent = false;
+  lastHeardAt = 0;
+  /** When this side last sent an ACK or KEEPALIVE on the path: its peer hears it at least every KeepaliveNs. */
+  lastAnnouncedAt = 0;
+  keepaliveDue = false;
+  keepaliveTimer: number | null = null;
+  silenceTimer: number | null = null;
+  /** Smoothed round trip of frames sent once on the path, 7/8 old + 1/8 new; 0 before the first sample. */
+  srtt = 0;
+  txFrames = 0;
+  rxFrames = 0;
+  resent = 0;
+
+  constructor(readonly port: number) {}
+
+  get enableBit(): boolean {
+    return (this.control & PathControl.Enable) !== 0;
+  }
+
+  rttSample(ns: number): void {
+    this.srtt = this.srtt === 0 ? ns : Math.round(this.srtt + (ns - this.srtt) / 8);
+  }
+
+  /** What a new session starts from: no silence, no round trip yet, nothing due. */
+  newSession(): void {
+    this.silent = false;
+    this.srtt = 0;
+    this.keepaliveDue = false;
+  }
+
+  /** A shut tunnel forgets the path's peer. */
+  forget(): void {
+    this.peerHigh = this.peerLow = this.control = 0;
+    this.newSession();
+  }
+}
