@@ -283,7 +283,7 @@ export class Secy {
    * above every PN its SA had validated (`fresh`: not a duplicate or a reordered frame), or null
    * when it is dropped (counted).
    */
-  validate(frame: Uint8Array, tag: SecTag, sci: Uint8Array): { clear: Uint8Array; fresh: boolean } | null {
+  validate(frame: Uint8Array, tag: SecTag, sci: Uint8Array): { clear: Uint8Array; fresh: boolean; pn: bigint } | null {
     const sa = this.rx[tag.an];
     if (!sa) {
       this.host.count(TunnelCounter.RxUnknownSa);
@@ -317,7 +317,7 @@ export class Secy {
       this.rxInUse = tag.an;
       this.host.event(FabricEventKind.RxSaInUse, tag.an);
     }
-    return { clear, fresh };
+    return { clear, fresh, pn };
   }
 }
 

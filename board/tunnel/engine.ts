@@ -264,9 +264,9 @@ export class TunnelEngine implements FrameSink {
    * not silent, unless every path is (an outage of them all: each is tried, as one path is in Recovery).
    */
   private carries(port: number): boolean {
-    if (!this.pathOn(port)) return false;
+    if (!this.pathOn(port) || !this.paths[port].heard) return false;
     if (!this.paths[port].silent) return true;
-    for (let p = 0; p < PORTS; p++) if (this.pathOn(p) && !this.paths[p].silent) return false;
+    for (let p = 0; p < PORTS; p++) if (this.pathOn(p) && this.paths[p].heard && !this.paths[p].silent) return false;
     return true;
   }
 
@@ -523,14 +523,16 @@ export class TunnelEngine implements FrameSink {
 
   /**
    * A path starts carrying the session (`joined`: a path added to a running session, else the
-   * tunnel's start): it announces the credits at once, so the peer hears it, and is watched for
-   * silence while the session has several paths.
+   * tunnel's start): it announces the credits at once, so the peer hears it. A joined path carries
+   * nothing but keepalives until it hears the peer (which may enable its side later); a path is
+   * watched for silence, once heard, while the session has several.
    */
   private startPath(path: Path, joined: boolean): void {
     path.silent = false;
     path.lastHeardAt = this.now;
     path.keepaliveDue = true;
-    if (this.multipath) for (const p of this.paths) if (this.pathOn(p.port) && p.silenceTimer === null) this.armPathSilence(p);
+    if (!joined && path.port === this.firstPort) path.heard = true;
+    if (this.multipath) for (const p of this.paths) if (this.pathOn(p.port) && p.heard && p.silenceTimer === null) this.armPathSilence(p);
     if (joined) this.host.transmitReady();
   }
 
@@ -538,6 +540,7 @@ export class TunnelEngine implements FrameSink {
   private stopPath(path: Path): void {
     this.cancelPathTimers(path);
     path.silent = false;
+    path.heard = false;
     path.keepaliveDue = false;
     this.moveInFlight(path.port);
   }
@@ -924,7 +927,7 @@ export class TunnelEngine implements FrameSink {
     for (let seq = this.sndUna; seqDiff(seq, highest) < 0; seq = (seq + 1) >>> 0) {
       const entry = this.sent.get(seq);
       if (!entry || entry.sacked || entry.pending) continue;
-      if (seqDiff(highest, seq) > FAST_RETRANSMIT_THRESHOLD && this.now - entry.sentAt >= this.fastRetransmitGuard()) {
+      if (seqDiff(highest, seq) > FAST_RETRANSMIT_THRESHOLD && this.now - entry.sentAt >= this.fastRetransmitGuard(entry)) {
         this.queueResend(entry);
         this.count(TunnelCounter.FastRetransmits);
       }
@@ -932,9 +935,12 @@ export class TunnelEngine implements FrameSink {
     if (this.resend.length) this.host.transmitReady();
   }
 
-  /** A frame is not fast-retransmitted twice within one round trip. */
-  private fastRetransmitGuard(): number {
-    return Math.max(this.reg(TunnelReg.RttNs), 1);
+  /**
+   * A frame is not fast-retransmitted twice within one round trip, nor within one of the path it
+   * went on: frames of a longer path arrive after later ones of a shorter, a hole that is no loss.
+   */
+  private fastRetransmitGuard(entry: Sent): number {
+    return Math.max(this.reg(TunnelReg.RttNs), this.paths[entry.path].srtt, 1);
   }
 
   private goBack(): void {
@@ -1082,7 +1088,8 @@ export class TunnelEngine implements FrameSink {
     const valid = this.secy.validate(frame, tag, sci!);
     if (!valid) return;
     this.host.unprotected?.(valid.clear, valid.fresh);
-    this.accept(valid.clear, payloadOffset(valid.clear), valid.clear.length - FCS_SIZE, port, valid.fresh);
+    const onPath = this.paths[port].newOnPath(tag.an, valid.pn);
+    this.accept(valid.clear, payloadOffset(valid.clear), valid.clear.length - FCS_SIZE, port, valid.fresh, onPath);
   }
 
   /**
@@ -1090,9 +1097,11 @@ export class TunnelEngine implements FrameSink {
    * its SA had already passed (a duplicate the replay window lets through, or a reordered frame):
    * its sequence and acknowledgement numbers count as ever (the tunnel's checks make an old one
    * harmless), but it is no news that the peer is alive, of its credits or of its keys, so that a
-   * replayed frame can neither hold a silent link up nor set the credits back.
+   * replayed frame can neither hold a silent link up nor set the credits back. `freshOnPath` is
+   * whether it is news on the path it came by (Path.newOnPath): a frame that took the long path
+   * arrives after later ones that took the short one, old for the SecY but new on its path.
    */
-  private accept(frame: Uint8Array, at: number, end: number, port: number, fresh = true): void {
+  private accept(frame: Uint8Array, at: number, end: number, port: number, fresh = true, freshOnPath = fresh): void {
     const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
     const header = readHeader(view, at, end - at);
     if ("malformed" in header) {
@@ -1118,7 +1127,8 @@ export class TunnelEngine implements FrameSink {
     }
     this.count(TunnelCounter.RxFrames);
     this.paths[port].rxFrames++;
-    if (fresh) this.heard(port);
+    if (fresh) this.heard();
+    if (freshOnPath) this.heardOn(port);
     this.onAck(header.ack);
     if (ackBody) {
       // Credit limits only from a fresh frame: an older ACK inside the replay window may hold limits
@@ -1135,7 +1145,7 @@ export class TunnelEngine implements FrameSink {
     this.onData(header.seq, frame, body, header.length);
   }
 
-  private heard(port: number): void {
+  private heard(): void {
     this.lastHeardAt = this.now;
     this.setStatus(TunnelStatus.PeerSeen, true);
     if (this.status(TunnelStatus.Silent)) {
@@ -1143,9 +1153,17 @@ export class TunnelEngine implements FrameSink {
       this.host.event(FabricEventKind.PeerHeard, 0, this);
     }
     if (this.silenceTimer === null) this.armSilence();
+  }
+
+  /** News of the peer on the path of `port` (a frame of the session that is not a replay on it). */
+  private heardOn(port: number): void {
     const path = this.paths[port];
     if (!this.pathOn(port)) return;
     path.lastHeardAt = this.now;
+    if (!path.heard) {
+      path.heard = true;
+      this.host.transmitReady();
+    }
     if (path.silent) {
       path.silent = false;
       this.host.event(FabricEventKind.PathHeard, port, this);

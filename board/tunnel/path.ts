@@ -14,6 +14,8 @@ export class Path {
   control = 0;
   /** Nothing heard on the path for SilenceNs, or its port lost carrier: it carries keepalives only. */
   silent = false;
+  /** The peer was heard on the path since it started: a path joined to a session carries keepalives only until then, and is not watched for silence. */
+  heard = false;
   lastHeardAt = 0;
   /** When this side last sent an ACK or KEEPALIVE on the path: its peer hears it at least every KeepaliveNs. */
   lastAnnouncedAt = 0;
@@ -25,11 +27,28 @@ export class Path {
   txFrames = 0;
   rxFrames = 0;
   resent = 0;
+  /** The AN and PN of the newest MACsec frame validated on this path. */
+  private lastAn = -1;
+  private lastPn = -1n;
 
   constructor(readonly port: number) {}
 
   get enableBit(): boolean {
     return (this.control & PathControl.Enable) !== 0;
+  }
+
+  /**
+   * A MACsec frame under `an` with `pn` was validated on this path: whether it is news of the peer
+   * on this path (a PN above the path's last under that AN, or another AN). Its PN may be below
+   * what the SecY has seen: a frame that came the long way, after later ones on a quicker path.
+   * A replay on this path is no news; one of another path's frame may be (denial of service only:
+   * it can hold a dead path up, which its frames' loss and retransmission then show).
+   */
+  newOnPath(an: number, pn: bigint): boolean {
+    if (an === this.lastAn && pn <= this.lastPn) return false;
+    this.lastAn = an;
+    this.lastPn = pn;
+    return true;
   }
 
   rttSample(ns: number): void {
@@ -39,6 +58,9 @@ export class Path {
   /** What a new session starts from: no silence, no round trip yet, nothing due. */
   newSession(): void {
     this.silent = false;
+    this.heard = false;
+    this.lastAn = -1;
+    this.lastPn = -1n;
     this.srtt = 0;
     this.keepaliveDue = false;
   }
