@@ -11,11 +11,12 @@ import {
 } from "../board/map/mailbox";
 import { SLOTS } from "../board/map/flash";
 import { Fmt, SWITCH_PORTS } from "../board/map/pcie";
-import { MTU_MIN, MTU_MAX, CardReg } from "../board/map/registers";
+import { MTU_MIN, MTU_MAX, CardReg, PORTS } from "../board/map/registers";
 import { LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, SILENCE_MIN_KEEPALIVES, AckPolicy } from "../board/map/link";
 import * as config from "./link/config";
 import * as link from "./link/link";
 import * as drops from "./link/drops";
+import * as paths from "./link/paths";
 import * as vswitch from "./pcie/switch";
 import * as pcie from "./pcie/tlp";
 import { FabricEventKind } from "../board/map/registers";
@@ -280,7 +281,7 @@ function onBoot(body: usize): void {
     log.end();
     return;
   }
-  let bad = (load<u8>(body, BootBody.BootFlags) & ~BootFlag.Trial) != 0 ? BootBody.BootFlags : -1;
+  let bad = (load<u8>(body, BootBody.BootFlags) & ~BootFlag.Trial) != 0 ? BootBody.BootFlags : nonZero(body, BootBody.Reserved25, 3);
   if (bad >= 0) {
     reject(MailboxError.Reserved, bad as u32);
     return;
@@ -295,6 +296,7 @@ function onBoot(body: usize): void {
   else if (newSlots < 1 || newSlots > MAX_SLOTS) bad = BootBody.Slots;
   else if ((load<u8>(body, BootBody.BootSlot) as i32) >= SLOTS) bad = BootBody.BootSlot;
   else if ((load<u16>(body, BootBody.Retained) as i32) > RETAIN_BYTES) bad = BootBody.Retained;
+  else if ((load<u8>(body, BootBody.Carrier) as u32) >> PORTS != 0) bad = BootBody.Carrier;
   if (bad >= 0) {
     reject(MailboxError.BadField, bad as u32);
     return;
@@ -306,6 +308,7 @@ function onBoot(body: usize): void {
   slots = newSlots;
   log.setLevel(level);
   config.setIdentity(role, serial, slots, body + BootBody.Mac);
+  paths.setCarriers(load<u8>(body, BootBody.Carrier) as u32);
   retain.expect(load<u16>(body, BootBody.Retained) as i32);
   // A switch the last firmware left is adopted whole (retain.ts), or set up from reset if it cannot be.
   if (role == CardRole.Host && !retain.expecting()) vswitch.init();
@@ -463,7 +466,7 @@ function onConfig(body: usize): void {
 }
 
 function onFrameRx(body: usize, length: i32): void {
-  const bad = nonZero(body, FrameRxBody.Reserved1, 3);
+  const bad = nonZero(body, FrameRxBody.Reserved2, 2);
   if (bad >= 0) {
     reject(MailboxError.Reserved, bad as u32);
     return;
@@ -473,8 +476,13 @@ function onFrameRx(body: usize, length: i32): void {
     reject(MailboxError.BadField, FrameRxBody.Tunnel);
     return;
   }
+  const port = load<u8>(body, FrameRxBody.Port) as i32;
+  if (port >= PORTS) {
+    reject(MailboxError.BadField, FrameRxBody.Port);
+    return;
+  }
   accept();
-  if (link.onControl(body + FrameRxBody.Frame, length - FrameRxBody.Frame)) manage.onRequest();
+  if (link.onControl(body + FrameRxBody.Frame, length - FrameRxBody.Frame, port)) manage.onRequest();
 }
 
 /**

@@ -24,14 +24,14 @@ import * as manage from "./manage/manage";
 /** "IOVr", little-endian. */
 const MAGIC: u32 = 0x7256_4f49;
 /** Bump with any change to what a region holds or where. */
-const LAYOUT: u32 = 2;
+const LAYOUT: u32 = 3;
 
 export enum At {
   Header = 0, //   u32 MAGIC, u32 LAYOUT, u32 boot ID, u32 DISCOVERs sent, u64 last management counter accepted, u32 1 if one was, u32 0
   Switch = 32, //  vswitch.SAVED bytes
   Spaces = 464, // config.SAVED bytes per switch port
   Ports = 1760, // PORT_SAVED bytes per link port
-  End = 3744,
+  End = 3872,
 }
 
 const HEADER_BYTES: i32 = At.Switch;

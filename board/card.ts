@@ -15,7 +15,7 @@ import type { KeyObject } from "node:crypto";
 import {
   MAILBOX_VERSION, TIMER_CHANNELS, CardRole, ResetCause, LogLevel, HelloStatus, BootFlag, Event, Header, HEADER_SIZE, RETAIN_BYTES, RETAIN_CHUNK,
 } from "./map/mailbox.ts";
-import { CardReg, BootCommand, WATCHDOG_KEY, WATCHDOG_TIMEOUT_NS, ENTROPY_REQUEST_MAX } from "./map/registers.ts";
+import { CardReg, BootCommand, WATCHDOG_KEY, WATCHDOG_TIMEOUT_NS, ENTROPY_REQUEST_MAX, PORTS, PORT_BASE, PORT_STRIDE, PortReg, PortStatus } from "./map/registers.ts";
 import { SLOTS } from "./map/flash.ts";
 import { FlashController, type Flash } from "./flash.ts";
 import { HashEngine } from "./hash-engine.ts";
@@ -179,6 +179,15 @@ export class Card {
   private seq = 0;
   private timers: (number | null)[] = new Array(TIMER_CHANNELS).fill(null);
   private logLine = "";
+  /** BootBody.Carrier: the Ethernet ports with carrier now (a card model without a fabric: port 0, as with one cable). */
+  private carrier(): number {
+    const fabric = this.fabric;
+    if (!fabric) return 1;
+    let bits = 0;
+    for (let p = 0; p < PORTS; p++) if (fabric.readRegister(PORT_BASE + PORT_STRIDE * p + PortReg.Status) & PortStatus.Carrier) bits |= 1 << p;
+    return bits;
+  }
+
   /** The fabric behind REG_WRITE / REG_READ, when the card model has one. */
   fabric: Pick<Fabric, "readRegister" | "writeRegister" | "transmitControl" | "transmitTlp" | "reset" | "softcoreReset"> | null = null;
 
@@ -269,7 +278,7 @@ export class Card {
     const bootFlags = booted.trial ? BootFlag.Trial : 0;
     if (cause === ResetCause.PowerOn) this.clearRetained();
     const retained = this.retainedBytes;
-    this.post({ kind: "boot", mailboxVersion: MAILBOX_VERSION, role, resetCause: cause, boardId, serial, logLevel, slots, mac, bootSlot: booted.slot, bootFlags, retained });
+    this.post({ kind: "boot", mailboxVersion: MAILBOX_VERSION, role, resetCause: cause, boardId, serial, logLevel, slots, mac, bootSlot: booted.slot, bootFlags, retained, carrier: this.carrier() });
     for (let offset = 0; offset < retained; offset += RETAIN_CHUNK) {
       this.post({ kind: "retained", offset, data: this.retained.slice(offset, Math.min(offset + RETAIN_CHUNK, retained)) });
     }

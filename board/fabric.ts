@@ -6,7 +6,7 @@
 
 import {
   CardReg, TunnelReg, FABRIC_VERSION, TUNNEL_BASE, TUNNEL_STRIDE, MAX_TUNNELS, FabricEventKind, SECY_BASE, SECY_STRIDE, MACSEC_DROP_REASONS, TunnelCounter,
-  PORTS, PORT_BASE, PORT_STRIDE, PortReg, PortStatus, PATH_BASE, PATH_STRIDE, PATH_SIZE,
+  PORTS, PORT_BASE, PORT_STRIDE, PORT_ADDRESS_BYTE, PortReg, PortStatus, PATH_BASE, PATH_STRIDE, PATH_SIZE,
 } from "./map/registers.ts";
 import { NO_TUNNEL, type TlpRxReason } from "./map/mailbox.ts";
 import { SWITCH_PORTS } from "./map/pcie.ts";
@@ -66,7 +66,7 @@ const CONTROL_QUEUE = 32;
  */
 export function portAddress(base: Uint8Array, port: number): Uint8Array {
   const address = Uint8Array.from(base);
-  address[1] = (address[1] + port) & 0xff;
+  address[PORT_ADDRESS_BYTE] = (address[PORT_ADDRESS_BYTE] + port) & 0xff;
   return address;
 }
 
@@ -80,7 +80,7 @@ class ControlTransmitter implements FrameSource {
 
   constructor(private readonly mac: CardMac) {}
 
-  /** Checks, pads and queues a frame (without FCS); false if refused. */
+  /** Checks, pads and queues a frame (without FCS); false if refused. A port with no cable plugged in drops it (TxDropped). */
   submit(frame: Uint8Array): boolean {
     if (frame.length < MAC_SIZE * 2 + 2 + TUNNEL_HEADER || frame.length > MAX_CONTROL_FRAME || this.queue.length >= CONTROL_QUEUE) return false;
     if (macKey(frame, MAC_SIZE) !== macKey(this.mac.address)) return false;
@@ -89,6 +89,10 @@ class ControlTransmitter implements FrameSource {
     const at = payloadOffset(wire);
     if (((wire[at - 2] << 8) | wire[at - 1]) !== ETHERTYPE_IOV || at + TUNNEL_HEADER > frame.length) return false;
     if (wire[at] !== TUNNEL_VERSION || wire[at + 1] !== FrameKind.Control) return false;
+    if (!this.mac.connected) {
+      this.mac.counters.txDropped++;
+      return true;
+    }
     writeFcs(wire);
     this.queue.push(wire);
     this.mac.kick();

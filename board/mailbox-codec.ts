@@ -7,7 +7,7 @@ import {
   MAILBOX_VERSION, HEADER_SIZE, MAX_BODY, MAX_SLOTS, TIMER_CHANNELS, Header, Event, Command,
   BootBody, TimeBody, SyncBody, TimerFiredBody, EntropyBody, HelloBody, SyncAckBody, TimerArmBody,
   TimerDisarmBody, ErrorBody, CountersBody, RegValueBody, FabricEventBody, RegWriteBody, RegReadBody, CardRole, ResetCause,
-  LogLevel, HelloStatus, MailboxError, Counter, FABRIC_EVENT_LAST, MAX_TUNNELS, minBody, maxBody, isEvent, isCommand,
+  LogLevel, HelloStatus, MailboxError, Counter, FABRIC_EVENT_LAST, MAX_TUNNELS, PORTS, minBody, maxBody, isEvent, isCommand,
   ConfigBody, FrameRxBody, FrameTxBody, NO_TUNNEL, TlpRxBody, TlpRxReason, TlpTxBody, TLP_RX_REASON_LAST, NO_PORT,
   BootFlag, UartRxBody, UartTxBody, FlashDoneBody, FlashOp, FlashStatus, FLASH_OP_LAST, FLASH_STATUS_LAST,
   FlashEraseBody, FlashProgramBody, FlashReadBody, HashBody, HashDoneBody, HashOp, HashStatus, HASH_OP_LAST, HASH_STATUS_LAST, RetainBody, RETAIN_BYTES,
@@ -46,6 +46,8 @@ export type EventMessage =
       bootSlot?: number; bootFlags?: number;
       /** Bytes of retained RAM the RETAINED events after BOOT bring (0, or not given, after power-on). */
       retained?: number;
+      /** Bit p for each Ethernet port with carrier (default: port 0 alone, a card with one cable). */
+      carrier?: number;
       serial: number; logLevel: LogLevel; slots: number; mac: Uint8Array;
     }
   | { kind: "time"; now: bigint }
@@ -56,7 +58,7 @@ export type EventMessage =
   | { kind: "regValue"; address: number; value: number }
   | { kind: "fabricEvent"; tunnel: number; event: FabricEventKind; arg: number }
   | ({ kind: "config" } & LinkConfig)
-  | { kind: "frameRx"; tunnel: number; frame: Uint8Array }
+  | { kind: "frameRx"; tunnel: number; port: number; frame: Uint8Array }
   /** `tlp`: the header and at most the first data DW (see TlpRxBody). */
   | { kind: "tlpRx"; reason: TlpRxReason; port: number; tlp: Uint8Array }
   | { kind: "uartRx"; bytes: Uint8Array }
@@ -127,6 +129,7 @@ export function encodeEvent(event: EventMessage): Uint8Array {
       v.setUint8(BootBody.BootFlags, event.bootFlags ?? 0);
       b.set(event.mac.subarray(0, 6), BootBody.Mac);
       v.setUint16(BootBody.Retained, event.retained ?? 0, true);
+      v.setUint8(BootBody.Carrier, event.carrier ?? 1);
       return message(Event.Boot, b);
     }
     case "time": {
@@ -185,6 +188,7 @@ export function encodeEvent(event: EventMessage): Uint8Array {
     case "frameRx": {
       const [b, v] = body(FrameRxBody.Frame + event.frame.length);
       v.setUint8(FrameRxBody.Tunnel, event.tunnel);
+      v.setUint8(FrameRxBody.Port, event.port);
       b.set(event.frame, FrameRxBody.Frame);
       return message(Event.FrameRx, b);
     }
@@ -412,7 +416,7 @@ export function decodeEvent(raw: RawMessage): EventMessage {
         resetCause: b[BootBody.ResetCause], boardId: v.getUint32(BootBody.BoardId, true),
         serial: v.getUint32(BootBody.Serial, true), logLevel: b[BootBody.LogLevel], slots: b[BootBody.Slots],
         bootSlot: b[BootBody.BootSlot], bootFlags: b[BootBody.BootFlags], mac: b.slice(BootBody.Mac, BootBody.Mac + 6),
-        retained: v.getUint16(BootBody.Retained, true),
+        retained: v.getUint16(BootBody.Retained, true), carrier: b[BootBody.Carrier],
       };
     case Event.Time:
       return { kind: "time", now: v.getBigUint64(TimeBody.Now, true) };
@@ -438,7 +442,7 @@ export function decodeEvent(raw: RawMessage): EventMessage {
         adminKey: b.slice(ConfigBody.AdminKey, ConfigBody.AdminKey + ADMIN_KEY_SIZE),
       };
     case Event.FrameRx:
-      return { kind: "frameRx", tunnel: b[FrameRxBody.Tunnel], frame: b.slice(FrameRxBody.Frame) };
+      return { kind: "frameRx", tunnel: b[FrameRxBody.Tunnel], port: b[FrameRxBody.Port], frame: b.slice(FrameRxBody.Frame) };
     case Event.TlpRx:
       return { kind: "tlpRx", reason: b[TlpRxBody.Reason], port: b[TlpRxBody.Port], tlp: b.slice(TlpRxBody.Tlp) };
     case Event.UartRx:
@@ -621,10 +625,11 @@ export class EventChecker {
     }
     if (raw.type === Event.Config) return this.checkConfig(b, v);
     if (raw.type === Event.FrameRx) {
-      const bad = firstNonZero(b, FrameRxBody.Reserved1, 3);
+      const bad = firstNonZero(b, FrameRxBody.Reserved2, 2);
       if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
       const tunnel = b[FrameRxBody.Tunnel];
       if (tunnel >= MAX_TUNNELS && tunnel !== NO_TUNNEL) return { error: MailboxError.BadField, detail: FrameRxBody.Tunnel };
+      if (b[FrameRxBody.Port] >= PORTS) return { error: MailboxError.BadField, detail: FrameRxBody.Port };
     }
     if (raw.type === Event.TlpRx) return this.checkTlpRx(b);
     if (raw.type === Event.FlashDone) return checkFlashDone(b, v);
@@ -673,7 +678,7 @@ export class EventChecker {
   private checkBoot(b: Uint8Array, v: DataView): Verdict | null {
     if (this.booted) return { error: MailboxError.OutOfOrder, detail: 0 };
     if (v.getUint16(BootBody.MailboxVersion, true) !== MAILBOX_VERSION) return { error: MailboxError.Version, detail: MAILBOX_VERSION };
-    let bad = (b[BootBody.BootFlags] & ~BootFlag.Trial) !== 0 ? BootBody.BootFlags : -1;
+    let bad = (b[BootBody.BootFlags] & ~BootFlag.Trial) !== 0 ? BootBody.BootFlags : firstNonZero(b, BootBody.Reserved25, 3);
     if (bad >= 0) return { error: MailboxError.Reserved, detail: bad };
     if (b[BootBody.Role] > CardRole.Chassis) bad = BootBody.Role;
     else if (b[BootBody.ResetCause] > ResetCause.Update) bad = BootBody.ResetCause;
@@ -681,6 +686,7 @@ export class EventChecker {
     else if (b[BootBody.Slots] < 1 || b[BootBody.Slots] > MAX_SLOTS) bad = BootBody.Slots;
     else if (b[BootBody.BootSlot] >= SLOTS) bad = BootBody.BootSlot;
     else if (v.getUint16(BootBody.Retained, true) > RETAIN_BYTES) bad = BootBody.Retained;
+    else if (b[BootBody.Carrier] >> PORTS !== 0) bad = BootBody.Carrier;
     if (bad >= 0) return { error: MailboxError.BadField, detail: bad };
     this.booted = true;
     this.role = b[BootBody.Role];
@@ -733,6 +739,11 @@ export function configFieldError(b: Uint8Array, v: DataView): number {
   return -1;
 }
 
+/** The Ethernet ports a BOOT's carrier bits name: `eth0`, `eth0 eth1`, `none`. */
+function describeCarrier(bits: number): string {
+  return Array.from({ length: PORTS }, (_, p) => p).filter((p) => (bits >> p) & 1).map((p) => `eth${p}`).join(" ") || "none";
+}
+
 /** One readable line for a message (trace decoding, timelines). */
 export function describe(raw: RawMessage, direction: "events" | "commands"): string {
   const malformed = `${typeName(raw.type)} (type 0x${raw.type.toString(16).padStart(2, "0")}, flags 0x${raw.flags.toString(16)}, ${raw.length}-byte body): malformed`;
@@ -773,7 +784,7 @@ export const seconds = (ns: bigint) => `${ns / 1_000_000_000n}.${(ns % 1_000_000
 export function describeMessage(m: EventMessage | CommandMessage): string {
   switch (m.kind) {
     case "boot":
-      return `BOOT mailbox v${m.mailboxVersion}, ${CardRole[m.role]?.toLowerCase() ?? `role ${m.role}`}, reset ${ResetCause[m.resetCause] ?? m.resetCause}, slot ${m.bootSlot ?? 0}${(m.bootFlags ?? 0) & BootFlag.Trial ? " on trial" : ""}${m.retained ? `, ${m.retained} bytes retained` : ""}, board ${hex(m.boardId)}, serial ${hex(m.serial)}, log ${LogLevel[m.logLevel] ?? m.logLevel}, ${m.slots} slot(s), mac ${Array.from(m.mac, (x) => x.toString(16).padStart(2, "0")).join(":")}`;
+      return `BOOT mailbox v${m.mailboxVersion}, ${CardRole[m.role]?.toLowerCase() ?? `role ${m.role}`}, reset ${ResetCause[m.resetCause] ?? m.resetCause}, slot ${m.bootSlot ?? 0}${(m.bootFlags ?? 0) & BootFlag.Trial ? " on trial" : ""}${m.retained ? `, ${m.retained} bytes retained` : ""}, carrier ${describeCarrier(m.carrier ?? 1)}, board ${hex(m.boardId)}, serial ${hex(m.serial)}, log ${LogLevel[m.logLevel] ?? m.logLevel}, ${m.slots} slot(s), mac ${Array.from(m.mac, (x) => x.toString(16).padStart(2, "0")).join(":")}`;
     case "time":
       return `TIME ${seconds(m.now)}`;
     case "sync":
@@ -791,7 +802,7 @@ export function describeMessage(m: EventMessage | CommandMessage): string {
     case "config":
       return `CONFIG group ${m.group}, protocol <= ${m.protocolMax}, ack ${ackPolicyNames(m.ackPolicies)}, MTU ${m.mtu}, max payload ${m.maxPayload}, keepalive ${m.keepaliveNs} ns, silence ${m.silenceNs} ns, grace ${m.graceNs} ns`;
     case "frameRx":
-      return `FRAME_RX ${m.tunnel === NO_TUNNEL ? "no tunnel" : `tunnel ${m.tunnel}`}, ${m.frame.length} bytes${describeControl(m.frame)}`;
+      return `FRAME_RX ${m.tunnel === NO_TUNNEL ? "no tunnel" : `tunnel ${m.tunnel}`}, port ${m.port}, ${m.frame.length} bytes${describeControl(m.frame)}`;
     case "frameTx":
       return `FRAME_TX ${m.frame.length} bytes${describeControl(m.frame)}`;
     case "tlpRx":

@@ -9,7 +9,8 @@
 import { createHmac } from "node:crypto";
 import {
   ADMIN_KEY_SIZE, ALL_CARDS, ControlHeader, ControlType, LINK_STATE_LAST, MANAGEMENT_ROLE, MANAGE_OP_LAST, MANAGE_STATUS_LAST,
-  ManageOp, ManageReplyBody, ManageRequestBody, ManageStatus, REPLY_COUNTERS, REPLY_TAG_WITHOUT_DROPS, TAG_SIZE, type LinkState,
+  ManageOp, ManageReplyBody, ManageRequestBody, ManageStatus, REPLY_COUNTERS, REPLY_TAG_WITHOUT_DROPS, REPLY_TAG_WITHOUT_PATHS, REPLY_SILENT_SHIFT,
+  TAG_SIZE, type LinkState,
 } from "./map/link.ts";
 import { CardRole } from "./map/mailbox.ts";
 import { decodeControl, encodeControl, type ControlMessage } from "./link-codec.ts";
@@ -105,6 +106,27 @@ export interface CardReport {
   counters: ReplyCounters;
   /** MACsec frames the card dropped, by reason, as of its firmware's last look; null from a firmware that reports none (a 124-byte reply). */
   macsecDrops: MacsecDrops | null;
+  /** Each port's session paths: the Ethernet ports it has one on, and those silent (`ports` entries); null from a firmware that reports none (a reply of 148 bytes or fewer). */
+  paths: PortPaths[] | null;
+}
+
+/** A port's session paths (ManageReplyBody.Paths): the Ethernet ports it has a path on, and which of those are silent; none without a session. */
+export interface PortPaths {
+  on: number[];
+  silent: number[];
+}
+
+/** ManageReplyBody.Paths byte of `p`. */
+function pathsByte(p: PortPaths): number {
+  let byte = 0;
+  for (const e of p.on) byte |= 1 << e;
+  for (const e of p.silent) byte |= 1 << (REPLY_SILENT_SHIFT + e);
+  return byte;
+}
+
+function pathsOf(byte: number): PortPaths {
+  const bits = (base: number) => Array.from({ length: REPLY_SILENT_SHIFT }, (_, e) => e).filter((e) => (byte >> (base + e)) & 1);
+  return { on: bits(0), silent: bits(REPLY_SILENT_SHIFT) };
 }
 
 export interface ManageReply extends ManageAddress, CardReport {
@@ -115,7 +137,9 @@ export interface ManageReply extends ManageAddress, CardReport {
 }
 
 /** The reply a card builds: its report, and its identity for the ControlHeader. */
-export interface ReplyInput extends ManageAddress, Omit<CardReport, "linkStates" | "peerSerials"> {
+export interface ReplyInput extends ManageAddress, Omit<CardReport, "linkStates" | "peerSerials" | "paths"> {
+  /** Each port's paths; null: the reply of a firmware from before paths (148 bytes). */
+  paths: readonly PortPaths[] | null;
   linkStates: readonly number[];
   peerSerials: readonly number[];
   card: { role: CardRole; serial: number; bootId: number; group: number };
@@ -273,12 +297,15 @@ export function encodeReply(r: ReplyInput, key: Uint8Array): Uint8Array {
   REPLY_COUNTER_NAMES.forEach((name, i) => view.setUint32(ManageReplyBody.Counters + 4 * i, r.counters[name] >>> 0));
   const drops = r.macsecDrops;
   if (drops) MACSEC_DROP_NAMES.forEach((name, i) => view.setUint32(ManageReplyBody.MacsecDrops + 4 * i, drops[name] >>> 0));
-  const size = drops ? ManageReplyBody.Size : REPLY_TAG_WITHOUT_DROPS + TAG_SIZE;
+  if (r.paths && !drops) throw new RangeError("a reply with paths reports MACsec drops too");
+  if (r.paths) for (let p = 0; p < r.ports; p++) view.setUint8(ManageReplyBody.Paths + p, r.paths[p] ? pathsByte(r.paths[p]) : 0);
+  // Older firmware: no paths (148 bytes), and before that no MACsec drops (124).
+  const tagAt = r.paths ? ManageReplyBody.Tag : drops ? REPLY_TAG_WITHOUT_PATHS : REPLY_TAG_WITHOUT_DROPS;
   return sealed({
     destination: r.destination, source: r.source, vlan: r.vlan, session: 0,
     type: ControlType.ManageReply, version: MANAGE_VERSION, role: r.card.role, group: r.card.group,
-    serial: r.card.serial, bootId: r.card.bootId, body: body.subarray(0, size),
-  }, drops ? ManageReplyBody.Tag : REPLY_TAG_WITHOUT_DROPS, REPLY_LABEL, key);
+    serial: r.card.serial, bootId: r.card.bootId, body: body.subarray(0, tagAt + TAG_SIZE),
+  }, tagAt, REPLY_LABEL, key);
 }
 
 /**
@@ -289,9 +316,10 @@ export function decodeReply(frame: Uint8Array, key: Uint8Array, expect: { counte
   checkKey(key);
   const { message, header } = open(frame, ControlType.ManageReply, REPLY_TAG_WITHOUT_DROPS + TAG_SIZE, "reply");
   const body = message.body;
-  // A firmware that reports no MACsec drops sends 124 bytes, its tag where the drops are now.
-  const withDrops = body.length >= ManageReplyBody.Size;
-  verify(key, REPLY_LABEL, header, body, withDrops ? ManageReplyBody.Tag : REPLY_TAG_WITHOUT_DROPS, "reply");
+  // A firmware that reports no paths sends 148 bytes, its tag where the paths are now; one that reports no MACsec drops either, 124.
+  const withPaths = body.length >= ManageReplyBody.Size;
+  const withDrops = body.length >= REPLY_TAG_WITHOUT_PATHS + TAG_SIZE;
+  verify(key, REPLY_LABEL, header, body, withPaths ? ManageReplyBody.Tag : withDrops ? REPLY_TAG_WITHOUT_PATHS : REPLY_TAG_WITHOUT_DROPS, "reply");
   const view = new DataView(body.buffer, body.byteOffset, body.length);
   const op = view.getUint8(ManageReplyBody.Op);
   const status = view.getUint8(ManageReplyBody.Status);
@@ -314,6 +342,7 @@ export function decodeReply(frame: Uint8Array, key: Uint8Array, expect: { counte
   }
   const counters = Object.fromEntries(REPLY_COUNTER_NAMES.map((name, i) => [name, view.getUint32(ManageReplyBody.Counters + 4 * i)])) as ReplyCounters;
   const macsecDrops = withDrops ? Object.fromEntries(MACSEC_DROP_NAMES.map((name, i) => [name, view.getUint32(ManageReplyBody.MacsecDrops + 4 * i)])) as MacsecDrops : null;
+  const paths = withPaths ? Array.from({ length: ports }, (_, p) => pathsOf(view.getUint8(ManageReplyBody.Paths + p))) : null;
   return {
     destination: message.destination, source: message.source, vlan: message.vlan,
     op, status, group: view.getUint16(ManageReplyBody.Group), counter,
@@ -324,7 +353,7 @@ export function decodeReply(frame: Uint8Array, key: Uint8Array, expect: { counte
     bootSlot: view.getUint8(ManageReplyBody.BootSlot),
     bootFlags: view.getUint8(ManageReplyBody.BootFlags),
     slotsPresent: view.getUint8(ManageReplyBody.SlotsPresent),
-    ports, linkStates, peerSerials, counters, macsecDrops,
+    ports, linkStates, peerSerials, counters, macsecDrops, paths,
     sender: { role: message.role, serial: message.serial, bootId: message.bootId, mac: message.source },
     headerGroup: message.group,
   };

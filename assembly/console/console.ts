@@ -5,7 +5,7 @@
 import { Counter, CardRole, MAILBOX_VERSION } from "../../board/map/mailbox";
 import { LinkState, LinkCipher } from "../../board/map/link";
 import { SWITCH_PORTS } from "../../board/map/pcie";
-import { MACSEC_DROP_REASONS } from "../../board/map/registers";
+import { MACSEC_DROP_REASONS, PORTS } from "../../board/map/registers";
 import { BUILD_ID_SIZE, ImageHeader } from "../../board/map/image";
 import * as editor from "./editor";
 import * as uart from "./uart";
@@ -15,6 +15,7 @@ import * as config from "../link/config";
 import * as link from "../link/link";
 import * as keys from "../link/keys";
 import * as drops from "../link/drops";
+import * as paths from "../link/paths";
 import { port } from "../link/port";
 import * as vswitch from "../pcie/switch";
 import * as clock from "../clock";
@@ -44,7 +45,7 @@ const COUNTER_NAMES: StaticArray<Text> = [
   "HandshakeTimeouts", "LinkUps", "Recoveries", "Resumes", "LinkDowns", "PeerReboots", "RtoUpdates", "TlpRx", "ConfigRequests",
   "UnsupportedRequests", "HotplugEvents", "MsiSent", "ConsoleCommands", "ConsoleErrors", "XmodemBlocks",
   "XmodemErrors", "UpdatesVerified", "UpdatesRefused", "FlashErrors", "ManageRequests", "ManageAuthFailures", "ManageReplays",
-  "GroupChanges", "Releases", "StaleControl",
+  "GroupChanges", "Releases", "StaleControl", "PathJoins", "JoinsRefused", "PathLosses", "OwnFrames",
 ];
 
 // The line being run, split into words: start and length of the first two.
@@ -290,9 +291,26 @@ function links(): void {
         uart.dec(p.rxGen);
         uart.text(" in");
       }
+      uart.text(", paths");
+      const on = paths.ports(i);
+      for (let q = 0; q < PORTS; q++) {
+        if ((on & (1 << q)) == 0) continue;
+        uart.text(" eth");
+        uart.dec(q);
+        uart.text(q == p.ethPort ? " first" : " joined");
+        if ((p.silentPaths & (1 << q)) != 0) uart.text(" silent");
+      }
     }
     uart.newline();
   }
+  uart.text("Ethernet:");
+  for (let q = 0; q < PORTS; q++) {
+    uart.text(" eth");
+    uart.dec(q);
+    uart.text(paths.hasCarrier(q) ? " up" : " down");
+    if (paths.looped(q)) uart.text(" (hears only this card)");
+  }
+  uart.newline();
   uart.text("MACsec frames dropped (read each second):");
   for (let i = 0; i < MACSEC_DROP_REASONS; i++) {
     uart.text(i == 0 ? " " : ", ");

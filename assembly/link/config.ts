@@ -3,6 +3,7 @@
 
 import { ConfigBody, CardRole, MacsecSetting } from "../../board/map/mailbox";
 import { PAIRING_KEY_SIZE, ADMIN_KEY_SIZE, LinkCipher } from "../../board/map/link";
+import { PORTS, PORT_ADDRESS_BYTE } from "../../board/map/registers";
 
 export let role: i32 = CardRole.Host;
 export let serial: u32 = 0;
@@ -12,7 +13,13 @@ export let ports: i32 = 0;
 export let slots: i32 = 0;
 /** Chassis card: which slots hold a device (CardReg.SlotsPresent, read at boot); all of them until the fabric answers. */
 export let slotsPresent: u32 = 0;
-export const mac = memory.data(8);
+/** The address of each Ethernet port, 8 bytes apart: port 0's from BOOT, port p's with p added to byte PORT_ADDRESS_BYTE. */
+export const mac = memory.data(8 * PORTS);
+
+/** The address of Ethernet port `port`. */
+export function address(port: i32): usize {
+  return mac + 8 * port;
+}
 
 export let configured = false;
 export let group: u32 = 0;
@@ -37,7 +44,7 @@ export function reset(): void {
   ports = 0;
   slots = 0;
   slotsPresent = 0;
-  memory.fill(mac, 0, 8);
+  memory.fill(mac, 0, 8 * PORTS);
   configured = false;
   group = 0;
   protocolMax = 0;
@@ -60,7 +67,10 @@ export function setIdentity(newRole: i32, newSerial: u32, newSlots: i32, address
   slots = newSlots;
   slotsPresent = newRole == CardRole.Chassis ? (1 << newSlots) - 1 : 0;
   ports = newRole == CardRole.Host ? newSlots : 1;
-  memory.copy(mac, address, 6);
+  for (let p = 0; p < PORTS; p++) {
+    memory.copy(mac + 8 * p, address, 6);
+    store<u8>(mac + 8 * p + PORT_ADDRESS_BYTE, load<u8>(address + PORT_ADDRESS_BYTE) + p);
+  }
 }
 
 /** The fabric's answer to the boot-time read of CardReg.SlotsPresent (chassis cards). */

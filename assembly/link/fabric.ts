@@ -49,6 +49,7 @@ function policyBits(p: Port): u32 {
  * Its SecY has its keys already (keys.program(), as soon as they were derived).
  */
 export function program(index: i32, p: Port, peerMac: usize): void {
+  write(index, TunnelReg.Port, p.ethPort as u32);
   write(index, TunnelReg.PeerMacHigh, load16be(peerMac));
   write(index, TunnelReg.PeerMacLow, load32be(peerMac + 2));
   write(index, TunnelReg.Vlan, config.group);

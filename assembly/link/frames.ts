@@ -7,6 +7,7 @@ import {
   LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, MANAGEMENT_ROLE,
 } from "../../board/map/link";
 import { CardRole, Counter } from "../../board/map/mailbox";
+import { PORTS } from "../../board/map/registers";
 import * as tx from "../abi/tx";
 import { count } from "../counters";
 import * as config from "./config";
@@ -27,16 +28,16 @@ const FRAME_SIZE: i32 = 1536;
 const frame = memory.data(FRAME_SIZE);
 export const multicast = memory.data<u8>([0x03, 0x49, 0x4f, 0x56, 0x00, 0x01, 0, 0]);
 
-/** Starts a CONTROL message of `type` to `destination`; returns where its body goes, zeroed. */
-export function begin(destination: usize, type: i32, version: i32, session: u32): usize {
-  return beginOn(config.group, destination, type, version, session);
+/** Starts a CONTROL message of `type` to `destination` from Ethernet port `from`; returns where its body goes, zeroed. */
+export function begin(from: i32, destination: usize, type: i32, version: i32, session: u32): usize {
+  return beginOn(config.group, from, destination, type, version, session);
 }
 
-/** begin() on VLAN `vlan`: the group's, or the management VLAN for a MANAGE_REPLY. */
-export function beginOn(vlan: u32, destination: usize, type: i32, version: i32, session: u32): usize {
+/** begin() on VLAN `vlan`: the group's, or the management VLAN for a MANAGE_REPLY. The source address chooses the port (the fabric's FRAME_TX). */
+export function beginOn(vlan: u32, from: i32, destination: usize, type: i32, version: i32, session: u32): usize {
   memory.fill(frame, 0, FRAME_SIZE); // the body's reserved bytes too, not the last message's
   memory.copy(frame, destination, 6);
-  memory.copy(frame + 6, config.mac, 6);
+  memory.copy(frame + 6, config.address(from), 6);
   store16be(frame + 12, ETHERTYPE_VLAN);
   store16be(frame + 14, vlan);
   store16be(frame + 16, ETHERTYPE_IOV);
@@ -73,11 +74,14 @@ export enum Parsed {
   Ok = 0,
   Malformed = 1, //    counted in ControlMalformed
   ForeignGroup = 2, // counted in ForeignGroup
-  Ignored = 3, //      not for this card (our own frame, another multicast group), counted in ControlIgnored
+  Ignored = 3, //      not for this card (another multicast group, another address), counted in ControlIgnored
+  Own = 4, //          from one of this card's own addresses: it came back (a loop), counted in OwnFrames
 }
 
 // The message parse() accepted.
 export let source: usize = 0; //  the sender's MAC (6 bytes in the received frame)
+/** The Ethernet port the frame came in on (FRAME_RX). */
+export let port: i32 = 0;
 export let type: i32 = 0;
 export let version: i32 = 0;
 export let senderRole: i32 = 0;
@@ -98,20 +102,28 @@ function isOurMulticast(at: usize): bool {
  * Checks a received CONTROL frame (Ethernet header on, FCS off) and, if it is for this
  * card's group, exposes its fields. Counts what it refuses.
  */
-export function parse(at: usize, length: i32): i32 {
+export function parse(at: usize, length: i32, rxPort: i32): i32 {
+  port = rxPort;
   const result = check(at, length);
   if (result == Parsed.Malformed) count(Counter.ControlMalformed);
   else if (result == Parsed.ForeignGroup) count(Counter.ForeignGroup);
   else if (result == Parsed.Ignored) count(Counter.ControlIgnored);
+  else if (result == Parsed.Own) count(Counter.OwnFrames);
   return result;
+}
+
+/** Whether `at` is the address of one of this card's Ethernet ports. */
+function own(at: usize): bool {
+  for (let p = 0; p < PORTS; p++) if (sameMac(at, config.address(p))) return true;
+  return false;
 }
 
 function check(at: usize, length: i32): i32 {
   if (length < 14 + TUNNEL_HEADER + ControlHeader.Size) return Parsed.Malformed;
   source = at + 6;
   toMulticast = (load<u8>(at) & 1) != 0;
-  if (sameMac(source, config.mac)) return Parsed.Ignored;
-  if (toMulticast ? !isOurMulticast(at) : !sameMac(at, config.mac)) return Parsed.Ignored;
+  if (own(source)) return Parsed.Own;
+  if (toMulticast ? !isOurMulticast(at) : !sameMac(at, config.address(port))) return Parsed.Ignored;
   let tunnel = 14;
   if (load16be(at + 12) == ETHERTYPE_VLAN) {
     const vlan = load16be(at + 14) & 0xfff;

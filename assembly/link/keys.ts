@@ -137,8 +137,10 @@ export function program(index: i32, p: Port): void {
   }
   const tx = txDir();
   write(index, SecyReg.Control, SecyControl.Protect | (p.cipher == LinkCipher.Xpn256 ? SecyControl.Xpn256 : 0));
-  write(index, SecyReg.TxSciHigh, load32be(config.mac));
-  write(index, SecyReg.TxSciLow, (load16be(config.mac + 4) << 16) | sciPort(index, tx));
+  // This card's SCI is its address on the session's first path: the one the peer has as PEER_MAC.
+  const own = config.address(p.ethPort);
+  write(index, SecyReg.TxSciHigh, load32be(own));
+  write(index, SecyReg.TxSciLow, (load16be(own + 4) << 16) | sciPort(index, tx));
   write(index, SecyReg.RxSciHigh, load32be(field(index, PEER_MAC)));
   write(index, SecyReg.RxSciLow, (load16be(field(index, PEER_MAC) + 4) << 16) | sciPort(index, tx ^ 1));
   write(index, SecyReg.TxSsci, tx + 1);

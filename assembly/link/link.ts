@@ -35,6 +35,8 @@ import { writeProposal, proposalSize, intersect, commonVersion } from "./negotia
 import { startTags, onTag, tag, sessionId, TranscriptTag } from "./auth";
 import { LINK_CONTEXTS } from "../hash";
 import * as keys from "./keys";
+import * as paths from "./paths";
+import { PORTS } from "../../board/map/registers";
 
 let started = false;
 let beaconInterval: u64 = LinkTiming.DiscoverMinNs;
@@ -77,6 +79,7 @@ export function reset(): void {
   bootsNext = 0;
   resetAll();
   penalty.reset();
+  paths.reset();
 }
 
 /** Leaves Disabled once CONFIG and the first ENTROPY (for the boot ID) have arrived; a no-op before, or after. */
@@ -112,6 +115,7 @@ export function tryStart(): void {
     // An adopted session goes on; what the fabric reported while no firmware listened is read
     // from the tunnel's Status (onRegValue). A handshake under way is lost with the old firmware.
     port(i).probes = 0; // the old firmware's reads were answered to it, or not at all
+    paths.forgetJoin(i);
     if (adopting && (s == LinkState.Active || s == LinkState.Recovery)) enter(i, LinkState.Active, ADOPTED);
     else {
       if (s == LinkState.Configure) fabric.shut(i); // programmed for a handshake the old firmware did not finish
@@ -246,6 +250,7 @@ function enter(index: i32, next: i32, cause: i32): void {
       timers.start(TimerId.PortState + index, LinkTiming.HandshakeTimeoutNs);
       break;
     case LinkState.Configure:
+      paths.clear(index);
       p.fabricReady = false;
       // The chassis card configures on the host card's READY; the host card waits for the chassis card's.
       p.peerReady = !isHost();
@@ -282,6 +287,7 @@ function enter(index: i32, next: i32, cause: i32): void {
         // A new session: the chassis card's slots appear in the server (a resume changes nothing).
         if (isHost()) vswitch.attach(index, p.peerSerial, p.peerSlots, p.peerSlotsPresent);
       }
+      paths.schedule(index);
       break;
     case LinkState.Recovery: {
       count(Counter.Recoveries);
@@ -394,7 +400,7 @@ function abandon(index: i32, reason: i32): void {
 
 function sendHandshake(index: i32): void {
   const p = port(index);
-  const body = frames.begin(field(index, PEER_MAC), isHost() ? ControlType.Offer : ControlType.Accept, p.version, 0);
+  const body = frames.begin(p.ethPort, field(index, PEER_MAC), isHost() ? ControlType.Offer : ControlType.Accept, p.version, 0);
   memory.copy(body + HandshakeBody.Nonce, field(index, NONCE), NONCE_SIZE);
   memory.copy(body + HandshakeBody.Proposal, field(index, PROPOSAL), p.proposalLength);
   store32be(body + HandshakeBody.Proposal + p.proposalLength, discoversSent);
@@ -402,14 +408,14 @@ function sendHandshake(index: i32): void {
 }
 
 function sendAuth(index: i32): void {
-  const body = frames.begin(field(index, PEER_MAC), ControlType.Auth, port(index).version, 0);
+  const body = frames.begin(port(index).ethPort, field(index, PEER_MAC), ControlType.Auth, port(index).version, 0);
   memory.copy(body + AuthBody.Tag, tag(index, isHost() ? TranscriptTag.Host : TranscriptTag.Chassis), TAG_SIZE);
   frames.send(AuthBody.Size);
 }
 
 function sendReady(index: i32, flags: i32): void {
   const p = port(index);
-  const body = frames.begin(field(index, PEER_MAC), ControlType.Ready, p.version, p.session);
+  const body = frames.begin(p.ethPort, field(index, PEER_MAC), ControlType.Ready, p.version, p.session);
   store<u8>(body + ReadyBody.Flags, flags as u8);
   frames.send(ReadyBody.Size);
 }
@@ -417,18 +423,17 @@ function sendReady(index: i32, flags: i32): void {
 function sendReason(index: i32, type: i32, reason: i32): void {
   const p = port(index);
   const version = p.version >= LINK_PROTOCOL_MIN ? p.version : LINK_PROTOCOL_MIN;
-  const body = frames.begin(field(index, PEER_MAC), type, version, type == ControlType.Close ? p.session : 0);
+  const body = frames.begin(p.ethPort, field(index, PEER_MAC), type, version, type == ControlType.Close ? p.session : 0);
   store<u8>(body + ReasonBody.Reason, reason as u8);
   frames.send(ReasonBody.Size);
 }
 
-/** DISCOVER to `destination` (the control multicast address, or one card). */
-function sendDiscover(destination: usize): void {
+/** DISCOVER number `number` to `destination` (the control multicast address, or one card) from Ethernet port `from`. */
+function sendDiscover(from: i32, destination: usize, number: u32): void {
   let free = 0;
   for (let i = 0; i < config.ports; i++) if (port(i).state == LinkState.Discover) free++;
-  const body = frames.begin(destination, ControlType.Discover, LINK_PROTOCOL_MIN, 0);
-  store32be(body + DiscoverBody.Number, ++discoversSent);
-  retain.headerChanged();
+  const body = frames.begin(from, destination, ControlType.Discover, LINK_PROTOCOL_MIN, 0);
+  store32be(body + DiscoverBody.Number, number);
   store<u8>(body + DiscoverBody.VersionMin, LINK_PROTOCOL_MIN as u8);
   store<u8>(body + DiscoverBody.VersionMax, config.protocolMax as u8);
   store<u8>(body + DiscoverBody.Flags, (free > 0 ? DiscoverFlag.Unpaired : 0) | (isHost() && free > 0 ? DiscoverFlag.Solicit : 0));
@@ -455,20 +460,31 @@ export function jitter(interval: u64): u64 {
   return interval - (interval >> 2) + (((interval >> 1) * r) >> 16);
 }
 
+/** The next DISCOVER's number in this boot. */
+function nextDiscover(): u32 {
+  retain.headerChanged();
+  return ++discoversSent;
+}
+
 function onBeacon(): void {
   if (!discovering()) return;
-  sendDiscover(frames.multicast);
+  // One beacon, one number: on every port with carrier, so a peer is found through either.
+  const number = nextDiscover();
+  for (let q = 0; q < PORTS; q++) if (paths.hasCarrier(q)) sendDiscover(q, frames.multicast, number);
   timers.start(TimerId.Beacon, jitter(beaconInterval));
   beaconInterval = min<u64>(beaconInterval << 1, LinkTiming.DiscoverMaxNs);
 }
 
 // ---- Receiving CONTROL frames -------------------------------------------------------
 
-/** The port whose handshake or session peer sent the frame being handled, or -1. */
+/**
+ * The port whose handshake or session peer sent the frame being handled, or -1. The peer is known
+ * by its serial number: its frames may come from either of its Ethernet ports.
+ */
 function peerPort(): i32 {
   for (let i = 0; i < config.ports; i++) {
     const s = port(i).state;
-    if ((inHandshake(s) || s == LinkState.Active || s == LinkState.Recovery) && sameMac(field(i, PEER_MAC), frames.source)) return i;
+    if ((inHandshake(s) || s == LinkState.Active || s == LinkState.Recovery) && port(i).peerSerial == frames.senderSerial) return i;
   }
   return -1;
 }
@@ -481,10 +497,13 @@ function malformed(): void {
   count(Counter.ControlMalformed);
 }
 
-/** A FRAME_RX: `frame` is the Ethernet frame without FCS. True when it is a MANAGE_REQUEST, for the caller to serve. */
-export function onControl(frame: usize, length: i32): bool {
+/** A FRAME_RX: `frame` is the Ethernet frame without FCS, from Ethernet port `ethPort`. True when it is a MANAGE_REQUEST, for the caller to serve. */
+export function onControl(frame: usize, length: i32, ethPort: i32): bool {
   count(Counter.ControlRx);
-  if (frames.parse(frame, length) != frames.Parsed.Ok) return false;
+  const parsed = frames.parse(frame, length, ethPort);
+  if (parsed == frames.Parsed.Own) paths.heard(ethPort, true);
+  if (parsed != frames.Parsed.Ok) return false;
+  if (!frames.management) paths.heard(ethPort, false);
   if (!started) {
     ignored();
     return false;
@@ -498,6 +517,7 @@ export function onControl(frame: usize, length: i32): bool {
   else if (type == ControlType.Accept) onAccept();
   else if (type == ControlType.Auth) onAuth();
   else if (type == ControlType.Ready) onReady();
+  else if (type == ControlType.Join) paths.onJoin(peerPort());
   else onReason(type);
   return false;
 }
@@ -505,6 +525,7 @@ export function onControl(frame: usize, length: i32): bool {
 function remember(index: i32): void {
   const p = port(index);
   memory.copy(field(index, PEER_MAC), frames.source, 6);
+  p.ethPort = frames.port;
   p.peerSerial = frames.senderSerial;
   p.peerBootId = frames.senderBootId;
   p.peerDiscovers = 0;
@@ -549,7 +570,7 @@ function onDiscover(): void {
   if (penalty.active(frames.source)) return ignored();
   if (!isHost()) {
     // A host card asks unpaired chassis cards to answer now rather than at their next beacon.
-    if ((flags & DiscoverFlag.Solicit) != 0 && port(0).state == LinkState.Discover) sendDiscover(frames.source);
+    if ((flags & DiscoverFlag.Solicit) != 0 && port(0).state == LinkState.Discover) sendDiscover(frames.port, frames.source, nextDiscover());
     else ignored();
     return;
   }
@@ -590,7 +611,7 @@ function onOffer(): void {
   if (inSession(p.state) || p.state == LinkState.Negotiate || p.state == LinkState.Authenticate) {
     if (!same) {
       // One host card at a time: tell the other one, without touching this handshake or session.
-      const body = frames.begin(frames.source, ControlType.Reject, version, 0);
+      const body = frames.begin(frames.port, frames.source, ControlType.Reject, version, 0);
       store<u8>(body + ReasonBody.Reason, RejectReason.Busy as u8);
       frames.send(ReasonBody.Size);
       return;
@@ -645,6 +666,11 @@ export function onDigest(offset: i32, digest: usize): void {
   const index = offset / LINK_CONTEXTS;
   const which = offset % LINK_CONTEXTS;
   const p = port(index);
+  // In a session the first contexts, done with the first keys, check and sign JOINs.
+  if (p.tagsPending == 0 && p.keysPending == 0 && which <= paths.CHECK && (p.state == LinkState.Active || p.state == LinkState.Recovery)) {
+    paths.onDigest(index, which, digest);
+    return;
+  }
   if (p.tagsPending == 0) {
     // A key of a handshake since abandoned, or of a session since ended: its SecY is not this one's.
     if (p.keysPending > 0 ? !inHandshake(p.state) : !inSession(p.state)) return;
@@ -772,7 +798,7 @@ function onHealthTimer(index: i32): void {
     fabric.read(index, TunnelReg.Status);
     p.probes++;
     timers.start(TimerId.PortHealth + index, LinkTiming.ProbeIntervalNs);
-  }
+  } else if (p.state == LinkState.Active) paths.onTimer(index);
 }
 
 // ---- Fabric ------------------------------------------------------------------------
@@ -780,12 +806,17 @@ function onHealthTimer(index: i32): void {
 export function onFabricEvent(tunnel: i32, kind: i32, arg: u32): void {
   if (!started) return;
   if (kind == FabricEventKind.CarrierDown || kind == FabricEventKind.CarrierUp) {
+    const up = kind == FabricEventKind.CarrierUp;
+    if (arg >= (PORTS as u32)) return;
+    paths.setCarrier(arg as i32, up);
     for (let i = 0; i < config.ports; i++) {
       const p = port(i);
-      if (kind == FabricEventKind.CarrierDown && p.state == LinkState.Active) enter(i, LinkState.Recovery, kind);
-      else if (kind == FabricEventKind.CarrierUp && p.state == LinkState.Recovery) fabric.kick(i, p);
+      // A session goes to Recovery when no port it has a path on has carrier any more.
+      if (!up && p.state == LinkState.Active && !paths.reachable(i)) enter(i, LinkState.Recovery, kind);
+      else if (up && p.state == LinkState.Recovery) fabric.kick(i, p);
+      else if (up && p.state == LinkState.Active) paths.schedule(i);
     }
-    if (kind == FabricEventKind.CarrierUp && discovering()) wakeBeacon();
+    if (up && discovering()) wakeBeacon();
     return;
   }
   if (kind == FabricEventKind.RegisterRejected) {
@@ -811,6 +842,8 @@ export function onFabricEvent(tunnel: i32, kind: i32, arg: u32): void {
     if (inSession(p.state)) keys.onTxSwitched(tunnel, arg);
   } else if (kind == FabricEventKind.RxSaInUse) {
     if (inSession(p.state)) keys.onRxInUse(tunnel, arg);
+  } else if (kind == FabricEventKind.PathSilent || kind == FabricEventKind.PathHeard) {
+    if (inSession(p.state)) paths.onPathEvent(tunnel, arg as i32, kind == FabricEventKind.PathSilent);
   } else if (kind == FabricEventKind.PeerHeard && p.state == LinkState.Recovery) {
     // The peer is back in this session: restart retransmission now, without back-off.
     fabric.kick(tunnel, p);
@@ -917,7 +950,7 @@ export function reassign(group: u32): void {
 /** Chassis card: RELEASE to the host card of the session (sent again every ReleaseRepeatNs, HandshakeAttempts times in all). */
 function sendRelease(): void {
   const p = port(0);
-  const body = frames.begin(field(0, PEER_MAC), ControlType.Release, p.version, p.session);
+  const body = frames.begin(p.ethPort, field(0, PEER_MAC), ControlType.Release, p.version, p.session);
   store<u8>(body + ReasonBody.Reason, RejectReason.Reassigned as u8);
   frames.send(ReasonBody.Size);
   p.attempts++;

@@ -60,9 +60,23 @@ export class Port {
   resumedAt: u64;
   /** Recovery's Status reads not answered yet: their REG_VALUEs come first, in order, and may come after a resume. */
   probes: i32;
+  // Paths (paths.ts).
+  /** The Ethernet port of the session's first path: the one the handshake came in on. */
+  ethPort: i32;
+  /** Ethernet ports with a joined path (the first path's not included), and those the fabric reported silent, a bit each. */
+  paths: u32;
+  silentPaths: u32;
+  /** The host card's JOIN repeat interval, ns. */
+  joinInterval: u32;
+  /** Digests a join waits for; the Ethernet port a JOIN being checked came in on (-1: none, or its tag was bad). */
+  joinHashes: i32;
+  joinPort: i32;
+  /** The Ethernet port whose JOIN tag OWN_TAG holds (-1: none), and the one being signed. */
+  ownPort: i32;
+  ownPending: i32;
 }
 
-const RECORD: i32 = 176; // >= offsetof<Port>()
+const RECORD: i32 = 192; // >= offsetof<Port>()
 // Byte fields of each port, after its record.
 export const PEER_MAC: i32 = RECORD; //                       u8[6] (+2)
 export const MASTER: i32 = PEER_MAC + 8; //                   u8[TAG_SIZE] the session key (keys.ts)
@@ -73,7 +87,11 @@ export const PROPOSAL: i32 = PEER_NONCE + NONCE_SIZE; //       u8[Proposal.SizeV
 export const PEER_PROPOSAL: i32 = PROPOSAL + Proposal.SizeV3; // u8[Proposal.SizeV3] as received
 export const TAGS: i32 = PEER_PROPOSAL + Proposal.SizeV3; //     u8[TAG_SIZE] per TranscriptTag, from the hash engine
 export const KEYS: i32 = TAGS + LINK_TAGS * TAG_SIZE; //         u8[TAG_SIZE] per KeyContext: digests waiting for Configure
-const STRIDE: i32 = 672;
+// While the session runs, the handshake's tags are done with: a join uses their place (paths.ts).
+export const JOIN_MAC: i32 = TAGS; //                            u8[6] (+2) the address a JOIN being checked came from
+export const JOIN_TAG: i32 = TAGS + 8; //                         u8[TAG_SIZE] the tag it carried
+export const OWN_TAG: i32 = JOIN_TAG + TAG_SIZE; //               u8[TAG_SIZE] this card's JOIN tag for port ownPort
+const STRIDE: i32 = 688;
 
 const storage = memory.data(STRIDE * MAX_TUNNELS);
 

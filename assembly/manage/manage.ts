@@ -15,7 +15,7 @@
 
 import {
   ControlType, ManageOp, ManageRequestBody, ManageReplyBody, ManageStatus, MANAGE_OP_LAST, ALL_CARDS, TAG_SIZE,
-  ADMIN_KEY_SIZE, LINK_PROTOCOL_MIN, REPLY_COUNTERS, ControlHeader,
+  ADMIN_KEY_SIZE, LINK_PROTOCOL_MIN, REPLY_COUNTERS, ControlHeader, LinkState, REPLY_SILENT_SHIFT,
 } from "../../board/map/link";
 import { BootFlag, Counter, LogLevel, MAX_SLOTS } from "../../board/map/mailbox";
 import { MACSEC_DROP_REASONS } from "../../board/map/registers";
@@ -32,6 +32,7 @@ import * as config from "../link/config";
 import * as frames from "../link/frames";
 import * as link from "../link/link";
 import * as drops from "../link/drops";
+import * as paths from "../link/paths";
 import { port } from "../link/port";
 import { load16be, load32be, store16be, store32be } from "../link/be";
 import * as configStore from "./store";
@@ -48,7 +49,7 @@ enum Phase {
 let phase = Phase.Idle;
 /** A group change's write that ended while another exchange ran: 0, or 1 + whether it was written. */
 let storedLater: i32 = 0;
-/** The request being checked: its sender, then its ControlHeader and body. */
+/** The request being checked: its sender's address, the Ethernet port it came in on (byte 6), then its ControlHeader and body. */
 const REQUEST: i32 = 8 + ControlHeader.Size + ManageRequestBody.Size;
 const requester = memory.data(REQUEST);
 const request = requester + 8;
@@ -56,7 +57,7 @@ const request = requester + 8;
 const QUEUE: i32 = 4;
 const queue = memory.data(QUEUE * REQUEST);
 let queued: i32 = 0;
-/** The reply being signed: its destination, then its ControlHeader and body. */
+/** The reply being signed: its destination and Ethernet port (as in `requester`), then its ControlHeader and body. */
 const replyTo = memory.data(8);
 const replyMessage = memory.data(ControlHeader.Size + ManageReplyBody.Size);
 
@@ -137,6 +138,7 @@ export function onRequest(): void {
   }
   const entry = phase == Phase.Idle ? requester : queue + queued++ * REQUEST;
   memory.copy(entry, frames.source, 6);
+  store<u8>(entry + 6, frames.port as u8); // the Ethernet port the answer goes out on
   memory.copy(entry + 8, body - ControlHeader.Size, ControlHeader.Size + ManageRequestBody.Size);
   if (phase == Phase.Idle) check();
 }
@@ -151,7 +153,7 @@ export function onDigest(digest: usize): void {
   if (phase == Phase.Checking) checked(digest);
   else if (phase == Phase.Signing) {
     phase = Phase.Idle;
-    const body = frames.beginOn(config.managementVlan, replyTo, ControlType.ManageReply, LINK_PROTOCOL_MIN, 0);
+    const body = frames.beginOn(config.managementVlan, load<u8>(replyTo + 6) as i32, replyTo, ControlType.ManageReply, LINK_PROTOCOL_MIN, 0);
     memory.copy(body - ControlHeader.Size, replyMessage, ControlHeader.Size + ManageReplyBody.Tag);
     memory.copy(body + ManageReplyBody.Tag, digest, TAG_SIZE);
     frames.send(ManageReplyBody.Size);
@@ -193,7 +195,7 @@ function setGroup(group: u32, counter: u64): void {
   else if (group == config.group && !busy) reply(requester, counter, ManageOp.SetGroup, ManageStatus.Ok, group);
   else if (busy) reply(requester, counter, ManageOp.SetGroup, ManageStatus.Busy, config.group);
   else {
-    memory.copy(station, requester, 6);
+    memory.copy(station, requester, 7);
     pendingCounter = counter;
     pendingGroup = group;
     configStore.write(config.record, group);
@@ -226,7 +228,7 @@ function stored(ok: bool): void {
 }
 
 function reply(destination: usize, counter: u64, op: i32, status: i32, group: u32): void {
-  const body = frames.beginOn(config.managementVlan, destination, ControlType.ManageReply, LINK_PROTOCOL_MIN, 0);
+  const body = frames.beginOn(config.managementVlan, load<u8>(destination + 6) as i32, destination, ControlType.ManageReply, LINK_PROTOCOL_MIN, 0);
   store<u8>(body + ManageReplyBody.Op, op as u8);
   store<u8>(body + ManageReplyBody.Status, status as u8);
   store16be(body + ManageReplyBody.Group, group);
@@ -246,7 +248,11 @@ function reply(destination: usize, counter: u64, op: i32, status: i32, group: u3
   }
   for (let i = 0; i < REPLY_COUNTERS; i++) store32be(body + ManageReplyBody.Counters + 4 * i, get(load<u8>(REPORTED + i) as i32));
   for (let i = 0; i < MACSEC_DROP_REASONS; i++) store32be(body + ManageReplyBody.MacsecDrops + 4 * i, drops.get(i));
-  memory.copy(replyTo, destination, 6);
+  for (let i = 0; i < config.ports && i < MAX_SLOTS; i++) {
+    const s = link.state(i);
+    if (s == LinkState.Active || s == LinkState.Recovery) store<u8>(body + ManageReplyBody.Paths + i, (paths.ports(i) | (port(i).silentPaths << REPLY_SILENT_SHIFT)) as u8);
+  }
+  memory.copy(replyTo, destination, 7);
   memory.copy(replyMessage, body - ControlHeader.Size, ControlHeader.Size + ManageReplyBody.Tag);
   sign(REPLY_LABEL, replyMessage, ControlHeader.Size + ManageReplyBody.Tag, Phase.Signing);
 }

@@ -12,10 +12,12 @@
 /**
  * Link protocol versions this firmware speaks. Version 1: go-back-N and fixed timers; version 2
  * adds selective repeat and negotiated timers; version 3 adds MACsec (the proposal's ciphers,
- * the session's keys: docs/link.md, "Keys").
+ * the session's keys: docs/link.md, "Keys"); version 4 adds paths (JOIN: docs/link.md, "Paths").
  */
 export const LINK_PROTOCOL_MIN = 1;
-export const LINK_PROTOCOL_MAX = 3;
+export const LINK_PROTOCOL_MAX = 4;
+/** The first version whose sessions take a second path. */
+export const LINK_PROTOCOL_PATHS = 4;
 
 /** 03:49:4f:56:00:01, a locally administered multicast address ("IOV"), for DISCOVER. */
 export const CONTROL_MULTICAST_HIGH = 0x0349;
@@ -36,9 +38,10 @@ export enum ControlType {
   Release = 8, //  chassis to host: the chassis card moves to another group; remove its slots, then CLOSE (Released)
   ManageRequest = 9, // management station to cards, on the management VLAN: authenticated with the admin key
   ManageReply = 10, //  card to the station that asked: authenticated with the admin key
+  Join = 11, //         either way, in a session: a path on another Ethernet port, authenticated with the session key
 }
 
-export const CONTROL_TYPE_LAST = ControlType.ManageReply;
+export const CONTROL_TYPE_LAST = ControlType.Join;
 
 /** Fields of every CONTROL message, right after the tunnel header. */
 export enum ControlHeader {
@@ -131,6 +134,24 @@ export enum ReadyBody {
 
 export enum ReadyFlag {
   Reply = 1 << 0, // answers a READY; never answered itself
+}
+
+/**
+ * JOIN: the host card sends it to CONTROL_MULTICAST from an Ethernet port that has no path of the
+ * session yet, with the session ID in the tunnel header; the chassis card answers with a JOIN
+ * (Reply) from the port it came in on, to the sender's address. Each checks the other's tag before
+ * it enables the path (PathReg) to the sender's address (docs/link.md, "Paths").
+ */
+export enum JoinBody {
+  Flags = 0, //     u8 JoinFlag bits
+  Port = 1, //      u8 the Ethernet port the sender sent it from, 0..PORTS-1
+  Reserved2 = 2, // u16
+  Tag = 4, //       u8[TAG_SIZE] HMAC-SHA-256(session key, "IOVj" | session (u32) | sender role (u8) | Port (u8) | the sender's address on that port (6))
+  Size = 36,
+}
+
+export enum JoinFlag {
+  Reply = 1 << 0, // answers a JOIN; never answered itself
 }
 
 /** REJECT and CLOSE. */
@@ -227,12 +248,17 @@ export enum ManageReplyBody {
   PeerSerials = 28, // u32[8] the serial of each port's peer in a handshake or session, else 0
   Counters = 60, //   u32[REPLY_COUNTERS] the card's LinkUps, LinkDowns, Recoveries, AuthFailures, HotplugEvents, ManageRequests, ManageAuthFailures, ManageReplays (Counter, board/map/mailbox.ts)
   MacsecDrops = 92, // u32[MACSEC_DROP_REASONS] MACsec frames the card dropped, by reason (CardReg.MacsecDrops, board/map/registers.ts), as of the firmware's last look (once a second)
-  Tag = 116, //       u8[TAG_SIZE] HMAC-SHA-256(admin key, "IOVr" | ControlHeader | body bytes 0..115)
-  Size = 148,
+  Paths = 116, //     u8[8] each port's session paths: bit e (0..PORTS-1) set for each Ethernet port it has a path on, bit 4 + e while that path is silent; 0 without a session
+  Tag = 124, //       u8[TAG_SIZE] HMAC-SHA-256(admin key, "IOVr" | ControlHeader | body bytes 0..123)
+  Size = 156,
 }
 
 /** The tag's place in a reply of a firmware that reports no MACsec drops (124-byte body): the tools still read it. */
 export const REPLY_TAG_WITHOUT_DROPS = 92;
+/** ...and of one that reports no paths (148-byte body). */
+export const REPLY_TAG_WITHOUT_PATHS = 116;
+/** ManageReplyBody.Paths: where a port's silent paths start. */
+export const REPLY_SILENT_SHIFT = 4;
 
 /** How long a chassis card waits for its host card to release its slots (CLOSE after RELEASE) before it closes the session itself. */
 export const RELEASE_TIMEOUT_NS = 10_000_000_000;
@@ -274,6 +300,8 @@ export enum LinkTiming {
   DownHoldNs = 1_000_000, //         in Down before discovering again
   ReleaseRepeatNs = 1_000_000, //    a chassis card's RELEASE is sent again after this while unanswered
   ProbeIntervalNs = 1_000_000, //    resume probe period in recovery
+  JoinMinNs = 10_000_000, //         first JOIN repeat on a port without a path, a handshake timeout (the peer's batches and two hash-engine round trips); doubles up to JoinMaxNs
+  JoinMaxNs = 1_024_000_000,
   RtoInitialNs = 200_000,
   RtoMinNs = 50_000,
   RtoMaxNs = 2_000_000,

@@ -12,11 +12,11 @@
 //   offset 3  u8   flags       reserved, must be 0
 // docs/mailbox.md describes every message and field.
 
-import { FABRIC_EVENT_LAST, MAX_TUNNELS } from "./registers.ts";
+import { FABRIC_EVENT_LAST, MAX_TUNNELS, PORTS } from "./registers.ts";
 
-export { FABRIC_EVENT_LAST, MAX_TUNNELS };
+export { FABRIC_EVENT_LAST, MAX_TUNNELS, PORTS };
 
-export const MAILBOX_VERSION = 9;
+export const MAILBOX_VERSION = 10;
 export const HEADER_SIZE = 4;
 export const MAX_BODY = 1536;
 
@@ -80,7 +80,9 @@ export enum BootBody {
   BootFlags = 15, //     u8  BootFlag bits
   Mac = 16, //           u8[6] the card's Ethernet address
   Retained = 22, //      u16 bytes of retained RAM that RETAINED events bring after BOOT (0 after power-on), <= RETAIN_BYTES
-  Size = 24,
+  Carrier = 24, //       u8  bit p set while Ethernet port p has carrier as BOOT is posted (bits PORTS and up 0); changes after come as CarrierUp, CarrierDown
+  Reserved25 = 25, //    u8[3]
+  Size = 28,
 }
 
 export enum BootFlag {
@@ -144,7 +146,8 @@ export enum ConfigBody {
 /** A CONTROL frame the MAC received (docs/wire-format.md). */
 export enum FrameRxBody {
   Tunnel = 0, //    u8 the tunnel whose peer address and VLAN match the frame's, or NO_TUNNEL
-  Reserved1 = 1, // u8[3]
+  Port = 1, //      u8 the Ethernet port the frame came in on, 0..PORTS-1
+  Reserved2 = 2, // u8[2]
   Frame = 4, //     u8[] the Ethernet frame from the destination address to the end of the payload, FCS removed
   MinSize = 34, //  4 + Ethernet header (14) + tunnel header (16)
   MaxSize = 1522, // 4 + a tagged frame of 1518 bytes without FCS
@@ -476,7 +479,11 @@ export enum Counter {
   GroupChanges = 46, //   group changes written to flash and applied
   Releases = 47, //       chassis slots released to a new owner in order (host card: orderly removals; chassis card: RELEASEs answered)
   StaleControl = 48, //   CONTROL frames of an earlier session or boot of a peer (late, duplicated or reordered), ignored
-  Count = 49,
+  PathJoins = 49, //      paths joined to a session on a second Ethernet port (JOIN and its reply checked)
+  JoinsRefused = 50, //   JOINs refused: another or no session, a bad tag, a port that has a path or that the card does not have
+  PathLosses = 51, //     paths that went silent (PathSilent) while the session kept another
+  OwnFrames = 52, //      CONTROL frames from this card's own address that came back on a port (a port cabled to the card itself, or to a segment its other port is on)
+  Count = 53,
 }
 
 export const TIMER_CHANNELS = 1;

@@ -37,6 +37,8 @@ export enum CardReg {
 
 /** Ethernet ports of a card, each with its own MAC (docs/registers.md, "Ethernet ports"). */
 export const PORTS = 2;
+/** Port p's MAC address is port 0's with p added to this byte of it. */
+export const PORT_ADDRESS_BYTE = 1;
 export const PORT_BASE = 0x900;
 export const PORT_STRIDE = 0x40;
 

@@ -83,6 +83,7 @@ export function bootEvent(): u8[] {
   set8(msg, BootBody.Slots, 1);
   const mac: u8[] = [2, 0x10, 0x10, 0, 0, 1];
   for (let i = 0; i < mac.length; i++) set8(msg, BootBody.Mac + i, mac[i]);
+  set8(msg, BootBody.Carrier, 1); // one cable, in Ethernet port 0
   return msg;
 }
 
@@ -156,9 +157,10 @@ export function fabricEvent(tunnel: u32, kind: u32, arg: u32): u8[] {
 }
 
 /** FRAME_RX of `frame` (an Ethernet frame without FCS), for `tunnel` or NO_TUNNEL. */
-export function frameRxEvent(frame: u8[], tunnel: u32 = NO_TUNNEL): u8[] {
+export function frameRxEvent(frame: u8[], tunnel: u32 = NO_TUNNEL, port: u32 = 0): u8[] {
   const msg = message(Event.FrameRx, FrameRxBody.Frame + frame.length);
   set8(msg, FrameRxBody.Tunnel, tunnel);
+  set8(msg, FrameRxBody.Port, port);
   return setBytes(msg, FrameRxBody.Frame, frame);
 }
 

@@ -14,7 +14,7 @@ import { POOL_SIZE } from "../../assembly/entropy";
 import {
   Command, Counter, CardRole, BootBody, ConfigBody, RegWriteBody, RegReadBody, TimerArmBody, FlashOp, FlashStatus,
   FlashProgramBody, FlashEraseBody, TlpRxReason, HashBody, HashOp, MacsecSetting, MailboxError, ErrorBody, Event,
-  HEADER_SIZE, HashDoneBody, ResetCause, RetainBody, RETAIN_BYTES, RETAIN_CHUNK,
+  HEADER_SIZE, HashDoneBody, ResetCause, RetainBody, RETAIN_BYTES, RETAIN_CHUNK, NO_TUNNEL,
 } from "../../board/map/mailbox";
 import { Context as HashContext, LINK_TAGS, LINK_CONTEXTS } from "../../assembly/hash";
 import { boardAnswers } from "./support/engine";
@@ -22,6 +22,7 @@ import {
   TUNNEL_BASE, TUNNEL_STRIDE, TunnelReg, TunnelControl, TunnelStatus, TunnelDefault, FabricEventKind,
   SWITCH_BASE, SWITCH_STRIDE, SwitchReg, SwitchControl,
   CardReg, SECY_BASE, SECY_STRIDE, SecyReg, SecyControl, SecyInstall, SecyStatus, MACSEC_OVERHEAD,
+  PORT_BASE, PORT_STRIDE, PortReg, PortStatus, PORT_ADDRESS_BYTE, PATH_BASE, PATH_STRIDE, PATH_SIZE, PathReg, PathControl,
 } from "../../board/map/registers";
 import { SWITCH_PORTS, SwitchCapability, Exp, SltSta, SltCtl } from "../../board/map/pcie";
 import {
@@ -29,7 +30,7 @@ import {
   ReasonBody, AckPolicy, RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, PAIRING_KEY_SIZE,
   LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, CONTROL_MULTICAST_HIGH, CONTROL_MULTICAST_LOW, CONTROL_TYPE_LAST, REJECT_REASON_LAST,
   SILENCE_MIN_KEEPALIVES, ManageOp, ManageRequestBody, ManageReplyBody, ManageStatus, ALL_CARDS, MANAGEMENT_ROLE,
-  RELEASE_TIMEOUT_NS, RELEASE_IDLE_US, LinkCipher,
+  RELEASE_TIMEOUT_NS, RELEASE_IDLE_US, LinkCipher, JoinBody, JoinFlag,
 } from "../../board/map/link";
 import { configSector, ConfigRecord, CONFIG_HASH_SIZE } from "../../board/map/flash";
 import { ImageHeader } from "../../board/map/image";
@@ -271,6 +272,8 @@ class Peer {
 let cardRole: i32 = CardRole.Host;
 let cardMac: u8[] = HOST_MAC;
 let cardSerial: u32 = HOST_SERIAL;
+/** BootBody.Carrier of the card's BOOT: its Ethernet ports with carrier. */
+let cardCarrier: u8 = 1;
 let cardBootId: u32 = 0;
 let peer: Peer = new Peer(CHASSIS_MAC, CHASSIS_SERIAL, CardRole.Chassis);
 // The handshake so far: what the card sent, the version and the session.
@@ -736,12 +739,14 @@ function bootEventFor(role: i32, slots: i32): u8[] {
   set8(msg, BootBody.Role, role);
   set8(msg, BootBody.Slots, slots);
   set32(msg, BootBody.Serial, cardSerial);
+  set8(msg, BootBody.Carrier, cardCarrier);
   return setBytes(msg, BootBody.Mac, cardMac);
 }
 
-/** TIME, BOOT and the first SYNC: the card is up, its link Disabled. The spec plays the other role. */
-function powerOn(role: i32, slots: i32): void {
+/** TIME, BOOT and the first SYNC: the card is up, its link Disabled, with carrier on the Ethernet ports of `carrier` (port 0). The spec plays the other role. */
+function powerOn(role: i32, slots: i32, carrier: u8 = 1): void {
   fresh();
+  cardCarrier = carrier;
   cardRole = role;
   const host = role == CardRole.Host;
   cardMac = host ? HOST_MAC : CHASSIS_MAC;
@@ -917,13 +922,13 @@ function expectProgrammed(out: Cmd[], control: i32, keys: i32 = NO_KEYS, entered
   const keepalive = min<u32>(LinkTiming.KeepaliveNs, peer.keepaliveNs);
   const silence = max<u32>(max<u32>(LinkTiming.SilenceNs, peer.silenceNs), SILENCE_MIN_KEEPALIVES * keepalive);
   const regs: i32[] = [
-    TunnelReg.PeerMacHigh, TunnelReg.PeerMacLow, TunnelReg.Vlan, TunnelReg.Session, TunnelReg.Mtu,
+    TunnelReg.Port, TunnelReg.PeerMacHigh, TunnelReg.PeerMacLow, TunnelReg.Vlan, TunnelReg.Session, TunnelReg.Mtu,
     TunnelReg.MaxPayload, TunnelReg.AckFrames, TunnelReg.AckDelayNs, TunnelReg.RtoNs, TunnelReg.KeepaliveNs,
     TunnelReg.SilenceNs, TunnelReg.ReorderBytes, TunnelReg.WindowBytes, TunnelReg.CreditPh, TunnelReg.CreditPd,
     TunnelReg.CreditNph, TunnelReg.CreditNpd, TunnelReg.CreditCplh, TunnelReg.CreditCpld, TunnelReg.Control,
   ];
   const values: u32[] = [
-    get16(peer.mac, 0), get32(peer.mac, 2), GROUP, session, min(TunnelDefault.Mtu, peer.mtu),
+    0, get16(peer.mac, 0), get32(peer.mac, 2), GROUP, session, min(TunnelDefault.Mtu, peer.mtu),
     min(TunnelDefault.MaxPayload, peer.maxPayload), min(TunnelDefault.AckFrames, peer.ackFrames),
     max<u32>(1000, min<u32>(LinkTiming.AckDelayNs, peer.ackDelayNs)), LinkTiming.RtoInitialNs, keepalive,
     silence, TunnelDefault.ReorderBytes, min<u32>(TunnelDefault.ReplayBytes, (peer.reorderKiB as u32) << 10),
@@ -1030,6 +1035,21 @@ describe("link: Disabled", () => {
     expect(out.length).toBe(3);
     expect(controlVlanWrites(out)).toStrictEqual([GROUP as u32], "only the group's CONTROL frames reach the firmware");
     expect(linkStates(out)).toStrictEqual([LinkState.Discover]);
+  });
+
+  it("beacons on every Ethernet port with carrier, one DISCOVER number for both, and on none without", () => {
+    powerOn(CardRole.Chassis, CHASSIS_SLOTS, 0b11);
+    entropy(POOL_SIZE);
+    handle(configEvent(GROUP));
+    const beacons = framesIn(wait(0));
+    expect(beacons.length).toBe(2, "one DISCOVER on each port");
+    expect(beacons[0].slice(Eth.Source, Eth.Source + 6)).toStrictEqual(CHASSIS_MAC, "from port 0's address");
+    const second = CHASSIS_MAC.slice(0);
+    second[1] = second[1] + 1;
+    expect(beacons[1].slice(Eth.Source, Eth.Source + 6)).toStrictEqual(second, "from port 1's: byte 1 plus 1");
+    expect(get32(bodyOf(beacons[0]), DiscoverBody.Number)).toBe(get32(bodyOf(beacons[1]), DiscoverBody.Number), "one number");
+    handle(fabricEvent(0, FabricEventKind.CarrierDown, 0).concat(fabricEvent(0, FabricEventKind.CarrierDown, 1)));
+    expect(framesIn(wait(2 * LinkTiming.DiscoverMinNs)).length).toBe(0, "no carrier, no DISCOVER");
   });
 });
 
@@ -3170,6 +3190,200 @@ describe("link: stale control frames", () => {
   });
 });
 
+// ---- Paths (assembly/link/paths.ts) -----------------------------------------------------------
+
+/** A card's address on Ethernet port `port`: port 0's with the port added to byte PORT_ADDRESS_BYTE. */
+function portMac(mac: u8[], port: i32): u8[] {
+  const out = mac.slice(0);
+  out[PORT_ADDRESS_BYTE] = (out[PORT_ADDRESS_BYTE] + port) as u8;
+  return out;
+}
+
+/** HMAC(M, "IOVj" | session | role | port | address): the JOIN tag of a sender of `role` on its port `port` at `address`. */
+function joinTag(role: i32, port: i32, sender: u8[], inSession: u32 = session): u8[] {
+  const message = ascii("IOVj").concat([0, 0, 0, 0, role as u8, port as u8]).concat(sender);
+  put32(message, 4, inSession);
+  return hmacOf(masterKey(), message);
+}
+
+/** A JOIN of the spec's peer from its Ethernet port `from` (the address it has there, or `source`) to `destination`. */
+function peerJoin(destination: u8[], from: i32, flags: i32, tag: u8[], inSession: u32 = session, source: u8[] = []): u8[] {
+  const body = new Array<u8>(JoinBody.Size);
+  body[JoinBody.Flags] = flags as u8;
+  body[JoinBody.Port] = from as u8;
+  for (let i = 0; i < TAG_SIZE; i++) body[JoinBody.Tag + i] = tag[i];
+  const own = peer.mac;
+  peer.mac = source.length == 6 ? source : portMac(own, from);
+  const frame = peer.frame(destination, ControlType.Join, LINK_PROTOCOL_MAX, inSession, body);
+  peer.mac = own;
+  return frame;
+}
+
+/** FRAME_RX of `frame` on the card's Ethernet port `ethPort`. */
+function receiveOn(frame: u8[], ethPort: i32): Cmd[] {
+  return handle(frameRxEvent(frame, NO_TUNNEL, ethPort));
+}
+
+/** The REG_WRITEs to the path block of tunnel `index`, Ethernet port `ethPort`: [offset, value] pairs. */
+function pathWrites(out: Cmd[], ethPort: i32, index: i32 = 0): u32[][] {
+  const base = (PATH_BASE + PATH_STRIDE * index + PATH_SIZE * ethPort) as u32;
+  const writes = new Array<u32[]>();
+  for (let i = 0; i < out.length; i++) {
+    const a = out[i].address();
+    if (out[i].type == Command.RegWrite && a >= base && a < base + (PATH_SIZE as u32)) writes.push([a - base, out[i].value()]);
+  }
+  return writes;
+}
+
+/** The path writes that enable a path to `peerAddress`. */
+function enabling(peerAddress: u8[]): u32[][] {
+  return [[PathReg.PeerMacHigh, get16(peerAddress, 0)], [PathReg.PeerMacLow, get32(peerAddress, 2)], [PathReg.Control, PathControl.Enable]];
+}
+
+/** Host card in Active whose port 1 gets carrier: its first JOIN (the tag comes from the hash engine first). */
+function hostFirstJoin(): u8[] {
+  pairHost();
+  fabric(FabricEventKind.CarrierUp, 1);
+  return onlyFrame(wait(0));
+}
+
+describe("link: paths", () => {
+  beforeEach(fresh);
+
+  it("host card: once Active, a JOIN from each other port with carrier to the control multicast address, signed for that port, again after JoinMinNs, doubling", () => {
+    pairHost();
+    expect(framesIn(wait(LinkTiming.JoinMinNs * 4)).length).toBe(0, "port 1 has no carrier: nothing");
+    fabric(FabricEventKind.CarrierUp, 1);
+    const join = onlyFrame(wait(0));
+    expect(controlType(join)).toBe(ControlType.Join);
+    expect(join.slice(Eth.Destination, Eth.Destination + 6)).toStrictEqual(MULTICAST, "to the control multicast address");
+    expect(join.slice(Eth.Source, Eth.Source + 6)).toStrictEqual(portMac(HOST_MAC, 1), "from port 1's address");
+    expect(sessionOf(join)).toBe(session, "in the session");
+    expect(controlVersion(join)).toBe(LINK_PROTOCOL_MAX);
+    const body = bodyOf(join);
+    expect(body.length).toBe(JoinBody.Size);
+    expect(body[JoinBody.Flags]).toBe(0, "a request");
+    expect(body[JoinBody.Port]).toBe(1, "its port");
+    expect(body.slice(JoinBody.Tag, JoinBody.Tag + TAG_SIZE)).toStrictEqual(joinTag(CardRole.Host, 1, portMac(HOST_MAC, 1)), "HMAC(M, IOVj | session | host | 1 | address)");
+    expect(framesIn(wait(LinkTiming.JoinMinNs - 1)).length).toBe(0);
+    expect(framesOfType(wait(1), ControlType.Join).length).toBe(1, "again after JoinMinNs");
+    expect(framesIn(wait(2 * LinkTiming.JoinMinNs - 1)).length).toBe(0);
+    expect(framesOfType(wait(1), ControlType.Join).length).toBe(1, "then after twice that");
+  });
+
+  it("host card: the chassis card's signed reply on port 1 enables the path there to its address, and the JOINs stop", () => {
+    hostFirstJoin();
+    const chassis1 = portMac(CHASSIS_MAC, 1);
+    const out = receiveOn(peerJoin(portMac(HOST_MAC, 1), 1, JoinFlag.Reply, joinTag(CardRole.Chassis, 1, chassis1)), 1);
+    expect(pathWrites(out, 1)).toStrictEqual(enabling(chassis1), "path on port 1 to the chassis card's port 1");
+    expect(framesIn(out).length).toBe(0, "a reply is not answered");
+    expect(counters.get(Counter.PathJoins)).toBe(1);
+    expect(framesIn(wait(LinkTiming.JoinMaxNs)).length).toBe(0, "no more JOINs");
+    expect(linkStates(fabric(FabricEventKind.CarrierDown, 0))).toStrictEqual([], "the first path's carrier lost: the session goes on the joined one");
+    expect(linkStates(fabric(FabricEventKind.CarrierDown, 1))).toStrictEqual([LinkState.Recovery], "no path left with carrier: Recovery");
+  });
+
+  it("chassis card: a signed JOIN on its port 1 enables the path to the sender and gets a signed reply from that port", () => {
+    pairChassis();
+    const host1 = portMac(HOST_MAC, 1);
+    const out = receiveOn(peerJoin(MULTICAST, 1, 0, joinTag(CardRole.Host, 1, host1)), 1);
+    expect(pathWrites(out, 1)).toStrictEqual(enabling(host1), "path on port 1 to the host card's port 1");
+    const reply = onlyFrame(out);
+    expect(controlType(reply)).toBe(ControlType.Join);
+    expect(reply.slice(Eth.Destination, Eth.Destination + 6)).toStrictEqual(host1, "to the sender");
+    expect(reply.slice(Eth.Source, Eth.Source + 6)).toStrictEqual(portMac(CHASSIS_MAC, 1), "from the port it came in on");
+    const body = bodyOf(reply);
+    expect(body[JoinBody.Flags]).toBe(JoinFlag.Reply as u8);
+    expect(body[JoinBody.Port]).toBe(1);
+    expect(body.slice(JoinBody.Tag, JoinBody.Tag + TAG_SIZE)).toStrictEqual(joinTag(CardRole.Chassis, 1, portMac(CHASSIS_MAC, 1)));
+    expect(counters.get(Counter.PathJoins)).toBe(1);
+    const again = receiveOn(peerJoin(MULTICAST, 1, 0, joinTag(CardRole.Host, 1, host1)), 1);
+    expect(pathWrites(again, 1).length).toBe(0, "the path stays as it is");
+    expect(framesOfType(again, ControlType.Join).length).toBe(1, "the same JOIN again (our reply was lost): answered again");
+    const other: u8[] = [2, 0x66, 0x66, 0, 0, 6];
+    expect(framesIn(receiveOn(peerJoin(MULTICAST, 1, 0, joinTag(CardRole.Host, 1, other), session, other), 1)).length).toBe(0, "a JOIN from another address for a port that has its path: refused");
+    expect(counters.get(Counter.JoinsRefused)).toBe(1);
+    expect(counters.get(Counter.PathJoins)).toBe(1);
+  });
+
+  it("a session made over Ethernet port 1 has the card's port-1 address as its SCI, and sends its CONTROL frames from there", () => {
+    powerOn(CardRole.Chassis, CHASSIS_SLOTS, 0b10);
+    entropy(POOL_SIZE);
+    handle(configEvent(GROUP));
+    const beacon = onlyFrame(wait(0));
+    expect(beacon.slice(Eth.Source, Eth.Source + 6)).toStrictEqual(portMac(CHASSIS_MAC, 1), "the beacon from port 1, the one with carrier");
+    cardBootId = get32(beacon, CONTROL_AT + ControlHeader.BootId);
+    cardMac = portMac(CHASSIS_MAC, 1); // the host card answers the address it heard
+    version = LINK_PROTOCOL_MAX;
+    peer.nonce[NONCE_SIZE - 1]++;
+    const out = handle(frameRxEvent(peer.handshake(ControlType.Offer, LINK_PROTOCOL_MAX), NO_TUNNEL, 1));
+    const accept = onlyFrame(out);
+    expect(accept.slice(Eth.Source, Eth.Source + 6)).toStrictEqual(portMac(CHASSIS_MAC, 1), "ACCEPT from port 1");
+    learn(accept);
+    session = expectedSession();
+    handle(frameRxEvent(peer.auth(peerTag()), NO_TUNNEL, 1));
+    const sci = portMac(CHASSIS_MAC, 1); // the SecY was programmed as soon as the keys came, in the OFFER's batch
+    let txSciHigh: u32 = 0;
+    for (let i = 0; i < out.length; i++) if (out[i].type == Command.RegWrite && out[i].address() == secyAddress(SecyReg.TxSciHigh)) txSciHigh = out[i].value();
+    expect(txSciHigh).toBe(get32(sci, 0), "TxSci: port 1's address");
+    expect(writesTo(handle(frameRxEvent(peer.ready(0, session), NO_TUNNEL, 1)), TunnelReg.Port)).toStrictEqual([1], "the tunnel's first path on port 1");
+  });
+
+  it("JOINs that are refused and counted: a bad tag, one recorded and sent from another address, another session, a third port, the first path's port, a request to a host card, before a session", () => {
+    const host1 = portMac(HOST_MAC, 1);
+    bootChassis();
+    expect(framesIn(receiveOn(peerJoin(MULTICAST, 1, 0, joinTag(CardRole.Host, 1, host1)), 1)).length).toBe(0, "no session yet");
+    expect(counters.get(Counter.JoinsRefused)).toBe(1, "before a session");
+    chassisNegotiate();
+    chassisAuthenticate();
+    chassisConfigure();
+    fabricConfirms();
+    const good = joinTag(CardRole.Host, 1, host1);
+    const bad = good.slice(0);
+    bad[3] ^= 0x10;
+    let refused: u32 = 1;
+    const cases: u8[][] = [
+      peerJoin(MULTICAST, 1, 0, bad),
+      peerJoin(MULTICAST, 1, 0, good, session, [2, 0x66, 0x66, 0, 0, 6]),
+      peerJoin(MULTICAST, 1, 0, joinTag(CardRole.Host, 1, host1, session ^ 1), session ^ 1),
+      peerJoin(MULTICAST, 2, 0, joinTag(CardRole.Host, 2, portMac(HOST_MAC, 2))),
+      peerJoin(MULTICAST, 1, JoinFlag.Reply, good),
+    ];
+    const names = ["a bad tag", "a good tag from another address", "another session", "a third port", "a reply to a chassis card"];
+    for (let i = 0; i < cases.length; i++) {
+      const out = receiveOn(cases[i], 1);
+      expect(pathWrites(out, 1).length).toBe(0, names[i] + ": no path");
+      expect(framesIn(out).length).toBe(0, names[i] + ": no answer");
+      expect(counters.get(Counter.JoinsRefused)).toBe(++refused, names[i] + ": counted");
+    }
+    expect(framesIn(receiveOn(peerJoin(MULTICAST, 1, 0, good), 0)).length).toBe(0, "on port 0, the first path's");
+    expect(counters.get(Counter.JoinsRefused)).toBe(++refused, "the first path's port: counted");
+    expect(pathWrites(receiveOn(peerJoin(MULTICAST, 1, 0, good), 1), 1)).toStrictEqual(enabling(host1), "and the good one still joins");
+  });
+
+  it("PathSilent and PathHeard are logged and PathLosses counted; the session stays Active", () => {
+    hostFirstJoin();
+    receiveOn(peerJoin(portMac(HOST_MAC, 1), 1, JoinFlag.Reply, joinTag(CardRole.Chassis, 1, portMac(CHASSIS_MAC, 1))), 1);
+    expect(linkStates(fabric(FabricEventKind.PathSilent, 1))).toStrictEqual([]);
+    expect(counters.get(Counter.PathLosses)).toBe(1);
+    expect(linkStates(fabric(FabricEventKind.PathHeard, 1))).toStrictEqual([]);
+    expectText(logHistory(), "link 0: path on port 1 silent; the session goes on the other");
+    expectText(logHistory(), "link 0: path on port 1 back");
+  });
+
+  it("a session of protocol 3 takes no second path", () => {
+    bootHost();
+    peer.versionMax = 3;
+    hostNegotiate();
+    hostAuthenticate();
+    hostConfigure();
+    fabricConfirms();
+    expect(linkStates(receive(peer.ready(0, session)))).toStrictEqual([LinkState.Active], "paired in protocol 3");
+    fabric(FabricEventKind.CarrierUp, 1);
+    expect(framesOfType(wait(LinkTiming.JoinMinNs * 4), ControlType.Join).length).toBe(0, "no JOIN");
+  });
+});
+
 // ---- RTT health ------------------------------------------------------------------------------
 
 /** FABRIC_EVENT RttChanged with `sample`: returns the RtoNs values written for it. */
@@ -3334,12 +3548,14 @@ describe("link: refused frames", () => {
     expect(linkStates(receive(with16(good, Eth.Tag, GROUP | 0xe000)))).toStrictEqual([LinkState.Negotiate], "the priority bits do not matter");
   });
 
-  it("counts frames not for this card in ControlIgnored", () => {
+  it("counts frames not for this card in ControlIgnored, and its own frames back in OwnFrames", () => {
     bootHost();
     const good = goodDiscover();
     const own = good.slice(0);
     for (let i = 0; i < 6; i++) own[Eth.Source + i] = HOST_MAC[i];
-    expectRefused(own, Counter.ControlIgnored, "the card's own frame");
+    expectRefused(own, Counter.OwnFrames, "the card's own frame");
+    own[Eth.Source + 1] = own[Eth.Source + 1] + 1;
+    expectRefused(own, Counter.OwnFrames, "a frame of the card's other port");
     const elsewhere = good.slice(0);
     for (let i = 0; i < 6; i++) elsewhere[Eth.Destination + i] = SECOND_HOST_MAC[i];
     expectRefused(elsewhere, Counter.ControlIgnored, "unicast to another card");

@@ -53,5 +53,5 @@ test("values are printed to four significant digits, large ones grouped by thous
 test("iov bench --only refuses a part that does not exist, naming the parts", () => {
   const r = spawnSync(process.execPath, ["tools/iov.mjs", "bench", "--only", "nope"], { encoding: "utf8" });
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /no benchmark part named 'nope'; the parts are firmware, tunnel, pcie, macsec, link, hotplug, manage, softcore, fleet, faults/);
+  assert.match(r.stderr, /no benchmark part named 'nope'; the parts are firmware, tunnel, pcie, macsec, paths, link, hotplug, manage, softcore, fleet, faults/);
 });

@@ -23,7 +23,7 @@ function readAll(direction: "events" | "commands", ...chunks: Uint8Array[]): Raw
 }
 
 const events: EventMessage[] = [
-  boot({ role: 1, resetCause: 2, serial: 0xdeadbeef, slots: 8, logLevel: 3, bootSlot: 1, bootFlags: 1, retained: RETAIN_BYTES }),
+  boot({ role: 1, resetCause: 2, serial: 0xdeadbeef, slots: 8, logLevel: 3, bootSlot: 1, bootFlags: 1, retained: RETAIN_BYTES, carrier: 0b10 }),
   { kind: "retained", offset: RETAIN_BYTES - RETAIN_CHUNK, data: Uint8Array.from({ length: RETAIN_CHUNK }, (_, i) => i & 0xff) },
   { kind: "time", now: 0x1234_5678_9abc_def0n },
   { kind: "sync", seq: 0xffff_ffff },
@@ -171,6 +171,7 @@ test("the checker predicts boot field errors with the offending offset", () => {
     [{ logLevel: 4 as LogLevel }, MailboxError.BadField, BootBody.LogLevel],
     [{ slots: 0 }, MailboxError.BadField, BootBody.Slots],
     [{ slots: 9 }, MailboxError.BadField, BootBody.Slots],
+    [{ carrier: 0b100 }, MailboxError.BadField, BootBody.Carrier],
   ];
   for (const [fields, error, detail] of cases) {
     const [raw] = readAll("events", encodeEvent(boot(fields)));
@@ -178,6 +179,9 @@ test("the checker predicts boot field errors with the offending offset", () => {
   }
   const [tooMuch] = readAll("events", encodeEvent(boot({ retained: RETAIN_BYTES + 1 })));
   assert.deepEqual(new EventChecker().check(tooMuch), { error: MailboxError.BadField, detail: BootBody.Retained });
+  const reserved = encodeEvent(boot());
+  reserved[4 + BootBody.Reserved25 + 1] = 1;
+  assert.deepEqual(new EventChecker().check(readAll("events", reserved)[0]), { error: MailboxError.Reserved, detail: BootBody.Reserved25 + 1 }, "a reserved byte after the carrier bits");
 });
 
 test("RETAINED comes only after a BOOT that announced it, in order, never past what it announced; RETAIN stays inside the retained RAM", () => {

@@ -101,7 +101,7 @@ function generator(seed: number) {
       case 8:
       case 9:
       case 10:
-        return { kind: "frameRx", tunnel: int(0, 10) === 0 ? int(0, 255) : int(0, 1) ? 0 : NO_TUNNEL, frame: controlFrame() };
+        return { kind: "frameRx", tunnel: int(0, 10) === 0 ? int(0, 255) : int(0, 1) ? 0 : NO_TUNNEL, port: int(0, 10) === 0 ? int(0, 255) : int(0, 1), frame: controlFrame() };
       case 11:
       case 12:
         return tlpRx();
@@ -234,7 +234,7 @@ test("100 000 random and mutated messages: no trap, every error and counter as p
 test("a stream that ends inside a message is reported as truncated at end of input", () => {
   const stream = concat([encodeEvent(boot()), encodeEvent({ kind: "countersQuery" }).subarray(0, 3)]);
   const out = commands(new InProcessFirmware({ firmware: FIRMWARE }).runToEnd(stream));
-  assert.deepEqual(out[out.length - 1], { kind: "error", code: MailboxError.Truncated, messageType: 0, bodyLength: 0, streamOffset: 28, detail: 3 });
+  assert.deepEqual(out[out.length - 1], { kind: "error", code: MailboxError.Truncated, messageType: 0, bodyLength: 0, streamOffset: 32, detail: 3 });
 });
 
 const crossEngine = fuzzStream(7, 5_000).stream;

@@ -56,7 +56,7 @@ function watch(world: World): { requests: { cable: string; request: DecodedReque
         counter: request.counter, firmware: { major: 9, minor: 8, patch: 7 }, slots: 1, bootSlot: 0, bootFlags: 0, slotsPresent: 1,
         ports: 1, linkStates: [LinkState.Discover], peerSerials: [0],
         counters: { linkUps: 0, linkDowns: 0, recoveries: 0, authFailures: 0, hotplugEvents: 0, manageRequests: 1, manageAuthFailures: 0, manageReplays: 0 },
-        macsecDrops: null,
+        macsecDrops: null, paths: null,
         card: { role: CardRole.Chassis, serial: STAND_IN, bootId: 0x5157_0001, group: 300 },
       }, KEY);
       world.scheduler.at(world.scheduler.now + 1000, () => void link.a.send(wireFrame(answer)));

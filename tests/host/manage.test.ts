@@ -41,6 +41,7 @@ const reply = (o: Partial<ReplyInput> = {}): ReplyInput => ({
   ports: 2, linkStates: [LinkState.Active, LinkState.Discover], peerSerials: [0x1000_0001, 0],
   counters: { linkUps: 1, linkDowns: 2, recoveries: 3, authFailures: 4, hotplugEvents: 5, manageRequests: 6, manageAuthFailures: 7, manageReplays: 8 },
   macsecDrops: { badIcv: 9, late: 10, unknownAn: 11, unknownSci: 12, inClear: 13, badTag: 0xffff_fffe },
+  paths: [{ on: [0, 1], silent: [1] }, { on: [], silent: [] }],
   card: { role: CardRole.Host, serial: 0x1000_0002, bootId: 0xcafe_f00d, group: 100 }, ...o,
 });
 
@@ -94,23 +95,31 @@ test("a reply decodes to the card's report, its identity and address", () => {
   assert.equal(frame.length, 18 + 16 + ControlHeader.Size + ManageReplyBody.Size);
   const { header, body } = parts(frame);
   assert.equal(header[ControlHeader.Type], ControlType.ManageReply);
-  const tag = createHmac("sha256", KEY).update("IOVr").update(header).update(body.subarray(0, 116)).digest();
+  const tag = createHmac("sha256", KEY).update("IOVr").update(header).update(body.subarray(0, 124)).digest();
   assert.deepEqual([...body.subarray(ManageReplyBody.Tag)], [...tag]);
   assert.deepEqual([...body.subarray(ManageReplyBody.MacsecDrops, ManageReplyBody.MacsecDrops + 8)], [0, 0, 0, 9, 0, 0, 0, 10], "big-endian, bad ICV first");
+  assert.deepEqual([...body.subarray(ManageReplyBody.Paths, ManageReplyBody.Paths + 3)], [0b10_0011, 0, 0], "port 0: paths on Ethernet ports 0 and 1, the second silent");
   const r = decodeReply(frame, KEY);
   assert.deepEqual({
     op: r.op, status: r.status, group: r.group, counter: r.counter, firmware: r.firmware, slots: r.slots, bootSlot: r.bootSlot,
     bootFlags: r.bootFlags, slotsPresent: r.slotsPresent, ports: r.ports, linkStates: r.linkStates, peerSerials: r.peerSerials, counters: r.counters,
-    macsecDrops: r.macsecDrops,
+    macsecDrops: r.macsecDrops, paths: r.paths,
   }, {
     op: ManageOp.Status, status: ManageStatus.Ok, group: 100, counter: 0x0000_0123_4567_89abn, firmware: { major: 0, minor: 2, patch: 3 },
     slots: 2, bootSlot: 1, bootFlags: 1, slotsPresent: 2, ports: 2, linkStates: [LinkState.Active, LinkState.Discover], peerSerials: [0x1000_0001, 0],
     counters: { linkUps: 1, linkDowns: 2, recoveries: 3, authFailures: 4, hotplugEvents: 5, manageRequests: 6, manageAuthFailures: 7, manageReplays: 8 },
     macsecDrops: { badIcv: 9, late: 10, unknownAn: 11, unknownSci: 12, inClear: 13, badTag: 0xffff_fffe },
+    paths: [{ on: [0, 1], silent: [1] }, { on: [], silent: [] }],
   });
+  // A firmware from before the paths: a 148-byte body, its tag over bytes 0..115. It still decodes, with no paths.
+  const noPaths = encodeReply(reply({ paths: null }), KEY);
+  const n = parts(noPaths);
+  assert.equal(n.body.length, 148);
+  assert.deepEqual([...n.body.subarray(116)], [...createHmac("sha256", KEY).update("IOVr").update(n.header).update(n.body.subarray(0, 116)).digest()]);
+  assert.deepEqual([decodeReply(noPaths, KEY).paths, decodeReply(noPaths, KEY).macsecDrops?.badIcv], [null, 9]);
   // A firmware from before the MACsec drops: a 124-byte body, its tag over bytes 0..91. It still
   // decodes, with no drops.
-  const older = encodeReply(reply({ macsecDrops: null }), KEY);
+  const older = encodeReply(reply({ macsecDrops: null, paths: null }), KEY);
   const o = parts(older);
   assert.equal(o.body.length, 124);
   assert.deepEqual([...o.body.subarray(92)], [...createHmac("sha256", KEY).update("IOVr").update(o.header).update(o.body.subarray(0, 92)).digest()]);

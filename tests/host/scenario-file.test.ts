@@ -110,7 +110,7 @@ test("iov sim takes a scenario file for --scenario, lists the built-ins, and ref
   writeFileSync(join(dir, "bad.json"), JSON.stringify(bad));
   assertOneLineError(iov(["sim", "--scenario", join(dir, "bad.json")]), 1, new RegExp(`^iov: ${join(dir, "bad.json")}: cables\\[3\\]\\.b\\.switch: no switch named "leaf9"$`));
   assertOneLineError(iov(["sim", "--scenario", "missing.json"]), 1, /^iov: missing\.json: cannot read it \(ENOENT\)$/);
-  assertOneLineError(iov(["sim", "--scenario", "fleets"]), 1, /^iov: unknown scenario 'fleets'; built-in: default, console, handover, attack, fleet \(or a scenario file, PATH\.json\)$/);
+  assertOneLineError(iov(["sim", "--scenario", "fleets"]), 1, /^iov: unknown scenario 'fleets'; built-in: default, console, handover, attack, dual, dual-switch, asym, fleet \(or a scenario file, PATH\.json\)$/);
   const list = iov(["sim", "--list"]);
   assert.equal(list.status, 0, list.stderr);
   const fleetSeconds = String(SCENARIOS.fleet.durationNs / 1e9).replace(".", "\\.");

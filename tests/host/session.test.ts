@@ -141,7 +141,9 @@ for (const state of [LinkState.Negotiate, LinkState.Authenticate, LinkState.Conf
     assert.ok(rebootAt !== null);
     const announced = captured.find((c) => c.atNs > rebootAt!)!.atNs;
     const negotiate = stateEntries(summary, "host", "negotiate").find((t) => t >= announced);
-    assert.ok(negotiate !== undefined && negotiate - announced <= 2 * MS, `the host card opened a handshake with the new boot ${negotiate! - announced} ns after its first DISCOVER`);
+    // The next batch, not a handshake timeout (10 ms) later: a batch waiting before it, and wasm3
+    // compiling what the DISCOVER's handling calls for the first time, take a few ms at 100 MHz.
+    assert.ok(negotiate !== undefined && negotiate - announced <= 5 * MS, `the host card opened a handshake with the new boot ${negotiate! - announced} ns after its first DISCOVER`);
     assert.equal(counters(summary, "host").LinkDowns, 0, "no session was up: nothing to remove");
     for (const card of ["host", "chassis"]) assert.equal(stateEntries(summary, card, "active").length, 1, `${card} up once`);
   });

@@ -114,9 +114,9 @@ test("a server's request for the firmware (TLP_RX) passes the CONTROL frames wai
   c.powerOn();
   const at = 100_000_000;
   scheduler.at(at, () => {
-    for (let i = 0; i < 2; i++) c.post({ kind: "frameRx", tunnel: NO_TUNNEL, frame: new Uint8Array(30 + i) });
+    for (let i = 0; i < 2; i++) c.post({ kind: "frameRx", tunnel: NO_TUNNEL, port: 0, frame: new Uint8Array(30 + i) });
     c.post({ kind: "uartRx", bytes: Uint8Array.of(0x30) });
-    c.post({ kind: "frameRx", tunnel: NO_TUNNEL, frame: new Uint8Array(40) });
+    c.post({ kind: "frameRx", tunnel: NO_TUNNEL, port: 0, frame: new Uint8Array(40) });
     c.post({ kind: "tlpRx", reason: TlpRxReason.Config, port: 0, tlp: configRead });
   });
   await scheduler.run(0.2e9);
@@ -135,7 +135,7 @@ test("a request that has waited 10 ms behind an event it may not pass makes the 
   // While wasm3 loads the module: three CONTROL frames of the network, a console byte, two more
   // frames, then a configuration read from the server. The boot batch compiles for milliseconds:
   // when it ends, the read has waited more than 10 ms.
-  const frame = (n: number) => c.post({ kind: "frameRx", tunnel: NO_TUNNEL, frame: new Uint8Array(30 + n) });
+  const frame = (n: number) => c.post({ kind: "frameRx", tunnel: NO_TUNNEL, port: 0, frame: new Uint8Array(30 + n) });
   for (let i = 0; i < 3; i++) scheduler.at(busy / 3, () => frame(i));
   scheduler.at(busy / 3, () => c.post({ kind: "uartRx", bytes: Uint8Array.of(0x30) }));
   for (let i = 3; i < 5; i++) scheduler.at(busy / 3, () => frame(i));

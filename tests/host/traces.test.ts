@@ -38,7 +38,7 @@ test("every ERROR in the malformed golden trace is one the reference model predi
   commands.push(read(`${FIXTURES}malformed.out`));
   const reported = [...commands.all()].map(decodeCommand).flatMap((c) => (c.kind === "error" ? [{ code: c.code, offset: c.streamOffset, detail: c.detail }] : []));
   assert.deepEqual(reported.slice(0, -1), predicted, "all but the final Truncated");
-  assert.equal(reported.length, 14);
+  assert.equal(reported.length, 15);
 });
 
 test("trace decode names every message and marks what the firmware rejects", () => {
@@ -48,10 +48,10 @@ test("trace decode names every message and marks what the firmware rejects", () 
   assert.match(lines[lines.length - 1], /6 trailing byte\(s\) do not form a whole message: truncated/);
   const out = decodeLines(read(`${FIXTURES}version-mismatch.out`), "commands");
   assert.deepEqual(out.map((l) => l.replace(/^#\d+\s+@\d+\s+/, "")), [
-    `ERROR Version: BOOT (24-byte body) at offset 12, detail ${MAILBOX_VERSION}`,
+    `ERROR Version: BOOT (28-byte body) at offset 12, detail ${MAILBOX_VERSION}`,
     `HELLO mailbox v${MAILBOX_VERSION}, VersionMismatch, firmware 0.1.0`,
     "SYNC_ACK seq 0",
-    "ERROR OutOfOrder: COUNTERS_QUERY (0-byte body) at offset 60, detail 0",
+    "ERROR OutOfOrder: COUNTERS_QUERY (0-byte body) at offset 64, detail 0",
     "SYNC_ACK seq 1",
   ]);
 });
@@ -59,7 +59,7 @@ test("trace decode names every message and marks what the firmware rejects", () 
 test("trace decode names the CONTROL frame inside FRAME_TX", () => {
   const lines = decodeLines(read(`${FIXTURES}default-host.out`), "commands");
   assert.ok(lines.some((l) => /FRAME_TX \d+ bytes: DISCOVER v1 from 02:10:10:00:00:01 to 03:49:4f:56:00:01, group 100$/.test(l)));
-  assert.ok(lines.some((l) => /FRAME_TX \d+ bytes: READY v3 from 02:10:10:00:00:01 to 02:10:20:00:00:01, group 100, session 0x[0-9a-f]{8}$/.test(l)));
+  assert.ok(lines.some((l) => /FRAME_TX \d+ bytes: READY v4 from 02:10:10:00:00:01 to 02:10:20:00:00:01, group 100, session 0x[0-9a-f]{8}$/.test(l)));
 });
 
 test("firstDifference points at the first command that differs", () => {

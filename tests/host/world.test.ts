@@ -69,6 +69,30 @@ test("keys typed at the chassis reach the server within microseconds even while 
   assert.ok(Math.max(...latenciesNs) < 200_000, `worst report latency ${Math.max(...latenciesNs)} ns`);
 });
 
+test("keys typed into a cable pull that ends in a surprise removal are counted lost with it, not as data errors; the keys before it arrive", async () => {
+  // The typist starts once the driver listens and types one key every 2 ms across the pull at
+  // 300 ms: the keys typed after the cut are held in the tunnel and discarded at the removal
+  // (Down at the grace window's end, the driver unbound after it), or dropped by the reset device.
+  const base = SCENARIOS.default;
+  const scenario: Scenario = {
+    ...base,
+    traffic: [],
+    devices: base.devices.map((d) => (d.typing ? { ...d, typing: { text: "abcdefghijklmnopqrstuvwxyz0123456789", startNs: 0, intervalNs: 2_000_000 } } : d)),
+  };
+  const w = world(450 * MS, 1, scenario);
+  const summary = await w.run();
+  assert.equal(summary.dataVerificationErrors, 0);
+  const { keys, typed, typedAt, bindings } = w.inputs[0];
+  assert.equal(bindings.length, 1);
+  assert.ok(bindings[0].removedNs! > 320 * MS, "removed after the grace window");
+  const beforeCut = typedAt.filter((t) => t < 300 * MS).length;
+  assert.ok(beforeCut >= 5 && beforeCut < typed.length, `${beforeCut} of ${typed.length} keys typed before the cut`);
+  assert.equal(keys, typed.slice(0, beforeCut), "every key typed before the cut arrived, in order, and none after");
+  const line = w.timeline.entries.find((e) => e.text.startsWith("keyboard/mouse") && e.text.includes("received"))!;
+  assert.match(line.text, new RegExp(`, ${typed.length - beforeCut} key\\(s\\) lost with a surprise removal;`));
+  assert.equal(line.level, "info");
+});
+
 test("a chassis card whose power is cut leaves its server's devices in place through the grace window without breaking isolation, then they are removed", async () => {
   const cut = 260 * MS;
   for (const end of [cut + 5 * MS, cut + 60 * MS]) {

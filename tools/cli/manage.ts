@@ -200,7 +200,10 @@ export function cardJson(r: ManageReply) {
     boot: { slot: r.bootSlot, trial: (r.bootFlags & BootFlag.Trial) !== 0, flags: r.bootFlags },
     slots: r.slots,
     slotsPresent: slotList(r.slotsPresent),
-    ports: r.linkStates.map((state, port) => ({ port, state: stateName(state), peer: r.peerSerials[port] ? formatSerial(r.peerSerials[port]) : null })),
+    ports: r.linkStates.map((state, port) => ({
+      port, state: stateName(state), peer: r.peerSerials[port] ? formatSerial(r.peerSerials[port]) : null,
+      paths: r.paths ? r.paths[port].on.map((ethernet) => ({ ethernet, silent: r.paths![port].silent.includes(ethernet) })) : null,
+    })),
     counters: { ...r.counters },
     macsecDrops: r.macsecDrops ? { ...r.macsecDrops } : null,
   };
@@ -225,6 +228,13 @@ function dropsText(r: ManageReply): string {
 /** All the MACsec drops of a reply, or "-" when the firmware reports none. */
 function dropsTotal(r: ManageReply): string {
   return r.macsecDrops ? String(MACSEC_DROP_NAMES.reduce((n, name) => n + r.macsecDrops![name], 0)) : "-";
+}
+
+/** A port's session paths as the reply says: `, paths eth0, eth1 silent`; nothing without a session or from a firmware that reports none. */
+function pathsText(r: ManageReply, port: number): string {
+  const p = r.paths?.[port];
+  if (!p || p.on.length === 0) return "";
+  return `, paths ${p.on.map((e) => `eth${e}${p.silent.includes(e) ? " silent" : ""}`).join(", ")}`;
 }
 
 function bootText(r: ManageReply): string {
@@ -257,7 +267,7 @@ export function statusText(r: ManageReply): string {
     `firmware: ${formatFirmware(r.firmware)}, ${bootText(r)}`,
     `group: ${r.group}`,
     chassis ? `slots: ${slotsText(r)}` : `downstream ports: ${r.slots}`,
-    ...(r.ports === 0 ? ["link: no link ports"] : r.linkStates.map((state, p) => `link port ${p}: ${stateName(state)}${r.peerSerials[p] ? `, peer ${formatSerial(r.peerSerials[p])}` : ""}`)),
+    ...(r.ports === 0 ? ["link: no link ports"] : r.linkStates.map((state, p) => `link port ${p}: ${stateName(state)}${r.peerSerials[p] ? `, peer ${formatSerial(r.peerSerials[p])}` : ""}${pathsText(r, p)}`)),
     `counters: ${REPLY_COUNTER_NAMES.map((name) => `${COUNTER_LABELS[name]} ${r.counters[name]}`).join(", ")}`,
     dropsText(r),
   ].join("\n");

@@ -221,11 +221,38 @@ export function formatSummary(s: RunSummary): string {
       `${v.nvme.reduce((n, r) => n + r.commandsAborted, 0)} command(s) aborted by removal`),
     ...s.assignments.map((a) => `  assign ${a.card} at ${a.timeNs / 1e9} s: group ${a.from} -> ${a.to}, ${a.outcome === "ok" ? (a.doneNs === null ? "taken, not done by the end" : `done at ${(a.doneNs / 1e9).toFixed(3)} s`) : a.outcome}`),
     macsecLine(s.macsec),
+    ...pathLines(s),
     ...(s.attack ? [attackLine(s.attack)] : []),
     `  invariants: ${s.invariants.length === 0 ? "all held" : `${s.invariants.length} violated`} (${s.crossDeliveries} cross-deliveries, ${s.unresetHandovers} handovers without a device reset)`,
     ...s.invariants.map((line) => `    !! ${line}`),
   ].join("\n");
 }
+
+/**
+ * The paths of sessions with two or more at the end of the run, one line per tunnel, at most
+ * PATH_LINES of them: each path's port, state, round trip, frames out and frames resent.
+ */
+function pathLines(s: RunSummary): string[] {
+  const lines: string[] = [];
+  let more = 0;
+  for (const card of s.cards) {
+    const tunnels = [...new Set(card.paths.map((p) => p.tunnel))];
+    for (const tunnel of tunnels) {
+      const paths = card.paths.filter((p) => p.tunnel === tunnel);
+      if (paths.length < 2) continue;
+      if (lines.length === PATH_LINES) {
+        more++;
+        continue;
+      }
+      lines.push(`  paths: ${card.name} tunnel ${tunnel} to ${paths[0].peer ?? "?"}: ` + paths.map((p) =>
+        `eth${p.port} ${p.silent ? "silent" : "live"}, RTT ${(p.rttNs / 1000).toFixed(1)} us, ${p.txFrames} frames out, ${p.resent} resent`).join("; "));
+    }
+  }
+  if (more) lines.push(`  paths: ${more} more tunnel(s) with two paths (--summary has them all)`);
+  return lines;
+}
+
+const PATH_LINES = 8;
 
 /** The run's MACsec line: what went protected, what went in clear, and every frame refused by reason. */
 function macsecLine(m: MacsecSummary): string {

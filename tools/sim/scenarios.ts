@@ -197,6 +197,24 @@ export function cardLink(scenario: Scenario, spec: CardSpec): LinkConfig | undef
 }
 
 
+/**
+ * The default pair with a second cable between the cards' Ethernet ports 1, pulled at 300 ms for
+ * 200 ms under load instead of the first: the session rides on its first path meanwhile (docs/scenarios.md#dual).
+ */
+function dualScenario(base: Scenario): Scenario {
+  return {
+    ...base,
+    name: "dual",
+    description: "the default pair with two cables, one between the cards' Ethernet ports 0 and one between their ports 1 (10 m each): the tunnel pairs on one, joins the other as a second path and carries DATA on both; at 300 ms the second cable is pulled for 200 ms under NVMe load and test traffic: its path goes silent, what it carried goes on the first, and the server sees nothing (no hot-plug event, no completion timeout); plugged back, the path carries again",
+    cables: [
+      { id: "cable0", a: "host", b: "chassis", config: { lengthM: 10 } },
+      { id: "cable1", a: { card: "host", port: 1 }, b: { card: "chassis", port: 1 }, config: { lengthM: 10, outages: [{ downAtNs: 300_000_000, upAtNs: 500_000_000 }] } },
+    ],
+    traffic: base.traffic.map((t) => ({ ...t, count: 3 * t.count })),
+    devices: base.devices.map((d) => (d.kind === "nvme" ? { ...d, load: { queueDepth: 8, blocksPerCommand: 64, intervalNs: 0 } } : d)),
+  };
+}
+
 export const SCENARIOS: Record<string, Scenario> = {
   default: {
     name: "default",
@@ -217,7 +235,7 @@ export const SCENARIOS: Record<string, Scenario> = {
     devices: [
       { chassis: "chassis", slot: 0, kind: "graphics" },
       { chassis: "chassis", slot: 1, kind: "dma-test" },
-      { chassis: "chassis", slot: 2, kind: "keyboard-mouse", typing: { text: "hello from the chassis", startNs: 200_000_000, intervalNs: 2_000_000 } },
+      { chassis: "chassis", slot: 2, kind: "keyboard-mouse", typing: { text: "hello from the chassis", startNs: 200_000_000, intervalNs: 1_000_000 } },
       { chassis: "chassis", slot: 3, kind: "nvme" },
     ],
     servers: [{ name: "server", host: "host", enumerateNs: 2_000_000 }],
@@ -287,10 +305,42 @@ export const SCENARIOS: Record<string, Scenario> = {
     devices: [
       { chassis: "chassis", slot: 0, kind: "graphics" },
       { chassis: "chassis", slot: 1, kind: "dma-test" },
-      { chassis: "chassis", slot: 2, kind: "keyboard-mouse", typing: { text: "hello from the chassis", startNs: 200_000_000, intervalNs: 2_000_000 } },
+      { chassis: "chassis", slot: 2, kind: "keyboard-mouse", typing: { text: "hello from the chassis", startNs: 200_000_000, intervalNs: 1_000_000 } },
       { chassis: "chassis", slot: 3, kind: "nvme" },
     ],
     servers: [{ name: "server", host: "host", enumerateNs: 2_000_000 }],
+  },
+  get dual(): Scenario {
+    return dualScenario(SCENARIOS.default);
+  },
+  get "dual-switch"(): Scenario {
+    const dual = dualScenario(SCENARIOS.default);
+    const trunks = { ports: [{ mode: "trunk" as const }, { mode: "trunk" as const }] };
+    return {
+      ...dual,
+      name: "dual-switch",
+      description: "the dual pair with each Ethernet port on its own switch (ports 0 on switch a, ports 1 on switch b, 10 m cables); the tunnel pairs through one switch and joins a path through the other; at 300 ms switch b fails (both its ports' PHYs go down) and at 500 ms it is back: the session rides on switch a meanwhile, and the server sees nothing",
+      switches: [{ name: "switch-a", config: trunks }, { name: "switch-b", config: trunks }],
+      cables: (["host", "chassis"] as const).flatMap((card, i) => [0, 1].map((port) => ({
+        id: `${card}-eth${port}`, a: { card, port }, b: { switch: port === 0 ? "switch-a" : "switch-b", port: i }, config: { lengthM: 10 },
+      }))),
+      actions: [0, 1].flatMap((port) => [
+        { atNs: 300_000_000, kind: "fail-port" as const, switch: "switch-b", port },
+        { atNs: 500_000_000, kind: "restore-port" as const, switch: "switch-b", port },
+      ]),
+    };
+  },
+  get asym(): Scenario {
+    const dual = dualScenario(SCENARIOS.default);
+    return {
+      ...dual,
+      name: "asym",
+      description: "the dual pair with paths of different lengths and quality: 10 m between the cards' ports 0, 2 km with 1 % frame loss each way between their ports 1; the tunnel carries DATA on both, the reorder buffer absorbs their different delays, and what the long path loses goes again on either",
+      cables: [
+        { id: "cable0", a: "host", b: "chassis", config: { lengthM: 10 } },
+        { id: "cable1", a: { card: "host", port: 1 }, b: { card: "chassis", port: 1 }, config: { lengthM: 2000, aToB: { loss: 0.01 }, bToA: { loss: 0.01 } } },
+      ],
+    };
   },
   /** 256 servers, 64 chassis, leaf and spine switches, a schedule of moves and failures (tools/sim/fleet.ts); built when asked for. */
   get fleet(): Scenario {

@@ -23,6 +23,36 @@ export interface CardSummary {
   firmwareCounters: Record<string, number> | null;
   /** Chassis cards: the host card of each session, from when it began; `host: null` from when a session ended. */
   owners?: Owner[];
+  /** Its Ethernet ports at the end (PortReg): cable, carrier, frames each way, frames dropped. */
+  ports: PortSummary[];
+  /** The paths of its tunnels in a session at the end (PathReg), a tunnel's first path first. */
+  paths: PathSummary[];
+}
+
+export interface PortSummary {
+  port: number;
+  connected: boolean;
+  carrier: boolean;
+  rxFrames: number;
+  txFrames: number;
+  rxFcsErrors: number;
+  rxDropped: number;
+  txDropped: number;
+}
+
+/** A path of a tunnel in a session: its port, the peer card, whether it is silent, its round trip and frames. */
+export interface PathSummary {
+  tunnel: number;
+  port: number;
+  peer: string | null;
+  first: boolean;
+  silent: boolean;
+  /** Smoothed round trip of frames sent once on it (0: none measured). */
+  rttNs: number;
+  txFrames: number;
+  rxFrames: number;
+  /** Frames sent on it that went again (lost, late, or the path went silent). */
+  resent: number;
 }
 
 /** A chassis card's owner from `timeNs`: the host card of its session (null: none) and the group (ControlVlan) it was in. */

@@ -16,7 +16,9 @@ import type { LinkConfig } from "../../board/mailbox-codec.ts";
 import { developmentKey } from "../../board/image.ts";
 import { developmentImage } from "../build/image.ts";
 import { CardRole, ResetCause } from "../../board/map/mailbox.ts";
-import { FabricEventKind, TunnelReg, TunnelCounter } from "../../board/map/registers.ts";
+import {
+  FabricEventKind, TunnelReg, TunnelCounter, PORTS, PORT_BASE, PORT_STRIDE, PortReg, PortStatus, PATH_BASE, PATH_STRIDE, PATH_SIZE, PathReg, PathStatus,
+} from "../../board/map/registers.ts";
 import { LinkState } from "../../board/map/link.ts";
 import { macKey } from "../../board/ethernet/frame.ts";
 import { routingId, type TlpClass } from "../../board/pcie/tlp.ts";
@@ -30,7 +32,7 @@ import { TlpStream, DeliveryChecker } from "./traffic.ts";
 import { PcieLink } from "../../board/pcie/link.ts";
 import type { SwitchRouter } from "../../board/pcie/switch-router.ts";
 import { ChassisRoot } from "../../board/pcie/chassis-root.ts";
-import { Endpoint, type RequestHold } from "../../board/pcie/endpoint.ts";
+import { Endpoint, COMPLETION_TIMEOUT_NS, type RequestHold } from "../../board/pcie/endpoint.ts";
 import { DmaTestDevice } from "../../board/devices/dma-test.ts";
 import { GraphicsAdapter } from "../../board/devices/graphics.ts";
 import { RootComplex, ROOT_PORT_LINK } from "../server/root-complex.ts";
@@ -53,7 +55,7 @@ import { macFor, cardLink, cardEnd, adminKey, NVME_LOAD, type Scenario, type Cab
 import { checkScenario, describeAction, ScenarioError } from "./scenario-check.ts";
 import { FleetAudit, type AuditedCard } from "./invariants.ts";
 import { Timeline, type Level } from "./timeline.ts";
-import { percentile, type RunSummary, type MacsecSummary, type LinkStateChange, type ServerSummary, type NvmeRun } from "./summary.ts";
+import { percentile, type RunSummary, type MacsecSummary, type LinkStateChange, type ServerSummary, type NvmeRun, type PortSummary, type PathSummary } from "./summary.ts";
 
 export interface WorldOptions {
   scenario: Scenario;
@@ -163,7 +165,11 @@ export class World {
   readonly servers: Server[] = [];
   readonly graphics: GraphicsAdapter[] = [];
   /** Keyboard/mouse devices with what has been typed at them so far and what the server's driver received. */
-  readonly inputs: { device: InputDevice; typed: string; typedAt: number[]; keys: string; reports: number; latenciesNs: number[]; boundAs: { server: string; fn: string } | null }[] = [];
+  readonly inputs: {
+    device: InputDevice; typed: string; typedAt: number[]; keys: string; reports: number; latenciesNs: number[]; boundAs: { server: string; fn: string } | null;
+    /** When its driver was bound, and unbound because the device was removed (a surprise removal). */
+    bindings: { boundNs: number; removedNs: number | null }[];
+  }[] = [];
   private dataErrors = 0;
   /** The load each NVMe controller's disk runs once bound. */
   private readonly nvmeLoads = new Map<NvmeController, NvmeLoadSpec>();
@@ -215,7 +221,7 @@ export class World {
         deliver: (tlp, cls, tunnel, slot) => this.deliver(entry, tlp, cls, tunnel, slot),
         discarded: (tlp, slot, tunnel, received) => this.discarded(tlp, slot, tunnel, received),
         unprotected: (clear, fresh) => this.audit.unprotected(clear, fresh),
-        control: (frame, tunnel) => card.post({ kind: "frameRx", tunnel, frame: frame.slice() }),
+        control: (frame, tunnel, port) => card.post({ kind: "frameRx", tunnel, port, frame: frame.slice() }),
         linkState: (tunnel, state) => this.onLinkState(entry, tunnel, state),
         tlp: (reason, port, tlp) => card.post({ kind: "tlpRx", reason, port, tlp }),
         system: card.system,
@@ -325,6 +331,41 @@ export class World {
     this.stopHooks.push(() => closeSync(fd));
   }
 
+  /** Card `name`'s Ethernet ports, as its PortReg blocks say. */
+  private portSummaries(name: string): PortSummary[] {
+    const fabric = this.fabric(name);
+    return Array.from({ length: PORTS }, (_, port) => {
+      const reg = (r: PortReg) => fabric.readRegister(PORT_BASE + PORT_STRIDE * port + r);
+      const status = reg(PortReg.Status);
+      return {
+        port, connected: (status & PortStatus.Connected) !== 0, carrier: (status & PortStatus.Carrier) !== 0, rxFrames: reg(PortReg.RxFrames),
+        txFrames: reg(PortReg.TxFrames), rxFcsErrors: reg(PortReg.RxFcsErrors), rxDropped: reg(PortReg.RxDropped), txDropped: reg(PortReg.TxDropped),
+      };
+    });
+  }
+
+  /** The paths of card `name`'s tunnels in a session, as their PathReg blocks say. */
+  private pathSummaries(name: string): PathSummary[] {
+    const fabric = this.fabric(name);
+    const out: PathSummary[] = [];
+    for (const tunnel of fabric.tunnels) {
+      const state = tunnel.readRegister(TunnelReg.LinkState);
+      if (state !== LinkState.Active && state !== LinkState.Recovery) continue;
+      const first = tunnel.readRegister(TunnelReg.Port);
+      for (const port of [first, ...Array.from({ length: PORTS }, (_, p) => p).filter((p) => p !== first)]) {
+        const reg = (r: PathReg) => fabric.readRegister(PATH_BASE + PATH_STRIDE * tunnel.index + PATH_SIZE * port + r);
+        const status = reg(PathReg.Status);
+        if (!(status & PathStatus.Enabled)) continue;
+        const peer = this.audited.find((c) => c.fabric.macs.some((m) => macKey(m.address) === reg(PathReg.PeerMacHigh) * 2 ** 32 + reg(PathReg.PeerMacLow)));
+        out.push({
+          tunnel: tunnel.index, port, peer: peer?.name ?? null, first: port === first, silent: (status & PathStatus.Silent) !== 0,
+          rttNs: reg(PathReg.RttNs), txFrames: reg(PathReg.TxFrames), rxFrames: reg(PathReg.RxFrames), resent: reg(PathReg.Resent),
+        });
+      }
+    }
+    return out;
+  }
+
   /** Plugs the MAC of card `name`'s Ethernet port `index` into a cable end, with the audit seeing every frame it receives. */
   private plugCard(name: string, index: number, port: LinkPort): void {
     const mac = this.fabric(name).macs[index];
@@ -356,7 +397,10 @@ export class World {
       } else if (device.kind === "keyboard-mouse") {
         const input = new InputDevice(this.scheduler);
         root.plug(device.slot, input);
-        const entry = { device: input, typed: "", typedAt: [] as number[], keys: "", reports: 0, latenciesNs: [] as number[], boundAs: null as { server: string; fn: string } | null };
+        const entry = {
+          device: input, typed: "", typedAt: [] as number[], keys: "", reports: 0, latenciesNs: [] as number[], boundAs: null as { server: string; fn: string } | null,
+          bindings: [] as { boundNs: number; removedNs: number | null }[],
+        };
         this.inputs.push(entry);
         this.stopHooks.push(() => this.reportInput(entry));
         const typing = device.typing;
@@ -416,7 +460,13 @@ export class World {
       else if (event.kind === "bound" || event.kind === "unbound" || event.kind === "probeFailed") {
         summary.drivers.push({ timeNs: now, fn: functionName(event.fn), driver: event.driver, event: event.kind });
         if (event.kind === "bound") this.bound(server, event.fn, event.driver, event.result, say);
-        else if (event.kind === "unbound") say(`${event.driver} ${functionName(event.fn)}: driver unbound${event.fn.disconnected ? " (device gone)" : ""}`);
+        else if (event.kind === "unbound") {
+          say(`${event.driver} ${functionName(event.fn)}: driver unbound${event.fn.disconnected ? " (device gone)" : ""}`);
+          // The device itself may have lost its bus number with the removal: known by where it was bound.
+          const input = event.driver === "input" && event.fn.disconnected ? this.inputs.find((e) => e.boundAs?.server === server.name && e.boundAs.fn === functionName(event.fn)) : undefined;
+          const binding = input?.bindings[input.bindings.length - 1];
+          if (binding && binding.removedNs === null) binding.removedNs = now;
+        }
         else say(`${event.driver} ${functionName(event.fn)}: ${event.error.message}`, event.error instanceof DeviceRemoved ? "warn" : "error");
       }
     });
@@ -443,15 +493,28 @@ export class World {
   private reportInput(entry: World["inputs"][number]): void {
     if (!entry.boundAs) return;
     const sorted = [...entry.latenciesNs].sort((x, y) => x - y);
-    // Keys typed in the last millisecond may still be on their way; anything older must have arrived.
-    const due = entry.typedAt.filter((t) => t <= this.scheduler.now - 1_000_000).length;
-    const ok = entry.typed.startsWith(entry.keys) && entry.keys.length >= due;
+    // Keys typed in the last millisecond may still be on their way; anything older must have arrived,
+    // in order, unless a surprise removal took it: typed within the server's completion timeout
+    // before its driver was unbound with the device gone (held in the tunnel, then discarded at the
+    // removal), or after that and before the driver bound again (the device drops input while no
+    // driver has set its ring up). Those may arrive or not; nothing else may.
+    const mayBeLost = (t: number) => entry.bindings.some((b, i) => b.removedNs !== null && t >= b.removedNs - COMPLETION_TIMEOUT_NS && t < (entry.bindings[i + 1]?.boundNs ?? Infinity));
+    let received = 0;
+    let lost = 0;
+    let ok = true;
+    entry.typedAt.forEach((t, i) => {
+      if (received < entry.keys.length && entry.keys[received] === entry.typed[i]) received++;
+      else if (mayBeLost(t)) lost++;
+      else if (t <= this.scheduler.now - 1_000_000) ok = false;
+    });
+    if (received < entry.keys.length) ok = false; // a key nobody typed, or out of order
     if (!ok) this.dataErrors++;
     const p50 = sorted.length ? (sorted[Math.floor(sorted.length / 2)] / 1000).toFixed(2) : "-";
     const max = sorted.length ? (sorted[sorted.length - 1] / 1000).toFixed(2) : "-";
     this.timeline.add({
       timeNs: this.scheduler.now, card: entry.boundAs.server, source: "os", level: ok ? "info" : "error",
-      text: `keyboard/mouse ${entry.boundAs.fn}: received "${entry.keys}" (${entry.reports} reports)${ok ? "" : `, typed "${entry.typed}"`}; latency p50 ${p50} µs, max ${max} µs`,
+      text: `keyboard/mouse ${entry.boundAs.fn}: received "${entry.keys}" (${entry.reports} reports)${ok ? "" : `, typed "${entry.typed}"`}` +
+        `${lost ? `, ${lost} key(s) lost with a surprise removal` : ""}; latency p50 ${p50} µs, max ${max} µs`,
     });
   }
 
@@ -472,7 +535,10 @@ export class World {
       say(`dma-test ${where}: 1 MiB written to server memory in ${(r.writeNs / 1000).toFixed(1)} µs (${rate(r.writeNs)} Gb/s) and read back in ${(r.verifyNs / 1000).toFixed(1)} µs (${rate(r.verifyNs)} Gb/s), ${errors} word errors`, errors ? "error" : "info");
     } else if (driver === "input") {
       const entry = this.inputs.find((e) => e.device.routingId === idOf(fn));
-      if (entry) entry.boundAs = { server: server.name, fn: where };
+      if (entry) {
+        entry.boundAs = { server: server.name, fn: where };
+        entry.bindings.push({ boundNs: this.scheduler.now, removedNs: null });
+      }
       say(`keyboard/mouse ${where}: driver listening`);
     } else if (driver === "nvme") {
       this.startNvmeLoad(server, fn, result as NvmeDisk, say);
@@ -892,6 +958,8 @@ export class World {
       uart: { ...card.uart.stats },
       firmwareCounters: card.firmwareCounters,
       ...(card.config.role === CardRole.Chassis ? { owners: this.audit.owners.get(card.name) ?? [] } : {}),
+      ports: this.portSummaries(card.name),
+      paths: this.pathSummaries(card.name),
     }));
     const invariants = this.audit.finish(duration);
     if (this.attacker) {

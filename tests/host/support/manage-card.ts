@@ -6,7 +6,7 @@
 
 import { ALL_CARDS, LinkState, ManageOp, ManageStatus } from "../../../board/map/link.ts";
 import { CardRole } from "../../../board/map/mailbox.ts";
-import { decodeRequest, encodeReply, ManageFrameError, MACSEC_DROP_NAMES, REPLY_COUNTER_NAMES, type DecodedRequest, type ReplyCounters, type MacsecDrops } from "../../../board/manage-codec.ts";
+import { decodeRequest, encodeReply, ManageFrameError, MACSEC_DROP_NAMES, REPLY_COUNTER_NAMES, type DecodedRequest, type ReplyCounters, type MacsecDrops, type PortPaths } from "../../../board/manage-codec.ts";
 import { CONTROL_MULTICAST } from "../../../board/link-codec.ts";
 import { macFor } from "../../../tools/sim/scenarios.ts";
 import type { Clock } from "../../../tools/manage/client.ts";
@@ -47,6 +47,8 @@ export class FakeCard {
   counters: ReplyCounters = Object.fromEntries(REPLY_COUNTER_NAMES.map((n) => [n, 0])) as ReplyCounters;
   /** null: a firmware that reports no MACsec drops (its replies are 124 bytes). */
   macsecDrops: MacsecDrops | null = Object.fromEntries(MACSEC_DROP_NAMES.map((n) => [n, 0])) as MacsecDrops;
+  /** Each port's paths; null: a firmware that reports none (its replies are 148 bytes). */
+  paths: PortPaths[] | null = null;
   /** Every request accepted, and every one refused with the reason. */
   readonly accepted: DecodedRequest[] = [];
   readonly refused: Refusal[] = [];
@@ -114,6 +116,7 @@ export class FakeCard {
       firmware: { major: 0, minor: 1, patch: 0 }, slots: this.slots, bootSlot: 0, bootFlags: 0,
       slotsPresent: this.role === CardRole.Chassis ? 0b01 : 0, ports: this.linkStates.length,
       linkStates: this.linkStates, peerSerials: this.peerSerials, counters: { ...this.counters }, macsecDrops: this.macsecDrops && { ...this.macsecDrops },
+      paths: this.paths && this.macsecDrops ? this.paths.map((p) => ({ on: [...p.on], silent: [...p.silent] })) : null,
       card: { role: this.role, serial: this.serial, bootId: this.bootId, group: this.group },
     };
     this.tamper?.(reply);
