@@ -138,6 +138,8 @@ export interface Shape {
   uartBaud?: number;
   /** A rogue station on a fourth switch port, the switch's mirror port (implies switched; docs/scenarios.md#attack). */
   attacker?: boolean;
+  /** A second cable, between the cards' Ethernet ports 1 (`cable1`): the session joins it as a second path (docs/link.md#paths). */
+  dual?: boolean;
 }
 
 /** What a family's faults can do and must tell, while the run goes on. */
@@ -489,6 +491,18 @@ export const FAMILIES: FaultFamily[] = [
     plan: powerCut("host"),
   },
   {
+    name: "path-flaps",
+    injects: "2..8 outages of 1 µs..100 ms of the second cable (the session's joined path) with gaps of 1 µs..10 ms, the first cable in",
+    allows: "nothing: the session goes on its first path",
+    plan: (draw) => ({ shape: { dual: true }, start: (ctx) => void flapTrain(ctx, ctx.world.network.link("cable1"), { count: draw.int(2, 8), lengths: [1 * US, 100 * MS], gaps: [1 * US, 10 * MS], afterNs: draw.int(0, 10 * MS), disruptive: () => false }) }),
+  },
+  {
+    name: "first-path-flaps",
+    injects: "2..8 outages of 1 µs..100 ms of the first cable (the path the handshake made, which carries the CONTROL frames) with gaps of 1 µs..10 ms, the second cable in",
+    allows: "nothing: the session goes on its joined path",
+    plan: (draw) => ({ shape: { dual: true }, start: (ctx) => void flapTrain(ctx, ctx.cable, { count: draw.int(2, 8), lengths: [1 * US, 100 * MS], gaps: [1 * US, 10 * MS], afterNs: draw.int(0, 10 * MS), disruptive: () => false }) }),
+  },
+  {
     name: "switch-port-failure",
     injects: "the switch port of the host or the chassis card fails for 1..60 ms during traffic",
     allows: "a removal and an insertion of each occupied slot if the failure may outlast the grace window (18 ms or more), else nothing",
@@ -793,7 +807,10 @@ export function faultScenario(name: string, shape: Shape = {}): Scenario {
     devices,
     traffic: [],
     actions: [],
-    cables: [{ id: "cable", a: "host", b: "chassis", config }],
+    cables: [
+      { id: "cable", a: "host", b: "chassis", config },
+      ...(shape.dual ? [{ id: "cable1", a: { card: "host", port: 1 }, b: { card: "chassis", port: 1 }, config: { lengthM } }] : []),
+    ],
     ...(shape.uartBaud ? { uartBaud: shape.uartBaud } : {}),
   };
   if (!shape.switched && !shape.attacker) return scenario;
