@@ -6,7 +6,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CardRole, ResetCause } from "../../board/map/mailbox.ts";
+import { CardRole, LogLevel, ResetCause } from "../../board/map/mailbox.ts";
 import { ControlHeader, ControlType, LinkState, ManageOp, ManageRequestBody, TAG_SIZE } from "../../board/map/link.ts";
 import { CardReg, TunnelControl, TunnelReg, SECY_BASE, SecyReg } from "../../board/map/registers.ts";
 import { CONTROL_MULTICAST, decodeControl, wireFrame } from "../../board/link-codec.ts";
@@ -313,7 +313,8 @@ test("a small fleet (16 servers, 4 chassis, leaves and a spine) through a schedu
     { atNs: t.restorePortNs + 70 * MS, kind: "power-cut", card: "chassis2" },
     { atNs: t.restorePortNs + 90 * MS, kind: "power-on", card: "chassis2" },
   ];
-  assert.deepEqual([...new Set(actions.map((a) => a.kind))].sort(), [...ACTION_KINDS].sort());
+  // A whole switch fails in the dual-homed fleet's schedule (the next test).
+  assert.deepEqual([...new Set(actions.map((a) => a.kind))].sort(), ACTION_KINDS.filter((k) => !k.endsWith("-switch")).sort());
   const w = world(fleetScenario({ ...options, actions }));
   const s = await w.run();
   assertClean(s);
@@ -352,6 +353,41 @@ test("a small fleet (16 servers, 4 chassis, leaves and a spine) through a schedu
   ]);
 });
 
+test("a small dual-homed fleet (a leaf in each of two fabrics for every card): a pulled first cable and a failed leaf cost the servers nothing, and every invariant holds", async () => {
+  const t = FLEET_TIMES;
+  const options: FleetOptions = { servers: 16, chassis: 4, portsPerLeaf: 5, durationNs: 1000 * MS, dualHomed: true };
+  const actions: ActionSpec[] = [
+    ...fleetSchedule(options),
+    { atNs: t.restorePortNs + 70 * MS, kind: "power-cut", card: "chassis2" },
+    { atNs: t.restorePortNs + 90 * MS, kind: "power-on", card: "chassis2" },
+  ];
+  assert.deepEqual([...new Set(actions.map((a) => a.kind))].sort(), [...ACTION_KINDS].filter((k) => k !== "fail-port" && k !== "restore-port").sort());
+  const scenario = fleetScenario({ ...options, actions });
+  assert.equal(scenario.name, "fleet-dual");
+  const w = world({ ...scenario, logLevel: LogLevel.Info });
+  const s = await w.run();
+  assertClean(s);
+  assert.equal(w.network.switches.size, 2 * (1 + 4));
+  assert.equal(s.assignments.length, 2);
+  assert.ok(s.assignments.every((a) => a.outcome === "ok" && a.doneNs !== null));
+  // Server 1's chassis card lost its first cable for 100 ms, server 2's host card and chassis card
+  // their leaf of fabric A (leaf2) for 100 ms: their sessions went on over fabric B, and the
+  // servers saw no event until chassis 2's power cut (a removal and an insertion).
+  assert.deepEqual(s.servers[1].hotplug, []);
+  assert.deepEqual(s.servers[1].nvme.map((r) => r.ended), ["running"]);
+  assert.deepEqual(s.servers[2].hotplug.map((h) => h.change), ["removal", "insertion"]);
+  assert.ok(s.servers[2].hotplug[0].timeNs > t.restorePortNs + 70 * MS);
+  const paths = w.timeline.entries.filter((e) => / path on port 0 (silent|back)/.test(e.text)).map((e) => `${e.card} ${e.text.includes("silent") ? "silent" : "back"}`);
+  assert.deepEqual(paths.sort(), ["chassis1 back", "chassis1 silent", "chassis2 back", "chassis2 silent", "host1 back", "host1 silent", "host2 back", "host2 silent"]);
+  const net = w.timeline.entries.filter((e) => e.source === "net").map((e) => `${e.timeNs / MS} ${e.card} ${e.text}`);
+  assert.deepEqual(net, [
+    `${t.pullNs / MS} cable-chassis1 cable pulled`,
+    `${t.failPortNs / MS} leaf2 switch failed: 0 of 6 cables up`,
+    `${t.plugNs / MS} cable-chassis1 cable plugged back`,
+    `${t.restorePortNs / MS} leaf2 switch restored: 6 of 6 cables up`,
+  ]);
+});
+
 test("the built-in fleet: 256 servers, 64 chassis cards with NVMe drives, 16 leaves under a spine with the management station, a schedule", () => {
   const s = SCENARIOS.fleet;
   checkScenario(s);
@@ -373,6 +409,24 @@ test("the built-in fleet: 256 servers, 64 chassis cards with NVMe drives, 16 lea
   const w = world(s);
   assert.equal(w.cards.length, 320);
   assert.equal(w.network.links.size, 336 + 1);
+});
+
+test("the built-in dual-homed fleet: the fleet with each card's port 1 on a leaf of a second fabric (16 leaves under spine-b), a leaf failure in place of a port failure", () => {
+  const s = SCENARIOS["fleet-dual"];
+  checkScenario(s);
+  assert.equal(s.cards.length, 320);
+  assert.deepEqual(s.switches!.map((x) => [x.name, x.config.ports.length]), [
+    ["spine", 17], ...Array.from({ length: 16 }, (_, l) => [`leaf${l}`, 21]), ["spine-b", 16], ...Array.from({ length: 16 }, (_, l) => [`leaf${l}b`, 21]),
+  ]);
+  assert.equal(s.cables.length, 2 * (320 + 16));
+  // Every card has a cable from each port, to the same port of leaves of the same number in the two fabrics.
+  for (const card of s.cards) {
+    const ends = s.cables.filter((c) => typeof c.a === "object" && "card" in c.a && c.a.card === card.name).map((c) => [(c.a as { port: number }).port, (c.b as { switch: string; port: number }).switch, (c.b as { port: number }).port]);
+    assert.equal(ends.length, 2, card.name);
+    assert.deepEqual([ends[1][0], ends[1][1], ends[1][2]], [1, `${ends[0][1]}b`, ends[0][2]], card.name);
+  }
+  assert.deepEqual(s.management, { switch: "spine", port: 16 });
+  assert.deepEqual((s.actions ?? []).filter((a) => a.kind.endsWith("-switch")).map((a) => [a.kind, (a as { switch: string }).switch]), [["fail-switch", "leaf9"], ["restore-switch", "leaf9"]]);
 });
 
 test("the summary shows each NVMe load as it stood when simulated time ran out, not as the firmware counters' collection after it left it", async () => {

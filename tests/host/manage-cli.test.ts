@@ -80,7 +80,7 @@ test("iov manage: bad arguments get a one-line error and exit status 2", () => {
 
 test("iov sim --manage needs a scenario with a management port and a free TCP port", async () => {
   assertOneLineError(iov(["sim", "--manage", "abc"]), 2, /option '--manage \[port\]' argument 'abc' is invalid/);
-  assertOneLineError(iov(["sim", "--manage"]), 1, /^iov: scenario default has no management port: --manage needs one \(built-in: handover, fleet\)$/);
+  assertOneLineError(iov(["sim", "--manage"]), 1, /^iov: scenario default has no management port: --manage needs one \(built-in: handover, fleet, fleet-dual\)$/);
   const taken = createServer();
   await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
   try {

@@ -55,7 +55,9 @@ test("a bad scenario file is one line naming the JSON path of what is wrong", ()
     ["a missing serial", (j) => delete j.cards[0].serial, "cards[0].serial: missing"],
     ["two cards with one serial", (j) => (j.cards[1].serial = "0x10000001"), `cards[1].serial: 0x10000001 is card "host1"'s too (a serial is a card's MAC address)`],
     ["an action on a card that is not there", (j) => (j.actions[1].card = "chassis9"), `actions[1].card: no card named "chassis9" (assign at 0.45 s)`],
-    ["an unknown action", (j) => (j.actions[2].kind = "unplug-cable"), `actions[2].kind: expected one of "reboot", "power-cut", "power-on", "assign", "pull-cable", "plug-cable", "fail-port", "restore-port", got "unplug-cable"`],
+    ["an unknown action", (j) => (j.actions[2].kind = "unplug-cable"), `actions[2].kind: expected one of "reboot", "power-cut", "power-on", "assign", "pull-cable", "plug-cable", "fail-port", "restore-port", "fail-switch", "restore-switch", got "unplug-cable"`],
+    ["a switch failure of a switch that is not there", (j) => (j.actions[3] = { atNs: "900ms", kind: "fail-switch", switch: "leaf2" }), `actions[3].switch: no switch named "leaf2" (fail-switch at 0.9 s)`],
+    ["a port with a switch failure", (j) => (j.actions[3] = { atNs: "900ms", kind: "fail-switch", switch: "leaf", port: 1 }), "actions[3].port: unknown key (expected one of atNs, kind, switch)"],
     ["a port the switch does not have", (j) => (j.actions[3].port = 9), `actions[3].port: switch "leaf" has ports 0..6, not 9 (fail-port at 0.9 s)`],
     ["a cable that is not there", (j) => (j.actions[0].cable = "nope"), `actions[0].cable: no cable named "nope" (pull-cable at 0.4 s)`],
     ["a key of another action kind", (j) => (j.actions[1].cable = "uplink"), "actions[1].cable: unknown key (expected one of atNs, kind, card, group)"],
@@ -110,7 +112,7 @@ test("iov sim takes a scenario file for --scenario, lists the built-ins, and ref
   writeFileSync(join(dir, "bad.json"), JSON.stringify(bad));
   assertOneLineError(iov(["sim", "--scenario", join(dir, "bad.json")]), 1, new RegExp(`^iov: ${join(dir, "bad.json")}: cables\\[3\\]\\.b\\.switch: no switch named "leaf9"$`));
   assertOneLineError(iov(["sim", "--scenario", "missing.json"]), 1, /^iov: missing\.json: cannot read it \(ENOENT\)$/);
-  assertOneLineError(iov(["sim", "--scenario", "fleets"]), 1, /^iov: unknown scenario 'fleets'; built-in: default, console, handover, attack, dual, dual-switch, asym, fleet \(or a scenario file, PATH\.json\)$/);
+  assertOneLineError(iov(["sim", "--scenario", "fleets"]), 1, /^iov: unknown scenario 'fleets'; built-in: default, console, handover, attack, dual, dual-switch, asym, fleet, fleet-dual \(or a scenario file, PATH\.json\)$/);
   const list = iov(["sim", "--list"]);
   assert.equal(list.status, 0, list.stderr);
   const fleetSeconds = String(SCENARIOS.fleet.durationNs / 1e9).replace(".", "\\.");

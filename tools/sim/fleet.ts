@@ -17,6 +17,11 @@ export interface FleetOptions {
   /** Cable length from a card to its leaf, and from a leaf to the spine. */
   accessM?: number;
   uplinkM?: number;
+  /**
+   * Every card dual-homed: its Ethernet port 1 on a leaf of a second fabric (leaves `leafLb`
+   * under `spine-b`, the same cabling), so that a session's two paths share no switch.
+   */
+  dualHomed?: boolean;
   /** The schedule of actions; default fleetSchedule(options). */
   actions?: ActionSpec[];
 }
@@ -29,6 +34,9 @@ export interface FleetOptions {
  */
 export const FLEET: FleetOptions = { servers: 256, chassis: 64, portsPerLeaf: 20, durationNs: 900e6 };
 
+/** The built-in dual-homed fleet (`fleet-dual`): the fleet with each card's second port in fabric B. */
+export const FLEET_DUAL: FleetOptions = { ...FLEET, dualHomed: true };
+
 /** Each NVMe drive's load: one 4 KiB write and read-back a millisecond, verified. */
 export const FLEET_LOAD: NvmeLoadSpec = { queueDepth: 1, blocksPerCommand: 8, intervalNs: 1_000_000 };
 
@@ -40,7 +48,9 @@ export function fleetGroup(server: number): number {
 export const hostName = (i: number) => `host${i}`;
 export const chassisName = (i: number) => `chassis${i}`;
 export const serverName = (i: number) => `server${i}`;
-export const cableName = (card: string) => `cable-${card}`;
+export const cableName = (card: string, port = 0) => `cable-${card}${port === 0 ? "" : `-${port}`}`;
+/** Leaf `l` of fabric A (the cards' ports 0) or B (their ports 1, in a dual-homed fleet). */
+export const leafName = (l: number, port = 0) => `leaf${l}${port === 0 ? "" : "b"}`;
 
 /**
  * When the fleet has settled and the default schedule begins: every card paired and every
@@ -68,9 +78,9 @@ export function fleetLeaves(o: Pick<FleetOptions, "servers" | "chassis" | "ports
   return Math.ceil((o.servers + o.chassis) / o.portsPerLeaf);
 }
 
-/** The leaf port of card number `index` (hosts first, then chassis cards): cards are dealt over the leaves in turn. */
-function leafPort(index: number, leaves: number): { switch: string; port: number } {
-  return { switch: `leaf${index % leaves}`, port: Math.floor(index / leaves) };
+/** The leaf port of card number `index` (hosts first, then chassis cards) for its Ethernet port `ethPort`: cards are dealt over the leaves in turn. */
+function leafPort(index: number, leaves: number, ethPort = 0): { switch: string; port: number } {
+  return { switch: leafName(index % leaves, ethPort), port: Math.floor(index / leaves) };
 }
 
 /** How many chassis the default schedule moves: one per eight, 1..8. */
@@ -87,9 +97,12 @@ export function fleetMoves(o: Pick<FleetOptions, "chassis">): number {
  * 600 ms. At 100 MHz a move takes some 180 ms until the new server's NVMe load verifies its
  * first read (45 ms of it the card's flash write, 127 ms pciehp's waits before it configures
  * the device), a cable or port back some 130 ms; a rebooted chassis card's server sees nothing
- * (its new firmware adopts the sessions the fabric kept: docs/registers.md).
+ * (its new firmware adopts the sessions the fabric kept: docs/registers.md). A dual-homed fleet
+ * fails and restores the whole leaf of fabric A that server m+1's host card hangs off rather than
+ * its port; there the pulled cable and the failed leaf cost the servers nothing (their sessions go
+ * on over fabric B).
  */
-export function fleetSchedule(o: Pick<FleetOptions, "servers" | "chassis" | "portsPerLeaf">): ActionSpec[] {
+export function fleetSchedule(o: Pick<FleetOptions, "servers" | "chassis" | "portsPerLeaf" | "dualHomed">): ActionSpec[] {
   const m = fleetMoves(o);
   if (o.chassis < m + 3 || o.servers < o.chassis + m) {
     throw new Error(`fleet: the schedule needs at least ${m + 3} chassis and ${m} servers waiting for one (${o.servers} servers, ${o.chassis} chassis)`);
@@ -99,9 +112,17 @@ export function fleetSchedule(o: Pick<FleetOptions, "servers" | "chassis" | "por
   return [
     ...Array.from({ length: m }, (_, k): ActionSpec => ({ atNs: t.assignNs, kind: "assign", card: chassisName(k), group: fleetGroup(o.chassis + k) })),
     { atNs: t.pullNs, kind: "pull-cable", cable: cableName(chassisName(m)) },
-    { atNs: t.failPortNs, kind: "fail-port", switch: port.switch, port: port.port },
-    { atNs: t.plugNs, kind: "plug-cable", cable: cableName(chassisName(m)) },
-    { atNs: t.restorePortNs, kind: "restore-port", switch: port.switch, port: port.port },
+    ...(o.dualHomed
+      ? [
+        { atNs: t.failPortNs, kind: "fail-switch", switch: port.switch },
+        { atNs: t.plugNs, kind: "plug-cable", cable: cableName(chassisName(m)) },
+        { atNs: t.restorePortNs, kind: "restore-switch", switch: port.switch },
+      ] satisfies ActionSpec[]
+      : [
+        { atNs: t.failPortNs, kind: "fail-port", switch: port.switch, port: port.port },
+        { atNs: t.plugNs, kind: "plug-cable", cable: cableName(chassisName(m)) },
+        { atNs: t.restorePortNs, kind: "restore-port", switch: port.switch, port: port.port },
+      ] satisfies ActionSpec[]),
     { atNs: t.rebootNs, kind: "reboot", card: chassisName(m + 2) },
     ...Array.from({ length: Math.ceil(m / 2) }, (_, k): ActionSpec => ({ atNs: t.assignBackNs, kind: "assign", card: chassisName(k), group: fleetGroup(k) })),
   ];
@@ -118,25 +139,35 @@ export function fleetScenario(o: FleetOptions): Scenario {
     cards.push({ name: chassisName(i), role: CardRole.Chassis, serial: 0x2000_0000 + i, slots: 1, powerOnNs: 0, link: { group: fleetGroup(i) } });
   }
   const leaves = fleetLeaves(o);
+  const trunks = (n: number) => Array.from({ length: n }, () => ({ mode: "trunk" as const }));
+  const fabrics = o.dualHomed ? [0, 1] : [0];
   const switches: SwitchSpec[] = [
-    {
-      name: "spine",
-      config: { ports: [...Array.from({ length: leaves }, () => ({ mode: "trunk" as const })), { mode: "trunk" as const, allowed: [DEFAULT_LINK.managementVlan] }] },
-    },
-    ...Array.from({ length: leaves }, (_, l) => ({ name: `leaf${l}`, config: { ports: Array.from({ length: o.portsPerLeaf + 1 }, () => ({ mode: "trunk" as const })) } })),
+    { name: "spine", config: { ports: [...trunks(leaves), { mode: "trunk" as const, allowed: [DEFAULT_LINK.managementVlan] }] } },
+    ...Array.from({ length: leaves }, (_, l) => ({ name: leafName(l), config: { ports: trunks(o.portsPerLeaf + 1) } })),
+    ...(o.dualHomed ? [
+      { name: "spine-b", config: { ports: trunks(leaves) } },
+      ...Array.from({ length: leaves }, (_, l) => ({ name: leafName(l, 1), config: { ports: trunks(o.portsPerLeaf + 1) } })),
+    ] : []),
   ];
   const cables: CableSpec[] = [];
-  for (let l = 0; l < leaves; l++) {
-    cables.push({ id: `uplink${l}`, a: { switch: `leaf${l}`, port: o.portsPerLeaf }, b: { switch: "spine", port: l }, config: { lengthM: o.uplinkM ?? 30 } });
+  for (const f of fabrics) {
+    for (let l = 0; l < leaves; l++) {
+      cables.push({ id: `uplink${l}${f === 0 ? "" : "b"}`, a: { switch: leafName(l, f), port: o.portsPerLeaf }, b: { switch: f === 0 ? "spine" : "spine-b", port: l }, config: { lengthM: o.uplinkM ?? 30 } });
+    }
   }
   // Deal hosts and chassis over the leaves in turn, so that a pair mostly crosses the spine.
-  cards.forEach((card, i) => cables.push({ id: cableName(card.name), a: card.name, b: leafPort(i, leaves), config: { lengthM: o.accessM ?? 5 } }));
+  for (const f of fabrics) {
+    cards.forEach((card, i) => cables.push({ id: cableName(card.name, f), a: { card: card.name, port: f }, b: leafPort(i, leaves, f), config: { lengthM: o.accessM ?? 5 } }));
+  }
   const devices: DeviceSpec[] = Array.from({ length: o.chassis }, (_, i) => ({ chassis: chassisName(i), slot: 0, kind: "nvme" as const, load: FLEET_LOAD }));
   const servers: ServerSpec[] = Array.from({ length: o.servers }, (_, i) => ({ name: serverName(i), host: hostName(i), enumerateNs: 2_000_000 }));
   return {
-    name: "fleet",
-    description: `${o.servers} servers and ${o.chassis} chassis cards with an NVMe drive each under a light verified load, on ${leaves} leaf switches under one spine with the management station; chassis i starts in server i's group. ` +
-      `The schedule moves chassis to waiting servers and some back, pulls a cable and plugs it back, fails a leaf port and restores it, and reboots a chassis card; the world checks the fleet invariants throughout (docs/scenarios.md)`,
+    name: o.dualHomed ? "fleet-dual" : "fleet",
+    description: o.dualHomed
+      ? `${o.servers} servers and ${o.chassis} chassis cards with an NVMe drive each under a light verified load, every card dual-homed: port 0 on one of ${leaves} leaves under the spine with the management station, port 1 on one of ${leaves} leaves of a second fabric; chassis i starts in server i's group. ` +
+        `The schedule moves chassis to waiting servers and some back, pulls a chassis card's first cable and plugs it back, fails a leaf of the first fabric and restores it, and reboots a chassis card; the pull and the leaf failure cost no server anything; the world checks the fleet invariants throughout (docs/scenarios.md)`
+      : `${o.servers} servers and ${o.chassis} chassis cards with an NVMe drive each under a light verified load, on ${leaves} leaf switches under one spine with the management station; chassis i starts in server i's group. ` +
+        `The schedule moves chassis to waiting servers and some back, pulls a cable and plugs it back, fails a leaf port and restores it, and reboots a chassis card; the world checks the fleet invariants throughout (docs/scenarios.md)`,
     durationNs: o.durationNs,
     logLevel: LogLevel.Warn,
     cards,

@@ -272,6 +272,10 @@ export function checkScenario(s: Scenario): void {
         if (!usedPorts.has(`${action.switch}:${action.port}`)) fail(`${path}.port`, `nothing is plugged into port ${action.port} of switch ${quote(action.switch)}${what}`);
         break;
       }
+      case "fail-switch":
+      case "restore-switch":
+        if (!switches.has(action.switch)) fail(`${path}.switch`, `no switch named ${quote(action.switch)}${what}`);
+        break;
       default:
         fail(`${path}.kind`, `unknown action ${quote((action as { kind: string }).kind)}`);
     }

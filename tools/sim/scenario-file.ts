@@ -208,12 +208,14 @@ const ACTION_FIELDS = {
   assign: { atNs: required(time), kind: required(oneOf(ACTION_KINDS)), card: required(name), group: required(integer(1, 4094)) },
   cable: { atNs: required(time), kind: required(oneOf(ACTION_KINDS)), cable: required(name) },
   port: { atNs: required(time), kind: required(oneOf(ACTION_KINDS)), switch: required(name), port: required(integer(0, 4095)) },
+  switch: { atNs: required(time), kind: required(oneOf(ACTION_KINDS)), switch: required(name) },
 };
 const action: Read<ActionSpec> = (v, path) => {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return fail(path, `expected an object, got ${shown(v)}`);
   const kind = oneOf(ACTION_KINDS)((v as { kind?: unknown }).kind, join(path, "kind"));
   const fields = kind === "assign" ? ACTION_FIELDS.assign : kind === "pull-cable" || kind === "plug-cable" ? ACTION_FIELDS.cable
-    : kind === "fail-port" || kind === "restore-port" ? ACTION_FIELDS.port : ACTION_FIELDS.card;
+    : kind === "fail-port" || kind === "restore-port" ? ACTION_FIELDS.port
+    : kind === "fail-switch" || kind === "restore-switch" ? ACTION_FIELDS.switch : ACTION_FIELDS.card;
   return object<ActionSpec>(fields as unknown as Fields<ActionSpec>)(v, path);
 };
 

@@ -8,7 +8,7 @@ import type { SwitchConfig } from "./net/switch.ts";
 import type { LinkConfig } from "../../board/mailbox-codec.ts";
 import type { AttackerSpec } from "./attacker.ts";
 import type { TrafficMix } from "./traffic.ts";
-import { fleetScenario, FLEET } from "./fleet.ts";
+import { fleetScenario, FLEET, FLEET_DUAL } from "./fleet.ts";
 
 export interface CardSpec {
   name: string;
@@ -54,11 +54,13 @@ export interface SwitchSpec {
  * - assign: the management station moves a card to `group` (SetGroup; the scenario needs `management`);
  * - pull-cable / plug-cable: cable `cable` is pulled (the link goes down for both ends) and plugged back;
  * - fail-port / restore-port: port `port` of switch `switch` stops (its PHY: the link on that
- *   port goes down for both ends) and comes back.
+ *   port goes down for both ends) and comes back;
+ * - fail-switch / restore-switch: switch `switch` loses power (every port's link goes down, and
+ *   with it what the switch had learned) and boots again.
  * A link is up while nothing holds it down: a pulled cable stays down while its switch port is
  * restored, and the other way round.
  */
-export type ActionSpec = CardAction | AssignAction | CableAction | PortAction;
+export type ActionSpec = CardAction | AssignAction | CableAction | PortAction | SwitchAction;
 
 export interface CardAction {
   atNs: number;
@@ -88,8 +90,14 @@ export interface PortAction {
   port: number;
 }
 
+export interface SwitchAction {
+  atNs: number;
+  kind: "fail-switch" | "restore-switch";
+  switch: string;
+}
+
 /** Every action kind, in the order docs/scenarios.md lists them. */
-export const ACTION_KINDS = ["reboot", "power-cut", "power-on", "assign", "pull-cable", "plug-cable", "fail-port", "restore-port"] as const satisfies readonly ActionSpec["kind"][];
+export const ACTION_KINDS = ["reboot", "power-cut", "power-on", "assign", "pull-cable", "plug-cable", "fail-port", "restore-port", "fail-switch", "restore-switch"] as const satisfies readonly ActionSpec["kind"][];
 
 /** TLPs from one card to another through their tunnel, `count` of them from `startNs`, as fast as the tunnel takes them. */
 export interface TrafficSpec {
@@ -319,15 +327,15 @@ export const SCENARIOS: Record<string, Scenario> = {
     return {
       ...dual,
       name: "dual-switch",
-      description: "the dual pair with each Ethernet port on its own switch (ports 0 on switch a, ports 1 on switch b, 10 m cables); the tunnel pairs through one switch and joins a path through the other; at 300 ms switch b fails (both its ports' PHYs go down) and at 500 ms it is back: the session rides on switch a meanwhile, and the server sees nothing",
+      description: "the dual pair with each Ethernet port on its own switch (ports 0 on switch a, ports 1 on switch b, 10 m cables); the tunnel pairs through one switch and joins a path through the other; at 300 ms switch b loses power (both its links go down) and at 500 ms it is back: the session rides on switch a meanwhile, and the server sees nothing",
       switches: [{ name: "switch-a", config: trunks }, { name: "switch-b", config: trunks }],
       cables: (["host", "chassis"] as const).flatMap((card, i) => [0, 1].map((port) => ({
         id: `${card}-eth${port}`, a: { card, port }, b: { switch: port === 0 ? "switch-a" : "switch-b", port: i }, config: { lengthM: 10 },
       }))),
-      actions: [0, 1].flatMap((port) => [
-        { atNs: 300_000_000, kind: "fail-port" as const, switch: "switch-b", port },
-        { atNs: 500_000_000, kind: "restore-port" as const, switch: "switch-b", port },
-      ]),
+      actions: [
+        { atNs: 300_000_000, kind: "fail-switch", switch: "switch-b" },
+        { atNs: 500_000_000, kind: "restore-switch", switch: "switch-b" },
+      ],
     };
   },
   get asym(): Scenario {
@@ -345,6 +353,10 @@ export const SCENARIOS: Record<string, Scenario> = {
   /** 256 servers, 64 chassis, leaf and spine switches, a schedule of moves and failures (tools/sim/fleet.ts); built when asked for. */
   get fleet(): Scenario {
     return fleetScenario(FLEET);
+  },
+  /** The fleet with every card dual-homed to a leaf in each of two fabrics (tools/sim/fleet.ts). */
+  get "fleet-dual"(): Scenario {
+    return fleetScenario(FLEET_DUAL);
   },
 };
 

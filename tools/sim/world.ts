@@ -897,6 +897,14 @@ export class World {
         net(action.switch, `port ${action.port} ${fail ? "failed" : "restored"}${link ? `: cable ${link.id} ${link.up ? "up" : "down"}` : ", nothing plugged into it"}`);
         return;
       }
+      case "fail-switch":
+      case "restore-switch": {
+        const fail = action.kind === "fail-switch";
+        const links = Array.from({ length: this.network.switch(action.switch).portCount }, (_, port) => this.network.linkAt(action.switch, port)).filter((l) => l !== null);
+        for (const link of links) link.hold(action.switch, fail);
+        net(action.switch, `${fail ? "switch failed" : "switch restored"}: ${links.filter((l) => l.up).length} of ${links.length} cables up`);
+        return;
+      }
       default:
         throw new Error(`scenario ${this.options.scenario.name}: cannot do ${describeAction(action)}`);
     }
