@@ -398,6 +398,7 @@ function onTimer(id: i32): void {
   else {
     timers.restartPeriodic(TimerId.Heartbeat, HEARTBEAT_NS);
     drops.poll();
+    paths.poll();
     log.info();
     log.str("heartbeat: ");
     log.dec(get(Counter.EventsIn));
@@ -533,6 +534,7 @@ function onRegValue(body: usize): void {
   if (address == CardReg.SlotsPresent) config.setSlotsPresent(load<u32>(body, RegValueBody.Value));
   link.onRegValue(address, load<u32>(body, RegValueBody.Value));
   drops.onRegValue(address, load<u32>(body, RegValueBody.Value));
+  paths.onRegValue(address, load<u32>(body, RegValueBody.Value));
   const idle = vswitch.onRegValue(address, load<u32>(body, RegValueBody.Value));
   if (idle >= 0) link.onPortsIdle(idle);
   log.debug();

@@ -9,9 +9,10 @@
 import { createHmac } from "node:crypto";
 import {
   ADMIN_KEY_SIZE, ALL_CARDS, ControlHeader, ControlType, LINK_STATE_LAST, MANAGEMENT_ROLE, MANAGE_OP_LAST, MANAGE_STATUS_LAST,
-  ManageOp, ManageReplyBody, ManageRequestBody, ManageStatus, REPLY_COUNTERS, REPLY_TAG_WITHOUT_DROPS, REPLY_TAG_WITHOUT_PATHS, REPLY_SILENT_SHIFT,
-  TAG_SIZE, type LinkState,
+  ManageOp, ManageReplyBody, ManageRequestBody, ManageStatus, PATH_FIGURES, REPLY_COUNTERS, REPLY_TAG_WITHOUT_DROPS, REPLY_TAG_WITHOUT_HEALTH, REPLY_TAG_WITHOUT_PATHS,
+  REPLY_SILENT_SHIFT, TAG_SIZE, type LinkState,
 } from "./map/link.ts";
+import { PORTS } from "./map/registers.ts";
 import { CardRole } from "./map/mailbox.ts";
 import { decodeControl, encodeControl, type ControlMessage } from "./link-codec.ts";
 import { TUNNEL_HEADER } from "./tunnel/wire.ts";
@@ -114,7 +115,26 @@ export interface CardReport {
 export interface PortPaths {
   on: number[];
   silent: number[];
+  /**
+   * The figures of the path on each Ethernet port (PORTS entries, all 0 where there is none), as
+   * the card read them within the last second (ManageReplyBody.PathHealth); null from a firmware
+   * that reports none (a 156-byte reply).
+   */
+  health: PathHealth[] | null;
 }
+
+/** A path's figures, PathReg RttNs to Resent (board/map/registers.ts): counts since the session began. */
+export interface PathHealth {
+  /** Smoothed round trip; 0 before the first measured. */
+  rttNs: number;
+  txFrames: number;
+  rxFrames: number;
+  /** Frames sent on the path that went again (lost, late, or the path went silent). */
+  resent: number;
+}
+
+/** PathHealth's fields in PathReg order. */
+export const PATH_HEALTH_NAMES = ["rttNs", "txFrames", "rxFrames", "resent"] as const satisfies readonly (keyof PathHealth)[];
 
 /** ManageReplyBody.Paths byte of `p`. */
 function pathsByte(p: PortPaths): number {
@@ -124,9 +144,14 @@ function pathsByte(p: PortPaths): number {
   return byte;
 }
 
-function pathsOf(byte: number): PortPaths {
+function pathsOf(byte: number, health: PathHealth[] | null): PortPaths {
   const bits = (base: number) => Array.from({ length: REPLY_SILENT_SHIFT }, (_, e) => e).filter((e) => (byte >> (base + e)) & 1);
-  return { on: bits(0), silent: bits(REPLY_SILENT_SHIFT) };
+  return { on: bits(0), silent: bits(REPLY_SILENT_SHIFT), health };
+}
+
+/** ManageReplyBody.PathHealth's offset of figure `k` of port `port`'s path on Ethernet port `e`. */
+function healthAt(port: number, e: number, k: number): number {
+  return ManageReplyBody.PathHealth + 4 * (PATH_FIGURES * (PORTS * port + e) + k);
 }
 
 export interface ManageReply extends ManageAddress, CardReport {
@@ -299,8 +324,12 @@ export function encodeReply(r: ReplyInput, key: Uint8Array): Uint8Array {
   if (drops) MACSEC_DROP_NAMES.forEach((name, i) => view.setUint32(ManageReplyBody.MacsecDrops + 4 * i, drops[name] >>> 0));
   if (r.paths && !drops) throw new RangeError("a reply with paths reports MACsec drops too");
   if (r.paths) for (let p = 0; p < r.ports; p++) view.setUint8(ManageReplyBody.Paths + p, r.paths[p] ? pathsByte(r.paths[p]) : 0);
-  // Older firmware: no paths (148 bytes), and before that no MACsec drops (124).
-  const tagAt = r.paths ? ManageReplyBody.Tag : drops ? REPLY_TAG_WITHOUT_PATHS : REPLY_TAG_WITHOUT_DROPS;
+  const withHealth = r.paths !== null && r.paths.slice(0, r.ports).every((p) => p.health !== null);
+  if (withHealth) {
+    r.paths!.slice(0, r.ports).forEach((p, port) => p.health!.forEach((h, e) => PATH_HEALTH_NAMES.forEach((name, k) => view.setUint32(healthAt(port, e, k), h[name] >>> 0))));
+  }
+  // Older firmware: no path health (156 bytes), before that no paths (148), and before that no MACsec drops (124).
+  const tagAt = withHealth ? ManageReplyBody.Tag : r.paths ? REPLY_TAG_WITHOUT_HEALTH : drops ? REPLY_TAG_WITHOUT_PATHS : REPLY_TAG_WITHOUT_DROPS;
   return sealed({
     destination: r.destination, source: r.source, vlan: r.vlan, session: 0,
     type: ControlType.ManageReply, version: MANAGE_VERSION, role: r.card.role, group: r.card.group,
@@ -316,10 +345,12 @@ export function decodeReply(frame: Uint8Array, key: Uint8Array, expect: { counte
   checkKey(key);
   const { message, header } = open(frame, ControlType.ManageReply, REPLY_TAG_WITHOUT_DROPS + TAG_SIZE, "reply");
   const body = message.body;
-  // A firmware that reports no paths sends 148 bytes, its tag where the paths are now; one that reports no MACsec drops either, 124.
-  const withPaths = body.length >= ManageReplyBody.Size;
+  // A firmware that reports no path health sends 156 bytes, its tag where the health is now; one
+  // that reports no paths either, 148; one that reports no MACsec drops either, 124.
+  const withHealth = body.length >= ManageReplyBody.Size;
+  const withPaths = body.length >= REPLY_TAG_WITHOUT_HEALTH + TAG_SIZE;
   const withDrops = body.length >= REPLY_TAG_WITHOUT_PATHS + TAG_SIZE;
-  verify(key, REPLY_LABEL, header, body, withPaths ? ManageReplyBody.Tag : withDrops ? REPLY_TAG_WITHOUT_PATHS : REPLY_TAG_WITHOUT_DROPS, "reply");
+  verify(key, REPLY_LABEL, header, body, withHealth ? ManageReplyBody.Tag : withPaths ? REPLY_TAG_WITHOUT_HEALTH : withDrops ? REPLY_TAG_WITHOUT_PATHS : REPLY_TAG_WITHOUT_DROPS, "reply");
   const view = new DataView(body.buffer, body.byteOffset, body.length);
   const op = view.getUint8(ManageReplyBody.Op);
   const status = view.getUint8(ManageReplyBody.Status);
@@ -342,7 +373,9 @@ export function decodeReply(frame: Uint8Array, key: Uint8Array, expect: { counte
   }
   const counters = Object.fromEntries(REPLY_COUNTER_NAMES.map((name, i) => [name, view.getUint32(ManageReplyBody.Counters + 4 * i)])) as ReplyCounters;
   const macsecDrops = withDrops ? Object.fromEntries(MACSEC_DROP_NAMES.map((name, i) => [name, view.getUint32(ManageReplyBody.MacsecDrops + 4 * i)])) as MacsecDrops : null;
-  const paths = withPaths ? Array.from({ length: ports }, (_, p) => pathsOf(view.getUint8(ManageReplyBody.Paths + p))) : null;
+  const healthOf = (port: number): PathHealth[] =>
+    Array.from({ length: PORTS }, (_, e) => Object.fromEntries(PATH_HEALTH_NAMES.map((name, k) => [name, view.getUint32(healthAt(port, e, k))])) as unknown as PathHealth);
+  const paths = withPaths ? Array.from({ length: ports }, (_, p) => pathsOf(view.getUint8(ManageReplyBody.Paths + p), withHealth ? healthOf(p) : null)) : null;
   return {
     destination: message.destination, source: message.source, vlan: message.vlan,
     op, status, group: view.getUint16(ManageReplyBody.Group), counter,

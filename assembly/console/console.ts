@@ -299,6 +299,15 @@ function links(): void {
         uart.dec(q);
         uart.text(q == p.ethPort ? " first" : " joined");
         if ((p.silentPaths & (1 << q)) != 0) uart.text(" silent");
+        uart.text(" (RTT ");
+        uart.dec(paths.figure(i, q, 0));
+        uart.text(" ns, frames ");
+        uart.dec(paths.figure(i, q, 1));
+        uart.text(" out, ");
+        uart.dec(paths.figure(i, q, 2));
+        uart.text(" in, ");
+        uart.dec(paths.figure(i, q, 3));
+        uart.text(" resent)");
       }
     }
     uart.newline();

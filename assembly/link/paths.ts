@@ -11,8 +11,8 @@
 // The card-wide part: which Ethernet ports have carrier, and which heard this card's own CONTROL
 // frames and no other card's since their carrier came up (a port cabled back to the card).
 
-import { ControlType, JoinBody, JoinFlag, LinkState, LinkTiming, TAG_SIZE, LINK_PROTOCOL_PATHS } from "../../board/map/link";
-import { PORTS, PATH_BASE, PATH_STRIDE, PATH_SIZE, PathReg, PathControl } from "../../board/map/registers";
+import { ControlType, JoinBody, JoinFlag, LinkState, LinkTiming, TAG_SIZE, LINK_PROTOCOL_PATHS, PATH_FIGURES } from "../../board/map/link";
+import { PORTS, MAX_TUNNELS, PATH_BASE, PATH_STRIDE, PATH_SIZE, PathReg, PathControl } from "../../board/map/registers";
 import { CardRole, Counter, LogLevel } from "../../board/map/mailbox";
 import * as tx from "../abi/tx";
 import * as hash from "../hash";
@@ -91,12 +91,47 @@ export function reachable(index: i32): bool {
   return (ports(index) & carrier) != 0;
 }
 
-/** A session starts without paths but its first (the fabric's shut cleared them). */
+/** A session starts without paths but its first (the fabric's shut cleared them), and without their figures. */
 export function clear(index: i32): void {
   const p = port(index);
   p.paths = 0;
   p.silentPaths = 0;
   forgetJoin(index);
+  memory.fill(health + HEALTH_STRIDE * index, 0, HEALTH_STRIDE);
+}
+
+// ---- Health: each path's figures as the fabric measures them ------------------------------
+// PathReg RttNs, TxFrames, RxFrames and Resent of every path of a live session, read once a
+// second (the heartbeat) and reported as last read, in management replies and on the console.
+
+const HEALTH_STRIDE: i32 = 4 * PATH_FIGURES * PORTS;
+const health = memory.data(HEALTH_STRIDE * MAX_TUNNELS);
+
+/** Asks the fabric for the figures of every path of every live session (REG_READ; the values come back as REG_VALUE). */
+export function poll(): void {
+  for (let i = 0; i < config.ports; i++) {
+    const s = port(i).state;
+    if (s != LinkState.Active && s != LinkState.Recovery) continue;
+    const on = ports(i);
+    for (let q = 0; q < PORTS; q++) {
+      if ((on & (1 << q)) == 0) continue;
+      const base = (PATH_BASE + PATH_STRIDE * i + PATH_SIZE * q + PathReg.RttNs) as u32;
+      for (let k: u32 = 0; k < (PATH_FIGURES as u32); k++) tx.regRead(base + 4 * k);
+    }
+  }
+}
+
+/** Keeps a REG_VALUE of a path's figure; others are not this module's. */
+export function onRegValue(address: u32, value: u32): void {
+  const offset = address - (PATH_BASE as u32);
+  const within = offset & (PATH_SIZE - 1);
+  if (offset >= ((PATH_STRIDE * MAX_TUNNELS) as u32) || within < (PathReg.RttNs as u32) || within >= ((PathReg.RttNs + 4 * PATH_FIGURES) as u32) || (within & 3) != 0) return;
+  store<u32>(health + 4 * PATH_FIGURES * (offset / PATH_SIZE) + within - PathReg.RttNs, value);
+}
+
+/** Figure `k` (PathReg RttNs, TxFrames, RxFrames, Resent) of link port `index`'s path on Ethernet port `q`, as last read; 0 before the first look. */
+export function figure(index: i32, q: i32, k: i32): u32 {
+  return load<u32>(health + HEALTH_STRIDE * index + 4 * (PATH_FIGURES * q + k));
 }
 
 /** A join under way is forgotten: a new session, or a restart of the firmware (the hash engine's answers went with it). */

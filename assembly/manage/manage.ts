@@ -15,10 +15,10 @@
 
 import {
   ControlType, ManageOp, ManageRequestBody, ManageReplyBody, ManageStatus, MANAGE_OP_LAST, ALL_CARDS, TAG_SIZE,
-  ADMIN_KEY_SIZE, LINK_PROTOCOL_MIN, REPLY_COUNTERS, ControlHeader, LinkState, REPLY_SILENT_SHIFT,
+  ADMIN_KEY_SIZE, LINK_PROTOCOL_MIN, REPLY_COUNTERS, ControlHeader, LinkState, REPLY_SILENT_SHIFT, PATH_FIGURES,
 } from "../../board/map/link";
 import { BootFlag, Counter, LogLevel, MAX_SLOTS } from "../../board/map/mailbox";
-import { MACSEC_DROP_REASONS } from "../../board/map/registers";
+import { MACSEC_DROP_REASONS, PORTS } from "../../board/map/registers";
 import { FIRMWARE_MAJOR, FIRMWARE_MINOR, FIRMWARE_PATCH } from "../version";
 import { count, get } from "../counters";
 import * as retain from "../retain";
@@ -250,7 +250,11 @@ function reply(destination: usize, counter: u64, op: i32, status: i32, group: u3
   for (let i = 0; i < MACSEC_DROP_REASONS; i++) store32be(body + ManageReplyBody.MacsecDrops + 4 * i, drops.get(i));
   for (let i = 0; i < config.ports && i < MAX_SLOTS; i++) {
     const s = link.state(i);
-    if (s == LinkState.Active || s == LinkState.Recovery) store<u8>(body + ManageReplyBody.Paths + i, (paths.ports(i) | (port(i).silentPaths << REPLY_SILENT_SHIFT)) as u8);
+    if (s != LinkState.Active && s != LinkState.Recovery) continue;
+    store<u8>(body + ManageReplyBody.Paths + i, (paths.ports(i) | (port(i).silentPaths << REPLY_SILENT_SHIFT)) as u8);
+    for (let q = 0; q < PORTS; q++) {
+      for (let k = 0; k < PATH_FIGURES; k++) store32be(body + ManageReplyBody.PathHealth + 4 * (PATH_FIGURES * (PORTS * i + q) + k), paths.figure(i, q, k));
+    }
   }
   memory.copy(replyTo, destination, 7);
   memory.copy(replyMessage, body - ControlHeader.Size, ControlHeader.Size + ManageReplyBody.Tag);

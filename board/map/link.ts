@@ -249,14 +249,20 @@ export enum ManageReplyBody {
   Counters = 60, //   u32[REPLY_COUNTERS] the card's LinkUps, LinkDowns, Recoveries, AuthFailures, HotplugEvents, ManageRequests, ManageAuthFailures, ManageReplays (Counter, board/map/mailbox.ts)
   MacsecDrops = 92, // u32[MACSEC_DROP_REASONS] MACsec frames the card dropped, by reason (CardReg.MacsecDrops, board/map/registers.ts), as of the firmware's last look (once a second)
   Paths = 116, //     u8[8] each port's session paths: bit e (0..PORTS-1) set for each Ethernet port it has a path on, bit 4 + e while that path is silent; 0 without a session
-  Tag = 124, //       u8[TAG_SIZE] HMAC-SHA-256(admin key, "IOVr" | ControlHeader | body bytes 0..123)
-  Size = 156,
+  PathHealth = 124, // u32[8][PORTS][PATH_FIGURES] each port's session path on each Ethernet port: PathReg RttNs, TxFrames, RxFrames, Resent (board/map/registers.ts), as of the firmware's last look (once a second); 0 for no path
+  Tag = 380, //       u8[TAG_SIZE] HMAC-SHA-256(admin key, "IOVr" | ControlHeader | body bytes 0..379)
+  Size = 412,
 }
+
+/** ManageReplyBody.PathHealth: the figures of a path, PathReg RttNs to Resent in register order. */
+export const PATH_FIGURES = 4;
 
 /** The tag's place in a reply of a firmware that reports no MACsec drops (124-byte body): the tools still read it. */
 export const REPLY_TAG_WITHOUT_DROPS = 92;
 /** ...and of one that reports no paths (148-byte body). */
 export const REPLY_TAG_WITHOUT_PATHS = 116;
+/** ...and of one that reports paths but not their health (156-byte body). */
+export const REPLY_TAG_WITHOUT_HEALTH = 124;
 /** ManageReplyBody.Paths: where a port's silent paths start. */
 export const REPLY_SILENT_SHIFT = 4;
 

@@ -8,6 +8,7 @@
 
 import * as firmware from "../../assembly/firmware";
 import * as tx from "../../assembly/abi/tx";
+import * as paths from "../../assembly/link/paths";
 import * as counters from "../../assembly/counters";
 import { hmacInit, hmacUpdate, hmacFinal } from "./support/hmac";
 import { POOL_SIZE } from "../../assembly/entropy";
@@ -22,11 +23,11 @@ import {
   TUNNEL_BASE, TUNNEL_STRIDE, TunnelReg, TunnelControl, TunnelStatus, TunnelDefault, FabricEventKind,
   SWITCH_BASE, SWITCH_STRIDE, SwitchReg, SwitchControl,
   CardReg, SECY_BASE, SECY_STRIDE, SecyReg, SecyControl, SecyInstall, SecyStatus, MACSEC_OVERHEAD,
-  PORT_BASE, PORT_STRIDE, PortReg, PortStatus, PORT_ADDRESS_BYTE, PATH_BASE, PATH_STRIDE, PATH_SIZE, PathReg, PathControl,
+  PORT_BASE, PORT_STRIDE, PortReg, PortStatus, PORT_ADDRESS_BYTE, PATH_BASE, PATH_STRIDE, PATH_SIZE, PathReg, PathControl, MAX_TUNNELS, PORTS,
 } from "../../board/map/registers";
 import { SWITCH_PORTS, SwitchCapability, Exp, SltSta, SltCtl } from "../../board/map/pcie";
 import {
-  ControlType, ControlHeader, DiscoverBody, HANDSHAKE_TRAILER, DiscoverFlag, HandshakeBody, Proposal, AuthBody, ReadyBody, ReadyFlag,
+  ControlType, ControlHeader, DiscoverBody, HANDSHAKE_TRAILER, DiscoverFlag, HandshakeBody, Proposal, AuthBody, ReadyBody, ReadyFlag, PATH_FIGURES,
   ReasonBody, AckPolicy, RejectReason, LinkState, LinkTiming, NONCE_SIZE, TAG_SIZE, PAIRING_KEY_SIZE,
   LINK_PROTOCOL_MIN, LINK_PROTOCOL_MAX, CONTROL_MULTICAST_HIGH, CONTROL_MULTICAST_LOW, CONTROL_TYPE_LAST, REJECT_REASON_LAST,
   SILENCE_MIN_KEEPALIVES, ManageOp, ManageRequestBody, ManageReplyBody, ManageStatus, ALL_CARDS, MANAGEMENT_ROLE,
@@ -551,7 +552,7 @@ function expectRefused(frame: u8[], counter: i32, what: string): void {
 
 // ---- The transcript (assembly/link/auth.ts) -----------------------------------------
 
-const scratch = memory.data(256);
+const scratch = memory.data(512); // the longest message tagged here: a MANAGE_REPLY's header and body up to its tag
 
 function mac(bytes: u8[]): void {
   for (let i = 0; i < bytes.length; i++) store<u8>(scratch + i, bytes[i]);
@@ -3283,6 +3284,28 @@ describe("link: paths", () => {
     expect(linkStates(fabric(FabricEventKind.CarrierDown, 1))).toStrictEqual([LinkState.Recovery], "no path left with carrier: Recovery");
   });
 
+  it("the heartbeat reads each live path's RttNs, TxFrames, RxFrames and Resent (PathReg), keeps them per path, and a new session starts without them", () => {
+    hostFirstJoin();
+    receiveOn(peerJoin(portMac(HOST_MAC, 1), 1, JoinFlag.Reply, joinTag(CardRole.Chassis, 1, portMac(CHASSIS_MAC, 1))), 1);
+    const all = readsIn(wait(1_000_000_000));
+    const reads = new Array<u32>();
+    for (let i = 0; i < all.length; i++) if (all[i] >= (PATH_BASE as u32) && all[i] < ((PATH_BASE + PATH_STRIDE) as u32)) reads.push(all[i]);
+    const expected = new Array<u32>();
+    for (let q = 0; q < 2; q++) for (let k = 0; k < 4; k++) expected.push((PATH_BASE + PATH_SIZE * q + PathReg.RttNs + 4 * k) as u32);
+    expect(reads.slice(0, 8)).toStrictEqual(expected, "both paths of link port 0, each figure in register order");
+    handle(regValueEvent((PATH_BASE + PATH_SIZE + PathReg.RttNs) as u32, 9_800));
+    handle(regValueEvent((PATH_BASE + PATH_SIZE + PathReg.Resent) as u32, 7));
+    handle(regValueEvent((PATH_BASE + PathReg.TxFrames) as u32, 0xffff_fffe));
+    handle(regValueEvent((PATH_BASE + PathReg.Status) as u32, 3)); // not a figure
+    handle(regValueEvent((PATH_BASE + PATH_STRIDE * MAX_TUNNELS + PathReg.RttNs) as u32, 5)); // past the last tunnel's paths
+    expect(paths.figure(0, 1, 0)).toBe(9_800, "the path on port 1: RTT");
+    expect(paths.figure(0, 1, 3)).toBe(7, "and frames resent");
+    expect(paths.figure(0, 0, 1)).toBe(0xffff_fffe, "the first path's frames out, all 32 bits");
+    expect(paths.figure(0, 0, 0)).toBe(0, "nothing taken from another register");
+    paths.clear(0);
+    expect(paths.figure(0, 1, 0) + paths.figure(0, 1, 3) + paths.figure(0, 0, 1)).toBe(0, "a new session: no figures of the last");
+  });
+
   it("chassis card: a signed JOIN on its port 1 enables the path to the sender and gets a signed reply from that port", () => {
     pairChassis();
     const host1 = portMac(HOST_MAC, 1);
@@ -3813,6 +3836,11 @@ function manageTag(key: u8[], label: string, bytes: u8[]): u8[] {
   return tag;
 }
 
+/** Figure `k` of link port `index`'s path on Ethernet port `q` in a MANAGE_REPLY body (ManageReplyBody.PathHealth). */
+function replyFigure(reply: u8[], index: i32, q: i32, k: i32): u32 {
+  return get32(reply, ManageReplyBody.PathHealth + 4 * (PATH_FIGURES * (PORTS * index + q) + k));
+}
+
 /** The one MANAGE_REPLY among `out`, checked: to the station, on the management VLAN, tag verified. */
 function expectReply(out: Cmd[], op: i32, status: i32, counter: u64): u8[] {
   const replies = framesOfType(out, ControlType.ManageReply);
@@ -3848,6 +3876,20 @@ describe("management: requests", () => {
     expect(get32(body, ManageReplyBody.Counters)).toBe(1, "LinkUps");
     expect(get32(body, ManageReplyBody.Counters + 20)).toBe(1, "ManageRequests, this one");
     expect(counters.get(Counter.ManageRequests)).toBe(1);
+  });
+
+  it("Status carries each path of a live session with its figures as the heartbeat last read them; nothing for a port without a session", () => {
+    hostFirstJoin();
+    receiveOn(peerJoin(portMac(HOST_MAC, 1), 1, JoinFlag.Reply, joinTag(CardRole.Chassis, 1, portMac(CHASSIS_MAC, 1))), 1);
+    handle(regValueEvent((PATH_BASE + PATH_SIZE + PathReg.RttNs) as u32, 9_800));
+    handle(regValueEvent((PATH_BASE + PATH_SIZE + PathReg.Resent) as u32, 7));
+    handle(regValueEvent((PATH_BASE + PathReg.TxFrames) as u32, 0xffff_fffe));
+    const reply = expectReply(receive(manageRequest(ManageOp.Status, cardSerial, cardBootId, 1)), ManageOp.Status, ManageStatus.Ok, 1);
+    expect(reply[ManageReplyBody.Paths]).toBe(0b11, "paths on Ethernet ports 0 and 1");
+    expect(replyFigure(reply, 0, 1, 0)).toBe(9_800, "the path on port 1's RTT");
+    expect(replyFigure(reply, 0, 1, 3)).toBe(7, "its frames resent");
+    expect(replyFigure(reply, 0, 0, 1)).toBe(0xffff_fffe, "the first path's frames out");
+    for (let k = 0; k < PATH_FIGURES; k++) expect(replyFigure(reply, 1, 0, k)).toBe(0, "no session on link port 1: nothing");
   });
 
   it("Status names the card by serial and boot ID; another card's request is not answered", () => {

@@ -114,7 +114,7 @@ test("iov manage discover and status: the table, the report and their --json doc
   chassis.linkStates = [LinkState.Active];
   chassis.peerSerials = [0x1000_0001];
   chassis.macsecDrops = { badIcv: 7, late: 2, unknownAn: 0, unknownSci: 1, inClear: 3, badTag: 0 };
-  chassis.paths = [{ on: [0, 1], silent: [1] }];
+  chassis.paths = [{ on: [0, 1], silent: [1], health: [{ rttNs: 4_812, txFrames: 4186, rxFrames: 4000, resent: 3 }, { rttNs: 0, txFrames: 0, rxFrames: 0, resent: 0 }] }];
   const { url, server } = await fakeNetwork([chassis, host]);
   const dir = mkdtempSync(join(tmpdir(), "iov-manage-"));
   writeFileSync(join(dir, "admin.key"), Buffer.from(KEY).toString("hex") + "\n");
@@ -135,7 +135,10 @@ test("iov manage discover and status: the table, the report and their --json doc
     assert.deepEqual(doc.cards[1], {
       serial: "0x20000001", role: "chassis", mac: "02:10:20:00:00:01", bootId: `0x${chassis.bootId.toString(16).padStart(8, "0")}`,
       firmware: "0.1.0", group: 100, boot: { slot: 0, trial: false, flags: 0 }, slots: 2, slotsPresent: [0],
-      ports: [{ port: 0, state: "active", peer: "0x10000001", paths: [{ ethernet: 0, silent: false }, { ethernet: 1, silent: true }] }],
+      ports: [{
+        port: 0, state: "active", peer: "0x10000001",
+        paths: [{ ethernet: 0, silent: false, rttNs: 4_812, txFrames: 4186, rxFrames: 4000, resent: 3 }, { ethernet: 1, silent: true, rttNs: 0, txFrames: 0, rxFrames: 0, resent: 0 }],
+      }],
       counters: { linkUps: 0, linkDowns: 0, recoveries: 0, authFailures: 0, hotplugEvents: 0, manageRequests: 4, manageAuthFailures: 0, manageReplays: 0 },
       macsecDrops: { badIcv: 7, late: 2, unknownAn: 0, unknownSci: 1, inClear: 3, badTag: 0 },
     });
@@ -149,7 +152,7 @@ test("iov manage discover and status: the table, the report and their --json doc
       "firmware: 0.1.0, slot 0",
       "group: 100",
       "slots: 2, device in 0",
-      "link port 0: active, peer 0x10000001, paths eth0, eth1 silent",
+      "link port 0: active, peer 0x10000001, paths eth0 (RTT 4.8 us, 4186 frames out, 4000 in, 3 resent: 0.07 %), eth1 silent (RTT not measured yet, 0 frames out, 0 in, 0 resent)",
       "counters: link ups 0, link downs 0, recoveries 0, auth failures 0, hot-plug events 0, management requests 6, refused: bad tag 0, refused: replayed or stale 0",
       "MACsec frames dropped (as the card read them within the last second): bad ICV 7, late 2, unknown AN 0, unknown SCI 1, in clear 3, bad SecTAG 0",
       "",
@@ -214,14 +217,19 @@ test("iov manage hands a chassis card from one server to another in iov sim --sc
     // The first simulated second (enumeration, the DMA test, drawing) runs behind the wall clock: give the answers time.
     const found = await iovAsync(["manage", "discover", "--net", url, "--installation", "default", "--timeout", "3000", "--json"]);
     assert.equal(found.status, 0, found.stderr);
-    const cards = JSON.parse(found.stdout).cards as { serial: string; role: string; group: number; ports: { state: string; peer: string | null }[] }[];
+    const cards = JSON.parse(found.stdout).cards as { serial: string; role: string; group: number; ports: { port: number; state: string; peer: string | null; paths: { ethernet: number; silent: boolean }[] | null }[] }[];
+    // A path's figures are as the card last read them (each second), so when the question comes: numbers, whatever they are.
+    const shape = (ports: typeof cards[number]["ports"]) => ports.map((p) => ({
+      ...p, paths: p.paths && p.paths.map((x) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, ["rttNs", "txFrames", "rxFrames", "resent"].includes(k) ? typeof v : v]))),
+    }));
+    const figures = { rttNs: "number", txFrames: "number", rxFrames: "number", resent: "number" };
     assert.deepEqual(cards.map((c) => [c.serial, c.role, c.group]), [["0x10000001", "host", 100], ["0x10000002", "host", 200], ["0x20000001", "chassis", 100]]);
-    assert.deepEqual(cards[2].ports, [{ port: 0, state: "active", peer: "0x10000001", paths: [{ ethernet: 0, silent: false }] }], "one cable: the handshake's path alone");
+    assert.deepEqual(shape(cards[2].ports), [{ port: 0, state: "active", peer: "0x10000001", paths: [{ ethernet: 0, silent: false, ...figures }] }], "one cable: the handshake's path alone");
     const moved = await iovAsync(["manage", "assign", "0x20000001", "--group", "200", "--net", url, "--installation", "default"]);
     assert.equal(moved.status, 0, `${moved.stdout}\n${moved.stderr}`);
     assert.match(moved.stdout, /^card 0x20000001 is in group 200, link active with host card 0x10000002 after [0-9.]+ s$/m);
     const status = await iovAsync(["manage", "status", "20000001", "--net", url, "--installation", "default", "--json"]);
-    assert.deepEqual(JSON.parse(status.stdout).card.ports, [{ port: 0, state: "active", peer: "0x10000002", paths: [{ ethernet: 0, silent: false }] }]);
+    assert.deepEqual(shape(JSON.parse(status.stdout).card.ports), [{ port: 0, state: "active", peer: "0x10000002", paths: [{ ethernet: 0, silent: false, ...figures }] }]);
   } finally {
     sim.kill("SIGINT");
     await new Promise((resolve) => sim.on("close", resolve));

@@ -41,7 +41,7 @@ const reply = (o: Partial<ReplyInput> = {}): ReplyInput => ({
   ports: 2, linkStates: [LinkState.Active, LinkState.Discover], peerSerials: [0x1000_0001, 0],
   counters: { linkUps: 1, linkDowns: 2, recoveries: 3, authFailures: 4, hotplugEvents: 5, manageRequests: 6, manageAuthFailures: 7, manageReplays: 8 },
   macsecDrops: { badIcv: 9, late: 10, unknownAn: 11, unknownSci: 12, inClear: 13, badTag: 0xffff_fffe },
-  paths: [{ on: [0, 1], silent: [1] }, { on: [], silent: [] }],
+  paths: [{ on: [0, 1], silent: [1], health: [{ rttNs: 4_800, txFrames: 4186, rxFrames: 4000, resent: 3 }, { rttNs: 0xffff_ffff, txFrames: 1, rxFrames: 2, resent: 1 }] }, { on: [], silent: [], health: [{ rttNs: 0, txFrames: 0, rxFrames: 0, resent: 0 }, { rttNs: 0, txFrames: 0, rxFrames: 0, resent: 0 }] }],
   card: { role: CardRole.Host, serial: 0x1000_0002, bootId: 0xcafe_f00d, group: 100 }, ...o,
 });
 
@@ -95,7 +95,7 @@ test("a reply decodes to the card's report, its identity and address", () => {
   assert.equal(frame.length, 18 + 16 + ControlHeader.Size + ManageReplyBody.Size);
   const { header, body } = parts(frame);
   assert.equal(header[ControlHeader.Type], ControlType.ManageReply);
-  const tag = createHmac("sha256", KEY).update("IOVr").update(header).update(body.subarray(0, 124)).digest();
+  const tag = createHmac("sha256", KEY).update("IOVr").update(header).update(body.subarray(0, ManageReplyBody.Tag)).digest();
   assert.deepEqual([...body.subarray(ManageReplyBody.Tag)], [...tag]);
   assert.deepEqual([...body.subarray(ManageReplyBody.MacsecDrops, ManageReplyBody.MacsecDrops + 8)], [0, 0, 0, 9, 0, 0, 0, 10], "big-endian, bad ICV first");
   assert.deepEqual([...body.subarray(ManageReplyBody.Paths, ManageReplyBody.Paths + 3)], [0b10_0011, 0, 0], "port 0: paths on Ethernet ports 0 and 1, the second silent");
@@ -109,8 +109,16 @@ test("a reply decodes to the card's report, its identity and address", () => {
     slots: 2, bootSlot: 1, bootFlags: 1, slotsPresent: 2, ports: 2, linkStates: [LinkState.Active, LinkState.Discover], peerSerials: [0x1000_0001, 0],
     counters: { linkUps: 1, linkDowns: 2, recoveries: 3, authFailures: 4, hotplugEvents: 5, manageRequests: 6, manageAuthFailures: 7, manageReplays: 8 },
     macsecDrops: { badIcv: 9, late: 10, unknownAn: 11, unknownSci: 12, inClear: 13, badTag: 0xffff_fffe },
-    paths: [{ on: [0, 1], silent: [1] }, { on: [], silent: [] }],
+    paths: [{ on: [0, 1], silent: [1], health: [{ rttNs: 4_800, txFrames: 4186, rxFrames: 4000, resent: 3 }, { rttNs: 0xffff_ffff, txFrames: 1, rxFrames: 2, resent: 1 }] }, { on: [], silent: [], health: [{ rttNs: 0, txFrames: 0, rxFrames: 0, resent: 0 }, { rttNs: 0, txFrames: 0, rxFrames: 0, resent: 0 }] }],
   });
+  assert.deepEqual([...body.subarray(ManageReplyBody.PathHealth, ManageReplyBody.PathHealth + 8)], [0, 0, 0x12, 0xc0, 0, 0, 0x10, 0x5a], "big-endian: port 0's path on Ethernet port 0, its RTT then its frames out");
+  assert.deepEqual([...body.subarray(ManageReplyBody.PathHealth + 16, ManageReplyBody.PathHealth + 20)], [0xff, 0xff, 0xff, 0xff], "then its path on Ethernet port 1");
+  // A firmware from before the paths' health: a 156-byte body, its tag over bytes 0..123. It still decodes, its paths without figures.
+  const noHealth = encodeReply(reply({ paths: [{ on: [0], silent: [], health: null }, { on: [], silent: [], health: null }] }), KEY);
+  const h = parts(noHealth);
+  assert.equal(h.body.length, 156);
+  assert.deepEqual([...h.body.subarray(124)], [...createHmac("sha256", KEY).update("IOVr").update(h.header).update(h.body.subarray(0, 124)).digest()]);
+  assert.deepEqual(decodeReply(noHealth, KEY).paths, [{ on: [0], silent: [], health: null }, { on: [], silent: [], health: null }]);
   // A firmware from before the paths: a 148-byte body, its tag over bytes 0..115. It still decodes, with no paths.
   const noPaths = encodeReply(reply({ paths: null }), KEY);
   const n = parts(noPaths);

@@ -8,7 +8,7 @@ import type { Command } from "commander";
 import { LinkState, ManageStatus } from "../../board/map/link.ts";
 import { BootFlag, CardRole } from "../../board/map/mailbox.ts";
 import { formatMac } from "../../board/ethernet/frame.ts";
-import { formatFirmware, formatSerial, MACSEC_DROP_NAMES, REPLY_COUNTER_NAMES, type ManageReply } from "../../board/manage-codec.ts";
+import { formatFirmware, formatSerial, MACSEC_DROP_NAMES, REPLY_COUNTER_NAMES, type ManageReply, type PortPaths } from "../../board/manage-codec.ts";
 import { ManageClient, ManageError, wallClock } from "../manage/client.ts";
 import { NetSpecError, openTransport, type StreamTransport } from "../manage/transport.ts";
 import { adminKey } from "../sim/scenarios.ts";
@@ -202,7 +202,7 @@ export function cardJson(r: ManageReply) {
     slotsPresent: slotList(r.slotsPresent),
     ports: r.linkStates.map((state, port) => ({
       port, state: stateName(state), peer: r.peerSerials[port] ? formatSerial(r.peerSerials[port]) : null,
-      paths: r.paths ? r.paths[port].on.map((ethernet) => ({ ethernet, silent: r.paths![port].silent.includes(ethernet) })) : null,
+      paths: r.paths ? r.paths[port].on.map((ethernet) => ({ ethernet, silent: r.paths![port].silent.includes(ethernet), ...healthJson(r.paths![port], ethernet) })) : null,
     })),
     counters: { ...r.counters },
     macsecDrops: r.macsecDrops ? { ...r.macsecDrops } : null,
@@ -230,11 +230,27 @@ function dropsTotal(r: ManageReply): string {
   return r.macsecDrops ? String(MACSEC_DROP_NAMES.reduce((n, name) => n + r.macsecDrops![name], 0)) : "-";
 }
 
-/** A port's session paths as the reply says: `, paths eth0, eth1 silent`; nothing without a session or from a firmware that reports none. */
+/** A path's figures for --json: null each from a firmware that reports none. */
+function healthJson(p: PortPaths, ethernet: number): { rttNs: number | null; txFrames: number | null; rxFrames: number | null; resent: number | null } {
+  const h = p.health?.[ethernet];
+  return { rttNs: h ? h.rttNs : null, txFrames: h ? h.txFrames : null, rxFrames: h ? h.rxFrames : null, resent: h ? h.resent : null };
+}
+
+/**
+ * A port's session paths as the reply says, with each path's round trip and the share of its
+ * frames sent again: `, paths eth0 (RTT 4.8 us, 4186 frames out, 3 resent: 0.07 %), eth1 silent (…)`;
+ * nothing without a session; no figures from a firmware that reports none.
+ */
 function pathsText(r: ManageReply, port: number): string {
   const p = r.paths?.[port];
   if (!p || p.on.length === 0) return "";
-  return `, paths ${p.on.map((e) => `eth${e}${p.silent.includes(e) ? " silent" : ""}`).join(", ")}`;
+  const figures = (e: number) => {
+    const h = p.health?.[e];
+    if (!h) return "";
+    const share = h.txFrames > 0 ? `: ${((100 * h.resent) / h.txFrames).toFixed(2)} %` : "";
+    return ` (RTT ${h.rttNs ? `${(h.rttNs / 1000).toFixed(1)} us` : "not measured yet"}, ${h.txFrames} frames out, ${h.rxFrames} in, ${h.resent} resent${share})`;
+  };
+  return `, paths ${p.on.map((e) => `eth${e}${p.silent.includes(e) ? " silent" : ""}${figures(e)}`).join(", ")}`;
 }
 
 function bootText(r: ManageReply): string {

@@ -116,7 +116,7 @@ export class FakeCard {
       firmware: { major: 0, minor: 1, patch: 0 }, slots: this.slots, bootSlot: 0, bootFlags: 0,
       slotsPresent: this.role === CardRole.Chassis ? 0b01 : 0, ports: this.linkStates.length,
       linkStates: this.linkStates, peerSerials: this.peerSerials, counters: { ...this.counters }, macsecDrops: this.macsecDrops && { ...this.macsecDrops },
-      paths: this.paths && this.macsecDrops ? this.paths.map((p) => ({ on: [...p.on], silent: [...p.silent] })) : null,
+      paths: this.paths && this.macsecDrops ? this.paths.map((p) => ({ on: [...p.on], silent: [...p.silent], health: p.health && p.health.map((h) => ({ ...h })) })) : null,
       card: { role: this.role, serial: this.serial, bootId: this.bootId, group: this.group },
     };
     this.tamper?.(reply);
