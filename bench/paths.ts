@@ -16,6 +16,10 @@ import { SCENARIOS } from "../tools/sim/scenarios.ts";
 import { FIRMWARE } from "../tools/paths.ts";
 import { lineChart } from "./svg.ts";
 import { PAYLOAD, HEADER, RATE_BPS, measureGoodput } from "./tunnel.ts";
+import { readRoundTrips } from "./pcie.ts";
+import { percentile } from "../tools/sim/summary.ts";
+import { PROPAGATION_NS_PER_M } from "../tools/sim/net/link.ts";
+import type { RemoteOptions } from "../tools/sim/remote-pcie.ts";
 import type { Figure, Section } from "./metrics.ts";
 
 /** Silence and keepalive as the firmware negotiates them by default (docs/link.md). */
@@ -31,6 +35,27 @@ interface DualRun {
   failoverNs: number | null;
   /** Delivered payload per BIN_NS, in Gb/s, from the start of the stream. */
   series: { x: number; y: number }[];
+  /** When each write was delivered, from the start of the stream (ns). */
+  times: Float64Array;
+}
+
+/** Goodput is back when a window this long after the cut delivers at least RECOVERED of one path's limit. */
+const RECOVERY_WINDOW_NS = 20_000;
+const RECOVERED = 0.95;
+
+/**
+ * From the cut at `atNs` to the end of the first RECOVERY_WINDOW_NS after it that delivers at
+ * least RECOVERED × `limitBps` (windows starting at each delivery), or NaN when none does.
+ */
+function recoveryNs(times: Float64Array, atNs: number, limitBps: number): number {
+  const need = Math.ceil((RECOVERED * limitBps * RECOVERY_WINDOW_NS) / 1e9 / (8 * PAYLOAD));
+  let start = times.findIndex((t) => t >= atNs);
+  if (start < 0) return NaN;
+  for (let end = start; start < times.length; start++) {
+    while (end < times.length && times[end] < times[start] + RECOVERY_WINDOW_NS) end++;
+    if (end - start >= need) return times[start] + RECOVERY_WINDOW_NS - atNs;
+  }
+  return NaN;
 }
 
 function pathReg(pair: Pair, port: number, reg: PathReg): number {
@@ -48,9 +73,11 @@ async function dualGoodput(count: number, options: Pick<PairOptions, "mtu" | "li
   const stream = new TlpStream(xoroshiro128plus(1), { posted: 1, nonPosted: 0, completion: 0 }, PAYLOAD);
   const checker = new DeliveryChecker(stream);
   const bins: number[] = [];
+  const times = new Float64Array(count);
   let first = 0;
   let last = 0;
   pair.b.onTlp = (tlp, cls, tunnel) => {
+    times[checker.received.length] = scheduler.now - first;
     checker.deliver(tlp);
     tunnel.release(cls, tlp);
     const bin = Math.floor((scheduler.now - first) / BIN_NS);
@@ -83,7 +110,7 @@ async function dualGoodput(count: number, options: Pick<PairOptions, "mtu" | "li
   }
   await scheduler.run(60e9);
   const series = Array.from({ length: bins.length }, (_, i) => ({ x: ((i + 0.5) * BIN_NS) / 1e3, y: ((bins[i] ?? 0) * 8) / BIN_NS }));
-  return { goodputBps: (count * PAYLOAD * 8) / ((last - first) / 1e9), complete: checker.complete(), lost: count - checker.received.length, failoverNs, series };
+  return { goodputBps: (count * PAYLOAD * 8) / ((last - first) / 1e9), complete: checker.complete(), lost: count - checker.received.length, failoverNs, series, times };
 }
 
 function cutFigure(run: DualRun, atUs: number, backUs: number, oneLink: number): Figure {
@@ -129,6 +156,15 @@ export async function pathBenchmarks(options: { quick: boolean }, progress: (tex
   if (!asym.complete) notes.push("asymmetric paths: delivery check failed");
   rows.push({ id: "goodput_gbps.dual.asym", metric: { value: asym.goodputBps / 1e9, unit: "Gb/s" }, baseline: "goodput_gbps.dual.mtu9000.mps256.loss0" });
 
+  const reads = options.quick ? 300 : 2000;
+  progress(`4-byte memory read round trips, idle: one path of 10 m, two, and 10 m beside 2 km (${reads} each)`);
+  const p50 = async (second?: RemoteOptions["second"]) => percentile((await readRoundTrips(reads, false, false, second)).sort((x, y) => x - y), 50);
+  rows.push({ id: "mrd_rtt_ns.idle.p50.single", metric: { value: await p50(), unit: "ns" } });
+  rows.push({ id: "mrd_rtt_ns.idle.p50.dual", metric: { value: await p50({ link: { lengthM: 10 } }), unit: "ns" }, baseline: "mrd_rtt_ns.idle.p50.single" });
+  rows.push({ id: "mrd_rtt_ns.idle.p50.asym", metric: { value: await p50({ link: { lengthM: 2000 } }), unit: "ns" }, baseline: "mrd_rtt_ns.idle.p50.single" });
+  rows.push({ id: "path_extra_rtt_ns.asym", metric: { value: 2 * (2000 - 10) * PROPAGATION_NS_PER_M, unit: "ns" } });
+  notes.push("mrd_rtt_ns.idle.p50.*: server to a device register in a chassis slot and back over 10 m, beside a second path of 10 m (dual) or 2 km (asym); path_extra_rtt_ns.asym is the 2 km path's extra round trip (5 ns/m), the most the issue allows the read to grow by");
+
   progress("failover: the second path cut behind a switch, then by carrier loss");
   const atNs = 400_000;
   const backNs = 1_200_000;
@@ -136,6 +172,9 @@ export async function pathBenchmarks(options: { quick: boolean }, progress: (tex
   const carrier = await dualGoodput(count, { mtu: 9000, second: {} }, { atNs });
   rows.push({ id: "failover_us", metric: { value: (switched.failoverNs ?? NaN) / 1000, unit: "µs" }, baseline: "detect_us" });
   rows.push({ id: "failover_us.carrier", metric: { value: (carrier.failoverNs ?? NaN) / 1000, unit: "µs" }, baseline: "failover_us" });
+  rows.push({ id: "failover_recovery_us", metric: { value: recoveryNs(switched.times, atNs, oneLink * 1e9) / 1000, unit: "µs" }, baseline: "failover_us" });
+  rows.push({ id: "failover_recovery_us.carrier", metric: { value: recoveryNs(carrier.times, atNs, oneLink * 1e9) / 1000, unit: "µs" }, baseline: "failover_us.carrier" });
+  notes.push(`failover_recovery_us: from the cut to the end of the first ${RECOVERY_WINDOW_NS / 1000} µs window after it that delivers ${RECOVERED * 100} % of one path's analytic limit (${oneLink.toFixed(3)} Gb/s)`);
   rows.push({ id: "failover_lost_tlps", metric: { value: switched.lost + carrier.lost, unit: "TLPs" } });
   if (!switched.complete || !carrier.complete) notes.push("failover: delivery check failed");
 

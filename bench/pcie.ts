@@ -4,7 +4,7 @@
 
 import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { EventScheduler } from "../tools/sim/scheduler.ts";
-import { remotePcie } from "../tools/sim/remote-pcie.ts";
+import { remotePcie, type RemoteOptions } from "../tools/sim/remote-pcie.ts";
 import { spawn, wait, type Task } from "../tools/server/task.ts";
 import { TlpStream } from "../tools/sim/traffic.ts";
 import { percentile } from "../tools/sim/summary.ts";
@@ -18,10 +18,12 @@ import type { Section } from "./metrics.ts";
 
 const TRAFFIC_SLOT = 7;
 
-/** Round-trip times of `count` back-to-back 4-byte reads of a device register, in ns. */
-export async function readRoundTrips(count: number, loaded: boolean, macsec = false): Promise<number[]> {
+/** Round-trip times of `count` back-to-back 4-byte reads of a device register over 10 m (and a `second` path), in ns. */
+export async function readRoundTrips(count: number, loaded: boolean, macsec = false, second?: RemoteOptions["second"]): Promise<number[]> {
   const scheduler = new EventScheduler();
-  const remote = remotePcie(scheduler, { slots: [new DmaTestDevice(scheduler)], lengthM: 10, trafficSlot: TRAFFIC_SLOT, onTraffic: () => {}, ...(macsec ? { macsec: {} } : {}) });
+  const remote = remotePcie(scheduler, {
+    slots: [new DmaTestDevice(scheduler)], lengthM: 10, trafficSlot: TRAFFIC_SLOT, onTraffic: () => {}, ...(macsec ? { macsec: {} } : {}), ...(second ? { second } : {}),
+  });
   await scheduler.run(50_000);
   const samples: number[] = [];
   let finished = false;

@@ -19,6 +19,8 @@ export interface RemoteOptions {
   seed?: number;
   /** MACsec on the tunnel (tunnelPair's `macsec`). */
   macsec?: PairOptions["macsec"];
+  /** A second path between the cards' ports 1 (tunnelPair's `second`). */
+  second?: PairOptions["second"];
   /** Called with TLPs that arrive on a slot no device uses (test traffic). */
   onTraffic?: (tlp: Uint8Array, side: "host" | "chassis") => void;
   trafficSlot?: number;
@@ -39,6 +41,7 @@ export function remotePcie(scheduler: Scheduler, options: RemoteOptions): Remote
     mtu: options.mtu ?? 9000,
     link: { lengthM: options.lengthM ?? 10, seed: options.seed ?? 1, aToB: options.impair ?? {}, bToA: options.impair ?? {} },
     ...(options.macsec ? { macsec: options.macsec } : {}),
+    ...(options.second ? { second: options.second } : {}),
   });
   const hostSwitch = new SwitchModel(options.slots.map((_, slot) => ({ tunnel: a.tunnel, slot })));
   const chassisRoot = new ChassisRoot(scheduler, b.tunnel, options.slots.length);
