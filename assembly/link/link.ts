@@ -269,6 +269,10 @@ function enter(index: i32, next: i32, cause: i32): void {
         begin(LogLevel.Info, index);
         log.str("session adopted after a restart of the firmware");
         log.end();
+        // A retry limit the fabric reached while no firmware listened stopped its retransmission:
+        // whatever is in flight goes again now, not after the Status read (the boot's first
+        // batches can hold its answer for tens of milliseconds).
+        fabric.kick(index, p);
         fabric.read(index, TunnelReg.Status);
         keys.readStatus(index);
       } else if (previous == LinkState.Recovery) {

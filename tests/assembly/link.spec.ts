@@ -2226,6 +2226,7 @@ describe("link: MACsec after a restart of the firmware", () => {
     const out = restartFirmware(1);
     expect(linkStates(out)).toStrictEqual([LinkState.Active], "the session adopted");
     expect(readsIn(out)).toStrictEqual([address(TunnelReg.Status), secyAddress(SecyReg.Status)], "tunnel Status, then SecY Status");
+    expect(controlWrites(out)).toStrictEqual([0, TunnelControl.Enable], "kicked at once: a retry limit reached while no firmware listened stopped its retransmission");
     expect(secyWrites(out).length).toBe(0, "the SecY keeps its SAs");
     expect(regValue(TunnelReg.Status, TunnelStatus.Enabled).length).toBe(0, "a healthy tunnel");
     // Generation 0 in use both ways, generation 1 installed both ways: the handshake's SecY.
