@@ -15,8 +15,12 @@ import { decodeControl } from "../../board/link-codec.ts";
 import { FIRMWARE } from "./helpers.ts";
 
 const MS = 1_000_000;
-/** Longer than a reboot's silence (about 35 ms at 100 MHz), so that the host card still holds the session when the chassis card comes back. */
-const LONG_GRACE = { graceNs: 60 * MS };
+/**
+ * Longer than a chassis card's silence across a power cycle (about 65 ms at 100 MHz: its boot,
+ * then its first DISCOVER some 24 ms after the link starts), so that the host card still holds
+ * the session when the chassis card comes back.
+ */
+const LONG_GRACE = { graceNs: 100 * MS };
 
 function world(options: PairOptions, seed: number): World {
   return new World({ scenario: pairScenario({ switched: true, ...options }), seed, engine: "node", engineOptions: { firmware: FIRMWARE } });
