@@ -238,3 +238,102 @@ test("switch configuration errors are reported clearly", () => {
   const sw = new EthernetSwitch(s, "x", { ports: [ACCESS10] });
   assert.throws(() => sw.plug(1, new Network(s).connect("l", null, null).a), /no port 1/);
 });
+
+/**
+ * Senders on ports 0 and 1 (40 Gb/s cables) and sinks on ports 2.. (10 Gb/s): `frames` frames of
+ * 1000 bytes from each sender to each sink, as fast as the senders' cables take them. The sinks'
+ * cable ends in the switch have 1 MiB of buffer, so a drop is the switch's own.
+ */
+async function incast(config: Omit<SwitchConfig, "ports">, sinks: number, frames: number, vlan: VlanTag | null = null, seed = 1) {
+  const s = new EventScheduler();
+  const net = new Network(s, seed);
+  const port: SwitchPortConfig = vlan ? { mode: "trunk", allowed: [vlan.vid] } : ACCESS10;
+  net.addSwitch("sw", { ports: Array.from({ length: 2 + sinks }, () => port), ...config });
+  const senders = [0, 1].map((i) => {
+    const rec = new Recorder(s);
+    return net.connect(`in${i}`, rec, { switch: "sw", port: i }, { rateBps: 40e9, a: { bufferBytes: 1 << 22 } }).a;
+  });
+  const recorders = Array.from({ length: sinks }, (_, k) => {
+    const rec = new Recorder(s);
+    const link = net.connect(`out${k}`, rec, { switch: "sw", port: 2 + k }, { rateBps: 10e9, b: { bufferBytes: 1 << 20 } });
+    link.a.send(make(100 + k, BROADCAST, `I am ${100 + k}`, vlan)); // teach the switch where it is
+    return rec;
+  });
+  await s.run(10_000);
+  for (const r of recorders) r.frames.length = 0;
+  for (let i = 0; i < frames; i++) for (let k = 0; k < sinks; k++) for (const [n, sender] of senders.entries()) sender.send(make(1 + n, 100 + k, `${n}:${k}:${i}`, vlan, 1000));
+  await s.run(1e9);
+  return { counters: net.counters(), recorders };
+}
+
+test("a shared buffer: an egress queue grows only to alpha × the buffer still free, and what comes past that threshold is dropped and counted", async () => {
+  const frame = 1000 + 18; // payload, header and FCS
+  // One congested queue: q <= alpha (B - q), so q <= alpha B / (1 + alpha).
+  const one = await incast({ buffer: { bytes: 60_000, alpha: 1 } }, 1, 100);
+  const egress = one.counters.links.out0.bToA;
+  assert.ok(egress.peakQueuedBytes <= 30_000 + frame && egress.peakQueuedBytes > 30_000 - 2 * frame, `peak ${egress.peakQueuedBytes} bytes: half the buffer`);
+  const sw = one.counters.switches.sw;
+  assert.ok(sw.bufferDrops > 0 && sw.bufferDrops === sw.egressDrops && sw.ports[2].bufferDrops === sw.bufferDrops, JSON.stringify(sw.ports[2]));
+  assert.equal(egress.tailDropFrames, 0, "the cable end's own buffer never filled");
+  assert.equal(one.recorders[0].frames.length + sw.bufferDrops, 200, "every frame delivered or counted");
+  // Two congested queues share it: q <= alpha (B - 2q), so each stays under B / 3.
+  const two = await incast({ buffer: { bytes: 60_000, alpha: 1 } }, 2, 50);
+  for (const id of ["out0", "out1"]) assert.ok(two.counters.links[id].bToA.peakQueuedBytes <= 20_000 + frame, `${id}: ${two.counters.links[id].bToA.peakQueuedBytes}`);
+  // A larger alpha lets one queue take more of it.
+  const greedy = await incast({ buffer: { bytes: 60_000, alpha: 4 } }, 1, 100);
+  assert.ok(greedy.counters.links.out0.bToA.peakQueuedBytes > 45_000, `${greedy.counters.links.out0.bToA.peakQueuedBytes}`);
+  // Without a shared buffer, the cable end's 1 MiB takes everything.
+  const none = await incast({}, 1, 100);
+  assert.equal(none.counters.switches.sw.egressDrops, 0);
+});
+
+test("ECN: a tagged frame that finds kMin or more queued ahead of it leaves with DEI set and a valid FCS; shallower ones and untagged frames are left alone", async () => {
+  const vlan: VlanTag = { vid: 10, pcp: 3, dei: 0 };
+  const { counters, recorders } = await incast({ ecn: { kMinBytes: 5_000, kMaxBytes: 5_000 } }, 1, 50, vlan);
+  const frames = recorders[0].frames.map((r) => r.frame);
+  assert.equal(frames.length, 100);
+  assert.ok(frames.every((f) => fcsValid(f) && vlanOf(f) === 10 && f[14] >> 5 === 3), "valid, VLAN and PCP kept");
+  const marked = frames.filter((f) => (f[14] & 0x10) !== 0);
+  assert.ok(marked.length > 50 && marked.length < 100, `${marked.length} marked: all but the first few, which found the queue short`);
+  assert.equal(frames.findIndex((f) => (f[14] & 0x10) !== 0), frames.length - marked.length, "once the queue passed K, every frame after");
+  assert.equal(counters.switches.sw.ecnMarked, marked.length);
+  assert.equal(counters.switches.sw.ports[2].ecnMarked, marked.length);
+  // The depths the frames found: none past the queue's peak, and the frames marked are the ones at K or more.
+  const depths = counters.switches.sw.ports[2].queueDepths;
+  assert.equal(depths.reduce((n, [, f]) => n + f, 0), 100 + 0, "one count per frame handed to the port");
+  assert.equal(depths.filter(([low]) => low >= 5_000).reduce((n, [, f]) => n + f, 0) >= marked.length - 2, true);
+  const untagged = await incast({ ecn: { kMinBytes: 5_000, kMaxBytes: 5_000 } }, 1, 50);
+  assert.equal(untagged.counters.switches.sw.ecnMarked, 0, "an untagged frame has no DEI to set");
+});
+
+test("ECN as WRED: between kMin and kMax the share marked rises with the queue; the marks are the seed's, the same every run", async () => {
+  const vlan: VlanTag = { vid: 10, pcp: 0, dei: 0 };
+  const wred = { ecn: { kMinBytes: 2_000, kMaxBytes: 200_000, pMax: 0.5 } };
+  const marks = async (seed: number) => (await incast(wred, 1, 100, vlan, seed)).recorders[0].frames.map((r) => (r.frame[14] & 0x10) >> 4).join("");
+  const first = await marks(1);
+  assert.equal(await marks(1), first, "same seed, same marks");
+  assert.notEqual(await marks(2), first, "another seed, other marks");
+  const ones = (s: string) => [...s].filter((c) => c === "1").length;
+  assert.ok(ones(first.slice(0, 50)) < ones(first.slice(150)), `more marks as the queue grows: ${first}`);
+  assert.ok(ones(first) < 200 * 0.5, "never more than pMax below kMax");
+});
+
+test("queue-depth histogram: 8 buckets per power of two; a depth falls in the bucket whose bounds hold it, and a percentile is a bucket's upper edge", async () => {
+  const { QueueHistogram } = await import("../../tools/sim/net/switch.ts");
+  for (const bytes of [0, 1, 7, 8, 9, 15, 16, 1000, 1023, 1024, 65_535, 1_000_000, 2 ** 25]) {
+    const b = QueueHistogram.bucket(bytes);
+    assert.ok(QueueHistogram.lowerBound(b) <= bytes && (b === QueueHistogram.BUCKETS - 1 || bytes < QueueHistogram.lowerBound(b + 1)), `${bytes} in bucket ${b}`);
+  }
+  assert.ok(QueueHistogram.lowerBound(QueueHistogram.bucket(1_000_000) + 1) / 1_000_000 < 1.13, "about 12 % wide");
+  assert.equal(QueueHistogram.percentile([], 99), 0);
+  assert.equal(QueueHistogram.percentile([[0, 98], [1024, 2]], 99), 1151, "the 99th of 100 frames found 1024..1151 bytes");
+  assert.equal(QueueHistogram.percentile([[0, 99], [1024, 1]], 99), 0);
+});
+
+test("switch congestion settings are checked", () => {
+  const s = new EventScheduler();
+  assert.throws(() => new EthernetSwitch(s, "x", { ports: [ACCESS10], buffer: { bytes: 0 } }), /buffer\.bytes must be a positive integer/);
+  assert.throws(() => new EthernetSwitch(s, "x", { ports: [ACCESS10], buffer: { bytes: 1000, alpha: 0 } }), /buffer\.alpha above 0/);
+  assert.throws(() => new EthernetSwitch(s, "x", { ports: [ACCESS10], ecn: { kMinBytes: 10, kMaxBytes: 5 } }), /kMinBytes <= kMaxBytes/);
+  assert.throws(() => new EthernetSwitch(s, "x", { ports: [ACCESS10], ecn: { kMinBytes: 1, kMaxBytes: 5, pMax: 2 } }), /pMax in \(0, 1\]/);
+});

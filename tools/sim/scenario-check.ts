@@ -118,6 +118,11 @@ export function checkScenario(s: Scenario): void {
     });
     if (sw.config.agingNs !== undefined && !(sw.config.agingNs > 0)) fail(`${path}.config.agingNs`, "must be above 0");
     if (sw.config.forwardingLatencyNs !== undefined && !isTime(sw.config.forwardingLatencyNs)) fail(`${path}.config.forwardingLatencyNs`, "must be a time in ns");
+    const buffer = sw.config.buffer;
+    if (buffer && !(buffer.alpha === undefined || buffer.alpha > 0)) fail(`${path}.config.buffer.alpha`, `must be above 0, got ${buffer.alpha}`);
+    const ecn = sw.config.ecn;
+    if (ecn && ecn.kMaxBytes < ecn.kMinBytes) fail(`${path}.config.ecn.kMaxBytes`, `must be at least kMinBytes (${ecn.kMinBytes}), got ${ecn.kMaxBytes}`);
+    if (ecn && ecn.pMax !== undefined && !(ecn.pMax > 0)) fail(`${path}.config.ecn.pMax`, `must be above 0 (at most 1), got ${ecn.pMax}`);
     if (sw.config.mtu !== undefined && !(Number.isInteger(sw.config.mtu) && sw.config.mtu >= 576 && sw.config.mtu <= 16000)) fail(`${path}.config.mtu`, `must be 576..16000, got ${sw.config.mtu}`);
     if (sw.config.mirror !== undefined && !(Number.isInteger(sw.config.mirror) && sw.config.mirror >= 0 && sw.config.mirror < sw.config.ports.length)) {
       fail(`${path}.config.mirror`, `must be one of the switch's ports, 0..${sw.config.ports.length - 1}, got ${sw.config.mirror}`);

@@ -12,7 +12,7 @@ import type { AttackerSpec } from "./attacker.ts";
 import { AckPolicy } from "../../board/map/link.ts";
 import { ACTION_KINDS, DEFAULT_LINK, type ActionSpec, type CableSpec, type CardSpec, type DeviceSpec, type Scenario, type ServerSpec, type SwitchSpec, type TrafficSpec } from "./scenarios.ts";
 import { checkScenario, ScenarioError } from "./scenario-check.ts";
-import type { SwitchPortConfig } from "./net/switch.ts";
+import type { SwitchConfig, SwitchPortConfig } from "./net/switch.ts";
 import type { ImpairmentConfig } from "./net/impairments.ts";
 import type { LinkConfig as CableConfig } from "./net/link.ts";
 import { PORTS } from "../../board/map/registers.ts";
@@ -185,6 +185,8 @@ const switchSpec = object<SwitchSpec>({
   name: required(name),
   config: required(object<SwitchSpec["config"]>({
     ports: required(list(switchPort)), agingNs: optional(time), forwardingLatencyNs: optional(time), mtu: optional(integer(0, 65535)), mirror: optional(integer(0, 255)),
+    buffer: optional(object<NonNullable<SwitchConfig["buffer"]>>({ bytes: required(integer(1)), alpha: optional(number(0)) })),
+    ecn: optional(object<NonNullable<SwitchConfig["ecn"]>>({ kMinBytes: required(integer(0)), kMaxBytes: required(integer(0)), pMax: optional(number(0, 1)) })),
   })),
 });
 

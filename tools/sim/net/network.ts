@@ -33,7 +33,7 @@ export class Network {
 
   addSwitch(name: string, config: SwitchConfig): EthernetSwitch {
     this.claim(name);
-    const sw = new EthernetSwitch(this.scheduler, name, config);
+    const sw = new EthernetSwitch(this.scheduler, name, config, this.seed);
     this.switches.set(name, sw);
     return sw;
   }

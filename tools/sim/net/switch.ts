@@ -8,6 +8,13 @@
 //
 // The MAC table is one Map per VLAN (indexed by VID in an array) from the 48-bit MAC as a
 // number to a mutable {port, seen} entry; aging is checked when an entry is looked up.
+//
+// Congestion (docs/network.md#congestion), both optional: a shared packet buffer, where an egress
+// queue may grow to a dynamic threshold of α times the buffer still free (Choudhury and Hahne, as
+// datacenter switch ASICs do) and a frame past it is dropped; and ECN marking on the egress queue
+// a frame joins, WRED-style between two thresholds (DCTCP: both the same), as the 802.1Q tag's DEI
+// bit (the frame's one bit a switch may rewrite that MACsec leaves outside its ICV). Every port
+// counts its drops and marks and keeps a histogram of the queue depth each frame found.
 
 import {
   ETHERTYPE_VLAN, MIN_FRAME, VLAN_TAG_SIZE, FCS_SIZE, fcsValid, formatMac, isMulticast, isTagged, macKey, maxFrameSize, vlanOf, writeFcs,
@@ -15,6 +22,9 @@ import {
 import type { EthernetPort, PortDevice } from "../../../board/ethernet/port.ts";
 import type { Scheduler } from "../../../board/scheduler.ts";
 import { FrameRing } from "./ring.ts";
+import { deriveStream } from "./impairments.ts";
+import { uniformFloat64 } from "pure-rand/distribution/uniformFloat64";
+import type { JumpableRandomGenerator } from "pure-rand/types/JumpableRandomGenerator";
 
 export const SWITCH_DEFAULTS = {
   /** IEEE 802.1D default aging time: 300 s. */
@@ -43,8 +53,32 @@ export interface TrunkPortConfig {
 
 export type SwitchPortConfig = AccessPortConfig | TrunkPortConfig;
 
+/** A packet buffer shared by every egress queue of the switch. */
+export interface SharedBufferConfig {
+  /** Bytes of packet memory. */
+  bytes: number;
+  /** Dynamic threshold: an egress queue may hold up to alpha × (bytes − bytes queued in all). Default 1. */
+  alpha?: number;
+}
+
+/**
+ * ECN marking on egress (WRED on the instantaneous queue, as DCTCP uses it): a frame that finds
+ * kMinBytes or more queued ahead of it is marked with probability rising linearly from 0 to pMax
+ * at kMaxBytes, and always from kMaxBytes on. kMinBytes = kMaxBytes is DCTCP's single threshold K.
+ */
+export interface EcnConfig {
+  kMinBytes: number;
+  kMaxBytes: number;
+  /** Default 1. */
+  pMax?: number;
+}
+
 export interface SwitchConfig {
   ports: SwitchPortConfig[];
+  /** A shared buffer (default: none; each egress queue is its cable end's own buffer, tail drop). */
+  buffer?: SharedBufferConfig;
+  /** ECN marking of tagged frames as DEI (default: none). */
+  ecn?: EcnConfig;
   agingNs?: number;
   forwardingLatencyNs?: number;
   mtu?: number;
@@ -89,13 +123,56 @@ export interface SwitchCounters {
   flushed: number;
   /** Frames copied to the mirror port. */
   mirrored: number;
+  /** Frames the shared buffer refused: their queue was at its dynamic threshold (also in egressDrops). */
+  bufferDrops: number;
+  /** Frames marked congestion-experienced (DEI set). */
+  ecnMarked: number;
 }
 
 export interface SwitchPortCounters {
   rxFrames: number;
   txFrames: number;
   egressDrops: number;
+  /** Of egressDrops, refused by the shared buffer's threshold. */
+  bufferDrops: number;
+  ecnMarked: number;
+  /**
+   * The egress queue depth each frame handed to this port found ahead of it: [lowest depth of the
+   * bucket in bytes, frames] for each QueueHistogram bucket that has any, shallowest first.
+   */
+  queueDepths: [number, number][];
 }
+
+/**
+ * A histogram of byte counts with 8 buckets per power of two (about 12 % wide): bucket 0 holds 0,
+ * bucket i > 0 the depths from lowerBound(i) to lowerBound(i + 1) − 1.
+ */
+export const QueueHistogram = {
+  SUB: 8,
+  BUCKETS: 8 * 26,
+  bucket(bytes: number): number {
+    if (bytes < QueueHistogram.SUB) return bytes;
+    const e = 31 - Math.clz32(bytes); // 2^e <= bytes
+    const sub = (bytes >>> (e - 3)) & 7;
+    return Math.min((e - 2) * 8 + sub, QueueHistogram.BUCKETS - 1);
+  },
+  lowerBound(bucket: number): number {
+    if (bucket < QueueHistogram.SUB) return bucket;
+    const e = Math.floor(bucket / 8) + 2;
+    return (8 + (bucket % 8)) * 2 ** (e - 3);
+  },
+  /** The depth at or below which `p` % of the frames found the queue, as the upper edge of its bucket (0 with no frames), from SwitchPortCounters.queueDepths. */
+  percentile(depths: readonly [number, number][], p: number): number {
+    const total = depths.reduce((n, [, frames]) => n + frames, 0);
+    if (total === 0) return 0;
+    let seen = 0;
+    for (const [low, frames] of depths) {
+      seen += frames;
+      if (seen >= (p / 100) * total) return QueueHistogram.lowerBound(QueueHistogram.bucket(low) + 1) - 1;
+    }
+    return 0;
+  },
+};
 
 interface MacEntry {
   port: number;
@@ -103,6 +180,8 @@ interface MacEntry {
 }
 
 const MAX_VID = 4094;
+/** The 802.1Q tag's DEI bit, in the first byte of its TCI (frame byte 14). */
+export const DEI_BIT = 0x10;
 
 function checkVid(vid: number, what: string): number {
   if (!(Number.isInteger(vid) && vid >= 1 && vid <= MAX_VID)) throw new RangeError(`${what}: VID must be 1..4094, got ${vid}`);
@@ -111,7 +190,9 @@ function checkVid(vid: number, what: string): number {
 
 class SwitchPort implements PortDevice {
   ethernet: EthernetPort | null = null;
-  readonly counters: SwitchPortCounters = { rxFrames: 0, txFrames: 0, egressDrops: 0 };
+  readonly counters: Omit<SwitchPortCounters, "queueDepths"> = { rxFrames: 0, txFrames: 0, egressDrops: 0, bufferDrops: 0, ecnMarked: 0 };
+  /** Frames per QueueHistogram bucket of the depth they found. */
+  readonly depths = new Array<number>(QueueHistogram.BUCKETS).fill(0);
   readonly access: boolean;
   /** Access: the PVID. Trunk: the native VLAN or 0. */
   readonly untaggedVid: number;
@@ -155,8 +236,11 @@ export class EthernetSwitch {
   readonly mtu: number;
   readonly counters: SwitchCounters = {
     rxFrames: 0, rxBytes: 0, runts: 0, oversize: 0, badFcs: 0, taggedOnAccess: 0, vlanNotAllowed: 0, forwarded: 0,
-    flooded: 0, filtered: 0, txFrames: 0, egressDrops: 0, learned: 0, moved: 0, aged: 0, flushed: 0, mirrored: 0,
+    flooded: 0, filtered: 0, txFrames: 0, egressDrops: 0, learned: 0, moved: 0, aged: 0, flushed: 0, mirrored: 0, bufferDrops: 0, ecnMarked: 0,
   };
+  private readonly buffer: Required<SharedBufferConfig> | null;
+  private readonly ecn: Required<EcnConfig> | null;
+  private readonly markRng: JumpableRandomGenerator;
   private readonly mirror: number;
   private readonly ports: SwitchPort[];
   private readonly tables: (Map<number, MacEntry> | undefined)[] = new Array(4096);
@@ -166,7 +250,7 @@ export class EthernetSwitch {
   private pipelineHandle = 0;
   private readonly pipelineAction = () => this.egress();
 
-  constructor(private readonly scheduler: Scheduler, readonly name: string, config: SwitchConfig) {
+  constructor(private readonly scheduler: Scheduler, readonly name: string, config: SwitchConfig, seed = 0) {
     this.agingNs = config.agingNs ?? SWITCH_DEFAULTS.agingNs;
     this.forwardingLatencyNs = config.forwardingLatencyNs ?? SWITCH_DEFAULTS.forwardingLatencyNs;
     this.mtu = config.mtu ?? SWITCH_DEFAULTS.mtu;
@@ -174,6 +258,17 @@ export class EthernetSwitch {
     if (!(Number.isSafeInteger(this.forwardingLatencyNs) && this.forwardingLatencyNs >= 0)) throw new RangeError(`switch ${name}: forwardingLatencyNs must be a non-negative integer`);
     this.ports = config.ports.map((port, i) => new SwitchPort(this, i, port));
     this.mirror = config.mirror ?? -1;
+    const b = config.buffer;
+    if (b !== undefined && !(Number.isSafeInteger(b.bytes) && b.bytes > 0 && (b.alpha === undefined || b.alpha > 0))) {
+      throw new RangeError(`switch ${name}: buffer.bytes must be a positive integer and buffer.alpha above 0`);
+    }
+    this.buffer = b === undefined ? null : { bytes: b.bytes, alpha: b.alpha ?? 1 };
+    const e = config.ecn;
+    if (e !== undefined && !(e.kMinBytes >= 0 && e.kMaxBytes >= e.kMinBytes && (e.pMax === undefined || (e.pMax > 0 && e.pMax <= 1)))) {
+      throw new RangeError(`switch ${name}: ecn needs 0 <= kMinBytes <= kMaxBytes and pMax in (0, 1]`);
+    }
+    this.ecn = e === undefined ? null : { kMinBytes: e.kMinBytes, kMaxBytes: e.kMaxBytes, pMax: e.pMax ?? 1 };
+    this.markRng = deriveStream(seed, `${name}/ecn`);
     if (config.mirror !== undefined && !this.ports[config.mirror]) throw new RangeError(`switch ${name}: mirror port ${config.mirror} is not one of its ${this.ports.length} ports`);
   }
 
@@ -218,11 +313,14 @@ export class EthernetSwitch {
   }
 
   portCounters(index: number): SwitchPortCounters {
-    return { ...this.ports[index].counters };
+    const p = this.ports[index];
+    const queueDepths: [number, number][] = [];
+    p.depths.forEach((frames, bucket) => frames > 0 && queueDepths.push([QueueHistogram.lowerBound(bucket), frames]));
+    return { ...p.counters, queueDepths };
   }
 
   snapshot(): SwitchCounters & { ports: SwitchPortCounters[] } {
-    return { ...this.counters, ports: this.ports.map((p) => ({ ...p.counters })) };
+    return { ...this.counters, ports: this.ports.map((p) => this.portCounters(p.index)) };
   }
 
   /** Called by a port when a frame has arrived in full. */
@@ -380,12 +478,54 @@ export class EthernetSwitch {
 
   private transmit(frame: Uint8Array, index: number): void {
     const port = this.ports[index];
-    if (port.ethernet !== null && port.ethernet.send(frame)) {
+    const eth = port.ethernet;
+    if (eth === null) {
+      this.drop(port);
+      return;
+    }
+    const depth = eth.busy ? eth.queuedBytes : 0;
+    if (this.buffer !== null && depth + frame.length > this.buffer.alpha * (this.buffer.bytes - this.bufferedBytes())) {
+      this.counters.bufferDrops++;
+      port.counters.bufferDrops++;
+      this.drop(port);
+      return;
+    }
+    port.depths[QueueHistogram.bucket(depth)]++;
+    const out = this.ecn !== null && this.marks(depth) && isTagged(frame) ? this.markDei(frame, port) : frame;
+    if (eth.send(out)) {
       this.counters.txFrames++;
       port.counters.txFrames++;
-    } else {
-      this.counters.egressDrops++;
-      port.counters.egressDrops++;
-    }
+    } else this.drop(port);
+  }
+
+  private drop(port: SwitchPort): void {
+    this.counters.egressDrops++;
+    port.counters.egressDrops++;
+  }
+
+  /** Bytes waiting in every egress queue: the shared buffer in use. */
+  private bufferedBytes(): number {
+    let bytes = 0;
+    for (const p of this.ports) if (p.ethernet !== null && p.ethernet.busy) bytes += p.ethernet.queuedBytes;
+    return bytes;
+  }
+
+  /** Whether a frame that finds `depth` bytes queued ahead of it is marked (WRED between kMin and kMax). */
+  private marks(depth: number): boolean {
+    const { kMinBytes, kMaxBytes, pMax } = this.ecn!;
+    if (depth < kMinBytes) return false;
+    if (depth >= kMaxBytes) return true;
+    return uniformFloat64(this.markRng) < (pMax * (depth - kMinBytes)) / (kMaxBytes - kMinBytes);
+  }
+
+  /** A copy of a tagged frame with DEI set (congestion experienced) and its FCS recomputed; counted. */
+  private markDei(frame: Uint8Array, port: SwitchPort): Uint8Array {
+    this.counters.ecnMarked++;
+    port.counters.ecnMarked++;
+    if ((frame[14] & DEI_BIT) !== 0) return frame;
+    const out = frame.slice();
+    out[14] |= DEI_BIT;
+    writeFcs(out);
+    return out;
   }
 }
