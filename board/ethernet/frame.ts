@@ -97,6 +97,14 @@ export function isTagged(frame: Uint8Array): boolean {
   return frame[12] === ETHERTYPE_VLAN >> 8 && frame[13] === (ETHERTYPE_VLAN & 0xff);
 }
 
+/** The 802.1Q tag's DEI bit in frame byte 14 (the TCI's first byte): set by a switch that marks the frame congestion experienced (docs/network.md#congestion). */
+export const DEI_BIT = 0x10;
+
+/** A tagged frame whose DEI bit is set: marked congestion experienced. */
+export function congestionMarked(frame: Uint8Array): boolean {
+  return isTagged(frame) && (frame[14] & DEI_BIT) !== 0;
+}
+
 /** EtherType after the optional tag. */
 export function etherTypeOf(frame: Uint8Array): number {
   const at = payloadOffset(frame) - 2;

@@ -204,7 +204,8 @@ export enum TunnelCounter {
   RxUntagged = 25, //      DATA, ACK or KEEPALIVE frames in clear while MACsec protects the tunnel (InPktsNoTag)
   RxBadTag = 26, //        frames with the MACsec EtherType whose SecTAG is invalid (InPktsBadTag)
   SaSwitches = 27, //      transmit SA switches (rekeys)
-  Count = 28,
+  RxCongested = 28, //     valid frames of the session whose 802.1Q tag came with DEI set: marked congestion experienced by a switch
+  Count = 29,
 }
 
 /** Events the fabric raises to the firmware (FABRIC_EVENT). */

@@ -16,7 +16,7 @@ import {
   TunnelReg, TunnelControl, TunnelStatus, TunnelCounter, TunnelDefault, FabricEventKind, MTU_MIN, MTU_MAX, MACSEC_OVERHEAD, PORTS, PathReg, PathControl, PathStatus,
 } from "../map/registers.ts";
 import { LINK_STATE_LAST } from "../map/link.ts";
-import { ETHERTYPE_IOV, ETHERTYPE_VLAN, HEADER_SIZE, VLAN_TAG_SIZE, FCS_SIZE, MIN_PAYLOAD, writeFcs, payloadOffset } from "../ethernet/frame.ts";
+import { ETHERTYPE_IOV, ETHERTYPE_VLAN, HEADER_SIZE, VLAN_TAG_SIZE, FCS_SIZE, MIN_PAYLOAD, writeFcs, payloadOffset, congestionMarked } from "../ethernet/frame.ts";
 import { TlpClass, DATA_CREDIT_BYTES, tlpClass, tlpBytes, dataBytes, dataCredits } from "../pcie/tlp.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { FrameSink } from "../ethernet/mac.ts";
@@ -1126,6 +1126,7 @@ export class TunnelEngine implements FrameSink {
       return;
     }
     this.count(TunnelCounter.RxFrames);
+    if (congestionMarked(frame)) this.count(TunnelCounter.RxCongested);
     this.paths[port].rxFrames++;
     if (fresh) this.heard();
     if (freshOnPath) this.heardOn(port);

@@ -114,6 +114,19 @@ test("MACsec over two paths: one SecY for both, every frame validated whichever 
   }
 });
 
+test("frames a switch marks congestion experienced (the tag's DEI) reach the tunnel marked through MACsec and are counted (RxCongested); the direct path's none", async () => {
+  const count = 4000;
+  const ecn = { ecn: { kMinBytes: 0, kMaxBytes: 0 } }; // every tagged frame marked
+  const f = await flow({ macsec: {}, registers: { [TunnelReg.Vlan]: 10 }, second: { switched: true, switchConfig: ecn } }, count, MIXED, true);
+  assertExactlyOnce(f, count, true);
+  for (const side of [f.pair.a, f.pair.b]) {
+    const c = side.tunnel.counters;
+    assert.equal(c[TunnelCounter.RxBadIcv], 0, "a marked frame still verifies: the tag is outside the ICV");
+    assert.ok(pathReg(side, 1, PathReg.RxFrames) > 100, "the switched path carried");
+    assert.equal(c[TunnelCounter.RxCongested], pathReg(side, 1, PathReg.RxFrames), "every frame that crossed the switch, and none of the direct cable's");
+  }
+});
+
 test("a cable pulled under load: its path goes silent at the carrier loss, its frames go on the other, nothing is lost; plugged back, it carries again", async () => {
   const count = 30_000;
   let cutAt = 0;

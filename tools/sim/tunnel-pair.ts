@@ -12,7 +12,7 @@ import type { TlpClass } from "../../board/pcie/tlp.ts";
 import type { TunnelEngine } from "../../board/tunnel/engine.ts";
 import type { Scheduler } from "../../board/scheduler.ts";
 import { Link, type LinkConfig } from "./net/link.ts";
-import { EthernetSwitch } from "./net/switch.ts";
+import { EthernetSwitch, type SwitchConfig } from "./net/switch.ts";
 
 export interface PairOptions {
   /** Which tunnel of the fabric (default 0). */
@@ -35,7 +35,7 @@ export interface PairOptions {
    * through a switch (`link` from card a to the switch, `far` from the switch to card b), so that
    * a cut of `far` leaves card a's carrier up. The tunnel uses it from the start.
    */
-  second?: { link?: LinkConfig; switched?: boolean; far?: LinkConfig };
+  second?: { link?: LinkConfig; switched?: boolean; far?: LinkConfig; switchConfig?: Omit<SwitchConfig, "ports"> };
 }
 
 export interface PairSide {
@@ -182,7 +182,9 @@ export function tunnelPair(scheduler: Scheduler, options: PairOptions = {}): Pai
     second.push(near);
     a.fabric.macs[1].connect(near.a);
     if (options.second.switched) {
-      const sw = new EthernetSwitch(scheduler, "switch1", { ports: [{ mode: "access" }, { mode: "access" }] });
+      // Trunks whose native VLAN carries untagged frames: a tunnel with a VLAN crosses tagged.
+      const port = { mode: "trunk" as const, native: 1 };
+      const sw = new EthernetSwitch(scheduler, "switch1", { ports: [port, port], ...options.second.switchConfig });
       const far = new Link(scheduler, "cable1-far", options.second.far ?? {});
       second.push(far);
       sw.plug(0, near.b);

@@ -17,7 +17,7 @@
 // counts its drops and marks and keeps a histogram of the queue depth each frame found.
 
 import {
-  ETHERTYPE_VLAN, MIN_FRAME, VLAN_TAG_SIZE, FCS_SIZE, fcsValid, formatMac, isMulticast, isTagged, macKey, maxFrameSize, vlanOf, writeFcs,
+  DEI_BIT, ETHERTYPE_VLAN, MIN_FRAME, VLAN_TAG_SIZE, FCS_SIZE, fcsValid, formatMac, isMulticast, isTagged, macKey, maxFrameSize, vlanOf, writeFcs,
 } from "../../../board/ethernet/frame.ts";
 import type { EthernetPort, PortDevice } from "../../../board/ethernet/port.ts";
 import type { Scheduler } from "../../../board/scheduler.ts";
@@ -180,8 +180,7 @@ interface MacEntry {
 }
 
 const MAX_VID = 4094;
-/** The 802.1Q tag's DEI bit, in the first byte of its TCI (frame byte 14). */
-export const DEI_BIT = 0x10;
+
 
 function checkVid(vid: number, what: string): number {
   if (!(Number.isInteger(vid) && vid >= 1 && vid <= MAX_VID)) throw new RangeError(`${what}: VID must be 1..4094, got ${vid}`);
