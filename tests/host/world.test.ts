@@ -105,3 +105,31 @@ test("a chassis card whose power is cut leaves its server's devices in place thr
     else assert.equal(removals, 0, "inside the grace window the server keeps them");
   }
 });
+
+test("the run summary reports each switch's drops, marks and queues: a port that congests shows its queue's p99 and peak, a quiet switch nothing", async () => {
+  const { pairScenario } = await import("../../tools/sim/scenarios.ts");
+  const { formatSummary } = await import("../../tools/cli/sim.ts");
+  const base = pairScenario({
+    switched: true, durationNs: 250_000_000,
+    traffic: [{ from: "host", to: "chassis", count: 40_000, startNs: 150_000_000, payload: 256, mix: { posted: 1, nonPosted: 0, completion: 0 } }],
+  });
+  // The chassis card's cable at 1 Gb/s behind the switch: the switch's queue to it fills.
+  const scenario: Scenario = {
+    ...base,
+    cables: base.cables.map((c) => (c.id === "cable-chassis" ? { ...c, config: { ...c.config, rateBps: 1e9, b: { bufferBytes: 1 << 20 } } } : c)),
+    switches: base.switches!.map((sw) => ({ ...sw, config: { ...sw.config, buffer: { bytes: 256 * 1024 }, ecn: { kMinBytes: 20_000, kMaxBytes: 20_000 } } })),
+  };
+  const w = new World({ scenario, seed: 1, engine: "node", engineOptions: { firmware: FIRMWARE } });
+  const s = await w.run();
+  assert.equal(s.tlps.lost + s.tlps.duplicated + s.tlps.reordered, 0, "what the switch dropped went again");
+  const [sw] = s.switches;
+  const toChassis = sw.ports.find((p) => p.port === 1)!;
+  assert.ok(sw.ecnMarked > 0 && toChassis.ecnMarked === sw.ecnMarked, JSON.stringify(sw));
+  assert.ok(toChassis.egressDrops > 0 && sw.bufferDrops === toChassis.egressDrops, "the shared buffer's threshold, half of 256 KiB, is where frames went");
+  assert.ok(toChassis.peakQueuedBytes > 100_000 && toChassis.peakQueuedBytes <= 128 * 1024 + 9_100, `${toChassis.peakQueuedBytes}`);
+  assert.ok(toChassis.queueP99Bytes > 20_000 && toChassis.queueP99Bytes <= 1.13 * toChassis.peakQueuedBytes, `${toChassis.queueP99Bytes}`);
+  assert.equal(sw.ports.find((p) => p.port === 0)!.egressDrops, 0, "the host card's way back is quiet");
+  assert.match(formatSummary(s), new RegExp(`\\n  switch switch: ${sw.egressDrops} frame\\(s\\) dropped \\(${sw.bufferDrops} by the shared buffer\\), ${sw.ecnMarked} marked congestion experienced; port 1: queue p99 [0-9.]+ KiB, peak [0-9.]+ KiB\\n`));
+  const quiet = await new World({ scenario: base, seed: 1, engine: "node", engineOptions: { firmware: FIRMWARE } }).run();
+  assert.doesNotMatch(formatSummary(quiet), /\n {2}switch /, "nothing dropped or marked: no line");
+});

@@ -222,6 +222,7 @@ export function formatSummary(s: RunSummary): string {
     ...s.assignments.map((a) => `  assign ${a.card} at ${a.timeNs / 1e9} s: group ${a.from} -> ${a.to}, ${a.outcome === "ok" ? (a.doneNs === null ? "taken, not done by the end" : `done at ${(a.doneNs / 1e9).toFixed(3)} s`) : a.outcome}`),
     macsecLine(s.macsec),
     ...pathLines(s),
+    ...switchLines(s),
     ...(s.attack ? [attackLine(s.attack)] : []),
     `  invariants: ${s.invariants.length === 0 ? "all held" : `${s.invariants.length} violated`} (${s.crossDeliveries} cross-deliveries, ${s.unresetHandovers} handovers without a device reset)`,
     ...s.invariants.map((line) => `    !! ${line}`),
@@ -253,6 +254,23 @@ function pathLines(s: RunSummary): string[] {
 }
 
 const PATH_LINES = 8;
+
+/**
+ * A line per switch that dropped or marked anything (at most PATH_LINES of them): its drops, those
+ * of the shared buffer, its marks, and its most congested port's queue (p99 of the depth its frames
+ * found, and the deepest it got).
+ */
+function switchLines(s: RunSummary): string[] {
+  const congested = s.switches.filter((sw) => sw.egressDrops + sw.ecnMarked > 0);
+  const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+  const lines = congested.slice(0, PATH_LINES).map((sw) => {
+    const worst = sw.ports.reduce((a, b) => (b.queueP99Bytes > a.queueP99Bytes || (b.queueP99Bytes === a.queueP99Bytes && b.peakQueuedBytes > a.peakQueuedBytes) ? b : a));
+    return `  switch ${sw.name}: ${sw.egressDrops} frame(s) dropped (${sw.bufferDrops} by the shared buffer), ${sw.ecnMarked} marked congestion experienced; ` +
+      `port ${worst.port}: queue p99 ${kib(worst.queueP99Bytes)}, peak ${kib(worst.peakQueuedBytes)}`;
+  });
+  if (congested.length > PATH_LINES) lines.push(`  switches: ${congested.length - PATH_LINES} more dropped or marked frames (--summary has them all)`);
+  return lines;
+}
 
 /** The run's MACsec line: what went protected, what went in clear, and every frame refused by reason. */
 function macsecLine(m: MacsecSummary): string {

@@ -167,6 +167,8 @@ export interface RunSummary {
    * which the peer then takes as the genuine frame it is, once.
    */
   attack?: AttackerStats & { accepted: number; validatedReplays: number; relayed: number; reached: number; uncounted: number };
+  /** Each switch of the scenario: what it dropped and marked, and per port how deep its egress queue got (docs/network.md#congestion). */
+  switches: SwitchSummary[];
   /** TLPs a tunnel delivered that did not come from its pair in its group and session (docs/scenarios.md#invariants). */
   crossDeliveries: number;
   /** Sessions of a chassis card with a new host card that began before every device was reset. */
@@ -175,6 +177,17 @@ export interface RunSummary {
   assignments: Assignment[];
   /** Every fleet invariant that did not hold, one line each; empty when all did. */
   invariants: string[];
+}
+
+export interface SwitchSummary {
+  name: string;
+  /** Frames its egress ports refused: a full queue or shared buffer (`bufferDrops` of them), or a link down. */
+  egressDrops: number;
+  bufferDrops: number;
+  /** Frames it marked congestion experienced. */
+  ecnMarked: number;
+  /** Each plugged port that sent anything: its drops and marks, the deepest its egress queue got, and the depth 99 % of its frames found ahead of them. */
+  ports: { port: number; txFrames: number; egressDrops: number; ecnMarked: number; peakQueuedBytes: number; queueP99Bytes: number }[];
 }
 
 /** The times card `card`'s tunnel `tunnel` entered link state `state` (lower case, as in linkStates). */

@@ -55,7 +55,8 @@ import { macFor, cardLink, cardEnd, adminKey, NVME_LOAD, type Scenario, type Cab
 import { checkScenario, describeAction, ScenarioError } from "./scenario-check.ts";
 import { FleetAudit, type AuditedCard } from "./invariants.ts";
 import { Timeline, type Level } from "./timeline.ts";
-import { percentile, type RunSummary, type MacsecSummary, type LinkStateChange, type ServerSummary, type NvmeRun, type PortSummary, type PathSummary } from "./summary.ts";
+import { percentile, type RunSummary, type MacsecSummary, type LinkStateChange, type ServerSummary, type NvmeRun, type PortSummary, type PathSummary, type SwitchSummary } from "./summary.ts";
+import { QueueHistogram } from "./net/switch.ts";
 
 export interface WorldOptions {
   scenario: Scenario;
@@ -299,6 +300,20 @@ export class World {
     if (management) {
       this.management = new ManagementPort(this.scheduler, this.network, management, { seed: options.seed, vlan: link.managementVlan, key: adminKey(link.installation) });
     }
+  }
+
+  private switchSummaries(): SwitchSummary[] {
+    return [...this.network.switches.values()].map((sw) => {
+      const c = sw.snapshot();
+      const ports = c.ports.flatMap((p, port) => {
+        const link = this.network.linkAt(sw.name, port);
+        if (link === null || p.txFrames + p.egressDrops === 0) return [];
+        // The switch port's egress queue is its end of the cable (docs/network.md#switches).
+        const end = sw.cableEnd(port) === link.a ? link.a : link.b;
+        return [{ port, txFrames: p.txFrames, egressDrops: p.egressDrops, ecnMarked: p.ecnMarked, peakQueuedBytes: end.counters.peakQueuedBytes, queueP99Bytes: QueueHistogram.percentile(p.queueDepths, 99) }];
+      });
+      return { name: sw.name, egressDrops: c.egressDrops, bufferDrops: c.bufferDrops, ecnMarked: c.ecnMarked, ports };
+    });
   }
 
   private macsecSummary(): MacsecSummary {
@@ -1008,6 +1023,7 @@ export class World {
       firmwareTraps: cards.reduce((n, c) => n + c.stats.traps, 0),
       mailboxErrors: cards.reduce((n, c) => n + c.stats.mailboxErrors, 0),
       macsec: this.macsecSummary(),
+      switches: this.switchSummaries(),
       ...(this.attacker ? { attack: { ...this.attacker.stats, sent: { ...this.attacker.stats.sent }, ...this.audit.attack } } : {}),
       crossDeliveries: this.audit.crossDeliveries,
       unresetHandovers: this.audit.unresetHandovers,

@@ -285,6 +285,11 @@ export class EthernetSwitch {
     this.members.fill(undefined);
   }
 
+  /** The cable end port `index` is plugged into: its egress queue. */
+  cableEnd(index: number): EthernetPort | null {
+    return this.ports[index]?.ethernet ?? null;
+  }
+
   plugged(index: number): boolean {
     return this.ports[index]?.ethernet != null;
   }
