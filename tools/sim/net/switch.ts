@@ -17,7 +17,7 @@
 // counts its drops and marks and keeps a histogram of the queue depth each frame found.
 
 import {
-  DEI_BIT, ETHERTYPE_VLAN, MIN_FRAME, VLAN_TAG_SIZE, FCS_SIZE, fcsValid, formatMac, isMulticast, isTagged, macKey, maxFrameSize, vlanOf, writeFcs,
+  DEI_BIT, congestionMarked, ETHERTYPE_VLAN, MIN_FRAME, VLAN_TAG_SIZE, FCS_SIZE, fcsValid, formatMac, isMulticast, isTagged, macKey, maxFrameSize, vlanOf, writeFcs,
 } from "../../../board/ethernet/frame.ts";
 import type { EthernetPort, PortDevice } from "../../../board/ethernet/port.ts";
 import type { Scheduler } from "../../../board/scheduler.ts";
@@ -526,7 +526,7 @@ export class EthernetSwitch {
   private markDei(frame: Uint8Array, port: SwitchPort): Uint8Array {
     this.counters.ecnMarked++;
     port.counters.ecnMarked++;
-    if ((frame[14] & DEI_BIT) !== 0) return frame;
+    if (congestionMarked(frame)) return frame;
     const out = frame.slice();
     out[14] |= DEI_BIT;
     writeFcs(out);
