@@ -39,6 +39,8 @@ export interface FabricHost {
   deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void;
   /** A TLP a tunnel threw away when its session ended (TunnelHost.discarded). */
   discarded?(tlp: Uint8Array, slot: number, tunnel: TunnelEngine, received: boolean): void;
+  /** A tunnel's send queue, full at QueueBytes, has room again (TunnelHost.room). */
+  room?(tunnel: TunnelEngine): void;
   /** A tunnel's SecY validated the MACsec frame being received: `clear` is what the tunnel engine takes, `fresh` whether its PN was new (observers only). */
   unprotected?(clear: Uint8Array, fresh: boolean): void;
   /** A CONTROL frame for the firmware (FRAME_RX), FCS removed, with the index of the tunnel it matches or NO_TUNNEL, and the port it came in on. */
@@ -139,6 +141,10 @@ export class Fabric {
         event: (kind, arg, t) => host.event(kind, t.index, arg),
         discarded: host.discarded ? (tlp, slot, t, received) => host.discarded!(tlp, slot, t, received) : undefined,
         unprotected: host.unprotected ? (clear, fresh) => host.unprotected!(clear, fresh) : undefined,
+        room: (t) => {
+          this.router?.onRoom?.();
+          host.room?.(t);
+        },
       });
       this.tunnels.push(tunnel);
       for (const mac of this.macs) mac.addTunnel(tunnel);
@@ -164,6 +170,7 @@ export class Fabric {
       ? new SwitchRouter({
           toFirmware: (reason, port, tlp) => host.tlp?.(reason, port, tlp),
           submit: (tunnel, slot, tlp) => this.tunnels[tunnel].submit(tlp, slot),
+          hasRoom: (tunnel, cls) => this.tunnels[tunnel]?.hasRoom(cls) ?? true,
           tunnels: this.tunnels.length,
           now: () => scheduler.now,
         })

@@ -39,8 +39,9 @@ export function isSecy(address: u32): bool {
   return address >= (SECY_BASE as u32);
 }
 
+/** The tunnel's policy bits: the negotiated retransmission policy, and congestion control, always on (docs/congestion.md). */
 function policyBits(p: Port): u32 {
-  return p.ackPolicy == AckPolicy.GoBackN ? TunnelControl.GoBackN : 0;
+  return (p.ackPolicy == AckPolicy.GoBackN ? TunnelControl.GoBackN : 0) | TunnelControl.CongestionControl;
 }
 
 /**

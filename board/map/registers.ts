@@ -134,6 +134,10 @@ export enum TunnelReg {
   LinkState = 0x64, //     rw  the firmware's link state (LinkState, board/map/link.ts): shown to the card's PCIe side, no effect on the data path
   RttReportNs = 0x68, //   rw  RttChanged at most this often, >= 1000
   Port = 0x6c, //          rw  the Ethernet port of the session's first path, whose peer address is PeerMacHigh/Low: 0..PORTS-1; written while the tunnel is disabled
+  TargetNs = 0x70, //      rw  congestion control: queueing delay above a path's least round trip at which the window shrinks; 0: no delay signal
+  CwndBytes = 0x74, //     ro  the congestion window: bytes of DATA frames allowed in flight (WindowBytes while congestion control is off)
+  QueueBytes = 0x78, //    rw  bytes of TLPs the send queue takes from the card's PCIe side before it holds that side back; 0: no limit
+  MinRttNs = 0x7c, //      ro  the least round trip seen on the first path lately (the delay signal's base); 0 before the first
   CountTxFrames = 0x80, // ro  counters as of the last snapshot, in TunnelCounter order
 }
 
@@ -157,6 +161,8 @@ export enum TunnelDefault {
   CreditCplh = 128,
   CreditCpld = 2048,
   RttReportNs = 10_000_000,
+  TargetNs = 50_000,
+  QueueBytes = 2048,
 }
 
 export enum TunnelControl {
@@ -164,6 +170,7 @@ export enum TunnelControl {
   GoBackN = 1 << 1, //     retransmission policy: 0 selective repeat, 1 go-back-N (baseline)
   Reset = 1 << 2, //       write 1: clear sequence numbers, buffers and credits (queued TLPs stay); reads 0
   Flush = 1 << 3, //       write 1: discard the TLPs queued to send (counted in TlpsFlushed); reads 0
+  CongestionControl = 1 << 4, // the congestion window limits what is in flight (docs/congestion.md); 0: WindowBytes alone (the uncontrolled baseline)
 }
 
 export enum TunnelStatus {
@@ -205,7 +212,10 @@ export enum TunnelCounter {
   RxBadTag = 26, //        frames with the MACsec EtherType whose SecTAG is invalid (InPktsBadTag)
   SaSwitches = 27, //      transmit SA switches (rekeys)
   RxCongested = 28, //     valid frames of the session whose 802.1Q tag came with DEI set: marked congestion experienced by a switch
-  Count = 29,
+  EcnDecreases = 29, //    congestion window decreases on marks echoed by the peer
+  DelayDecreases = 30, //  congestion window decreases on queueing delay above TargetNs
+  QueueFull = 31, //       times the send queue reached QueueBytes and held the card's PCIe side back
+  Count = 32,
 }
 
 /** Events the fabric raises to the firmware (FABRIC_EVENT). */

@@ -7,7 +7,7 @@
 // losing what was in flight.
 
 import { PcieLink, type PcieDevice, type PcieLinkConfig } from "./link.ts";
-import { decodeTlp, encodeTlp, isMalformed, CplStatus } from "./tlp.ts";
+import { decodeTlp, encodeTlp, isMalformed, tlpClass, CplStatus, TlpClass } from "./tlp.ts";
 import { errorCompletion, isNonPosted } from "./completer.ts";
 import type { Scheduler } from "../scheduler.ts";
 
@@ -22,6 +22,10 @@ export interface SlotDevice extends PcieDevice {
 /** Where the chassis sends upstream TLPs: its tunnel toward the host card. */
 export interface Uplink {
   submit(tlp: Uint8Array, slot: number): boolean;
+  /** Flow control: whether its send queue takes more TLPs of class `cls` now (TunnelEngine.hasRoom); without it, always. */
+  hasRoom?(cls: TlpClass): boolean;
+  /** Flow control: calls `listener` when the send queue has room again (TunnelEngine.onRoom). */
+  onRoom?(listener: () => void): void;
 }
 
 export interface ChassisCounters {
@@ -39,10 +43,14 @@ export class ChassisRoot {
   readonly counters: ChassisCounters = { downstreamTlps: 0, upstreamTlps: 0, emptySlot: 0, dropped: 0 };
   private readonly links: (PcieLink | null)[];
   private readonly devices: (SlotDevice | null)[];
+  /** Per slot: resumes its device's sending once the tunnel has room; the slot served first next time. */
+  private readonly resumers: ((max?: number) => number)[] = [];
+  private nextResumed = 0;
 
   constructor(private readonly scheduler: Scheduler, private readonly uplink: Uplink, slots: number) {
     this.links = new Array(slots).fill(null);
     this.devices = new Array(slots).fill(null);
+    uplink.onRoom?.(() => this.room());
   }
 
   /** Number of slots. */
@@ -81,8 +89,24 @@ export class ChassisRoot {
     const link = new PcieLink(this.scheduler, config);
     link.plugDown(device);
     link.up.onTlp = (tlp) => this.toHost(tlp, slot);
+    if (this.uplink.hasRoom) this.resumers.push(link.holdUpstream((tlp) => this.uplink.hasRoom!(tlpClass(tlp) as TlpClass)));
     this.links[slot] = link;
     this.devices[slot] = device;
+  }
+
+  /**
+   * The tunnel's send queue has room again: the slots' devices may go on sending, a TLP each in
+   * turn (round robin, from the slot after the one served first last time), while there is room.
+   */
+  room(): void {
+    const n = this.resumers.length;
+    if (n === 0) return;
+    const first = this.nextResumed;
+    this.nextResumed = (first + 1) % n;
+    for (let progress = true; progress;) {
+      progress = false;
+      for (let i = 0; i < n; i++) if (this.resumers[(first + i) % n](1) > 0) progress = true;
+    }
   }
 
   private toHost(tlp: Uint8Array, slot: number): void {

@@ -29,7 +29,7 @@
 import { SwitchReg, SwitchControl, SWITCH_BASE, SWITCH_STRIDE } from "../map/registers.ts";
 import { TlpRxReason, NO_PORT } from "../map/mailbox.ts";
 import { SWITCH_PORTS, SWITCH_DOWNSTREAM_PORTS, TlpHeader } from "../map/pcie.ts";
-import { decodeTlp, encodeTlp, isMalformed, isConfigRequest, hasData, headerBytes, routingId, CplStatus, TlpType, type ConfigRequest, type Tlp } from "./tlp.ts";
+import { decodeTlp, encodeTlp, isMalformed, isConfigRequest, hasData, headerBytes, routingId, tlpClass, CplStatus, TlpClass, TlpType, type ConfigRequest, type Tlp } from "./tlp.ts";
 import { errorCompletion, isNonPosted } from "./completer.ts";
 
 export interface SwitchRouterHost {
@@ -37,6 +37,8 @@ export interface SwitchRouterHost {
   toFirmware(reason: TlpRxReason, port: number, tlp: Uint8Array): void;
   /** A TLP into tunnel `tunnel` for chassis slot `slot`; false when the tunnel refuses it. */
   submit(tunnel: number, slot: number, tlp: Uint8Array): boolean;
+  /** Flow control: whether tunnel `tunnel`'s send queue takes more TLPs of class `cls` now (TunnelEngine.hasRoom); without it, always. */
+  hasRoom?(tunnel: number, cls: TlpClass): boolean;
   /** The number of tunnels a Binding register may name. */
   tunnels: number;
   /** The current time, ns (SwitchReg.IdleUs); without it the router counts no idle time. */
@@ -280,6 +282,28 @@ export class SwitchRouter {
   private portForBus(bus: number): number {
     for (let p = 1; p <= SWITCH_DOWNSTREAM_PORTS; p++) if (forwardsBus(this.ports[p], bus)) return p;
     return -1;
+  }
+
+  /** Set by the link from the server: called when a tunnel has room again (Fabric, on its room event). */
+  onRoom?: () => void;
+
+  /**
+   * Flow control toward the server's link: a memory request or completion waits there while the
+   * send queue of the tunnel it would enter is full (TunnelReg.QueueBytes), as the card's credits
+   * would hold it. Everything else (configuration, what goes to the firmware) always has room.
+   */
+  accepts(bytes: Uint8Array): boolean {
+    if (!this.host.hasRoom) return true;
+    const tlp = decodeTlp(bytes);
+    if (isMalformed(tlp)) return true;
+    let port = -1;
+    if (tlp.kind === "MRd" || tlp.kind === "MRdLk" || tlp.kind === "MWr") {
+      if (claimsMemory(this.ports[0], tlp.address)) {
+        for (let p = 1; p <= SWITCH_DOWNSTREAM_PORTS && port < 0; p++) if (claimsMemory(this.ports[p], tlp.address)) port = p;
+      }
+    } else if (tlp.kind === "Cpl" || tlp.kind === "CplD" || tlp.kind === "CplLk" || tlp.kind === "CplDLk") port = this.portForBus(tlp.requester >> 8);
+    if (port <= 0 || !this.forwarding(port)) return true;
+    return this.host.hasRoom(this.ports[port].binding & 0xff, tlpClass(bytes) as TlpClass);
   }
 
   /** A TLP from the server. */

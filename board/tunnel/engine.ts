@@ -23,11 +23,12 @@ import type { FrameSink } from "../ethernet/mac.ts";
 import { allocBytes, copyBytes } from "../bytes.ts";
 import { CreditGate, CreditPool, CLASSES } from "./credits.ts";
 import { Path } from "./path.ts";
+import { CongestionWindow, WindowChange, WindowState, type WindowLimits } from "./congestion.ts";
 import { Secy } from "../macsec/secy.ts";
 import type { SecTag } from "../macsec/frame.ts";
 import {
   FrameKind, TUNNEL_HEADER, RECORD_HEADER, RECORD_SIZE_MASK, RECORD_SLOT_SHIFT, RECORD_SLOTS, MAX_SACK, seqDiff, writeHeader, ackBodySize, writeAckBody,
-  readHeader, readAckBody, type SackBlock,
+  readHeader, readAckBody, ECHO_MODULUS, type SackBlock,
 } from "./wire.ts";
 
 /** What the engine needs from the card around it. */
@@ -43,6 +44,8 @@ export interface TunnelHost {
   deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void;
   /** An event for the firmware. */
   event(kind: FabricEventKind, arg: number, tunnel: TunnelEngine): void;
+  /** The send queue, full at QueueBytes, took TLPs into frames and has room again: the card's PCIe side may go on. */
+  room?(tunnel: TunnelEngine): void;
   /**
    * A TLP the engine throws away because its session ended: queued and never sent (a flush), or
    * sent and not yet acknowledged, or `received` out of order and held (a session reset). Neither
@@ -81,6 +84,13 @@ export const TUNNEL_DEFAULTS: Partial<Record<TunnelReg, number>> = Object.fromEn
 const REGISTER_WORDS = 0x100 / 4;
 const FAST_RETRANSMIT_THRESHOLD = 3; // frames received beyond a hole before it is resent
 const MAX_BACKOFF_SHIFT = 3;
+/** The congestion window a session starts with, in frames of Mtu bytes (docs/congestion.md). */
+const INITIAL_WINDOW_FRAMES = 2;
+/** Pacing runs ahead of the window's rate by these factors: 2 in slow start, 1.25 after (docs/congestion.md). */
+const PACING_GAIN_SLOW_START = 2;
+/** Under congestion control a DATA frame carries at most 1/FRAMES_PER_WINDOW of the window. */
+const FRAMES_PER_WINDOW = 4;
+const PACING_GAIN = 1.25;
 /** Sequence numbers further ahead than this are outside the window whatever the buffer. */
 const SEQ_WINDOW = 1 << 16;
 
@@ -142,6 +152,11 @@ export class TunnelEngine implements FrameSink {
   private readonly regs = new Uint32Array(REGISTER_WORDS);
   private readonly queues = [new TlpQueue(), new TlpQueue(), new TlpQueue()];
   private submitted = 0;
+  /** Bytes of the TLPs queued to send per class (QueueBytes each), and which classes are full. */
+  private readonly queuedBytes = [0, 0, 0];
+  private readonly queueFull = [false, false, false];
+  /** What feeds the send queue and waits while it is full (onRoom). */
+  private readonly roomListeners: (() => void)[] = [];
   private readonly gate = new CreditGate();
   private readonly pool = new CreditPool();
   private stalled = [false, false, false];
@@ -157,9 +172,21 @@ export class TunnelEngine implements FrameSink {
   private consecutiveTimeouts = 0;
   private duplicateAcks = 0;
   private recoverSeq = 0;
+  /** The congestion window (TunnelControl.CongestionControl), and what feeds it. */
+  private readonly cwnd = new CongestionWindow();
+  /** The peer's last echo of marked frames, and the marks it echoed since the window last heard of them. */
+  private echoSeen = 0;
+  private marksEchoed = 0;
+  /** The window or the pacing held back a frame since the last acknowledgement: it limits the sender and may grow. */
+  private windowLimited = false;
+  /** Under congestion control, new DATA frames are paced: the next may start at paceAt (docs/congestion.md, "Pacing"). */
+  private paceAt = 0;
+  private paceTimer: number | null = null;
 
   // Receive state.
   private rcvNext = 0;
+  /** DATA frames received marked congestion experienced this session: echoed mod ECHO_MODULUS in every ACK and KEEPALIVE. */
+  private marksReceived = 0;
   private readonly held = new Map<number, Held>();
   private heldBytes = 0;
   private unacked = 0;
@@ -212,6 +239,10 @@ export class TunnelEngine implements FrameSink {
 
   private get goBackN(): boolean {
     return (this.reg(TunnelReg.Control) & TunnelControl.GoBackN) !== 0;
+  }
+
+  private get congestionControl(): boolean {
+    return (this.reg(TunnelReg.Control) & TunnelControl.CongestionControl) !== 0;
   }
 
   private setStatus(bit: TunnelStatus, on: boolean): void {
@@ -338,6 +369,8 @@ export class TunnelEngine implements FrameSink {
 
   readRegister(offset: number): number {
     if (offset < 0 || offset >= 0x100 || offset & 3) return 0;
+    if (offset === TunnelReg.CwndBytes) return this.windowBytes() >>> 0;
+    if (offset === TunnelReg.MinRttNs) return this.paths[this.firstPort].minRtt >>> 0;
     return this.regs[offset / 4];
   }
 
@@ -350,6 +383,8 @@ export class TunnelEngine implements FrameSink {
         return this.writeControl(value);
       case TunnelReg.Status:
       case TunnelReg.RttNs:
+      case TunnelReg.CwndBytes:
+      case TunnelReg.MinRttNs:
         return false;
       case TunnelReg.Snapshot:
         if (value & 1) this.snapshot();
@@ -397,7 +432,7 @@ export class TunnelEngine implements FrameSink {
   }
 
   private writeControl(value: number): boolean {
-    if (value & ~(TunnelControl.Enable | TunnelControl.GoBackN | TunnelControl.Reset | TunnelControl.Flush)) return false;
+    if (value & ~(TunnelControl.Enable | TunnelControl.GoBackN | TunnelControl.Reset | TunnelControl.Flush | TunnelControl.CongestionControl)) return false;
     const wasEnabled = this.enabled;
     if (value & TunnelControl.Enable && !wasEnabled) {
       const recordRoom = this.payloadMtu() - TUNNEL_HEADER - RECORD_HEADER;
@@ -442,6 +477,8 @@ export class TunnelEngine implements FrameSink {
     this.unacked = 0;
     this.consecutiveTimeouts = 0;
     this.duplicateAcks = 0;
+    this.cwnd.reset(INITIAL_WINDOW_FRAMES * this.reg(TunnelReg.Mtu), 0);
+    this.echoSeen = this.marksEchoed = this.marksReceived = this.paceAt = 0;
     this.gate.reset();
     this.pool.reset([TunnelReg.CreditPh, TunnelReg.CreditPd, TunnelReg.CreditNph, TunnelReg.CreditNpd, TunnelReg.CreditCplh, TunnelReg.CreditCpld].map((r) => this.reg(r)));
     this.setStatus(TunnelStatus.PeerSeen, false);
@@ -493,6 +530,8 @@ export class TunnelEngine implements FrameSink {
       queue.clear();
     }
     this.stalled = [false, false, false];
+    this.queuedBytes.fill(0);
+    this.queueRoom();
   }
 
   private start(): void {
@@ -514,10 +553,10 @@ export class TunnelEngine implements FrameSink {
 
   private stop(): void {
     this.setStatus(TunnelStatus.Enabled, false);
-    for (const timer of [this.rtoTimer, this.ackTimer, this.silenceTimer, this.rttReportTimer]) {
+    for (const timer of [this.rtoTimer, this.ackTimer, this.silenceTimer, this.rttReportTimer, this.paceTimer]) {
       if (timer !== null) this.host.scheduler.cancel(timer);
     }
-    this.rtoTimer = this.ackTimer = this.silenceTimer = this.rttReportTimer = null;
+    this.rtoTimer = this.ackTimer = this.silenceTimer = this.rttReportTimer = this.paceTimer = null;
     for (const path of this.paths) this.cancelPathTimers(path);
   }
 
@@ -595,12 +634,55 @@ export class TunnelEngine implements FrameSink {
    * header, data beyond MaxPayload, or a slot beyond RECORD_SLOTS.
    */
   submit(tlp: Uint8Array, slot = 0): boolean {
-    const cls = tlpClass(tlp);
-    if (cls < 0 || tlp.length !== tlpBytes(tlp) || dataBytes(tlp) > this.reg(TunnelReg.MaxPayload)) return false;
+    const found = tlpClass(tlp);
+    if (found < 0 || tlp.length !== tlpBytes(tlp) || dataBytes(tlp) > this.reg(TunnelReg.MaxPayload)) return false;
     if (!(slot >= 0 && slot < RECORD_SLOTS)) return false;
+    const cls = found as TlpClass;
     this.queues[cls].push(tlp, this.submitted++, slot);
+    this.queuedBytes[cls] += tlp.length;
+    if (!this.queueFull[cls] && !this.hasRoom(cls)) {
+      this.queueFull[cls] = true;
+      this.count(TunnelCounter.QueueFull);
+    }
     if (this.enabled) this.host.transmitReady();
     return true;
+  }
+
+  /**
+   * Whether the send queue takes more TLPs of class `cls` (posted without one) from the card's PCIe
+   * side: fewer than QueueBytes of that class queued, or no limit. Each class has its own, as PCIe
+   * credits are per class: a read is not held back at the card's edge by writes (in the queue it
+   * still waits behind the older ones, as the ordering rules say). The card holds its PCIe side back
+   * while a class is full (its link's flow control); what is submitted anyway is queued, never lost.
+   */
+  hasRoom(cls: TlpClass = TlpClass.Posted): boolean {
+    const limit = this.reg(TunnelReg.QueueBytes);
+    return limit === 0 || this.queuedBytes[cls] < limit;
+  }
+
+  /**
+   * TLPs left the send queue: if a class was full and has room now, the card's PCIe side may go on.
+   * It hears so from an event at the same time rather than at once: what it sends then may kick the
+   * MACs, which must not happen while they are taking a frame from this engine.
+   */
+  private queueRoom(): void {
+    let freed = false;
+    for (let cls = 0; cls < CLASSES; cls++) {
+      if (!this.queueFull[cls] || !this.hasRoom(cls)) continue;
+      this.queueFull[cls] = false;
+      freed = true;
+    }
+    if (freed) {
+      this.host.scheduler.at(this.now, () => {
+        this.host.room?.(this);
+        for (const listener of this.roomListeners) listener();
+      });
+    }
+  }
+
+  /** Calls `listener` whenever the send queue, a class of it full, has room again: for what feeds it (a chassis root's slot links). */
+  onRoom(listener: () => void): void {
+    this.roomListeners.push(listener);
   }
 
   /** TLPs waiting to be sent, all classes. */
@@ -666,7 +748,46 @@ export class TunnelEngine implements FrameSink {
       this.resend.shift();
       return this.retransmit(entry, port);
     }
-    return quicker ? null : this.dataFrame(port);
+    if (quicker || this.paced()) return null;
+    const frame = this.dataFrame(port);
+    if (frame && this.congestionControl) this.pace(frame.length, port);
+    return frame;
+  }
+
+  /**
+   * Bytes of tunnel header and body a DATA frame may carry: the payload MTU, and under congestion
+   * control at most 1/FRAMES_PER_WINDOW of the window, so that a small window still goes as several
+   * frames, each queued and marked apart, rather than one burst.
+   */
+  private frameRoom(mtu: number): number {
+    if (!this.congestionControl) return mtu;
+    const share = Math.floor(this.cwnd.bytes / FRAMES_PER_WINDOW) - HEADER_SIZE - VLAN_TAG_SIZE - FCS_SIZE;
+    return Math.max(Math.min(mtu, share), TUNNEL_HEADER + RECORD_HEADER + 16 + this.reg(TunnelReg.MaxPayload));
+  }
+
+  /** A new DATA frame must wait for paceAt: true, with a timer that asks the MACs again then. */
+  private paced(): boolean {
+    if (!this.congestionControl || this.now >= this.paceAt) return false;
+    if (this.queuedTlps > 0) this.windowLimited = true;
+    if (this.paceTimer === null) {
+      this.paceTimer = this.host.scheduler.at(this.paceAt, () => {
+        this.paceTimer = null;
+        if (this.enabled) this.host.transmitReady();
+      });
+    }
+    return true;
+  }
+
+  /**
+   * Spreads the window over the round trip: after a DATA frame of `bytes`, the next starts no sooner
+   * than the time the window's rate (window / smoothed round trip of the path, times PACING_GAIN)
+   * takes to send it. Without a round trip measured yet, no pacing.
+   */
+  private pace(bytes: number, port: number): void {
+    const srtt = this.paths[port].srtt;
+    if (srtt === 0) return;
+    const gain = this.cwnd.state === WindowState.SlowStart ? PACING_GAIN_SLOW_START : PACING_GAIN;
+    this.paceAt = this.now + Math.floor((bytes * srtt) / (this.windowBytes() * gain));
   }
 
   /**
@@ -722,7 +843,7 @@ export class TunnelEngine implements FrameSink {
     const length = ackBodySize(sack.length);
     const { frame, view, at } = this.frameHead(TUNNEL_HEADER + length, port);
     writeHeader(view, at, kind, length, this.reg(TunnelReg.Session), this.nextSeq, this.rcvNext);
-    writeAckBody(view, at + TUNNEL_HEADER, { credits: this.pool.limit, sack, keys: this.secy.advertisement() });
+    writeAckBody(view, at + TUNNEL_HEADER, { credits: this.pool.limit, sack, keys: this.secy.advertisement(), echo: this.marksReceived % ECHO_MODULUS });
     writeFcs(frame);
     this.count(TunnelCounter.TxFrames);
     this.count(kind === FrameKind.Ack ? TunnelCounter.TxAckFrames : TunnelCounter.TxKeepalives);
@@ -756,12 +877,27 @@ export class TunnelEngine implements FrameSink {
     return blocks;
   }
 
+  /** Bytes of DATA frames allowed in flight: the replay buffer, WindowBytes and, under congestion control, the congestion window. */
   private windowBytes(): number {
-    return Math.min(this.reg(TunnelReg.ReplayBytes), this.reg(TunnelReg.WindowBytes));
+    const fixed = Math.min(this.reg(TunnelReg.ReplayBytes), this.reg(TunnelReg.WindowBytes));
+    return this.congestionControl ? Math.min(fixed, this.cwnd.bytes) : fixed;
   }
 
   private windowAllows(frameBytes: number): boolean {
-    return this.replayBytes + frameBytes <= this.windowBytes() && this.inFlight < SEQ_WINDOW / 2;
+    if (this.replayBytes + frameBytes <= this.windowBytes() && this.inFlight < SEQ_WINDOW / 2) return true;
+    this.windowLimited = true;
+    return false;
+  }
+
+  /** What bounds the congestion window: one frame with one largest TLP (its floor and its growth per round trip), the fixed window, TargetNs. */
+  private windowLimits(): WindowLimits {
+    const tag = this.vlan() ? VLAN_TAG_SIZE : 0;
+    const overhead = HEADER_SIZE + tag + FCS_SIZE + TUNNEL_HEADER;
+    return {
+      minBytes: overhead + RECORD_HEADER + 16 + this.reg(TunnelReg.MaxPayload) + (this.secy.protecting ? MACSEC_OVERHEAD : 0),
+      maxBytes: Math.min(this.reg(TunnelReg.ReplayBytes), this.reg(TunnelReg.WindowBytes)),
+      targetNs: this.reg(TunnelReg.TargetNs),
+    };
   }
 
   /**
@@ -809,7 +945,7 @@ export class TunnelEngine implements FrameSink {
     if (this.packing.length < largest) this.packing = new Uint8Array(largest);
     const { frame: buffer, view, at } = this.frameHead(mtu, port, this.packing);
     const overhead = at + TUNNEL_HEADER + FCS_SIZE;
-    const end = at + mtu;
+    const end = at + this.frameRoom(mtu);
     let p = at + TUNNEL_HEADER;
     let tlps = 0;
     let payload = 0;
@@ -820,6 +956,7 @@ export class TunnelEngine implements FrameSink {
       if (p + record > end || !this.windowAllows(overhead + (p - at - TUNNEL_HEADER) + record)) break;
       const slot = queue.slots[queue.head];
       queue.shift();
+      this.queuedBytes[cls] -= tlp.length;
       const data = dataBytes(tlp);
       this.gate.consume(cls, Math.ceil(data / DATA_CREDIT_BYTES));
       view.setUint16(p, (slot << RECORD_SLOT_SHIFT) | tlp.length);
@@ -829,6 +966,7 @@ export class TunnelEngine implements FrameSink {
       payload += data;
     }
     if (tlps === 0) return null;
+    this.queueRoom();
     const bytes = p - at - TUNNEL_HEADER;
     const seq = this.nextSeq;
     this.nextSeq = (this.nextSeq + 1) >>> 0;
@@ -878,18 +1016,25 @@ export class TunnelEngine implements FrameSink {
   private onAck(ack: number): void {
     const advance = seqDiff(ack, this.sndUna);
     if (advance > 0 && seqDiff(ack, this.nextSeq) <= 0) {
+      let bytes = 0;
+      let newest: { rtt: number; queueing: number } | null = null;
       for (let seq = this.sndUna; seqDiff(seq, ack) < 0; seq = (seq + 1) >>> 0) {
         const entry = this.sent.get(seq);
         if (!entry) continue;
+        newest = null;
         if (entry.transmissions === 1) {
           const sample = Math.min(this.now - entry.sentAt, 0xffffffff);
+          const path = this.paths[entry.path];
           this.rttSample(sample);
-          this.paths[entry.path].rttSample(sample);
+          path.rttSample(sample, this.now);
+          newest = { rtt: sample, queueing: sample - path.minRtt };
         }
+        bytes += entry.frame.length;
         this.replayBytes -= entry.frame.length;
         this.sent.delete(seq);
       }
       this.sndUna = ack;
+      if (this.congestionControl) this.windowAcked(advance, bytes, newest);
       this.consecutiveTimeouts = 0;
       this.setStatus(TunnelStatus.Stalled, false);
       this.duplicateAcks = 0;
@@ -905,6 +1050,18 @@ export class TunnelEngine implements FrameSink {
         this.count(TunnelCounter.FastRetransmits);
       }
     }
+  }
+
+  /** An acknowledgement moved the window on by `frames` frames of `bytes`; `newest`: the round trip of the newest of them, if sent once. */
+  private windowAcked(frames: number, bytes: number, newest: { rtt: number; queueing: number } | null): void {
+    const change = this.cwnd.acked({
+      frames, bytes, marked: this.marksEchoed, queueingNs: newest ? newest.queueing : -1, rttNs: newest ? newest.rtt : 0,
+      nextSeq: this.nextSeq, sndUna: this.sndUna, limited: this.windowLimited,
+    }, this.windowLimits());
+    if (change === WindowChange.EcnDecrease) this.count(TunnelCounter.EcnDecreases);
+    if (change === WindowChange.DelayDecrease) this.count(TunnelCounter.DelayDecreases);
+    this.marksEchoed = 0;
+    this.windowLimited = false;
   }
 
   private onSack(blocks: SackBlock[]): void {
@@ -930,6 +1087,7 @@ export class TunnelEngine implements FrameSink {
       if (seqDiff(highest, seq) > FAST_RETRANSMIT_THRESHOLD && this.now - entry.sentAt >= this.fastRetransmitGuard(entry)) {
         this.queueResend(entry);
         this.count(TunnelCounter.FastRetransmits);
+        if (this.congestionControl) this.cwnd.lost(this.nextSeq, this.sndUna, this.windowLimits());
       }
     }
     if (this.resend.length) this.host.transmitReady();
@@ -977,6 +1135,7 @@ export class TunnelEngine implements FrameSink {
       return;
     }
     this.consecutiveTimeouts++;
+    if (this.congestionControl) this.cwnd.timedOut(this.nextSeq, this.windowLimits());
     this.setStatus(TunnelStatus.Stalled, true);
     this.count(TunnelCounter.Timeouts);
     this.host.event(FabricEventKind.RetransmitTimeout, this.consecutiveTimeouts, this);
@@ -1126,10 +1285,18 @@ export class TunnelEngine implements FrameSink {
       return;
     }
     this.count(TunnelCounter.RxFrames);
-    if (congestionMarked(frame)) this.count(TunnelCounter.RxCongested);
+    if (congestionMarked(frame)) {
+      this.count(TunnelCounter.RxCongested);
+      if (header.kind === FrameKind.Data) this.marksReceived++;
+    }
     this.paths[port].rxFrames++;
     if (fresh) this.heard();
     if (freshOnPath) this.heardOn(port);
+    // Marks echoed only from a fresh frame, as credits: a replayed ACK must not count them twice.
+    if (ackBody && fresh) {
+      this.marksEchoed += (ackBody.echo - this.echoSeen + ECHO_MODULUS) % ECHO_MODULUS;
+      this.echoSeen = ackBody.echo;
+    }
     this.onAck(header.ack);
     if (ackBody) {
       // Credit limits only from a fresh frame: an older ACK inside the replay window may hold limits

@@ -6,6 +6,12 @@
 
 import { PathControl } from "../map/registers.ts";
 
+/**
+ * The least round trip is taken over the last one to two of these windows, so that it follows a
+ * path that got longer (a switch rerouted it) and a standing queue is not taken for the path.
+ */
+export const MIN_RTT_WINDOW_NS = 50_000_000;
+
 export class Path {
   /** PathReg.PeerMacHigh / PeerMacLow (a path other than the tunnel's first). */
   peerHigh = 0;
@@ -24,6 +30,11 @@ export class Path {
   silenceTimer: number | null = null;
   /** Smoothed round trip of frames sent once on the path, 7/8 old + 1/8 new; 0 before the first sample. */
   srtt = 0;
+  /** The least round trip of the current and the previous MIN_RTT_WINDOW_NS: what the path takes with no queue on it; 0 before the first sample. */
+  minRtt = 0;
+  private minCurrent = 0;
+  private minPrevious = 0;
+  private minSince = 0;
   txFrames = 0;
   rxFrames = 0;
   resent = 0;
@@ -51,8 +62,15 @@ export class Path {
     return true;
   }
 
-  rttSample(ns: number): void {
+  /** A round trip of a frame sent once on the path, `now`: into the smoothed and the least round trip. */
+  rttSample(ns: number, now: number): void {
     this.srtt = this.srtt === 0 ? ns : Math.round(this.srtt + (ns - this.srtt) / 8);
+    if (this.minRtt === 0 || now - this.minSince >= MIN_RTT_WINDOW_NS) {
+      this.minPrevious = this.minCurrent;
+      this.minCurrent = ns;
+      this.minSince = now;
+    } else this.minCurrent = Math.min(this.minCurrent, ns);
+    this.minRtt = this.minPrevious === 0 ? this.minCurrent : Math.min(this.minPrevious, this.minCurrent);
   }
 
   /** What a new session starts from: no silence, no round trip yet, nothing due. */
@@ -61,7 +79,7 @@ export class Path {
     this.heard = false;
     this.lastAn = -1;
     this.lastPn = -1n;
-    this.srtt = 0;
+    this.srtt = this.minRtt = this.minCurrent = this.minPrevious = 0;
     this.keepaliveDue = false;
   }
 

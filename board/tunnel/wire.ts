@@ -12,9 +12,10 @@
 // DATA body: TLP records, each a u16 record header (bits 15-13 chassis slot, bits 12-0 TLP
 // size) then the TLP bytes.
 // ACK / KEEPALIVE body: six u16 credit limits (PH, PD, NPH, NPD, CPLH, CPLD; cumulative
-// counts mod 2^16), u8 SACK block count (0..MAX_SACK), u8 keys (bit 7: bits 1-0 are the
-// AN of the newest receive SA the sender's SecY holds; 0 without MACsec), then per block
-// u32 first, u32 end (exclusive) of a run of sequence numbers received beyond `ack`.
+// counts mod 2^16), u8 SACK block count (0..MAX_SACK), u8 keys and echo (bit 7: bits 1-0 are
+// the AN of the newest receive SA the sender's SecY holds, 0 without MACsec; bits 6-2: DATA
+// frames received marked congestion experienced, a count mod 32), then per block u32 first,
+// u32 end (exclusive) of a run of sequence numbers received beyond `ack`.
 
 import { MACSEC_OVERHEAD } from "../map/registers.ts";
 
@@ -29,6 +30,11 @@ export const CREDIT_FIELDS = 6;
 export const ACK_BODY_FIXED = 2 * CREDIT_FIELDS + 2;
 export const SACK_BLOCK = 8;
 export const MAX_SACK = 4;
+/** The ACK body's keys byte: the bits of the SecY's advertisement, and where the echo of congestion marks sits. */
+const KEYS_MASK = 0x83;
+const ECHO_SHIFT = 2;
+/** The echo counts marked DATA frames mod ECHO_MODULUS: an ACK goes at least every AckFrames (at most 255) frames, so a sender misses a wrap only if ACKs are lost. */
+export const ECHO_MODULUS = 32;
 
 export enum FrameKind {
   Data = 1,
@@ -56,6 +62,8 @@ export interface AckBody {
   sack: SackBlock[];
   /** Bit 7 set: bits 1-0 are the newest receive AN of the sender's SecY (board/macsec/secy.ts); 0 without MACsec. */
   keys: number;
+  /** DATA frames the sender of the ACK received marked congestion experienced, mod ECHO_MODULUS (0 from a card before congestion control). */
+  echo: number;
 }
 
 /** Sequence arithmetic mod 2^32: a - b as a signed distance. */
@@ -79,7 +87,7 @@ export function ackBodySize(sackBlocks: number): number {
 export function writeAckBody(view: DataView, at: number, body: AckBody): void {
   for (let i = 0; i < CREDIT_FIELDS; i++) view.setUint16(at + 2 * i, body.credits[i] & 0xffff);
   view.setUint8(at + 2 * CREDIT_FIELDS, body.sack.length);
-  view.setUint8(at + 2 * CREDIT_FIELDS + 1, body.keys);
+  view.setUint8(at + 2 * CREDIT_FIELDS + 1, (body.keys & KEYS_MASK) | ((body.echo % ECHO_MODULUS) << ECHO_SHIFT));
   body.sack.forEach((block, i) => {
     view.setUint32(at + ACK_BODY_FIXED + SACK_BLOCK * i, block.first >>> 0);
     view.setUint32(at + ACK_BODY_FIXED + SACK_BLOCK * i + 4, block.end >>> 0);
@@ -114,7 +122,8 @@ export function readAckBody(view: DataView, at: number, length: number): AckBody
     if (seqDiff(end, first) <= 0) return { malformed: `empty SACK block ${first}..${end}` };
     sack.push({ first, end });
   }
-  return { credits, sack, keys: view.getUint8(at + 2 * CREDIT_FIELDS + 1) };
+  const keys = view.getUint8(at + 2 * CREDIT_FIELDS + 1);
+  return { credits, sack, keys: keys & KEYS_MASK, echo: (keys >> ECHO_SHIFT) % ECHO_MODULUS };
 }
 
 /** Ethernet bytes around a tunnel payload on the wire: preamble, SFD, gap (20), header (14), FCS (4). */

@@ -49,6 +49,8 @@ const ETHERTYPE_VLAN: u32 = 0x8100;
 const ETHERTYPE_IOV: u32 = 0x88b5;
 const TUNNEL_VERSION: u8 = 1;
 const KIND_CONTROL: u8 = 0x10;
+/** Every enable and kick of a tunnel has congestion control on. */
+const CC: u32 = TunnelControl.CongestionControl;
 
 /** Ethernet header of every CONTROL frame: addresses, the 802.1Q tag with the group's VID, EtherType. */
 enum Eth {
@@ -1211,7 +1213,7 @@ describe("link: host card handshake", () => {
     expectKeysProgrammed(hostAuthenticate(), LinkCipher.Xpn128, "the SecY already has its keys, from the ACCEPT's batch");
     const out = hostConfigure();
     expect(framesIn(out).length).toBe(0, "no frame until the fabric confirms");
-    expectProgrammed(out, TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(out, TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush);
   });
 
   it("a go-back-N session is enabled with Control.GoBackN", () => {
@@ -1219,7 +1221,7 @@ describe("link: host card handshake", () => {
     peer.ackPolicies = AckPolicy.GoBackN;
     hostNegotiate();
     hostAuthenticate();
-    expectProgrammed(hostConfigure(), TunnelControl.Enable | TunnelControl.GoBackN | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(hostConfigure(), TunnelControl.Enable | CC | TunnelControl.GoBackN | TunnelControl.Reset | TunnelControl.Flush);
   });
 
   it("protocol 1 programs the fixed timers of LinkTiming", () => {
@@ -1232,7 +1234,7 @@ describe("link: host card handshake", () => {
     expect(writesTo(out, TunnelReg.KeepaliveNs)).toStrictEqual([LinkTiming.KeepaliveNs]);
     expect(writesTo(out, TunnelReg.SilenceNs)).toStrictEqual([LinkTiming.SilenceNs]);
     expect(writesTo(out, TunnelReg.AckDelayNs)).toStrictEqual([LinkTiming.AckDelayNs]);
-    expect(controlWrites(out)).toStrictEqual([TunnelControl.Enable | TunnelControl.GoBackN | TunnelControl.Reset | TunnelControl.Flush], "go-back-N in protocol 1");
+    expect(controlWrites(out)).toStrictEqual([TunnelControl.Enable | CC | TunnelControl.GoBackN | TunnelControl.Reset | TunnelControl.Flush], "go-back-N in protocol 1");
   });
 
   it("Status Enabled sends READY in the session and waits in Configure for the chassis card's READY", () => {
@@ -1403,7 +1405,7 @@ describe("link: chassis card handshake", () => {
     expect(secyWrites(chassisAuthenticate()).length).toBe(0, "nothing more on the host card's AUTH");
     const out = chassisConfigure();
     expect(framesIn(out).length).toBe(0);
-    expectProgrammed(out, TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(out, TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush);
   });
 
   it("Status Enabled in Configure sends READY and moves to Active", () => {
@@ -1716,7 +1718,7 @@ describe("link: MACsec negotiation", () => {
     expect(secyWritesTo(keyed, SecyReg.Control)).toStrictEqual([SecyControl.Protect as u32], "GCM-AES-XPN-128");
     expect(secyWritesTo(keyed, SecyReg.Key0 + 4 * 3).length).toBe(4, "Key3 of the four SAs");
     expect(secyWritesTo(keyed, SecyReg.Key0 + 4 * 4).length).toBe(0, "no Key4: XPN-128 takes 16 bytes");
-    expectProgrammed(out, TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(out, TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush);
     fabricConfirms();
     expect(linkStates(receive(peer.ready(0, session)))).toStrictEqual([LinkState.Active]);
     expectText(logHistory(), "MACsec GCM-AES-XPN-128");
@@ -1731,7 +1733,7 @@ describe("link: MACsec negotiation", () => {
       [get32(sak(0, 0), 28), get32(sak(1, 0), 28), get32(sak(1, 1), 28), get32(sak(0, 1), 28)],
       "Key7: the last word of each 32-byte SAK",
     );
-    expectProgrammed(out, TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(out, TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush);
     expect(secyWrites(fabricConfirms()).length).toBe(0, "generation 1 came with generation 0");
   });
 
@@ -1740,7 +1742,7 @@ describe("link: MACsec negotiation", () => {
     peer.ciphers = LinkCipher.Xpn256;
     expectKeysProgrammed(chassisNegotiate(), LinkCipher.Xpn256, "XPN-256 keys");
     chassisAuthenticate();
-    expectProgrammed(chassisConfigure(), TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(chassisConfigure(), TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush);
   });
 
   it("XPN-128 on a chassis card set to the default with a peer accepting XPN-128 only", () => {
@@ -1748,7 +1750,7 @@ describe("link: MACsec negotiation", () => {
     peer.ciphers = LinkCipher.Xpn128;
     expectKeysProgrammed(chassisNegotiate(), LinkCipher.Xpn128, "XPN-128 keys");
     chassisAuthenticate();
-    expectProgrammed(chassisConfigure(), TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(chassisConfigure(), TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush);
   });
 
   it("NoCommonCipher: a chassis card of protocol 2 and a host card at its default", () => {
@@ -1795,7 +1797,7 @@ describe("link: MACsec negotiation", () => {
     hostNegotiate();
     expectKeysProgrammed(hostAuthenticate(), LinkCipher.Clear, "MACsec off once the tags are in");
     const out = hostConfigure();
-    expectProgrammed(out, TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(out, TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush);
   });
 
   it("both cards Off: a session in clear, the SecY's Control written 0 and no key derived or installed", () => {
@@ -1810,7 +1812,7 @@ describe("link: MACsec negotiation", () => {
     expect(framesOfType(tagged, ControlType.Auth).length).toBe(1, "AUTH at once");
     expectKeysProgrammed(tagged, LinkCipher.Clear, "the SecY's Control written 0 in the batch of the last tag, and no SA");
     const out = hostConfigure();
-    expectProgrammed(out, TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(out, TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush);
     const confirmed = fabricConfirms();
     expect(secyWrites(confirmed).length).toBe(0, "no generation 1 either");
     expect(controlType(onlyFrame(confirmed))).toBe(ControlType.Ready);
@@ -1825,7 +1827,7 @@ describe("link: MACsec negotiation", () => {
     peer.ciphers = LinkCipher.Clear;
     expectKeysProgrammed(chassisNegotiate(), LinkCipher.Clear, "MACsec off once the tags are in");
     chassisAuthenticate();
-    expectProgrammed(chassisConfigure(), TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(chassisConfigure(), TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush);
     const out = fabricConfirms();
     expect(secyWrites(out).length).toBe(0);
     expect(linkStates(out)).toStrictEqual([LinkState.Active]);
@@ -2007,7 +2009,7 @@ describe("link: MACsec keys", () => {
     expect(out.length).toBe(expectedSecy(LinkCipher.Xpn128).length, "nothing but the SecY writes: still Authenticate");
     const configure = hostConfigure();
     expect(linkStates(configure)).toStrictEqual([LinkState.Configure]);
-    expectProgrammed(configure, TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(configure, TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush);
   });
 
   it("host card: Configure waits for the five key digests: no SecY or tunnel write before the last", () => {
@@ -2024,7 +2026,7 @@ describe("link: MACsec keys", () => {
     const one = HEADER_SIZE + HashDoneBody.Size;
     expect(keyDigests.length).toBe(LINK_CONTEXTS * one);
     expect(handle(keyDigests.slice(0, (LINK_CONTEXTS - 1) * one)).length).toBe(0, "four of five digests: still waiting");
-    expectProgrammed(handle(keyDigests.slice((LINK_CONTEXTS - 1) * one)), TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush, LinkCipher.Xpn128, false);
+    expectProgrammed(handle(keyDigests.slice((LINK_CONTEXTS - 1) * one)), TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush, LinkCipher.Xpn128, false);
     expect(secyWrites(fabricConfirms()).length).toBe(0, "nothing installed once the tunnel runs: generation 1 came with generation 0");
   });
 
@@ -2045,7 +2047,7 @@ describe("link: MACsec keys", () => {
     const out = chassisConfigure();
     expect(linkStates(out)).toStrictEqual([LinkState.Configure]);
     expect(out.length).toBe(1, "only the LinkState write");
-    expectProgrammed(handle(keyDigests), TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush, LinkCipher.Xpn128, false);
+    expectProgrammed(handle(keyDigests), TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush, LinkCipher.Xpn128, false);
     const up = fabricConfirms();
     expect(secyWrites(up).length).toBe(0, "nothing installed once the tunnel runs: generation 1 came with generation 0");
     expect(linkStates(up)).toStrictEqual([LinkState.Active]);
@@ -2077,7 +2079,7 @@ describe("link: MACsec keys", () => {
     hostNegotiate();
     expectKeysProgrammed(hostAuthenticate(), LinkCipher.Xpn128, "the new session's generations 0 and 1");
     const out = hostConfigure();
-    expectProgrammed(out, TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(out, TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush);
     expect(sak(0, 0)).not.toStrictEqual(first, "another transcript, another M");
     fabricConfirms();
     receive(peer.ready(0, session));
@@ -2226,7 +2228,7 @@ describe("link: MACsec after a restart of the firmware", () => {
     const out = restartFirmware(1);
     expect(linkStates(out)).toStrictEqual([LinkState.Active], "the session adopted");
     expect(readsIn(out)).toStrictEqual([address(TunnelReg.Status), secyAddress(SecyReg.Status)], "tunnel Status, then SecY Status");
-    expect(controlWrites(out)).toStrictEqual([0, TunnelControl.Enable], "kicked at once: a retry limit reached while no firmware listened stopped its retransmission");
+    expect(controlWrites(out)).toStrictEqual([CC, TunnelControl.Enable | CC], "kicked at once: a retry limit reached while no firmware listened stopped its retransmission");
     expect(secyWrites(out).length).toBe(0, "the SecY keeps its SAs");
     expect(regValue(TunnelReg.Status, TunnelStatus.Enabled).length).toBe(0, "a healthy tunnel");
     // Generation 0 in use both ways, generation 1 installed both ways: the handshake's SecY.
@@ -2339,7 +2341,7 @@ describe("link: MACsec suspected firmware bugs", () => {
     answerUnanswered();
     const keyDigests = boardAnswers(0);
     expect(linkStates(hostConfigure())).toStrictEqual([LinkState.Configure], "Configure, the keys on their way");
-    expectProgrammed(handle(keyDigests), TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush, LinkCipher.Xpn128, false);
+    expectProgrammed(handle(keyDigests), TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush, LinkCipher.Xpn128, false);
     const out = fabric(FabricEventKind.RegisterRejected, secyAddress(SecyReg.RxSciLow));
     expectRejected(out, RejectReason.ConfigureFailed);
     expect(controlWrites(out)).toStrictEqual([TunnelControl.Reset | TunnelControl.Flush]);
@@ -2366,7 +2368,7 @@ describe("link: MACsec suspected firmware bugs", () => {
     expectKeysProgrammed(keys, LinkCipher.Xpn128, "the SecY programmed once, with the new transcript's keys");
     expect(linkStates(chassisAuthenticate())).toStrictEqual([LinkState.Authenticate], "the new transcript verifies");
     const out = chassisConfigure();
-    expectProgrammed(out, TunnelControl.Enable | TunnelControl.Reset | TunnelControl.Flush);
+    expectProgrammed(out, TunnelControl.Enable | CC | TunnelControl.Reset | TunnelControl.Flush);
   });
 
   // The key batch now comes before Configure (Authenticate on a host card, Negotiate on a chassis
@@ -2857,7 +2859,7 @@ describe("link: Active and Recovery", () => {
     expect(linkStates(down, 0)).toStrictEqual([LinkState.Recovery]);
     expect(linkStates(down, 1).length).toBe(0, "port 1 still discovering");
     const up = fabric(FabricEventKind.CarrierUp);
-    expect(controlWrites(up, 0)).toStrictEqual([0, TunnelControl.Enable], "port 0 kicked");
+    expect(controlWrites(up, 0)).toStrictEqual([CC, TunnelControl.Enable | CC], "port 0 kicked");
     expect(controlWrites(up, 1).length).toBe(0);
     expect(nextDeadline()).toBe(now, "port 1's beacon at once");
     expect(framesOfType(wait(0), ControlType.Discover).length).toBe(1);
@@ -2880,7 +2882,7 @@ describe("link: Active and Recovery", () => {
     fabric(FabricEventKind.PeerSilent);
     const out = fabric(FabricEventKind.PeerHeard);
     expect(out.length).toBe(3);
-    expect(controlWrites(out)).toStrictEqual([0, TunnelControl.Enable], "the kick");
+    expect(controlWrites(out)).toStrictEqual([CC, TunnelControl.Enable | CC], "the kick");
     expect(out[2].address()).toBe(address(TunnelReg.LinkState), "then the state");
     expect(linkStates(out)).toStrictEqual([LinkState.Active]);
     expect(counters.get(Counter.Resumes)).toBe(1);
@@ -2898,14 +2900,14 @@ describe("link: Active and Recovery", () => {
     receive(peer.ready(0, session));
     fabric(FabricEventKind.RetryLimit);
     regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.RetryExhausted);
-    expect(controlWrites(fabric(FabricEventKind.PeerHeard))).toStrictEqual([TunnelControl.GoBackN, TunnelControl.Enable | TunnelControl.GoBackN]);
+    expect(controlWrites(fabric(FabricEventKind.PeerHeard))).toStrictEqual([TunnelControl.GoBackN | CC, TunnelControl.Enable | TunnelControl.GoBackN | CC]);
   });
 
   it("CarrierUp in Recovery kicks the tunnel and stays in Recovery", () => {
     pairHost();
     fabric(FabricEventKind.CarrierDown);
     const out = fabric(FabricEventKind.CarrierUp);
-    expect(controlWrites(out)).toStrictEqual([0, TunnelControl.Enable]);
+    expect(controlWrites(out)).toStrictEqual([CC, TunnelControl.Enable | CC]);
     expect(linkStates(out).length).toBe(0);
     expect(counters.get(Counter.Resumes)).toBe(0);
   });
@@ -2949,7 +2951,7 @@ describe("link: Active and Recovery", () => {
     regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.RetryExhausted);
     wait(LinkTiming.ProbeIntervalNs);
     const out = regValue(TunnelReg.Status, TunnelStatus.Enabled | TunnelStatus.RetryExhausted | TunnelStatus.Stalled);
-    expect(controlWrites(out)).toStrictEqual([0, TunnelControl.Enable]);
+    expect(controlWrites(out)).toStrictEqual([CC, TunnelControl.Enable | CC]);
     expect(linkStates(out).length).toBe(0);
     expect(readsIn(wait(LinkTiming.ProbeIntervalNs))).toStrictEqual([address(TunnelReg.Status)], "still probing");
   });

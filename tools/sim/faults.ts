@@ -140,6 +140,12 @@ export interface Shape {
   attacker?: boolean;
   /** A second cable, between the cards' Ethernet ports 1 (`cable1`): the session joins it as a second path (docs/link.md#paths). */
   dual?: boolean;
+  /**
+   * Through a switch (implies switched) that congests: the chassis card's cable at `rateBps`, the
+   * switch with a shared buffer of `bufferBytes` (dynamic threshold alpha 1) and ECN marking from
+   * `kBytes` of queue (docs/congestion.md).
+   */
+  congested?: { rateBps: number; bufferBytes: number; kBytes: number };
 }
 
 /** What a family's faults can do and must tell, while the run goes on. */
@@ -503,6 +509,15 @@ export const FAMILIES: FaultFamily[] = [
     plan: (draw) => ({ shape: { dual: true }, start: (ctx) => void flapTrain(ctx, ctx.cable, { count: draw.int(2, 8), lengths: [1 * US, 100 * MS], gaps: [1 * US, 10 * MS], afterNs: draw.int(0, 10 * MS), disruptive: () => false }) }),
   },
   {
+    name: "congested-switch",
+    injects: `the chassis card's cable at 2.5 or 5 Gb/s through a switch with a shared buffer of 32..256 KiB and ECN marking from 4..32 KiB of queue, so that the host card's 10 Gb/s bursts queue, are marked and may be dropped; and 0..3 outages of 1 µs..${GRACE_NS / MS - 4} ms of that cable`,
+    allows: "nothing: congestion control and selective repeat absorb the queue and the drops, each outage is inside the grace window",
+    plan: (draw) => ({
+      shape: { congested: { rateBps: draw.int(1, 2) * 2.5e9, bufferBytes: draw.int(32, 256) * 1024, kBytes: draw.int(4, 32) * 1024 } },
+      start: (ctx) => void flapTrain(ctx, ctx.cable, { count: draw.int(0, 3), lengths: [1 * US, GRACE_NS - 4 * MS], gaps: [SEPARATE_GAP_NS, 10 * MS], afterNs: draw.int(0, 10 * MS), disruptive: () => false }),
+    }),
+  },
+  {
     name: "switch-port-failure",
     injects: "the switch port of the host or the chassis card fails for 1..60 ms during traffic",
     allows: "a removal and an insertion of each occupied slot if the failure may outlast the grace window (18 ms or more), else nothing",
@@ -813,7 +828,7 @@ export function faultScenario(name: string, shape: Shape = {}): Scenario {
     ],
     ...(shape.uartBaud ? { uartBaud: shape.uartBaud } : {}),
   };
-  if (!shape.switched && !shape.attacker) return scenario;
+  if (!shape.switched && !shape.attacker && !shape.congested) return scenario;
   // Half the cable on each side of the switch; the station on a trunk of the management VLAN only;
   // a rogue station on the mirror port.
   const ports: SwitchPortConfig[] = [{ mode: "trunk" }, { mode: "trunk" }, { mode: "trunk", allowed: [base.link.managementVlan] }];
@@ -821,9 +836,14 @@ export function faultScenario(name: string, shape: Shape = {}): Scenario {
     ...scenario,
     cables: [
       { id: "cable-host", a: "host", b: { switch: "switch", port: 0 }, config: { lengthM: lengthM / 2 } },
-      { id: "cable-chassis", a: "chassis", b: { switch: "switch", port: 1 }, config: { ...config, lengthM: lengthM / 2 } },
+      { id: "cable-chassis", a: "chassis", b: { switch: "switch", port: 1 }, config: { ...config, lengthM: lengthM / 2, ...(shape.congested ? { rateBps: shape.congested.rateBps } : {}) } },
     ],
-    switches: [{ name: "switch", config: shape.attacker ? { ports: [...ports, { mode: "trunk" }], mirror: 3 } : { ports } }],
+    switches: [{
+      name: "switch",
+      config: shape.attacker ? { ports: [...ports, { mode: "trunk" }], mirror: 3 }
+        : shape.congested ? { ports, buffer: { bytes: shape.congested.bufferBytes }, ecn: { kMinBytes: shape.congested.kBytes, kMaxBytes: shape.congested.kBytes } }
+        : { ports },
+    }],
     management: { switch: "switch", port: 2 },
     ...(shape.attacker ? { attacker: { ...SCENARIOS.attack.attacker!, switch: "switch", port: 3, startNs: 0 } } : {}),
   };

@@ -21,6 +21,9 @@ export interface RemoteOptions {
   macsec?: PairOptions["macsec"];
   /** A second path between the cards' ports 1 (tunnelPair's `second`). */
   second?: PairOptions["second"];
+  /** Tunnel registers and congestion control, both sides (tunnelPair's). */
+  registers?: PairOptions["registers"];
+  congestionControl?: boolean;
   /** Called with TLPs that arrive on a slot no device uses (test traffic). */
   onTraffic?: (tlp: Uint8Array, side: "host" | "chassis") => void;
   trafficSlot?: number;
@@ -42,6 +45,8 @@ export function remotePcie(scheduler: Scheduler, options: RemoteOptions): Remote
     link: { lengthM: options.lengthM ?? 10, seed: options.seed ?? 1, aToB: options.impair ?? {}, bToA: options.impair ?? {} },
     ...(options.macsec ? { macsec: options.macsec } : {}),
     ...(options.second ? { second: options.second } : {}),
+    registers: options.registers,
+    congestionControl: options.congestionControl,
   });
   const hostSwitch = new SwitchModel(options.slots.map((_, slot) => ({ tunnel: a.tunnel, slot })));
   const chassisRoot = new ChassisRoot(scheduler, b.tunnel, options.slots.length);

@@ -8,7 +8,7 @@
 
 import { ConfigSpace, Command, defineType1Header, type Type1Header } from "../../board/pcie/config-space.ts";
 import { addExpress, addMsi, PortType, LinkSpeed } from "../../board/pcie/capabilities.ts";
-import { decodeTlp, isMalformed, CplStatus, TlpType, type Tlp } from "../../board/pcie/tlp.ts";
+import { decodeTlp, isMalformed, tlpClass, CplStatus, TlpClass, TlpType, type Tlp } from "../../board/pcie/tlp.ts";
 import { configCompletion, errorCompletion, isNonPosted } from "../../board/pcie/completer.ts";
 import { encodeTlp } from "../../board/pcie/tlp.ts";
 import type { Uplink } from "../../board/pcie/chassis-root.ts";
@@ -60,6 +60,7 @@ export class SwitchModel {
     this.upstream = bridge(SWITCH_UPSTREAM_DEVICE_ID, PortType.UpstreamPort);
     this.downstream = [];
     ports.forEach(({ tunnel, slot }, i) => this.downstream.push({ ...bridge(SWITCH_DOWNSTREAM_DEVICE_ID, PortType.DownstreamPort, i + 1), tunnel, slot }));
+    for (const tunnel of new Set(ports.map((p) => p.tunnel))) tunnel.onRoom?.(() => this.onRoom?.());
   }
 
   /** Plugs the switch into the server's root port link. */
@@ -84,6 +85,19 @@ export class SwitchModel {
 
   private forwards(port: Port, bus: number): boolean {
     return port.header.forwardsBus(bus);
+  }
+
+  /** Set by the link: the tunnels have room again (remote-pcie.ts calls it on their room events). */
+  onRoom?: () => void;
+
+  /** Flow control toward the server's link: a memory request or completion waits while the send queue of the tunnel it would enter is full. */
+  accepts(bytes: Uint8Array): boolean {
+    const tlp = decodeTlp(bytes);
+    if (isMalformed(tlp)) return true;
+    let port: DownstreamPort | null | undefined = null;
+    if (tlp.kind === "MRd" || tlp.kind === "MWr") port = this.memoryTarget(tlp.address);
+    else if (tlp.kind === "Cpl" || tlp.kind === "CplD") port = this.downstream.find((p) => this.forwards(p, tlp.requester >> 8));
+    return !port || (port.tunnel.hasRoom?.(tlpClass(bytes) as TlpClass) ?? true);
   }
 
   /** A TLP from the server. */

@@ -21,6 +21,8 @@ export interface PairOptions {
   tunnels?: number;
   mtu?: number;
   goBackN?: boolean;
+  /** Congestion control on (TunnelControl.CongestionControl). */
+  congestionControl?: boolean;
   session?: number;
   /** Extra tunnel register writes, by register, applied to both sides before Enable. */
   registers?: Partial<Record<TunnelReg, number>>;
@@ -48,6 +50,8 @@ export interface PairSide {
   discarded: { tlp: Uint8Array; slot: number; received: boolean }[];
   /** With MACsec: what stands in for the firmware's key handling. */
   keys: KeyAgent | null;
+  /** Called when this side's tunnel, its send queue full at QueueBytes, has room again. */
+  onRoom: ((tunnel: TunnelEngine) => void) | null;
 }
 
 export const MAC_A = Uint8Array.of(0x02, 0x10, 0x10, 0x00, 0x00, 0x01);
@@ -63,8 +67,9 @@ function side(scheduler: Scheduler, mac: Uint8Array, tunnels: number, index: num
     },
     deliver: (tlp, cls, tunnel, slot) => s!.onTlp(tlp, cls, tunnel, slot),
     discarded: (tlp, slot, _tunnel, received) => s!.discarded.push({ tlp, slot, received }),
+    room: (tunnel) => s!.onRoom?.(tunnel),
   });
-  s = { fabric, tunnel: fabric.tunnels[index], events, onTlp: (tlp, cls, tunnel) => tunnel.release(cls, tlp), discarded: [], keys: null };
+  s = { fabric, tunnel: fabric.tunnels[index], events, onTlp: (tlp, cls, tunnel) => tunnel.release(cls, tlp), discarded: [], keys: null, onRoom: null };
   return s;
 }
 
@@ -146,7 +151,7 @@ export function programTunnel(fabric: Fabric, peer: Uint8Array, options: PairOpt
   write(TunnelReg.Session, options.session ?? 0x5e55_1011);
   write(TunnelReg.Mtu, options.mtu ?? 1500);
   for (const [reg, value] of Object.entries(options.registers ?? {})) write(Number(reg), value!);
-  write(TunnelReg.Control, TunnelControl.Enable | (options.goBackN ? TunnelControl.GoBackN : 0));
+  write(TunnelReg.Control, TunnelControl.Enable | (options.goBackN ? TunnelControl.GoBackN : 0) | (options.congestionControl ? TunnelControl.CongestionControl : 0));
 }
 
 /** Enables the path on `port` of a tunnel of `fabric`, to `peer`'s address there. */

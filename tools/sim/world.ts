@@ -21,7 +21,7 @@ import {
 } from "../../board/map/registers.ts";
 import { LinkState } from "../../board/map/link.ts";
 import { macKey } from "../../board/ethernet/frame.ts";
-import { routingId, type TlpClass } from "../../board/pcie/tlp.ts";
+import { routingId, TlpClass } from "../../board/pcie/tlp.ts";
 import type { TunnelEngine } from "../../board/tunnel/engine.ts";
 import { Network } from "./net/network.ts";
 import type { LinkPort } from "./net/link.ts";
@@ -702,8 +702,11 @@ export class World {
     this.inbound.set(back, flow);
     this.note(spec.from, `traffic: ${spec.count} TLPs of ${spec.payload} bytes to ${spec.to} start`);
     const up = () => !o.whileUp || [LinkState.Active, LinkState.Recovery].includes(tunnel.readRegister(TunnelReg.LinkState));
+    // Test traffic enters the tunnel as the card's PCIe side would: while its send queue has room
+    // (TunnelReg.QueueBytes), so it takes its turn with the server's and the devices' TLPs.
+    const room = () => tunnel.hasRoom(TlpClass.Posted) && tunnel.hasRoom(TlpClass.NonPosted) && tunnel.hasRoom(TlpClass.Completion);
     const feed = () => {
-      while (up() && tunnel.queuedTlps < 256 && stream.count < spec.count) tunnel.submit(stream.next(), TRAFFIC_SLOT);
+      while (up() && room() && stream.count < spec.count) tunnel.submit(stream.next(), TRAFFIC_SLOT);
       if (stream.count < spec.count) this.scheduler.at(this.scheduler.now + 2_000, feed);
       else this.scheduler.at(this.scheduler.now + 2_000, () => this.watchDone(flow));
     };
