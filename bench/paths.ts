@@ -158,7 +158,7 @@ export async function pathBenchmarks(options: { quick: boolean }, progress: (tex
 
   const reads = options.quick ? 300 : 2000;
   progress(`4-byte memory read round trips, idle: one path of 10 m, two, and 10 m beside 2 km (${reads} each)`);
-  const p50 = async (second?: RemoteOptions["second"]) => percentile((await readRoundTrips(reads, false, false, second)).sort((x, y) => x - y), 50);
+  const p50 = async (second?: RemoteOptions["second"]) => percentile((await readRoundTrips(reads, false, second)).sort((x, y) => x - y), 50);
   rows.push({ id: "mrd_rtt_ns.idle.p50.single", metric: { value: await p50(), unit: "ns" } });
   rows.push({ id: "mrd_rtt_ns.idle.p50.dual", metric: { value: await p50({ link: { lengthM: 10 } }), unit: "ns" }, baseline: "mrd_rtt_ns.idle.p50.single" });
   rows.push({ id: "mrd_rtt_ns.idle.p50.asym", metric: { value: await p50({ link: { lengthM: 2000 } }), unit: "ns" }, baseline: "mrd_rtt_ns.idle.p50.single" });

@@ -1,12 +1,11 @@
 // PCIe across the tunnel: round-trip time of a 4-byte memory read from the server to a
-// remote device, idle and with the tunnel saturated by writes both ways. 10 m of cable,
-// 10GbE, MTU 9000, fixed seeds.
+// remote device and key-press latency, idle and beside bulk NVMe both ways (the mixed study,
+// tools/sim/mixed-study.ts), with the card's short queues and congestion control and without.
+// 10 m of cable, 10GbE, MTU 9000, fixed seeds.
 
-import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { EventScheduler } from "../tools/sim/scheduler.ts";
 import { remotePcie, type RemoteOptions } from "../tools/sim/remote-pcie.ts";
 import { spawn, wait, type Task } from "../tools/server/task.ts";
-import { TlpStream } from "../tools/sim/traffic.ts";
 import { percentile } from "../tools/sim/summary.ts";
 import { DmaTestDevice, DmaReg } from "../board/devices/dma-test.ts";
 import { InputDevice } from "../board/devices/input.ts";
@@ -14,15 +13,15 @@ import { NvmeController } from "../board/devices/nvme/controller.ts";
 import { nvmeInit, isNvme } from "../tools/server/drivers/nvme.ts";
 import { inputDriver, isInput } from "../tools/server/drivers/input.ts";
 import { lineChart, cdf } from "./svg.ts";
+import { runMixed, type MixedResult } from "../tools/sim/mixed-study.ts";
 import type { Section } from "./metrics.ts";
 
-const TRAFFIC_SLOT = 7;
 
-/** Round-trip times of `count` back-to-back 4-byte reads of a device register over 10 m (and a `second` path), in ns. */
-export async function readRoundTrips(count: number, loaded: boolean, macsec = false, second?: RemoteOptions["second"]): Promise<number[]> {
+/** Round-trip times of `count` back-to-back 4-byte reads of a device register over 10 m (and a `second` path), idle, in ns. */
+export async function readRoundTrips(count: number, macsec = false, second?: RemoteOptions["second"]): Promise<number[]> {
   const scheduler = new EventScheduler();
   const remote = remotePcie(scheduler, {
-    slots: [new DmaTestDevice(scheduler)], lengthM: 10, trafficSlot: TRAFFIC_SLOT, onTraffic: () => {}, ...(macsec ? { macsec: {} } : {}), ...(second ? { second } : {}),
+    slots: [new DmaTestDevice(scheduler)], lengthM: 10, ...(macsec ? { macsec: {} } : {}), ...(second ? { second } : {}),
   });
   await scheduler.run(50_000);
   const samples: number[] = [];
@@ -36,16 +35,6 @@ export async function readRoundTrips(count: number, loaded: boolean, macsec = fa
       yield* wait(rc.memoryRead(bar + DmaReg.Id, 4));
       samples.push(rc.now - start);
     }
-  }
-  if (loaded) {
-    // 256-byte writes both ways, as fast as the tunnel takes them.
-    const streams = [remote.host.tunnel, remote.chassis.tunnel].map((tunnel, i) => ({ tunnel, stream: new TlpStream(xoroshiro128plus(i + 1), { posted: 1, nonPosted: 0, completion: 0 }, 256) }));
-    const feed = () => {
-      if (finished) return;
-      for (const { tunnel, stream } of streams) while (tunnel.queuedTlps < 128) tunnel.submit(stream.next(), TRAFFIC_SLOT);
-      scheduler.at(scheduler.now + 1_000, feed);
-    };
-    feed();
   }
   spawn(measure(), () => (finished = true));
   while (!finished) await scheduler.run(scheduler.now + 1_000_000);
@@ -106,9 +95,12 @@ export async function nvmeThroughput(write: boolean, perTask: number): Promise<n
 export async function pcieBenchmarks(options: { quick: boolean }, progress: (text: string) => void): Promise<Section> {
   const count = options.quick ? 300 : 2000;
   progress(`4-byte memory read round trips, idle (${count})`);
-  const idle = (await readRoundTrips(count, false)).sort((x, y) => x - y);
-  progress(`4-byte memory read round trips, tunnel saturated both ways (${count})`);
-  const loaded = (await readRoundTrips(count, true)).sort((x, y) => x - y);
+  const idle = (await readRoundTrips(count)).sort((x, y) => x - y);
+  const mixed = { reads: count, pauseNs: 10_000, writers: 16, readers: 16 };
+  progress(`4-byte reads and key presses beside NVMe at queue depth 32 both ways, short queues and congestion control (${count} reads)`);
+  const loaded = await runMixed({ ...mixed, controlled: true });
+  progress(`4-byte reads and key presses beside NVMe at queue depth 32 both ways, uncontrolled (${count} reads)`);
+  const uncontrolled = await runMixed({ ...mixed, controlled: false });
   const perTask = options.quick ? 2 : 8;
   progress(`NVMe writes, queue depth 32, 128 KiB (${32 * perTask} commands)`);
   const nvmeWrite = await nvmeThroughput(true, perTask);
@@ -117,6 +109,8 @@ export async function pcieBenchmarks(options: { quick: boolean }, progress: (tex
   progress("key press to driver latency (200 keys)");
   const input = (await inputLatencies(200)).sort((x, y) => x - y);
   const us = (ns: number[]) => cdf(ns.map((v) => v / 1000));
+  const p = (ns: number[], q: number) => (percentile(ns, q) / 1000).toFixed(1);
+  const bulk = (r: MixedResult) => r.nvmeWriteGbps + r.nvmeReadGbps;
   const latency = {
     file: "mrd-latency.svg",
     title: "Latency of a 4-byte memory read, idle and under load",
@@ -126,23 +120,33 @@ export async function pcieBenchmarks(options: { quick: boolean }, progress: (tex
       y: { label: "fraction of reads at or below", min: 0, max: 1 },
       series: [
         { label: `idle (p50 ${(percentile(idle, 50) / 1000).toFixed(3)} µs)`, style: "step" as const, points: us(idle) },
-        { label: `tunnel saturated both ways (p50 ${(percentile(loaded, 50) / 1000).toFixed(1)} µs, p99 ${(percentile(loaded, 99) / 1000).toFixed(1)} µs)`, style: "step" as const, points: us(loaded) },
+        { label: `beside bulk NVMe, short queues and congestion control (p50 ${p(loaded.readNs, 50)} µs, p99 ${p(loaded.readNs, 99)} µs)`, style: "step" as const, points: us(loaded.readNs) },
+        { label: `beside bulk NVMe, uncontrolled (p50 ${p(uncontrolled.readNs, 50)} µs, p99 ${p(uncontrolled.readNs, 99)} µs)`, style: "step" as const, points: us(uncontrolled.readNs) },
       ],
     }),
-    caption: `${count} back-to-back reads of a DMA test device's ID register by the server's root complex: root port link (Gen3 x8, 150 ns each way), the host card's switch, the tunnel over 10 m of cable at MTU 9000, the chassis slot link (Gen3 x4, 150 ns each way). ` +
-      "Under load, both tunnel engines also carry 256-byte writes as fast as they take them: a read waits behind up to 128 queued writes in each direction. Simulated time, fixed seeds.",
+    caption: `${count} reads of a DMA test device's ID register by the server's root complex, 10 µs apart: root port link (Gen3 x8, 150 ns each way), the host card's switch, the tunnel over 10 m of cable at MTU 9000, the chassis slot link (Gen3 x4, 150 ns each way). ` +
+      "Under load, an NVMe drive in the same chassis runs 16 writers and 16 readers of 128 KiB commands at once. Uncontrolled: no send queue limit (the TLPs the card's PCIe side offers queue in the tunnel without bound) and no congestion control. Simulated time, fixed seeds.",
   };
   return {
     figures: [latency],
     rows: [
       { id: "mrd_rtt_ns.idle.p50", metric: { value: percentile(idle, 50), unit: "ns" } },
       { id: "mrd_rtt_ns.idle.p99", metric: { value: percentile(idle, 99), unit: "ns" }, baseline: "mrd_rtt_ns.idle.p50" },
-      { id: "mrd_rtt_ns.loaded.p50", metric: { value: percentile(loaded, 50), unit: "ns" }, baseline: "mrd_rtt_ns.idle.p50" },
-      { id: "mrd_rtt_ns.loaded.p99", metric: { value: percentile(loaded, 99), unit: "ns" }, baseline: "mrd_rtt_ns.idle.p50" },
+      { id: "mrd_rtt_ns.loaded.p50", metric: { value: percentile(loaded.readNs, 50), unit: "ns" }, baseline: "mrd_rtt_ns.idle.p50" },
+      { id: "mrd_rtt_ns.loaded.p99", metric: { value: percentile(loaded.readNs, 99), unit: "ns" }, baseline: "mrd_rtt_ns.loaded.p99.uncontrolled" },
+      { id: "mrd_rtt_ns.loaded.p99.uncontrolled", metric: { value: percentile(uncontrolled.readNs, 99), unit: "ns" } },
       { id: "input_latency_us.p50", metric: { value: percentile(input, 50) / 1000, unit: "µs" } },
+      { id: "input_latency_us.loaded.p99", metric: { value: percentile(loaded.keyNs, 99) / 1000, unit: "µs" }, baseline: "input_latency_us.loaded.p99.uncontrolled" },
+      { id: "input_latency_us.loaded.p99.uncontrolled", metric: { value: percentile(uncontrolled.keyNs, 99) / 1000, unit: "µs" } },
+      { id: "mixed_nvme_gbps", metric: { value: bulk(loaded), unit: "Gb/s" }, baseline: "mixed_nvme_gbps.uncontrolled" },
+      { id: "mixed_nvme_gbps.uncontrolled", metric: { value: bulk(uncontrolled), unit: "Gb/s" } },
       { id: "nvme_write_gbps", metric: { value: nvmeWrite, unit: "Gb/s" } },
       { id: "nvme_read_gbps", metric: { value: nvmeRead, unit: "Gb/s" }, baseline: "nvme_write_gbps" },
     ],
-    notes: ["nvme_*_gbps: queue depth 32, 128 KiB commands, 10 m of cable at MTU 9000; the media answers at once, so the figures are the path's", "mrd_rtt_ns: server to a device register in a chassis slot and back: root port link (Gen3 x8, 150 ns), host switch, tunnel over 10 m (MTU 9000), chassis slot link (Gen3 x4, 150 ns)"],
+    notes: [
+      "nvme_*_gbps: queue depth 32, 128 KiB commands, 10 m of cable at MTU 9000; the media answers at once, so the figures are the path's",
+      "mrd_rtt_ns: server to a device register in a chassis slot and back: root port link (Gen3 x8, 150 ns), host switch, tunnel over 10 m (MTU 9000), chassis slot link (Gen3 x4, 150 ns)",
+      "*.loaded.*: beside 16 NVMe writers and 16 readers of 128 KiB (mixed_nvme_gbps: their data both ways), with the card's send queue limit and congestion control; *.uncontrolled: the same without either (tools/sim/mixed-study.ts)",
+    ],
   };
 }

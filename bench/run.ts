@@ -17,6 +17,7 @@ import { manageBenchmarks } from "./manage.ts";
 import { fleetBenchmarks } from "./fleet.ts";
 import { softcoreBenchmarks } from "./softcore.ts";
 import { faultBenchmarks } from "./faults.ts";
+import { congestionBenchmarks } from "./congestion.ts";
 import { formatTable, writeResults, RESULTS, type Metric, type Section } from "./metrics.ts";
 import { renderReport, type ReportPart } from "./report.ts";
 
@@ -45,6 +46,7 @@ export const PARTS: Part[] = [
   { name: "pcie", title: "PCIe latency and NVMe throughput", about: "How long a server waits for a 4-byte read of a remote device register, idle and with the tunnel saturated; NVMe throughput across the tunnel; key-press latency of the remote keyboard.", run: pcieBenchmarks },
   { name: "macsec", title: "MACsec on the data path", about: "What encrypting and authenticating every frame costs, each figure beside the same measurement in clear: goodput at both MTUs, the idle 4-byte read, the simulator's own speed; then frames lost or refused across key switches under full load, and what the attack scenario's rogue station got through.", run: macsecBenchmarks },
   { name: "paths", title: "Two paths per tunnel", about: "A card's two Ethernet ports as two paths of one tunnel: goodput over both beside one and beside their analytic limit, over a short and a long lossy path, and the failover when one is cut under full load: how long until what it held goes on the other, what is lost, and what the server sees.", run: pathBenchmarks },
+  { name: "congestion", title: "Congestion control on a switched fabric", about: "Hundreds of tunnels on one switched Ethernet: an oversubscribed leaf-spine, an incast into one server, and a card that ignores congestion, each with congestion control on beside the uncontrolled sender in the same run: how busy the bottlenecks are, how fairly the tunnels share them, the switches' queues and drops.", run: congestionBenchmarks },
   { name: "link", title: "Link bring-up and health", about: "How fast two cards pair, how fast a cut is detected and declared down, and that heavy loss or a short flap does not take the link down.", run: linkBenchmarks },
   { name: "hotplug", title: "Cable pull and reconnect", about: "What the server sees when the cable is pulled under NVMe load and plugged back: a surprise removal, then a hot-plug insertion, and no request left to time out.", run: hotplugBenchmarks },
   { name: "manage", title: "Handing a chassis to another server", about: "From the management station's group change to the new server verifying NVMe I/O, with the drive idle (orderly removal) and under load (surprise removal).", run: manageBenchmarks },

@@ -8,6 +8,8 @@ import type { RunSummary, MacsecSummary } from "../sim/summary.ts";
 import { CliError, engineOptions, type EngineFlags } from "./args.ts";
 import { FlashFileError } from "../../board/flash.ts";
 import { FaultCell, UnknownFamily, family, formatVerdict } from "../sim/faults.ts";
+import { STUDIES, isStudyFile, loadStudy, runStudyReport, type Study } from "../sim/study-file.ts";
+import { readFileSync } from "node:fs";
 
 export interface SimFlags extends EngineFlags {
   scenario: string;
@@ -51,19 +53,49 @@ export function resolveScenario(value: string): Scenario {
   return SCENARIOS[value];
 }
 
-/** `iov sim --list`: the built-in scenarios, one per line with what it shows. */
+/** `iov sim --list`: the built-in scenarios, one per line with what it shows, then the fabric studies. */
 export function listScenarios(): string {
   const names = Object.keys(SCENARIOS);
-  const width = Math.max(...names.map((n) => n.length));
+  const width = Math.max(...names.map((n) => n.length), ...Object.keys(STUDIES).map((n) => n.length));
   return names.map((name) => {
     const s = SCENARIOS[name];
     return `${name.padEnd(width)}  ${(s.durationNs / 1e9).toString().padStart(6)} s  ${s.cards.length} cards, ${s.servers.length} server(s)${s.management ? ", management station" : ""}: ${s.description}`;
-  }).join("\n") + "\n\nor a scenario file: iov sim --scenario PATH.json (docs/scenarios.md; scenarios/lab.json to start from)\n";
+  }).join("\n") + "\n\nfabric studies (the data path as the firmware programs it, without firmware; docs/congestion.md):\n" +
+    Object.values(STUDIES).map((s) => `${s.name.padEnd(width)}  ${s.description}`).join("\n") +
+    "\n\nor a scenario file: iov sim --scenario PATH.json (docs/scenarios.md; scenarios/lab.json to start from),\nor a leaf-spine file: iov sim --scenario PATH.json (docs/congestion.md; scenarios/leaf-spine.json to start from)\n";
+}
+
+/** The fabric study --scenario names, if it names one: a built-in study, or a file of kind "leaf-spine". */
+export function resolveStudy(value: string): Study | null {
+  if (Object.hasOwn(STUDIES, value)) return STUDIES[value];
+  if (!isScenarioFile(value)) return null;
+  let text: string;
+  try {
+    text = readFileSync(value, "utf8");
+  } catch {
+    return null; // the scenario loader says why
+  }
+  if (!isStudyFile(text)) return null;
+  try {
+    return loadStudy(value);
+  } catch (error) {
+    if (error instanceof ScenarioError) throw new CliError(error.message);
+    throw error;
+  }
 }
 
 export async function runSim(flags: SimFlags): Promise<void> {
   if (flags.list) {
     process.stdout.write(listScenarios());
+    return;
+  }
+  const study = flags.fault === undefined ? resolveStudy(flags.scenario) : null;
+  if (study) {
+    for (const [flag, set] of [["--pcap", flags.pcap], ["--record", flags.record], ["--console", flags.console], ["--manage", flags.manage], ["--screenshot", flags.screenshot], ["--lspci", flags.lspci]] as const) {
+      if (set !== undefined && set !== false) throw new CliError(`${flag} does not apply to the fabric study ${study.name}: it has no firmware, consoles or servers to show`);
+    }
+    if (!flags.quiet) process.stdout.write(`study ${study.name}: ${study.description}\nseed ${flags.seed}\n\n`);
+    process.stdout.write(await runStudyReport(study, flags.seed));
     return;
   }
   const cell = flags.fault === undefined ? null : faultCell(flags);
