@@ -53,9 +53,9 @@ test("values are printed to four significant digits, large ones grouped by thous
 test("iov bench --only refuses a part that does not exist, naming the parts", () => {
   const r = spawnSync(process.execPath, ["tools/iov.mjs", "bench", "--only", "nope"], { encoding: "utf8" });
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /no benchmark part named 'nope'; the parts are firmware, tunnel, pcie, macsec, paths, link, hotplug, manage, softcore, fleet, faults/);
+  assert.match(r.stderr, /no benchmark part named 'nope'; the parts are firmware, tunnel, pcie, macsec, paths, congestion, link, hotplug, manage, softcore, fleet, faults/);
   // --help names the same parts.
   const help = spawnSync(process.execPath, ["tools/iov.mjs", "bench", "--help"], { encoding: "utf8" });
   const listed = /run one part: ([^]*?)\n {2}--/.exec(help.stdout)?.[1].replace(/\s+/g, " ").replace(" or ", ", ");
-  assert.equal(listed, "firmware, tunnel, pcie, macsec, paths, link, hotplug, manage, softcore, fleet, faults", help.stdout);
+  assert.equal(listed, "firmware, tunnel, pcie, macsec, paths, congestion, link, hotplug, manage, softcore, fleet, faults", help.stdout);
 });

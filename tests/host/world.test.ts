@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { World } from "../../tools/sim/world.ts";
 import { SCENARIOS, type Scenario } from "../../tools/sim/scenarios.ts";
 import { FIRMWARE } from "./helpers.ts";
-import { TunnelCounter } from "../../board/map/registers.ts";
+import { TunnelCounter, TunnelReg, TunnelControl, TUNNEL_BASE } from "../../board/map/registers.ts";
 import { LinkTiming } from "../../board/map/link.ts";
 
 const MS = 1_000_000;
@@ -120,6 +120,15 @@ test("the run summary reports each switch's drops, marks and queues: a port that
     switches: base.switches!.map((sw) => ({ ...sw, config: { ...sw.config, buffer: { bytes: 256 * 1024 }, ecn: { kMinBytes: 20_000, kMaxBytes: 20_000 } } })),
   };
   const w = new World({ scenario, seed: 1, engine: "node", engineOptions: { firmware: FIRMWARE } });
+  // The host card's sender made to ignore the marks, as a lab engineer would by its register, so
+  // that the queue reaches the shared buffer's threshold (docs/congestion.md).
+  w.startHooks.push((x) => {
+    x.scheduler.at(140_000_000, () => {
+      const fabric = x.fabrics.get("host")!;
+      const control = fabric.readRegister(TUNNEL_BASE + TunnelReg.Control);
+      assert.ok(fabric.writeRegister(TUNNEL_BASE + TunnelReg.Control, control & ~TunnelControl.CongestionControl));
+    });
+  });
   const s = await w.run();
   assert.equal(s.tlps.lost + s.tlps.duplicated + s.tlps.reordered, 0, "what the switch dropped went again");
   const [sw] = s.switches;

@@ -171,7 +171,7 @@ export function program(): Command {
   iov.command("bench")
     .description("run the benchmarks; write bench/results.json, bench/figures/*.svg and (all parts) bench/report.md, and print a table")
     .option("--quick", "shorter runs (under a minute)")
-    .option("--only <part>", "run one part: firmware, tunnel, pcie, macsec, paths, link, hotplug, manage, softcore, fleet or faults")
+    .option("--only <part>", "run one part: firmware, tunnel, pcie, macsec, paths, congestion, link, hotplug, manage, softcore, fleet or faults")
     .addOption(wasm3Option())
     .action(async (options) => (await import("./bench.ts")).runBench(options));
 

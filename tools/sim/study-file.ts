@@ -160,9 +160,9 @@ export function formatStudy(config: StudyConfig, r: StudyResult): string {
 export function formatMixed(controlled: MixedResult, uncontrolled: MixedResult): string {
   const us = (ns: number[], p: number) => `${(percentile(ns, p) / 1000).toFixed(2)} µs`;
   const row = (what: string, r: MixedResult) =>
-    `${what.padEnd(34)}  ${us(r.readNs, 50).padStart(10)}  ${us(r.readNs, 99).padStart(10)}  ${us(r.keyNs, 50).padStart(10)}  ${us(r.keyNs, 99).padStart(10)}  ${(r.nvmeWriteGbps + r.nvmeReadGbps).toFixed(2).padStart(6)} Gb/s`;
+    `${what.padEnd(34)}  ${us(r.readNs, 50).padStart(10)}  ${us(r.readNs, 99).padStart(10)}  ${us(r.keyNs, 50).padStart(10)}  ${us(r.keyNs, 99).padStart(10)}  ${(r.nvmeWriteGbps + r.nvmeReadGbps).toFixed(2).padStart(10)} Gb/s`;
   return [
-    `${"".padEnd(34)}  ${"read p50".padStart(10)}  ${"read p99".padStart(10)}  ${"key p50".padStart(10)}  ${"key p99".padStart(10)}  ${"NVMe".padStart(11)}`,
+    `${"".padEnd(34)}  ${"read p50".padStart(10)}  ${"read p99".padStart(10)}  ${"key p50".padStart(10)}  ${"key p99".padStart(10)}  ${"NVMe, both ways".padStart(15)}`,
     row("short queues, congestion control", controlled),
     row("uncontrolled", uncontrolled),
   ].join("\n") + "\n";
