@@ -13,7 +13,7 @@ import { NvmeController } from "../board/devices/nvme/controller.ts";
 import { nvmeInit, isNvme } from "../tools/server/drivers/nvme.ts";
 import { inputDriver, isInput } from "../tools/server/drivers/input.ts";
 import { lineChart, cdf } from "./svg.ts";
-import { runMixed, type MixedResult } from "../tools/sim/mixed-study.ts";
+import { runMixed, MIXED_LOAD, type MixedResult } from "../tools/sim/mixed-study.ts";
 import type { Section } from "./metrics.ts";
 
 
@@ -96,7 +96,7 @@ export async function pcieBenchmarks(options: { quick: boolean }, progress: (tex
   const count = options.quick ? 300 : 2000;
   progress(`4-byte memory read round trips, idle (${count})`);
   const idle = (await readRoundTrips(count)).sort((x, y) => x - y);
-  const mixed = { reads: count, pauseNs: 10_000, writers: 16, readers: 16 };
+  const mixed = { ...MIXED_LOAD, reads: count };
   progress(`4-byte reads and key presses beside NVMe at queue depth 32 both ways, short queues and congestion control (${count} reads)`);
   const loaded = await runMixed({ ...mixed, controlled: true });
   progress(`4-byte reads and key presses beside NVMe at queue depth 32 both ways, uncontrolled (${count} reads)`);

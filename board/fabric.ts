@@ -39,8 +39,6 @@ export interface FabricHost {
   deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void;
   /** A TLP a tunnel threw away when its session ended (TunnelHost.discarded). */
   discarded?(tlp: Uint8Array, slot: number, tunnel: TunnelEngine, received: boolean): void;
-  /** A tunnel's send queue, full at QueueBytes, has room again (TunnelHost.room). */
-  room?(tunnel: TunnelEngine): void;
   /** A tunnel's SecY validated the MACsec frame being received: `clear` is what the tunnel engine takes, `fresh` whether its PN was new (observers only). */
   unprotected?(clear: Uint8Array, fresh: boolean): void;
   /** A CONTROL frame for the firmware (FRAME_RX), FCS removed, with the index of the tunnel it matches or NO_TUNNEL, and the port it came in on. */
@@ -141,10 +139,6 @@ export class Fabric {
         event: (kind, arg, t) => host.event(kind, t.index, arg),
         discarded: host.discarded ? (tlp, slot, t, received) => host.discarded!(tlp, slot, t, received) : undefined,
         unprotected: host.unprotected ? (clear, fresh) => host.unprotected!(clear, fresh) : undefined,
-        room: (t) => {
-          this.router?.onRoom?.();
-          host.room?.(t);
-        },
       });
       this.tunnels.push(tunnel);
       for (const mac of this.macs) mac.addTunnel(tunnel);
@@ -175,6 +169,8 @@ export class Fabric {
           now: () => scheduler.now,
         })
       : null;
+    // The server's link waits while a tunnel it feeds is full (SwitchRouter.accepts).
+    if (this.router) for (const tunnel of this.tunnels) tunnel.onRoom(() => this.router!.onRoom?.());
   }
 
   /**

@@ -154,11 +154,13 @@ class Direction implements PcieEnd {
     for (let sent = 0; ; sent++) {
       if (sent === max) return sent;
       const postedOrder = this.waiting[TlpClass.Posted].first;
-      const heads = [TlpClass.Posted, TlpClass.NonPosted, TlpClass.Completion]
-        .filter((cls) => this.waiting[cls].size > 0 && (cls === TlpClass.Posted || this.waiting[cls].first < postedOrder))
-        .sort((x, y) => this.waiting[x].first - this.waiting[y].first);
-      const go = heads.find((cls) => this.mayGo(this.waiting[cls].peek()));
-      if (go === undefined) return sent;
+      let go = -1;
+      for (let cls = 0; cls < this.waiting.length; cls++) {
+        const w = this.waiting[cls];
+        if (w.size === 0 || (cls !== TlpClass.Posted && w.first > postedOrder)) continue;
+        if ((go === -1 || w.first < this.waiting[go].first) && this.mayGo(w.peek())) go = cls;
+      }
+      if (go === -1) return sent;
       this.transmit(this.waiting[go].shift());
     }
   }

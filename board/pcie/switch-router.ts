@@ -278,6 +278,13 @@ export class SwitchRouter {
     this.toServer(encodeTlp(errorCompletion(tlp, routingId(tlp.bus, tlp.device, tlp.fn), CplStatus.ConfigRequestRetry)));
   }
 
+  /** The downstream port whose memory windows hold `address`, behind an upstream port that claims it, or -1. */
+  private portForAddress(address: number): number {
+    if (!claimsMemory(this.ports[0], address)) return -1;
+    for (let p = 1; p <= SWITCH_DOWNSTREAM_PORTS; p++) if (claimsMemory(this.ports[p], address)) return p;
+    return -1;
+  }
+
   /** The downstream port whose bus range holds `bus`, or -1. */
   private portForBus(bus: number): number {
     for (let p = 1; p <= SWITCH_DOWNSTREAM_PORTS; p++) if (forwardsBus(this.ports[p], bus)) return p;
@@ -297,11 +304,8 @@ export class SwitchRouter {
     const tlp = decodeTlp(bytes);
     if (isMalformed(tlp)) return true;
     let port = -1;
-    if (tlp.kind === "MRd" || tlp.kind === "MRdLk" || tlp.kind === "MWr") {
-      if (claimsMemory(this.ports[0], tlp.address)) {
-        for (let p = 1; p <= SWITCH_DOWNSTREAM_PORTS && port < 0; p++) if (claimsMemory(this.ports[p], tlp.address)) port = p;
-      }
-    } else if (tlp.kind === "Cpl" || tlp.kind === "CplD" || tlp.kind === "CplLk" || tlp.kind === "CplDLk") port = this.portForBus(tlp.requester >> 8);
+    if (tlp.kind === "MRd" || tlp.kind === "MRdLk" || tlp.kind === "MWr") port = this.portForAddress(tlp.address);
+    else if (tlp.kind === "Cpl" || tlp.kind === "CplD" || tlp.kind === "CplLk" || tlp.kind === "CplDLk") port = this.portForBus(tlp.requester >> 8);
     if (port <= 0 || !this.forwarding(port)) return true;
     return this.host.hasRoom(this.ports[port].binding & 0xff, tlpClass(bytes) as TlpClass);
   }
@@ -352,10 +356,7 @@ export class SwitchRouter {
       case "MRd":
       case "MRdLk":
       case "MWr": {
-        let port = -1;
-        if (claimsMemory(upstream, tlp.address)) {
-          for (let p = 1; p <= SWITCH_DOWNSTREAM_PORTS && port < 0; p++) if (claimsMemory(this.ports[p], tlp.address)) port = p;
-        }
+        const port = this.portForAddress(tlp.address);
         if (port > 0 && this.forwarding(port)) this.tunnel(port, bytes, tlp);
         else this.toFirmware(TlpRxReason.Unrouted, port > 0 ? port : NO_PORT, bytes);
         return;

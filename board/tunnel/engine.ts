@@ -44,8 +44,6 @@ export interface TunnelHost {
   deliver(tlp: Uint8Array, cls: TlpClass, tunnel: TunnelEngine, slot: number): void;
   /** An event for the firmware. */
   event(kind: FabricEventKind, arg: number, tunnel: TunnelEngine): void;
-  /** The send queue, full at QueueBytes, took TLPs into frames and has room again: the card's PCIe side may go on. */
-  room?(tunnel: TunnelEngine): void;
   /**
    * A TLP the engine throws away because its session ended: queued and never sent (a flush), or
    * sent and not yet acknowledged, or `received` out of order and held (a session reset). Neither
@@ -435,8 +433,7 @@ export class TunnelEngine implements FrameSink {
     if (value & ~(TunnelControl.Enable | TunnelControl.GoBackN | TunnelControl.Reset | TunnelControl.Flush | TunnelControl.CongestionControl)) return false;
     const wasEnabled = this.enabled;
     if (value & TunnelControl.Enable && !wasEnabled) {
-      const recordRoom = this.payloadMtu() - TUNNEL_HEADER - RECORD_HEADER;
-      if (this.reg(TunnelReg.MaxPayload) + 16 > recordRoom) return false; // a largest TLP must fit a frame
+      if (TUNNEL_HEADER + this.largestRecord() > this.payloadMtu()) return false; // a largest TLP must fit a frame
     }
     if (value & TunnelControl.Flush) this.flush();
     if (value & TunnelControl.Reset) this.resetSession();
@@ -674,13 +671,12 @@ export class TunnelEngine implements FrameSink {
     }
     if (freed) {
       this.host.scheduler.at(this.now, () => {
-        this.host.room?.(this);
         for (const listener of this.roomListeners) listener();
       });
     }
   }
 
-  /** Calls `listener` whenever the send queue, a class of it full, has room again: for what feeds it (a chassis root's slot links). */
+  /** Calls `listener` whenever the send queue, a class of it full, has room again: for what feeds it (the card's PCIe side, a traffic source), in the order they asked. */
   onRoom(listener: () => void): void {
     this.roomListeners.push(listener);
   }
@@ -762,7 +758,7 @@ export class TunnelEngine implements FrameSink {
   private frameRoom(mtu: number): number {
     if (!this.congestionControl) return mtu;
     const share = Math.floor(this.cwnd.bytes / FRAMES_PER_WINDOW) - HEADER_SIZE - VLAN_TAG_SIZE - FCS_SIZE;
-    return Math.max(Math.min(mtu, share), TUNNEL_HEADER + RECORD_HEADER + 16 + this.reg(TunnelReg.MaxPayload));
+    return Math.max(Math.min(mtu, share), TUNNEL_HEADER + this.largestRecord());
   }
 
   /** A new DATA frame must wait for paceAt: true, with a timer that asks the MACs again then. */
@@ -877,10 +873,19 @@ export class TunnelEngine implements FrameSink {
     return blocks;
   }
 
-  /** Bytes of DATA frames allowed in flight: the replay buffer, WindowBytes and, under congestion control, the congestion window. */
+  /** The record of a largest TLP: its record header, a 4-DW TLP header and MaxPayload bytes of data. */
+  private largestRecord(): number {
+    return RECORD_HEADER + 16 + this.reg(TunnelReg.MaxPayload);
+  }
+
+  /** Bytes of DATA frames in flight the replay buffer and WindowBytes allow, congestion control or not. */
+  private fixedWindow(): number {
+    return Math.min(this.reg(TunnelReg.ReplayBytes), this.reg(TunnelReg.WindowBytes));
+  }
+
+  /** Bytes of DATA frames allowed in flight: the fixed window and, under congestion control, the congestion window. */
   private windowBytes(): number {
-    const fixed = Math.min(this.reg(TunnelReg.ReplayBytes), this.reg(TunnelReg.WindowBytes));
-    return this.congestionControl ? Math.min(fixed, this.cwnd.bytes) : fixed;
+    return this.congestionControl ? Math.min(this.fixedWindow(), this.cwnd.bytes) : this.fixedWindow();
   }
 
   private windowAllows(frameBytes: number): boolean {
@@ -894,8 +899,8 @@ export class TunnelEngine implements FrameSink {
     const tag = this.vlan() ? VLAN_TAG_SIZE : 0;
     const overhead = HEADER_SIZE + tag + FCS_SIZE + TUNNEL_HEADER;
     return {
-      minBytes: overhead + RECORD_HEADER + 16 + this.reg(TunnelReg.MaxPayload) + (this.secy.protecting ? MACSEC_OVERHEAD : 0),
-      maxBytes: Math.min(this.reg(TunnelReg.ReplayBytes), this.reg(TunnelReg.WindowBytes)),
+      minBytes: overhead + this.largestRecord() + (this.secy.protecting ? MACSEC_OVERHEAD : 0),
+      maxBytes: this.fixedWindow(),
       targetNs: this.reg(TunnelReg.TargetNs),
     };
   }

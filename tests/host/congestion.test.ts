@@ -118,7 +118,7 @@ test("the send queue holds QueueBytes per class: a full class is counted once, s
   const scheduler = new EventScheduler();
   const { a } = tunnelPair(scheduler, { mtu: 9000, registers: { [TunnelReg.QueueBytes]: 1000 } });
   const rooms: number[] = [];
-  a.onRoom = () => rooms.push(scheduler.now);
+  a.tunnel.onRoom(() => rooms.push(scheduler.now));
   const write = memoryWrite(0x100, 0, 0x1000, new Uint8Array(256));
   const read = memoryRead(0x100, 1, 0x1000, 4);
   while (a.tunnel.hasRoom(TlpClass.Posted)) assert.ok(a.tunnel.submit(write));

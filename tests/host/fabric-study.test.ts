@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { runStudy, jainIndex, OVERSUBSCRIBED } from "../../tools/sim/fabric-study.ts";
 import { parseStudy } from "../../tools/sim/study-file.ts";
-import { runMixed } from "../../tools/sim/mixed-study.ts";
+import { runMixed, MIXED_LOAD } from "../../tools/sim/mixed-study.ts";
 import { percentile } from "../../tools/sim/summary.ts";
 import { ScenarioError } from "../../tools/sim/scenario-check.ts";
 import { iov, assertOneLineError } from "./helpers.ts";
@@ -79,7 +79,7 @@ test("iov sim runs a leaf-spine file and the built-in studies, and refuses what 
 });
 
 test("the mixed study: a register read and a key press beside bulk NVMe wait microseconds with short queues, hundreds without", async () => {
-  const options = { reads: 200, pauseNs: 10_000, writers: 16, readers: 16 };
+  const options = { ...MIXED_LOAD, reads: 200 };
   const controlled = await runMixed({ ...options, controlled: true });
   const uncontrolled = await runMixed({ ...options, controlled: false });
   assert.ok(percentile(controlled.readNs, 99) < 10_000, `read p99 ${percentile(controlled.readNs, 99)} ns`);

@@ -6,12 +6,14 @@
 // retransmissions; with congestion control on, or off (the uncontrolled baseline).
 
 import { Fabric } from "../../board/fabric.ts";
-import { TunnelReg, TunnelControl, TunnelCounter, TUNNEL_BASE, TUNNEL_STRIDE, TunnelDefault, MAX_TUNNELS } from "../../board/map/registers.ts";
-import { memoryWrite } from "../../board/pcie/tlp.ts";
+import { TunnelReg, TunnelCounter, TunnelDefault, MAX_TUNNELS } from "../../board/map/registers.ts";
+import { memoryWrite, dataBytes } from "../../board/pcie/tlp.ts";
 import type { TunnelEngine } from "../../board/tunnel/engine.ts";
 import { EthernetSwitch, type EcnConfig, type SharedBufferConfig } from "./net/switch.ts";
-import { Link } from "./net/link.ts";
+import { Link, type LinkPort } from "./net/link.ts";
 import { EventScheduler } from "./scheduler.ts";
+import { programTunnel } from "./tunnel-pair.ts";
+import { percentile } from "./summary.ts";
 
 export interface LeafSpine {
   /** Leaf switches, each with `cardsPerLeaf` card ports and one uplink to the spine. */
@@ -157,13 +159,12 @@ export function runStudy(config: StudyConfig): StudyResult {
       event: () => {},
       deliver: (tlp, cls, tunnel) => {
         tunnel.release(cls, tlp);
-        const t = engineTunnel.get(tunnel)!;
+        const t = engineTunnel.get(tunnel);
         if (t === undefined) return;
-        const data = tlp.length - 16;
+        const data = dataBytes(tlp);
         if (scheduler.now >= config.warmupNs) delivered[t] += data;
         perTunnelBins[t][Math.min(Math.floor(scheduler.now / config.binNs), bins - 1)] += data;
       },
-      room: (tunnel) => feed(tunnel),
     });
     const cable = new Link(scheduler, `edge${l}.${p}`, { rateBps: f.edgeRateBps, lengthM: f.edgeLengthM, b: { bufferBytes: f.portBufferBytes } });
     fabric.mac.connect(cable.a);
@@ -180,8 +181,7 @@ export function runStudy(config: StudyConfig): StudyResult {
     const b = cardIndex.get(key(t.to))!;
     const ia = used[a]++;
     const ib = used[b]++;
-    const cc = config.congestionControl && !t.ignoresCongestion;
-    program(fabrics[a], ia, mac(b), SESSION + i, config, cc);
+    program(fabrics[a], ia, mac(b), SESSION + i, config, config.congestionControl && !t.ignoresCongestion);
     program(fabrics[b], ib, mac(a), SESSION + i, config, config.congestionControl);
     const sender = fabrics[a].tunnels[ia];
     engineTunnel.set(fabrics[b].tunnels[ib], i);
@@ -193,9 +193,9 @@ export function runStudy(config: StudyConfig): StudyResult {
   });
   const SOURCE_TLPS = 64;
   const feed = (tunnel: TunnelEngine) => {
-    if (!senders.includes(tunnel)) return;
     while (tunnel.hasRoom() && (config.queueBytes > 0 || tunnel.queuedTlps < SOURCE_TLPS)) tunnel.submit(write);
   };
+  for (const s of senders) s.onRoom(() => feed(s));
   // The source tops up every microsecond too: without a queue limit, nothing else tells it.
   const top = () => {
     for (const s of senders) feed(s);
@@ -203,7 +203,7 @@ export function runStudy(config: StudyConfig): StudyResult {
   };
   top();
   // Bottlenecks: each leaf's uplink both ways, and the receiving cards' ports.
-  const watched: { name: string; port: import("./net/link.ts").LinkPort }[] = [];
+  const watched: { name: string; port: LinkPort }[] = [];
   uplinks.forEach((u, l) => watched.push({ name: `leaf${l} to spine`, port: u.a }, { name: `spine to leaf${l}`, port: u.b }));
   for (const t of config.tunnels) {
     const edge = edgeLinks.get(key(t.to))!;
@@ -224,7 +224,7 @@ export function runStudy(config: StudyConfig): StudyResult {
     if (scheduler.now < config.durationNs) scheduler.at(scheduler.now + SAMPLE_NS, sample);
   };
   scheduler.at(0, sample);
-  const counters = [...fabrics.flatMap((fab) => fab.tunnels)];
+  const engines = fabrics.flatMap((fab) => fab.tunnels);
   scheduler.run(config.durationNs);
   const seconds = (config.durationNs - config.warmupNs) / 1e9;
   const goodputGbps = delivered.map((bytes) => (bytes * 8) / seconds / 1e9);
@@ -235,12 +235,12 @@ export function runStudy(config: StudyConfig): StudyResult {
     return {
       name: w.name,
       utilisation: (bytes * 8) / (w.port.rateBps * seconds),
-      queueP99Bytes: sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] : 0,
+      queueP99Bytes: sorted.length ? percentile(sorted, 99) : 0,
       peakBytes: w.port.counters.peakQueuedBytes,
     };
   });
   const switches = [spine, ...leaves].map((s) => s.snapshot());
-  const sum = (c: TunnelCounter) => counters.reduce((n, t) => n + t.counters[c], 0);
+  const sum = (c: TunnelCounter) => engines.reduce((n, t) => n + t.counters[c], 0);
   return {
     goodputGbps,
     jain: jainIndex(goodputGbps),
@@ -266,19 +266,11 @@ function bulkWrite(payload: number): Uint8Array {
   return memoryWrite(0x0100, 0, 0x1_0000_0000, new Uint8Array(payload).fill(0xa5));
 }
 
-function program(fabric: Fabric, tunnel: number, peer: Uint8Array, session: number, config: StudyConfig, cc: boolean): void {
-  const base = TUNNEL_BASE + TUNNEL_STRIDE * tunnel;
-  const write = (reg: TunnelReg, value: number) => {
-    if (!fabric.writeRegister(base + reg, value >>> 0)) throw new Error(`register 0x${(base + reg).toString(16)} refused ${value}`);
-  };
-  write(TunnelReg.PeerMacHigh, (peer[0] << 8) | peer[1]);
-  write(TunnelReg.PeerMacLow, ((peer[2] << 24) | (peer[3] << 16) | (peer[4] << 8) | peer[5]) >>> 0);
-  write(TunnelReg.Session, session);
-  write(TunnelReg.Vlan, VLAN);
-  write(TunnelReg.Mtu, config.mtu);
-  write(TunnelReg.QueueBytes, config.queueBytes);
-  write(TunnelReg.TargetNs, TunnelDefault.TargetNs);
-  for (const [reg, value] of Object.entries(config.registers ?? {})) write(Number(reg), value!);
-  write(TunnelReg.Control, TunnelControl.Enable | (cc ? TunnelControl.CongestionControl : 0));
+/** Tunnel `tunnel` of `fabric` to `peer`, on the study's VLAN (frames must be tagged to be marked), with its send queue limit. */
+function program(fabric: Fabric, tunnel: number, peer: Uint8Array, session: number, config: StudyConfig, congestionControl: boolean): void {
+  programTunnel(fabric, peer, {
+    tunnel, session, mtu: config.mtu, congestionControl,
+    registers: { [TunnelReg.Vlan]: VLAN, [TunnelReg.QueueBytes]: config.queueBytes, ...config.registers },
+  });
 }
 

@@ -38,6 +38,9 @@ export interface MixedResult {
 
 const CHUNK = 128 * 1024;
 
+/** The mixed study's load: reads 10 µs apart beside 16 NVMe writers and 16 readers (docs/congestion.md). */
+export const MIXED_LOAD = { pauseNs: 10_000, writers: 16, readers: 16 } as const;
+
 export async function runMixed(options: MixedOptions): Promise<MixedResult> {
   const scheduler = new EventScheduler();
   const input = new InputDevice(scheduler);

@@ -7,7 +7,7 @@
 
 import { readFileSync } from "node:fs";
 import { OVERSUBSCRIBED, INCAST, runStudy, type StudyConfig, type StudyResult, type StudyTunnel } from "./fabric-study.ts";
-import { runMixed, type MixedResult } from "./mixed-study.ts";
+import { runMixed, MIXED_LOAD, type MixedResult } from "./mixed-study.ts";
 import { percentile } from "./summary.ts";
 import { MAX_TUNNELS, MTU_MIN, MTU_MAX } from "../../board/map/registers.ts";
 import { ScenarioError } from "./scenario-check.ts";
@@ -171,7 +171,7 @@ export function formatMixed(controlled: MixedResult, uncontrolled: MixedResult):
 /** Runs a study and returns its report. */
 export async function runStudyReport(study: Study, seed: number): Promise<string> {
   if (study.kind === "mixed") {
-    const options = { reads: 2000, pauseNs: 10_000, writers: 16, readers: 16 };
+    const options = { ...MIXED_LOAD, reads: 2000 };
     return formatMixed(await runMixed({ ...options, controlled: true }), await runMixed({ ...options, controlled: false }));
   }
   return formatStudy(study.config, runStudy({ ...study.config, seed }));

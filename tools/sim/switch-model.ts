@@ -87,7 +87,7 @@ export class SwitchModel {
     return port.header.forwardsBus(bus);
   }
 
-  /** Set by the link: the tunnels have room again (remote-pcie.ts calls it on their room events). */
+  /** Set by the link from the server: called when a tunnel this switch feeds has room again. */
   onRoom?: () => void;
 
   /** Flow control toward the server's link: a memory request or completion waits while the send queue of the tunnel it would enter is full. */
@@ -96,7 +96,7 @@ export class SwitchModel {
     if (isMalformed(tlp)) return true;
     let port: DownstreamPort | null | undefined = null;
     if (tlp.kind === "MRd" || tlp.kind === "MWr") port = this.memoryTarget(tlp.address);
-    else if (tlp.kind === "Cpl" || tlp.kind === "CplD") port = this.downstream.find((p) => this.forwards(p, tlp.requester >> 8));
+    else if (tlp.kind === "Cpl" || tlp.kind === "CplD") port = this.completionTarget(tlp.requester);
     return !port || (port.tunnel.hasRoom?.(tlpClass(bytes) as TlpClass) ?? true);
   }
 
@@ -148,7 +148,7 @@ export class SwitchModel {
       }
       case "Cpl":
       case "CplD": {
-        const port = this.downstream.find((p) => this.forwards(p, tlp.requester >> 8));
+        const port = this.completionTarget(tlp.requester);
         if (port) this.tunnel(port, bytes);
         else this.counters.unclaimed++;
         return;
@@ -170,6 +170,11 @@ export class SwitchModel {
     };
     if (!inside(this.upstream)) return null;
     return this.downstream.find(inside) ?? null;
+  }
+
+  /** The downstream port whose bus range holds the bus of `requester`, where its completion goes. */
+  private completionTarget(requester: number): DownstreamPort | undefined {
+    return this.downstream.find((p) => this.forwards(p, requester >> 8));
   }
 
   /** A TLP from a chassis slot, arriving through the tunnel: on to the server. */

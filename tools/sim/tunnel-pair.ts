@@ -50,8 +50,6 @@ export interface PairSide {
   discarded: { tlp: Uint8Array; slot: number; received: boolean }[];
   /** With MACsec: what stands in for the firmware's key handling. */
   keys: KeyAgent | null;
-  /** Called when this side's tunnel, its send queue full at QueueBytes, has room again. */
-  onRoom: ((tunnel: TunnelEngine) => void) | null;
 }
 
 export const MAC_A = Uint8Array.of(0x02, 0x10, 0x10, 0x00, 0x00, 0x01);
@@ -67,9 +65,8 @@ function side(scheduler: Scheduler, mac: Uint8Array, tunnels: number, index: num
     },
     deliver: (tlp, cls, tunnel, slot) => s!.onTlp(tlp, cls, tunnel, slot),
     discarded: (tlp, slot, _tunnel, received) => s!.discarded.push({ tlp, slot, received }),
-    room: (tunnel) => s!.onRoom?.(tunnel),
   });
-  s = { fabric, tunnel: fabric.tunnels[index], events, onTlp: (tlp, cls, tunnel) => tunnel.release(cls, tlp), discarded: [], keys: null, onRoom: null };
+  s = { fabric, tunnel: fabric.tunnels[index], events, onTlp: (tlp, cls, tunnel) => tunnel.release(cls, tlp), discarded: [], keys: null };
   return s;
 }
 

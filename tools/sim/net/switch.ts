@@ -181,7 +181,6 @@ interface MacEntry {
 
 const MAX_VID = 4094;
 
-
 function checkVid(vid: number, what: string): number {
   if (!(Number.isInteger(vid) && vid >= 1 && vid <= MAX_VID)) throw new RangeError(`${what}: VID must be 1..4094, got ${vid}`);
   return vid;
