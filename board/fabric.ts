@@ -13,6 +13,7 @@ import { SWITCH_PORTS } from "./map/pcie.ts";
 import { SwitchRouter } from "./pcie/switch-router.ts";
 import { CardMac, MAX_CONTROL_FRAME, type FrameSource } from "./ethernet/mac.ts";
 import { ETHERTYPE_IOV, FCS_SIZE, MAC_SIZE, MIN_FRAME, macKey, payloadOffset, writeFcs } from "./ethernet/frame.ts";
+import { priorityOf } from "./ethernet/pfc.ts";
 import { FrameKind, TUNNEL_HEADER, TUNNEL_VERSION } from "./tunnel/wire.ts";
 import type { Secy } from "./macsec/secy.ts";
 import { TunnelEngine } from "./tunnel/engine.ts";
@@ -103,6 +104,10 @@ class ControlTransmitter implements FrameSource {
     return this.queue.shift() ?? null;
   }
 
+  priority(): number {
+    return this.queue.length > 0 ? priorityOf(this.queue[0]) : 0;
+  }
+
   /** Whether `frame` (without FCS) is from this port's address. */
   owns(frame: Uint8Array): boolean {
     return frame.length >= MAC_SIZE * 2 && macKey(frame, MAC_SIZE) === macKey(this.mac.address);
@@ -125,7 +130,7 @@ export class Fabric {
 
   constructor(private readonly config: FabricConfig, scheduler: Scheduler, private readonly host: FabricHost) {
     if (config.tunnels < 1 || config.tunnels > MAX_TUNNELS) throw new RangeError(`a card has 1..${MAX_TUNNELS} tunnels, not ${config.tunnels}`);
-    for (let p = 0; p < PORTS; p++) this.macs.push(new CardMac(portAddress(config.mac, p), p));
+    for (let p = 0; p < PORTS; p++) this.macs.push(new CardMac(portAddress(config.mac, p), scheduler, p));
     const kickAll = () => {
       for (const mac of this.macs) mac.kick();
     };
@@ -240,12 +245,13 @@ export class Fabric {
     switch ((address - PORT_BASE) % PORT_STRIDE) {
       case PortReg.MacHigh: return (a[0] << 8) | a[1];
       case PortReg.MacLow: return ((a[2] << 24) | (a[3] << 16) | (a[4] << 8) | a[5]) >>> 0;
-      case PortReg.Status: return (mac.up ? PortStatus.Carrier : 0) | (mac.connected ? PortStatus.Connected : 0);
+      case PortReg.Status: return (mac.up ? PortStatus.Carrier : 0) | (mac.connected ? PortStatus.Connected : 0) | (mac.paused ? PortStatus.TxPaused : 0);
       case PortReg.RxFrames: return c.rxFrames >>> 0;
       case PortReg.RxFcsErrors: return c.rxFcsErrors >>> 0;
       case PortReg.RxDropped: return mac.rxDropped >>> 0;
       case PortReg.TxFrames: return c.txFrames >>> 0;
       case PortReg.TxDropped: return c.txDropped >>> 0;
+      case PortReg.RxPause: return c.rxPause >>> 0;
       default: return 0;
     }
   }

@@ -3,7 +3,9 @@
 // the tunnel EtherType, and hands each to the tunnel whose peer, VLAN and session it belongs
 // to (sessionSink), or, for a MACsec frame, whose peer SCI it carries (macsecSink); tunnel control
 // frames go to the firmware. Transmit arbitrates round-robin between the tunnels, one frame at a
-// time, whenever the port is idle.
+// time, whenever the port is idle. The MAC honours IEEE 802.1Qbb priority flow control: a PFC
+// frame from the switch pauses the priorities it names, and a source whose next frame has a
+// paused priority is passed over until the pause ends or the switch lifts it (pfc.ts).
 
 import {
   ETHERTYPE_IOV, FCS_SIZE, MAC_SIZE, MIN_FRAME, fcsValid, isMulticast, isTagged, macKey, maxFrameSize, payloadOffset, vlanOf,
@@ -11,11 +13,15 @@ import {
 import type { EthernetPort, PortDevice } from "./port.ts";
 import { FrameKind, TUNNEL_HEADER } from "../tunnel/wire.ts";
 import { ETHERTYPE_MACSEC, frameSci, parseSecTag, type SecTag } from "../macsec/frame.ts";
+import { PauseState, decodePfc, isMacControl } from "./pfc.ts";
+import type { Scheduler } from "../scheduler.ts";
 
 /** A transmitter that shares the MAC: a tunnel engine, or the firmware's control path. */
 export interface FrameSource {
   /** The next frame for port `port` (the MAC's index on the card), or null. */
   nextFrame(port: number): Uint8Array | null;
+  /** The 802.1p priority of the frame nextFrame(port) would return (the PCP of its VLAN tag, 0 untagged). */
+  priority(port: number): number;
 }
 
 /** A tunnel as the receive side sees it: which peer, VLAN and session it talks to, and whether it is on. */
@@ -87,18 +93,22 @@ export interface MacCounters {
   rxControlFiltered: number;
   txFrames: number;
   txDropped: number;
+  /** PFC frames received (802.1Qbb), honoured; other MAC Control frames count in rxOtherEtherType. */
+  rxPause: number;
 }
 
 export class CardMac implements PortDevice {
   readonly counters: MacCounters = {
     rxFrames: 0, rxRunts: 0, rxOversize: 0, rxFcsErrors: 0, rxNotForUs: 0, rxOtherEtherType: 0, rxUnknownPeer: 0, rxControl: 0, rxControlOversize: 0,
-    rxControlFiltered: 0, txFrames: 0, txDropped: 0,
+    rxControlFiltered: 0, txFrames: 0, txDropped: 0, rxPause: 0,
   };
   private port: EthernetPort | null = null;
   private readonly sinks: FrameSink[] = [];
   private readonly sources: FrameSource[] = [];
   private turn = 0;
   private readonly key: number;
+  private readonly pause = new PauseState();
+  private readonly resume = () => this.kick();
   /**
    * CardReg.ControlVlan: the VLAN whose CONTROL frames reach the firmware (its group's), or 0
    * for every frame. Filtering here keeps the other groups' discovery traffic, flooded through
@@ -118,7 +128,7 @@ export class CardMac implements PortDevice {
   onSent: (() => void) | null = null;
 
   /** `index`: the port's number on the card (PortReg blocks, a tunnel's paths). */
-  constructor(readonly address: Uint8Array, readonly index = 0, readonly maxMtu = 9000) {
+  constructor(readonly address: Uint8Array, private readonly scheduler: Scheduler, readonly index = 0, readonly maxMtu = 9000) {
     this.key = macKey(address);
   }
 
@@ -135,6 +145,11 @@ export class CardMac implements PortDevice {
   /** The port is free to take a frame now (connected, carrier, nothing on the wire or queued). */
   get idle(): boolean {
     return this.port !== null && this.port.up && !this.port.busy;
+  }
+
+  /** Whether some priority is paused by the switch now (PortStatus.TxPaused). */
+  get paused(): boolean {
+    return this.pause.any(this.scheduler.now);
   }
 
   /** Frames dropped on receive other than for a bad FCS (PortReg.RxDropped). */
@@ -170,8 +185,10 @@ export class CardMac implements PortDevice {
     const port = this.port;
     if (!port || !port.up) return;
     const n = this.sources.length;
+    const now = this.scheduler.now;
     for (let i = 0; i < n; i++) {
       const source = this.sources[(this.turn + i) % n];
+      if (this.pause.mask !== 0 && this.pause.paused(source.priority(this.index), now)) continue;
       const frame = source.nextFrame(this.index);
       if (!frame) continue;
       this.turn = (this.turn + i + 1) % n;
@@ -183,6 +200,7 @@ export class CardMac implements PortDevice {
   }
 
   carrier(up: boolean): void {
+    if (!up) this.pause.clear();
     this.onCarrier?.(up);
     if (up) this.kick();
   }
@@ -203,6 +221,20 @@ export class CardMac implements PortDevice {
     }
     if (macKey(frame, 0) !== this.key && !isMulticast(frame, 0)) {
       c.rxNotForUs++;
+      return;
+    }
+    if (isMacControl(frame)) {
+      const request = decodePfc(frame);
+      if (request === null) {
+        c.rxOtherEtherType++;
+        return;
+      }
+      c.rxPause++;
+      const port = this.port;
+      if (port === null) return;
+      const ends = this.pause.apply(request, this.scheduler.now, port.rateBps);
+      if (ends > 0) this.scheduler.at(ends, this.resume);
+      this.kick();
       return;
     }
     const at = payloadOffset(frame);

@@ -52,11 +52,13 @@ export enum PortReg {
   RxDropped = 0x14, //    ro  other frames dropped by the MAC: runts, oversize, another address or EtherType, an unknown peer, CONTROL frames oversize or of another VLAN
   TxFrames = 0x18, //     ro  frames the port took for transmission
   TxDropped = 0x1c, //    ro  frames the port refused (egress queue full, link down)
+  RxPause = 0x20, //      ro  802.1Qbb PFC frames received from the switch, honoured
 }
 
 export enum PortStatus {
   Carrier = 1 << 0, //    the port's link is up
   Connected = 1 << 1, //  a cable is plugged into the port (a port with nothing plugged in never has carrier)
+  TxPaused = 1 << 2, //   the switch has paused a priority of this port's transmit (802.1Qbb PFC)
 }
 
 /** The words of CardReg.MacsecDrops: TunnelCounter.RxBadIcv to TunnelCounter.RxBadTag. */

@@ -310,6 +310,11 @@ export class TunnelEngine implements FrameSink {
     return this.reg(TunnelReg.Vlan) & 0xfff;
   }
 
+  /** The 802.1p priority of its frames: the PCP of the Vlan register, 0 untagged. */
+  priority(): number {
+    return this.vlan() ? (this.reg(TunnelReg.Vlan) >> 13) & 7 : 0;
+  }
+
   /** The session ID its frames carry. */
   session(): number {
     return this.reg(TunnelReg.Session);

@@ -206,7 +206,7 @@ function control(vid: number | null): Uint8Array {
 }
 
 test("the MAC hands the firmware only CONTROL frames of its control VLAN once one is set, and counts the others", () => {
-  const mac = new CardMac(dst);
+  const mac = new CardMac(dst, new EventScheduler());
   const seen: number[] = [];
   mac.onControl = (frame) => seen.push(vlanOf(frame));
   for (const vid of [null, 100, 200]) mac.receive(control(vid));
@@ -219,7 +219,7 @@ test("the MAC hands the firmware only CONTROL frames of its control VLAN once on
 });
 
 test("the MAC also hands over CONTROL frames of the management VLAN, and only while one is set", () => {
-  const mac = new CardMac(dst);
+  const mac = new CardMac(dst, new EventScheduler());
   const seen: number[] = [];
   mac.onControl = (frame) => seen.push(vlanOf(frame));
   const all = [null, 100, 200, 4000];

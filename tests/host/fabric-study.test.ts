@@ -62,9 +62,33 @@ test("a leaf-spine file is checked key by key; the ring and a list of tunnels bo
     [{ ...good, traffic: Array.from({ length: 9 }, () => ({ from: [0, 0], to: [1, 1] })) }, /is in 9 tunnels; a card has 8/],
     [{ ...good, warmupMs: 2 }, /warmupMs must be shorter than durationMs/],
     [{ ...good, switch: { ecnKBytes: -1 } }, /switch\.ecnKBytes must be a number/],
+    [{ ...good, switch: { pfcPriorities: [0] } }, /pfcPriorities needs switch\.bufferBytes/],
+    [{ ...good, switch: { bufferBytes: 1 << 20, pfcPriorities: [1.5] } }, /switch\.pfcPriorities\[0\] must be a priority 0\.\.7, not 1\.5/],
+    [{ ...good, switch: { bufferBytes: 1 << 20, pfcPriorities: [0], pfcXoffBytes: 1000, pfcXonBytes: 1000 } }, /switch\.pfcXonBytes must be a number from 0 to 999/],
   ];
   for (const [json, message] of bad) assert.throws(() => parseStudy("f.json", JSON.stringify(json)), (e: Error) => e instanceof ScenarioError && message.test(e.message), JSON.stringify(json));
   assert.throws(() => parseStudy("f.json", "{"), /f\.json: not JSON/);
+});
+
+test("a lossless leaf-spine: PFC alone pauses the senders and drops nothing where the uncontrolled senders drop; with congestion control the pauses are rare", () => {
+  const file = (cc: boolean, pfc: boolean) => parseStudy("f.json", JSON.stringify({
+    kind: "leaf-spine", leaves: 2, cardsPerLeaf: 8, edge: { rateGbps: 10 }, uplink: { rateGbps: 20 },
+    switch: { bufferBytes: 1 << 20, alpha: 0.25, ecnKBytes: 65536, ...(pfc ? { pfcPriorities: [0], pfcXoffBytes: 16384 } : {}) },
+    traffic: Array.from({ length: 8 }, (_, p) => ({ from: [0, p], to: [1, p] })), congestionControl: cc, durationMs: 6, warmupMs: 2,
+  }));
+  const run = (cc: boolean, pfc: boolean) => {
+    const study = file(cc, pfc);
+    assert.ok(study.kind === "fabric");
+    return runStudy(study.config);
+  };
+  const [lossless, lossy, both] = [run(false, true), run(false, false), run(true, true)];
+  assert.equal(lossless.drops, 0);
+  assert.equal(lossless.headroomDrops, 0);
+  assert.ok(lossless.pauses > 100, `${lossless.pauses} pauses`);
+  assert.ok(lossless.bottlenecks[0].utilisation > 0.95, `uplink ${lossless.bottlenecks[0].utilisation}`);
+  assert.ok(lossy.drops > 0 && lossy.pauses === 0, `${lossy.drops} dropped without PFC`);
+  assert.equal(both.drops, 0);
+  assert.ok(both.pauses < lossless.pauses / 10, `${both.pauses} pauses with congestion control`);
 });
 
 test("iov sim runs a leaf-spine file and the built-in studies, and refuses what a study has no use for", () => {
@@ -74,6 +98,9 @@ test("iov sim runs a leaf-spine file and the built-in studies, and refuses what 
   assert.match(out.stdout, /Jain's fairness index 0\.9\d+/);
   assert.match(out.stdout, /leaf0 to spine +\d+\.\d %/);
   assert.match(out.stdout, /switches: 0 frame\(s\) dropped/);
+  const lossless = iov(["sim", "--scenario", "scenarios/leaf-spine-lossless.json"]);
+  assert.equal(lossless.status, 0, lossless.stderr);
+  assert.match(lossless.stdout, /\npriority flow control on priorities 0: \d+ pause frame\(s\) sent, 0 frame\(s\) past a port's headroom\n/);
   assertOneLineError(iov(["sim", "--scenario", "incast", "--pcap", "x.pcap"]), 1, /--pcap does not apply to the fabric study incast/);
   assert.match(iov(["sim", "--list"]).stdout, /fabric studies[^\n]*\n(.*\n)*oversubscribed +64 tunnels/);
 });

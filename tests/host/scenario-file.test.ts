@@ -73,6 +73,8 @@ test("a bad scenario file is one line naming the JSON path of what is wrong", ()
     ["an assignment without a station", (j) => delete j.management, "actions[1]: an assign needs the scenario's management station (`management`) (assign at 0.45 s)"],
     ["a trunk with a bad VLAN", (j) => (j.switches[1].config.ports[1].allowed = [5000]), "switches[1].config.ports[1].allowed[0]: expected 1..4094, got 5000"],
     ["a port mode that is neither", (j) => (j.switches[0].config.ports[2] = { mode: "hybrid" }), `switches[0].config.ports[2].mode: expected "access" or "trunk", got "hybrid"`],
+    ["a PFC priority beyond 7", (j) => (j.switches[0].config.pfc = { priorities: [8] }), "switches[0].config.pfc.priorities[0]: expected 0..7, got 8"],
+    ["PFC without a shared buffer", (j) => (j.switches[0].config.pfc = { priorities: [0] }), "switches[0].config.pfc: needs a shared buffer (config.buffer): priority flow control works in one"],
     ["silence shorter than four keepalives", (j) => (j.link.silenceNs = "2ms"), "link.silenceNs: must be at least 4 keepalive intervals (4000000 ns), got 2000000"],
     ["an egress buffer of nothing", (j) => (j.cables[0].config.a = { bufferBytes: 0 }), "cables[0].config.a.bufferBytes: must hold at least one largest frame, 9022 bytes, got 0"],
     ["traffic between two host cards", (j) => (j.traffic = [{ from: "host1", to: "host2", count: 10, startNs: "1ms", payload: 64, mix: { posted: 1, nonPosted: 0, completion: 0 } }]), `traffic[0].to: traffic crosses a tunnel, between a host card and a chassis card; "host1" and "host2" are both host cards`],

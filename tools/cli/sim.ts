@@ -288,16 +288,17 @@ function pathLines(s: RunSummary): string[] {
 const PATH_LINES = 8;
 
 /**
- * A line per switch that dropped or marked anything (at most PATH_LINES of them): its drops, those
- * of the shared buffer, its marks, and its most congested port's queue (p99 of the depth its frames
+ * A line per switch that dropped, marked or paused anything (at most PATH_LINES of them): its drops,
+ * those of the shared buffer, its marks, its PFC pauses, and its most congested port's queue (p99 of the depth its frames
  * found, and the deepest it got).
  */
 function switchLines(s: RunSummary): string[] {
-  const congested = s.switches.filter((sw) => sw.egressDrops + sw.ecnMarked > 0);
+  const congested = s.switches.filter((sw) => sw.egressDrops + sw.ecnMarked + sw.pauseSent > 0);
   const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
   const lines = congested.slice(0, PATH_LINES).map((sw) => {
     const worst = sw.ports.reduce((a, b) => (b.queueP99Bytes > a.queueP99Bytes || (b.queueP99Bytes === a.queueP99Bytes && b.peakQueuedBytes > a.peakQueuedBytes) ? b : a));
-    return `  switch ${sw.name}: ${sw.egressDrops} frame(s) dropped (${sw.bufferDrops} by the shared buffer), ${sw.ecnMarked} marked congestion experienced; ` +
+    const pfc = sw.pauseSent + sw.headroomDrops > 0 ? `, ${sw.pauseSent} pause frame(s) sent (${sw.headroomDrops} frame(s) past a headroom)` : "";
+    return `  switch ${sw.name}: ${sw.egressDrops} frame(s) dropped (${sw.bufferDrops} by the shared buffer), ${sw.ecnMarked} marked congestion experienced${pfc}; ` +
       `port ${worst.port}: queue p99 ${kib(worst.queueP99Bytes)}, peak ${kib(worst.peakQueuedBytes)}`;
   });
   if (congested.length > PATH_LINES) lines.push(`  switches: ${congested.length - PATH_LINES} more dropped or marked frames (--summary has them all)`);

@@ -9,7 +9,7 @@ import { Fabric } from "../../board/fabric.ts";
 import { TunnelReg, TunnelCounter, TunnelDefault, MAX_TUNNELS } from "../../board/map/registers.ts";
 import { memoryWrite, dataBytes } from "../../board/pcie/tlp.ts";
 import type { TunnelEngine } from "../../board/tunnel/engine.ts";
-import { EthernetSwitch, type EcnConfig, type SharedBufferConfig } from "./net/switch.ts";
+import { EthernetSwitch, type EcnConfig, type PfcConfig, type SharedBufferConfig } from "./net/switch.ts";
 import { Link, type LinkPort } from "./net/link.ts";
 import { EventScheduler } from "./scheduler.ts";
 import { programTunnel } from "./tunnel-pair.ts";
@@ -25,9 +25,10 @@ export interface LeafSpine {
   /** Each leaf's uplink to the spine: its speed sets the oversubscription, cardsPerLeaf x edge / uplink. */
   uplinkRateBps: number;
   uplinkLengthM: number;
-  /** Every switch's shared buffer and ECN marking; each port's egress buffer (bytes). */
+  /** Every switch's shared buffer, ECN marking and priority flow control; each port's egress buffer (bytes). */
   buffer?: SharedBufferConfig;
   ecn?: EcnConfig;
+  pfc?: PfcConfig;
   portBufferBytes: number;
 }
 
@@ -72,6 +73,9 @@ export interface StudyResult {
   drops: number;
   bufferDrops: number;
   marks: number;
+  /** PFC frames the switches sent to pause a sender (XOFF and refreshes), and lossless frames dropped past a port's headroom. */
+  pauses: number;
+  headroomDrops: number;
   retransmits: number;
   timeouts: number;
   /** The tunnels' congestion window decreases, on echoed marks and on delay, and times a send queue filled. */
@@ -123,11 +127,11 @@ export function runStudy(config: StudyConfig): StudyResult {
   const scheduler = new EventScheduler();
   const f = config.fabric;
   const seed = config.seed ?? 1;
-  const spine = new EthernetSwitch(scheduler, "spine", { ports: Array.from({ length: f.leaves }, () => trunk), buffer: f.buffer, ecn: f.ecn }, seed);
+  const spine = new EthernetSwitch(scheduler, "spine", { ports: Array.from({ length: f.leaves }, () => trunk), buffer: f.buffer, ecn: f.ecn, pfc: f.pfc }, seed);
   const leaves: EthernetSwitch[] = [];
   const uplinks: Link[] = [];
   for (let l = 0; l < f.leaves; l++) {
-    const leaf = new EthernetSwitch(scheduler, `leaf${l}`, { ports: Array.from({ length: f.cardsPerLeaf + 1 }, () => trunk), buffer: f.buffer, ecn: f.ecn }, seed);
+    const leaf = new EthernetSwitch(scheduler, `leaf${l}`, { ports: Array.from({ length: f.cardsPerLeaf + 1 }, () => trunk), buffer: f.buffer, ecn: f.ecn, pfc: f.pfc }, seed);
     const up = new Link(scheduler, `uplink${l}`, { rateBps: f.uplinkRateBps, lengthM: f.uplinkLengthM, a: { bufferBytes: f.portBufferBytes }, b: { bufferBytes: f.portBufferBytes } });
     leaf.plug(f.cardsPerLeaf, up.a);
     spine.plug(l, up.b);
@@ -203,11 +207,11 @@ export function runStudy(config: StudyConfig): StudyResult {
   };
   top();
   // Bottlenecks: each leaf's uplink both ways, and the receiving cards' ports.
-  const watched: { name: string; port: LinkPort }[] = [];
-  uplinks.forEach((u, l) => watched.push({ name: `leaf${l} to spine`, port: u.a }, { name: `spine to leaf${l}`, port: u.b }));
+  const watched: { name: string; port: LinkPort; sw: EthernetSwitch; index: number }[] = [];
+  uplinks.forEach((u, l) => watched.push({ name: `leaf${l} to spine`, port: u.a, sw: leaves[l], index: f.cardsPerLeaf }, { name: `spine to leaf${l}`, port: u.b, sw: spine, index: l }));
   for (const t of config.tunnels) {
     const edge = edgeLinks.get(key(t.to))!;
-    if (!watched.some((w) => w.port === edge.b)) watched.push({ name: `leaf${t.to[0]} to card ${key(t.to)}`, port: edge.b });
+    if (!watched.some((w) => w.port === edge.b)) watched.push({ name: `leaf${t.to[0]} to card ${key(t.to)}`, port: edge.b, sw: leaves[t.to[0]], index: t.to[1] });
   }
   const queueSeries = new Array<number>(bins).fill(0);
   const depthSamples = watched.map(() => [] as number[]);
@@ -216,7 +220,7 @@ export function runStudy(config: StudyConfig): StudyResult {
   const sample = () => {
     const bin = Math.min(Math.floor(scheduler.now / config.binNs), bins - 1);
     watched.forEach((w, i) => {
-      const depth = w.port.queuedBytes;
+      const depth = w.sw.egressQueuedBytes(w.index);
       queueSeries[bin] = Math.max(queueSeries[bin], depth);
       if (scheduler.now >= config.warmupNs) depthSamples[i].push(depth);
     });
@@ -236,7 +240,7 @@ export function runStudy(config: StudyConfig): StudyResult {
       name: w.name,
       utilisation: (bytes * 8) / (w.port.rateBps * seconds),
       queueP99Bytes: sorted.length ? percentile(sorted, 99) : 0,
-      peakBytes: w.port.counters.peakQueuedBytes,
+      peakBytes: w.sw.egressPeakBytes(w.index),
     };
   });
   const switches = [spine, ...leaves].map((s) => s.snapshot());
@@ -248,6 +252,8 @@ export function runStudy(config: StudyConfig): StudyResult {
     drops: switches.reduce((n, s) => n + s.egressDrops, 0),
     bufferDrops: switches.reduce((n, s) => n + s.bufferDrops, 0),
     marks: switches.reduce((n, s) => n + s.ecnMarked, 0),
+    pauses: switches.reduce((n, s) => n + s.pauseSent, 0),
+    headroomDrops: switches.reduce((n, s) => n + s.headroomDrops, 0),
     retransmits: sum(TunnelCounter.Retransmits),
     timeouts: sum(TunnelCounter.Timeouts),
     ecnDecreases: sum(TunnelCounter.EcnDecreases),

@@ -143,9 +143,10 @@ export interface Shape {
   /**
    * Through a switch (implies switched) that congests: the chassis card's cable at `rateBps`, the
    * switch with a shared buffer of `bufferBytes` (dynamic threshold alpha 1) and ECN marking from
-   * `kBytes` of queue (docs/congestion.md).
+   * `kBytes` of queue (docs/congestion.md); with `pfcXoffBytes`, 802.1Qbb priority flow control on
+   * priority 0 (the tunnels') that pauses a sender past that many bytes of its frames in the switch.
    */
-  congested?: { rateBps: number; bufferBytes: number; kBytes: number };
+  congested?: { rateBps: number; bufferBytes: number; kBytes: number; pfcXoffBytes?: number };
 }
 
 /** What a family's faults can do and must tell, while the run goes on. */
@@ -518,6 +519,15 @@ export const FAMILIES: FaultFamily[] = [
     }),
   },
   {
+    name: "lossless-switch",
+    injects: `the chassis card's cable at 2.5 or 5 Gb/s through a switch with 802.1Qbb priority flow control on the tunnels' priority, pausing the host card past 8..32 KiB of its frames, in a shared buffer of 32..256 KiB with ECN marking from 4..32 KiB; and 0..3 outages of 1 µs..${GRACE_NS / MS - 4} ms of that cable, which empty the paused queue`,
+    allows: "nothing: the pauses hold the host card's frames back instead of dropping them, and its short queues hold the server's TLPs; each outage is inside the grace window",
+    plan: (draw) => ({
+      shape: { congested: { rateBps: draw.int(1, 2) * 2.5e9, bufferBytes: draw.int(32, 256) * 1024, kBytes: draw.int(4, 32) * 1024, pfcXoffBytes: draw.int(8, 32) * 1024 } },
+      start: (ctx) => void flapTrain(ctx, ctx.cable, { count: draw.int(0, 3), lengths: [1 * US, GRACE_NS - 4 * MS], gaps: [SEPARATE_GAP_NS, 10 * MS], afterNs: draw.int(0, 10 * MS), disruptive: () => false }),
+    }),
+  },
+  {
     name: "switch-port-failure",
     injects: "the switch port of the host or the chassis card fails for 1..60 ms during traffic",
     allows: "a removal and an insertion of each occupied slot if the failure may outlast the grace window (18 ms or more), else nothing",
@@ -841,7 +851,10 @@ export function faultScenario(name: string, shape: Shape = {}): Scenario {
     switches: [{
       name: "switch",
       config: shape.attacker ? { ports: [...ports, { mode: "trunk" }], mirror: 3 }
-        : shape.congested ? { ports, buffer: { bytes: shape.congested.bufferBytes }, ecn: { kMinBytes: shape.congested.kBytes, kMaxBytes: shape.congested.kBytes } }
+        : shape.congested ? {
+          ports, buffer: { bytes: shape.congested.bufferBytes }, ecn: { kMinBytes: shape.congested.kBytes, kMaxBytes: shape.congested.kBytes },
+          ...(shape.congested.pfcXoffBytes ? { pfc: { priorities: [0], xoffBytes: shape.congested.pfcXoffBytes } } : {}),
+        }
         : { ports },
     }],
     management: { switch: "switch", port: 2 },

@@ -8,6 +8,7 @@ import { CardRole, MAX_SLOTS } from "../../board/map/mailbox.ts";
 import { LINK_PROTOCOL_MAX, LINK_PROTOCOL_MIN, SILENCE_MIN_KEEPALIVES } from "../../board/map/link.ts";
 import { MAX_TUNNELS, MTU_MAX, MTU_MIN, PORTS } from "../../board/map/registers.ts";
 import { validateImpairments } from "./net/impairments.ts";
+import { PFC_DEFAULTS } from "./net/switch.ts";
 import { maxFrameSize } from "../../board/ethernet/frame.ts";
 import { cardEnd, type Scenario, type CableSpec, type ActionSpec } from "./scenarios.ts";
 
@@ -123,6 +124,12 @@ export function checkScenario(s: Scenario): void {
     const ecn = sw.config.ecn;
     if (ecn && ecn.kMaxBytes < ecn.kMinBytes) fail(`${path}.config.ecn.kMaxBytes`, `must be at least kMinBytes (${ecn.kMinBytes}), got ${ecn.kMaxBytes}`);
     if (ecn && ecn.pMax !== undefined && !(ecn.pMax > 0)) fail(`${path}.config.ecn.pMax`, `must be above 0 (at most 1), got ${ecn.pMax}`);
+    const pfc = sw.config.pfc;
+    if (pfc && !buffer) fail(`${path}.config.pfc`, "needs a shared buffer (config.buffer): priority flow control works in one");
+    if (pfc && pfc.priorities.length === 0) fail(`${path}.config.pfc.priorities`, "must name at least one priority, 0..7");
+    if (pfc && pfc.xonBytes !== undefined && !(pfc.xonBytes < (pfc.xoffBytes ?? PFC_DEFAULTS.xoffBytes))) {
+      fail(`${path}.config.pfc.xonBytes`, `must be below xoffBytes (${pfc.xoffBytes ?? PFC_DEFAULTS.xoffBytes}), got ${pfc.xonBytes}`);
+    }
     if (sw.config.mtu !== undefined && !(Number.isInteger(sw.config.mtu) && sw.config.mtu >= 576 && sw.config.mtu <= 16000)) fail(`${path}.config.mtu`, `must be 576..16000, got ${sw.config.mtu}`);
     if (sw.config.mirror !== undefined && !(Number.isInteger(sw.config.mirror) && sw.config.mirror >= 0 && sw.config.mirror < sw.config.ports.length)) {
       fail(`${path}.config.mirror`, `must be one of the switch's ports, 0..${sw.config.ports.length - 1}, got ${sw.config.mirror}`);

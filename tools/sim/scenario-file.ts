@@ -187,6 +187,7 @@ const switchSpec = object<SwitchSpec>({
     ports: required(list(switchPort)), agingNs: optional(time), forwardingLatencyNs: optional(time), mtu: optional(integer(0, 65535)), mirror: optional(integer(0, 255)),
     buffer: optional(object<NonNullable<SwitchConfig["buffer"]>>({ bytes: required(integer(1)), alpha: optional(number(0)) })),
     ecn: optional(object<NonNullable<SwitchConfig["ecn"]>>({ kMinBytes: required(integer(0)), kMaxBytes: required(integer(0)), pMax: optional(number(0, 1)) })),
+    pfc: optional(object<NonNullable<SwitchConfig["pfc"]>>({ priorities: required(list(integer(0, 7))), xoffBytes: optional(integer(1)), xonBytes: optional(integer(0)) })),
   })),
 });
 

@@ -11,6 +11,7 @@ import { runMixed, MIXED_LOAD, type MixedResult } from "./mixed-study.ts";
 import { percentile } from "./summary.ts";
 import { MAX_TUNNELS, MTU_MIN, MTU_MAX } from "../../board/map/registers.ts";
 import { ScenarioError } from "./scenario-check.ts";
+import { PFC_DEFAULTS, type PfcConfig } from "./net/switch.ts";
 
 export type Study =
   | { kind: "fabric"; name: string; description: string; config: StudyConfig }
@@ -75,9 +76,20 @@ export function parseStudy(file: string, text: string): Study {
   const cardsPerLeaf = number(file, "cardsPerLeaf", top.cardsPerLeaf, 1, 128);
   const edge = object(file, "edge", top.edge, ["rateGbps", "lengthM"]);
   const uplink = object(file, "uplink", top.uplink, ["rateGbps", "lengthM"]);
-  const sw = object(file, "switch", top.switch, ["bufferBytes", "alpha", "ecnKBytes", "portBufferBytes"]);
+  const sw = object(file, "switch", top.switch, ["bufferBytes", "alpha", "ecnKBytes", "portBufferBytes", "pfcPriorities", "pfcXoffBytes", "pfcXonBytes"]);
   const rate = (what: string, v: unknown, fallback: number) => number(file, what, v, 1, 400, fallback) * 1e9;
   const ecnK = sw.ecnKBytes === undefined ? undefined : number(file, "switch.ecnKBytes", sw.ecnKBytes, 0, 1 << 30);
+  let pfc: PfcConfig | undefined;
+  if (sw.pfcPriorities !== undefined) {
+    if (!Array.isArray(sw.pfcPriorities) || sw.pfcPriorities.length === 0) fail(file, "switch.pfcPriorities must be a list of priorities 0..7");
+    if (sw.bufferBytes === undefined) fail(file, "switch.pfcPriorities needs switch.bufferBytes: priority flow control works in a shared buffer");
+    const xoff = number(file, "switch.pfcXoffBytes", sw.pfcXoffBytes, 1, 1 << 30, PFC_DEFAULTS.xoffBytes);
+    pfc = {
+      priorities: sw.pfcPriorities.map((p, i) => (Number.isInteger(p) ? number(file, `switch.pfcPriorities[${i}]`, p, 0, 7) : fail(file, `switch.pfcPriorities[${i}] must be a priority 0..7, not ${JSON.stringify(p)}`))),
+      xoffBytes: xoff,
+      xonBytes: number(file, "switch.pfcXonBytes", sw.pfcXonBytes, 0, xoff - 1, Math.floor(xoff / 2)),
+    };
+  }
   const config: StudyConfig = {
     fabric: {
       leaves, cardsPerLeaf,
@@ -85,6 +97,7 @@ export function parseStudy(file: string, text: string): Study {
       uplinkRateBps: rate("uplink.rateGbps", uplink.rateGbps, 40), uplinkLengthM: number(file, "uplink.lengthM", uplink.lengthM, 0, 100_000, 100),
       ...(sw.bufferBytes === undefined ? {} : { buffer: { bytes: number(file, "switch.bufferBytes", sw.bufferBytes, 1, 1 << 30), alpha: number(file, "switch.alpha", sw.alpha, 1 / 64, 64, 1) } }),
       ...(ecnK === undefined ? {} : { ecn: { kMinBytes: ecnK, kMaxBytes: ecnK } }),
+      ...(pfc === undefined ? {} : { pfc }),
       portBufferBytes: number(file, "switch.portBufferBytes", sw.portBufferBytes, 1, 1 << 30, 1 << 20),
     },
     tunnels: [],
@@ -153,6 +166,7 @@ export function formatStudy(config: StudyConfig, r: StudyResult): string {
   for (const b of r.bottlenecks) lines.push(`${b.name.padEnd(29)}  ${(b.utilisation * 100).toFixed(1).padStart(5)} %  ${kib(b.queueP99Bytes).padStart(10)}  ${kib(b.peakBytes).padStart(10)}`);
   lines.push("");
   lines.push(`switches: ${r.drops} frame(s) dropped (${r.bufferDrops} by the shared buffer), ${r.marks} marked congestion experienced`);
+  if (config.fabric.pfc) lines.push(`priority flow control on priorities ${config.fabric.pfc.priorities.join(", ")}: ${r.pauses} pause frame(s) sent, ${r.headroomDrops} frame(s) past a port's headroom`);
   lines.push(`tunnels: ${r.retransmits} retransmission(s), ${r.timeouts} timeout(s), ${r.ecnDecreases} window decrease(s) on marks, ${r.delayDecreases} on delay`);
   return lines.join("\n") + "\n";
 }

@@ -186,6 +186,9 @@ export interface SwitchSummary {
   bufferDrops: number;
   /** Frames it marked congestion experienced. */
   ecnMarked: number;
+  /** PFC frames it sent to pause a sender, and lossless frames it dropped past a port's headroom (docs/network.md#priority-flow-control). */
+  pauseSent: number;
+  headroomDrops: number;
   /** Each plugged port that sent anything: its drops and marks, the deepest its egress queue got, and the depth 99 % of its frames found ahead of them. */
   ports: { port: number; txFrames: number; egressDrops: number; ecnMarked: number; peakQueuedBytes: number; queueP99Bytes: number }[];
 }

@@ -306,13 +306,10 @@ export class World {
     return [...this.network.switches.values()].map((sw) => {
       const c = sw.snapshot();
       const ports = c.ports.flatMap((p, port) => {
-        const link = this.network.linkAt(sw.name, port);
-        if (link === null || p.txFrames + p.egressDrops === 0) return [];
-        // The switch port's egress queue is its end of the cable (docs/network.md#switches).
-        const end = sw.cableEnd(port) === link.a ? link.a : link.b;
-        return [{ port, txFrames: p.txFrames, egressDrops: p.egressDrops, ecnMarked: p.ecnMarked, peakQueuedBytes: end.counters.peakQueuedBytes, queueP99Bytes: QueueHistogram.percentile(p.queueDepths, 99) }];
+        if (!sw.plugged(port) || p.txFrames + p.egressDrops === 0) return [];
+        return [{ port, txFrames: p.txFrames, egressDrops: p.egressDrops, ecnMarked: p.ecnMarked, peakQueuedBytes: sw.egressPeakBytes(port), queueP99Bytes: QueueHistogram.percentile(p.queueDepths, 99) }];
       });
-      return { name: sw.name, egressDrops: c.egressDrops, bufferDrops: c.bufferDrops, ecnMarked: c.ecnMarked, ports };
+      return { name: sw.name, egressDrops: c.egressDrops, bufferDrops: c.bufferDrops, ecnMarked: c.ecnMarked, pauseSent: c.pauseSent, headroomDrops: c.headroomDrops, ports };
     });
   }
 

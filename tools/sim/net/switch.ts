@@ -15,13 +15,25 @@
 // a frame joins, WRED-style between two thresholds (DCTCP: both the same), as the 802.1Q tag's DEI
 // bit (the frame's one bit a switch may rewrite that MACsec leaves outside its ICV). Every port
 // counts its drops and marks and keeps a histogram of the queue depth each frame found.
+//
+// Priority flow control (IEEE 802.1Qbb, docs/network.md#priority-flow-control), optional, with the
+// shared buffer: the switch then keeps its egress queues itself, one FIFO per priority and port,
+// and hands a port's cable one frame at a time, highest priority first, passing over priorities
+// the device at the other end has paused. A frame of a lossless priority is never dropped by the
+// buffer's threshold: it counts against its ingress port and priority instead, and when those
+// hold xoffBytes the switch sends that port a PFC frame pausing the priority (refreshed while it
+// stays above xonBytes, lifted below it). What the sender still sends meanwhile lands in a headroom
+// sized from the port's cable; a frame beyond it is dropped and counted (headroomDrops), which a
+// right headroom never does. MAC Control frames are consumed, never forwarded.
 
 import {
-  DEI_BIT, congestionMarked, ETHERTYPE_VLAN, MIN_FRAME, VLAN_TAG_SIZE, FCS_SIZE, fcsValid, formatMac, isMulticast, isTagged, macKey, maxFrameSize, vlanOf, writeFcs,
+  DEI_BIT, congestionMarked, ETHERTYPE_VLAN, MIN_FRAME, VLAN_TAG_SIZE, WIRE_OVERHEAD, FCS_SIZE, fcsValid, formatMac, isMulticast, isTagged, macKey, maxFrameSize, vlanOf, writeFcs,
 } from "../../../board/ethernet/frame.ts";
 import type { EthernetPort, PortDevice } from "../../../board/ethernet/port.ts";
 import type { Scheduler } from "../../../board/scheduler.ts";
 import { FrameRing } from "./ring.ts";
+import type { LinkPort } from "./link.ts";
+import { MAX_QUANTA, PRIORITIES, PauseState, decodePfc, encodePfc, isMacControl, pauseNs, priorityOf } from "../../../board/ethernet/pfc.ts";
 import { deriveStream } from "./impairments.ts";
 import { uniformFloat64 } from "pure-rand/distribution/uniformFloat64";
 import type { JumpableRandomGenerator } from "pure-rand/types/JumpableRandomGenerator";
@@ -73,12 +85,24 @@ export interface EcnConfig {
   pMax?: number;
 }
 
+/** 802.1Qbb priority flow control on every port (needs a shared buffer). */
+export interface PfcConfig {
+  /** The lossless priorities (802.1p PCP values, 0..7): PFC pauses their senders instead of dropping. */
+  priorities: readonly number[];
+  /** Bytes of one ingress port's frames of one lossless priority held in the switch past which it pauses the sender (XOFF). Default 32 KiB. */
+  xoffBytes?: number;
+  /** Bytes at or below which it lets the sender go again (XON). Default xoffBytes / 2. */
+  xonBytes?: number;
+}
+
 export interface SwitchConfig {
   ports: SwitchPortConfig[];
   /** A shared buffer (default: none; each egress queue is its cable end's own buffer, tail drop). */
   buffer?: SharedBufferConfig;
   /** ECN marking of tagged frames as DEI (default: none). */
   ecn?: EcnConfig;
+  /** Priority flow control (default: none, every priority lossy). */
+  pfc?: PfcConfig;
   agingNs?: number;
   forwardingLatencyNs?: number;
   mtu?: number;
@@ -127,6 +151,16 @@ export interface SwitchCounters {
   bufferDrops: number;
   /** Frames marked congestion-experienced (DEI set). */
   ecnMarked: number;
+  /** MAC Control frames received (PFC among them): consumed, never forwarded. */
+  macControl: number;
+  /** PFC frames sent that pause a priority (XOFF, and its refreshes). */
+  pauseSent: number;
+  /** PFC frames sent that let a priority go again (XON). */
+  resumeSent: number;
+  /** PFC frames received and honoured on egress. */
+  pauseReceived: number;
+  /** Lossless frames past their ingress port's XOFF threshold and headroom, dropped (also in egressDrops). */
+  headroomDrops: number;
 }
 
 export interface SwitchPortCounters {
@@ -136,6 +170,13 @@ export interface SwitchPortCounters {
   /** Of egressDrops, refused by the shared buffer's threshold. */
   bufferDrops: number;
   ecnMarked: number;
+  /** PFC frames this port sent to pause its sender (XOFF and refreshes), and to let it go (XON). */
+  pauseSent: number;
+  resumeSent: number;
+  /** PFC frames this port received from the device at its other end. */
+  pauseReceived: number;
+  /** Lossless frames that came in on this port past its XOFF threshold and headroom, dropped. */
+  headroomDrops: number;
   /**
    * The egress queue depth each frame handed to this port found ahead of it: [lowest depth of the
    * bucket in bytes, frames] for each QueueHistogram bucket that has any, shallowest first.
@@ -180,21 +221,63 @@ interface MacEntry {
 }
 
 const MAX_VID = 4094;
+/** Pipeline entries carry egress + ingress × PORT_SPAN. */
+const PORT_SPAN = 65536;
 
 function checkVid(vid: number, what: string): number {
   if (!(Number.isInteger(vid) && vid >= 1 && vid <= MAX_VID)) throw new RangeError(`${what}: VID must be 1..4094, got ${vid}`);
   return vid;
 }
 
+export const PFC_DEFAULTS = {
+  xoffBytes: 32 * 1024,
+} as const;
+
+/**
+ * The headroom a port needs for one lossless priority: what may still arrive after its ingress
+ * crossed XOFF. The switch may be sending a largest frame when it decides (the PFC frame waits
+ * behind it), the PFC frame crosses the cable, the sender may have just started a largest frame
+ * of its own, and what it sent meanwhile is still on the cable and in the switch's forwarding
+ * pipeline: 2 largest frames + the PFC frame + the cable's round trip + the pipeline, in bytes
+ * at the port's rate. Real ports add their PHY's and MAC's own response times (802.3 allows 8192
+ * and 30 720 bit times at 10 Gb/s); the model's MACs stop at the next frame boundary.
+ */
+export function pfcHeadroom(rateBps: number, cableLatencyPs: number, mtu: number, forwardingLatencyNs: number): number {
+  const largest = maxFrameSize(mtu, true) + WIRE_OVERHEAD;
+  const cable = Math.ceil((2 * cableLatencyPs * rateBps) / 8e12);
+  const pipeline = Math.ceil((forwardingLatencyNs * rateBps) / 8e9);
+  return 2 * largest + MIN_FRAME + WIRE_OVERHEAD + cable + pipeline;
+}
+
 class SwitchPort implements PortDevice {
-  ethernet: EthernetPort | null = null;
-  readonly counters: Omit<SwitchPortCounters, "queueDepths"> = { rxFrames: 0, txFrames: 0, egressDrops: 0, bufferDrops: 0, ecnMarked: 0 };
+  ethernet: LinkPort | null = null;
+  readonly counters: Omit<SwitchPortCounters, "queueDepths"> = {
+    rxFrames: 0, txFrames: 0, egressDrops: 0, bufferDrops: 0, ecnMarked: 0, pauseSent: 0, resumeSent: 0, pauseReceived: 0, headroomDrops: 0,
+  };
   /** Frames per QueueHistogram bucket of the depth they found. */
   readonly depths = new Array<number>(QueueHistogram.BUCKETS).fill(0);
   readonly access: boolean;
   /** Access: the PVID. Trunk: the native VLAN or 0. */
   readonly untaggedVid: number;
   readonly allowed: Uint8Array;
+  /** With PFC: the egress FIFOs by priority (x: the ingress port of each frame), kept by the switch. */
+  queues: FrameRing[] | null = null;
+  /** With PFC: bytes in each egress FIFO, and in all. */
+  readonly queuedBytes = new Float64Array(PRIORITIES);
+  queued = 0;
+  peakQueued = 0;
+  /** With PFC: what the device at the other end has paused of this port's egress. */
+  readonly pause = new PauseState();
+  /** With PFC: bytes of lossless frames that came in on this port and are still in the switch, by priority. */
+  readonly held = new Float64Array(PRIORITIES);
+  /** With PFC: the priorities this port has paused at its sender (XOFF sent, no XON yet). */
+  xoff = 0;
+  refreshHandle = 0;
+  /** With PFC: pfcHeadroom() of this port's cable, set when plugged. */
+  headroom = 0;
+  /** Source address of the PFC frames this port sends. */
+  readonly address: Uint8Array;
+  transmitIdle?: () => void;
 
   constructor(private readonly owner: EthernetSwitch, readonly index: number, config: SwitchPortConfig) {
     const where = `switch ${owner.name} port ${index}`;
@@ -212,6 +295,13 @@ class SwitchPort implements PortDevice {
     } else {
       throw new RangeError(`${where}: mode must be "access" or "trunk"`);
     }
+    this.address = Uint8Array.of(0x02, 0x5c, 0, 0, index >> 8, index & 0xff);
+  }
+
+  /** PFC: the switch keeps this port's egress queues and sends on its cable when `pump` finds it idle. */
+  keepQueues(pump: () => void): void {
+    this.queues = Array.from({ length: PRIORITIES }, () => new FrameRing());
+    this.transmitIdle = pump;
   }
 
   /** Egress tagging: true when frames of `vid` leave this port tagged. */
@@ -224,7 +314,9 @@ class SwitchPort implements PortDevice {
   }
 
   carrier(up: boolean): void {
-    if (!up) this.owner.flushPort(this.index);
+    if (up) return;
+    this.owner.flushPort(this.index);
+    if (this.queues !== null) this.owner.flushQueues(this);
   }
 }
 
@@ -235,9 +327,12 @@ export class EthernetSwitch {
   readonly counters: SwitchCounters = {
     rxFrames: 0, rxBytes: 0, runts: 0, oversize: 0, badFcs: 0, taggedOnAccess: 0, vlanNotAllowed: 0, forwarded: 0,
     flooded: 0, filtered: 0, txFrames: 0, egressDrops: 0, learned: 0, moved: 0, aged: 0, flushed: 0, mirrored: 0, bufferDrops: 0, ecnMarked: 0,
+    macControl: 0, pauseSent: 0, resumeSent: 0, pauseReceived: 0, headroomDrops: 0,
   };
   private readonly buffer: Required<SharedBufferConfig> | null;
   private readonly ecn: Required<EcnConfig> | null;
+  /** PFC: the lossless priorities as a bit mask, and the thresholds. */
+  private readonly pfc: { lossless: number; xoffBytes: number; xonBytes: number } | null;
   private readonly markRng: JumpableRandomGenerator;
   private readonly mirror: number;
   private readonly ports: SwitchPort[];
@@ -267,6 +362,16 @@ export class EthernetSwitch {
     }
     this.ecn = e === undefined ? null : { kMinBytes: e.kMinBytes, kMaxBytes: e.kMaxBytes, pMax: e.pMax ?? 1 };
     this.markRng = deriveStream(seed, `${name}/ecn`);
+    const f = config.pfc;
+    if (f !== undefined) {
+      const xoff = f.xoffBytes ?? PFC_DEFAULTS.xoffBytes;
+      const xon = f.xonBytes ?? Math.floor(xoff / 2);
+      if (this.buffer === null) throw new RangeError(`switch ${name}: pfc needs a shared buffer`);
+      if (!(f.priorities.length > 0 && f.priorities.every((p) => Number.isInteger(p) && p >= 0 && p < PRIORITIES))) throw new RangeError(`switch ${name}: pfc.priorities must list priorities 0..7`);
+      if (!(Number.isSafeInteger(xoff) && xoff > 0 && Number.isSafeInteger(xon) && xon >= 0 && xon < xoff)) throw new RangeError(`switch ${name}: pfc needs 0 <= xonBytes < xoffBytes`);
+      this.pfc = { lossless: f.priorities.reduce((m, p) => m | (1 << p), 0), xoffBytes: xoff, xonBytes: xon };
+      for (const port of this.ports) port.keepQueues(() => this.pump(port));
+    } else this.pfc = null;
     if (config.mirror !== undefined && !this.ports[config.mirror]) throw new RangeError(`switch ${name}: mirror port ${config.mirror} is not one of its ${this.ports.length} ports`);
   }
 
@@ -275,11 +380,12 @@ export class EthernetSwitch {
   }
 
   /** Plugs port `index` into a cable end: the switch receives from it and sends on it. */
-  plug(index: number, port: EthernetPort): void {
+  plug(index: number, port: LinkPort): void {
     const p = this.ports[index];
     if (!p) throw new RangeError(`switch ${this.name} has no port ${index}`);
     if (p.ethernet) throw new Error(`switch ${this.name} port ${index} is already plugged`);
     p.ethernet = port;
+    p.headroom = pfcHeadroom(port.rateBps, port.link.latencyPs, this.mtu, this.forwardingLatencyNs);
     port.attach(p);
     this.members.fill(undefined);
   }
@@ -287,6 +393,19 @@ export class EthernetSwitch {
   /** The cable end port `index` is plugged into: its egress queue. */
   cableEnd(index: number): EthernetPort | null {
     return this.ports[index]?.ethernet ?? null;
+  }
+
+  /** Bytes waiting to leave port `index`: in the switch's own queues (with PFC), or in its cable end's. */
+  egressQueuedBytes(index: number): number {
+    const p = this.ports[index];
+    if (p.queues !== null) return p.queued;
+    return p.ethernet !== null && p.ethernet.busy ? p.ethernet.queuedBytes : 0;
+  }
+
+  /** The most bytes that ever waited to leave port `index`. */
+  egressPeakBytes(index: number): number {
+    const p = this.ports[index];
+    return p.queues !== null ? p.peakQueued : p.ethernet?.counters.peakQueuedBytes ?? 0;
   }
 
   plugged(index: number): boolean {
@@ -346,9 +465,14 @@ export class EthernetSwitch {
       c.badFcs++;
       return;
     }
+    if (isMacControl(frame)) {
+      c.macControl++;
+      if (this.pfc !== null) this.paused(frame, port);
+      return;
+    }
     if (this.mirror >= 0 && port.index !== this.mirror) {
       c.mirrored++;
-      this.queue(frame, this.mirror);
+      this.queue(frame, this.mirror, port.index);
     }
     let vid: number;
     if (port.access) {
@@ -391,7 +515,7 @@ export class EthernetSwitch {
           }
           c.forwarded++;
           const out = this.ports[entry.port];
-          this.queue(this.rewrite(frame, tagged, vid, out.tags(vid)), entry.port);
+          this.queue(this.rewrite(frame, tagged, vid, out.tags(vid)), entry.port, port.index);
           return;
         }
         table.delete(dst);
@@ -407,10 +531,10 @@ export class EthernetSwitch {
       if (index === port.index) continue;
       if (this.ports[index].tags(vid)) {
         if (taggedCopy === null) taggedCopy = this.rewrite(frame, tagged, vid, true);
-        this.queue(taggedCopy, index);
+        this.queue(taggedCopy, index, port.index);
       } else {
         if (untaggedCopy === null) untaggedCopy = this.rewrite(frame, tagged, vid, false);
-        this.queue(untaggedCopy, index);
+        this.queue(untaggedCopy, index, port.index);
       }
     }
   }
@@ -457,13 +581,14 @@ export class EthernetSwitch {
     return out;
   }
 
-  private queue(frame: Uint8Array, index: number): void {
+  /** Hands a frame that came in on port `from` to egress port `index` after the forwarding latency. */
+  private queue(frame: Uint8Array, index: number, from: number): void {
     if (this.forwardingLatencyNs === 0) {
-      this.transmit(frame, index);
+      this.transmit(frame, index, from);
       return;
     }
     const due = this.scheduler.now + this.forwardingLatencyNs;
-    this.pipeline.push(frame, due, index);
+    this.pipeline.push(frame, due, from * PORT_SPAN + index);
     if (this.pipelineHandle === 0) this.pipelineHandle = this.scheduler.at(due, this.pipelineAction);
   }
 
@@ -473,32 +598,47 @@ export class EthernetSwitch {
     const pipe = this.pipeline;
     const now = this.scheduler.now;
     while (pipe.size > 0 && pipe.x[pipe.head] <= now) {
-      const index = pipe.y[pipe.head];
-      this.transmit(pipe.shift(), index);
+      const ports = pipe.y[pipe.head];
+      this.transmit(pipe.shift(), ports % PORT_SPAN, Math.floor(ports / PORT_SPAN));
     }
     if (pipe.size > 0 && this.pipelineHandle === 0) this.pipelineHandle = this.scheduler.at(pipe.x[pipe.head], this.pipelineAction);
   }
 
-  private transmit(frame: Uint8Array, index: number): void {
+  private transmit(frame: Uint8Array, index: number, from: number): void {
     const port = this.ports[index];
     const eth = port.ethernet;
     if (eth === null) {
       this.drop(port);
       return;
     }
-    const depth = eth.busy ? eth.queuedBytes : 0;
-    if (this.buffer !== null && depth + frame.length > this.buffer.alpha * (this.buffer.bytes - this.bufferedBytes())) {
-      this.counters.bufferDrops++;
-      port.counters.bufferDrops++;
-      this.drop(port);
+    if (this.pfc !== null) {
+      this.enqueue(frame, port, this.ports[from]);
       return;
     }
+    const depth = eth.busy ? eth.queuedBytes : 0;
+    if (!this.fits(port, depth, frame.length)) return;
+    if (eth.send(this.found(frame, port, depth))) this.taken(port);
+    else this.drop(port);
+  }
+
+  /** The shared buffer's dynamic threshold: whether a frame of `len` bytes that finds `depth` queued ahead of it may join; if not it is dropped and counted. */
+  private fits(port: SwitchPort, depth: number, len: number): boolean {
+    if (this.buffer === null || depth + len <= this.buffer.alpha * (this.buffer.bytes - this.bufferedBytes())) return true;
+    this.counters.bufferDrops++;
+    port.counters.bufferDrops++;
+    this.drop(port);
+    return false;
+  }
+
+  /** Counts the depth a frame joining `port`'s queue found, and returns it marked if ECN marks at that depth. */
+  private found(frame: Uint8Array, port: SwitchPort, depth: number): Uint8Array {
     port.depths[QueueHistogram.bucket(depth)]++;
-    const out = this.ecn !== null && this.marks(depth) && isTagged(frame) ? this.markDei(frame, port) : frame;
-    if (eth.send(out)) {
-      this.counters.txFrames++;
-      port.counters.txFrames++;
-    } else this.drop(port);
+    return this.ecn !== null && this.marks(depth) && isTagged(frame) ? this.markDei(frame, port) : frame;
+  }
+
+  private taken(port: SwitchPort): void {
+    this.counters.txFrames++;
+    port.counters.txFrames++;
   }
 
   private drop(port: SwitchPort): void {
@@ -509,8 +649,118 @@ export class EthernetSwitch {
   /** Bytes waiting in every egress queue: the shared buffer in use. */
   private bufferedBytes(): number {
     let bytes = 0;
-    for (const p of this.ports) if (p.ethernet !== null && p.ethernet.busy) bytes += p.ethernet.queuedBytes;
+    for (const p of this.ports) bytes += this.egressQueuedBytes(p.index);
     return bytes;
+  }
+
+  /**
+   * PFC: a frame from port `from` joins `port`'s egress FIFO of its priority. A lossy frame meets
+   * the shared buffer's threshold; a lossless one counts against what `from` holds of its
+   * priority, pausing the sender past XOFF, dropped only past XOFF and the headroom.
+   */
+  private enqueue(frame: Uint8Array, port: SwitchPort, from: SwitchPort): void {
+    const pfc = this.pfc!;
+    const priority = priorityOf(frame);
+    const bit = 1 << priority;
+    const len = frame.length;
+    const depth = port.queuedBytes[priority];
+    if (pfc.lossless & bit) {
+      if (from.held[priority] + len > pfc.xoffBytes + from.headroom) {
+        this.counters.headroomDrops++;
+        from.counters.headroomDrops++;
+        this.drop(port);
+        return;
+      }
+      from.held[priority] += len;
+      if (from.held[priority] > pfc.xoffBytes && !(from.xoff & bit)) this.pauseSender(from, priority);
+    } else if (!this.fits(port, depth, len)) return;
+    port.queues![priority].push(this.found(frame, port, depth), from.index, 0);
+    port.queuedBytes[priority] += len;
+    port.queued += len;
+    if (port.queued > port.peakQueued) port.peakQueued = port.queued;
+    this.taken(port);
+    this.pump(port);
+  }
+
+  /** PFC: when `port`'s cable is idle, sends the head of its highest priority FIFO that is not paused. */
+  private pump(port: SwitchPort): void {
+    const eth = port.ethernet;
+    if (eth === null || port.queued === 0 || eth.busy) return;
+    const now = this.scheduler.now;
+    const queues = port.queues!;
+    for (let p = PRIORITIES - 1; p >= 0; p--) {
+      const q = queues[p];
+      if (q.size === 0 || port.pause.paused(p, now)) continue;
+      const from = this.ports[q.x[q.head]];
+      const frame = q.shift();
+      this.dequeued(port, from, p, frame.length);
+      if (!eth.send(frame)) this.drop(port);
+      return;
+    }
+  }
+
+  /** PFC: a frame of `priority` from `from` has left `port`'s FIFO; below XON the sender may go again. */
+  private dequeued(port: SwitchPort, from: SwitchPort, priority: number, len: number): void {
+    port.queuedBytes[priority] -= len;
+    port.queued -= len;
+    const bit = 1 << priority;
+    if (!(this.pfc!.lossless & bit)) return;
+    from.held[priority] -= len;
+    if (from.xoff & bit && from.held[priority] <= this.pfc!.xonBytes) {
+      from.xoff &= ~bit;
+      this.counters.resumeSent++;
+      from.counters.resumeSent++;
+      this.sendPfc(from, bit, 0);
+    }
+  }
+
+  /** PFC: pauses `port`'s sender for `priority` for the longest time one frame asks, refreshed at half of it while above XON. */
+  private pauseSender(port: SwitchPort, priority: number): void {
+    port.xoff |= 1 << priority;
+    this.counters.pauseSent++;
+    port.counters.pauseSent++;
+    this.sendPfc(port, 1 << priority, MAX_QUANTA);
+    if (port.refreshHandle === 0) this.armRefresh(port);
+  }
+
+  private armRefresh(port: SwitchPort): void {
+    const half = Math.floor(pauseNs(MAX_QUANTA, port.ethernet!.rateBps) / 2);
+    port.refreshHandle = this.scheduler.at(this.scheduler.now + half, () => {
+      port.refreshHandle = 0;
+      if (port.xoff === 0 || port.ethernet === null) return;
+      this.counters.pauseSent++;
+      port.counters.pauseSent++;
+      this.sendPfc(port, port.xoff, MAX_QUANTA);
+      this.armRefresh(port);
+    });
+  }
+
+  private sendPfc(port: SwitchPort, enable: number, quanta: number): void {
+    port.ethernet?.send(encodePfc(port.address, { enable, quanta: new Array<number>(PRIORITIES).fill(quanta) }));
+  }
+
+  /** PFC: a PFC frame from the device at `port`'s other end pauses or releases that port's egress priorities. */
+  private paused(frame: Uint8Array, port: SwitchPort): void {
+    const request = decodePfc(frame);
+    if (request === null || port.ethernet === null) return;
+    this.counters.pauseReceived++;
+    port.counters.pauseReceived++;
+    const ends = port.pause.apply(request, this.scheduler.now, port.ethernet.rateBps);
+    if (ends > 0) this.scheduler.at(ends, port.transmitIdle!);
+    this.pump(port);
+  }
+
+  /** PFC, link down: what waits in `port`'s FIFOs is lost, its pauses end both ways. */
+  flushQueues(port: SwitchPort): void {
+    port.queues!.forEach((q, p) => {
+      while (q.size > 0) {
+        const from = this.ports[q.x[q.head]];
+        this.dequeued(port, from, p, q.shift().length);
+        this.drop(port);
+      }
+    });
+    port.pause.clear();
+    port.xoff = 0;
   }
 
   /** Whether a frame that finds `depth` bytes queued ahead of it is marked (WRED between kMin and kMax). */
