@@ -87,7 +87,7 @@ export function parseStudy(file: string, text: string): Study {
     pfc = {
       priorities: sw.pfcPriorities.map((p, i) => (Number.isInteger(p) ? number(file, `switch.pfcPriorities[${i}]`, p, 0, 7) : fail(file, `switch.pfcPriorities[${i}] must be a priority 0..7, not ${JSON.stringify(p)}`))),
       xoffBytes: xoff,
-      xonBytes: number(file, "switch.pfcXonBytes", sw.pfcXonBytes, 0, xoff - 1, Math.floor(xoff / 2)),
+      ...(sw.pfcXonBytes === undefined ? {} : { xonBytes: number(file, "switch.pfcXonBytes", sw.pfcXonBytes, 0, xoff - 1) }),
     };
   }
   const config: StudyConfig = {
