@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { TlpStream, DeliveryChecker, streamIndex } from "../../tools/sim/traffic.ts";
-import { TlpClass, tlpClass, tlpBytes } from "../../board/pcie/tlp.ts";
+import { TlpClass, tlpClass, tlpBytes, decodeTlp, isMalformed } from "../../board/pcie/tlp.ts";
 
 function generate(count: number, mix = { posted: 2, nonPosted: 1, completion: 1 }): [TlpStream, Uint8Array[]] {
   const stream = new TlpStream(xoroshiro128plus(5), mix, 32);
@@ -10,13 +10,22 @@ function generate(count: number, mix = { posted: 2, nonPosted: 1, completion: 1 
 }
 
 test("every generated TLP is well formed and carries its stream index", () => {
-  const [stream, tlps] = generate(300);
-  tlps.forEach((tlp, i) => {
-    assert.equal(streamIndex(tlp), i);
-    assert.equal(tlpClass(tlp), stream.classes[i]);
-    assert.equal(tlp.length, tlpBytes(tlp));
-  });
-  assert.ok(new Set(stream.classes).size === 3, "all three classes");
+  for (const payload of [32, 256, 4096]) {
+    const stream = new TlpStream(xoroshiro128plus(5), { posted: 2, nonPosted: 1, completion: 1 }, payload);
+    for (let i = 0; i < 300; i++) {
+      const tlp = stream.next();
+      assert.equal(streamIndex(tlp), i);
+      assert.equal(tlpClass(tlp), stream.classes[i]);
+      assert.equal(tlp.length, tlpBytes(tlp));
+      const decoded = decodeTlp(tlp);
+      assert.ok(!isMalformed(decoded), `TLP ${i} of ${payload}-byte payloads: ${JSON.stringify(decoded)}`);
+    }
+    assert.ok(new Set(stream.classes).size === 3, "all three classes");
+  }
+  // Far into a long stream the address still carries the index.
+  const stream = new TlpStream(xoroshiro128plus(5), { posted: 0, nonPosted: 1, completion: 0 }, 64);
+  for (let i = 0; i < 3_000_000; i++) stream.next();
+  assert.equal(streamIndex(stream.next()), 3_000_000);
 });
 
 /** Delivers `order` (stream indices) of `tlps` to a new checker. */

@@ -7,9 +7,12 @@ import type { RandomGenerator } from "pure-rand/types/RandomGenerator";
 import { copyBytes } from "../../board/bytes.ts";
 import { TlpClass, completionWithData, memoryRead, memoryWrite, tlpClass, headerBytes, hasData } from "../../board/pcie/tlp.ts";
 
-/** Requests read 64-bit addresses above 4 GiB, so they use 4DW headers like DMA does. */
+/**
+ * Each request has a 4 KiB page of its own above 4 GiB: a 64-bit address, so a 4DW header as DMA
+ * uses, and never a request across a 4 KiB boundary (PCIe forbids it), whatever the payload.
+ */
 const ADDRESS_BASE = 2 ** 32;
-const ADDRESS_STRIDE = 64;
+const PAGE = 4096;
 
 export interface TrafficMix {
   posted: number;
@@ -31,13 +34,19 @@ function writeU32(bytes: Uint8Array, at: number, value: number): void {
 /** The position of a TLP in its stream: the first data DW, or the address of a read. */
 export function streamIndex(tlp: Uint8Array): number {
   if (hasData(tlp)) return readU32(tlp, headerBytes(tlp));
-  return (readU32(tlp, 12) - (ADDRESS_BASE % 2 ** 32)) / ADDRESS_STRIDE;
+  return (readU32(tlp, 8) * 2 ** 32 + readU32(tlp, 12) - ADDRESS_BASE) / PAGE;
 }
 
-/** Byte offsets patched in each class's template: the index, the address low DW, the tag. */
+function writeAddress(tlp: Uint8Array, at: number, index: number): void {
+  const address = ADDRESS_BASE + index * PAGE;
+  writeU32(tlp, at, Math.floor(address / 2 ** 32));
+  writeU32(tlp, at + 4, address % 2 ** 32);
+}
+
+/** Byte offsets patched in each class's template: the index, the 64-bit address, the tag. */
 const PATCH = [
-  { index: 16, address: 12, tag: 6 }, //  4DW memory write
-  { index: -1, address: 12, tag: 6 }, //  4DW memory read
+  { index: 16, address: 8, tag: 6 }, //  4DW memory write
+  { index: -1, address: 8, tag: 6 }, //  4DW memory read
   { index: 12, address: -1, tag: 10 }, // completion with data
 ];
 
@@ -79,7 +88,7 @@ export class TlpStream {
     const tlp = copyBytes(this.templates[cls]);
     const patch = PATCH[cls];
     if (patch.index >= 0) writeU32(tlp, patch.index, index);
-    if (patch.address >= 0) writeU32(tlp, patch.address, (ADDRESS_BASE + index * ADDRESS_STRIDE) % 2 ** 32);
+    if (patch.address >= 0) writeAddress(tlp, patch.address, index);
     tlp[patch.tag] = index & 0xff;
     return tlp;
   }
