@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { SCENARIOS, type Scenario } from "../sim/scenarios.ts";
 import { loadScenarioFile } from "../sim/scenario-file.ts";
 import { ScenarioError } from "../sim/scenario-check.ts";
-import { World } from "../sim/world.ts";
+import { World, captureFile } from "../sim/world.ts";
 import { TIMELINE_HEADER } from "../sim/timeline.ts";
 import type { RunSummary, MacsecSummary } from "../sim/summary.ts";
 import { CliError, engineOptions, type EngineFlags } from "./args.ts";
@@ -10,6 +10,9 @@ import { FlashFileError } from "../../board/flash.ts";
 import { FaultCell, UnknownFamily, family, formatVerdict } from "../sim/faults.ts";
 import { STUDIES, isStudyFile, loadStudy, runStudyReport, type Study } from "../sim/study-file.ts";
 import { readFileSync } from "node:fs";
+import { relative } from "node:path";
+import { MacsecSetting } from "../../board/map/mailbox.ts";
+import { DISSECTOR } from "../paths.ts";
 
 export interface SimFlags extends EngineFlags {
   scenario: string;
@@ -154,6 +157,7 @@ export async function runSim(flags: SimFlags): Promise<void> {
   process.stdout.write(`\n${formatSummary(summary)}\n`);
   if (flags.screenshot) process.stdout.write(`  remote screen saved to ${flags.screenshot}\n`);
   if (flags.lspci) process.stdout.write(`  the server's PCI hierarchy saved to ${flags.lspci} (read it with: lspci -F ${flags.lspci} -vvv)\n`);
+  if (flags.pcap) process.stdout.write(captureHint(scenario.cables.map((c) => captureFile(flags.pcap!, scenario, c.id)), scenario, flags.keylog));
   if (flags.summary) writeFileSync(flags.summary, JSON.stringify(summary, null, 2) + "\n");
   // A fault cell's verdict covers what failures() looks at, and what its family allows.
   let reasons = failures(summary, scenario);
@@ -166,6 +170,31 @@ export async function runSim(flags: SimFlags): Promise<void> {
     process.stdout.write(`\nexit status 1:\n${reasons.map((r) => `  - ${r}`).join("\n")}\n`);
     process.exitCode = 1;
   }
+}
+
+/** A path as one shell word. */
+function shellWord(path: string): string {
+  return /^[\w./@%+,:=-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * Where the capture went and the commands that show it decoded: tshark with the project's
+ * dissector, after `iov pcap decrypt` when the data path is MACsec and the run kept its keys.
+ */
+export function captureHint(files: string[], scenario: Scenario, keylog: string | undefined): string {
+  const lua = shellWord(relative(process.cwd(), DISSECTOR));
+  const file = files[0];
+  const lines = [files.length === 1 ? `  frames captured to ${file}` : `  frames captured to ${files.length} files, one per cable (${file} ...)`];
+  const tshark = (capture: string) => `tshark -X lua_script:${lua} -r ${shellWord(capture)} -V`;
+  if (scenario.link.macsec === MacsecSetting.Off) {
+    lines.push(`  read them decoded: ${tshark(file)}`);
+  } else if (keylog) {
+    const clear = file.replace(/(\.pcap)?$/, "-clear.pcap");
+    lines.push(`  read them decoded (the data path is MACsec: decrypt it first): iov pcap decrypt ${shellWord(file)} ${shellWord(clear)} --keylog ${shellWord(keylog)} && ${tshark(clear)}`);
+  } else {
+    lines.push(`  read them decoded: ${tshark(file)} (link training and management; the data path is MACsec: add --keylog FILE to decrypt it with iov pcap decrypt)`);
+  }
+  return lines.join("\n") + "\n";
 }
 
 /**

@@ -134,6 +134,11 @@ function latencies(samples: number[]): ServerSummary["configReads"] {
 
 export type Hook = (world: World) => void | Promise<void>;
 
+/** Where `--pcap FILE` puts a cable's frames: FILE itself when the scenario has one cable, else FILE.CABLE.pcap. */
+export function captureFile(pcap: string, scenario: Scenario, cable: string): string {
+  return scenario.cables.length === 1 ? pcap : pcap.replace(/(\.pcap)?$/, `.${cable}$1`);
+}
+
 export class World {
   readonly scheduler = new EventScheduler();
   /** The cards' soft-core timing. */
@@ -281,8 +286,7 @@ export class World {
         if (onCard) this.plugCard(onCard.card, onCard.port, port);
       }
       if (options.pcap) {
-        const file = options.scenario.cables.length === 1 ? options.pcap : options.pcap.replace(/(\.pcap)?$/, `.${cable.id}$1`);
-        const capture = new PcapWriter(file);
+        const capture = new PcapWriter(captureFile(options.pcap, options.scenario, cable.id));
         link.tap = (frame) => capture.write(this.scheduler.now, frame);
         this.stopHooks.push(() => {
           link.tap = null;
