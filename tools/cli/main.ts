@@ -146,13 +146,14 @@ export function program(): Command {
     .action(async (file, options) => (await import("./flash.ts")).runFlash(file, options));
 
   const manage = iov.command("manage").description("the management station: find cards, read their status, move them between groups (docs/management.md)");
-  const manageOptions = (command: Command, timeout: { ms: number; what: string }) => command
+  const stationOptions = (command: Command, timeout: { ms: number; what: string }) => command
     .addOption(new Option("--net <url>", "how to reach the management network: tcp://HOST:PORT, a QEMU-style frame stream (e.g. `iov sim --manage`)").argParser(netArg).makeOptionMandatory())
     .addOption(new Option("--installation <name>", "a simulated installation: its admin key (as `iov sim` gives its cards)").conflicts("keyFile"))
     .option("--key-file <file>", "the installation's admin key: a file with 64 hex digits")
     .addOption(new Option("--vlan <n>", "the management VLAN").argParser(integer(1, 4094)).default(4000))
-    .addOption(new Option("--timeout <ms>", timeout.what).argParser(integer(1, 600_000)).default(timeout.ms))
-    .option("--json", "print one JSON document on stdout");
+    .addOption(new Option("--timeout <ms>", timeout.what).argParser(integer(1, 600_000)).default(timeout.ms));
+  const manageOptions = (command: Command, timeout: { ms: number; what: string }, json = true) =>
+    json ? stationOptions(command, timeout).option("--json", "print one JSON document on stdout") : stationOptions(command, timeout);
   manageOptions(manage.command("discover")
     .description("ask every card on the management VLAN who and how it is, and print a table"), { ms: 1000, what: "how long to collect answers, in milliseconds" })
     .action(async (options, command) => (await import("./manage.ts")).runDiscover(options, command));
@@ -167,6 +168,14 @@ export function program(): Command {
     .addOption(new Option("--wait <ms>", "how long to wait for the card to report the new group and, for a chassis card, an active link again (0: not for the link)").argParser(integer(0, 3_600_000)).default(30_000)),
   { ms: 200, what: "how long each try waits for the answer, in milliseconds (3 tries, then the card is discovered again and 3 more)" })
     .action(async (serial, options, command) => (await import("./manage.ts")).runAssign(serial, options, command));
+
+  manageOptions(manage.command("serve")
+    .description("the management station as a DMTF Redfish service on a local HTTP port, until Ctrl-C (docs/redfish.md)")
+    .addOption(new Option("--port <n>", "the HTTP port on 127.0.0.1 (0: one the system picks)").argParser(integer(0, 65535)).default(8000))
+    .option("--fabric <id>", "the Fabric's Id (default: the --installation name, else IOV)")
+    .addOption(new Option("--poll <ms>", "how often the station asks every card for its report").argParser(integer(100, 600_000)).default(1000)),
+  { ms: 250, what: "how long each poll collects the cards' answers, in milliseconds" }, false)
+    .action(async (options, command) => (await import("./manage-serve.ts")).runServe(options, command));
 
   iov.command("bench")
     .description("run the benchmarks; write bench/results.json, bench/figures/*.svg and (all parts) bench/report.md, and print a table")

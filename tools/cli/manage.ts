@@ -30,7 +30,7 @@ export interface AssignFlags extends ManageFlags {
   wait: number;
 }
 
-const TRY_TIMEOUT_MS = 200;
+export const TRY_TIMEOUT_MS = 200;
 /** How often `assign` asks for the card's status while it waits. */
 const POLL_MS = 250;
 
@@ -52,8 +52,8 @@ function keyOf(flags: ManageFlags, command: Command): Uint8Array {
   return new Uint8Array(Buffer.from(hex, "hex"));
 }
 
-/** Runs `work` with a client on the --net transport; a connection that ends first is a failure. */
-async function withClient<T>(flags: ManageFlags, command: Command, tryMs: number, work: (client: ManageClient) => Promise<T>): Promise<T> {
+/** A station client on the --net transport, with the admin key and VLAN of the flags. */
+export async function openClient(flags: ManageFlags, command: Command, tryMs: number): Promise<{ client: ManageClient; transport: StreamTransport }> {
   const key = keyOf(flags, command);
   let transport: StreamTransport;
   try {
@@ -61,7 +61,12 @@ async function withClient<T>(flags: ManageFlags, command: Command, tryMs: number
   } catch (error) {
     throw error instanceof NetSpecError ? new CliError(error.message) : error;
   }
-  const client = new ManageClient({ transport, clock: wallClock, key, vlan: flags.vlan, tryMs });
+  return { client: new ManageClient({ transport, clock: wallClock, key, vlan: flags.vlan, tryMs }), transport };
+}
+
+/** Runs `work` with a client on the --net transport; a connection that ends first is a failure. */
+async function withClient<T>(flags: ManageFlags, command: Command, tryMs: number, work: (client: ManageClient) => Promise<T>): Promise<T> {
+  const { client, transport } = await openClient(flags, command, tryMs);
   let closedByUs = false;
   const lost = new Promise<never>((_, reject) => transport.onClose((error) => {
     if (!closedByUs) reject(new CliError(error ? error.message : `${transport.name}: the connection was closed by the other end`));
