@@ -204,3 +204,20 @@ test("a card that refuses or does not answer ends the Task in an Exception whose
   // The card is free again.
   assert.equal((await request("POST", `${ZONE}/200/Actions/Zone.AddEndpoint`, { Endpoint: { "@odata.id": `${EP}/20000001` } })).status, 202);
 });
+
+test("a poll that fails is counted and the next one goes ahead", async () => {
+  const station = new ScriptedStation([report(CardRole.Host, HOST1, 100)]);
+  let fail = true;
+  const discover = station.discover.bind(station);
+  station.discover = () => (fail ? ((fail = false), Promise.reject(new Error("write after close"))) : discover());
+  const timers: (() => void)[] = [];
+  const installation = new Installation(station, "lab", { now: () => 0, after: (_ms, cb) => (timers.push(cb), () => {}) });
+  installation.start();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(installation.failedPolls, 1);
+  assert.equal(installation.view().cards.length, 0);
+  timers.shift()!();
+  await new Promise((r) => setImmediate(r));
+  installation.stop();
+  assert.equal(installation.view().cards.length, 1, "the next poll found the card");
+});

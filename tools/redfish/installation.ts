@@ -26,8 +26,8 @@ export class Installation {
   private readonly listeners = new Set<(changes: Change[]) => void>();
   private cancel: (() => void) | null = null;
   private running = false;
-  /** Polls done; the first one is what a service waits for before it answers. */
-  polls = 0;
+  /** Polls that failed (the transport refused to send); the next poll goes ahead all the same. */
+  failedPolls = 0;
 
   constructor(
     private readonly client: Station,
@@ -63,7 +63,6 @@ export class Installation {
     for (const [serial, card] of this.cards) {
       if (!heard.has(serial) && card.reachable) found.push(...this.update({ report: card.report, reachable: false }));
     }
-    this.polls++;
     this.emit(found);
   }
 
@@ -73,7 +72,7 @@ export class Installation {
     this.running = true;
     const loop = () => {
       this.cancel = null;
-      void this.poll().finally(() => {
+      void this.poll().catch(() => this.failedPolls++).finally(() => {
         if (this.running) this.cancel = this.clock.after(this.options.intervalMs, loop);
       });
     };
