@@ -8,7 +8,7 @@ import { wallClock } from "../manage/client.ts";
 import { Installation } from "../redfish/installation.ts";
 import { RedfishService } from "../redfish/service.ts";
 import { CliError } from "./args.ts";
-import { openClient, TRY_TIMEOUT_MS, type ManageFlags } from "./manage.ts";
+import { connectionLost, openClient, TRY_TIMEOUT_MS, type ManageFlags } from "./manage.ts";
 
 export interface ServeFlags extends ManageFlags {
   port: number;
@@ -34,7 +34,7 @@ export async function runServe(flags: ServeFlags, command: Command): Promise<voi
     const stop = () => resolve();
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
-    transport.onClose((error) => reject(new CliError(error ? error.message : `${transport.name}: the connection was closed by the other end`)));
+    transport.onClose((error) => reject(connectionLost(transport, error)));
   }).finally(() => {
     installation.stop();
     client.close();

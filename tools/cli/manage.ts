@@ -64,12 +64,17 @@ export async function openClient(flags: ManageFlags, command: Command, tryMs: nu
   return { client: new ManageClient({ transport, clock: wallClock, key, vlan: flags.vlan, tryMs }), transport };
 }
 
+/** Why the --net transport closed, as the one line a command fails with. */
+export function connectionLost(transport: StreamTransport, error: Error | undefined): CliError {
+  return new CliError(error ? error.message : `${transport.name}: the connection was closed by the other end`);
+}
+
 /** Runs `work` with a client on the --net transport; a connection that ends first is a failure. */
 async function withClient<T>(flags: ManageFlags, command: Command, tryMs: number, work: (client: ManageClient) => Promise<T>): Promise<T> {
   const { client, transport } = await openClient(flags, command, tryMs);
   let closedByUs = false;
   const lost = new Promise<never>((_, reject) => transport.onClose((error) => {
-    if (!closedByUs) reject(new CliError(error ? error.message : `${transport.name}: the connection was closed by the other end`));
+    if (!closedByUs) reject(connectionLost(transport, error));
   }));
   lost.catch(() => {});
   try {

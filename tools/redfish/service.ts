@@ -56,6 +56,13 @@ export function etagOf(body: Json): string {
 
 const link = (uri: string) => ({ "@odata.id": uri });
 
+/** A resource as the answer: its ETag in the header and as `@odata.etag`. */
+function resource(c: Context, body: Json): Response {
+  const etag = etagOf(body);
+  c.header("ETag", etag);
+  return c.json({ ...body, "@odata.etag": etag }, 200);
+}
+
 /** The schemas the service's payloads use, for $metadata. */
 function metadata(): string {
   const refs = Object.values(TYPES).map((versioned) => {
@@ -128,12 +135,7 @@ export class RedfishService {
     app.get("/redfish/v1/$metadata", (c) => c.body(metadata(), 200, { "Content-Type": "application/xml" }));
     app.get("/redfish/v1/TaskService/TaskMonitors/:task", (c) => this.monitor(c));
     for (const [path, get] of resources) {
-      app.get(path, (c) => {
-        const body = get(c);
-        const etag = etagOf(body);
-        c.header("ETag", etag);
-        return c.json({ ...body, "@odata.etag": etag });
-      });
+      app.get(path, (c) => resource(c, get(c)));
     }
     app.patch(`${F}/Zones/:zone`, (c) => this.patchZone(c));
     app.post(`${F}/Zones/:zone/Actions/Zone.AddEndpoint`, (c) => this.addEndpoint(c));
@@ -313,10 +315,7 @@ export class RedfishService {
     if (leaving.length) throw incorrect(`A card leaves a zone only by joining another: PATCH the zone it joins (${leaving.map((l) => formatSerial(l.report.sender.serial)).join(", ")}).`);
     const joining = members.filter((card) => card.report.group !== group);
     if (joining.length === 0) {
-      const body = zone(this.view(), group);
-      const etag = etagOf(body);
-      c.header("ETag", etag);
-      return c.json({ ...body, "@odata.etag": etag }, 200);
+      return resource(c, zone(this.view(), group));
     }
     if (joining.length > 1) throw incorrect("One request moves one chassis card: send one per card.");
     const [card] = joining;
@@ -368,8 +367,7 @@ export class RedfishService {
       return c.json(this.taskResource(task), 202);
     }
     if (task.state === "Exception") return c.json(errorBody(task.messages.filter((m) => m.MessageSeverity === "Critical")), 400);
-    const body = zone(this.view(), task.group);
-    return c.json({ ...body, "@odata.etag": etagOf(body) }, 200);
+    return resource(c, zone(this.view(), task.group));
   }
 
   private taskService(): Json {
